@@ -1,0 +1,297 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using XFormers.Generators.Diagnostics;
+using XFormers.Generators.Models;
+
+namespace XFormers.Generators
+{
+    public sealed partial class AttentionGenerator
+    {
+        /// <summary>Symbols and syntax → <see cref="VariantModel"/>: every check and every decision lives here.</summary>
+        internal static class Parser
+        {
+            /// <summary>Bytes of shared memory one group may use (the 48 KB every CUDA device gives statically).</summary>
+            public const int SharedMemoryBudget = 48 * 1024;
+
+            private static readonly string[] MaskNames = { "None", "Causal", "CausalFromBottomRight", "BlockDiagonal", "BlockDiagonalCausal" };
+            private static readonly string[] BiasNames = { "None", "Tensor", "Alibi" };
+            private static readonly string[] DTypeNames = { "Float32", "Float16", "BFloat16" };
+
+            public static Result<VariantModel> Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
+            {
+                var method = (MethodDeclarationSyntax)context.TargetNode;
+                try
+                {
+                    return ParseCore(context, method, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    throw;
+                }
+                catch (Exception ex)
+                {
+                    var diagnostic = DiagnosticInfo.Create(
+                        DiagnosticDescriptors.InternalError,
+                        LocationInfo.From(method.Identifier.GetLocation()),
+                        method.Identifier.Text,
+                        ex.GetType().Name + ": " + ex.Message);
+                    return new Result<VariantModel>(null, new EquatableArray<DiagnosticInfo>(new[] { diagnostic }));
+                }
+            }
+
+            private static Result<VariantModel> ParseCore(GeneratorAttributeSyntaxContext context, MethodDeclarationSyntax syntax, CancellationToken cancellationToken)
+            {
+                var diagnostics = new List<DiagnosticInfo>();
+                var symbol = (IMethodSymbol)context.TargetSymbol;
+                var name = symbol.Name;
+                var identifier = LocationInfo.From(syntax.Identifier.GetLocation());
+
+                // The method's shape: static partial, no body, no parameters, non-generic, returning AttentionKernel.
+                bool isStatic = syntax.Modifiers.Any(SyntaxKind.StaticKeyword);
+                bool isPartial = syntax.Modifiers.Any(SyntaxKind.PartialKeyword);
+                if (!isStatic || !isPartial || syntax.Body is not null || syntax.ExpressionBody is not null)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MethodNotStaticPartial, identifier, name));
+                if (symbol.IsGenericMethod)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GenericNotSupported, identifier, name));
+                if (symbol.Parameters.Length > 0)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MethodHasParameters, LocationInfo.From(syntax.ParameterList), name));
+                var returnType = symbol.ReturnType.ToDisplayString();
+                if (symbol.ReturnType.TypeKind != TypeKind.Error && returnType != KernelTypeName)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.WrongReturnType, LocationInfo.From(syntax.ReturnType), name, returnType));
+
+                // The types around it: partial, non-generic, reachable from a module initializer.
+                var containingTypes = new List<ContainingTypeInfo>();
+                foreach (var typeSyntax in syntax.Ancestors().OfType<TypeDeclarationSyntax>().Reverse())
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var typeSymbol = context.SemanticModel.GetDeclaredSymbol(typeSyntax, cancellationToken);
+                    var typeLocation = LocationInfo.From(typeSyntax.Identifier.GetLocation());
+                    if (!typeSyntax.Modifiers.Any(SyntaxKind.PartialKeyword))
+                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TypeNotPartial, typeLocation, typeSyntax.Identifier.Text, "add 'partial'"));
+                    else if (typeSymbol is not null && !IsReachableFromModule(typeSymbol))
+                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TypeNotPartial, typeLocation, typeSyntax.Identifier.Text, "make it internal or public"));
+                    if (typeSyntax.TypeParameterList is not null)
+                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GenericNotSupported, typeLocation, typeSyntax.Identifier.Text));
+                    containingTypes.Add(new ContainingTypeInfo(Keyword(typeSyntax), typeSyntax.Identifier.Text));
+                }
+
+                // The attribute's named arguments.
+                var attribute = context.Attributes[0];
+                var attributeSyntax = attribute.ApplicationSyntaxReference?.GetSyntax(cancellationToken) as AttributeSyntax;
+                var options = new Options(attribute, attributeSyntax);
+
+                int mask = options.Enum("Mask", 0, MaskNames, "MaskKind", diagnostics);
+                int bias = options.Enum("Bias", 0, BiasNames, "BiasKind", diagnostics);
+                int dtype = options.Enum("DType", 1, DTypeNames, "DType", diagnostics);
+                bool biasGradient = options.Bool("BiasGradient", false);
+                bool backward = options.Bool("Backward", true);
+                int headDim = options.Int("HeadDim", 64);
+                int heads = options.Int("Heads", 0);
+                int kvHeads = options.Int("KvHeads", 0);
+                int blockM = options.Int("BlockM", 0);
+                int blockN = options.Int("BlockN", 0);
+
+                bool headDimValid = headDim >= 8 && headDim <= 256 && headDim % 8 == 0;
+                if (!headDimValid)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedHeadDim, options.LocationOf("HeadDim"), headDim.ToString()));
+
+                bool blockMValid = blockM == 0 || (blockM >= 16 && blockM <= 128 && IsPowerOfTwo(blockM));
+                bool blockNValid = blockN == 0 || (blockN >= 16 && blockN <= 128 && IsPowerOfTwo(blockN));
+                if (!blockMValid)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidTileSize, options.LocationOf("BlockM"), "BlockM", blockM.ToString()));
+                if (!blockNValid)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidTileSize, options.LocationOf("BlockN"), "BlockN", blockN.ToString()));
+
+                int effectiveHeadDim = headDimValid ? headDim : 64;
+                if (blockM == 0 || !blockMValid)
+                    blockM = effectiveHeadDim <= 128 ? 64 : 32;
+                if (blockN == 0 || !blockNValid)
+                    blockN = effectiveHeadDim <= 64 ? 64 : effectiveHeadDim <= 128 ? 32 : 16;
+
+                if (Math.Max(blockM, blockN) % Math.Min(blockM, blockN) != 0)
+                {
+                    var where = options.Has("BlockN") ? options.LocationOf("BlockN") : options.LocationOf("BlockM");
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TilesDoNotDivide, where, blockM.ToString(), blockN.ToString()));
+                }
+
+                int forwardShared = 2 * blockN * effectiveHeadDim * sizeof(float);
+                if (headDimValid && forwardShared > SharedMemoryBudget)
+                {
+                    int fits = 16;
+                    while (fits * 2 * 2 * effectiveHeadDim * sizeof(float) <= SharedMemoryBudget)
+                        fits *= 2;
+                    var where = options.Has("BlockN") ? options.LocationOf("BlockN") : options.LocationOf("HeadDim");
+                    diagnostics.Add(DiagnosticInfo.Create(
+                        DiagnosticDescriptors.SharedMemoryBudget,
+                        where,
+                        blockN.ToString(),
+                        effectiveHeadDim.ToString(),
+                        forwardShared.ToString(),
+                        SharedMemoryBudget.ToString(),
+                        fits.ToString()));
+                }
+
+                int backwardBlockM = blockM;
+                while (backwardBlockM > 8 && BackwardKvShared(backwardBlockM, effectiveHeadDim) > SharedMemoryBudget)
+                    backwardBlockM /= 2;
+
+                // Head grouping (GQA / MQA).
+                int groupSize = 0;
+                if (heads < 0)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidGrouping, options.LocationOf("Heads"), $"Heads = {heads} must be positive, or 0 for any head count"));
+                else if (kvHeads < 0)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidGrouping, options.LocationOf("KvHeads"), $"KvHeads = {kvHeads} must be positive, or 0 to read the grouping from the tensors"));
+                else if (kvHeads > 0 && heads == 0)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidGrouping, options.LocationOf("KvHeads"), $"KvHeads = {kvHeads} needs Heads, the number of query heads it groups (for example Heads = {kvHeads * 4})"));
+                else if (kvHeads > 0 && heads % kvHeads != 0)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidGrouping, options.LocationOf("KvHeads"), $"KvHeads = {kvHeads} does not divide Heads = {heads}; each KV head must serve the same number of query heads"));
+                else if (heads > 0)
+                    groupSize = kvHeads > 0 ? heads / kvHeads : 1;
+
+                // Options that contradict each other.
+                if (biasGradient && bias != 1)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConflictingOptions, options.LocationOf("BiasGradient"), $"BiasGradient = true needs Bias = BiasKind.Tensor (this variant has Bias = BiasKind.{Name(BiasNames, bias)}, which has no gradient)"));
+                else if (biasGradient && !backward)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConflictingOptions, options.LocationOf("BiasGradient"), "BiasGradient = true needs Backward = true: the bias gradient is written by the backward kernels"));
+
+                if (diagnostics.Count > 0)
+                    return new Result<VariantModel>(null, new EquatableArray<DiagnosticInfo>(diagnostics));
+
+                var ns = symbol.ContainingType.ContainingNamespace.IsGlobalNamespace ? "" : symbol.ContainingType.ContainingNamespace.ToDisplayString();
+                var declaringTypeName = MetadataName(symbol.ContainingType);
+                string maskName = MaskNames[mask], biasName = BiasNames[bias], dtypeName = DTypeNames[dtype];
+                var model = new VariantModel
+                {
+                    Namespace = ns,
+                    ContainingTypes = new EquatableArray<ContainingTypeInfo>(containingTypes),
+                    DeclaringTypeName = declaringTypeName,
+                    MethodName = name,
+                    MethodModifiers = syntax.Modifiers.ToString(),
+                    KernelClassName = "__XFormers_" + name,
+                    HintName = SafeHint(declaringTypeName) + "." + name + ".g.cs",
+                    Mask = maskName,
+                    Bias = biasName,
+                    DType = dtypeName,
+                    BiasGradient = biasGradient,
+                    Backward = backward,
+                    HeadDim = headDim,
+                    Heads = heads,
+                    KvHeads = kvHeads,
+                    GroupSize = groupSize,
+                    BlockM = blockM,
+                    BlockN = blockN,
+                    BackwardBlockM = backwardBlockM,
+                    ElementType = dtype switch { 0 => "float", 1 => "global::ILGPU.Half", _ => "global::XFormers.BFloat16" },
+                    StoreElement = dtype switch { 0 => "ToSingle", 1 => "ToHalf", _ => "ToBFloat16" },
+                    CausalTopLeft = mask == 1,
+                    CausalBottomRight = mask == 2,
+                    BlockDiagonal = mask == 3 || mask == 4,
+                    BlockDiagonalCausal = mask == 4,
+                    HasMask = mask != 0,
+                    TensorBias = bias == 1,
+                    Alibi = bias == 2,
+                    GroupSizeExpression = groupSize > 0 ? groupSize.ToString() : "a.GroupSize",
+                    ForwardSharedBytes = forwardShared,
+                    BackwardKvSharedBytes = BackwardKvShared(backwardBlockM, headDim),
+                    Summary = $"Mask = {maskName}, Bias = {biasName}{(biasGradient ? " (with gradient)" : "")}, HeadDim = {headDim}, " +
+                              $"DType = {dtypeName}, Heads = {(heads > 0 ? heads.ToString() : "any")}, KvHeads = {(kvHeads > 0 ? kvHeads.ToString() : heads > 0 ? heads.ToString() : "any")}, " +
+                              $"BlockM = {blockM}, BlockN = {blockN}, Backward = {(backward ? "yes" : "no")}",
+                };
+                return new Result<VariantModel>(model, EquatableArray<DiagnosticInfo>.Empty);
+            }
+
+            /// <summary>Q and dO tiles (float) plus their LSE and D rows, for the dK/dV pass.</summary>
+            private static int BackwardKvShared(int blockM, int headDim) =>
+                2 * blockM * headDim * sizeof(float) + 2 * blockM * sizeof(float);
+
+            private static bool IsPowerOfTwo(int value) => value > 0 && (value & (value - 1)) == 0;
+
+            private static string Name(string[] names, int value) =>
+                value >= 0 && value < names.Length ? names[value] : value.ToString();
+
+            private static bool IsReachableFromModule(INamedTypeSymbol type)
+            {
+                for (var t = type; t is not null; t = t.ContainingType)
+                {
+                    if (t.DeclaredAccessibility is Accessibility.Private or Accessibility.Protected or Accessibility.ProtectedAndInternal)
+                        return false;
+                }
+                return true;
+            }
+
+            private static string Keyword(TypeDeclarationSyntax type) => type switch
+            {
+                RecordDeclarationSyntax record when record.ClassOrStructKeyword.IsKind(SyntaxKind.StructKeyword) => "record struct",
+                RecordDeclarationSyntax => "record",
+                StructDeclarationSyntax => "struct",
+                InterfaceDeclarationSyntax => "interface",
+                _ => "class",
+            };
+
+            private static string MetadataName(INamedTypeSymbol type)
+            {
+                var names = new Stack<string>();
+                for (var t = type; t is not null; t = t.ContainingType)
+                    names.Push(t.Name);
+                var ns = type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString() + ".";
+                return ns + string.Join("+", names);
+            }
+
+            private static string SafeHint(string name) => name.Replace('+', '.');
+
+            /// <summary>Reads the attribute's named arguments and finds each one's syntax for diagnostics.</summary>
+            private sealed class Options
+            {
+                private readonly Dictionary<string, TypedConstant> values = new();
+                private readonly AttributeSyntax? syntax;
+
+                public Options(AttributeData attribute, AttributeSyntax? syntax)
+                {
+                    this.syntax = syntax;
+                    foreach (var pair in attribute.NamedArguments)
+                    {
+                        if (pair.Value.Kind != TypedConstantKind.Error)
+                            values[pair.Key] = pair.Value;
+                    }
+                }
+
+                public bool Has(string name) => values.ContainsKey(name);
+
+                public int Int(string name, int fallback) =>
+                    values.TryGetValue(name, out var value) && value.Value is int i ? i : fallback;
+
+                public bool Bool(string name, bool fallback) =>
+                    values.TryGetValue(name, out var value) && value.Value is bool b ? b : fallback;
+
+                public int Enum(string name, int fallback, string[] names, string enumName, List<DiagnosticInfo> diagnostics)
+                {
+                    int value = Int(name, fallback);
+                    if (value >= 0 && value < names.Length)
+                        return value;
+                    diagnostics.Add(DiagnosticInfo.Create(
+                        DiagnosticDescriptors.UnknownEnumValue, LocationOf(name), name, value.ToString(), enumName, string.Join(", ", names)));
+                    return fallback;
+                }
+
+                /// <summary>The argument's own syntax (<c>HeadDim = 48</c>), else the attribute's.</summary>
+                public LocationInfo? LocationOf(string name)
+                {
+                    if (syntax?.ArgumentList is { } list)
+                    {
+                        foreach (var argument in list.Arguments)
+                        {
+                            if (argument.NameEquals?.Name.Identifier.Text == name)
+                                return LocationInfo.From(argument);
+                        }
+                    }
+                    return LocationInfo.From(syntax);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+using Microsoft.CodeAnalysis;
+
+namespace XFormers.Generators.Diagnostics
+{
+    /// <summary>
+    /// Every diagnostic the attention generator reports. docs/DSL.md mirrors this table, with a wrong
+    /// and a right declaration for each ID.
+    /// </summary>
+    internal static class DiagnosticDescriptors
+    {
+        private const string Category = "XFormers.Attention";
+
+        /// <summary>XFA0001: the declared method is not <c>static partial</c> (or has a body).</summary>
+        public static readonly DiagnosticDescriptor MethodNotStaticPartial = new(
+            id: "XFA0001",
+            title: "Attention method must be static partial",
+            messageFormat: "Attention method '{0}' must be declared 'static partial' with no body, like 'public static partial AttentionKernel {0}()'",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0002: a type around the method is not partial, or is private (the dispatch table could not reach it).</summary>
+        public static readonly DiagnosticDescriptor TypeNotPartial = new(
+            id: "XFA0002",
+            title: "Attention method must be in a partial, non-private type",
+            messageFormat: "Type '{0}' must be declared 'partial' and not 'private' so the generator can add the kernels and register them at load ({1})",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0003: the method does not return <c>XFormers.AttentionKernel</c>.</summary>
+        public static readonly DiagnosticDescriptor WrongReturnType = new(
+            id: "XFA0003",
+            title: "Attention method must return XFormers.AttentionKernel",
+            messageFormat: "Attention method '{0}' returns '{1}'; declare it as returning 'XFormers.AttentionKernel'",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0004: the head dimension has no kernel.</summary>
+        public static readonly DiagnosticDescriptor UnsupportedHeadDim = new(
+            id: "XFA0004",
+            title: "Unsupported head dimension",
+            messageFormat: "HeadDim = {0} is not supported; use a multiple of 8 from 8 to 256 (for example 32, 64 or 128)",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0005: a tile size is out of range or not a power of two.</summary>
+        public static readonly DiagnosticDescriptor InvalidTileSize = new(
+            id: "XFA0005",
+            title: "Invalid tile size",
+            messageFormat: "{0} = {1} is not a valid tile size; use a power of two from 16 to 128, or 0 to let the generator pick one for the head dim",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0006: the tiles do not divide each other.</summary>
+        public static readonly DiagnosticDescriptor TilesDoNotDivide = new(
+            id: "XFA0006",
+            title: "Tile sizes must divide each other",
+            messageFormat: "BlockM = {0} and BlockN = {1} do not divide each other; the larger tile must be a multiple of the smaller, so a causal diagonal falls on whole tiles",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0007: the tiles need more shared memory than a group has.</summary>
+        public static readonly DiagnosticDescriptor SharedMemoryBudget = new(
+            id: "XFA0007",
+            title: "Tiles exceed the shared-memory budget",
+            messageFormat: "BlockN = {0} with HeadDim = {1} needs {2} bytes of shared memory per group for the K and V tiles; the budget is {3} bytes: use BlockN = {4} or smaller",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0008: the head grouping is inconsistent.</summary>
+        public static readonly DiagnosticDescriptor InvalidGrouping = new(
+            id: "XFA0008",
+            title: "Invalid head grouping",
+            messageFormat: "{0}",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0009: two options contradict each other.</summary>
+        public static readonly DiagnosticDescriptor ConflictingOptions = new(
+            id: "XFA0009",
+            title: "Conflicting attention options",
+            messageFormat: "{0}",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0010: generic methods or generic containing types.</summary>
+        public static readonly DiagnosticDescriptor GenericNotSupported = new(
+            id: "XFA0010",
+            title: "Generic attention declarations are not supported",
+            messageFormat: "'{0}' is generic; declare attention variants as non-generic methods of non-generic types",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0011: the method takes parameters.</summary>
+        public static readonly DiagnosticDescriptor MethodHasParameters = new(
+            id: "XFA0011",
+            title: "Attention method must take no parameters",
+            messageFormat: "Attention method '{0}' must take no parameters; inputs go to the returned kernel's Forward and Backward",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0012: an enum argument holds a value the enum does not define.</summary>
+        public static readonly DiagnosticDescriptor UnknownEnumValue = new(
+            id: "XFA0012",
+            title: "Unknown option value",
+            messageFormat: "{0} = {1} is not a defined {2} value; use one of: {3}",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0099: the generator met something it did not expect; it reports instead of throwing.</summary>
+        public static readonly DiagnosticDescriptor InternalError = new(
+            id: "XFA0099",
+            title: "Attention generator internal error",
+            messageFormat: "The attention generator could not process '{0}': {1}; please report this with the declaration",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+    }
+}

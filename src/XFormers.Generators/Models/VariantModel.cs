@@ -1,0 +1,61 @@
+namespace XFormers.Generators.Models
+{
+    /// <summary>
+    /// One attention variant, fully decided: every value the templates print is computed here, so the
+    /// emit stage only formats. Plain data with value equality (incremental caching depends on it).
+    /// </summary>
+    internal sealed record VariantModel
+    {
+        // Where the declaration lives.
+        public string Namespace { get; init; } = "";
+        public EquatableArray<ContainingTypeInfo> ContainingTypes { get; init; } = EquatableArray<ContainingTypeInfo>.Empty;
+        /// <summary>Metadata-style name of the declaring type, e.g. <c>MyApp.Kernels+Inner</c>.</summary>
+        public string DeclaringTypeName { get; init; } = "";
+        public string MethodName { get; init; } = "";
+        /// <summary>The method's modifiers as written, e.g. <c>public static partial</c>.</summary>
+        public string MethodModifiers { get; init; } = "";
+        public string KernelClassName { get; init; } = "";
+        /// <summary>Hint name of the generated file.</summary>
+        public string HintName { get; init; } = "";
+
+        // The declared constants.
+        public string Mask { get; init; } = "None";
+        public string Bias { get; init; } = "None";
+        public string DType { get; init; } = "Float16";
+        public bool BiasGradient { get; init; }
+        public bool Backward { get; init; }
+        public int HeadDim { get; init; }
+        public int Heads { get; init; }
+        public int KvHeads { get; init; }
+        /// <summary>Query heads per KV head, or 0 when read from the tensors at run time.</summary>
+        public int GroupSize { get; init; }
+        public int BlockM { get; init; }
+        public int BlockN { get; init; }
+        /// <summary>Query rows per shared-memory tile in the dK/dV pass (its groups have BlockN threads).</summary>
+        public int BackwardBlockM { get; init; }
+
+        // Decisions for the templates.
+        public string ElementType { get; init; } = "float";
+        public string StoreElement { get; init; } = "";
+        public bool CausalTopLeft { get; init; }
+        public bool CausalBottomRight { get; init; }
+        public bool BlockDiagonal { get; init; }
+        public bool BlockDiagonalCausal { get; init; }
+        public bool HasMask { get; init; }
+        public bool TensorBias { get; init; }
+        public bool Alibi { get; init; }
+        public string GroupSizeExpression { get; init; } = "a.GroupSize";
+        public int ForwardSharedBytes { get; init; }
+        public int BackwardKvSharedBytes { get; init; }
+        /// <summary>The declaration's settings as one line, for comments and the variant's description.</summary>
+        public string Summary { get; init; } = "";
+    }
+
+    /// <summary>The dispatch table of one declaring type: the variants it registers at load.</summary>
+    internal sealed record RegistryModel(
+        string Namespace,
+        EquatableArray<ContainingTypeInfo> ContainingTypes,
+        string DeclaringTypeName,
+        string HintName,
+        EquatableArray<string> MethodNames);
+}

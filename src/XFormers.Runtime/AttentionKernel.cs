@@ -1,0 +1,110 @@
+using System;
+using System.Collections.Concurrent;
+using ILGPU;
+using ILGPU.Runtime;
+using XFormers.Kernels;
+
+namespace XFormers
+{
+    /// <summary>
+    /// The handle a declared attention variant returns: its constants and its generated kernels. Call
+    /// <see cref="Forward{T}"/> and <see cref="Backward{T}"/> to run this exact variant, or go through
+    /// <see cref="Fmha"/>, which picks a registered variant for the inputs.
+    /// </summary>
+    public abstract class AttentionKernel
+    {
+        private protected AttentionKernel(AttentionVariant variant) =>
+            Variant = variant ?? throw new ArgumentNullException(nameof(variant));
+
+        /// <summary>The variant's compile-time constants.</summary>
+        public AttentionVariant Variant { get; }
+
+        /// <summary>The element type of the tensors this variant takes.</summary>
+        public abstract Type ElementType { get; }
+
+        /// <summary>Whether this variant can run on the given context's accelerator.</summary>
+        public virtual bool CanRunOn(XFormersContext context) =>
+            context.Accelerator.MaxNumThreadsPerGroup >= Math.Max(Variant.BlockM, Variant.BlockN)
+            && context.Accelerator.MaxSharedMemoryPerGroup >= 2 * Variant.BlockN * Variant.HeadDim * sizeof(float);
+
+        /// <summary>Forward with this variant: the output, and the log-sum-exp the backward needs.</summary>
+        public AttentionOutput<T> Forward<T>(Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias = null, float? scale = null)
+            where T : unmanaged =>
+            Fmha.MemoryEfficientAttentionForward(query, key, value, attnBias, scale, this);
+
+        /// <summary>Backward with this variant: dQ, dK, dV (and dBias for a bias that requires it).</summary>
+        public AttentionGradients<T> Backward<T>(
+            Tensor<T> gradOutput, AttentionOutput<T> forward, Tensor<T> query, Tensor<T> key, Tensor<T> value,
+            AttentionBias? attnBias = null, float? scale = null)
+            where T : unmanaged =>
+            Fmha.MemoryEfficientAttentionBackward(gradOutput, forward, query, key, value, attnBias, scale, this);
+
+        public override string ToString() => Variant.ToString();
+    }
+
+    /// <summary>A variant's kernels for element type <typeparamref name="T"/>; created by generated code.</summary>
+    public sealed class AttentionKernel<T> : AttentionKernel
+        where T : unmanaged
+    {
+        private readonly Action<AttentionArgs<T>> forward;
+        private readonly Action<AttentionArgs<T>>? backwardDelta;
+        private readonly Action<AttentionArgs<T>>? backwardKv;
+        private readonly Action<AttentionArgs<T>>? backwardQ;
+        private readonly ConcurrentDictionary<Accelerator, Loaded> loaded = new();
+
+        /// <summary>Wraps the generated kernel methods (the backward ones are null when Backward = false).</summary>
+        public AttentionKernel(
+            AttentionVariant variant,
+            Action<AttentionArgs<T>> forward,
+            Action<AttentionArgs<T>>? backwardDelta = null,
+            Action<AttentionArgs<T>>? backwardKv = null,
+            Action<AttentionArgs<T>>? backwardQ = null)
+            : base(variant)
+        {
+            if (XFormers.ElementType.Of<T>() != variant.DType)
+                throw new ArgumentException($"Variant {variant.Name} is {variant.DType} but its kernels take {typeof(T).Name}.", nameof(variant));
+            this.forward = forward ?? throw new ArgumentNullException(nameof(forward));
+            this.backwardDelta = backwardDelta;
+            this.backwardKv = backwardKv;
+            this.backwardQ = backwardQ;
+        }
+
+        public override Type ElementType => typeof(T);
+
+        internal void LaunchForward(Accelerator accelerator, in AttentionArgs<T> args)
+        {
+            var kernels = Load(accelerator);
+            int tiles = DivUp(args.Mq, Variant.BlockM);
+            kernels.Forward(new KernelConfig(new Index3D(tiles, args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1)), args);
+        }
+
+        internal void LaunchBackward(Accelerator accelerator, in AttentionArgs<T> args)
+        {
+            var kernels = Load(accelerator);
+            if (kernels.BackwardDelta is null || kernels.BackwardKv is null || kernels.BackwardQ is null)
+                throw new InvalidOperationException($"Variant {Variant.Name} was declared with Backward = false.");
+            int qTiles = DivUp(args.Mq, Variant.BlockM);
+            int kvTiles = DivUp(args.Mkv, Variant.BlockN);
+            var rows = new KernelConfig(new Index3D(qTiles, args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1));
+            kernels.BackwardDelta(rows, args);
+            if (kvTiles > 0)
+                kernels.BackwardKv(new KernelConfig(new Index3D(kvTiles, args.Hkv, args.Batch), new Index3D(Variant.BlockN, 1, 1)), args);
+            kernels.BackwardQ(rows, args);
+        }
+
+        /// <summary>Compiles (once per accelerator) and returns the launchers.</summary>
+        private Loaded Load(Accelerator accelerator) => loaded.GetOrAdd(accelerator, acc => new Loaded(
+            acc.LoadStreamKernel(forward),
+            backwardDelta is null ? null : acc.LoadStreamKernel(backwardDelta),
+            backwardKv is null ? null : acc.LoadStreamKernel(backwardKv),
+            backwardQ is null ? null : acc.LoadStreamKernel(backwardQ)));
+
+        private static int DivUp(int a, int b) => (a + b - 1) / b;
+
+        private sealed record Loaded(
+            Action<KernelConfig, AttentionArgs<T>> Forward,
+            Action<KernelConfig, AttentionArgs<T>>? BackwardDelta,
+            Action<KernelConfig, AttentionArgs<T>>? BackwardKv,
+            Action<KernelConfig, AttentionArgs<T>>? BackwardQ);
+    }
+}

@@ -1,0 +1,90 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using XFormers.Dsl;
+
+namespace XFormers
+{
+    /// <summary>
+    /// The dispatch table: every attention variant registered at load by generated module initializers
+    /// (the runtime's stock variants, then each assembly that declares its own). <see cref="Fmha"/> finds a
+    /// variant here by (mask, bias, grouping, head dim, dtype).
+    /// </summary>
+    public static class AttentionRegistry
+    {
+        private static readonly object Gate = new();
+        private static readonly List<AttentionKernel> Kernels = new();
+
+        /// <summary>Adds a variant; a later registration of the same name replaces the earlier one.</summary>
+        public static void Register(AttentionKernel kernel)
+        {
+            ArgumentNullException.ThrowIfNull(kernel);
+            lock (Gate)
+            {
+                Kernels.RemoveAll(k => k.Variant.Name == kernel.Variant.Name);
+                Kernels.Add(kernel);
+            }
+        }
+
+        /// <summary>Every registered variant, in registration order.</summary>
+        public static IReadOnlyList<AttentionKernel> Variants
+        {
+            get
+            {
+                EnsureStockVariants();
+                lock (Gate)
+                    return Kernels.ToArray();
+            }
+        }
+
+        /// <summary>
+        /// The best variant for a problem, or null. A variant with the problem's grouping fixed at build
+        /// time beats one that reads it at run time; among equals, the one registered last (a user's
+        /// assembly loads after the runtime) wins.
+        /// </summary>
+        public static AttentionKernel? Find(
+            MaskKind mask, BiasKind bias, DType dtype, int headDim, int queryHeads, int kvHeads,
+            bool needBackward = false, bool needBiasGradient = false)
+        {
+            AttentionKernel? best = null;
+            int bestScore = -1;
+            foreach (var kernel in Variants)
+            {
+                var v = kernel.Variant;
+                if (v.Mask != mask || v.Bias != bias || v.DType != dtype || v.HeadDim != headDim)
+                    continue;
+                if ((needBackward && !v.Backward) || (needBiasGradient && !v.BiasGradient))
+                    continue;
+                if (!GroupingFits(v, queryHeads, kvHeads))
+                    continue;
+                int score = (v.HasFixedGrouping ? 2 : 0) + (v.BiasGradient == needBiasGradient ? 1 : 0);
+                if (score >= bestScore)
+                {
+                    best = kernel;
+                    bestScore = score;
+                }
+            }
+            return best;
+        }
+
+        /// <summary>Head dims registered for a (mask, bias, dtype) combination, for error messages.</summary>
+        public static IReadOnlyList<int> HeadDimsFor(MaskKind mask, BiasKind bias, DType dtype) =>
+            Variants.Select(k => k.Variant)
+                .Where(v => v.Mask == mask && v.Bias == bias && v.DType == dtype)
+                .Select(v => v.HeadDim).Distinct().OrderBy(d => d).ToArray();
+
+        internal static bool GroupingFits(AttentionVariant v, int queryHeads, int kvHeads)
+        {
+            if (kvHeads <= 0 || queryHeads % kvHeads != 0)
+                return false;
+            if (v.Heads > 0 && v.Heads != queryHeads)
+                return false;
+            if (v.HasFixedGrouping && v.GroupSize != queryHeads / kvHeads)
+                return false;
+            return true;
+        }
+
+        /// <summary>The runtime's own variants register when its module loads; touching this type guarantees that.</summary>
+        private static void EnsureStockVariants() => StockVariants.EnsureRegistered();
+    }
+}

@@ -1,0 +1,331 @@
+using System;
+using System.Linq;
+using ILGPU;
+using XFormers.Dsl;
+using XFormers.Kernels;
+
+namespace XFormers
+{
+    /// <summary>
+    /// Memory-efficient attention, xFormers' <c>xformers.ops.fmha</c> for .NET. Inputs are BMHK
+    /// ([batch, tokens, heads, head dim]) or BMGHK ([batch, tokens, groups, heads, head dim]) for grouped-query
+    /// attention; the output has the query's shape. softmax(scale · Q Kᵀ + bias) V is computed without ever
+    /// materializing the Mq × Mkv matrix, by a variant found in <see cref="AttentionRegistry"/> (or the one given).
+    /// Every argument is checked before any kernel runs.
+    /// </summary>
+    public static class Fmha
+    {
+        /// <summary>
+        /// softmax(scale · Q Kᵀ + attnBias) V. <paramref name="scale"/> defaults to 1/√K.
+        /// </summary>
+        public static Tensor<T> MemoryEfficientAttention<T>(
+            Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias = null, float? scale = null)
+            where T : unmanaged
+        {
+            var result = MemoryEfficientAttentionForward(query, key, value, attnBias, scale);
+            result.Lse.Dispose();
+            return result.Output;
+        }
+
+        /// <summary>
+        /// The forward pass keeping what the backward needs: the output and the per-row log-sum-exp
+        /// [B, Hq, Mq] (float; -inf for a row that sees no key). xFormers' <c>memory_efficient_attention_forward_requires_grad</c>.
+        /// </summary>
+        public static AttentionOutput<T> MemoryEfficientAttentionForward<T>(
+            Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias = null, float? scale = null,
+            AttentionKernel? kernel = null)
+            where T : unmanaged
+        {
+            var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
+            var variant = Resolve<T>(problem, query.Context, kernel, needBackward: false);
+            var output = Tensor<T>.Empty(query.Context, problem.QueryShape);
+            var lse = Tensor<float>.Empty(query.Context, problem.LseShape);
+            try
+            {
+                RunForward(variant, problem, query, key, value, output, lse);
+            }
+            catch
+            {
+                output.Dispose();
+                lse.Dispose();
+                throw;
+            }
+            return new AttentionOutput<T>(output, lse);
+        }
+
+        /// <summary>The forward pass into preallocated <paramref name="output"/> (query's shape) and <paramref name="lse"/> [B, Hq, Mq].</summary>
+        public static void MemoryEfficientAttentionForward<T>(
+            Tensor<T> query, Tensor<T> key, Tensor<T> value, Tensor<T> output, Tensor<float> lse,
+            AttentionBias? attnBias = null, float? scale = null, AttentionKernel? kernel = null)
+            where T : unmanaged
+        {
+            var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
+            problem.CheckShape(output, problem.QueryShape, nameof(output));
+            problem.CheckShape(lse, problem.LseShape, nameof(lse));
+            CheckNoOverlap(output.View, nameof(output), query, key, value);
+            var variant = Resolve<T>(problem, query.Context, kernel, needBackward: false);
+            RunForward(variant, problem, query, key, value, output, lse);
+        }
+
+        /// <summary>
+        /// The backward pass: dQ, dK, dV (and dBias when the tensor bias requires a gradient) from the output
+        /// gradient and the forward's output and log-sum-exp. xFormers' <c>memory_efficient_attention_backward</c>.
+        /// </summary>
+        public static AttentionGradients<T> MemoryEfficientAttentionBackward<T>(
+            Tensor<T> gradOutput, AttentionOutput<T> forward, Tensor<T> query, Tensor<T> key, Tensor<T> value,
+            AttentionBias? attnBias = null, float? scale = null, AttentionKernel? kernel = null)
+            where T : unmanaged
+        {
+            ArgumentNullException.ThrowIfNull(forward);
+            var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
+            CheckBackwardInputs(problem, gradOutput, forward.Output, forward.Lse);
+            var variant = Resolve<T>(problem, query.Context, kernel, needBackward: true);
+            var context = query.Context;
+            var dq = Tensor<T>.Empty(context, problem.QueryShape);
+            var dk = Tensor<T>.Empty(context, problem.KeyShape);
+            var dv = Tensor<T>.Empty(context, problem.KeyShape);
+            var dbias = problem.NeedsBiasGradient ? Tensor<T>.Empty(context, problem.Batch, problem.Hq, problem.Mq, problem.Mkv) : null;
+            try
+            {
+                RunBackward(variant, problem, gradOutput, forward.Output, forward.Lse, query, key, value, dq, dk, dv, dbias);
+            }
+            catch
+            {
+                dq.Dispose();
+                dk.Dispose();
+                dv.Dispose();
+                dbias?.Dispose();
+                throw;
+            }
+            return new AttentionGradients<T>(dq, dk, dv, dbias);
+        }
+
+        /// <summary>
+        /// The backward pass into preallocated gradients (dQ like query, dK and dV like key, dBias
+        /// [B, Hq, Mq, Mkv] when the bias requires a gradient, else null).
+        /// </summary>
+        public static void MemoryEfficientAttentionBackward<T>(
+            Tensor<T> gradOutput, Tensor<T> output, Tensor<float> lse, Tensor<T> query, Tensor<T> key, Tensor<T> value,
+            Tensor<T> gradQuery, Tensor<T> gradKey, Tensor<T> gradValue, Tensor<T>? gradBias = null,
+            AttentionBias? attnBias = null, float? scale = null, AttentionKernel? kernel = null)
+            where T : unmanaged
+        {
+            var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
+            CheckBackwardInputs(problem, gradOutput, output, lse);
+            problem.CheckShape(gradQuery, problem.QueryShape, nameof(gradQuery));
+            problem.CheckShape(gradKey, problem.KeyShape, nameof(gradKey));
+            problem.CheckShape(gradValue, problem.KeyShape, nameof(gradValue));
+            if (problem.NeedsBiasGradient)
+                problem.CheckShape(gradBias!, new[] { problem.Batch, problem.Hq, problem.Mq, problem.Mkv }, nameof(gradBias));
+            else if (gradBias is not null)
+                throw new ArgumentException("gradBias was given but attnBias has no tensor bias that requires a gradient.", nameof(gradBias));
+            CheckNoOverlap(gradQuery.View, nameof(gradQuery), query, key, value, gradOutput, output);
+            CheckNoOverlap(gradKey.View, nameof(gradKey), query, key, value, gradOutput, output);
+            CheckNoOverlap(gradValue.View, nameof(gradValue), query, key, value, gradOutput, output);
+            var variant = Resolve<T>(problem, query.Context, kernel, needBackward: true);
+            RunBackward(variant, problem, gradOutput, output, lse, query, key, value, gradQuery, gradKey, gradValue, gradBias);
+        }
+
+        /// <summary>The variant <see cref="Fmha"/> would run for these inputs (for inspection), or an exception saying why none fits.</summary>
+        public static AttentionKernel SelectKernel<T>(
+            Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias = null, bool needBackward = false)
+            where T : unmanaged
+        {
+            var problem = AttentionProblem.Create(query, key, value, attnBias, null);
+            return Resolve<T>(problem, query.Context, null, needBackward);
+        }
+
+        private static void CheckBackwardInputs<T>(AttentionProblem problem, Tensor<T> gradOutput, Tensor<T> output, Tensor<float> lse)
+            where T : unmanaged
+        {
+            problem.CheckShape(gradOutput, problem.QueryShape, nameof(gradOutput));
+            problem.CheckShape(output, problem.QueryShape, "output");
+            problem.CheckShape(lse, problem.LseShape, "lse");
+        }
+
+        private static void CheckNoOverlap<T>(ArrayView<T> target, string name, params Tensor<T>[] inputs)
+            where T : unmanaged
+        {
+            foreach (var input in inputs)
+            {
+                if (AttentionProblem.Overlaps(target, input.View))
+                    throw new ArgumentException($"{name} shares storage with an input; write the result to a separate tensor.", name);
+            }
+        }
+
+        private static AttentionKernel<T> Resolve<T>(AttentionProblem p, XFormersContext context, AttentionKernel? requested, bool needBackward)
+            where T : unmanaged
+        {
+            var dtype = ElementType.Of<T>();
+            if (requested is not null)
+            {
+                var v = requested.Variant;
+                string? mismatch =
+                    v.DType != dtype ? $"it takes {v.DType} tensors, the inputs are {dtype}" :
+                    v.Mask != p.Mask ? $"its mask is {v.Mask}, attnBias asks for {p.Mask}" :
+                    v.Bias != p.Bias ? $"its bias is {v.Bias}, attnBias asks for {p.Bias}" :
+                    v.HeadDim != p.HeadDim ? $"its head dim is {v.HeadDim}, the inputs have {p.HeadDim}" :
+                    !AttentionRegistry.GroupingFits(v, p.Hq, p.Hkv) ? $"it is declared for Heads = {v.Heads}, KvHeads = {v.KvHeads}; the inputs have {p.Hq} query and {p.Hkv} key/value heads" :
+                    needBackward && !v.Backward ? "it was declared with Backward = false" :
+                    needBackward && p.NeedsBiasGradient && !v.BiasGradient ? "the bias requires a gradient but the variant has BiasGradient = false" :
+                    null;
+                if (mismatch is not null)
+                    throw new ArgumentException($"kernel {v.Name} cannot run these inputs: {mismatch}.", "kernel");
+                return (AttentionKernel<T>)requested;
+            }
+
+            var found = AttentionRegistry.Find(p.Mask, p.Bias, dtype, p.HeadDim, p.Hq, p.Hkv, needBackward, needBackward && p.NeedsBiasGradient);
+            if (found is null)
+            {
+                var dims = AttentionRegistry.HeadDimsFor(p.Mask, p.Bias, dtype);
+                string registered = dims.Count == 0 ? "none" : string.Join(", ", dims);
+                throw new ArgumentException(
+                    $"query: no registered {dtype} variant for mask {p.Mask}, bias {p.Bias}, head dim {p.HeadDim}, " +
+                    $"{p.Hq} query / {p.Hkv} key-value heads{(needBackward ? ", with backward" : "")}. Head dims registered for this mask, bias and dtype: {registered}. " +
+                    $"Declare one: [Attention(Mask = MaskKind.{p.Mask}, Bias = BiasKind.{p.Bias}, HeadDim = {p.HeadDim}, DType = DType.{dtype})].",
+                    "query");
+            }
+            if (!found.CanRunOn(context))
+                throw new ArgumentException($"query: variant {found.Variant.Name} needs more threads or shared memory per group than {context.Description} has.", "query");
+            return (AttentionKernel<T>)found;
+        }
+
+        private static AttentionArgs<T> Arguments<T>(AttentionProblem p, Tensor<T> query, Tensor<T> key, Tensor<T> value)
+            where T : unmanaged
+        {
+            var accelerator = query.Context.Accelerator;
+            var args = new AttentionArgs<T>
+            {
+                Batch = p.Batch,
+                Mq = p.Mq,
+                Mkv = p.Mkv,
+                Hq = p.Hq,
+                Hkv = p.Hkv,
+                GroupSize = p.GroupSize,
+                Scale = p.Scale,
+                Q = query.View,
+                K = key.View,
+                V = value.View,
+            };
+            if (p.AttnBias?.Segments is { } segments)
+            {
+                var onDevice = segments.OnDevice(accelerator);
+                args.QSegment = onDevice.QSegment.View;
+                args.KvSegment = onDevice.KvSegment.View;
+                args.QStart = onDevice.QStart.View;
+                args.KvStart = onDevice.KvStart.View;
+            }
+            if (p.Bias == BiasKind.Tensor)
+            {
+                args.Bias = ((Tensor<T>)p.AttnBias!.BiasTensor!).View;
+                args.BiasStrideB = p.BiasStrideB;
+                args.BiasStrideH = p.BiasStrideH;
+                args.BiasStrideM = p.BiasStrideM;
+                args.BiasStrideN = p.BiasStrideN;
+            }
+            else if (p.Bias == BiasKind.Alibi)
+            {
+                args.AlibiSlopes = p.AttnBias!.AlibiSlopesOn(accelerator)!.View;
+            }
+            return args;
+        }
+
+        private static void RunForward<T>(
+            AttentionKernel<T> kernel, AttentionProblem p, Tensor<T> query, Tensor<T> key, Tensor<T> value, Tensor<T> output, Tensor<float> lse)
+            where T : unmanaged
+        {
+            if (p.IsEmpty)
+                return;
+            var args = Arguments(p, query, key, value);
+            args.O = output.View;
+            args.Lse = lse.View;
+            kernel.LaunchForward(query.Context.Accelerator, args);
+        }
+
+        private static void RunBackward<T>(
+            AttentionKernel<T> kernel, AttentionProblem p, Tensor<T> gradOutput, Tensor<T> output, Tensor<float> lse,
+            Tensor<T> query, Tensor<T> key, Tensor<T> value, Tensor<T> dq, Tensor<T> dk, Tensor<T> dv, Tensor<T>? dbias)
+            where T : unmanaged
+        {
+            var context = query.Context;
+            dbias?.Clear();
+            if (p.IsEmpty || p.Mkv == 0)
+            {
+                // Nothing attends to anything: every gradient is zero.
+                dq.Clear();
+                dk.Clear();
+                dv.Clear();
+                return;
+            }
+            using var delta = Tensor<float>.Empty(context, p.LseShape);
+            var args = Arguments(p, query, key, value);
+            args.O = output.View;
+            args.Lse = lse.View;
+            args.dO = gradOutput.View;
+            args.Delta = delta.View;
+            args.dQ = dq.View;
+            args.dK = dk.View;
+            args.dV = dv.View;
+            if (dbias is not null)
+                args.dBias = dbias.View;
+            kernel.LaunchBackward(context.Accelerator, args);
+            context.Synchronize();
+        }
+    }
+
+    /// <summary>The forward's output and the per-row log-sum-exp the backward needs.</summary>
+    public sealed class AttentionOutput<T> : IDisposable
+        where T : unmanaged
+    {
+        public AttentionOutput(Tensor<T> output, Tensor<float> lse)
+        {
+            Output = output ?? throw new ArgumentNullException(nameof(output));
+            Lse = lse ?? throw new ArgumentNullException(nameof(lse));
+        }
+
+        /// <summary>O, shaped like the query.</summary>
+        public Tensor<T> Output { get; }
+
+        /// <summary>Log-sum-exp of each row's scaled, biased scores [B, Hq, Mq]; -inf where a row sees no key.</summary>
+        public Tensor<float> Lse { get; }
+
+        public void Dispose()
+        {
+            Output.Dispose();
+            Lse.Dispose();
+        }
+    }
+
+    /// <summary>Gradients of the attention inputs.</summary>
+    public sealed class AttentionGradients<T> : IDisposable
+        where T : unmanaged
+    {
+        public AttentionGradients(Tensor<T> query, Tensor<T> key, Tensor<T> value, Tensor<T>? bias)
+        {
+            Query = query;
+            Key = key;
+            Value = value;
+            Bias = bias;
+        }
+
+        /// <summary>dQ, shaped like the query.</summary>
+        public Tensor<T> Query { get; }
+
+        /// <summary>dK, shaped like the key.</summary>
+        public Tensor<T> Key { get; }
+
+        /// <summary>dV, shaped like the value.</summary>
+        public Tensor<T> Value { get; }
+
+        /// <summary>dBias [B, Hq, Mq, Mkv] when the tensor bias requires a gradient, else null.</summary>
+        public Tensor<T>? Bias { get; }
+
+        public void Dispose()
+        {
+            Query.Dispose();
+            Key.Dispose();
+            Value.Dispose();
+            Bias?.Dispose();
+        }
+    }
+}

@@ -1,0 +1,49 @@
+using ILGPU;
+
+namespace XFormers.Kernels
+{
+    /// <summary>
+    /// The single parameter of every generated attention kernel. Layouts are row-major and dense:
+    /// Q, O, dO, dQ [B, Mq, Hq, K]; K, V, dK, dV [B, Mkv, Hkv, K]; Lse, Delta [B, Hq, Mq] (float);
+    /// Bias [B, Hq, Mq, Mkv] addressed through strides (0 broadcasts); dBias dense [B, Hq, Mq, Mkv].
+    /// Block-diagonal masks pass each token's segment (QSegment [Mq], KvSegment [Mkv]) and the segments'
+    /// start offsets (QStart, KvStart [S + 1]). Views a variant does not use are left empty.
+    /// </summary>
+    public struct AttentionArgs<T>
+        where T : unmanaged
+    {
+        public int Batch;
+        public int Mq;
+        public int Mkv;
+        public int Hq;
+        public int Hkv;
+        /// <summary>Hq / Hkv: query heads per key/value head.</summary>
+        public int GroupSize;
+        public float Scale;
+
+        public ArrayView<T> Q;
+        public ArrayView<T> K;
+        public ArrayView<T> V;
+        public ArrayView<T> O;
+        public ArrayView<float> Lse;
+
+        public ArrayView<T> Bias;
+        public long BiasStrideB;
+        public long BiasStrideH;
+        public long BiasStrideM;
+        public long BiasStrideN;
+        public ArrayView<float> AlibiSlopes;
+
+        public ArrayView<int> QSegment;
+        public ArrayView<int> KvSegment;
+        public ArrayView<int> QStart;
+        public ArrayView<int> KvStart;
+
+        public ArrayView<T> dO;
+        public ArrayView<float> Delta;
+        public ArrayView<T> dQ;
+        public ArrayView<T> dK;
+        public ArrayView<T> dV;
+        public ArrayView<T> dBias;
+    }
+}

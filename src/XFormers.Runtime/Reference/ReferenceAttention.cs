@@ -1,0 +1,256 @@
+using System;
+using System.Linq;
+using XFormers.Dsl;
+
+namespace XFormers.Reference
+{
+    /// <summary>
+    /// Attention in float64 on the host, the plain textbook way: the full score matrix, softmax, then P V,
+    /// and the backward by the chain rule through the same matrices. The oracle for tests and conformance.
+    /// Independent of the generated kernels: it shares none of their code.
+    /// </summary>
+    public static class ReferenceAttention
+    {
+        /// <summary>A problem in 4-D terms: Q [B, Mq, Hq, K], K/V [B, Mkv, Hkv, K], row-major.</summary>
+        public sealed record Problem(
+            int Batch, int Mq, int Mkv, int Hq, int Hkv, int HeadDim, double Scale,
+            MaskKind Mask = MaskKind.None,
+            int[]? QStarts = null,
+            int[]? KvStarts = null,
+            double[]? Bias = null,
+            double[]? AlibiSlopes = null)
+        {
+            /// <summary>The key/value head that query head h reads.</summary>
+            public int KvHead(int h) => h / (Hq / Hkv);
+        }
+
+        /// <summary>O [B, Mq, Hq, K] and Lse [B, Hq, Mq] (-inf for a row that sees no key; its O is 0).</summary>
+        public sealed record ForwardResult(double[] Output, double[] Lse);
+
+        /// <summary>dQ, dK, dV and dBias [B, Hq, Mq, Mkv] (dense).</summary>
+        public sealed record BackwardResult(double[] Query, double[] Key, double[] Value, double[] Bias);
+
+        /// <summary>Whether key j is visible to query i under the problem's mask.</summary>
+        public static bool Visible(Problem p, int i, int j)
+        {
+            switch (p.Mask)
+            {
+                case MaskKind.None:
+                    return true;
+                case MaskKind.Causal:
+                    return j <= i;
+                case MaskKind.CausalFromBottomRight:
+                    return j <= i + (p.Mkv - p.Mq);
+                default:
+                    int sq = Segment(p.QStarts!, i), sk = Segment(p.KvStarts!, j);
+                    if (sq != sk)
+                        return false;
+                    return p.Mask == MaskKind.BlockDiagonal || j - p.KvStarts![sk] <= i - p.QStarts![sq];
+            }
+        }
+
+        /// <summary>The additive bias of score (b, h, i, j).</summary>
+        public static double BiasAt(Problem p, int b, int h, int i, int j)
+        {
+            double bias = 0;
+            if (p.Bias is not null)
+                bias += p.Bias[((long)(b * p.Hq + h) * p.Mq + i) * p.Mkv + j];
+            if (p.AlibiSlopes is not null)
+            {
+                int qi = i, kj = j;
+                if (p.Mask is MaskKind.BlockDiagonal or MaskKind.BlockDiagonalCausal)
+                {
+                    int s = Segment(p.QStarts!, i);
+                    qi = i - p.QStarts![s];
+                    kj = j - p.KvStarts![s];
+                }
+                bias += p.AlibiSlopes[h] * (kj - qi);
+            }
+            return bias;
+        }
+
+        /// <summary>S = scale · q kᵀ + bias, masked entries −∞; P = softmax rows (a row with no visible key is all 0).</summary>
+        public static double[] Probabilities(Problem p, double[] q, double[] k, int b, int h, out double[] lse)
+        {
+            var probs = new double[(long)p.Mq * p.Mkv];
+            lse = new double[p.Mq];
+            int hk = p.KvHead(h);
+            for (int i = 0; i < p.Mq; i++)
+            {
+                double max = double.NegativeInfinity;
+                for (int j = 0; j < p.Mkv; j++)
+                {
+                    double s = double.NegativeInfinity;
+                    if (Visible(p, i, j))
+                    {
+                        double dot = 0;
+                        for (int d = 0; d < p.HeadDim; d++)
+                            dot += q[Index(b, i, h, d, p.Mq, p.Hq, p.HeadDim)] * k[Index(b, j, hk, d, p.Mkv, p.Hkv, p.HeadDim)];
+                        s = dot * p.Scale + BiasAt(p, b, h, i, j);
+                    }
+                    probs[(long)i * p.Mkv + j] = s;
+                    max = Math.Max(max, s);
+                }
+                double sum = 0;
+                for (int j = 0; j < p.Mkv; j++)
+                {
+                    double e = double.IsNegativeInfinity(max) ? 0 : Math.Exp(probs[(long)i * p.Mkv + j] - max);
+                    probs[(long)i * p.Mkv + j] = e;
+                    sum += e;
+                }
+                lse[i] = sum > 0 ? max + Math.Log(sum) : double.NegativeInfinity;
+                for (int j = 0; j < p.Mkv; j++)
+                    probs[(long)i * p.Mkv + j] = sum > 0 ? probs[(long)i * p.Mkv + j] / sum : 0;
+            }
+            return probs;
+        }
+
+        public static ForwardResult Forward(Problem p, double[] q, double[] k, double[] v)
+        {
+            Check(p, q, k, v);
+            var o = new double[(long)p.Batch * p.Mq * p.Hq * p.HeadDim];
+            var lse = new double[(long)p.Batch * p.Hq * p.Mq];
+            for (int b = 0; b < p.Batch; b++)
+            {
+                for (int h = 0; h < p.Hq; h++)
+                {
+                    int hk = p.KvHead(h);
+                    var probs = Probabilities(p, q, k, b, h, out var rowLse);
+                    for (int i = 0; i < p.Mq; i++)
+                    {
+                        lse[((long)b * p.Hq + h) * p.Mq + i] = rowLse[i];
+                        for (int d = 0; d < p.HeadDim; d++)
+                        {
+                            double acc = 0;
+                            for (int j = 0; j < p.Mkv; j++)
+                                acc += probs[(long)i * p.Mkv + j] * v[Index(b, j, hk, d, p.Mkv, p.Hkv, p.HeadDim)];
+                            o[Index(b, i, h, d, p.Mq, p.Hq, p.HeadDim)] = acc;
+                        }
+                    }
+                }
+            }
+            return new ForwardResult(o, lse);
+        }
+
+        /// <summary>
+        /// dV = Pᵀ dO; dP = dO Vᵀ; dS = P ∘ (dP − rowsum(P ∘ dP)); dQ = scale · dS K; dK = scale · dSᵀ Q; dBias = dS.
+        /// </summary>
+        public static BackwardResult Backward(Problem p, double[] q, double[] k, double[] v, double[] dO)
+        {
+            Check(p, q, k, v);
+            var dq = new double[q.Length];
+            var dk = new double[k.Length];
+            var dv = new double[v.Length];
+            var dbias = new double[(long)p.Batch * p.Hq * p.Mq * p.Mkv];
+            for (int b = 0; b < p.Batch; b++)
+            {
+                for (int h = 0; h < p.Hq; h++)
+                {
+                    int hk = p.KvHead(h);
+                    var probs = Probabilities(p, q, k, b, h, out _);
+                    for (int i = 0; i < p.Mq; i++)
+                    {
+                        var dP = new double[p.Mkv];
+                        double rowDot = 0;
+                        for (int j = 0; j < p.Mkv; j++)
+                        {
+                            double acc = 0;
+                            for (int d = 0; d < p.HeadDim; d++)
+                                acc += dO[Index(b, i, h, d, p.Mq, p.Hq, p.HeadDim)] * v[Index(b, j, hk, d, p.Mkv, p.Hkv, p.HeadDim)];
+                            dP[j] = acc;
+                            rowDot += probs[(long)i * p.Mkv + j] * acc;
+                        }
+                        for (int j = 0; j < p.Mkv; j++)
+                        {
+                            double prob = probs[(long)i * p.Mkv + j];
+                            double dS = prob * (dP[j] - rowDot);
+                            dbias[((long)(b * p.Hq + h) * p.Mq + i) * p.Mkv + j] = dS;
+                            for (int d = 0; d < p.HeadDim; d++)
+                            {
+                                long qi = Index(b, i, h, d, p.Mq, p.Hq, p.HeadDim);
+                                long kj = Index(b, j, hk, d, p.Mkv, p.Hkv, p.HeadDim);
+                                dv[kj] += prob * dO[qi];
+                                dq[qi] += p.Scale * dS * k[kj];
+                                dk[kj] += p.Scale * dS * q[qi];
+                            }
+                        }
+                    }
+                }
+            }
+            return new BackwardResult(dq, dk, dv, dbias);
+        }
+
+        /// <summary>
+        /// Builds the reference problem for tensors and an <see cref="AttentionBias"/>, as <see cref="Fmha"/> would
+        /// see them (BMGHK inputs flatten to BMHK, a broadcast bias expands to dense).
+        /// </summary>
+        public static Problem ProblemFor<T>(Tensor<T> query, Tensor<T> key, AttentionBias? attnBias = null, float? scale = null)
+            where T : unmanaged
+        {
+            int rank = query.Rank;
+            int batch = query.Dim(0), mq = query.Dim(1), mkv = key.Dim(1), headDim = query.Dim(-1);
+            int hq = rank == 5 ? query.Dim(2) * query.Dim(3) : query.Dim(2);
+            int hkv = rank == 5 ? key.Dim(2) * key.Dim(3) : key.Dim(2);
+            double s = scale ?? 1.0 / Math.Sqrt(headDim);
+            double[]? bias = null;
+            if (attnBias?.BiasTensor is Tensor<T> tensor)
+                bias = ExpandBias(tensor, batch, hq, mq, mkv);
+            var segments = attnBias?.Segments;
+            return new Problem(
+                batch, mq, mkv, hq, hkv, headDim, s,
+                attnBias?.Mask ?? MaskKind.None,
+                segments?.QSeqStarts.ToArray(),
+                segments?.KvSeqStarts.ToArray(),
+                bias,
+                attnBias?.AlibiSlopes?.Select(x => (double)x).ToArray());
+        }
+
+        /// <summary>A bias tensor [B|1, Hq|1, Mq|1, Mkv|1] (or 5-D) expanded to dense [B, Hq, Mq, Mkv] doubles.</summary>
+        public static double[] ExpandBias<T>(Tensor<T> bias, int batch, int hq, int mq, int mkv)
+            where T : unmanaged
+        {
+            var data = bias.ToDoubleArray();
+            int[] dims = bias.Rank == 5
+                ? new[] { bias.Dim(0), bias.Dim(1) * bias.Dim(2), bias.Dim(3), bias.Dim(4) }
+                : bias.Shape.ToArray();
+            var dense = new double[(long)batch * hq * mq * mkv];
+            for (int b = 0; b < batch; b++)
+                for (int h = 0; h < hq; h++)
+                    for (int i = 0; i < mq; i++)
+                        for (int j = 0; j < mkv; j++)
+                        {
+                            long src = (((long)(dims[0] == 1 ? 0 : b) * dims[1] + (dims[1] == 1 ? 0 : h)) * dims[2] + (dims[2] == 1 ? 0 : i)) * dims[3] + (dims[3] == 1 ? 0 : j);
+                            dense[(((long)b * hq + h) * mq + i) * mkv + j] = data[src];
+                        }
+            return dense;
+        }
+
+        private static int Segment(int[] starts, int token)
+        {
+            // The last segment whose start is <= token (empty segments share a start with the next one).
+            int lo = 0, hi = starts.Length - 2;
+            while (lo < hi)
+            {
+                int mid = (lo + hi + 1) / 2;
+                if (starts[mid] <= token)
+                    lo = mid;
+                else
+                    hi = mid - 1;
+            }
+            return lo;
+        }
+
+        private static long Index(int b, int m, int h, int d, int tokens, int heads, int headDim) =>
+            (((long)b * tokens + m) * heads + h) * headDim + d;
+
+        private static void Check(Problem p, double[] q, double[] k, double[] v)
+        {
+            if (p.Hkv <= 0 || p.Hq % p.Hkv != 0)
+                throw new ArgumentException($"Hkv = {p.Hkv} must divide Hq = {p.Hq}.", nameof(p));
+            if (q.LongLength != (long)p.Batch * p.Mq * p.Hq * p.HeadDim)
+                throw new ArgumentException("q does not match the problem's shape.", nameof(q));
+            if (k.LongLength != (long)p.Batch * p.Mkv * p.Hkv * p.HeadDim || v.LongLength != k.LongLength)
+                throw new ArgumentException("k or v does not match the problem's shape.", nameof(k));
+        }
+    }
+}

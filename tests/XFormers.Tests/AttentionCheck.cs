@@ -1,0 +1,145 @@
+using XFormers.Reference;
+
+namespace XFormers.Tests;
+
+/// <summary>One attention problem: shapes, mask and bias; builds seeded inputs and compares every output with the fp64 reference.</summary>
+public sealed record AttentionCase(
+    int Batch, int Mq, int Mkv, int Hq, int Hkv, int HeadDim,
+    MaskKind Mask = MaskKind.None, BiasKind Bias = BiasKind.None,
+    int[]? QSeqlens = null, int[]? KvSeqlens = null,
+    bool BiasRequiresGrad = false, bool BroadcastBias = false, bool FiveD = false, int Seed = 1)
+{
+    public override string ToString() =>
+        $"B{Batch} Mq{Mq} Mkv{Mkv} H{Hq}/{Hkv} K{HeadDim} {Mask}/{Bias}" +
+        (QSeqlens is null ? "" : $" q[{string.Join(",", QSeqlens)}] kv[{string.Join(",", KvSeqlens ?? QSeqlens)}]") +
+        (FiveD ? " BMGHK" : "") + (BroadcastBias ? " broadcast" : "");
+
+    /// <summary>A packed case from seqlens (batch 1; totals become Mq and Mkv).</summary>
+    public static AttentionCase Packed(int[] q, int[] kv, int hq, int hkv, int headDim, MaskKind mask, BiasKind bias = BiasKind.None, int seed = 1) =>
+        new(1, q.Sum(), kv.Sum(), hq, hkv, headDim, mask, bias, q, kv, Seed: seed);
+}
+
+/// <summary>Max errors of one run against the fp64 reference, each divided by max(1, ‖reference‖∞).</summary>
+public sealed record AttentionErrors(double Output, double Lse, double Query, double Key, double Value, double Bias)
+{
+    public double Max => new[] { Output, Lse, Query, Key, Value, Bias }.Max();
+}
+
+public static class AttentionCheck
+{
+    /// <summary>
+    /// Tolerance on errors scaled by max(1, ‖ref‖∞): float32 1e-5; float16 and bfloat16 4·u, u their unit roundoff
+    /// (2^-11 → 1.95e-3 and 2^-8 → 1.56e-2): inputs are rounded to the dtype before the reference sees them, so what
+    /// remains is the rounding of the outputs (½ ulp) and of O inside D = rowsum(dO ∘ O).
+    /// </summary>
+    public static double Tolerance(DType dtype) => dtype == DType.Float32 ? 1e-5 : 4 * ElementType.UnitRoundoff(dtype);
+
+    public static AttentionErrors Run<T>(XFormersContext context, AttentionCase c, bool backward = true, AttentionKernel? kernel = null)
+        where T : unmanaged
+    {
+        int[] qShape, kShape;
+        if (c.FiveD)
+        {
+            // BMGHK: G = Hkv groups, Hq / Hkv query heads each, one KV head per group.
+            qShape = new[] { c.Batch, c.Mq, c.Hkv, c.Hq / c.Hkv, c.HeadDim };
+            kShape = new[] { c.Batch, c.Mkv, c.Hkv, 1, c.HeadDim };
+        }
+        else
+        {
+            qShape = new[] { c.Batch, c.Mq, c.Hq, c.HeadDim };
+            kShape = new[] { c.Batch, c.Mkv, c.Hkv, c.HeadDim };
+        }
+        using var q = Tensor<T>.RandomNormal(context, c.Seed, 1f, qShape);
+        using var k = Tensor<T>.RandomNormal(context, c.Seed + 1, 1f, kShape);
+        using var v = Tensor<T>.RandomNormal(context, c.Seed + 2, 1f, kShape);
+        using var dO = Tensor<T>.RandomNormal(context, c.Seed + 3, 1f, qShape);
+        Tensor<T>? biasTensor = null;
+        try
+        {
+            AttentionBias? mask = c.Mask switch
+            {
+                MaskKind.None => null,
+                MaskKind.Causal => new LowerTriangularMask(),
+                MaskKind.CausalFromBottomRight => new LowerTriangularFromBottomRightMask(),
+                MaskKind.BlockDiagonal => BlockDiagonalMask.FromSeqlens(c.QSeqlens!, c.KvSeqlens),
+                _ => BlockDiagonalMask.FromSeqlens(c.QSeqlens!, c.KvSeqlens).MakeCausal(),
+            };
+            AttentionBias? attnBias = mask;
+            if (c.Bias == BiasKind.Tensor)
+            {
+                int[] biasShape = c.BroadcastBias ? new[] { 1, c.Hq, 1, c.Mkv } : new[] { c.Batch, c.Hq, c.Mq, c.Mkv };
+                var values = HostRandom.Normal(c.Seed + 4, biasShape.Aggregate(1, (a, d) => a * d), 1f);
+                // A few -inf entries: the bias may mask too.
+                for (int e = 5; e < values.Length; e += 23)
+                    values[e] = float.NegativeInfinity;
+                biasTensor = Tensor<T>.FromFloats(context, values, biasShape);
+                attnBias = (mask ?? NoMask.Instance).WithTensorBias(biasTensor, c.BiasRequiresGrad);
+            }
+            else if (c.Bias == BiasKind.Alibi)
+            {
+                attnBias = (mask ?? NoMask.Instance).WithAlibi(AlibiBias.DefaultSlopes(c.Hq));
+            }
+
+            var problem = ReferenceAttention.ProblemFor(q, k, attnBias);
+            var qd = q.ToDoubleArray();
+            var kd = k.ToDoubleArray();
+            var vd = v.ToDoubleArray();
+            var expected = ReferenceAttention.Forward(problem, qd, kd, vd);
+
+            using var forward = kernel is null
+                ? Fmha.MemoryEfficientAttentionForward(q, k, v, attnBias)
+                : kernel.Forward(q, k, v, attnBias);
+            double outputError = Error(forward.Output.ToDoubleArray(), expected.Output);
+            double lseError = Error(forward.Lse.ToDoubleArray(), expected.Lse);
+            if (!backward)
+                return new AttentionErrors(outputError, lseError, 0, 0, 0, 0);
+
+            var grads = ReferenceAttention.Backward(problem, qd, kd, vd, dO.ToDoubleArray());
+            using var actual = kernel is null
+                ? Fmha.MemoryEfficientAttentionBackward(dO, forward, q, k, v, attnBias)
+                : kernel.Backward(dO, forward, q, k, v, attnBias);
+            double biasError = 0;
+            if (c.BiasRequiresGrad)
+            {
+                actual.Bias.ShouldNotBeNull();
+                biasError = Error(actual.Bias!.ToDoubleArray(), grads.Bias);
+            }
+            return new AttentionErrors(
+                outputError, lseError,
+                Error(actual.Query.ToDoubleArray(), grads.Query),
+                Error(actual.Key.ToDoubleArray(), grads.Key),
+                Error(actual.Value.ToDoubleArray(), grads.Value),
+                biasError);
+        }
+        finally
+        {
+            biasTensor?.Dispose();
+        }
+    }
+
+    /// <summary>max |a − e| / max(1, ‖e‖∞); matching infinities count as equal, NaN is an infinite error.</summary>
+    public static double Error(double[] actual, double[] expected)
+    {
+        actual.Length.ShouldBe(expected.Length);
+        double scale = 1, worst = 0;
+        foreach (var e in expected)
+        {
+            if (double.IsFinite(e))
+                scale = Math.Max(scale, Math.Abs(e));
+        }
+        for (int i = 0; i < actual.Length; i++)
+        {
+            double a = actual[i], e = expected[i];
+            if (double.IsNaN(a))
+                return double.PositiveInfinity;
+            if (double.IsInfinity(e) || double.IsInfinity(a))
+            {
+                if (a != e)
+                    return double.PositiveInfinity;
+                continue;
+            }
+            worst = Math.Max(worst, Math.Abs(a - e));
+        }
+        return worst / scale;
+    }
+}

@@ -22,6 +22,9 @@ namespace XFormers
         /// <summary>The element type of the tensors this variant takes.</summary>
         public abstract Type ElementType { get; }
 
+        /// <summary>The assembly that declared the variant (its generated kernels live there).</summary>
+        public abstract System.Reflection.Assembly DeclaringAssembly { get; }
+
         /// <summary>Whether this variant can run on the given context's accelerator.</summary>
         public virtual bool CanRunOn(XFormersContext context) =>
             context.Accelerator.MaxNumThreadsPerGroup >= Math.Max(Variant.BlockM, Variant.BlockN)
@@ -70,6 +73,8 @@ namespace XFormers
         }
 
         public override Type ElementType => typeof(T);
+
+        public override System.Reflection.Assembly DeclaringAssembly => forward.Method.Module.Assembly;
 
         internal void LaunchForward(Accelerator accelerator, in AttentionArgs<T> args)
         {

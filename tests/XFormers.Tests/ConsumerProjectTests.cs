@@ -8,6 +8,7 @@ namespace XFormers.Tests;
 /// three projects like an application, declares a variant of each mask × bias kind plus grouped-query ones,
 /// and checks outputs and gradients against the fp64 reference.
 /// </summary>
+[Collection(DotnetCliCollection.Name)]
 public class ConsumerProjectTests
 {
     [Fact]
@@ -22,9 +23,9 @@ public class ConsumerProjectTests
     }
 
 #if DEBUG
-    private const string Configuration = "Debug";
+    internal const string Configuration = "Debug";
 #else
-    private const string Configuration = "Release";
+    internal const string Configuration = "Release";
 #endif
 
     internal static string RepositoryRoot()

@@ -22,10 +22,25 @@ namespace XFormers
             Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias = null, float? scale = null)
             where T : unmanaged
         {
-            var result = MemoryEfficientAttentionForward(query, key, value, attnBias, scale);
-            result.Lse.Dispose();
-            return result.Output;
+            var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
+            var variant = Resolve<T>(problem, query.Context, null, needBackward: false);
+            var output = Tensor<T>.Empty(query.Context, problem.QueryShape);
+            try
+            {
+                // The log-sum-exp goes to the context's scratch: nothing to free, nothing to wait for.
+                lock (query.Context.LaunchLock)
+                    RunForward(variant, problem, query, key, value, output.View, query.Context.Scratch(LseSlot, (long)problem.Batch * problem.Hq * problem.Mq));
+            }
+            catch
+            {
+                output.Dispose();
+                throw;
+            }
+            return output;
         }
+
+        private const int LseSlot = 0;
+        private const int DeltaSlot = 1;
 
         /// <summary>
         /// The forward pass keeping what the backward needs: the output and the per-row log-sum-exp
@@ -42,7 +57,7 @@ namespace XFormers
             var lse = Tensor<float>.Empty(query.Context, problem.LseShape);
             try
             {
-                RunForward(variant, problem, query, key, value, output, lse);
+                RunForward(variant, problem, query, key, value, output.View, lse.View);
             }
             catch
             {
@@ -64,7 +79,7 @@ namespace XFormers
             problem.CheckShape(lse, problem.LseShape, nameof(lse));
             CheckNoOverlap(output.View, nameof(output), query, key, value);
             var variant = Resolve<T>(problem, query.Context, kernel, needBackward: false);
-            RunForward(variant, problem, query, key, value, output, lse);
+            RunForward(variant, problem, query, key, value, output.View, lse.View);
         }
 
         /// <summary>
@@ -231,14 +246,14 @@ namespace XFormers
         }
 
         private static void RunForward<T>(
-            AttentionKernel<T> kernel, AttentionProblem p, Tensor<T> query, Tensor<T> key, Tensor<T> value, Tensor<T> output, Tensor<float> lse)
+            AttentionKernel<T> kernel, AttentionProblem p, Tensor<T> query, Tensor<T> key, Tensor<T> value, ArrayView<T> output, ArrayView<float> lse)
             where T : unmanaged
         {
             if (p.IsEmpty)
                 return;
             var args = Arguments(p, query, key, value);
-            args.O = output.View;
-            args.Lse = lse.View;
+            args.O = output;
+            args.Lse = lse;
             kernel.LaunchForward(query.Context.Accelerator, args);
         }
 
@@ -257,19 +272,21 @@ namespace XFormers
                 dv.Clear();
                 return;
             }
-            using var delta = Tensor<float>.Empty(context, p.LseShape);
             var args = Arguments(p, query, key, value);
             args.O = output.View;
             args.Lse = lse.View;
             args.dO = gradOutput.View;
-            args.Delta = delta.View;
             args.dQ = dq.View;
             args.dK = dk.View;
             args.dV = dv.View;
             if (dbias is not null)
                 args.dBias = dbias.View;
-            kernel.LaunchBackward(context.Accelerator, args);
-            context.Synchronize();
+            // D = rowsum(dO ∘ O) lives in the context's scratch; launches are stream-ordered, so no wait.
+            lock (context.LaunchLock)
+            {
+                args.Delta = context.Scratch(DeltaSlot, (long)p.Batch * p.Hq * p.Mq);
+                kernel.LaunchBackward(context.Accelerator, args);
+            }
         }
     }
 

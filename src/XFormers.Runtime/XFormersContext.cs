@@ -119,6 +119,31 @@ namespace XFormers
         /// <summary>Waits for all work queued on the accelerator.</summary>
         public void Synchronize() => Accelerator.Synchronize();
 
+        private readonly MemoryBuffer1D<float, Stride1D.Dense>?[] scratch = new MemoryBuffer1D<float, Stride1D.Dense>?[2];
+
+        /// <summary>Held while a sequence of launches that shares <see cref="Scratch"/> is enqueued.</summary>
+        internal object LaunchLock { get; } = new();
+
+        /// <summary>
+        /// A float work buffer of at least <paramref name="length"/> elements in slot <paramref name="slot"/>, kept
+        /// for the context's lifetime. Launches are stream-ordered, so callers that enqueue under
+        /// <see cref="LaunchLock"/> may reuse it without waiting; growing it waits for work in flight first.
+        /// </summary>
+        internal ArrayView<float> Scratch(int slot, long length)
+        {
+            var buffer = scratch[slot];
+            if (buffer is null || buffer.Length < length)
+            {
+                if (buffer is not null)
+                {
+                    Accelerator.Synchronize();
+                    buffer.Dispose();
+                }
+                buffer = scratch[slot] = Accelerator.Allocate1D<float>(Math.Max(1, length));
+            }
+            return buffer.View.SubView(0, Math.Max(1, length));
+        }
+
         public void Dispose()
         {
             lock (SharedLock)
@@ -126,6 +151,8 @@ namespace XFormers
                 if (ReferenceEquals(shared, this))
                     shared = null;
             }
+            foreach (var buffer in scratch)
+                buffer?.Dispose();
             Accelerator.Dispose();
             IlgpuContext.Dispose();
         }

@@ -20,23 +20,49 @@ namespace XFormers.Generators
 
             public static string EmitRegistry(RegistryModel model) => Render(RegistryTemplate, model);
 
-            /// <summary>One dispatch table per declaring type, its variants in declaration-name order.</summary>
-            public static ImmutableArray<RegistryModel> GroupByDeclaringType(ImmutableArray<VariantModel> variants) =>
-                variants
+            /// <summary>
+            /// Every generated file and its hint name: one per variant, one dispatch table per declaring type (its
+            /// variants in name order). The compiler rejects two hint names that differ only in case, so names are
+            /// handed out over the whole set: a clash (methods <c>A</c> and <c>a</c>, a method named
+            /// <c>XFormersRegistry</c>) gets a numbered suffix, and a method declared twice (CS0111) is emitted once.
+            /// </summary>
+            public static FilePlan Plan(ImmutableArray<VariantModel> variants)
+            {
+                var taken = new HashSet<string>(System.StringComparer.OrdinalIgnoreCase);
+                string Claim(string stem)
+                {
+                    var hint = stem + ".g.cs";
+                    for (int n = 2; !taken.Add(hint); n++)
+                        hint = stem + "." + n + ".g.cs";
+                    return hint;
+                }
+
+                var registries = variants
                     .GroupBy(v => v.DeclaringTypeName)
                     .OrderBy(g => g.Key, System.StringComparer.Ordinal)
                     .Select(g =>
                     {
                         var first = g.First();
-                        var names = g.Select(v => v.MethodName).Distinct().OrderBy(n => n, System.StringComparer.Ordinal);
+                        var identifiers = g.Select(v => v.MethodIdentifier).Distinct().OrderBy(n => n, System.StringComparer.Ordinal);
                         return new RegistryModel(
                             first.Namespace,
                             first.ContainingTypes,
                             first.DeclaringTypeName,
-                            first.DeclaringTypeName.Replace('+', '.') + ".XFormersRegistry.g.cs",
-                            new EquatableArray<string>(names));
+                            Claim(first.DeclaringTypeName + ".XFormersRegistry"),
+                            new EquatableArray<string>(identifiers));
                     })
-                    .ToImmutableArray();
+                    .ToList();
+
+                var files = variants
+                    .GroupBy(v => (v.DeclaringTypeName, v.MethodName))
+                    .Select(g => g.First())
+                    .OrderBy(v => v.DeclaringTypeName, System.StringComparer.Ordinal)
+                    .ThenBy(v => v.MethodName, System.StringComparer.Ordinal)
+                    .Select(v => new VariantFile(Claim(v.DeclaringTypeName + "." + v.MethodName), v))
+                    .ToList();
+
+                return new FilePlan(new EquatableArray<VariantFile>(files), new EquatableArray<RegistryModel>(registries));
+            }
 
             private static string Render(IFluidTemplate template, object model)
             {

@@ -171,9 +171,9 @@ namespace XFormers.Generators
                     ContainingTypes = new EquatableArray<ContainingTypeInfo>(containingTypes),
                     DeclaringTypeName = declaringTypeName,
                     MethodName = name,
+                    MethodIdentifier = syntax.Identifier.Text,
                     MethodModifiers = syntax.Modifiers.ToString(),
                     KernelClassName = "__XFormers_" + name,
-                    HintName = SafeHint(declaringTypeName) + "." + name + ".g.cs",
                     Mask = maskName,
                     Bias = biasName,
                     DType = dtypeName,
@@ -233,16 +233,17 @@ namespace XFormers.Generators
                 _ => "class",
             };
 
+            /// <summary><c>Namespace.Outer+Inner</c>, names as declared (<c>class</c> for <c>@class</c>).</summary>
             private static string MetadataName(INamedTypeSymbol type)
             {
-                var names = new Stack<string>();
+                var types = new Stack<string>();
                 for (var t = type; t is not null; t = t.ContainingType)
-                    names.Push(t.Name);
-                var ns = type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString() + ".";
-                return ns + string.Join("+", names);
+                    types.Push(t.Name);
+                var namespaces = new Stack<string>();
+                for (var n = type.ContainingNamespace; n is { IsGlobalNamespace: false }; n = n.ContainingNamespace)
+                    namespaces.Push(n.Name);
+                return string.Join(".", namespaces.Concat(new[] { string.Join("+", types) }));
             }
-
-            private static string SafeHint(string name) => name.Replace('+', '.');
 
             /// <summary>Reads the attribute's named arguments and finds each one's syntax for diagnostics.</summary>
             private sealed class Options

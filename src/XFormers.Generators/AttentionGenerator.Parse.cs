@@ -46,6 +46,10 @@ namespace XFormers.Generators
 
             private static Result<VariantModel> ParseCore(GeneratorAttributeSyntaxContext context, MethodDeclarationSyntax syntax, CancellationToken cancellationToken)
             {
+                // A method outside any type (CS0116) belongs to no type the generator could extend: the compiler's error says it all.
+                if (syntax.Parent is not TypeDeclarationSyntax)
+                    return new Result<VariantModel>(null, EquatableArray<DiagnosticInfo>.Empty);
+
                 var diagnostics = new List<DiagnosticInfo>();
                 var symbol = (IMethodSymbol)context.TargetSymbol;
                 var name = symbol.Name;

@@ -68,7 +68,7 @@ namespace XFormers.Generators
                 if (symbol.ReturnType.TypeKind != TypeKind.Error && returnType != KernelTypeName)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.WrongReturnType, LocationInfo.From(syntax.ReturnType), name, returnType));
 
-                // The types around it: partial, non-generic, reachable from a module initializer.
+                // The types around it, each one checked on its own: partial, non-generic, reachable from a module initializer.
                 var containingTypes = new List<ContainingTypeInfo>();
                 foreach (var typeSyntax in syntax.Ancestors().OfType<TypeDeclarationSyntax>().Reverse())
                 {
@@ -77,7 +77,9 @@ namespace XFormers.Generators
                     var typeLocation = LocationInfo.From(typeSyntax.Identifier.GetLocation());
                     if (!typeSyntax.Modifiers.Any(SyntaxKind.PartialKeyword))
                         diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TypeNotPartial, typeLocation, typeSyntax.Identifier.Text, "add 'partial'"));
-                    else if (typeSymbol is not null && !IsReachableFromModule(typeSymbol))
+                    else if (typeSymbol is { IsFileLocal: true })
+                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TypeNotPartial, typeLocation, typeSyntax.Identifier.Text, "remove 'file': the generated half lives in another file"));
+                    else if (typeSymbol is { DeclaredAccessibility: Accessibility.Private or Accessibility.Protected or Accessibility.ProtectedAndInternal })
                         diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TypeNotPartial, typeLocation, typeSyntax.Identifier.Text, "make it internal or public"));
                     if (typeSyntax.TypeParameterList is not null)
                         diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GenericNotSupported, typeLocation, typeSyntax.Identifier.Text));
@@ -217,16 +219,6 @@ namespace XFormers.Generators
 
             private static string Name(string[] names, int value) =>
                 value >= 0 && value < names.Length ? names[value] : value.ToString();
-
-            private static bool IsReachableFromModule(INamedTypeSymbol type)
-            {
-                for (var t = type; t is not null; t = t.ContainingType)
-                {
-                    if (t.DeclaredAccessibility is Accessibility.Private or Accessibility.Protected or Accessibility.ProtectedAndInternal)
-                        return false;
-                }
-                return true;
-            }
 
             private static string Keyword(TypeDeclarationSyntax type) => type switch
             {

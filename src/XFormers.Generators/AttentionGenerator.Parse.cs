@@ -55,10 +55,12 @@ namespace XFormers.Generators
                 var name = symbol.Name;
                 var identifier = LocationInfo.From(syntax.Identifier.GetLocation());
 
-                // The method's shape: static partial, no body, no parameters, non-generic, returning AttentionKernel.
+                // The method's shape: static partial, no body (here or in an implementing part the user wrote), no
+                // parameters, non-generic, returning AttentionKernel.
                 bool isStatic = syntax.Modifiers.Any(SyntaxKind.StaticKeyword);
                 bool isPartial = syntax.Modifiers.Any(SyntaxKind.PartialKeyword);
-                if (!isStatic || !isPartial || syntax.Body is not null || syntax.ExpressionBody is not null)
+                bool hasBody = syntax.Body is not null || syntax.ExpressionBody is not null || symbol.PartialImplementationPart is not null;
+                if (!isStatic || !isPartial || hasBody)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MethodNotStaticPartial, identifier, name));
                 if (symbol.IsGenericMethod)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GenericNotSupported, identifier, name));

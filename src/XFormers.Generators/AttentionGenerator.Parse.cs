@@ -180,7 +180,7 @@ namespace XFormers.Generators
                     DeclaringTypeName = declaringTypeName,
                     MethodName = name,
                     MethodIdentifier = syntax.Identifier.Text,
-                    MethodModifiers = syntax.Modifiers.ToString(),
+                    MethodModifiers = string.Join(" ", syntax.Modifiers.Select(m => m.Text)),
                     KernelClassName = "__XFormers_" + name,
                     Mask = maskName,
                     Bias = biasName,

@@ -16,7 +16,7 @@ namespace XFormers.Generators.Models
         public string MethodName { get; init; } = "";
         /// <summary>The method's name as C# code, e.g. <c>@void</c>.</summary>
         public string MethodIdentifier { get; init; } = "";
-        /// <summary>The method's modifiers as written, e.g. <c>public static partial</c>.</summary>
+        /// <summary>The method's modifiers, e.g. <c>public static partial</c> (no comments or line breaks: edits to those re-run nothing).</summary>
         public string MethodModifiers { get; init; } = "";
         public string KernelClassName { get; init; } = "";
 

@@ -1,8 +1,11 @@
+using System;
 using System.Collections.Generic;
 using System.Collections.Immutable;
 using System.IO;
 using System.Linq;
 using Fluid;
+using Microsoft.CodeAnalysis;
+using XFormers.Generators.Diagnostics;
 using XFormers.Generators.Models;
 
 namespace XFormers.Generators
@@ -17,6 +20,25 @@ namespace XFormers.Generators
             private static readonly IFluidTemplate RegistryTemplate = Load("Registry.liquid");
 
             public static string EmitVariant(VariantModel model) => Render(VariantTemplate, model);
+
+            /// <summary>
+            /// Renders and adds one file; a failure (a template that does not load or render, a hint name the compiler
+            /// refuses) becomes XFA0099 for <paramref name="subject"/> instead of an exception that would drop every
+            /// file of the generator (CS8785).
+            /// </summary>
+            public static void AddSource(SourceProductionContext context, string hintName, string subject, Func<string> render)
+            {
+                try
+                {
+                    context.AddSource(hintName, render());
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    var cause = ex is TypeInitializationException { InnerException: { } inner } ? inner : ex;
+                    context.ReportDiagnostic(Diagnostic.Create(
+                        DiagnosticDescriptors.InternalError, Location.None, subject, cause.GetType().Name + ": " + cause.Message));
+                }
+            }
 
             public static string EmitRegistry(RegistryModel model) => Render(RegistryTemplate, model);
 

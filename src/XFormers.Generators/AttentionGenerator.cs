@@ -57,10 +57,10 @@ namespace XFormers.Generators
                 .WithTrackingName(TrackingNames.Registries);
 
             context.RegisterSourceOutput(variantFiles, static (spc, file) =>
-                spc.AddSource(file.HintName, Emitter.EmitVariant(file.Model)));
+                Emitter.AddSource(spc, file.HintName, file.Model.DeclaringTypeName + "." + file.Model.MethodName, () => Emitter.EmitVariant(file.Model)));
 
             context.RegisterSourceOutput(registries, static (spc, registry) =>
-                spc.AddSource(registry.HintName, Emitter.EmitRegistry(registry)));
+                Emitter.AddSource(spc, registry.HintName, registry.DeclaringTypeName, () => Emitter.EmitRegistry(registry)));
         }
     }
 }

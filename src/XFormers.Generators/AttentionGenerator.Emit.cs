@@ -21,6 +21,8 @@ namespace XFormers.Generators
 
             public static string EmitVariant(VariantModel model) => Render(VariantTemplate, model);
 
+            public static string EmitRegistry(RegistryModel model) => Render(RegistryTemplate, model);
+
             /// <summary>
             /// Renders and adds one file; a failure (a template that does not load or render, a hint name the compiler
             /// refuses) becomes XFA0099 for <paramref name="subject"/> instead of an exception that would drop every
@@ -39,8 +41,6 @@ namespace XFormers.Generators
                         DiagnosticDescriptors.InternalError, Location.None, subject, cause.GetType().Name + ": " + cause.Message));
                 }
             }
-
-            public static string EmitRegistry(RegistryModel model) => Render(RegistryTemplate, model);
 
             /// <summary>
             /// Every generated file and its hint name: one per variant, one dispatch table per declaring type (its

@@ -10,8 +10,6 @@ namespace XFormers.Tests.Generator;
 /// </summary>
 public class GeneratorDiagnosticTests
 {
-    private const string Usings = "using XFormers;\nusing XFormers.Dsl;\n\n";
-
     [Fact]
     public void XFA0001_MethodNotStaticPartial_OnTheMethodName()
     {
@@ -207,7 +205,7 @@ public class GeneratorDiagnosticTests
         }
         declarations.Append("}\n");
 
-        var run = GeneratorHarness.Run(Usings + declarations).ShouldNotHaveThrown();
+        var run = GeneratorHarness.Run(GeneratorHarness.Usings + declarations).ShouldNotHaveThrown();
 
         run.Diagnostics.ShouldContain(d => d.Id == "XFA0005");
         run.Diagnostics.ShouldContain(d => d.Id == "XFA0007");
@@ -388,7 +386,7 @@ public class GeneratorDiagnosticTests
     /// </summary>
     private static void Verify(string markup, string[] messages, string[] generated)
     {
-        var expected = DiagnosticMarkup.Parse(Usings + markup);
+        var expected = DiagnosticMarkup.Parse(GeneratorHarness.Usings + markup);
         var run = GeneratorHarness.Run(expected.Source).ShouldNotHaveThrown();
 
         var diagnostics = run.Diagnostics.OrderBy(d => d.Location.SourceSpan.Start).ToList();

@@ -16,6 +16,9 @@ internal static class GeneratorHarness
     /// <summary>The path of the first source in every compilation; diagnostics point into it.</summary>
     public const string DeclarationsPath = "Declarations.cs";
 
+    /// <summary>What a declaring file starts with.</summary>
+    public const string Usings = "using XFormers;\nusing XFormers.Dsl;\n\n";
+
     public static readonly CSharpParseOptions ParseOptions = new(LanguageVersion.Latest);
 
     private static readonly CSharpCompilationOptions CompilationOptions = new(

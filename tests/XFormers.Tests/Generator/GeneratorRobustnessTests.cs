@@ -6,8 +6,6 @@ namespace XFormers.Tests.Generator;
 /// </summary>
 public class GeneratorRobustnessTests
 {
-    private const string Usings = "using XFormers;\nusing XFormers.Dsl;\n\n";
-
     public static TheoryData<string, string> Garbage => new()
     {
         { "invalid enum casts", "public static partial class K { [Attention(Mask = (MaskKind)99, Bias = (BiasKind)(-5), DType = (DType)int.MaxValue)] public static partial AttentionKernel A(); }" },
@@ -43,7 +41,7 @@ public class GeneratorRobustnessTests
     [MemberData(nameof(Garbage))]
     public void GarbageNeverMakesTheGeneratorThrow(string name, string source)
     {
-        var run = GeneratorHarness.Run(Usings + source).ShouldNotHaveThrown();
+        var run = GeneratorHarness.Run(GeneratorHarness.Usings + source).ShouldNotHaveThrown();
 
         run.Diagnostics.ShouldNotContain(d => d.Id == "XFA0099", name);
     }
@@ -52,8 +50,8 @@ public class GeneratorRobustnessTests
     public void MethodOutsideAnyTypeGeneratesNothing()
     {
         var run = GeneratorHarness.Run(
-            Usings + "namespace N { [Attention] public static partial AttentionKernel A(); }",
-            Usings + "public static partial class K { [Attention] public static partial AttentionKernel B(); }").ShouldNotHaveThrown();
+            GeneratorHarness.Usings + "namespace N { [Attention] public static partial AttentionKernel A(); }",
+            GeneratorHarness.Usings + "public static partial class K { [Attention] public static partial AttentionKernel B(); }").ShouldNotHaveThrown();
 
         run.Diagnostics.ShouldBeEmpty();
         run.Output.GetDiagnostics().ShouldContain(d => d.Id == "CS0116");
@@ -64,7 +62,7 @@ public class GeneratorRobustnessTests
     [Fact]
     public void HintNamesThatDifferOnlyInCaseOrMatchTheRegistryAreNumbered()
     {
-        var run = GeneratorHarness.Run(Usings + """
+        var run = GeneratorHarness.Run(GeneratorHarness.Usings + """
             public static partial class K
             {
                 [Attention(Mask = MaskKind.Causal)]
@@ -94,8 +92,8 @@ public class GeneratorRobustnessTests
     public void NestedTypesAndNamespacesGetDistinctHintNames()
     {
         var run = GeneratorHarness.Run(
-            Usings + "namespace N.A { public static partial class B { [Attention] public static partial AttentionKernel M(); } }",
-            Usings + "namespace N { public static partial class C { public static partial class B { [Attention] public static partial AttentionKernel M(); } } }")
+            GeneratorHarness.Usings + "namespace N.A { public static partial class B { [Attention] public static partial AttentionKernel M(); } }",
+            GeneratorHarness.Usings + "namespace N { public static partial class C { public static partial class B { [Attention] public static partial AttentionKernel M(); } } }")
             .ShouldNotHaveThrown();
 
         run.OutputErrors.ShouldBeEmpty();
@@ -112,7 +110,7 @@ public class GeneratorRobustnessTests
     [Fact]
     public void MethodDeclaredTwiceIsEmittedOnce()
     {
-        var run = GeneratorHarness.Run(Usings + """
+        var run = GeneratorHarness.Run(GeneratorHarness.Usings + """
             public static partial class K
             {
                 [Attention]
@@ -131,7 +129,7 @@ public class GeneratorRobustnessTests
     [Fact]
     public void KeywordIdentifiersStayEscapedInCodeAndPlainInNames()
     {
-        var run = GeneratorHarness.Run(Usings + """
+        var run = GeneratorHarness.Run(GeneratorHarness.Usings + """
             namespace @event.Handlers
             {
                 public static partial class @class

@@ -9,8 +9,6 @@ namespace XFormers.Tests.Generator;
 /// </summary>
 public class GeneratorSnapshotTests
 {
-    private const string Usings = "using XFormers;\nusing XFormers.Dsl;\n\n";
-
     /// <summary>One declaration per case, each in <c>namespace Snapshots</c> unless the case is about namespaces.</summary>
     private static readonly Dictionary<string, string> Variants = new()
     {
@@ -81,7 +79,7 @@ public class GeneratorSnapshotTests
     [MemberData(nameof(VariantCases))]
     public void Variant(string name)
     {
-        var run = GeneratorHarness.Run(Usings + Variants[name]).ShouldNotHaveThrown();
+        var run = GeneratorHarness.Run(GeneratorHarness.Usings + Variants[name]).ShouldNotHaveThrown();
 
         run.OutputErrors.ShouldBeEmpty();
         var variantFile = run.Sources.Keys.Single(hint => !hint.Contains(".XFormersRegistry."));
@@ -93,7 +91,7 @@ public class GeneratorSnapshotTests
     public void Registry()
     {
         var run = GeneratorHarness.Run(
-            Usings + """
+            GeneratorHarness.Usings + """
             namespace MyApp;
 
             public static partial class Kernels
@@ -105,7 +103,7 @@ public class GeneratorSnapshotTests
                 internal static partial AttentionKernel Alibi128();
             }
             """,
-            Usings + """
+            GeneratorHarness.Usings + """
             namespace MyApp;
 
             public static partial class Kernels

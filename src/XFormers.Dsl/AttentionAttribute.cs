@@ -41,8 +41,10 @@ namespace XFormers.Dsl
         public int Heads { get; set; }
 
         /// <summary>
-        /// Number of key/value heads (grouped-query or multi-query attention). 0 (default): the
-        /// ratio of query heads to key/value heads is read from the tensors at run time.
+        /// Number of key/value heads (grouped-query or multi-query attention); it must divide
+        /// <see cref="Heads"/>. 0 (default): with <see cref="Heads"/> = 0 the ratio of query heads to
+        /// key/value heads is read from the tensors at run time; with <see cref="Heads"/> set, there are
+        /// as many key/value heads as query heads.
         /// </summary>
         public int KvHeads { get; set; }
 

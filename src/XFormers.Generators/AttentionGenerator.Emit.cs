@@ -1,8 +1,11 @@
+using System;
 using System.Collections.Generic;
 using System.Collections.Immutable;
 using System.IO;
 using System.Linq;
 using Fluid;
+using Microsoft.CodeAnalysis;
+using XFormers.Generators.Diagnostics;
 using XFormers.Generators.Models;
 
 namespace XFormers.Generators
@@ -20,23 +23,68 @@ namespace XFormers.Generators
 
             public static string EmitRegistry(RegistryModel model) => Render(RegistryTemplate, model);
 
-            /// <summary>One dispatch table per declaring type, its variants in declaration-name order.</summary>
-            public static ImmutableArray<RegistryModel> GroupByDeclaringType(ImmutableArray<VariantModel> variants) =>
-                variants
+            /// <summary>
+            /// Renders and adds one file; a failure (a template that does not load or render, a hint name the compiler
+            /// refuses) becomes XFA0099 for <paramref name="subject"/> instead of an exception that would drop every
+            /// file of the generator (CS8785).
+            /// </summary>
+            public static void AddSource(SourceProductionContext context, string hintName, string subject, Func<string> render)
+            {
+                try
+                {
+                    context.AddSource(hintName, render());
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    var cause = ex is TypeInitializationException { InnerException: { } inner } ? inner : ex;
+                    context.ReportDiagnostic(Diagnostic.Create(
+                        DiagnosticDescriptors.InternalError, Location.None, subject, cause.GetType().Name + ": " + cause.Message));
+                }
+            }
+
+            /// <summary>
+            /// Every generated file and its hint name: one per variant, one dispatch table per declaring type (its
+            /// variants in name order). The compiler rejects two hint names that differ only in case, so names are
+            /// handed out over the whole set: a clash (methods <c>A</c> and <c>a</c>, a method named
+            /// <c>XFormersRegistry</c>) gets a numbered suffix, and a method declared twice (CS0111) is emitted once.
+            /// </summary>
+            public static FilePlan Plan(ImmutableArray<VariantModel> variants)
+            {
+                var taken = new HashSet<string>(System.StringComparer.OrdinalIgnoreCase);
+                string Claim(string stem)
+                {
+                    var hint = stem + ".g.cs";
+                    for (int n = 2; !taken.Add(hint); n++)
+                        hint = stem + "." + n + ".g.cs";
+                    return hint;
+                }
+
+                var registries = variants
                     .GroupBy(v => v.DeclaringTypeName)
                     .OrderBy(g => g.Key, System.StringComparer.Ordinal)
                     .Select(g =>
                     {
                         var first = g.First();
-                        var names = g.Select(v => v.MethodName).Distinct().OrderBy(n => n, System.StringComparer.Ordinal);
+                        var identifiers = g.Select(v => v.MethodIdentifier).Distinct().OrderBy(n => n, System.StringComparer.Ordinal);
                         return new RegistryModel(
                             first.Namespace,
                             first.ContainingTypes,
                             first.DeclaringTypeName,
-                            first.DeclaringTypeName.Replace('+', '.') + ".XFormersRegistry.g.cs",
-                            new EquatableArray<string>(names));
+                            Claim(first.DeclaringTypeName + ".XFormersRegistry"),
+                            new EquatableArray<string>(identifiers));
                     })
-                    .ToImmutableArray();
+                    .ToList();
+
+                var files = variants
+                    .GroupBy(v => (v.DeclaringTypeName, v.MethodName))
+                    .Select(g => g.First())
+                    .OrderBy(v => v.DeclaringTypeName, System.StringComparer.Ordinal)
+                    .ThenBy(v => v.MethodName, System.StringComparer.Ordinal)
+                    .Select(v => new VariantFile(Claim(v.DeclaringTypeName + "." + v.MethodName), v))
+                    .ToList();
+
+                return new FilePlan(new EquatableArray<VariantFile>(files), new EquatableArray<RegistryModel>(registries));
+            }
 
             private static string Render(IFluidTemplate template, object model)
             {

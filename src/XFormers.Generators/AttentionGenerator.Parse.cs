@@ -46,15 +46,21 @@ namespace XFormers.Generators
 
             private static Result<VariantModel> ParseCore(GeneratorAttributeSyntaxContext context, MethodDeclarationSyntax syntax, CancellationToken cancellationToken)
             {
+                // A method outside any type (CS0116) belongs to no type the generator could extend: the compiler's error says it all.
+                if (syntax.Parent is not TypeDeclarationSyntax)
+                    return new Result<VariantModel>(null, EquatableArray<DiagnosticInfo>.Empty);
+
                 var diagnostics = new List<DiagnosticInfo>();
                 var symbol = (IMethodSymbol)context.TargetSymbol;
                 var name = symbol.Name;
                 var identifier = LocationInfo.From(syntax.Identifier.GetLocation());
 
-                // The method's shape: static partial, no body, no parameters, non-generic, returning AttentionKernel.
+                // The method's shape: static partial, no body (here or in an implementing part the user wrote), no
+                // parameters, non-generic, returning AttentionKernel.
                 bool isStatic = syntax.Modifiers.Any(SyntaxKind.StaticKeyword);
                 bool isPartial = syntax.Modifiers.Any(SyntaxKind.PartialKeyword);
-                if (!isStatic || !isPartial || syntax.Body is not null || syntax.ExpressionBody is not null)
+                bool hasBody = syntax.Body is not null || syntax.ExpressionBody is not null || symbol.PartialImplementationPart is not null;
+                if (!isStatic || !isPartial || hasBody)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MethodNotStaticPartial, identifier, name));
                 if (symbol.IsGenericMethod)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GenericNotSupported, identifier, name));
@@ -64,7 +70,7 @@ namespace XFormers.Generators
                 if (symbol.ReturnType.TypeKind != TypeKind.Error && returnType != KernelTypeName)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.WrongReturnType, LocationInfo.From(syntax.ReturnType), name, returnType));
 
-                // The types around it: partial, non-generic, reachable from a module initializer.
+                // The types around it, each one checked on its own: partial, non-generic, reachable from a module initializer.
                 var containingTypes = new List<ContainingTypeInfo>();
                 foreach (var typeSyntax in syntax.Ancestors().OfType<TypeDeclarationSyntax>().Reverse())
                 {
@@ -73,7 +79,9 @@ namespace XFormers.Generators
                     var typeLocation = LocationInfo.From(typeSyntax.Identifier.GetLocation());
                     if (!typeSyntax.Modifiers.Any(SyntaxKind.PartialKeyword))
                         diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TypeNotPartial, typeLocation, typeSyntax.Identifier.Text, "add 'partial'"));
-                    else if (typeSymbol is not null && !IsReachableFromModule(typeSymbol))
+                    else if (typeSymbol is { IsFileLocal: true })
+                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TypeNotPartial, typeLocation, typeSyntax.Identifier.Text, "remove 'file': the generated half lives in another file"));
+                    else if (typeSymbol is { DeclaredAccessibility: Accessibility.Private or Accessibility.Protected or Accessibility.ProtectedAndInternal })
                         diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TypeNotPartial, typeLocation, typeSyntax.Identifier.Text, "make it internal or public"));
                     if (typeSyntax.TypeParameterList is not null)
                         diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GenericNotSupported, typeLocation, typeSyntax.Identifier.Text));
@@ -113,6 +121,8 @@ namespace XFormers.Generators
                 if (blockN == 0 || !blockNValid)
                     blockN = effectiveHeadDim <= 64 ? 64 : effectiveHeadDim <= 128 ? 32 : 16;
 
+                // Unreachable while XFA0005 admits only powers of two (and defaults are powers of two): kept as the
+                // kernels' invariant for the day tiles are relaxed, when XFA0006 needs a real test (docs/DSL.md).
                 if (Math.Max(blockM, blockN) % Math.Min(blockM, blockN) != 0)
                 {
                     var where = options.Has("BlockN") ? options.LocationOf("BlockN") : options.LocationOf("BlockM");
@@ -171,9 +181,9 @@ namespace XFormers.Generators
                     ContainingTypes = new EquatableArray<ContainingTypeInfo>(containingTypes),
                     DeclaringTypeName = declaringTypeName,
                     MethodName = name,
-                    MethodModifiers = syntax.Modifiers.ToString(),
+                    MethodIdentifier = syntax.Identifier.Text,
+                    MethodModifiers = string.Join(" ", syntax.Modifiers.Select(m => m.Text)),
                     KernelClassName = "__XFormers_" + name,
-                    HintName = SafeHint(declaringTypeName) + "." + name + ".g.cs",
                     Mask = maskName,
                     Bias = biasName,
                     DType = dtypeName,
@@ -214,16 +224,6 @@ namespace XFormers.Generators
             private static string Name(string[] names, int value) =>
                 value >= 0 && value < names.Length ? names[value] : value.ToString();
 
-            private static bool IsReachableFromModule(INamedTypeSymbol type)
-            {
-                for (var t = type; t is not null; t = t.ContainingType)
-                {
-                    if (t.DeclaredAccessibility is Accessibility.Private or Accessibility.Protected or Accessibility.ProtectedAndInternal)
-                        return false;
-                }
-                return true;
-            }
-
             private static string Keyword(TypeDeclarationSyntax type) => type switch
             {
                 RecordDeclarationSyntax record when record.ClassOrStructKeyword.IsKind(SyntaxKind.StructKeyword) => "record struct",
@@ -233,16 +233,17 @@ namespace XFormers.Generators
                 _ => "class",
             };
 
+            /// <summary><c>Namespace.Outer+Inner</c>, names as declared (<c>class</c> for <c>@class</c>).</summary>
             private static string MetadataName(INamedTypeSymbol type)
             {
-                var names = new Stack<string>();
+                var types = new Stack<string>();
                 for (var t = type; t is not null; t = t.ContainingType)
-                    names.Push(t.Name);
-                var ns = type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString() + ".";
-                return ns + string.Join("+", names);
+                    types.Push(t.Name);
+                var namespaces = new Stack<string>();
+                for (var n = type.ContainingNamespace; n is { IsGlobalNamespace: false }; n = n.ContainingNamespace)
+                    namespaces.Push(n.Name);
+                return string.Join(".", namespaces.Concat(new[] { string.Join("+", types) }));
             }
-
-            private static string SafeHint(string name) => name.Replace('+', '.');
 
             /// <summary>Reads the attribute's named arguments and finds each one's syntax for diagnostics.</summary>
             private sealed class Options

@@ -19,6 +19,7 @@ namespace XFormers.Generators
         {
             public const string Variants = nameof(Variants);
             public const string Models = nameof(Models);
+            public const string VariantFiles = nameof(VariantFiles);
             public const string Registries = nameof(Registries);
         }
 
@@ -35,8 +36,6 @@ namespace XFormers.Generators
             {
                 foreach (var diagnostic in result.Diagnostics)
                     spc.ReportDiagnostic(diagnostic.ToDiagnostic());
-                if (result.Value is { } model)
-                    spc.AddSource(model.HintName, Emitter.EmitVariant(model));
             });
 
             var models = results
@@ -44,13 +43,24 @@ namespace XFormers.Generators
                 .Select(static (r, _) => r.Value!)
                 .WithTrackingName(TrackingNames.Models);
 
-            var registries = models
+            // Hint names are decided over all variants at once: the compiler compares them ignoring case.
+            var plan = models
                 .Collect()
-                .SelectMany(static (all, _) => Emitter.GroupByDeclaringType(all))
+                .Select(static (all, _) => Emitter.Plan(all));
+
+            var variantFiles = plan
+                .SelectMany(static (p, _) => p.Variants.AsImmutableArray())
+                .WithTrackingName(TrackingNames.VariantFiles);
+
+            var registries = plan
+                .SelectMany(static (p, _) => p.Registries.AsImmutableArray())
                 .WithTrackingName(TrackingNames.Registries);
 
+            context.RegisterSourceOutput(variantFiles, static (spc, file) =>
+                Emitter.AddSource(spc, file.HintName, file.Model.DeclaringTypeName + "." + file.Model.MethodName, () => Emitter.EmitVariant(file.Model)));
+
             context.RegisterSourceOutput(registries, static (spc, registry) =>
-                spc.AddSource(registry.HintName, Emitter.EmitRegistry(registry)));
+                Emitter.AddSource(spc, registry.HintName, registry.DeclaringTypeName, () => Emitter.EmitRegistry(registry)));
         }
     }
 }

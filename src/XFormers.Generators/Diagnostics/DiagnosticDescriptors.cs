@@ -19,11 +19,14 @@ namespace XFormers.Generators.Diagnostics
             defaultSeverity: DiagnosticSeverity.Error,
             isEnabledByDefault: true);
 
-        /// <summary>XFA0002: a type around the method is not partial, or is private (the dispatch table could not reach it).</summary>
+        /// <summary>
+        /// XFA0002: a type around the method is not partial, is private or protected (the dispatch table's module
+        /// initializer could not reach it), or is file-local (the generated half could not extend it).
+        /// </summary>
         public static readonly DiagnosticDescriptor TypeNotPartial = new(
             id: "XFA0002",
-            title: "Attention method must be in a partial, non-private type",
-            messageFormat: "Type '{0}' must be declared 'partial' and not 'private' so the generator can add the kernels and register them at load ({1})",
+            title: "Attention method must be in a partial type the whole assembly can see",
+            messageFormat: "Type '{0}' must be declared 'partial', and neither 'private', 'protected' nor 'file', so the generator can add the kernels and register them at load ({1})",
             category: Category,
             defaultSeverity: DiagnosticSeverity.Error,
             isEnabledByDefault: true);

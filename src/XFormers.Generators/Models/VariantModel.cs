@@ -7,16 +7,18 @@ namespace XFormers.Generators.Models
     internal sealed record VariantModel
     {
         // Where the declaration lives.
+        /// <summary>The namespace as C# code (keywords escaped), or empty for the global namespace.</summary>
         public string Namespace { get; init; } = "";
         public EquatableArray<ContainingTypeInfo> ContainingTypes { get; init; } = EquatableArray<ContainingTypeInfo>.Empty;
         /// <summary>Metadata-style name of the declaring type, e.g. <c>MyApp.Kernels+Inner</c>.</summary>
         public string DeclaringTypeName { get; init; } = "";
+        /// <summary>The method's name, e.g. <c>void</c> for <c>@void</c>.</summary>
         public string MethodName { get; init; } = "";
-        /// <summary>The method's modifiers as written, e.g. <c>public static partial</c>.</summary>
+        /// <summary>The method's name as C# code, e.g. <c>@void</c>.</summary>
+        public string MethodIdentifier { get; init; } = "";
+        /// <summary>The method's modifiers, e.g. <c>public static partial</c> (no comments or line breaks: edits to those re-run nothing).</summary>
         public string MethodModifiers { get; init; } = "";
         public string KernelClassName { get; init; } = "";
-        /// <summary>Hint name of the generated file.</summary>
-        public string HintName { get; init; } = "";
 
         // The declared constants.
         public string Mask { get; init; } = "None";
@@ -52,10 +54,17 @@ namespace XFormers.Generators.Models
     }
 
     /// <summary>The dispatch table of one declaring type: the variants it registers at load.</summary>
+    /// <param name="MethodIdentifiers">The variants' methods as C# code, in ordinal order.</param>
     internal sealed record RegistryModel(
         string Namespace,
         EquatableArray<ContainingTypeInfo> ContainingTypes,
         string DeclaringTypeName,
         string HintName,
-        EquatableArray<string> MethodNames);
+        EquatableArray<string> MethodIdentifiers);
+
+    /// <summary>One variant's generated file.</summary>
+    internal sealed record VariantFile(string HintName, VariantModel Model);
+
+    /// <summary>Every file the generator adds, with hint names that do not clash.</summary>
+    internal sealed record FilePlan(EquatableArray<VariantFile> Variants, EquatableArray<RegistryModel> Registries);
 }

@@ -1,0 +1,136 @@
+using System.Runtime.CompilerServices;
+
+namespace XFormers.Tests.Generator;
+
+/// <summary>
+/// The generated source of representative declarations, compared with approved files in Snapshots/ (reviewed like
+/// code). On a difference Shouldly writes a .received.cs beside the approved file (git-ignored) and fails; copy it
+/// over the approved file once the change is reviewed. Each case must also compile with its generated files.
+/// </summary>
+public class GeneratorSnapshotTests
+{
+    /// <summary>One declaration per case, each in <c>namespace Snapshots</c> unless the case is about namespaces.</summary>
+    private static readonly Dictionary<string, string> Variants = new()
+    {
+        ["CausalHalf64"] = """
+            namespace Snapshots;
+
+            public static partial class Kernels
+            {
+                [Attention(Mask = MaskKind.Causal, HeadDim = 64, DType = DType.Float16)]
+                public static partial AttentionKernel CausalHalf64();
+            }
+            """,
+        ["TensorBiasGradientFloat32K32"] = """
+            namespace Snapshots;
+
+            public static partial class Kernels
+            {
+                [Attention(Bias = BiasKind.Tensor, BiasGradient = true, HeadDim = 32, DType = DType.Float32)]
+                public static partial AttentionKernel TensorBiasGradientFloat32K32();
+            }
+            """,
+        ["BlockDiagonalCausalAlibiBFloat16K128"] = """
+            namespace Snapshots;
+
+            public static partial class Kernels
+            {
+                [Attention(Mask = MaskKind.BlockDiagonalCausal, Bias = BiasKind.Alibi, HeadDim = 128, DType = DType.BFloat16)]
+                public static partial AttentionKernel BlockDiagonalCausalAlibiBFloat16K128();
+            }
+            """,
+        ["GroupedQueryHeads8KvHeads2"] = """
+            namespace Snapshots;
+
+            public static partial class Kernels
+            {
+                [Attention(Mask = MaskKind.CausalFromBottomRight, HeadDim = 64, Heads = 8, KvHeads = 2)]
+                public static partial AttentionKernel GroupedQueryHeads8KvHeads2();
+            }
+            """,
+        ["ForwardOnlyBlockDiagonalTiles"] = """
+            namespace Snapshots;
+
+            public static partial class Kernels
+            {
+                [Attention(Mask = MaskKind.BlockDiagonal, HeadDim = 32, BlockM = 128, BlockN = 16, Backward = false)]
+                internal static partial AttentionKernel ForwardOnlyBlockDiagonalTiles();
+            }
+            """,
+        // A nested struct in a block namespace; K = 256 shows the halved BackwardBlockM (32 → 16) and BlockN = 16.
+        ["NestedInNamespaceK256"] = """
+            namespace MyApp.Attention
+            {
+                public partial class Outer
+                {
+                    internal partial struct Inner
+                    {
+                        [Attention(HeadDim = 256, DType = DType.Float32)]
+                        internal static partial AttentionKernel Wide();
+                    }
+                }
+            }
+            """,
+    };
+
+    public static TheoryData<string> VariantCases => new(Variants.Keys);
+
+    [Theory]
+    [MemberData(nameof(VariantCases))]
+    public void Variant(string name)
+    {
+        var run = GeneratorHarness.Run(GeneratorHarness.Usings + Variants[name]).ShouldNotHaveThrown();
+
+        run.OutputErrors.ShouldBeEmpty();
+        var variantFile = run.Sources.Keys.Single(hint => !hint.Contains(".XFormersRegistry."));
+        ShouldMatchSnapshot(run.Sources[variantFile], name);
+    }
+
+    /// <summary>The dispatch table of a type declared in two files, nested in a file-scoped namespace: every variant, in name order.</summary>
+    [Fact]
+    public void Registry()
+    {
+        var run = GeneratorHarness.Run(
+            GeneratorHarness.Usings + """
+            namespace MyApp;
+
+            public static partial class Kernels
+            {
+                [Attention(Mask = MaskKind.Causal, HeadDim = 64)]
+                public static partial AttentionKernel Causal64();
+
+                [Attention(Bias = BiasKind.Alibi, HeadDim = 128, DType = DType.BFloat16)]
+                internal static partial AttentionKernel Alibi128();
+            }
+            """,
+            GeneratorHarness.Usings + """
+            namespace MyApp;
+
+            public static partial class Kernels
+            {
+                [Attention(Mask = MaskKind.BlockDiagonal, HeadDim = 32, DType = DType.Float32, Backward = false)]
+                public static partial AttentionKernel Packed32();
+            }
+            """).ShouldNotHaveThrown();
+
+        run.OutputErrors.ShouldBeEmpty();
+        run.Sources.Keys.OrderBy(hint => hint, StringComparer.Ordinal).ShouldBe(new[]
+        {
+            "MyApp.Kernels.Alibi128.g.cs",
+            "MyApp.Kernels.Causal64.g.cs",
+            "MyApp.Kernels.Packed32.g.cs",
+            "MyApp.Kernels.XFormersRegistry.g.cs",
+        });
+        ShouldMatchSnapshot(run.Sources["MyApp.Kernels.XFormersRegistry.g.cs"], "MyAppKernels");
+    }
+
+    /// <summary>Names the approved file after the calling test and <paramref name="discriminator"/>; never opens a diff tool.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ShouldMatchSnapshot(string generated, string discriminator) =>
+        generated.ShouldMatchApproved(c => c
+            .UseCallerLocation()
+            .SubFolder("Snapshots")
+            .WithDiscriminator(discriminator)
+            .WithFileExtension("cs")
+            .NoDiff());
+}

@@ -51,7 +51,7 @@ namespace XFormers.Dsl
         /// <summary>Query rows per tile (threads per group on the SIMT path); 0 picks by head dim. Power of two, 16..128.</summary>
         public int BlockM { get; set; }
 
-        /// <summary>Key/value rows per tile; 0 picks by head dim. Power of two, 16..128.</summary>
+        /// <summary>Key/value rows per tile; 0 picks by head dim. A multiple of 16 from 16 to 128 that divides BlockM or is a multiple of it.</summary>
         public int BlockN { get; set; }
 
         /// <summary>Element type of Q, K, V, O and their gradients. Default <see cref="DType.Float16"/>.</summary>

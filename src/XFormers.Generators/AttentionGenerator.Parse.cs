@@ -109,11 +109,12 @@ namespace XFormers.Generators
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedHeadDim, options.LocationOf("HeadDim"), headDim.ToString()));
 
                 bool blockMValid = blockM == 0 || (blockM >= 16 && blockM <= 128 && IsPowerOfTwo(blockM));
-                bool blockNValid = blockN == 0 || (blockN >= 16 && blockN <= 128 && IsPowerOfTwo(blockN));
+                // BlockM is the threads of a group (a power of two); BlockN only needs whole tensor-core fragments.
+                bool blockNValid = blockN == 0 || (blockN >= 16 && blockN <= 128 && blockN % 16 == 0);
                 if (!blockMValid)
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidTileSize, options.LocationOf("BlockM"), "BlockM", blockM.ToString()));
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidTileSize, options.LocationOf("BlockM"), "BlockM", blockM.ToString(), "a power of two from 16 to 128"));
                 if (!blockNValid)
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidTileSize, options.LocationOf("BlockN"), "BlockN", blockN.ToString()));
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidTileSize, options.LocationOf("BlockN"), "BlockN", blockN.ToString(), "a multiple of 16 from 16 to 128"));
 
                 int effectiveHeadDim = headDimValid ? headDim : 64;
                 if (blockM == 0 || !blockMValid)
@@ -121,8 +122,7 @@ namespace XFormers.Generators
                 if (blockN == 0 || !blockNValid)
                     blockN = effectiveHeadDim <= 64 ? 64 : effectiveHeadDim <= 128 ? 32 : 16;
 
-                // Unreachable while XFA0005 admits only powers of two (and defaults are powers of two): kept as the
-                // kernels' invariant for the day tiles are relaxed, when XFA0006 needs a real test (docs/DSL.md).
+                // The larger tile must be a multiple of the smaller, so tile boundaries (and a causal diagonal) line up.
                 if (Math.Max(blockM, blockN) % Math.Min(blockM, blockN) != 0)
                 {
                     var where = options.Has("BlockN") ? options.LocationOf("BlockN") : options.LocationOf("BlockM");

@@ -11,6 +11,10 @@ public static partial class TestVariants
     [Attention(Mask = MaskKind.Causal, HeadDim = 32, DType = DType.Float16, Heads = 8, KvHeads = 2)]
     public static partial AttentionKernel CausalGqa8x2();
 
+    /// <summary>A key tile that is a multiple of 16 but not a power of two (BackwardKv groups of 48 threads).</summary>
+    [Attention(Mask = MaskKind.CausalFromBottomRight, HeadDim = 32, DType = DType.Float32, BlockM = 16, BlockN = 48)]
+    public static partial AttentionKernel BottomRightTile48();
+
     /// <summary>Forward only.</summary>
     [Attention(Mask = MaskKind.Causal, Bias = BiasKind.Alibi, HeadDim = 64, DType = DType.BFloat16, Backward = false)]
     internal static partial AttentionKernel ForwardOnlyAlibi();
@@ -58,6 +62,13 @@ public class UserVariantTests(CpuContextFixture fixture)
         var c = new AttentionCase(2, 33, 33, 8, 2, 32, MaskKind.Causal, FiveD: true);
         var errors = AttentionCheck.Run<Half>(fixture.Context, c, kernel: TestVariants.CausalGqa8x2());
         errors.Max.ShouldBeLessThan(AttentionCheck.Tolerance(DType.Float16, 32), errors.ToString());
+    }
+
+    [Fact]
+    public void NonPowerOfTwoKeyTileMatchesTheReference()
+    {
+        var errors = AttentionCheck.Run<float>(fixture.Context, new AttentionCase(2, 61, 100, 2, 1, 32, MaskKind.CausalFromBottomRight), kernel: TestVariants.BottomRightTile48());
+        errors.Max.ShouldBeLessThan(AttentionCheck.Tolerance(DType.Float32), errors.ToString());
     }
 
     [Fact]

@@ -49,11 +49,11 @@ namespace XFormers.Generators.Diagnostics
             defaultSeverity: DiagnosticSeverity.Error,
             isEnabledByDefault: true);
 
-        /// <summary>XFA0005: a tile size is out of range or not a power of two.</summary>
+        /// <summary>XFA0005: a tile size is out of range: BlockM must be a power of two, BlockN a multiple of 16, both 16..128.</summary>
         public static readonly DiagnosticDescriptor InvalidTileSize = new(
             id: "XFA0005",
             title: "Invalid tile size",
-            messageFormat: "{0} = {1} is not a valid tile size; use a power of two from 16 to 128, or 0 to let the generator pick one for the head dim",
+            messageFormat: "{0} = {1} is not a valid tile size; use {2}, or 0 to let the generator pick one for the head dim",
             category: Category,
             defaultSeverity: DiagnosticSeverity.Error,
             isEnabledByDefault: true);

@@ -172,44 +172,35 @@ public class GeneratorDiagnosticTests
             messages: new[]
             {
                 "BlockM = 48 is not a valid tile size; use a power of two from 16 to 128, or 0 to let the generator pick one for the head dim",
-                "BlockN = 256 is not a valid tile size; use a power of two from 16 to 128, or 0 to let the generator pick one for the head dim",
+                "BlockN = 256 is not a valid tile size; use a multiple of 16 from 16 to 128, or 0 to let the generator pick one for the head dim",
                 "BlockM = 8 is not a valid tile size; use a power of two from 16 to 128, or 0 to let the generator pick one for the head dim",
-                "BlockN = -16 is not a valid tile size; use a power of two from 16 to 128, or 0 to let the generator pick one for the head dim",
+                "BlockN = -16 is not a valid tile size; use a multiple of 16 from 16 to 128, or 0 to let the generator pick one for the head dim",
             },
             generated: new[] { "Kernels.Sibling" });
     }
 
-    /// <summary>
-    /// XFA0006 cannot fire while XFA0005 admits only powers of two from 16 to 128 (and replaces an invalid tile by the
-    /// head dim's default, a power of two too): one power of two always divides the other. The check stays in the
-    /// parser as the kernels' invariant; this test pins that it is unreachable, over every valid tile pair, the
-    /// defaults, and invalid tiles, so whoever relaxes XFA0005 (to multiples of 16, say) sees it fail and writes
-    /// XFA0006's real test.
-    /// </summary>
     [Fact]
-    public void XFA0006_TilesDoNotDivide_CannotFireWhileTilesArePowersOfTwo()
+    public void XFA0006_TilesDoNotDivide_OnBlockN()
     {
-        var tiles = new[] { 0, 16, 32, 64, 128, 48, 8, 256 };
-        var headDims = new[] { 8, 64, 72, 128, 136, 256 };
-        var declarations = new System.Text.StringBuilder("public static partial class Kernels\n{\n");
-        foreach (var headDim in headDims)
-        {
-            foreach (var blockM in tiles)
+        Verify("""
+            public static partial class Kernels
             {
-                foreach (var blockN in tiles)
-                {
-                    declarations.Append($"    [Attention(HeadDim = {headDim}, BlockM = {blockM}, BlockN = {blockN}, Backward = false)]\n");
-                    declarations.Append($"    public static partial AttentionKernel K{headDim}_M{blockM}_N{blockN}();\n");
-                }
+                [Attention(HeadDim = 64, BlockM = 64, {|XFA0006:BlockN = 48|})]
+                public static partial AttentionKernel FortyEightIntoSixtyFour();
+
+                [Attention(HeadDim = 32, BlockM = 32, {|XFA0006:BlockN = 80|})]
+                public static partial AttentionKernel EightyOverThirtyTwo();
+
+                [Attention(HeadDim = 32, BlockM = 16, BlockN = 48)]
+                public static partial AttentionKernel Sibling();
             }
-        }
-        declarations.Append("}\n");
-
-        var run = GeneratorHarness.Run(GeneratorHarness.Usings + declarations).ShouldNotHaveThrown();
-
-        run.Diagnostics.ShouldContain(d => d.Id == "XFA0005");
-        run.Diagnostics.ShouldContain(d => d.Id == "XFA0007");
-        run.Diagnostics.ShouldNotContain(d => d.Id == "XFA0006");
+            """,
+            messages: new[]
+            {
+                "BlockM = 64 and BlockN = 48 do not divide each other; the larger tile must be a multiple of the smaller, so a causal diagonal falls on whole tiles",
+                "BlockM = 32 and BlockN = 80 do not divide each other; the larger tile must be a multiple of the smaller, so a causal diagonal falls on whole tiles",
+            },
+            generated: new[] { "Kernels.Sibling" });
     }
 
     [Fact]

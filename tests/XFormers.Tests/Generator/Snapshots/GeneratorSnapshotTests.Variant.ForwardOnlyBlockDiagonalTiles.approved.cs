@@ -9,6 +9,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using global::XFormers.Kernels;
 using static global::XFormers.Kernels.ElementMath;
+using static global::XFormers.Kernels.KernelMath;
 
 namespace Snapshots;
 
@@ -134,13 +135,13 @@ partial class Kernels
                 // Online softmax: rescale the running sum and accumulator, add P_ij V_j.
                 if (tileMax != float.NegativeInfinity)
                 {
-                    float correction = System.MathF.Exp(rowMax - tileMax);
+                    float correction = Exp(rowMax - tileMax);
                     rowSum *= correction;
                     for (int d = 0; d < HeadDim; d++)
                         acc[d] *= correction;
                     for (int jj = 0; jj < BlockN; jj++)
                     {
-                        float p = System.MathF.Exp(s[jj] - tileMax);
+                        float p = Exp(s[jj] - tileMax);
                         if (p != 0f)
                         {
                             rowSum += p;
@@ -159,7 +160,7 @@ partial class Kernels
                 float inverse = rowSum > 0f ? 1f / rowSum : 0f;
                 for (int d = 0; d < HeadDim; d++)
                     a.O[qOffset + d] = ToHalf(acc[d] * inverse);
-                a.Lse[(long)(b * a.Hq + h) * a.Mq + i] = rowSum > 0f ? rowMax + System.MathF.Log(rowSum) : float.NegativeInfinity;
+                a.Lse[(long)(b * a.Hq + h) * a.Mq + i] = rowSum > 0f ? rowMax + Log(rowSum) : float.NegativeInfinity;
             }
         }
     }

@@ -9,6 +9,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using global::XFormers.Kernels;
 using static global::XFormers.Kernels.ElementMath;
+using static global::XFormers.Kernels.KernelMath;
 
 namespace MyApp.Attention;
 
@@ -145,13 +146,13 @@ partial struct Inner
                 // Online softmax: rescale the running sum and accumulator, add P_ij V_j.
                 if (tileMax != float.NegativeInfinity)
                 {
-                    float correction = System.MathF.Exp(rowMax - tileMax);
+                    float correction = Exp(rowMax - tileMax);
                     rowSum *= correction;
                     for (int d = 0; d < HeadDim; d++)
                         acc[d] *= correction;
                     for (int jj = 0; jj < BlockN; jj++)
                     {
-                        float p = System.MathF.Exp(s[jj] - tileMax);
+                        float p = Exp(s[jj] - tileMax);
                         if (p != 0f)
                         {
                             rowSum += p;
@@ -170,7 +171,7 @@ partial struct Inner
                 float inverse = rowSum > 0f ? 1f / rowSum : 0f;
                 for (int d = 0; d < HeadDim; d++)
                     a.O[qOffset + d] = ToSingle(acc[d] * inverse);
-                a.Lse[(long)(b * a.Hq + h) * a.Mq + i] = rowSum > 0f ? rowMax + System.MathF.Log(rowSum) : float.NegativeInfinity;
+                a.Lse[(long)(b * a.Hq + h) * a.Mq + i] = rowSum > 0f ? rowMax + Log(rowSum) : float.NegativeInfinity;
             }
         }
 
@@ -265,7 +266,7 @@ partial struct Inner
                             float score = dot * a.Scale + BiasAt(a, b, h, i, j);
                             if (score == float.NegativeInfinity)
                                 continue;
-                            float p = System.MathF.Exp(score - lseTile[ii]);
+                            float p = Exp(score - lseTile[ii]);
                             float dP = 0f;
                             for (int d = 0; d < HeadDim; d++)
                                 dP += dOTile[ii * HeadDim + d] * v[d];
@@ -354,7 +355,7 @@ partial struct Inner
                             float score = dot * a.Scale + BiasAt(a, b, h, i, j);
                             if (score != float.NegativeInfinity)
                             {
-                                float p = System.MathF.Exp(score - lse);
+                                float p = Exp(score - lse);
                                 float dP = 0f;
                                 for (int d = 0; d < HeadDim; d++)
                                     dP += dO[d] * vTile[jj * HeadDim + d];

@@ -56,6 +56,7 @@ namespace XFormers
             ArgumentNullException.ThrowIfNull(context);
             long length = CheckShape(shape, nameof(shape));
             var buffer = context.Accelerator.Allocate1D<T>(length);
+            context.TrackAllocation(buffer.LengthInBytes);
             return new Tensor<T>(context, buffer, buffer.View, (int[])shape.Clone());
         }
 
@@ -197,7 +198,16 @@ namespace XFormers
             return new Tensor<T>(Context, null, View.SubView(start * inner, length * inner), newShape);
         }
 
-        public void Dispose() => owner?.Dispose();
+        public void Dispose()
+        {
+            if (owner is null || disposed)
+                return;
+            disposed = true;
+            Context.TrackAllocation(-owner.LengthInBytes);
+            owner.Dispose();
+        }
+
+        private bool disposed;
 
         public override string ToString() => $"Tensor<{typeof(T).Name}>{ShapeString}";
 

@@ -1,4 +1,5 @@
 using System;
+using System.Threading;
 using ILGPU;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
@@ -119,6 +120,31 @@ namespace XFormers
         /// <summary>Waits for all work queued on the accelerator.</summary>
         public void Synchronize() => Accelerator.Synchronize();
 
+        private long liveBytes;
+        private long peakBytes;
+
+        /// <summary>Bytes of accelerator memory held now by this context's tensors and work buffers.</summary>
+        public long LiveBytes => Interlocked.Read(ref liveBytes);
+
+        /// <summary>
+        /// The most bytes held at once since the last <see cref="ResetPeakBytes"/> (like PyTorch's
+        /// <c>max_memory_allocated</c>, counting this library's allocations).
+        /// </summary>
+        public long PeakBytes => Interlocked.Read(ref peakBytes);
+
+        /// <summary>Starts a new peak measurement at the bytes held now.</summary>
+        public void ResetPeakBytes() => Interlocked.Exchange(ref peakBytes, Interlocked.Read(ref liveBytes));
+
+        /// <summary>Records an allocation (positive) or a release (negative).</summary>
+        internal void TrackAllocation(long bytes)
+        {
+            long now = Interlocked.Add(ref liveBytes, bytes);
+            long peak;
+            while (now > (peak = Interlocked.Read(ref peakBytes)) && Interlocked.CompareExchange(ref peakBytes, now, peak) != peak)
+            {
+            }
+        }
+
         private readonly MemoryBuffer1D<float, Stride1D.Dense>?[] scratch = new MemoryBuffer1D<float, Stride1D.Dense>?[2];
 
         /// <summary>Held while a sequence of launches that shares <see cref="Scratch"/> is enqueued.</summary>
@@ -137,9 +163,11 @@ namespace XFormers
                 if (buffer is not null)
                 {
                     Accelerator.Synchronize();
+                    TrackAllocation(-buffer.LengthInBytes);
                     buffer.Dispose();
                 }
                 buffer = scratch[slot] = Accelerator.Allocate1D<float>(Math.Max(1, length));
+                TrackAllocation(buffer.LengthInBytes);
             }
             return buffer.View.SubView(0, Math.Max(1, length));
         }

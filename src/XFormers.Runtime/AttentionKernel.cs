@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Concurrent;
+using System.Collections.Generic;
 using ILGPU;
 using ILGPU.Runtime;
 using XFormers.Kernels;
@@ -70,6 +71,18 @@ namespace XFormers
         }
 
         public override Type ElementType => typeof(T);
+
+        /// <summary>The kernel methods by name, for tools that compile them on their own (PTX listings).</summary>
+        internal IEnumerable<(string Name, System.Reflection.MethodInfo Method)> KernelMethods()
+        {
+            yield return (nameof(forward), forward.Method);
+            if (backwardDelta is not null)
+                yield return (nameof(backwardDelta), backwardDelta.Method);
+            if (backwardKv is not null)
+                yield return (nameof(backwardKv), backwardKv.Method);
+            if (backwardQ is not null)
+                yield return (nameof(backwardQ), backwardQ.Method);
+        }
 
         internal void LaunchForward(Accelerator accelerator, in AttentionArgs<T> args)
         {

@@ -1,5 +1,6 @@
 using System;
 using ILGPU;
+using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
@@ -92,7 +93,7 @@ namespace XFormers
 
             if (preference != AcceleratorPreference.Cpu)
             {
-                var context = Context.Create(builder => builder.Cuda().Optimize(OptimizationLevel.O2).Inlining(InliningMode.Aggressive));
+                var context = Context.Create(builder => builder.Cuda().Optimize(OptimizationLevel.O2).Inlining(InliningMode.Aggressive).EnableAlgorithms());
                 var cuda = context.GetCudaDevices();
                 if (cuda.Count > 0)
                     return new XFormersContext(context, cuda[0].CreateCudaAccelerator(context));

@@ -36,7 +36,11 @@ namespace XFormers.Generators
                 foreach (var diagnostic in result.Diagnostics)
                     spc.ReportDiagnostic(diagnostic.ToDiagnostic());
                 if (result.Value is { } model)
+                {
                     spc.AddSource(model.HintName, Emitter.EmitVariant(model));
+                    if (model.TensorCore)
+                        spc.AddSource(model.TensorCoreHintName, Emitter.EmitTensorCore(model));
+                }
             });
 
             var models = results

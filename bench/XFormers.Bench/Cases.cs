@@ -53,6 +53,31 @@ namespace XFormers.Bench
                 V = Tensor<T>.RandomNormal(context, Seed + 2, 1f, kShape),
                 dO = Tensor<T>.RandomNormal(context, Seed + 3, 1f, qShape),
             };
+            if (Bias == BiasKind.Tensor)
+            {
+                var values = HostRandom.Normal(Seed + 4, Batch * Hq * Mq * Mkv, 1f);
+                for (int e = 5; e < values.Length; e += 23)
+                    values[e] = float.NegativeInfinity;
+                inputs.BiasTensor = Tensor<T>.FromFloats(context, values, Batch, Hq, Mq, Mkv);
+            }
+            inputs.AttnBias = AttnBias(inputs.BiasTensor);
+            return inputs;
+        }
+
+        /// <summary>The same inputs widened to float32 (exactly), for the naive reference: its S and P then carry fp32 rounding, not the dtype's.</summary>
+        public Inputs<float> Widen<T>(XFormersContext context, Inputs<T> x)
+            where T : unmanaged
+        {
+            static Tensor<float> W(XFormersContext ctx, Tensor<T> t) => Tensor<float>.FromFloats(ctx, t.ToFloatArray(), t.Shape.ToArray());
+            var wide = new Inputs<float> { Q = W(context, x.Q), K = W(context, x.K), V = W(context, x.V), dO = W(context, x.dO) };
+            wide.BiasTensor = x.BiasTensor is null ? null : W(context, x.BiasTensor);
+            wide.AttnBias = AttnBias(wide.BiasTensor);
+            return wide;
+        }
+
+        private AttentionBias? AttnBias<T>(Tensor<T>? biasTensor)
+            where T : unmanaged
+        {
             AttentionBias? mask = Mask switch
             {
                 MaskKind.None => null,
@@ -61,20 +86,12 @@ namespace XFormers.Bench
                 MaskKind.BlockDiagonal => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens),
                 _ => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausal(),
             };
-            inputs.AttnBias = mask;
-            if (Bias == BiasKind.Tensor)
+            return Bias switch
             {
-                var values = HostRandom.Normal(Seed + 4, Batch * Hq * Mq * Mkv, 1f);
-                for (int e = 5; e < values.Length; e += 23)
-                    values[e] = float.NegativeInfinity;
-                inputs.BiasTensor = Tensor<T>.FromFloats(context, values, Batch, Hq, Mq, Mkv);
-                inputs.AttnBias = (mask ?? NoMask.Instance).WithTensorBias(inputs.BiasTensor, BiasRequiresGrad);
-            }
-            else if (Bias == BiasKind.Alibi)
-            {
-                inputs.AttnBias = (mask ?? NoMask.Instance).WithAlibi(AlibiBias.DefaultSlopes(Hq));
-            }
-            return inputs;
+                BiasKind.Tensor => (mask ?? NoMask.Instance).WithTensorBias(biasTensor!, BiasRequiresGrad),
+                BiasKind.Alibi => (mask ?? NoMask.Instance).WithAlibi(AlibiBias.DefaultSlopes(Hq)),
+                _ => mask,
+            };
         }
 
         /// <summary>Forward FLOPs (4 · Mq · Mkv · K per head, counting only visible pairs for causal and block-diagonal masks).</summary>

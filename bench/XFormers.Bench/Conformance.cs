@@ -8,7 +8,7 @@ namespace XFormers.Bench
 {
     /// <summary>
     /// Every stock variant, forward and gradients, against the fp64 host reference on a small case and against
-    /// the accelerator's naive reference on a larger one. Outputs are poisoned with NaN before each run, so an
+    /// the accelerator's naive reference (fed the same inputs widened to float32) on a larger one. Outputs are poisoned with NaN before each run, so an
     /// element a kernel never writes fails. One summary line per variant; the exit code counts the misses.
     /// </summary>
     internal static class Conformance
@@ -58,9 +58,9 @@ namespace XFormers.Bench
             return failures;
         }
 
-        /// <summary>Tolerances on scaled errors: vs fp64, float32 1e-4 and 8 unit roundoffs for 16-bit types; vs naive (which rounds S, P and dS to the dtype), 16.</summary>
-        private static double Tolerance(DType dtype, bool naive) =>
-            dtype == DType.Float32 ? 1e-4 : (naive ? 16 : 8) * ElementType.UnitRoundoff(dtype);
+        /// <summary>Tolerances on scaled errors: float32 1e-4; 8 unit roundoffs for 16-bit types (vs fp64, and vs the naive reference run in float32).</summary>
+        private static double Tolerance(DType dtype) =>
+            dtype == DType.Float32 ? 1e-4 : 8 * ElementType.UnitRoundoff(dtype);
 
         private static (bool Ok, string Line, double Small, double Large) Check<T>(XFormersContext context, AttentionKernel kernel)
             where T : unmanaged
@@ -70,7 +70,7 @@ namespace XFormers.Bench
             var large = Case.For(v, batch: 1, mq: 520, mkv: 520, hq: 4, hkv: 1, seed: 11);
             var smallErrors = Compare<T>(context, kernel, small, naive: false);
             var largeErrors = Compare<T>(context, kernel, large, naive: true);
-            bool ok = smallErrors.Max <= Tolerance(v.DType, false) && largeErrors.Max <= Tolerance(v.DType, true);
+            bool ok = smallErrors.Max <= Tolerance(v.DType) && largeErrors.Max <= Tolerance(v.DType);
             return (ok, $"fp64 [{smallErrors}] naive [{largeErrors}]", smallErrors.Max, largeErrors.Max);
         }
 
@@ -84,8 +84,11 @@ namespace XFormers.Bench
                 double[] eO, eLse, eQ, eK, eV, eB;
                 if (naive)
                 {
-                    using var f = NaiveAttention.Forward(x.Q, x.K, x.V, x.AttnBias);
-                    using var g = NaiveAttention.Backward(x.dO, x.Q, x.K, x.V, x.AttnBias);
+                    // The naive reference runs on the inputs widened to float32: stored in a 16-bit dtype, its S loses
+                    // ~1 unit of score where ALiBi makes |S| large (hundreds at M = 520), which no kernel should be held to.
+                    using var w = c.Widen(context, x);
+                    using var f = NaiveAttention.Forward(w.Q, w.K, w.V, w.AttnBias);
+                    using var g = NaiveAttention.Backward(w.dO, w.Q, w.K, w.V, w.AttnBias);
                     (eO, eLse, eQ, eK, eV) = (f.Output.ToDoubleArray(), f.Lse.ToDoubleArray(), g.Query.ToDoubleArray(), g.Key.ToDoubleArray(), g.Value.ToDoubleArray());
                     eB = g.Bias?.ToDoubleArray() ?? Array.Empty<double>();
                 }

@@ -48,7 +48,7 @@ namespace XFormers.Bench
             double naiveMs = 0, oursMs = 0;
             foreach (int m in new[] { 512, 1024, 2048, 4096, 8192, 16384 })
             {
-                if (oursMs > 10_000)
+                if (oursMs > 3_000)
                 {
                     Console.WriteLine($"{m,6} skipped: the previous size took {oursMs / 1000:0} s");
                     continue;
@@ -114,27 +114,30 @@ namespace XFormers.Bench
                     if (dtype == "bf16" && name is not ("B4-H16-M4096" or "B4-H16-M4096-causal"))
                         continue;
                     bool causal = c.Mask != MaskKind.None;
+                    // fwd+bwd only for the headline cases while the backward is SIMT (seconds a call at this size).
+                    bool backward = name.StartsWith("B4-H16-M4096", StringComparison.Ordinal);
                     double fwd, both;
                     if (dtype == "fp16")
-                        (fwd, both) = TimeCase<ILGPU.Half>(context, c);
+                        (fwd, both) = TimeCase<ILGPU.Half>(context, c, backward);
                     else
-                        (fwd, both) = TimeCase<BFloat16>(context, c);
+                        (fwd, both) = TimeCase<BFloat16>(context, c, backward);
                     double flops = c.ForwardFlops();
                     rows.Add(new Row(name, dtype, c.HeadDim, causal, "fwd", fwd, flops / fwd / 1e9));
-                    rows.Add(new Row(name, dtype, c.HeadDim, causal, "fwd+bwd", both, 3.5 * flops / both / 1e9));
+                    if (backward)
+                        rows.Add(new Row(name, dtype, c.HeadDim, causal, "fwd+bwd", both, 3.5 * flops / both / 1e9));
                     Console.WriteLine($"{name,-22} {dtype} K{c.HeadDim,-3} fwd {fwd,8:0.000} ms {flops / fwd / 1e9,6:0.0} TFLOP/s   fwd+bwd {both,8:0.000} ms {3.5 * flops / both / 1e9,6:0.0} TFLOP/s");
                 }
             }
         }
 
-        private static (double Forward, double Both) TimeCase<T>(XFormersContext context, Case c)
+        private static (double Forward, double Both) TimeCase<T>(XFormersContext context, Case c, bool backward)
             where T : unmanaged
         {
             using var x = c.Create<T>(context);
             using var o = Tensor<T>.Empty(context, x.Q.Shape.ToArray());
             using var lse = Tensor<float>.Empty(context, c.Batch, c.Hq, c.Mq);
             double fwd = Median(context, () => Fmha.MemoryEfficientAttentionForward(x.Q, x.K, x.V, o, lse, x.AttnBias));
-            return (fwd, TimeForwardBackward(context, c, x));
+            return (fwd, backward ? TimeForwardBackward(context, c, x) : double.NaN);
         }
 
         private static double TimeForwardBackward<T>(XFormersContext context, Case c, Inputs<T> x)

@@ -144,6 +144,8 @@ namespace XFormers.Reference
             /// <summary>A <see cref="BiasKind"/> value.</summary>
             public int Bias;
             public int HeadDim;
+            /// <summary>Score rows per grid row (the score kernels' y dimension must stay under 65535).</summary>
+            public int RowsPerY;
         }
 
         private interface IRunner<T>
@@ -167,7 +169,7 @@ namespace XFormers.Reference
             {
                 var k = Load(accelerator);
                 int rows = p.Batch * p.Hq * p.Mq;
-                k.Scores(new Index2D(p.Mkv, rows), args);
+                k.Scores(ScoreGrid(p, ref args), args);
                 k.Softmax(rows, args);
                 k.Output(new Index2D(p.Hq * p.HeadDim, p.Batch * p.Mq), args);
             }
@@ -176,10 +178,28 @@ namespace XFormers.Reference
             {
                 var k = Load(accelerator);
                 int rows = p.Batch * p.Hq * p.Mq;
-                k.GradProbs(new Index2D(p.Mkv, rows), args);
+                k.GradProbs(ScoreGrid(p, ref args), args);
                 k.GradScores(rows, args);
                 k.GradQuery(new Index2D(p.Hq * p.HeadDim, p.Batch * p.Mq), args);
                 k.GradKeyValue(new Index2D(p.Hkv * p.HeadDim, p.Batch * p.Mkv), args);
+            }
+
+            /// <summary>
+            /// One thread per score: x = j + Mkv · (row % RowsPerY), y = row / RowsPerY, so y stays under CUDA's 65535
+            /// while x keeps consecutive threads on consecutive keys.
+            /// </summary>
+            private static Index2D ScoreGrid(AttentionProblem p, ref NaiveArgs<T> args)
+            {
+                int rows = p.Batch * p.Hq * p.Mq;
+                args.RowsPerY = (rows + 65534) / 65535;
+                return new Index2D(p.Mkv * args.RowsPerY, (rows + args.RowsPerY - 1) / args.RowsPerY);
+            }
+
+            private static bool ScoreIndex(Index2D index, in NaiveArgs<T> n, out int row, out int j)
+            {
+                j = index.X % n.A.Mkv;
+                row = index.Y * n.RowsPerY + index.X / n.A.Mkv;
+                return row < n.A.Batch * n.A.Hq * n.A.Mq;
             }
 
             private Loaded Load(Accelerator accelerator) => loaded.GetOrAdd(accelerator, acc => new Loaded(
@@ -250,11 +270,12 @@ namespace XFormers.Reference
             private static long TokenOffset(int b, int m, int tokens, int heads, int h, int headDim) =>
                 (((long)b * tokens + m) * heads + h) * headDim;
 
-            /// <summary>S_ij = scale · q_i · k_j + bias_ij, or −∞ where the mask hides key j. Index: (j, row (b, h, i)).</summary>
+            /// <summary>S_ij = scale · q_i · k_j + bias_ij, or −∞ where the mask hides key j. Index: see ScoreGrid.</summary>
             private static void ScoresKernel(Index2D index, NaiveArgs<T> n)
             {
                 var a = n.A;
-                int j = index.X, row = index.Y;
+                if (!ScoreIndex(index, n, out int row, out int j))
+                    return;
                 int i = row % a.Mq, h = row / a.Mq % a.Hq, b = row / a.Mq / a.Hq;
                 float score = float.NegativeInfinity;
                 if (Visible(n, i, j))
@@ -307,12 +328,13 @@ namespace XFormers.Reference
                 a.O[TokenOffset(b, i, a.Mq, a.Hq, h, headDim) + d] = default(TOps).FromFloat(acc);
             }
 
-            /// <summary>dP_ij = dO_i · v_j, stored in the S buffer (S is no longer needed). Index: (j, row (b, h, i)).</summary>
+            /// <summary>dP_ij = dO_i · v_j, stored in the S buffer (S is no longer needed). Index: see ScoreGrid.</summary>
             private static void GradProbsKernel(Index2D index, NaiveArgs<T> n)
             {
                 var a = n.A;
                 int headDim = n.HeadDim;
-                int j = index.X, row = index.Y;
+                if (!ScoreIndex(index, n, out int row, out int j))
+                    return;
                 int i = row % a.Mq, h = row / a.Mq % a.Hq, b = row / a.Mq / a.Hq;
                 long o = TokenOffset(b, i, a.Mq, a.Hq, h, headDim);
                 long v = TokenOffset(b, j, a.Mkv, a.Hkv, h / a.GroupSize, headDim);

@@ -18,8 +18,11 @@ namespace XFormers.Generators
             private static readonly TemplateOptions Options = CreateOptions();
             private static readonly IFluidTemplate VariantTemplate = Load("Variant.liquid");
             private static readonly IFluidTemplate RegistryTemplate = Load("Registry.liquid");
+            private static readonly IFluidTemplate TensorCoreTemplate = Load("TensorCore.liquid");
 
             public static string EmitVariant(VariantModel model) => Render(VariantTemplate, model);
+
+            public static string EmitTensorCore(VariantModel model) => Render(TensorCoreTemplate, model);
 
             public static string EmitRegistry(RegistryModel model) => Render(RegistryTemplate, model);
 

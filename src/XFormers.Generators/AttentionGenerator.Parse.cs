@@ -18,6 +18,10 @@ namespace XFormers.Generators
             /// <summary>Bytes of shared memory one group may use (the 48 KB every CUDA device gives statically).</summary>
             public const int SharedMemoryBudget = 48 * 1024;
 
+            /// <summary>Tensor-core tiles: 4 warps of 16 query rows, 64 key rows per shared-memory tile.</summary>
+            public const int TensorCoreBlockM = 64;
+            public const int TensorCoreBlockN = 64;
+
             private static readonly string[] MaskNames = { "None", "Causal", "CausalFromBottomRight", "BlockDiagonal", "BlockDiagonalCausal" };
             private static readonly string[] BiasNames = { "None", "Tensor", "Alibi" };
             private static readonly string[] DTypeNames = { "Float32", "Float16", "BFloat16" };
@@ -172,6 +176,10 @@ namespace XFormers.Generators
                 if (diagnostics.Count > 0)
                     return new Result<VariantModel>(null, new EquatableArray<DiagnosticInfo>(diagnostics));
 
+                // Tensor cores take 16-bit inputs in k-steps of 16: fp16/bf16 with HeadDim % 16 == 0. The padded K and Vᵀ tiles
+                // stay under the 48 KB of static shared memory up to HeadDim 128 (64 · 136 · 2 B + 128 · 72 · 2 B = 35 KB).
+                bool tensorCore = dtype != 0 && headDim % 16 == 0 && TensorCoreShared(headDim) <= SharedMemoryBudget;
+
                 var ns = symbol.ContainingType.ContainingNamespace.IsGlobalNamespace ? "" : symbol.ContainingType.ContainingNamespace.ToDisplayString();
                 var declaringTypeName = MetadataName(symbol.ContainingType);
                 string maskName = MaskNames[mask], biasName = BiasNames[bias], dtypeName = DTypeNames[dtype];
@@ -207,6 +215,16 @@ namespace XFormers.Generators
                     Alibi = bias == 2,
                     GroupSizeExpression = groupSize > 0 ? groupSize.ToString() : "a.GroupSize",
                     ForwardSharedBytes = forwardShared,
+                    TensorCore = tensorCore,
+                    TcBlockM = TensorCoreBlockM,
+                    TcBlockN = TensorCoreBlockN,
+                    TcThreads = TensorCoreBlockM / 16 * 32,
+                    TcKStepLast = headDim / 16 - 1,
+                    TcSTileLast = TensorCoreBlockN / 8 - 1,
+                    TcSPairLast = TensorCoreBlockN / 16 - 1,
+                    TcOTileLast = headDim / 8 - 1,
+                    TcMma = dtype == 2 ? "MmaM16N8K16Bf16" : "MmaM16N8K16",
+                    TcPack = dtype == 2 ? "PackBFloat162" : "PackHalf2",
                     BackwardKvSharedBytes = BackwardKvShared(backwardBlockM, headDim),
                     Summary = $"Mask = {maskName}, Bias = {biasName}{(biasGradient ? " (with gradient)" : "")}, HeadDim = {headDim}, " +
                               $"DType = {dtypeName}, Heads = {(heads > 0 ? heads.ToString() : "any")}, KvHeads = {(kvHeads > 0 ? kvHeads.ToString() : heads > 0 ? heads.ToString() : "any")}, " +
@@ -214,6 +232,10 @@ namespace XFormers.Generators
                 };
                 return new Result<VariantModel>(model, EquatableArray<DiagnosticInfo>.Empty);
             }
+
+            /// <summary>The tensor-core forward's K tile (HeadDim + 8 halves a row) and transposed V tile (BlockN + 8 halves a row).</summary>
+            private static int TensorCoreShared(int headDim) =>
+                TensorCoreBlockN * (headDim + 8) * 2 + headDim * (TensorCoreBlockN + 8) * 2;
 
             /// <summary>Q and dO tiles (float) plus their LSE and D rows, for the dK/dV pass.</summary>
             private static int BackwardKvShared(int blockM, int headDim) =>

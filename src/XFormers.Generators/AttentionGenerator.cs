@@ -57,7 +57,12 @@ namespace XFormers.Generators
                 .WithTrackingName(TrackingNames.Registries);
 
             context.RegisterSourceOutput(variantFiles, static (spc, file) =>
-                Emitter.AddSource(spc, file.HintName, file.Model.DeclaringTypeName + "." + file.Model.MethodName, () => Emitter.EmitVariant(file.Model)));
+            {
+                string name = file.Model.DeclaringTypeName + "." + file.Model.MethodName;
+                Emitter.AddSource(spc, file.HintName, name, () => Emitter.EmitVariant(file.Model));
+                if (file.Model.TensorCore)
+                    Emitter.AddSource(spc, file.HintName.Replace(".g.cs", ".TensorCore.g.cs"), name, () => Emitter.EmitTensorCore(file.Model));
+            });
 
             context.RegisterSourceOutput(registries, static (spc, registry) =>
                 Emitter.AddSource(spc, registry.HintName, registry.DeclaringTypeName, () => Emitter.EmitRegistry(registry)));

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Concurrent;
+using System.Collections.Generic;
 using ILGPU;
 using ILGPU.Runtime;
 using XFormers.Kernels;
@@ -43,6 +44,13 @@ namespace XFormers
             Fmha.MemoryEfficientAttentionBackward(gradOutput, forward, query, key, value, attnBias, scale, this);
 
         public override string ToString() => Variant.ToString();
+
+        /// <summary>
+        /// Where tensor-core kernels run (default: on CUDA; <c>XFORMERS_TENSOR_CORES=0</c> turns them off); for
+        /// comparisons and for tests of the tensor-core kernels on a 32-lane CPU accelerator.
+        /// </summary>
+        public static TensorCorePolicy TensorCores { get; set; } =
+            Environment.GetEnvironmentVariable("XFORMERS_TENSOR_CORES") == "0" ? TensorCorePolicy.Never : TensorCorePolicy.Auto;
     }
 
     /// <summary>A variant's kernels for element type <typeparamref name="T"/>; created by generated code.</summary>
@@ -53,7 +61,9 @@ namespace XFormers
         private readonly Action<AttentionArgs<T>>? backwardDelta;
         private readonly Action<AttentionArgs<T>>? backwardKv;
         private readonly Action<AttentionArgs<T>>? backwardQ;
+        private readonly TensorCoreKernels<T>? tensorCore;
         private readonly ConcurrentDictionary<Accelerator, Loaded> loaded = new();
+        private readonly ConcurrentDictionary<Accelerator, Action<KernelConfig, AttentionArgs<T>>> tensorCoreForward = new();
 
         /// <summary>Wraps the generated kernel methods (the backward ones are null when Backward = false).</summary>
         public AttentionKernel(
@@ -61,7 +71,8 @@ namespace XFormers
             Action<AttentionArgs<T>> forward,
             Action<AttentionArgs<T>>? backwardDelta = null,
             Action<AttentionArgs<T>>? backwardKv = null,
-            Action<AttentionArgs<T>>? backwardQ = null)
+            Action<AttentionArgs<T>>? backwardQ = null,
+            TensorCoreKernels<T>? tensorCore = null)
             : base(variant)
         {
             if (XFormers.ElementType.Of<T>() != variant.DType)
@@ -70,14 +81,47 @@ namespace XFormers
             this.backwardDelta = backwardDelta;
             this.backwardKv = backwardKv;
             this.backwardQ = backwardQ;
+            this.tensorCore = tensorCore;
         }
+
+        /// <summary>Whether this variant has tensor-core kernels (fp16/bf16, HeadDim % 16 == 0).</summary>
+        public bool HasTensorCoreKernels => tensorCore is not null;
+
+        /// <summary>Whether the next launch on <paramref name="accelerator"/> runs the tensor-core kernels.</summary>
+        public bool UsesTensorCores(Accelerator accelerator) =>
+            tensorCore is not null && TensorCores switch
+            {
+                TensorCorePolicy.Auto => accelerator.AcceleratorType == AcceleratorType.Cuda,
+                TensorCorePolicy.Always => accelerator.AcceleratorType == AcceleratorType.Cuda || accelerator.WarpSize == 32,
+                _ => false,
+            };
 
         public override Type ElementType => typeof(T);
 
         public override System.Reflection.Assembly DeclaringAssembly => forward.Method.Module.Assembly;
 
+        /// <summary>The kernel methods by name, for tools that compile them on their own (PTX listings).</summary>
+        internal IEnumerable<(string Name, System.Reflection.MethodInfo Method)> KernelMethods()
+        {
+            yield return (nameof(forward), forward.Method);
+            if (tensorCore is not null)
+                yield return ("tensorCoreForward", tensorCore.Forward.Method);
+            if (backwardDelta is not null)
+                yield return (nameof(backwardDelta), backwardDelta.Method);
+            if (backwardKv is not null)
+                yield return (nameof(backwardKv), backwardKv.Method);
+            if (backwardQ is not null)
+                yield return (nameof(backwardQ), backwardQ.Method);
+        }
+
         internal void LaunchForward(Accelerator accelerator, in AttentionArgs<T> args)
         {
+            if (UsesTensorCores(accelerator))
+            {
+                var tc = tensorCore!;
+                LoadTensorCoreForward(accelerator)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), new Index3D(tc.Threads, 1, 1)), args);
+                return;
+            }
             var kernels = Load(accelerator);
             int tiles = DivUp(args.Mq, Variant.BlockM);
             kernels.Forward(new KernelConfig(new Index3D(tiles, args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1)), args);
@@ -103,6 +147,9 @@ namespace XFormers
             backwardDelta is null ? null : acc.LoadStreamKernel(backwardDelta),
             backwardKv is null ? null : acc.LoadStreamKernel(backwardKv),
             backwardQ is null ? null : acc.LoadStreamKernel(backwardQ)));
+
+        private Action<KernelConfig, AttentionArgs<T>> LoadTensorCoreForward(Accelerator accelerator) =>
+            tensorCoreForward.GetOrAdd(accelerator, acc => acc.LoadStreamKernel(tensorCore!.Forward));
 
         private static int DivUp(int a, int b) => (a + b - 1) / b;
 

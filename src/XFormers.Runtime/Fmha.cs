@@ -205,7 +205,7 @@ namespace XFormers
             return (AttentionKernel<T>)found;
         }
 
-        private static AttentionArgs<T> Arguments<T>(AttentionProblem p, Tensor<T> query, Tensor<T> key, Tensor<T> value)
+        internal static AttentionArgs<T> Arguments<T>(AttentionProblem p, Tensor<T> query, Tensor<T> key, Tensor<T> value)
             where T : unmanaged
         {
             var accelerator = query.Context.Accelerator;

@@ -109,10 +109,13 @@ namespace XFormers
         /// A CPU context whose groups may have up to <see cref="CpuMaxGroupSize"/> threads, running
         /// <paramref name="parallelGroups"/> groups at once (default: one per core).
         /// </summary>
-        public static XFormersContext CreateCpu(int? parallelGroups = null)
+        public static XFormersContext CreateCpu(int? parallelGroups = null) => CreateCpu(parallelGroups, threadsPerWarp: 4);
+
+        /// <summary>A CPU context with warps of <paramref name="threadsPerWarp"/> lanes (32 runs the tensor-core kernels' scalar twins).</summary>
+        internal static XFormersContext CreateCpu(int? parallelGroups, int threadsPerWarp)
         {
             int groups = Math.Max(1, parallelGroups ?? Environment.ProcessorCount);
-            var device = new CPUDevice(numThreadsPerWarp: 4, numWarpsPerMultiprocessor: CpuMaxGroupSize / 4, numMultiprocessors: groups);
+            var device = new CPUDevice(numThreadsPerWarp: threadsPerWarp, numWarpsPerMultiprocessor: CpuMaxGroupSize / threadsPerWarp, numMultiprocessors: groups);
             var context = Context.Create(builder => builder.CPU(device).Inlining(InliningMode.Aggressive));
             return new XFormersContext(context, context.CreateCPUAccelerator(0));
         }

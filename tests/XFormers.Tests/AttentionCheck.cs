@@ -36,7 +36,7 @@ public static class AttentionCheck
     public static double Tolerance(DType dtype, int headDim = 64) =>
         dtype == DType.Float32 ? 1e-5 : (4 + Math.Sqrt(headDim)) * ElementType.UnitRoundoff(dtype);
 
-    public static AttentionErrors Run<T>(XFormersContext context, AttentionCase c, bool backward = true, AttentionKernel? kernel = null)
+    public static AttentionErrors Run<T>(XFormersContext context, AttentionCase c, bool backward = true, AttentionKernel? kernel = null, bool naive = false)
         where T : unmanaged
     {
         int[] qShape, kShape;
@@ -88,8 +88,8 @@ public static class AttentionCheck
             var vd = v.ToDoubleArray();
             var expected = ReferenceAttention.Forward(problem, qd, kd, vd);
 
-            using var forward = kernel is null
-                ? Fmha.MemoryEfficientAttentionForward(q, k, v, attnBias)
+            using var forward = naive ? NaiveAttention.Forward(q, k, v, attnBias)
+                : kernel is null ? Fmha.MemoryEfficientAttentionForward(q, k, v, attnBias)
                 : kernel.Forward(q, k, v, attnBias);
             double outputError = Error(forward.Output.ToDoubleArray(), expected.Output);
             double lseError = Error(forward.Lse.ToDoubleArray(), expected.Lse);
@@ -97,8 +97,8 @@ public static class AttentionCheck
                 return new AttentionErrors(outputError, lseError, 0, 0, 0, 0);
 
             var grads = ReferenceAttention.Backward(problem, qd, kd, vd, dO.ToDoubleArray());
-            using var actual = kernel is null
-                ? Fmha.MemoryEfficientAttentionBackward(dO, forward, q, k, v, attnBias)
+            using var actual = naive ? NaiveAttention.Backward(dO, q, k, v, attnBias)
+                : kernel is null ? Fmha.MemoryEfficientAttentionBackward(dO, forward, q, k, v, attnBias)
                 : kernel.Backward(dO, forward, q, k, v, attnBias);
             double biasError = 0;
             if (c.BiasRequiresGrad)

@@ -49,6 +49,25 @@ namespace XFormers.Generators.Models
         public string GroupSizeExpression { get; init; } = "a.GroupSize";
         public int ForwardSharedBytes { get; init; }
         public int BackwardKvSharedBytes { get; init; }
+
+        // The tensor-core path (fp16/bf16, HeadDim % 16 == 0): warp tiles of mma.sync.m16n8k16, loops unrolled by the template.
+        /// <summary>Whether Templates/TensorCore.liquid emits tensor-core kernels for this variant.</summary>
+        public bool TensorCore { get; init; }
+        /// <summary>Query rows per group: 16 per warp.</summary>
+        public int TcBlockM { get; init; }
+        /// <summary>Key rows per shared-memory tile.</summary>
+        public int TcBlockN { get; init; }
+        public int TcThreads { get; init; }
+        /// <summary>Last index of the head-dim k-steps (HeadDim / 16 − 1) of Q·Kᵀ.</summary>
+        public int TcKStepLast { get; init; }
+        /// <summary>Last index of the 8-column tiles of a BlockN-wide score row.</summary>
+        public int TcSTileLast { get; init; }
+        /// <summary>Last index of the 16-column pairs of those tiles (also the k-steps of P·V).</summary>
+        public int TcSPairLast { get; init; }
+        /// <summary>Last index of the 8-column tiles of an output row (HeadDim / 8 − 1).</summary>
+        public int TcOTileLast { get; init; }
+        public string TcMma { get; init; } = "";
+        public string TcPack { get; init; } = "";
         /// <summary>The declaration's settings as one line, for comments and the variant's description.</summary>
         public string Summary { get; init; } = "";
     }

@@ -90,8 +90,17 @@ internal sealed record GeneratorRun(
     public ImmutableArray<Diagnostic> Diagnostics => Result.Diagnostics;
 
     /// <summary>Generated sources by hint name.</summary>
+    /// <summary>The variant files and dispatch tables, by hint name (tensor-core companions are in <see cref="TensorCoreSources"/>).</summary>
     public IReadOnlyDictionary<string, string> Sources =>
-        Result.GeneratedSources.ToDictionary(s => s.HintName, s => s.SourceText.ToString());
+        Result.GeneratedSources.Where(s => !s.HintName.EndsWith(TensorCoreSuffix, StringComparison.Ordinal))
+            .ToDictionary(s => s.HintName, s => s.SourceText.ToString());
+
+    /// <summary>The tensor-core kernels a 16-bit variant's file gets beside it (Templates/TensorCore.liquid).</summary>
+    public IReadOnlyDictionary<string, string> TensorCoreSources =>
+        Result.GeneratedSources.Where(s => s.HintName.EndsWith(TensorCoreSuffix, StringComparison.Ordinal))
+            .ToDictionary(s => s.HintName, s => s.SourceText.ToString());
+
+    public const string TensorCoreSuffix = ".TensorCore.g.cs";
 
     /// <summary>Errors of the compilation with the generated sources added, the generator's own diagnostics included.</summary>
     public IReadOnlyList<Diagnostic> OutputErrors =>

@@ -84,6 +84,8 @@ public class GeneratorSnapshotTests
         run.OutputErrors.ShouldBeEmpty();
         var variantFile = run.Sources.Keys.Single(hint => !hint.Contains(".XFormersRegistry."));
         ShouldMatchSnapshot(run.Sources[variantFile], name);
+        foreach (var companion in run.TensorCoreSources)
+            ShouldMatchSnapshot(companion.Value, name + ".TensorCore");
     }
 
     /// <summary>The dispatch table of a type declared in two files, nested in a file-scoped namespace: every variant, in name order.</summary>

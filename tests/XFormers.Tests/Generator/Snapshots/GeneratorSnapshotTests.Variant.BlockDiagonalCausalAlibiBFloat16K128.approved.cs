@@ -45,7 +45,8 @@ partial class Kernels
             Forward,
             BackwardDelta,
             BackwardKv,
-            BackwardQ);
+            BackwardQ,
+            tensorCore: TensorCoreKernels);
 
         /// <summary>Mask: may query row i attend to key row j?</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

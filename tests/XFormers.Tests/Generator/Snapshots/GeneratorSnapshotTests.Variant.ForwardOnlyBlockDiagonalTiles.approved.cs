@@ -42,7 +42,8 @@ partial class Kernels
                 DType: global::XFormers.Dsl.DType.Float16,
                 Backward: false,
                 Summary: "Mask = BlockDiagonal, Bias = None, HeadDim = 32, DType = Float16, Heads = any, KvHeads = any, BlockM = 128, BlockN = 16, Backward = no"),
-            Forward);
+            Forward,
+            tensorCore: TensorCoreKernels);
 
         /// <summary>Mask: may query row i attend to key row j?</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,0 +1,251 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.NoEmit;
+using XFormers.Dsl;
+using XFormers.Reference;
+
+namespace XFormers.Bench
+{
+    /// <summary>
+    /// The plain table mode: each measurement synchronizes, times one call with a host clock, and reports the
+    /// median of repeats after a warm-up (module load and compilation stay out). Rows go to stdout and a CSV that
+    /// scripts/attention_torch.py merges with PyTorch's numbers.
+    /// </summary>
+    internal static class Benchmarks
+    {
+        private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
+
+        /// <summary>One timed row: what ran, its median time and rate.</summary>
+        public sealed record Row(string Name, string DType, int HeadDim, bool Causal, string Mode, double Ms, double Tflops, string Note = "");
+
+        public static void RunTable(XFormersContext context, string outDir, bool seedTable, bool throughput)
+        {
+            Directory.CreateDirectory(outDir);
+            var rows = new List<Row>();
+            if (seedTable)
+                SeedTable(context, rows);
+            if (throughput)
+                Throughput(context, rows);
+            using var csv = new StreamWriter(Path.Combine(outDir, "ours.csv"));
+            csv.WriteLine("name,dtype,k,causal,mode,ms,tflops,note");
+            foreach (var r in rows)
+                csv.WriteLine(string.Join(",", r.Name, r.DType, r.HeadDim, r.Causal ? 1 : 0, r.Mode, r.Ms.ToString("0.000", Invariant), r.Tflops.ToString("0.0", Invariant), r.Note));
+        }
+
+        /// <summary>The seed's table: naive vs generated attention, forward + backward, B=2 H=8 K=64 fp16, growing M.</summary>
+        private static void SeedTable(XFormersContext context, List<Row> rows)
+        {
+            Console.WriteLine("seed table: fwd+bwd, B=2 H=8 K=64 fp16, no mask; MB = bytes the call's tensors hold (inputs, outputs, workspace)");
+            Console.WriteLine($"{"M",6} {"ours ms",9} {"ours MB",9} {"naive ms",9} {"naive MB",9}");
+            double naiveMs = 0, oursMs = 0;
+            foreach (int m in new[] { 512, 1024, 2048, 4096, 8192, 16384 })
+            {
+                if (oursMs > 3_000)
+                {
+                    Console.WriteLine($"{m,6} skipped: the previous size took {oursMs / 1000:0} s");
+                    continue;
+                }
+                var c = new Case(2, m, m, 8, 8, 64, MaskKind.None, BiasKind.None);
+                using var x = c.Create<ILGPU.Half>(context);
+                double ours = oursMs = TimeForwardBackward(context, c, x);
+                long io = 2L * (4 * x.Q.Length + 4 * x.K.Length) + 2 * 4L * c.Batch * c.Hq * c.Mq; // q k v o dO dq dk dv + lse, delta
+                long naiveBytes = io + NaiveAttention.WorkspaceBytes(c.Batch, c.Hq, m, m, DType.Float16) + 2L * c.Batch * c.Hq * m * m;
+                string naive;
+                if (naiveMs > 20_000)
+                {
+                    naive = "skipped (previous size took > 20 s)";
+                    naiveMs = double.PositiveInfinity;
+                }
+                else if (naiveBytes > context.Accelerator.MemorySize * 0.9)
+                {
+                    naive = $"out of memory (needs {naiveBytes / 1e6:0} MB)";
+                }
+                else
+                {
+                    try
+                    {
+                        naiveMs = Median(context, () =>
+                        {
+                            using var f = NaiveAttention.Forward(x.Q, x.K, x.V);
+                            using var g = NaiveAttention.Backward(x.dO, x.Q, x.K, x.V);
+                        }, maxReps: 5, budgetMs: 10_000);
+                        naive = $"{naiveMs,9:0.00} {naiveBytes / 1e6,9:0}";
+                        rows.Add(new Row($"seed-naive-M{m}", "fp16", 64, false, "fwd+bwd", naiveMs, 3.5 * c.ForwardFlops() / naiveMs / 1e9, $"{naiveBytes / 1e6:0}MB"));
+                    }
+                    catch (Exception ex) when (ex is ILGPU.Runtime.AcceleratorException or OutOfMemoryException)
+                    {
+                        naive = $"out of memory ({ex.GetType().Name})";
+                    }
+                }
+                rows.Add(new Row($"seed-ours-M{m}", "fp16", 64, false, "fwd+bwd", ours, 3.5 * c.ForwardFlops() / ours / 1e9, $"{io / 1e6:0}MB"));
+                Console.WriteLine($"{m,6} {ours,9:0.00} {io / 1e6,9:0} {naive}");
+            }
+        }
+
+        /// <summary>Issue 3's throughput cases at B=4 H=16 M=4096 (and the same token count packed, with GQA, with ALiBi).</summary>
+        public static IEnumerable<(string Name, Case Case)> ThroughputCases()
+        {
+            foreach (int k in new[] { 64, 128 })
+            {
+                foreach (bool causal in new[] { false, true })
+                    yield return ($"B4-H16-M4096{(causal ? "-causal" : "")}", new Case(4, 4096, 4096, 16, 16, k, causal ? MaskKind.Causal : MaskKind.None, BiasKind.None));
+                yield return ("varlen-causal", new Case(1, 16384, 16384, 16, 16, k, MaskKind.BlockDiagonalCausal, BiasKind.None,
+                    new[] { 1000, 3000, 5000, 7384 }, new[] { 1000, 3000, 5000, 7384 }));
+                yield return ("gqa-16/4-causal", new Case(4, 4096, 4096, 16, 4, k, MaskKind.Causal, BiasKind.None));
+                yield return ("alibi-causal", new Case(4, 4096, 4096, 16, 16, k, MaskKind.Causal, BiasKind.Alibi));
+            }
+        }
+
+        private static void Throughput(XFormersContext context, List<Row> rows)
+        {
+            Console.WriteLine("throughput: TFLOP/s = 4·B·H·M²·K (×½ causal) per forward, ×3.5 for forward+backward; median of repeats");
+            foreach (var dtype in new[] { "fp16", "bf16" })
+            {
+                foreach (var (name, c) in ThroughputCases())
+                {
+                    if (dtype == "bf16" && name is not ("B4-H16-M4096" or "B4-H16-M4096-causal"))
+                        continue;
+                    bool causal = c.Mask != MaskKind.None;
+                    // fwd+bwd only for the headline cases while the backward is SIMT (seconds a call at this size).
+                    bool backward = name.StartsWith("B4-H16-M4096", StringComparison.Ordinal);
+                    double fwd, both;
+                    if (dtype == "fp16")
+                        (fwd, both) = TimeCase<ILGPU.Half>(context, c, backward);
+                    else
+                        (fwd, both) = TimeCase<BFloat16>(context, c, backward);
+                    double flops = c.ForwardFlops();
+                    rows.Add(new Row(name, dtype, c.HeadDim, causal, "fwd", fwd, flops / fwd / 1e9));
+                    if (backward)
+                        rows.Add(new Row(name, dtype, c.HeadDim, causal, "fwd+bwd", both, 3.5 * flops / both / 1e9));
+                    Console.WriteLine($"{name,-22} {dtype} K{c.HeadDim,-3} fwd {fwd,8:0.000} ms {flops / fwd / 1e9,6:0.0} TFLOP/s   fwd+bwd {both,8:0.000} ms {3.5 * flops / both / 1e9,6:0.0} TFLOP/s");
+                }
+            }
+        }
+
+        private static (double Forward, double Both) TimeCase<T>(XFormersContext context, Case c, bool backward)
+            where T : unmanaged
+        {
+            using var x = c.Create<T>(context);
+            using var o = Tensor<T>.Empty(context, x.Q.Shape.ToArray());
+            using var lse = Tensor<float>.Empty(context, c.Batch, c.Hq, c.Mq);
+            double fwd = Median(context, () => Fmha.MemoryEfficientAttentionForward(x.Q, x.K, x.V, o, lse, x.AttnBias));
+            return (fwd, backward ? TimeForwardBackward(context, c, x) : double.NaN);
+        }
+
+        private static double TimeForwardBackward<T>(XFormersContext context, Case c, Inputs<T> x)
+            where T : unmanaged
+        {
+            using var o = Tensor<T>.Empty(context, x.Q.Shape.ToArray());
+            using var lse = Tensor<float>.Empty(context, c.Batch, c.Hq, c.Mq);
+            using var dq = Tensor<T>.Empty(context, x.Q.Shape.ToArray());
+            using var dk = Tensor<T>.Empty(context, x.K.Shape.ToArray());
+            using var dv = Tensor<T>.Empty(context, x.K.Shape.ToArray());
+            return Median(context, () =>
+            {
+                Fmha.MemoryEfficientAttentionForward(x.Q, x.K, x.V, o, lse, x.AttnBias);
+                Fmha.MemoryEfficientAttentionBackward(x.dO, o, lse, x.Q, x.K, x.V, dq, dk, dv, null, x.AttnBias);
+            });
+        }
+
+        /// <summary>Median milliseconds of synchronized runs after one warm-up, repeating up to maxReps within budgetMs.</summary>
+        public static double Median(XFormersContext context, Action run, int maxReps = 15, double budgetMs = 1500)
+        {
+            var warmup = Stopwatch.StartNew();
+            run();
+            context.Synchronize();
+            // A run longer than a second is timed once more only (the slow SIMT backward at large M).
+            int minReps = warmup.Elapsed.TotalMilliseconds > 1000 ? 1 : 3;
+            var times = new List<double>();
+            var total = Stopwatch.StartNew();
+            while (times.Count < minReps || (times.Count < maxReps && total.Elapsed.TotalMilliseconds < budgetMs))
+            {
+                context.Synchronize();
+                var watch = Stopwatch.StartNew();
+                run();
+                context.Synchronize();
+                times.Add(watch.Elapsed.TotalMilliseconds);
+            }
+            times.Sort();
+            return times[times.Count / 2];
+        }
+
+        /// <summary>BenchmarkDotNet, in-process (the device has no SDK to build child projects).</summary>
+        public static void RunBenchmarkDotNet(string outDir)
+        {
+            var job = Job.Default
+                .WithToolchain(InProcessNoEmitToolchain.Instance)
+                .WithLaunchCount(1)
+                .WithWarmupCount(2)
+                .WithIterationCount(5)
+                .WithInvocationCount(1)
+                .WithUnrollFactor(1);
+            var config = ManualConfig.CreateMinimumViable()
+                .AddJob(job)
+                .WithArtifactsPath(Path.Combine(outDir, "bdn"))
+                .WithOptions(ConfigOptions.DisableLogFile);
+            BenchmarkRunner.Run<FmhaBenchmarks>(config);
+        }
+    }
+
+    /// <summary>Forward and forward + backward at B=4 H=16 M=4096 fp16, the issue's headline shape.</summary>
+    public class FmhaBenchmarks
+    {
+        private XFormersContext context = null!;
+        private Inputs<ILGPU.Half> x = null!;
+        private Tensor<ILGPU.Half> o = null!, dq = null!, dk = null!, dv = null!;
+        private Tensor<float> lse = null!;
+
+        [Params(64, 128)]
+        public int HeadDim { get; set; }
+
+        [Params(false, true)]
+        public bool Causal { get; set; }
+
+        [GlobalSetup]
+        public void Setup()
+        {
+            context = XFormersContext.Shared;
+            var c = new Case(4, 4096, 4096, 16, 16, HeadDim, Causal ? MaskKind.Causal : MaskKind.None, BiasKind.None);
+            x = c.Create<ILGPU.Half>(context);
+            o = Tensor<ILGPU.Half>.Empty(context, x.Q.Shape.ToArray());
+            dq = Tensor<ILGPU.Half>.Empty(context, x.Q.Shape.ToArray());
+            dk = Tensor<ILGPU.Half>.Empty(context, x.K.Shape.ToArray());
+            dv = Tensor<ILGPU.Half>.Empty(context, x.K.Shape.ToArray());
+            lse = Tensor<float>.Empty(context, 4, 16, 4096);
+        }
+
+        [Benchmark]
+        public void Forward()
+        {
+            Fmha.MemoryEfficientAttentionForward(x.Q, x.K, x.V, o, lse, x.AttnBias);
+            context.Synchronize();
+        }
+
+        [Benchmark]
+        public void ForwardBackward()
+        {
+            Fmha.MemoryEfficientAttentionForward(x.Q, x.K, x.V, o, lse, x.AttnBias);
+            Fmha.MemoryEfficientAttentionBackward(x.dO, o, lse, x.Q, x.K, x.V, dq, dk, dv, null, x.AttnBias);
+            context.Synchronize();
+        }
+
+        [GlobalCleanup]
+        public void Cleanup()
+        {
+            x.Dispose();
+            o.Dispose();
+            dq.Dispose();
+            dk.Dispose();
+            dv.Dispose();
+            lse.Dispose();
+        }
+    }
+}

@@ -1,0 +1,160 @@
+using System;
+using System.Diagnostics;
+using System.Linq;
+using XFormers.Dsl;
+using XFormers.Reference;
+
+namespace XFormers.Bench
+{
+    /// <summary>
+    /// Every stock variant, forward and gradients, against the fp64 host reference on a small case and against
+    /// the accelerator's naive reference (fed the same inputs widened to float32) on a larger one. Outputs are poisoned with NaN before each run, so an
+    /// element a kernel never writes fails. One summary line per variant; the exit code counts the misses.
+    /// </summary>
+    internal static class Conformance
+    {
+        /// <summary>Max errors of one comparison, each max |a − e| / max(1, ‖e‖∞); NaN or a mismatched infinity is ∞.</summary>
+        private sealed record Errors(double O, double Lse, double dQ, double dK, double dV, double dBias)
+        {
+            public double Max => new[] { O, Lse, dQ, dK, dV, dBias }.Max();
+
+            public override string ToString() =>
+                $"O {O:0.0e+0} Lse {Lse:0.0e+0} dQ {dQ:0.0e+0} dK {dK:0.0e+0} dV {dV:0.0e+0}" + (dBias > 0 ? $" dB {dBias:0.0e+0}" : "");
+        }
+
+        public static int Run(XFormersContext context, string? filter)
+        {
+            var variants = AttentionRegistry.Variants
+                .Where(k => k.Variant.Name.StartsWith("XFormers.StockVariants.", StringComparison.Ordinal))
+                .Where(k => filter is null || k.Variant.Name.Contains(filter, StringComparison.OrdinalIgnoreCase))
+                .ToArray();
+            Console.WriteLine($"conformance: {variants.Length} stock variants on {context.Description}");
+            int failures = 0;
+            double worstSmall = 0, worstLarge = 0;
+            var total = Stopwatch.StartNew();
+            foreach (var kernel in variants)
+            {
+                var watch = Stopwatch.StartNew();
+                string line;
+                bool ok;
+                try
+                {
+                    (ok, line, double small, double large) = kernel.ElementType == typeof(float) ? Check<float>(context, kernel)
+                        : kernel.ElementType == typeof(ILGPU.Half) ? Check<ILGPU.Half>(context, kernel)
+                        : Check<BFloat16>(context, kernel);
+                    worstSmall = Math.Max(worstSmall, small);
+                    worstLarge = Math.Max(worstLarge, large);
+                }
+                catch (Exception ex)
+                {
+                    ok = false;
+                    line = $"{ex.GetType().Name}: {ex.Message.Split('\n')[0]}";
+                }
+                if (!ok)
+                    failures++;
+                Console.WriteLine($"{(ok ? "PASS" : "FAIL")} {kernel.Variant.Name["XFormers.StockVariants.".Length..],-34} {line} ({watch.ElapsedMilliseconds} ms)");
+            }
+            Console.WriteLine($"conformance: {variants.Length - failures} passed, {failures} failed; worst scaled error {worstSmall:0.0e+0} vs fp64, {worstLarge:0.0e+0} vs naive ({total.Elapsed.TotalSeconds:0} s)");
+            return failures;
+        }
+
+        /// <summary>Tolerances on scaled errors: float32 1e-4; 8 unit roundoffs for 16-bit types (vs fp64, and vs the naive reference run in float32).</summary>
+        private static double Tolerance(DType dtype) =>
+            dtype == DType.Float32 ? 1e-4 : 8 * ElementType.UnitRoundoff(dtype);
+
+        private static (bool Ok, string Line, double Small, double Large) Check<T>(XFormersContext context, AttentionKernel kernel)
+            where T : unmanaged
+        {
+            var v = kernel.Variant;
+            var small = Case.For(v, batch: 2, mq: 67, mkv: 75, hq: 4, hkv: 2);
+            var large = Case.For(v, batch: 1, mq: 520, mkv: 520, hq: 4, hkv: 1, seed: 11);
+            var smallErrors = Compare<T>(context, kernel, small, naive: false);
+            var largeErrors = Compare<T>(context, kernel, large, naive: true);
+            bool ok = smallErrors.Max <= Tolerance(v.DType) && largeErrors.Max <= Tolerance(v.DType);
+            return (ok, $"fp64 [{smallErrors}] naive [{largeErrors}]", smallErrors.Max, largeErrors.Max);
+        }
+
+        private static Errors Compare<T>(XFormersContext context, AttentionKernel kernel, Case c, bool naive)
+            where T : unmanaged
+        {
+            using var x = c.Create<T>(context);
+            var (o, lse, dq, dk, dv, dbias) = RunPoisoned(context, kernel, c, x);
+            using (o) using (lse) using (dq) using (dk) using (dv) using (dbias)
+            {
+                double[] eO, eLse, eQ, eK, eV, eB;
+                if (naive)
+                {
+                    // The naive reference runs on the inputs widened to float32: stored in a 16-bit dtype, its S loses
+                    // ~1 unit of score where ALiBi makes |S| large (hundreds at M = 520), which no kernel should be held to.
+                    using var w = c.Widen(context, x);
+                    using var f = NaiveAttention.Forward(w.Q, w.K, w.V, w.AttnBias);
+                    using var g = NaiveAttention.Backward(w.dO, w.Q, w.K, w.V, w.AttnBias);
+                    (eO, eLse, eQ, eK, eV) = (f.Output.ToDoubleArray(), f.Lse.ToDoubleArray(), g.Query.ToDoubleArray(), g.Key.ToDoubleArray(), g.Value.ToDoubleArray());
+                    eB = g.Bias?.ToDoubleArray() ?? Array.Empty<double>();
+                }
+                else
+                {
+                    var p = ReferenceAttention.ProblemFor(x.Q, x.K, x.AttnBias);
+                    var (qd, kd, vd) = (x.Q.ToDoubleArray(), x.K.ToDoubleArray(), x.V.ToDoubleArray());
+                    var f = ReferenceAttention.Forward(p, qd, kd, vd);
+                    var g = ReferenceAttention.Backward(p, qd, kd, vd, x.dO.ToDoubleArray());
+                    (eO, eLse, eQ, eK, eV, eB) = (f.Output, f.Lse, g.Query, g.Key, g.Value, g.Bias);
+                }
+                return new Errors(
+                    Error(o.ToDoubleArray(), eO), Error(lse.ToDoubleArray(), eLse),
+                    Error(dq.ToDoubleArray(), eQ), Error(dk.ToDoubleArray(), eK), Error(dv.ToDoubleArray(), eV),
+                    dbias is null ? 0 : Error(dbias.ToDoubleArray(), eB));
+            }
+        }
+
+        /// <summary>Runs the variant's forward and backward into outputs first filled with NaN.</summary>
+        private static (Tensor<T> O, Tensor<float> Lse, Tensor<T> dQ, Tensor<T> dK, Tensor<T> dV, Tensor<T>? dBias) RunPoisoned<T>(
+            XFormersContext context, AttentionKernel kernel, Case c, Inputs<T> x)
+            where T : unmanaged
+        {
+            var o = Poisoned<T>(context, x.Q.Shape.ToArray());
+            var lse = Poisoned<float>(context, c.Batch, c.Hq, c.Mq);
+            var dq = Poisoned<T>(context, x.Q.Shape.ToArray());
+            var dk = Poisoned<T>(context, x.K.Shape.ToArray());
+            var dv = Poisoned<T>(context, x.K.Shape.ToArray());
+            var dbias = c.BiasRequiresGrad ? Poisoned<T>(context, c.Batch, c.Hq, c.Mq, c.Mkv) : null;
+            Fmha.MemoryEfficientAttentionForward(x.Q, x.K, x.V, o, lse, x.AttnBias, kernel: kernel);
+            Fmha.MemoryEfficientAttentionBackward(x.dO, o, lse, x.Q, x.K, x.V, dq, dk, dv, dbias, x.AttnBias, kernel: kernel);
+            context.Synchronize();
+            return (o, lse, dq, dk, dv, dbias);
+        }
+
+        private static Tensor<T> Poisoned<T>(XFormersContext context, params int[] shape)
+            where T : unmanaged
+        {
+            long n = shape.Aggregate(1L, (a, d) => a * d);
+            return Tensor<T>.FromFloats(context, Enumerable.Repeat(float.NaN, (int)n).ToArray(), shape);
+        }
+
+        public static double Error(double[] actual, double[] expected)
+        {
+            if (actual.Length != expected.Length)
+                return double.PositiveInfinity;
+            double scale = 1, worst = 0;
+            foreach (var e in expected)
+            {
+                if (double.IsFinite(e))
+                    scale = Math.Max(scale, Math.Abs(e));
+            }
+            for (int i = 0; i < actual.Length; i++)
+            {
+                double a = actual[i], e = expected[i];
+                if (double.IsNaN(a))
+                    return double.PositiveInfinity;
+                if (double.IsInfinity(e) || double.IsInfinity(a))
+                {
+                    if (a != e)
+                        return double.PositiveInfinity;
+                    continue;
+                }
+                worst = Math.Max(worst, Math.Abs(a - e));
+            }
+            return worst / scale;
+        }
+    }
+}

@@ -1,0 +1,111 @@
+using System;
+using System.IO;
+using System.Linq;
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+using XFormers.Dsl;
+
+namespace XFormers.Bench
+{
+    /// <summary>
+    /// xformers-bench: the GPU harness. <c>conformance [--filter S]</c> checks every stock variant and exits non-zero on
+    /// a miss; <c>bench [--out DIR] [--seed] [--throughput] [--bdn]</c> times; <c>--dump DIR</c> writes a case as
+    /// .safetensors; <c>ptx DIR [--filter S]</c> writes the PTX of the selected variants' kernels (no GPU needed).
+    /// </summary>
+    public static class Program
+    {
+        public static int Main(string[] args)
+        {
+            string? Option(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
+            bool Flag(string name) => args.Contains(name);
+            string command = args.FirstOrDefault() ?? "help";
+            if (command == "ptx")
+                return WritePtx(args.ElementAtOrDefault(1) ?? "ptx", Option("--filter"));
+
+            using var context = XFormersContext.Create();
+            Console.WriteLine(context.Description);
+            int failures = 0;
+            if (Option("--dump") is { } dumpDir)
+                Dump(context, dumpDir);
+            switch (command)
+            {
+                case "conformance":
+                    failures = Conformance.Run(context, Option("--filter"));
+                    break;
+                case "bench":
+                    string outDir = Option("--out") ?? "bench-out";
+                    bool all = !Flag("--seed") && !Flag("--throughput") && !Flag("--bdn");
+                    if (all || Flag("--seed") || Flag("--throughput"))
+                        Benchmarks.RunTable(context, outDir, all || Flag("--seed"), all || Flag("--throughput"));
+                    if (Flag("--bdn"))
+                        Benchmarks.RunBenchmarkDotNet(outDir);
+                    break;
+                case "--dump":
+                    break;
+                default:
+                    Console.WriteLine("usage: xformers-bench conformance [--filter S] | bench [--out DIR] [--seed] [--throughput] [--bdn] | --dump DIR | ptx DIR [--filter S]");
+                    return 2;
+            }
+            return failures == 0 ? 0 : 1;
+        }
+
+        /// <summary>q, k, v, bias, O, LSE, dO, dQ, dK, dV (and dBias) of one fp16 case with a tensor bias, as dump.safetensors.</summary>
+        private static void Dump(XFormersContext context, string dir)
+        {
+            Directory.CreateDirectory(dir);
+            var c = new Case(2, 256, 256, 4, 4, 64, MaskKind.Causal, BiasKind.Tensor, BiasRequiresGrad: true);
+            using var x = c.Create<ILGPU.Half>(context);
+            using var forward = Fmha.MemoryEfficientAttentionForward(x.Q, x.K, x.V, x.AttnBias);
+            using var grads = Fmha.MemoryEfficientAttentionBackward(x.dO, forward, x.Q, x.K, x.V, x.AttnBias);
+            var writer = new SafeTensorsWriter();
+            writer.Add("q", x.Q);
+            writer.Add("k", x.K);
+            writer.Add("v", x.V);
+            writer.Add("bias", x.BiasTensor!);
+            writer.Add("O", forward.Output);
+            writer.Add("LSE", forward.Lse);
+            writer.Add("dO", x.dO);
+            writer.Add("dQ", grads.Query);
+            writer.Add("dK", grads.Key);
+            writer.Add("dV", grads.Value);
+            writer.Add("dBias", grads.Bias!);
+            writer.Metadata("layout", "BMHK; bias and dBias [B, H, Mq, Mkv]; LSE [B, H, Mq]");
+            writer.Metadata("mask", "causal (top-left)");
+            writer.Metadata("scale", (1 / Math.Sqrt(c.HeadDim)).ToString("R", System.Globalization.CultureInfo.InvariantCulture));
+            writer.Metadata("variant", Fmha.SelectKernel(x.Q, x.K, x.V, x.AttnBias, needBackward: true).Variant.Name);
+            string path = Path.Combine(dir, "dump.safetensors");
+            writer.Save(path);
+            Console.WriteLine($"dump: {c} causal + tensor bias fp16 → {path}");
+        }
+
+        /// <summary>Compiles the selected variants' kernels for sm_90 with ILGPU's PTX backend and writes one .ptx file per kernel.</summary>
+        private static int WritePtx(string dir, string? filter)
+        {
+            Directory.CreateDirectory(dir);
+            using var context = Context.Create(b => b.Cuda().Optimize(OptimizationLevel.O2).Inlining(InliningMode.Aggressive).EnableAlgorithms());
+            using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
+            foreach (var kernel in AttentionRegistry.Variants.Where(k => filter is null || k.Variant.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)))
+            {
+                var methods = kernel switch
+                {
+                    AttentionKernel<float> f => f.KernelMethods(),
+                    AttentionKernel<ILGPU.Half> h => h.KernelMethods(),
+                    AttentionKernel<BFloat16> b => b.KernelMethods(),
+                    _ => Enumerable.Empty<(string, System.Reflection.MethodInfo)>(),
+                };
+                foreach (var (name, method) in methods)
+                {
+                    var compiled = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(method), KernelSpecialization.Empty);
+                    string file = Path.Combine(dir, $"{kernel.Variant.Name.Split('.').Last()}.{name}.ptx");
+                    File.WriteAllText(file, compiled.PTXAssembly);
+                    Console.WriteLine($"{file}: {compiled.PTXAssembly.Length} chars");
+                }
+            }
+            return 0;
+        }
+    }
+}

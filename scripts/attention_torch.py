@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""PyTorch's side of the GPU harness (runs on the GPU machine, next to the published XFormers.Bench).
+
+  attention_torch.py bench --out DIR   time torch SDPA's FLASH_ATTENTION and EFFICIENT_ATTENTION (xFormers' cutlass
+                                       kernel) backends on the harness's shapes; writes DIR/torch.csv
+  attention_torch.py table --out DIR   merge DIR/ours.csv and DIR/torch.csv into a markdown table with our ratios
+  attention_torch.py check FILE        recompute a .safetensors dump of XFormers.Bench in float64 and compare
+"""
+import argparse
+import csv
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def cases():
+    """The throughput cases of bench/XFormers.Bench/Benchmarks.cs: (name, B, M, Hq, Hkv, K, causal, alibi)."""
+    for k in (64, 128):
+        for causal in (False, True):
+            yield (f"B4-H16-M4096{'-causal' if causal else ''}", 4, 4096, 16, 16, k, causal, False)
+        yield ("gqa-16/4-causal", 4, 4096, 16, 4, k, True, False)
+        yield ("alibi-causal", 4, 4096, 16, 16, k, True, True)
+
+
+def flops(b, m, h, k, causal):
+    return 4 * b * h * m * m * k * (0.5 if causal else 1)
+
+
+def median_ms(fn):
+    import triton.testing
+    return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")
+
+
+def alibi_bias(h, m, dtype, device):
+    # The ALiBi paper's slopes for a power-of-two head count, causal (-inf above the diagonal), materialized.
+    slopes = torch.tensor([2 ** (-8 * (i + 1) / h) for i in range(h)], device=device, dtype=torch.float32)
+    pos = torch.arange(m, device=device)
+    rel = (pos[None, :] - pos[:, None]).float()
+    bias = slopes[:, None, None] * rel[None]
+    bias = bias.masked_fill(pos[None, :] > pos[:, None], float("-inf"))
+    return bias[None].to(dtype)
+
+
+def bench(out):
+    torch.manual_seed(0)
+    rows = []
+    for dname, dtype in DTYPES.items():
+        for name, b, m, hq, hkv, k, causal, alibi in cases():
+            if dname == "bf16" and not name.startswith("B4-H16-M4096"):
+                continue
+            # BMHK in memory, as xFormers and our kernels take it; SDPA sees the [B, H, M, K] view.
+            q = torch.randn(b, m, hq, k, device="cuda", dtype=dtype).transpose(1, 2).requires_grad_()
+            kk = torch.randn(b, m, hkv, k, device="cuda", dtype=dtype).transpose(1, 2).requires_grad_()
+            v = torch.randn(b, m, hkv, k, device="cuda", dtype=dtype).transpose(1, 2).requires_grad_()
+            do = torch.randn(b, m, hq, k, device="cuda", dtype=dtype).transpose(1, 2)
+            mask = alibi_bias(hq, m, dtype, "cuda") if alibi else None
+            fl = flops(b, m, hq, k, causal)
+            for backend_name, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("efficient", SDPBackend.EFFICIENT_ATTENTION)):
+                kwargs = dict(attn_mask=mask, is_causal=causal and mask is None, enable_gqa=hkv != hq)
+
+                def fwd():
+                    with sdpa_kernel(backend):
+                        return F.scaled_dot_product_attention(q, kk, v, **kwargs)
+
+                def fwd_bwd():
+                    o = fwd()
+                    torch.autograd.grad(o, (q, kk, v), do)
+
+                for mode, fn, mult in (("fwd", fwd, 1.0), ("fwd+bwd", fwd_bwd, 3.5)):
+                    try:
+                        with torch.no_grad() if mode == "fwd" else torch.enable_grad():
+                            ms = median_ms(fn)
+                        rows.append((name, dname, k, int(causal), mode, backend_name, f"{ms:.3f}", f"{mult * fl / ms / 1e9:.1f}"))
+                    except Exception as e:  # a backend that does not take this case (flash with a tensor bias, say)
+                        rows.append((name, dname, k, int(causal), mode, backend_name, "", "", ))
+                        print(f"{name} {dname} K{k} {mode} {backend_name}: n/a ({type(e).__name__}: {str(e).splitlines()[0][:80]})")
+                    else:
+                        print(f"{name:<22} {dname} K{k:<3} {mode:<7} {backend_name:<9} {ms:8.3f} ms {mult * fl / ms / 1e9:6.1f} TFLOP/s")
+            del q, kk, v, do, mask
+            torch.cuda.empty_cache()
+    with open(os.path.join(out, "torch.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "dtype", "k", "causal", "mode", "backend", "ms", "tflops"])
+        w.writerows(rows)
+
+
+def table(out):
+    ours = list(csv.DictReader(open(os.path.join(out, "ours.csv"))))
+    theirs = {}
+    path = os.path.join(out, "torch.csv")
+    if os.path.exists(path):
+        for r in csv.DictReader(open(path)):
+            theirs[(r["name"], r["dtype"], r["k"], r["mode"], r["backend"])] = r["tflops"]
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    print()
+    print("| case | dtype | K | mode | ours ms | ours TFLOP/s | flash TFLOP/s | efficient TFLOP/s | ours/flash | ours/efficient |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in ours:
+        if r["name"].startswith("seed-"):
+            continue
+        key = (r["name"], r["dtype"], r["k"], r["mode"])
+        fl, ef = theirs.get(key + ("flash",), ""), theirs.get(key + ("efficient",), "")
+        mine = float(r["tflops"])
+        ratio = lambda t: f"{mine / float(t):.2f}" if t else "n/a"
+        print(f"| {r['name']} | {r['dtype']} | {r['k']} | {r['mode']} | {float(r['ms']):.2f} | {mine:.1f} | {fl or 'n/a'} | {ef or 'n/a'} | {ratio(fl)} | {ratio(ef)} |")
+
+
+def check(path):
+    from safetensors.torch import load_file
+    from safetensors import safe_open
+    t = load_file(path)
+    with safe_open(path, "pt") as f:
+        meta = f.metadata()
+    scale = float(meta["scale"])
+    print(f"loaded {path}: " + ", ".join(f"{n} {tuple(x.shape)} {x.dtype}" for n, x in t.items()))
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    q, k, v, bias, do = (t[n].to(dev, torch.float64) for n in ("q", "k", "v", "bias", "dO"))
+    q, k, v = (x.transpose(1, 2).requires_grad_() for x in (q, k, v))
+    bias.requires_grad_()
+    s = q @ k.transpose(-1, -2) * scale + bias
+    m = s.shape[-1]
+    causal = torch.ones(s.shape[-2], m, dtype=torch.bool, device=dev).tril()
+    s = s.masked_fill(~causal, float("-inf"))
+    lse = torch.logsumexp(s, dim=-1)
+    o = torch.softmax(s, dim=-1) @ v
+    dq, dk, dv, db = torch.autograd.grad(o, (q, k, v, bias), do.transpose(1, 2))
+    expected = {"O": o.transpose(1, 2), "LSE": lse, "dQ": dq.transpose(1, 2), "dK": dk.transpose(1, 2), "dV": dv.transpose(1, 2), "dBias": db}
+    tolerance = 8 * 2.0 ** -11
+    worst = 0.0
+    for name, e in expected.items():
+        a = t[name].to(dev, torch.float64)
+        finite = torch.isfinite(e)
+        same_inf = (a == e) | finite
+        err = (a - e).abs()[finite].max().item() / max(1.0, e[finite].abs().max().item())
+        if not bool(same_inf.all()) or bool(torch.isnan(a).any()):
+            err = math.inf
+        worst = max(worst, err)
+        print(f"{name:6} scaled error {err:.2e}")
+    print(f"dump check: {'PASS' if worst <= tolerance else 'FAIL'} (worst {worst:.2e}, tolerance {tolerance:.2e})")
+    return 0 if worst <= tolerance else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["bench", "table", "check"])
+    parser.add_argument("file", nargs="?")
+    parser.add_argument("--out", default=".")
+    args = parser.parse_args()
+    if args.command == "bench":
+        bench(args.out)
+    elif args.command == "table":
+        table(args.out)
+    else:
+        sys.exit(check(args.file))

@@ -1,0 +1,140 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime.Cuda;
+
+namespace XFormers.Kernels
+{
+    /// <summary>
+    /// Warp-level tensor-core building blocks for the generated fp16/bf16 kernels: inline PTX on CUDA
+    /// (<c>mma.sync.m16n8k16</c>, <c>ex2.approx</c>, <c>cvt.rn.f16x2</c>), each with a scalar twin that computes the same
+    /// thing with warp shuffles, so the kernels also run (slowly) on ILGPU's CPU accelerator with 32-lane warps.
+    /// No <c>ldmatrix</c> or <c>cp.async</c>: both take a shared-memory address, and ILGPU 1.5.3 gives kernels no way to
+    /// turn an element's address into an integer (LoadEffectiveAddressAsPtr is host-only, Unsafe.AsPointer is not
+    /// supported, and a pointer-to-integer conversion crashes its IL frontend). Fragments come from 32-bit shared loads.
+    /// Fragment layouts are PTX ISA §9.7.13.4.8 (m16n8k16): lane = 4·g + c; A holds rows g, g+8 and columns 2c, 2c+1
+    /// (+8); B holds columns (n) g and rows (k) 2c, 2c+1 (+8); C holds rows g, g+8 and columns 2c, 2c+1.
+    /// </summary>
+    public static class TensorCore
+    {
+        /// <summary>log2(e): the kernels keep scores in the base-2 domain and use ex2.</summary>
+        public const float Log2E = 1.4426950408889634f;
+
+        /// <summary>D += A·B for one 16×8×16 tile, fp16 inputs, fp32 accumulators.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void MmaM16N8K16(
+            ref float d0, ref float d1, ref float d2, ref float d3,
+            uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
+        {
+            if (CudaAsm.IsSupported)
+            {
+                Ref<float> c0 = d0, c1 = d1, c2 = d2, c3 = d3;
+                Input<uint> x0 = a0, x1 = a1, x2 = a2, x3 = a3, y0 = b0, y1 = b1;
+                CudaAsm.EmitRef(
+                    "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};",
+                    ref c0, ref c1, ref c2, ref c3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
+                (d0, d1, d2, d3) = (c0.Value, c1.Value, c2.Value, c3.Value);
+            }
+            else
+            {
+                MmaTwin(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1, bfloat16: false);
+            }
+        }
+
+        /// <summary>D += A·B for one 16×8×16 tile, bf16 inputs, fp32 accumulators.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void MmaM16N8K16Bf16(
+            ref float d0, ref float d1, ref float d2, ref float d3,
+            uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
+        {
+            if (CudaAsm.IsSupported)
+            {
+                Ref<float> c0 = d0, c1 = d1, c2 = d2, c3 = d3;
+                Input<uint> x0 = a0, x1 = a1, x2 = a2, x3 = a3, y0 = b0, y1 = b1;
+                CudaAsm.EmitRef(
+                    "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};",
+                    ref c0, ref c1, ref c2, ref c3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
+                (d0, d1, d2, d3) = (c0.Value, c1.Value, c2.Value, c3.Value);
+            }
+            else
+            {
+                MmaTwin(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1, bfloat16: true);
+            }
+        }
+
+        /// <summary>2^x (<c>ex2.approx.ftz.f32</c>: 2 ulp, subnormals flushed; 2^-∞ = 0).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Exp2(float x)
+        {
+            if (CudaAsm.IsSupported)
+            {
+                Output<float> result = default;
+                Input<float> input = x;
+                CudaAsm.EmitRef("ex2.approx.ftz.f32 %0, %1;", ref result, ref input);
+                return result.Value;
+            }
+            return System.MathF.Exp(x * 0.6931471805599453f);
+        }
+
+        /// <summary>Two floats rounded to fp16 (nearest even) in one register: <paramref name="low"/> in bits 0–15.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static uint PackHalf2(float low, float high)
+        {
+            if (CudaAsm.IsSupported)
+            {
+                Output<uint> result = default;
+                Input<float> lo = low, hi = high;
+                CudaAsm.EmitRef("cvt.rn.f16x2.f32 %0, %1, %2;", ref result, ref hi, ref lo);
+                return result.Value;
+            }
+            return Interop.FloatAsInt(ElementMath.ToHalf(low)) | ((uint)Interop.FloatAsInt(ElementMath.ToHalf(high)) << 16);
+        }
+
+        /// <summary>Two floats rounded to bf16 (nearest even) in one register: <paramref name="low"/> in bits 0–15.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static uint PackBFloat162(float low, float high)
+        {
+            if (CudaAsm.IsSupported)
+            {
+                Output<uint> result = default;
+                Input<float> lo = low, hi = high;
+                CudaAsm.EmitRef("cvt.rn.bf16x2.f32 %0, %1, %2;", ref result, ref hi, ref lo);
+                return result.Value;
+            }
+            return ElementMath.ToBFloat16(low).RawValue | ((uint)ElementMath.ToBFloat16(high).RawValue << 16);
+        }
+
+        private static float Low(uint pair, bool bfloat16) => Widen((ushort)(pair & 0xFFFF), bfloat16);
+
+        private static float High(uint pair, bool bfloat16) => Widen((ushort)(pair >> 16), bfloat16);
+
+        private static float Widen(ushort bits, bool bfloat16) =>
+            bfloat16 ? Interop.IntAsFloat((uint)bits << 16) : (float)Interop.IntAsFloat(bits);
+
+        /// <summary>The scalar twin of mma.sync: each lane gathers its two A rows and two B columns from the other lanes by shuffles.</summary>
+        private static void MmaTwin(
+            ref float d0, ref float d1, ref float d2, ref float d3,
+            uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, bool bfloat16)
+        {
+            int lane = Warp.LaneIdx;
+            int g = lane >> 2, c = lane & 3;
+            for (int q = 0; q < 4; q++)
+            {
+                // Lane 4g + q holds A[g][2q..2q+1] (a0), A[g+8][2q..] (a1), A[g][2q+8..] (a2), A[g+8][2q+8..] (a3).
+                int aLane = 4 * g + q;
+                uint ra0 = Warp.Shuffle(a0, aLane), ra1 = Warp.Shuffle(a1, aLane), ra2 = Warp.Shuffle(a2, aLane), ra3 = Warp.Shuffle(a3, aLane);
+                // Lane 4n + q holds B[2q..2q+1][n] (b0) and B[2q+8..][n] (b1); this lane needs columns n = 2c and 2c+1.
+                int bLane0 = 4 * (2 * c) + q, bLane1 = 4 * (2 * c + 1) + q;
+                uint x0 = Warp.Shuffle(b0, bLane0), x1 = Warp.Shuffle(b1, bLane0);
+                uint y0 = Warp.Shuffle(b0, bLane1), y1 = Warp.Shuffle(b1, bLane1);
+                d0 += Low(ra0, bfloat16) * Low(x0, bfloat16) + High(ra0, bfloat16) * High(x0, bfloat16)
+                    + Low(ra2, bfloat16) * Low(x1, bfloat16) + High(ra2, bfloat16) * High(x1, bfloat16);
+                d1 += Low(ra0, bfloat16) * Low(y0, bfloat16) + High(ra0, bfloat16) * High(y0, bfloat16)
+                    + Low(ra2, bfloat16) * Low(y1, bfloat16) + High(ra2, bfloat16) * High(y1, bfloat16);
+                d2 += Low(ra1, bfloat16) * Low(x0, bfloat16) + High(ra1, bfloat16) * High(x0, bfloat16)
+                    + Low(ra3, bfloat16) * Low(x1, bfloat16) + High(ra3, bfloat16) * High(x1, bfloat16);
+                d3 += Low(ra1, bfloat16) * Low(y0, bfloat16) + High(ra1, bfloat16) * High(y0, bfloat16)
+                    + Low(ra3, bfloat16) * Low(y1, bfloat16) + High(ra3, bfloat16) * High(y1, bfloat16);
+            }
+        }
+    }
+}

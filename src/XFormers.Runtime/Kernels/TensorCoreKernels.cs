@@ -1,0 +1,24 @@
+using System;
+
+namespace XFormers.Kernels
+{
+    /// <summary>
+    /// The tensor-core kernels of a variant (generated from Templates/TensorCore.liquid) and their launch shape:
+    /// groups of <paramref name="Threads"/> threads own <paramref name="BlockM"/> query rows.
+    /// </summary>
+    public sealed record TensorCoreKernels<T>(Action<AttentionArgs<T>> Forward, int BlockM, int Threads)
+        where T : unmanaged;
+
+    /// <summary>When <see cref="AttentionKernel{T}"/> runs a variant's tensor-core kernels instead of its SIMT ones.</summary>
+    public enum TensorCorePolicy
+    {
+        /// <summary>On CUDA accelerators (<c>XFORMERS_TENSOR_CORES=0</c> turns them off).</summary>
+        Auto = 0,
+
+        /// <summary>Never: the SIMT kernels everywhere.</summary>
+        Never = 1,
+
+        /// <summary>Also on ILGPU's CPU accelerator when its warps have 32 lanes (the helpers' scalar twins; for tests).</summary>
+        Always = 2,
+    }
+}

@@ -1,0 +1,118 @@
+using System;
+using ILGPU;
+
+namespace XFormers.Training
+{
+    /// <summary>
+    /// Softmax cross-entropy over the vocabulary, fused with its backward like llm.c's
+    /// <c>fused_classifier</c>: one thread per row reads the logits (compute type), computes the fp32
+    /// log-sum-exp, the row's loss and whether its argmax is the target, and, when asked, overwrites the logits
+    /// with dlogits = (softmax − onehot) · lossScale / count, the gradient of the mean loss scaled by the
+    /// GradScaler's current scale (read from device memory, so no host sync is needed).
+    /// </summary>
+    public static class CrossEntropy
+    {
+        public struct Args<T>
+            where T : unmanaged
+        {
+            public ArrayView<T> Logits;
+            public ArrayView<int> Targets;
+            public ArrayView<float> RowLoss;
+            public ArrayView<float> RowCorrect;
+            public ArrayView<float> LossScale;
+            public int Vocab;
+            public int Count;
+            public int WriteGradient;
+        }
+
+        public struct MetricsArgs
+        {
+            public ArrayView<float> RowLoss;
+            public ArrayView<float> RowCorrect;
+            public ArrayView<float> Partials;
+            public int Count;
+            public int RowsPerChunk;
+        }
+
+        public static void Kernel<T, TConvert>(Index1D row, Args<T> a)
+            where T : unmanaged
+            where TConvert : struct, IElementConvert<T>
+        {
+            long start = (long)row.X * a.Vocab;
+            float max = float.NegativeInfinity;
+            int argmax = 0;
+            for (int v = 0; v < a.Vocab; v++)
+            {
+                float z = default(TConvert).ToFloat(a.Logits[start + v]);
+                if (z > max)
+                {
+                    max = z;
+                    argmax = v;
+                }
+            }
+            float sum = 0f;
+            for (int v = 0; v < a.Vocab; v++)
+                sum += MathF.Exp(default(TConvert).ToFloat(a.Logits[start + v]) - max);
+            int target = a.Targets[row];
+            float lse = max + MathF.Log(sum);
+            a.RowLoss[row] = lse - default(TConvert).ToFloat(a.Logits[start + target]);
+            a.RowCorrect[row] = argmax == target ? 1f : 0f;
+            if (a.WriteGradient == 0)
+                return;
+            float scale = a.LossScale[0] / a.Count;
+            float inverseSum = 1f / sum;
+            for (int v = 0; v < a.Vocab; v++)
+            {
+                float p = MathF.Exp(default(TConvert).ToFloat(a.Logits[start + v]) - max) * inverseSum;
+                float grad = (v == target ? p - 1f : p) * scale;
+                a.Logits[start + v] = default(TConvert).FromFloat(grad);
+            }
+        }
+
+        /// <summary>Partials[2·chunk] = Σ loss, Partials[2·chunk + 1] = Σ correct over a chunk of rows.</summary>
+        public static void MetricsKernel(Index1D chunk, MetricsArgs a)
+        {
+            int first = chunk * a.RowsPerChunk;
+            int end = Math.Min(a.Count, first + a.RowsPerChunk);
+            float loss = 0f;
+            float correct = 0f;
+            for (int n = first; n < end; n++)
+            {
+                loss += a.RowLoss[n];
+                correct += a.RowCorrect[n];
+            }
+            a.Partials[2 * chunk] = loss;
+            a.Partials[2 * chunk + 1] = correct;
+        }
+
+        /// <summary>Loss per row, correctness per row and (when <paramref name="writeGradient"/>) dlogits in place.</summary>
+        public static void ForwardBackward<T, TConvert>(
+            DeviceLauncher launcher, int rows, int vocab, ArrayView<T> logits, ArrayView<int> targets,
+            ArrayView<float> rowLoss, ArrayView<float> rowCorrect, ArrayView<float> lossScale, bool writeGradient)
+            where T : unmanaged
+            where TConvert : struct, IElementConvert<T> =>
+            launcher.Launch(Kernel<T, TConvert>, rows, new Args<T>
+            {
+                Logits = logits,
+                Targets = targets,
+                RowLoss = rowLoss,
+                RowCorrect = rowCorrect,
+                LossScale = lossScale,
+                Vocab = vocab,
+                Count = rows,
+                WriteGradient = writeGradient ? 1 : 0,
+            });
+
+        /// <summary>Chunk sums of loss and correctness into <paramref name="partials"/> (2 floats per chunk).</summary>
+        public static void Metrics(
+            DeviceLauncher launcher, int rows, int rowsPerChunk, ArrayView<float> rowLoss, ArrayView<float> rowCorrect, ArrayView<float> partials) =>
+            launcher.Launch(MetricsKernel, (rows + rowsPerChunk - 1) / rowsPerChunk, new MetricsArgs
+            {
+                RowLoss = rowLoss,
+                RowCorrect = rowCorrect,
+                Partials = partials,
+                Count = rows,
+                RowsPerChunk = rowsPerChunk,
+            });
+    }
+}

@@ -1,0 +1,45 @@
+using System.Runtime.CompilerServices;
+using XFormers.Kernels;
+using Half = ILGPU.Half;
+
+namespace XFormers.Training
+{
+    /// <summary>
+    /// Widening to float and narrowing back for one element type, as a struct type parameter so a kernel
+    /// written once is specialized per dtype at compile time (ILGPU inlines <c>default(TConvert).ToFloat(x)</c>).
+    /// </summary>
+    public interface IElementConvert<T>
+        where T : unmanaged
+    {
+        float ToFloat(T value);
+
+        T FromFloat(float value);
+    }
+
+    public struct FloatConvert : IElementConvert<float>
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float ToFloat(float value) => value;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float FromFloat(float value) => value;
+    }
+
+    public struct HalfConvert : IElementConvert<Half>
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float ToFloat(Half value) => (float)value;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Half FromFloat(float value) => (Half)value;
+    }
+
+    public struct BFloat16Convert : IElementConvert<BFloat16>
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float ToFloat(BFloat16 value) => ElementMath.ToFloat(value);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public BFloat16 FromFloat(float value) => ElementMath.ToBFloat16(value);
+    }
+}

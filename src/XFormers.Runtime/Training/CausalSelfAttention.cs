@@ -1,7 +1,6 @@
 using System;
 using ILGPU;
 using XFormers.Dsl;
-using XFormers.Kernels;
 
 namespace XFormers.Training
 {
@@ -9,10 +8,8 @@ namespace XFormers.Training
     /// The attention of a GPT block between its two projections: the QKV product's rows [q | k | v] (each
     /// heads · headDim wide) are split into dense BMHK tensors [B, T, H, K] — the layout the attention kernels
     /// read — and the gradients are merged back. The forward goes through <see cref="Fmha"/> with a causal
-    /// mask (xFormers' <c>LowerTriangularMask</c>) and the given variant, into preallocated output and LSE.
-    /// The backward launches the variant's kernels directly with a resident Delta buffer: the public
-    /// <see cref="Fmha.MemoryEfficientAttentionBackward{T}(Tensor{T}, Tensor{T}, Tensor{float}, Tensor{T}, Tensor{T}, Tensor{T}, Tensor{T}, Tensor{T}, Tensor{T}, Tensor{T}?, AttentionBias?, float?, AttentionKernel?)"/>
-    /// allocates Delta and waits for the device on every call, which a training step must not do.
+    /// mask (xFormers' <c>LowerTriangularMask</c>) and the given variant, into preallocated tensors; neither
+    /// direction allocates or waits for the device.
     /// </summary>
     public static class CausalSelfAttention
     {
@@ -90,34 +87,13 @@ namespace XFormers.Training
                 q.Context.Synchronize();
         }
 
-        /// <summary>dQ, dK, dV from dO with the forward's O and LSE; <paramref name="delta"/> is [B, H, T] scratch.</summary>
+        /// <summary>dQ, dK, dV from dO with the forward's O and LSE.</summary>
         public static void Backward<T>(
             AttentionKernel<T> kernel, Tensor<T> dOutput, Tensor<T> output, Tensor<float> lse, Tensor<T> q, Tensor<T> k, Tensor<T> v,
-            Tensor<T> dq, Tensor<T> dk, Tensor<T> dv, Tensor<float> delta)
+            Tensor<T> dq, Tensor<T> dk, Tensor<T> dv)
             where T : unmanaged
         {
-            int heads = q.Dim(2);
-            var args = new AttentionArgs<T>
-            {
-                Batch = q.Dim(0),
-                Mq = q.Dim(1),
-                Mkv = k.Dim(1),
-                Hq = heads,
-                Hkv = k.Dim(2),
-                GroupSize = heads / k.Dim(2),
-                Scale = Scale(q.Dim(-1)),
-                Q = q.View,
-                K = k.View,
-                V = v.View,
-                O = output.View,
-                Lse = lse.View,
-                dO = dOutput.View,
-                Delta = delta.View,
-                dQ = dq.View,
-                dK = dk.View,
-                dV = dv.View,
-            };
-            kernel.LaunchBackward(q.Context.Accelerator, args);
+            Fmha.MemoryEfficientAttentionBackward(dOutput, output, lse, q, k, v, dq, dk, dv, null, Causal, Scale(q.Dim(-1)), kernel);
             if (q.Context.IsCpu)
                 q.Context.Synchronize();
         }

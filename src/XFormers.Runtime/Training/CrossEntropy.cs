@@ -1,5 +1,6 @@
 using System;
 using ILGPU;
+using XFormers.Kernels;
 
 namespace XFormers.Training
 {
@@ -52,9 +53,9 @@ namespace XFormers.Training
             }
             float sum = 0f;
             for (int v = 0; v < a.Vocab; v++)
-                sum += MathF.Exp(default(TConvert).ToFloat(a.Logits[start + v]) - max);
+                sum += KernelMath.Exp(default(TConvert).ToFloat(a.Logits[start + v]) - max);
             int target = a.Targets[row];
-            float lse = max + MathF.Log(sum);
+            float lse = max + KernelMath.Log(sum);
             a.RowLoss[row] = lse - default(TConvert).ToFloat(a.Logits[start + target]);
             a.RowCorrect[row] = argmax == target ? 1f : 0f;
             if (a.WriteGradient == 0)
@@ -63,7 +64,7 @@ namespace XFormers.Training
             float inverseSum = 1f / sum;
             for (int v = 0; v < a.Vocab; v++)
             {
-                float p = MathF.Exp(default(TConvert).ToFloat(a.Logits[start + v]) - max) * inverseSum;
+                float p = KernelMath.Exp(default(TConvert).ToFloat(a.Logits[start + v]) - max) * inverseSum;
                 float grad = (v == target ? p - 1f : p) * scale;
                 a.Logits[start + v] = default(TConvert).FromFloat(grad);
             }

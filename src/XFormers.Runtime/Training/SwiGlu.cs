@@ -1,5 +1,6 @@
 using System;
 using ILGPU;
+using XFormers.Kernels;
 
 namespace XFormers.Training
 {
@@ -30,7 +31,7 @@ namespace XFormers.Training
             long x1 = (long)n * 2 * a.Width + j;
             float u = default(TConvert).ToFloat(a.X12[x1]);
             float v = default(TConvert).ToFloat(a.X12[x1 + a.Width]);
-            float sigmoid = 1f / (1f + MathF.Exp(-u));
+            float sigmoid = 1f / (1f + KernelMath.Exp(-u));
             a.Hidden[index] = default(TConvert).FromFloat(u * sigmoid * v);
         }
 
@@ -45,7 +46,7 @@ namespace XFormers.Training
             float u = default(TConvert).ToFloat(a.X12[x1]);
             float v = default(TConvert).ToFloat(a.X12[x1 + a.Width]);
             float dh = default(TConvert).ToFloat(a.dHidden[index]);
-            float sigmoid = 1f / (1f + MathF.Exp(-u));
+            float sigmoid = 1f / (1f + KernelMath.Exp(-u));
             float silu = u * sigmoid;
             a.dX12[x1] = default(TConvert).FromFloat(dh * v * sigmoid * (1f + u * (1f - sigmoid)));
             a.dX12[x1 + a.Width] = default(TConvert).FromFloat(dh * silu);

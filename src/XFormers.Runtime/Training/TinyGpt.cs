@@ -82,7 +82,6 @@ namespace XFormers.Training
         private readonly ArrayView<float> dResidual, paramRows, ones;
         private readonly ArrayView<T> dResidualCompute, dLnOut, dHidden, dX12, dQkv;
         private readonly Tensor<T> dAttn, dq, dk, dv;
-        private readonly Tensor<float> delta;
         private readonly ArrayView<int> order;
 
         public TinyGpt(XFormersContext context, TinyGptConfig config, TokenBatch data, AttentionKernel? attentionKernel = null, GemmBackend gemm = GemmBackend.Auto, bool ilgpuOnCpu = false)
@@ -149,7 +148,6 @@ namespace XFormers.Training
             dq = Own(Tensor<T>.Empty(context, b, t, heads, k));
             dk = Own(Tensor<T>.Empty(context, b, t, heads, k));
             dv = Own(Tensor<T>.Empty(context, b, t, heads, k));
-            delta = Own(Tensor<float>.Empty(context, b, heads, t));
             paramRows = Floats((long)rows * 2 * c);
             ones = Floats(rows);
             ones.CopyFromCPU(Enumerable.Repeat(1f, rows).ToArray());
@@ -254,7 +252,7 @@ namespace XFormers.Training
                     dResidual, dResidualCompute, accumulate: true, LnGrad(p + "ln2"), paramRows, ones);
                 // Attention branch.
                 LinearBackward(dResidualCompute, p + "attn.proj.weight", layer.Attn.View, dAttn.View, n, c, c);
-                CausalSelfAttention.Backward(attention, dAttn, layer.Attn, layer.Lse, layer.Q, layer.K, layer.V, dq, dk, dv, delta);
+                CausalSelfAttention.Backward(attention, dAttn, layer.Attn, layer.Lse, layer.Q, layer.K, layer.V, dq, dk, dv);
                 CausalSelfAttention.Merge(Launcher, n, c, dq.View, dk.View, dv.View, dQkv);
                 LinearBackward(dQkv, p + "attn.qkv.weight", layer.Ln1Out, dLnOut, n, 3 * c, c);
                 LayerNorm.Backward<T, TConvert>(Launcher, Gemm, n, c, dLnOut, residual[2 * l], Ln(p + "ln1"), layer.Ln1Mean, layer.Ln1Rstd,

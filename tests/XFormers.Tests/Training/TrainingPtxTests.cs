@@ -1,0 +1,54 @@
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+using XFormers.Training;
+
+namespace XFormers.Tests.Training;
+
+/// <summary>
+/// Every trainer kernel compiles to PTX for sm_90 with the options of a CUDA context (ILGPU.Algorithms on),
+/// without a GPU: CI cannot run them on CUDA, but it catches what the PTX backend cannot translate.
+/// </summary>
+public sealed class TrainingPtxTests
+{
+    public static TheoryData<string> Kernels() => new(KernelTable().Keys);
+
+    private static Dictionary<string, Delegate> KernelTable() => new()
+    {
+        ["LayerNorm.Forward<Half>"] = new Action<Index1D, LayerNorm.ForwardArgs<Half>>(LayerNorm.ForwardKernel<Half, HalfConvert>),
+        ["LayerNorm.Backward<Half>"] = new Action<Index1D, LayerNorm.BackwardArgs<Half>>(LayerNorm.BackwardKernel<Half, HalfConvert>),
+        ["LayerNorm.Backward<BFloat16>"] = new Action<Index1D, LayerNorm.BackwardArgs<BFloat16>>(LayerNorm.BackwardKernel<BFloat16, BFloat16Convert>),
+        ["SwiGlu.Forward<Half>"] = new Action<Index1D, SwiGlu.Args<Half>>(SwiGlu.ForwardKernel<Half, HalfConvert>),
+        ["SwiGlu.Backward<Half>"] = new Action<Index1D, SwiGlu.Args<Half>>(SwiGlu.BackwardKernel<Half, HalfConvert>),
+        ["CrossEntropy<Half>"] = new Action<Index1D, CrossEntropy.Args<Half>>(CrossEntropy.Kernel<Half, HalfConvert>),
+        ["CrossEntropy<float>"] = new Action<Index1D, CrossEntropy.Args<float>>(CrossEntropy.Kernel<float, FloatConvert>),
+        ["CrossEntropy.Metrics"] = new Action<Index1D, CrossEntropy.MetricsArgs>(CrossEntropy.MetricsKernel),
+        ["AdamW<Half>"] = new Action<Index1D, AdamW.Args<Half>>(AdamW.Kernel<Half, HalfConvert>),
+        ["AdamW<BFloat16>"] = new Action<Index1D, AdamW.Args<BFloat16>>(AdamW.Kernel<BFloat16, BFloat16Convert>),
+        ["GradScaler.Check"] = new Action<Index1D, GradScaler.CheckArgs>(GradScaler.CheckKernel),
+        ["GradScaler.Update"] = new Action<Index1D, GradScaler.UpdateArgs>(GradScaler.UpdateKernel),
+        ["TokenBatch"] = new Action<Index1D, TokenBatch.Args>(TokenBatch.Kernel),
+        ["Embedding.Forward"] = new Action<Index1D, Embedding.ForwardArgs>(Embedding.ForwardKernel),
+        ["Embedding.Sort"] = new Action<Index1D, Embedding.SortArgs>(Embedding.SortKernel),
+        ["Embedding.TokenGrad"] = new Action<Index1D, Embedding.TokenGradArgs>(Embedding.TokenGradKernel),
+        ["Attention.Split<Half>"] = new Action<Index1D, CausalSelfAttention.SplitArgs<Half>>(CausalSelfAttention.SplitKernel<Half>),
+        ["Attention.Merge<Half>"] = new Action<Index1D, CausalSelfAttention.SplitArgs<Half>>(CausalSelfAttention.MergeKernel<Half>),
+        ["Gemm<Half→float>"] = new Action<Index1D, Gemm.GemmArgs<Half, float>>(Gemm.GemmKernel<Half, HalfConvert, float, FloatConvert>),
+        ["Gemm<BFloat16→BFloat16>"] = new Action<Index1D, Gemm.GemmArgs<BFloat16, BFloat16>>(Gemm.GemmKernel<BFloat16, BFloat16Convert, BFloat16, BFloat16Convert>),
+    };
+
+    [Theory]
+    [MemberData(nameof(Kernels))]
+    public void Training_kernel_compiles_to_PTX(string name)
+    {
+        using var context = Context.Create(builder => builder.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O2).Inlining(InliningMode.Aggressive));
+        using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
+        var method = KernelTable()[name].Method;
+        var compiled = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromImplicitlyGroupedKernel(method), KernelSpecialization.Empty);
+        compiled.PTXAssembly.ShouldContain(".entry");
+    }
+}

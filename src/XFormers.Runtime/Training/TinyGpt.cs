@@ -201,6 +201,21 @@ namespace XFormers.Training
                 metrics.SubView((long)(step % MetricsRing) * metricsChunks * 2, metricsChunks * 2));
         }
 
+        /// <summary>
+        /// Forward and backward on <paramref name="step"/>'s batch without an optimizer step: returns the mean
+        /// loss and leaves the (loss-scaled) gradients in <see cref="ParameterStore{T}.Grads"/>. For gradient checks.
+        /// </summary>
+        public double LossAndGradients(int step)
+        {
+            data.Make(Launcher, step, Config.Batch, Config.Sequence, tokens, targets);
+            Forward(Config.Batch, training: true);
+            Backward();
+            Launcher.Synchronize();
+            var losses = new float[rows];
+            rowLoss.SubView(0, rows).CopyToCPU(losses);
+            return losses.Sum(x => (double)x) / rows;
+        }
+
         /// <summary>The forward pass over the first <paramref name="batch"/> sequences of the token buffer.</summary>
         private void Forward(int batch, bool training)
         {

@@ -80,7 +80,7 @@ namespace XFormers.Training
                 Heads = I("heads"),
                 Sequence = I("seq"),
                 Batch = I("batch"),
-                Hidden = I("hidden"),
+                Hidden = I("hidden") == 4 * I("d") ? 0 : I("hidden"),
                 DType = Enum.Parse<DType>(m["dtype"]),
                 LearningRate = F("lr"),
                 WeightDecay = F("weight_decay"),

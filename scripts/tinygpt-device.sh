@@ -19,11 +19,13 @@ timeout 120 $py check seed.safetensors
 echo "== .NET seed bench"
 timeout 120 "$bin" --bench 300
 timeout 120 "$bin" --bench 300
+timeout 120 "$bin" --profile 50
 echo "== PyTorch seed: eager, then torch.compile"
 timeout 120 $py bench
 timeout 240 $py bench --compile
 echo "== GPT-2-small shape: .NET, then PyTorch eager"
 timeout 300 "$bin" --bench 10 --layers 12 --d 768 --heads 12 --seq 1024 --batch 8 --vocab 50304
+timeout 300 "$bin" --profile 3 --layers 12 --d 768 --heads 12 --seq 1024 --batch 8 --vocab 50304
 timeout 240 $py bench --gpt2 --timed 10 --repeats 3
 echo "== resume: 200 steps, then --resume to 400, against the straight 400-step run"
 timeout 120 "$bin" --plain --steps 200 --checkpoint half.safetensors --plot /tmp/half.png > half.log 2>&1

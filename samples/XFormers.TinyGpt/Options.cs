@@ -14,7 +14,7 @@ internal sealed class Options
     public string Checkpoint = "tinygpt.safetensors";
     public string Plot = "tinygpt-loss.png";
     public int SampleLength = 300;
-    public int? Bench;
+    public int? Bench, Profile;
     public int PrintEvery = 20;
     public bool Plain, Help;
 
@@ -30,6 +30,7 @@ internal sealed class Options
           --plot PATH            loss-curve picture (default tinygpt-loss.png)
           --sample N             characters to generate after --data training (default 300)
           --bench N              time N steps after warm-up instead of training; prints ms/step and tokens/s
+          --profile N            time N steps with a wait after every operation; prints where the time goes
           --gemm auto|cublas|kernel|managed
           --print-every N        (default 20)   --plain   no live progress bar
         """;
@@ -61,6 +62,7 @@ internal sealed class Options
                 case "--plot": o.Plot = Next(); break;
                 case "--sample": o.SampleLength = Int(); break;
                 case "--bench": o.Bench = Int(); break;
+                case "--profile": o.Profile = Int(); break;
                 case "--gemm": o.Gemm = Next(); break;
                 case "--print-every": o.PrintEvery = Math.Max(1, Int()); break;
                 case "--plain": o.Plain = true; break;

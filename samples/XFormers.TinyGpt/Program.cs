@@ -119,6 +119,26 @@ if (options.Bench is int timed)
     return 0;
 }
 
+if (options.Profile is int profiled)
+{
+    trainer.TimeSteps(3);
+    double plain = trainer.TimeSteps(profiled);
+    var launcher = trainer.Model.Launcher;
+    launcher.Profile = new Dictionary<string, (int Count, double Seconds)>();
+    double waited = trainer.TimeSteps(profiled);
+    var profile = launcher.Profile;
+    launcher.Profile = null;
+    double total = profile.Values.Sum(e => e.Seconds);
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"profile over {profiled} steps: {plain * 1e3:F3} ms/step as usual, {waited * 1e3:F3} ms/step with a wait after each operation"));
+    foreach (var (label, entry) in profile.OrderByDescending(p => p.Value.Seconds))
+    {
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  {label,-40} {entry.Count / (double)profiled,6:F1} calls/step {entry.Seconds / profiled * 1e3,9:F3} ms/step {entry.Seconds / total,7:P1}"));
+    }
+    return 0;
+}
+
 void Report(StepMetrics m)
 {
     if (m.Step % options.PrintEvery == 0 || m.Step == config.Steps - 1)

@@ -1,5 +1,7 @@
 using System;
 using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Diagnostics;
 using System.Reflection;
 using System.Threading.Tasks;
 using ILGPU;
@@ -36,8 +38,41 @@ namespace XFormers.Training
         /// <summary>Launch through ILGPU even on the CPU accelerator (slow; for tests of the compiled path).</summary>
         public bool UseIlgpuOnCpu { get; init; }
 
+        /// <summary>
+        /// When set, every launch and every <see cref="Measure"/> waits for the device before and after and adds
+        /// its wall time here, by kernel name: a coarse per-operation profile (the waits make it slower than a
+        /// real step, by about one launch latency per entry).
+        /// </summary>
+        public Dictionary<string, (int Count, double Seconds)>? Profile { get; set; }
+
+        /// <summary>Runs <paramref name="work"/>, timed under <paramref name="label"/> when <see cref="Profile"/> is set.</summary>
+        public void Measure(string label, Action work)
+        {
+            ArgumentNullException.ThrowIfNull(work);
+            if (Profile is null)
+            {
+                work();
+                return;
+            }
+            Synchronize();
+            long start = Stopwatch.GetTimestamp();
+            work();
+            Synchronize();
+            var elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            Profile[label] = Profile.TryGetValue(label, out var entry) ? (entry.Count + 1, entry.Seconds + elapsed) : (1, elapsed);
+        }
+
         /// <summary>Runs <paramref name="kernel"/> for every index in [0, <paramref name="count"/>).</summary>
         public void Launch<TArgs>(Action<Index1D, TArgs> kernel, long count, TArgs args)
+            where TArgs : struct
+        {
+            if (Profile is not null)
+                Measure(kernel.Method.DeclaringType?.Name + "." + kernel.Method.Name, () => Run(kernel, count, args));
+            else
+                Run(kernel, count, args);
+        }
+
+        private void Run<TArgs>(Action<Index1D, TArgs> kernel, long count, TArgs args)
             where TArgs : struct
         {
             if (count <= 0)

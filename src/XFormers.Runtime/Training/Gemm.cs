@@ -86,6 +86,20 @@ namespace XFormers.Training
             CheckExtent(a.Length, transA ? k : m, transA ? m : k, lda, "a");
             CheckExtent(b.Length, transB ? n : k, transB ? k : n, ldb, "b");
             CheckExtent(c.Length, m, n, ldc, "c");
+            if (launcher.Profile is not null)
+                launcher.Measure($"GEMM ({Backend})", () => Dispatch<TA, TAConvert, TC, TCConvert>(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
+            else
+                Dispatch<TA, TAConvert, TC, TCConvert>(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        }
+
+        private void Dispatch<TA, TAConvert, TC, TCConvert>(
+            bool transA, bool transB, int m, int n, int k, float alpha,
+            ArrayView<TA> a, int lda, ArrayView<TA> b, int ldb, float beta, ArrayView<TC> c, int ldc)
+            where TA : unmanaged
+            where TAConvert : struct, IElementConvert<TA>
+            where TC : unmanaged
+            where TCConvert : struct, IElementConvert<TC>
+        {
             switch (Backend)
             {
                 case GemmBackend.CuBlas:

@@ -233,7 +233,7 @@ namespace XFormers.Training
                 Linear(layer.Ln1Out, p + "attn.qkv.weight", qkv, n, 3 * c, c);
                 var (q, k, v, attn, lse) = (Rows(layer.Q, batch), Rows(layer.K, batch), Rows(layer.V, batch), Rows(layer.Attn, batch), Rows(layer.Lse, batch));
                 CausalSelfAttention.Split(Launcher, n, c, qkv, q.View, k.View, v.View);
-                CausalSelfAttention.Forward(attention, q, k, v, attn, lse);
+                Launcher.Measure("attention forward", () => CausalSelfAttention.Forward(attention, q, k, v, attn, lse));
                 LinearAdd(attn.View, p + "attn.proj.weight", afterAttention, n, c, c);
                 LayerNorm.Forward<T, TConvert>(Launcher, n, c, afterAttention, Ln(p + "ln2"), layer.Ln2Out, layer.Ln2Mean, layer.Ln2Rstd, output);
                 Linear(layer.Ln2Out, p + "mlp.w12.weight", layer.X12, n, 2 * h, c);
@@ -267,7 +267,7 @@ namespace XFormers.Training
                     dResidual, dResidualCompute, accumulate: true, LnGrad(p + "ln2"), paramRows, ones);
                 // Attention branch.
                 LinearBackward(dResidualCompute, p + "attn.proj.weight", layer.Attn.View, dAttn.View, n, c, c);
-                CausalSelfAttention.Backward(attention, dAttn, layer.Attn, layer.Lse, layer.Q, layer.K, layer.V, dq, dk, dv);
+                Launcher.Measure("attention backward", () => CausalSelfAttention.Backward(attention, dAttn, layer.Attn, layer.Lse, layer.Q, layer.K, layer.V, dq, dk, dv));
                 CausalSelfAttention.Merge(Launcher, n, c, dq.View, dk.View, dv.View, dQkv);
                 LinearBackward(dQkv, p + "attn.qkv.weight", layer.Ln1Out, dLnOut, n, 3 * c, c);
                 LayerNorm.Backward<T, TConvert>(Launcher, Gemm, n, c, dLnOut, residual[2 * l], Ln(p + "ln1"), layer.Ln1Mean, layer.Ln1Rstd,

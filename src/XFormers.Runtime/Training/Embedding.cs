@@ -1,3 +1,4 @@
+using System;
 using ILGPU;
 
 namespace XFormers.Training
@@ -5,8 +6,9 @@ namespace XFormers.Training
     /// <summary>
     /// Token plus learned position embeddings into the fp32 residual stream (embeddings are not autocast).
     /// The backward is deterministic without float atomics: the batch's token positions are ranked by
-    /// (token, position) — a counting pass per position, O(N²) over the N tokens of a batch — and each run of
-    /// equal tokens is summed in that fixed order by one thread per channel. The position gradient is a sum
+    /// (token, position) — counts of smaller keys over chunks of <see cref="RankChunk"/> positions, then a sum
+    /// of the chunk counts, O(N²) comparisons spread over N²/RankChunk threads — and each run of equal tokens
+    /// is summed in that fixed order by one thread per channel. The position gradient is a sum
     /// over the batch: one GEMM with a ones vector.
     /// </summary>
     public static class Embedding
@@ -21,10 +23,14 @@ namespace XFormers.Training
             public int Channels;
         }
 
+        /// <summary>Positions compared by one thread of the rank pass.</summary>
+        public const int RankChunk = 64;
+
         public struct SortArgs
         {
             public ArrayView<int> Tokens;
             public ArrayView<int> Order;
+            public ArrayView<int> Partial;
             public int Count;
         }
 
@@ -46,17 +52,31 @@ namespace XFormers.Training
             a.Output[index] = a.TokenTable[(long)a.Tokens[n] * a.Channels + c] + a.PositionTable[(long)t * a.Channels + c];
         }
 
-        /// <summary>Order[rank of n] = n, ranking by (token, position).</summary>
-        public static void SortKernel(Index1D n, SortArgs a)
+        /// <summary>Partial[chunk·N + n] = how many positions of the chunk sort before n by (token, position).</summary>
+        public static void RankPartialKernel(Index1D index, SortArgs a)
         {
+            int chunk = index / a.Count;
+            int n = index - chunk * a.Count;
             int token = a.Tokens[n];
-            int rank = 0;
-            for (int other = 0; other < a.Count; other++)
+            int first = chunk * RankChunk;
+            int end = Math.Min(a.Count, first + RankChunk);
+            int smaller = 0;
+            for (int other = first; other < end; other++)
             {
                 int t = a.Tokens[other];
                 if (t < token || (t == token && other < n))
-                    rank++;
+                    smaller++;
             }
+            a.Partial[index] = smaller;
+        }
+
+        /// <summary>Order[rank of n] = n, the rank being the sum of n's chunk counts.</summary>
+        public static void RankKernel(Index1D n, SortArgs a)
+        {
+            int chunks = (a.Count + RankChunk - 1) / RankChunk;
+            int rank = 0;
+            for (int chunk = 0; chunk < chunks; chunk++)
+                rank += a.Partial[chunk * a.Count + n];
             a.Order[rank] = n;
         }
 
@@ -92,9 +112,12 @@ namespace XFormers.Training
                 Channels = channels,
             });
 
+        /// <summary>Ints of scratch the backward needs for <paramref name="count"/> tokens: the order and the chunk counts.</summary>
+        public static long SortScratch(int count) => count + (long)((count + RankChunk - 1) / RankChunk) * count;
+
         /// <summary>
         /// Overwrites dTokenTable (zero for tokens absent from the batch) and dPositionTable.
-        /// <paramref name="order"/> is int scratch of batch·sequence; <paramref name="onesBatch"/> at least batch ones.
+        /// <paramref name="order"/> is int scratch of <see cref="SortScratch"/> ints; <paramref name="onesBatch"/> at least batch ones.
         /// </summary>
         public static void Backward(
             DeviceLauncher launcher, Gemm gemm, int batch, int sequence, int channels, ArrayView<int> tokens,
@@ -103,11 +126,14 @@ namespace XFormers.Training
         {
             int count = batch * sequence;
             launcher.Zero(dTokenTable);
-            launcher.Launch(SortKernel, count, new SortArgs { Tokens = tokens, Order = order, Count = count });
+            int chunks = (count + RankChunk - 1) / RankChunk;
+            var sort = new SortArgs { Tokens = tokens, Order = order.SubView(0, count), Partial = order.SubView(count, (long)chunks * count), Count = count };
+            launcher.Launch(RankPartialKernel, (long)chunks * count, sort);
+            launcher.Launch(RankKernel, count, sort);
             launcher.Launch(TokenGradKernel, (long)count * channels, new TokenGradArgs
             {
                 Tokens = tokens,
-                Order = order,
+                Order = order.SubView(0, count),
                 dOutput = dOutput,
                 dTokenTable = dTokenTable,
                 Count = count,

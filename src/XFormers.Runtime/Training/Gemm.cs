@@ -107,7 +107,7 @@ namespace XFormers.Training
                     break;
                 case GemmBackend.Managed:
                     launcher.Synchronize();
-                    ManagedGemm.Run<TA, TC>(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                    ManagedGemm.Run<TA, TC, TCConvert>(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
                     break;
                 default:
                     launcher.Launch(
@@ -232,11 +232,12 @@ namespace XFormers.Training
     {
         private const int RowBlock = 4;
 
-        public static unsafe void Run<TA, TC>(
+        public static unsafe void Run<TA, TC, TCConvert>(
             bool transA, bool transB, int m, int n, int k, float alpha,
             ArrayView<TA> a, int lda, ArrayView<TA> b, int ldb, float beta, ArrayView<TC> c, int ldc)
             where TA : unmanaged
             where TC : unmanaged
+            where TCConvert : struct, IElementConvert<TC>
         {
             var aPtr = (TA*)a.LoadEffectiveAddressAsPtr();
             var bPtr = (TA*)b.LoadEffectiveAddressAsPtr();
@@ -287,7 +288,7 @@ namespace XFormers.Training
                                     float value = alpha * acc[r * n + j];
                                     if (beta != 0f)
                                         value += beta * ElementType.ToFloat(cRow[j]);
-                                    cRow[j] = ElementType.FromFloat<TC>(value);
+                                    cRow[j] = default(TCConvert).FromFloat(value);
                                 }
                             }
                         }

@@ -18,7 +18,7 @@ namespace XFormers.Training
         public const int GrowthTracker = 1;
         public const int AdamStep = 2;
         public const int SkippedSteps = 3;
-        private const int ChunkSize = 4096;
+        private const int ChunkSize = 256;
 
         private readonly MemoryBuffer1D<float, Stride1D.Dense> state;
         private readonly MemoryBuffer1D<int, Stride1D.Dense> foundInf;

@@ -95,15 +95,27 @@ namespace XFormers.Training
             flat.CopyFromCPU(values);
         }
 
-        /// <summary>Sets the master weights and their compute copy; clears gradients and moments.</summary>
-        public void Load(float[] parameters)
+        /// <summary>
+        /// Sets the master weights and rounds their compute copy with the same kernel code the optimizer uses, on
+        /// the device, so a loaded checkpoint continues exactly where the saved run was.
+        /// </summary>
+        public void Load<TConvert>(DeviceLauncher launcher, float[] parameters)
+            where TConvert : struct, IElementConvert<T>
         {
+            ArgumentNullException.ThrowIfNull(launcher);
             Write(Params, parameters);
-            var rounded = new T[parameters.Length];
-            for (int i = 0; i < rounded.Length; i++)
-                rounded[i] = ElementType.FromFloat<T>(parameters[i]);
-            Compute.CopyFromCPU(rounded);
+            launcher.Launch(RoundKernel<TConvert>, Count, new RoundArgs { Params = Params, Compute = Compute });
         }
+
+        public struct RoundArgs
+        {
+            public ArrayView<float> Params;
+            public ArrayView<T> Compute;
+        }
+
+        public static void RoundKernel<TConvert>(Index1D i, RoundArgs a)
+            where TConvert : struct, IElementConvert<T> =>
+            a.Compute[i] = default(TConvert).FromFloat(a.Params[i]);
 
         public void Dispose()
         {

@@ -151,8 +151,8 @@ namespace XFormers.Training
             paramRows = Floats((long)rows * 2 * c);
             ones = Floats(rows);
             ones.CopyFromCPU(Enumerable.Repeat(1f, rows).ToArray());
-            order = Ints(rows);
-            store.Load(InitialParameters(config, store));
+            order = Ints(Embedding.SortScratch(rows));
+            store.Load<TConvert>(Launcher, InitialParameters(config, store));
         }
 
         public TinyGptConfig Config { get; }
@@ -341,7 +341,7 @@ namespace XFormers.Training
         public void WriteState(TrainingState state)
         {
             ArgumentNullException.ThrowIfNull(state);
-            store.Load(state.Params);
+            store.Load<TConvert>(Launcher, state.Params);
             store.Write(store.M, state.M);
             store.Write(store.V, state.V);
             Scaler.WriteState(state.Scaler);

@@ -182,7 +182,7 @@ public sealed class LayerGradientTests(CpuContextFixture fixture)
         using var dDOut = Upload(context, dOut);
         using var gradTable = Upload(context, Enumerable.Repeat(9f, vocab * c).ToArray());
         using var gradPositions = Upload(context, new float[seq * c]);
-        using var order = Upload(context, new int[batch * seq]);
+        using var order = Upload(context, new int[Embedding.SortScratch(batch * seq)]);
         using var ones = Upload(context, Enumerable.Repeat(1f, batch).ToArray());
         Embedding.Forward(launcher, batch, seq, c, dTokens.View, dTable.View, dPositions.View, output.View);
         Embedding.Backward(launcher, gemm, batch, seq, c, dTokens.View, dDOut.View, gradTable.View, gradPositions.View, order.View, ones.View);

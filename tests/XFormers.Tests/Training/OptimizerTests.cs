@@ -12,7 +12,7 @@ public sealed class OptimizerTests(CpuContextFixture fixture)
     private static ParameterStore<Half> Store(XFormersContext context, float[] parameters)
     {
         var store = new ParameterStore<Half>(context, new[] { ("w", new[] { parameters.Length }) });
-        store.Load(parameters);
+        store.Load<HalfConvert>(new DeviceLauncher(context), parameters);
         return store;
     }
 
@@ -51,7 +51,7 @@ public sealed class OptimizerTests(CpuContextFixture fixture)
         }
         RelativeError(store.Read(store.Params), expected).ShouldBeLessThan(1e-6);
         var compute = Download(context, store.Compute);
-        compute.ShouldBe(store.Read(store.Params).Select(x => (Half)x).ToArray());
+        compute.Select(h => (float)h).ShouldBe(store.Read(store.Params).Select(x => (float)(System.Half)x).ToArray());
         scaler.ReadState().ShouldBe(new[] { scale, 2f, 2f, 0f });
     }
 

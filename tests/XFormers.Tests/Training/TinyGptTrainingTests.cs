@@ -23,7 +23,7 @@ public sealed class TinyGptTrainingTests(CpuContextFixture fixture)
         var store = model.Store;
         // Larger weights than the 0.02 init so every path carries signal the differences can see.
         var parameters = store.Read(store.Params).Select((p, i) => p * 20f + (i % 7 == 0 ? 0.05f : 0f)).ToArray();
-        store.Load(parameters);
+        store.Load<FloatConvert>(model.Launcher, parameters);
         model.LossAndGradients(step: 3);
         var grads = store.Read(store.Grads);
 
@@ -36,17 +36,17 @@ public sealed class TinyGptTrainingTests(CpuContextFixture fixture)
                 long i = slice.Offset + offset;
                 float saved = parameters[i];
                 parameters[i] = saved + h;
-                store.Load(parameters);
+                store.Load<FloatConvert>(model.Launcher, parameters);
                 double plus = model.LossAndGradients(3);
                 parameters[i] = saved - h;
-                store.Load(parameters);
+                store.Load<FloatConvert>(model.Launcher, parameters);
                 double minus = model.LossAndGradients(3);
                 parameters[i] = saved;
                 double numeric = (plus - minus) / (2 * h);
                 Math.Abs(grads[i] - numeric).ShouldBeLessThan(2e-3 + 0.03 * Math.Abs(numeric), $"{slice.Name}[{offset}]: analytic {grads[i]}, numeric {numeric}");
             }
         }
-        store.Load(parameters);
+        store.Load<FloatConvert>(model.Launcher, parameters);
     }
 
     [Fact]

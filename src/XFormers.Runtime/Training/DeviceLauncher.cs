@@ -101,6 +101,22 @@ namespace XFormers.Training
             launcher(n, args);
         }
 
+        /// <summary>
+        /// Launches an explicitly grouped kernel through ILGPU (never as a host loop: it uses group and warp
+        /// intrinsics): <paramref name="groups"/> groups of <paramref name="groupSize"/> threads.
+        /// </summary>
+        public void LaunchGrouped<TArgs>(Action<TArgs> kernel, int groups, int groupSize, TArgs args)
+            where TArgs : struct
+        {
+            if (groups <= 0)
+                return;
+            var launcher = (Action<KernelConfig, TArgs>)loaded.GetOrAdd(kernel.Method, _ => Accelerator.LoadStreamKernel(kernel));
+            if (Profile is not null)
+                Measure(kernel.Method.DeclaringType?.Name + "." + kernel.Method.Name, () => launcher(new KernelConfig(groups, groupSize), args));
+            else
+                launcher(new KernelConfig(groups, groupSize), args);
+        }
+
         /// <summary>Sets a view to zero (queued on the accelerator; immediate on the host).</summary>
         public void Zero<T>(ArrayView<T> view)
             where T : unmanaged

@@ -10,6 +10,8 @@ namespace XFormers.Training
     /// buffer (the projection after it adds into that copy with β = 1). The backward adds dx into the fp32
     /// residual gradient, writes its compute-type copy for the next product, and leaves per-row
     /// dy·x̂ | dy in a scratch matrix whose column sums (one GEMM with a ones vector) are dweight | dbias.
+    /// On a GPU each row is one warp (strided, coalesced loads; shuffle reductions); the host loops run the
+    /// one-thread-per-row twins.
     /// </summary>
     public static class LayerNorm
     {
@@ -27,6 +29,7 @@ namespace XFormers.Training
             public ArrayView<float> Copy;
             public int Channels;
             public int HasCopy;
+            public int Rows;
         }
 
         public struct BackwardArgs<T>
@@ -42,6 +45,100 @@ namespace XFormers.Training
             public ArrayView<float> ParamRows;
             public int Channels;
             public int Accumulate;
+            public int Rows;
+        }
+
+        /// <summary>Rows per group of the warp-per-row kernels.</summary>
+        private const int RowsPerGroup = 4;
+
+        /// <summary>Σ over the warp's lanes, every lane gets the total.</summary>
+        private static float WarpSum(float value)
+        {
+            for (int mask = Warp.WarpSize / 2; mask > 0; mask /= 2)
+                value += Warp.ShuffleXor(value, mask);
+            return value;
+        }
+
+        /// <summary>The forward with one warp per row.</summary>
+        public static void ForwardRowsKernel<T, TConvert>(ForwardArgs<T> a)
+            where T : unmanaged
+            where TConvert : struct, IElementConvert<T>
+        {
+            int row = Grid.IdxX * (Group.DimX / Warp.WarpSize) + Warp.WarpIdx;
+            if (row >= a.Rows)
+                return;
+            int lane = Warp.LaneIdx;
+            int width = Warp.WarpSize;
+            int c = a.Channels;
+            long start = (long)row * c;
+            float sum = 0f;
+            for (int j = lane; j < c; j += width)
+                sum += a.X[start + j];
+            float mean = WarpSum(sum) / c;
+            float squares = 0f;
+            for (int j = lane; j < c; j += width)
+            {
+                float centered = a.X[start + j] - mean;
+                squares += centered * centered;
+            }
+            float rstd = 1f / MathF.Sqrt(WarpSum(squares) / c + Epsilon);
+            for (int j = lane; j < c; j += width)
+            {
+                float x = a.X[start + j];
+                a.Y[start + j] = default(TConvert).FromFloat((x - mean) * rstd * a.Weight[j] + a.Bias[j]);
+                if (a.HasCopy != 0)
+                    a.Copy[start + j] = x;
+            }
+            if (lane == 0)
+            {
+                a.Mean[row] = mean;
+                a.Rstd[row] = rstd;
+            }
+        }
+
+        /// <summary>The backward with one warp per row.</summary>
+        public static void BackwardRowsKernel<T, TConvert>(BackwardArgs<T> a)
+            where T : unmanaged
+            where TConvert : struct, IElementConvert<T>
+        {
+            int row = Grid.IdxX * (Group.DimX / Warp.WarpSize) + Warp.WarpIdx;
+            if (row >= a.Rows)
+                return;
+            int lane = Warp.LaneIdx;
+            int width = Warp.WarpSize;
+            int c = a.Channels;
+            long start = (long)row * c;
+            float mean = a.Mean[row];
+            float rstd = a.Rstd[row];
+            float gMean = 0f;
+            float gxMean = 0f;
+            for (int j = lane; j < c; j += width)
+            {
+                float dy = default(TConvert).ToFloat(a.dY[start + j]);
+                float xhat = (a.X[start + j] - mean) * rstd;
+                float g = dy * a.Weight[j];
+                gMean += g;
+                gxMean += g * xhat;
+                a.ParamRows[2 * start + j] = dy * xhat;
+                a.ParamRows[2 * start + c + j] = dy;
+            }
+            gMean = WarpSum(gMean) / c;
+            gxMean = WarpSum(gxMean) / c;
+            for (int j = lane; j < c; j += width)
+            {
+                float dy = default(TConvert).ToFloat(a.dY[start + j]);
+                float xhat = (a.X[start + j] - mean) * rstd;
+                float dx = rstd * (dy * a.Weight[j] - gMean - xhat * gxMean);
+                float total = a.Accumulate != 0 ? a.dX[start + j] + dx : dx;
+                a.dX[start + j] = total;
+                a.dXCompute[start + j] = default(TConvert).FromFloat(total);
+            }
+        }
+
+        private static int Groups(DeviceLauncher launcher, int rows, out int groupSize)
+        {
+            groupSize = RowsPerGroup * launcher.Accelerator.WarpSize;
+            return (rows + RowsPerGroup - 1) / RowsPerGroup;
         }
 
         /// <summary>y = (x − mean)·rstd·weight + bias for one row; saves mean and rstd.</summary>
@@ -117,7 +214,7 @@ namespace XFormers.Training
             where T : unmanaged
             where TConvert : struct, IElementConvert<T>
         {
-            launcher.Launch(ForwardKernel<T, TConvert>, rows, new ForwardArgs<T>
+            var args = new ForwardArgs<T>
             {
                 X = x,
                 Weight = weightAndBias.SubView(0, channels),
@@ -128,7 +225,12 @@ namespace XFormers.Training
                 Copy = copy,
                 Channels = channels,
                 HasCopy = copy.Length > 0 ? 1 : 0,
-            });
+                Rows = rows,
+            };
+            if (launcher.RunsOnHost)
+                launcher.Launch(ForwardKernel<T, TConvert>, rows, args);
+            else
+                launcher.LaunchGrouped(ForwardRowsKernel<T, TConvert>, Groups(launcher, rows, out int groupSize), groupSize, args);
         }
 
         /// <summary>
@@ -144,7 +246,7 @@ namespace XFormers.Training
             where T : unmanaged
             where TConvert : struct, IElementConvert<T>
         {
-            launcher.Launch(BackwardKernel<T, TConvert>, rows, new BackwardArgs<T>
+            var args = new BackwardArgs<T>
             {
                 dY = dy,
                 X = x,
@@ -156,7 +258,12 @@ namespace XFormers.Training
                 ParamRows = paramRows,
                 Channels = channels,
                 Accumulate = accumulate ? 1 : 0,
-            });
+                Rows = rows,
+            };
+            if (launcher.RunsOnHost)
+                launcher.Launch(BackwardKernel<T, TConvert>, rows, args);
+            else
+                launcher.LaunchGrouped(BackwardRowsKernel<T, TConvert>, Groups(launcher, rows, out int groupSize), groupSize, args);
             gemm.Run<float, FloatConvert, float, FloatConvert>(
                 false, false, 1, 2 * channels, rows, 1f, onesRows, rows, paramRows, 2 * channels, 0f, gradWeightAndBias, 2 * channels);
         }

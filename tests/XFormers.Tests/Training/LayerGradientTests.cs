@@ -74,14 +74,17 @@ public sealed class LayerGradientTests(CpuContextFixture fixture)
         return grad;
     }
 
-    [Fact]
-    public void LayerNorm_backward_matches_finite_differences_and_accumulates()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void LayerNorm_backward_matches_finite_differences_and_accumulates(bool warpPerRow)
     {
-        int rows = 3, c = 16;
+        int rows = 5, c = 16;
         var x = Random(4, rows * c, 1.5f);
         var wb = Random(5, c, 0.3f).Select(v => v + 1f).Concat(Random(6, c, 0.2f)).ToArray();
         var dy = Random(7, rows * c);
-        var launcher = new DeviceLauncher(context);
+        // warpPerRow: the GPU's kernels, run by ILGPU on the CPU accelerator (warps of 4 lanes there).
+        var launcher = new DeviceLauncher(context) { UseIlgpuOnCpu = warpPerRow };
         using var gemm = Gemm.Create(launcher);
         using var dX = Upload(context, x);
         using var dWb = Upload(context, wb);
@@ -102,6 +105,7 @@ public sealed class LayerGradientTests(CpuContextFixture fixture)
         var expectedDwb = FiniteDifferences(wb, () => Loss(x, wb, dy, rows, c));
         RelativeError(Download(context, dxOut), expectedDx).ShouldBeLessThan(1e-3);
         Download(context, dxCompute).ShouldBe(Download(context, dxOut));
+        RelativeError(Download(context, y), LayerNormReference(x, wb[..c], wb[c..], rows, c).Y).ShouldBeLessThan(1e-5);
         RelativeError(Download(context, gradWb), expectedDwb).ShouldBeLessThan(1e-3);
     }
 

@@ -50,7 +50,7 @@ public sealed class TinyGptTrainingTests(CpuContextFixture fixture)
     }
 
     [Fact]
-    public void Ilgpu_compiled_kernels_on_the_CPU_accelerator_give_the_host_loop_results()
+    public void Ilgpu_compiled_kernels_on_the_CPU_accelerator_agree_with_the_host_loops()
     {
         var config = Tiny with { Layers = 1, DType = DType.Float16 };
         using var data = TokenBatch.Counting(context, config.Vocab, config.Seed);
@@ -58,8 +58,14 @@ public sealed class TinyGptTrainingTests(CpuContextFixture fixture)
         using var compiled = new TinyGpt<Half, HalfConvert>(context, config, data, ilgpuOnCpu: true);
         host.TrainStep(0, config.LearningRate);
         compiled.TrainStep(0, config.LearningRate);
-        host.ReadMetrics(0, 1).ShouldBe(compiled.ReadMetrics(0, 1));
-        host.Store.Read(host.Store.Params).ShouldBe(compiled.Store.Read(compiled.Store.Params));
+        // Same math; only LayerNorm's warp reductions add in another order than the host's row loop.
+        var (hostLoss, hostAccuracy) = host.ReadMetrics(0, 1)[0];
+        var (compiledLoss, compiledAccuracy) = compiled.ReadMetrics(0, 1)[0];
+        compiledLoss.ShouldBe(hostLoss, 1e-4f);
+        compiledAccuracy.ShouldBe(hostAccuracy);
+        var a = host.Store.Read(host.Store.Params);
+        var b = compiled.Store.Read(compiled.Store.Params);
+        TrainingTestUtil.RelativeError(b, TrainingTestUtil.ToDouble(a)).ShouldBeLessThan(1e-4);
     }
 
     [Fact]

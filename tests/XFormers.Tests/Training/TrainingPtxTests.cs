@@ -17,6 +17,15 @@ public sealed class TrainingPtxTests
 {
     public static TheoryData<string> Kernels() => new(KernelTable().Keys);
 
+    public static TheoryData<string> GroupedKernels() => new(GroupedKernelTable().Keys);
+
+    private static Dictionary<string, Delegate> GroupedKernelTable() => new()
+    {
+        ["LayerNorm.ForwardRows<Half>"] = new Action<LayerNorm.ForwardArgs<Half>>(LayerNorm.ForwardRowsKernel<Half, HalfConvert>),
+        ["LayerNorm.BackwardRows<Half>"] = new Action<LayerNorm.BackwardArgs<Half>>(LayerNorm.BackwardRowsKernel<Half, HalfConvert>),
+        ["LayerNorm.BackwardRows<BFloat16>"] = new Action<LayerNorm.BackwardArgs<BFloat16>>(LayerNorm.BackwardRowsKernel<BFloat16, BFloat16Convert>),
+    };
+
     private static Dictionary<string, Delegate> KernelTable() => new()
     {
         ["LayerNorm.Forward<Half>"] = new Action<Index1D, LayerNorm.ForwardArgs<Half>>(LayerNorm.ForwardKernel<Half, HalfConvert>),
@@ -45,12 +54,18 @@ public sealed class TrainingPtxTests
 
     [Theory]
     [MemberData(nameof(Kernels))]
-    public void Training_kernel_compiles_to_PTX(string name)
+    public void Training_kernel_compiles_to_PTX(string name) =>
+        CompileToPtx(EntryPointDescription.FromImplicitlyGroupedKernel(KernelTable()[name].Method)).ShouldContain(".entry");
+
+    [Theory]
+    [MemberData(nameof(GroupedKernels))]
+    public void Warp_per_row_kernel_compiles_to_PTX_with_shuffles(string name) =>
+        CompileToPtx(EntryPointDescription.FromExplicitlyGroupedKernel(GroupedKernelTable()[name].Method)).ShouldContain("shfl.sync");
+
+    private static string CompileToPtx(EntryPointDescription entry)
     {
         using var context = Context.Create(builder => builder.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O2).Inlining(InliningMode.Aggressive));
         using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
-        var method = KernelTable()[name].Method;
-        var compiled = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromImplicitlyGroupedKernel(method), KernelSpecialization.Empty);
-        compiled.PTXAssembly.ShouldContain(".entry");
+        return ((PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty)).PTXAssembly;
     }
 }

@@ -138,13 +138,16 @@ public sealed class LayerGradientTests(CpuContextFixture fixture)
         RelativeError(Download(context, grad), FiniteDifferences(x12, Loss, 1e-3)).ShouldBeLessThan(1e-4);
     }
 
-    [Fact]
-    public void CrossEntropy_loss_accuracy_and_gradient_match_fp64()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void CrossEntropy_loss_accuracy_and_gradient_match_fp64(bool warpPerRow)
     {
         int rows = 5, vocab = 7;
         var logits = Random(10, rows * vocab, 3f);
-        var targets = new[] { 0, 6, 3, 3, 1 };
-        var launcher = new DeviceLauncher(context);
+        logits[3 * vocab + 2] = logits[3 * vocab + 5] = 50f;
+        var targets = new[] { 0, 6, 3, 2, 1 };
+        var launcher = new DeviceLauncher(context) { UseIlgpuOnCpu = warpPerRow };
         using var dLogits = Upload(context, logits);
         using var dTargets = Upload(context, targets);
         using var rowLoss = Upload(context, new float[rows]);
@@ -165,6 +168,7 @@ public sealed class LayerGradientTests(CpuContextFixture fixture)
                 expectedGrad[n * vocab + v] = (Math.Exp(z[v] - max) / sum - (v == targets[n] ? 1 : 0)) * 8.0 / rows;
         }
         RelativeError(Download(context, rowLoss), expectedLoss).ShouldBeLessThan(1e-6);
+        expectedCorrect[3].ShouldBe(1f, "a tie goes to the first index");
         Download(context, rowCorrect).ShouldBe(expectedCorrect);
         RelativeError(Download(context, dLogits), expectedGrad).ShouldBeLessThan(1e-6);
     }

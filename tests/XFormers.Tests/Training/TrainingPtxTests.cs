@@ -23,6 +23,7 @@ public sealed class TrainingPtxTests
     {
         ["LayerNorm.ForwardRows<Half>"] = new Action<LayerNorm.ForwardArgs<Half>>(LayerNorm.ForwardRowsKernel<Half, HalfConvert>),
         ["LayerNorm.BackwardRows<Half>"] = new Action<LayerNorm.BackwardArgs<Half>>(LayerNorm.BackwardRowsKernel<Half, HalfConvert>),
+        ["CrossEntropy.Rows<Half>"] = new Action<CrossEntropy.Args<Half>>(CrossEntropy.RowsKernel<Half, HalfConvert>),
         ["LayerNorm.BackwardRows<BFloat16>"] = new Action<LayerNorm.BackwardArgs<BFloat16>>(LayerNorm.BackwardRowsKernel<BFloat16, BFloat16Convert>),
     };
 

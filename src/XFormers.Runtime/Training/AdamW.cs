@@ -1,5 +1,6 @@
 using System;
 using ILGPU;
+using ILGPU.Runtime;
 
 namespace XFormers.Training
 {
@@ -9,8 +10,10 @@ namespace XFormers.Training
     /// reads the scale, the found-inf flag and its step count from the scaler's device state, so a skipped step
     /// changes nothing and costs no host sync.
     /// </summary>
-    public sealed class AdamW
+    public sealed class AdamW : IDisposable
     {
+        private MemoryBuffer1D<float, Stride1D.Dense>? corrections;
+
         public AdamW(float learningRate = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f, float epsilon = 1e-8f, float weightDecay = 0.01f)
         {
             LearningRate = learningRate;
@@ -40,6 +43,7 @@ namespace XFormers.Training
             public ArrayView<T> Compute;
             public ArrayView<float> ScalerState;
             public ArrayView<int> FoundInf;
+            public ArrayView<float> Corrections;
             public float LearningRate;
             public float Beta1;
             public float Beta2;
@@ -53,12 +57,11 @@ namespace XFormers.Training
         {
             if (a.FoundInf[0] != 0)
                 return;
-            float step = a.ScalerState[GradScaler.AdamStep] + 1f;
             float g = a.Grads[i] / a.ScalerState[GradScaler.Scale];
             float m = a.Beta1 * a.M[i] + (1f - a.Beta1) * g;
             float v = a.Beta2 * a.V[i] + (1f - a.Beta2) * g * g;
-            float correction1 = 1f - MathF.Exp(step * MathF.Log(a.Beta1));
-            float correction2 = 1f - MathF.Exp(step * MathF.Log(a.Beta2));
+            float correction1 = a.Corrections[0];
+            float correction2 = a.Corrections[1];
             float p = a.Params[i] * (1f - a.LearningRate * a.WeightDecay);
             float denominator = MathF.Sqrt(v) / MathF.Sqrt(correction2) + a.Epsilon;
             p -= a.LearningRate / correction1 * m / denominator;
@@ -68,11 +71,22 @@ namespace XFormers.Training
             a.Compute[i] = default(TConvert).FromFloat(p);
         }
 
+        /// <summary>The bias corrections 1 − β^t of the coming step, once (one thread) instead of per parameter.</summary>
+        public static void CorrectionsKernel<T>(Index1D i, Args<T> a)
+            where T : unmanaged
+        {
+            float step = a.ScalerState[GradScaler.AdamStep] + 1f;
+            a.Corrections[0] = 1f - MathF.Exp(step * MathF.Log(a.Beta1));
+            a.Corrections[1] = 1f - MathF.Exp(step * MathF.Log(a.Beta2));
+        }
+
         /// <summary>One update of every parameter (skipped on the device when the scaler found inf/NaN).</summary>
         public void Step<T, TConvert>(DeviceLauncher launcher, ParameterStore<T> store, GradScaler scaler)
             where T : unmanaged
-            where TConvert : struct, IElementConvert<T> =>
-            launcher.Launch(Kernel<T, TConvert>, store.Count, new Args<T>
+            where TConvert : struct, IElementConvert<T>
+        {
+            corrections ??= launcher.Accelerator.Allocate1D<float>(2);
+            var args = new Args<T>
             {
                 Params = store.Params,
                 Grads = store.Grads,
@@ -86,6 +100,12 @@ namespace XFormers.Training
                 Beta2 = Beta2,
                 Epsilon = Epsilon,
                 WeightDecay = WeightDecay,
-            });
+                Corrections = corrections.View,
+            };
+            launcher.Launch(CorrectionsKernel<T>, 1, args);
+            launcher.Launch(Kernel<T, TConvert>, store.Count, args);
+        }
+
+        public void Dispose() => corrections?.Dispose();
     }
 }

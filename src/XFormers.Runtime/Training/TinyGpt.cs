@@ -101,7 +101,7 @@ namespace XFormers.Training
             owned.Add(store);
             Scaler = new GradScaler(context, dynamic: config.DType == DType.Float16);
             owned.Add(Scaler);
-            optimizer = new AdamW(config.LearningRate, weightDecay: config.WeightDecay);
+            optimizer = Own(new AdamW(config.LearningRate, weightDecay: config.WeightDecay));
 
             int b = config.Batch, t = config.Sequence, c = config.Dim, h = config.HiddenWidth, heads = config.Heads, k = config.HeadDim;
             rows = b * t;

@@ -25,7 +25,7 @@ public sealed class OptimizerTests(CpuContextFixture fixture)
         var launcher = new DeviceLauncher(context);
         using var store = Store(context, p);
         using var scaler = new GradScaler(context, dynamic: true, initialScale: scale);
-        var adam = new AdamW(learningRate: 0.01f, weightDecay: 0.1f);
+        using var adam = new AdamW(learningRate: 0.01f, weightDecay: 0.1f);
         foreach (var g in grads)
         {
             store.Write(store.Grads, g.Select(x => x * scale).ToArray());
@@ -64,7 +64,7 @@ public sealed class OptimizerTests(CpuContextFixture fixture)
         var launcher = new DeviceLauncher(context);
         using var store = Store(context, p);
         using var scaler = new GradScaler(context, dynamic: true, initialScale: 1024f);
-        var adam = new AdamW(learningRate: 0.1f);
+        using var adam = new AdamW(learningRate: 0.1f);
         var g = Random(5, p.Length);
         g[8500] = bad;
         store.Write(store.Grads, g);

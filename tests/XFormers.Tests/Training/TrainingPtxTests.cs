@@ -38,6 +38,7 @@ public sealed class TrainingPtxTests
         ["CrossEntropy<float>"] = new Action<Index1D, CrossEntropy.Args<float>>(CrossEntropy.Kernel<float, FloatConvert>),
         ["CrossEntropy.Metrics"] = new Action<Index1D, CrossEntropy.MetricsArgs>(CrossEntropy.MetricsKernel),
         ["AdamW<Half>"] = new Action<Index1D, AdamW.Args<Half>>(AdamW.Kernel<Half, HalfConvert>),
+        ["AdamW.Corrections"] = new Action<Index1D, AdamW.Args<Half>>(AdamW.CorrectionsKernel<Half>),
         ["AdamW<BFloat16>"] = new Action<Index1D, AdamW.Args<BFloat16>>(AdamW.Kernel<BFloat16, BFloat16Convert>),
         ["GradScaler.Check"] = new Action<Index1D, GradScaler.CheckArgs>(GradScaler.CheckKernel),
         ["GradScaler.Update"] = new Action<Index1D, GradScaler.UpdateArgs>(GradScaler.UpdateKernel),

@@ -37,54 +37,17 @@ namespace XFormers.Training
             public int RowsPerChunk;
         }
 
-        public static void Kernel<T, TConvert>(Index1D row, Args<T> a)
+        /// <summary>
+        /// One row, its lanes striding over the vocabulary. The target's logit is read before the reductions:
+        /// after them the lanes overwrite the row with the gradient.
+        /// </summary>
+        private static void Row<T, TConvert, TReduce>(in Args<T> a, int row, int lane, int width)
             where T : unmanaged
             where TConvert : struct, IElementConvert<T>
+            where TReduce : struct, IRowReduce
         {
-            long start = (long)row.X * a.Vocab;
-            float max = float.NegativeInfinity;
-            int argmax = 0;
-            for (int v = 0; v < a.Vocab; v++)
-            {
-                float z = default(TConvert).ToFloat(a.Logits[start + v]);
-                if (z > max)
-                {
-                    max = z;
-                    argmax = v;
-                }
-            }
-            float sum = 0f;
-            for (int v = 0; v < a.Vocab; v++)
-                sum += KernelMath.Exp(default(TConvert).ToFloat(a.Logits[start + v]) - max);
-            int target = a.Targets[row];
-            float lse = max + KernelMath.Log(sum);
-            a.RowLoss[row] = lse - default(TConvert).ToFloat(a.Logits[start + target]);
-            a.RowCorrect[row] = argmax == target ? 1f : 0f;
-            if (a.WriteGradient == 0)
-                return;
-            float scale = a.LossScale[0] / a.Count;
-            float inverseSum = 1f / sum;
-            for (int v = 0; v < a.Vocab; v++)
-            {
-                float p = KernelMath.Exp(default(TConvert).ToFloat(a.Logits[start + v]) - max) * inverseSum;
-                float grad = (v == target ? p - 1f : p) * scale;
-                a.Logits[start + v] = default(TConvert).FromFloat(grad);
-            }
-        }
-
-        /// <summary>The same with one warp per row: strided lanes, shuffle reductions of (max, argmax) and the sum.</summary>
-        public static void RowsKernel<T, TConvert>(Args<T> a)
-            where T : unmanaged
-            where TConvert : struct, IElementConvert<T>
-        {
-            int row = Grid.IdxX * (Group.DimX / Warp.WarpSize) + Warp.WarpIdx;
-            if (row >= a.Count)
-                return;
-            int lane = Warp.LaneIdx;
-            int width = Warp.WarpSize;
             long start = (long)row * a.Vocab;
             int target = a.Targets[row];
-            // Read before the shuffles: after them, lanes overwrite the row with the gradient.
             float targetLogit = default(TConvert).ToFloat(a.Logits[start + target]);
             float max = float.NegativeInfinity;
             int argmax = a.Vocab;
@@ -97,21 +60,11 @@ namespace XFormers.Training
                     argmax = v;
                 }
             }
-            for (int mask = width / 2; mask > 0; mask /= 2)
-            {
-                float otherMax = Warp.ShuffleXor(max, mask);
-                int otherArg = Warp.ShuffleXor(argmax, mask);
-                if (otherMax > max || (otherMax == max && otherArg < argmax))
-                {
-                    max = otherMax;
-                    argmax = otherArg;
-                }
-            }
+            default(TReduce).MaxWithIndex(ref max, ref argmax);
             float sum = 0f;
             for (int v = lane; v < a.Vocab; v += width)
                 sum += KernelMath.Exp(default(TConvert).ToFloat(a.Logits[start + v]) - max);
-            for (int mask = width / 2; mask > 0; mask /= 2)
-                sum += Warp.ShuffleXor(sum, mask);
+            sum = default(TReduce).Sum(sum);
             if (lane == 0)
             {
                 a.RowLoss[row] = max + KernelMath.Log(sum) - targetLogit;
@@ -126,6 +79,22 @@ namespace XFormers.Training
                 float p = KernelMath.Exp(default(TConvert).ToFloat(a.Logits[start + v]) - max) * inverseSum;
                 a.Logits[start + v] = default(TConvert).FromFloat((v == target ? p - 1f : p) * scale);
             }
+        }
+
+        /// <summary>One thread per row (host loops).</summary>
+        public static void Kernel<T, TConvert>(Index1D row, Args<T> a)
+            where T : unmanaged
+            where TConvert : struct, IElementConvert<T> =>
+            Row<T, TConvert, SingleLane>(a, row, 0, 1);
+
+        /// <summary>One warp per row (GPU).</summary>
+        public static void RowsKernel<T, TConvert>(Args<T> a)
+            where T : unmanaged
+            where TConvert : struct, IElementConvert<T>
+        {
+            int row = RowLaunch.WarpRow();
+            if (row < a.Count)
+                Row<T, TConvert, WarpReduce>(a, row, Warp.LaneIdx, Warp.WarpSize);
         }
 
         /// <summary>Partials[2·chunk] = Σ loss, Partials[2·chunk + 1] = Σ correct over a chunk of rows.</summary>
@@ -162,13 +131,7 @@ namespace XFormers.Training
                 Count = rows,
                 WriteGradient = writeGradient ? 1 : 0,
             };
-            if (launcher.RunsOnHost)
-            {
-                launcher.Launch(Kernel<T, TConvert>, rows, args);
-                return;
-            }
-            const int rowsPerGroup = 4;
-            launcher.LaunchGrouped(RowsKernel<T, TConvert>, (rows + rowsPerGroup - 1) / rowsPerGroup, rowsPerGroup * launcher.Accelerator.WarpSize, args);
+            RowLaunch.Launch(launcher, Kernel<T, TConvert>, RowsKernel<T, TConvert>, rows, args);
         }
 
         /// <summary>Chunk sums of loss and correctness into <paramref name="partials"/> (2 floats per chunk).</summary>

@@ -48,40 +48,25 @@ namespace XFormers.Training
             public int Rows;
         }
 
-        /// <summary>Rows per group of the warp-per-row kernels.</summary>
-        private const int RowsPerGroup = 4;
-
-        /// <summary>Σ over the warp's lanes, every lane gets the total.</summary>
-        private static float WarpSum(float value)
-        {
-            for (int mask = Warp.WarpSize / 2; mask > 0; mask /= 2)
-                value += Warp.ShuffleXor(value, mask);
-            return value;
-        }
-
-        /// <summary>The forward with one warp per row.</summary>
-        public static void ForwardRowsKernel<T, TConvert>(ForwardArgs<T> a)
+        /// <summary>The forward for one row, its lanes striding over the channels.</summary>
+        private static void ForwardRow<T, TConvert, TReduce>(in ForwardArgs<T> a, int row, int lane, int width)
             where T : unmanaged
             where TConvert : struct, IElementConvert<T>
+            where TReduce : struct, IRowReduce
         {
-            int row = Grid.IdxX * (Group.DimX / Warp.WarpSize) + Warp.WarpIdx;
-            if (row >= a.Rows)
-                return;
-            int lane = Warp.LaneIdx;
-            int width = Warp.WarpSize;
             int c = a.Channels;
             long start = (long)row * c;
             float sum = 0f;
             for (int j = lane; j < c; j += width)
                 sum += a.X[start + j];
-            float mean = WarpSum(sum) / c;
+            float mean = default(TReduce).Sum(sum) / c;
             float squares = 0f;
             for (int j = lane; j < c; j += width)
             {
                 float centered = a.X[start + j] - mean;
                 squares += centered * centered;
             }
-            float rstd = 1f / MathF.Sqrt(WarpSum(squares) / c + Epsilon);
+            float rstd = 1f / MathF.Sqrt(default(TReduce).Sum(squares) / c + Epsilon);
             for (int j = lane; j < c; j += width)
             {
                 float x = a.X[start + j];
@@ -96,16 +81,15 @@ namespace XFormers.Training
             }
         }
 
-        /// <summary>The backward with one warp per row.</summary>
-        public static void BackwardRowsKernel<T, TConvert>(BackwardArgs<T> a)
+        /// <summary>
+        /// The backward for one row: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·weight; dX (+)= dx,
+        /// dXCompute = dX rounded; ParamRows[row] = [dy·x̂ | dy].
+        /// </summary>
+        private static void BackwardRow<T, TConvert, TReduce>(in BackwardArgs<T> a, int row, int lane, int width)
             where T : unmanaged
             where TConvert : struct, IElementConvert<T>
+            where TReduce : struct, IRowReduce
         {
-            int row = Grid.IdxX * (Group.DimX / Warp.WarpSize) + Warp.WarpIdx;
-            if (row >= a.Rows)
-                return;
-            int lane = Warp.LaneIdx;
-            int width = Warp.WarpSize;
             int c = a.Channels;
             long start = (long)row * c;
             float mean = a.Mean[row];
@@ -122,8 +106,8 @@ namespace XFormers.Training
                 a.ParamRows[2 * start + j] = dy * xhat;
                 a.ParamRows[2 * start + c + j] = dy;
             }
-            gMean = WarpSum(gMean) / c;
-            gxMean = WarpSum(gxMean) / c;
+            gMean = default(TReduce).Sum(gMean) / c;
+            gxMean = default(TReduce).Sum(gxMean) / c;
             for (int j = lane; j < c; j += width)
             {
                 float dy = default(TConvert).ToFloat(a.dY[start + j]);
@@ -135,76 +119,36 @@ namespace XFormers.Training
             }
         }
 
-        private static int Groups(DeviceLauncher launcher, int rows, out int groupSize)
-        {
-            groupSize = RowsPerGroup * launcher.Accelerator.WarpSize;
-            return (rows + RowsPerGroup - 1) / RowsPerGroup;
-        }
-
-        /// <summary>y = (x − mean)·rstd·weight + bias for one row; saves mean and rstd.</summary>
+        /// <summary>Forward, one thread per row (host loops).</summary>
         public static void ForwardKernel<T, TConvert>(Index1D row, ForwardArgs<T> a)
             where T : unmanaged
-            where TConvert : struct, IElementConvert<T>
-        {
-            int c = a.Channels;
-            long start = (long)row.X * c;
-            float sum = 0f;
-            for (int j = 0; j < c; j++)
-                sum += a.X[start + j];
-            float mean = sum / c;
-            float squares = 0f;
-            for (int j = 0; j < c; j++)
-            {
-                float centered = a.X[start + j] - mean;
-                squares += centered * centered;
-            }
-            float rstd = 1f / MathF.Sqrt(squares / c + Epsilon);
-            for (int j = 0; j < c; j++)
-            {
-                float x = a.X[start + j];
-                a.Y[start + j] = default(TConvert).FromFloat((x - mean) * rstd * a.Weight[j] + a.Bias[j]);
-                if (a.HasCopy != 0)
-                    a.Copy[start + j] = x;
-            }
-            a.Mean[row] = mean;
-            a.Rstd[row] = rstd;
-        }
+            where TConvert : struct, IElementConvert<T> =>
+            ForwardRow<T, TConvert, SingleLane>(a, row, 0, 1);
 
-        /// <summary>
-        /// dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·weight; dX (+)= dx, dXCompute = dX rounded;
-        /// ParamRows[row] = [dy·x̂ | dy].
-        /// </summary>
-        public static void BackwardKernel<T, TConvert>(Index1D row, BackwardArgs<T> a)
+        /// <summary>Forward, one warp per row (GPU).</summary>
+        public static void ForwardRowsKernel<T, TConvert>(ForwardArgs<T> a)
             where T : unmanaged
             where TConvert : struct, IElementConvert<T>
         {
-            int c = a.Channels;
-            long start = (long)row.X * c;
-            float mean = a.Mean[row];
-            float rstd = a.Rstd[row];
-            float gMean = 0f;
-            float gxMean = 0f;
-            for (int j = 0; j < c; j++)
-            {
-                float dy = default(TConvert).ToFloat(a.dY[start + j]);
-                float xhat = (a.X[start + j] - mean) * rstd;
-                float g = dy * a.Weight[j];
-                gMean += g;
-                gxMean += g * xhat;
-                a.ParamRows[2 * start + j] = dy * xhat;
-                a.ParamRows[2 * start + c + j] = dy;
-            }
-            gMean /= c;
-            gxMean /= c;
-            for (int j = 0; j < c; j++)
-            {
-                float dy = default(TConvert).ToFloat(a.dY[start + j]);
-                float xhat = (a.X[start + j] - mean) * rstd;
-                float dx = rstd * (dy * a.Weight[j] - gMean - xhat * gxMean);
-                float total = a.Accumulate != 0 ? a.dX[start + j] + dx : dx;
-                a.dX[start + j] = total;
-                a.dXCompute[start + j] = default(TConvert).FromFloat(total);
-            }
+            int row = RowLaunch.WarpRow();
+            if (row < a.Rows)
+                ForwardRow<T, TConvert, WarpReduce>(a, row, Warp.LaneIdx, Warp.WarpSize);
+        }
+
+        /// <summary>Backward, one thread per row (host loops).</summary>
+        public static void BackwardKernel<T, TConvert>(Index1D row, BackwardArgs<T> a)
+            where T : unmanaged
+            where TConvert : struct, IElementConvert<T> =>
+            BackwardRow<T, TConvert, SingleLane>(a, row, 0, 1);
+
+        /// <summary>Backward, one warp per row (GPU).</summary>
+        public static void BackwardRowsKernel<T, TConvert>(BackwardArgs<T> a)
+            where T : unmanaged
+            where TConvert : struct, IElementConvert<T>
+        {
+            int row = RowLaunch.WarpRow();
+            if (row < a.Rows)
+                BackwardRow<T, TConvert, WarpReduce>(a, row, Warp.LaneIdx, Warp.WarpSize);
         }
 
         /// <summary>Forward over <paramref name="rows"/> rows; <paramref name="copy"/> (may be empty) receives x.</summary>
@@ -227,10 +171,7 @@ namespace XFormers.Training
                 HasCopy = copy.Length > 0 ? 1 : 0,
                 Rows = rows,
             };
-            if (launcher.RunsOnHost)
-                launcher.Launch(ForwardKernel<T, TConvert>, rows, args);
-            else
-                launcher.LaunchGrouped(ForwardRowsKernel<T, TConvert>, Groups(launcher, rows, out int groupSize), groupSize, args);
+            RowLaunch.Launch(launcher, ForwardKernel<T, TConvert>, ForwardRowsKernel<T, TConvert>, rows, args);
         }
 
         /// <summary>
@@ -260,10 +201,7 @@ namespace XFormers.Training
                 Accumulate = accumulate ? 1 : 0,
                 Rows = rows,
             };
-            if (launcher.RunsOnHost)
-                launcher.Launch(BackwardKernel<T, TConvert>, rows, args);
-            else
-                launcher.LaunchGrouped(BackwardRowsKernel<T, TConvert>, Groups(launcher, rows, out int groupSize), groupSize, args);
+            RowLaunch.Launch(launcher, BackwardKernel<T, TConvert>, BackwardRowsKernel<T, TConvert>, rows, args);
             gemm.Run<float, FloatConvert, float, FloatConvert>(
                 false, false, 1, 2 * channels, rows, 1f, onesRows, rows, paramRows, 2 * channels, 0f, gradWeightAndBias, 2 * channels);
         }

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The trainer's GPU checks and timings in one device call, from the folder scripts/publish-tinygpt.sh made
+# (XFormers.TinyGpt single-file, tinygpt_torch.py, sample.txt). Logs and artifacts go to $OUT.
+#   tinygpt-device.sh [full|quick]   quick: no torch.compile, no --data run, 3 GPT-2-shaped steps
+set -uo pipefail
+mode=${1:-full}
+here=$(cd "$(dirname "$0")" && pwd)
+out=${OUT:-$here/out}
+mkdir -p "$out"
+cd "$out"
+bin="$here/XFormers.TinyGpt"
+py="python3 $here/tinygpt_torch.py"
+export XFORMERS_DEVICE=cuda PYTHONUNBUFFERED=1
+gpt2="--layers 12 --d 768 --heads 12 --seq 1024 --batch 8 --vocab 50304"
+{
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv
+echo "== .NET seed run (400 steps)"
+timeout 240 "$bin" --plain --checkpoint seed.safetensors --plot seed-loss.png
+echo "== PyTorch reads the .NET checkpoint"
+timeout 120 $py check seed.safetensors
+echo "== resume: 200 steps, then --resume to 400, against the straight 400-step run"
+timeout 120 "$bin" --plain --steps 200 --checkpoint half.safetensors --plot /tmp/half.png > half.log 2>&1
+timeout 120 "$bin" --plain --resume half.safetensors --steps 400 --checkpoint resumed.safetensors --plot /tmp/resumed.png > resumed.log 2>&1
+tail -3 resumed.log
+timeout 120 $py same seed.safetensors resumed.safetensors
+echo "== .NET seed bench and profile"
+timeout 120 "$bin" --bench 300
+timeout 120 "$bin" --bench 300
+timeout 120 "$bin" --profile 50
+echo "== PyTorch seed: eager${mode/quick/}"
+timeout 120 $py bench
+[ "$mode" = full ] && timeout 240 $py bench --compile
+echo "== GPT-2-small shape: .NET, then PyTorch eager"
+if [ "$mode" = full ]; then
+  timeout 300 "$bin" --bench 10 $gpt2
+  timeout 300 "$bin" --profile 3 $gpt2
+  timeout 240 $py bench --gpt2 --timed 10 --repeats 3
+else
+  timeout 300 "$bin" --profile 3 $gpt2
+  timeout 240 $py bench --gpt2 --timed 5 --repeats 3
+fi
+if [ "$mode" = full ]; then
+  echo "== PyTorch seed training log"
+  timeout 120 $py train
+  echo "== .NET --data (character-level) with sampling"
+  timeout 120 "$bin" --plain --data "$here/sample.txt" --steps 300 --print-every 100 --checkpoint text.safetensors --plot text-loss.png
+fi
+rm -f half.safetensors resumed.safetensors
+} 2>&1 | tee "$out/device.log"

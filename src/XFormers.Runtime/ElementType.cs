@@ -53,7 +53,7 @@ namespace XFormers
                 return Unsafe.As<float, T>(ref value);
             if (typeof(T) == typeof(Half))
             {
-                var half = (Half)value;
+                var half = ElementMath.ToHalf(value);
                 return Unsafe.As<Half, T>(ref half);
             }
             if (typeof(T) == typeof(BFloat16))

@@ -63,3 +63,24 @@ public class BFloat16Tests
         }
     }
 }
+
+public class HalfRoundingTests
+{
+    /// <summary>Host narrowing to ILGPU.Half rounds to nearest even, like System.Half (ILGPU.Half's own cast truncates).</summary>
+    [Fact]
+    public void FromFloatRoundsLikeSystemHalf()
+    {
+        var random = new Random(7);
+        for (int n = 0; n < 200_000; n++)
+        {
+            float x = n % 2 == 0
+                ? BitConverter.UInt32BitsToSingle((uint)random.NextInt64(0, 1L << 32))
+                : (float)((random.NextDouble() - 0.5) * Math.Pow(2, random.Next(-30, 20)));
+            if (float.IsNaN(x))
+                continue;
+            ushort expected = BitConverter.HalfToUInt16Bits((System.Half)x);
+            var actual = ElementType.FromFloat<Half>(x);
+            System.Runtime.CompilerServices.Unsafe.As<Half, ushort>(ref actual).ShouldBe(expected, $"x = {x:R}");
+        }
+    }
+}

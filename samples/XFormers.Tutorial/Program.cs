@@ -8,7 +8,7 @@ using XFormers.Tutorial;
 //   dotnet run --project samples/XFormers.Tutorial              all sections
 //   dotnet run --project samples/XFormers.Tutorial -- info      devices and every registered variant
 //   ... -- --section 4 --device cpu                             one section, forced onto the CPU
-string command = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "run";
+string command = args.Length > 0 && !args[0].StartsWith("--", StringComparison.Ordinal) ? args[0] : "run";
 string? Option(string name)
 {
     int at = Array.IndexOf(args, name);

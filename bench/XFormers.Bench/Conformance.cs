@@ -131,30 +131,6 @@ namespace XFormers.Bench
             return Tensor<T>.FromFloats(context, Enumerable.Repeat(float.NaN, (int)n).ToArray(), shape);
         }
 
-        public static double Error(double[] actual, double[] expected)
-        {
-            if (actual.Length != expected.Length)
-                return double.PositiveInfinity;
-            double scale = 1, worst = 0;
-            foreach (var e in expected)
-            {
-                if (double.IsFinite(e))
-                    scale = Math.Max(scale, Math.Abs(e));
-            }
-            for (int i = 0; i < actual.Length; i++)
-            {
-                double a = actual[i], e = expected[i];
-                if (double.IsNaN(a))
-                    return double.PositiveInfinity;
-                if (double.IsInfinity(e) || double.IsInfinity(a))
-                {
-                    if (a != e)
-                        return double.PositiveInfinity;
-                    continue;
-                }
-                worst = Math.Max(worst, Math.Abs(a - e));
-            }
-            return worst / scale;
-        }
+        public static double Error(double[] actual, double[] expected) => ReferenceAttention.ScaledError(actual, expected);
     }
 }

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using ILGPU;
@@ -8,6 +9,8 @@ using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 using XFormers.Dsl;
+
+using XFormers.Training;
 
 namespace XFormers.Bench
 {
@@ -61,24 +64,22 @@ namespace XFormers.Bench
             using var x = c.Create<ILGPU.Half>(context);
             using var forward = Fmha.MemoryEfficientAttentionForward(x.Q, x.K, x.V, x.AttnBias);
             using var grads = Fmha.MemoryEfficientAttentionBackward(x.dO, forward, x.Q, x.K, x.V, x.AttnBias);
-            var writer = new SafeTensorsWriter();
-            writer.Add("q", x.Q);
-            writer.Add("k", x.K);
-            writer.Add("v", x.V);
-            writer.Add("bias", x.BiasTensor!);
-            writer.Add("O", forward.Output);
-            writer.Add("LSE", forward.Lse);
-            writer.Add("dO", x.dO);
-            writer.Add("dQ", grads.Query);
-            writer.Add("dK", grads.Key);
-            writer.Add("dV", grads.Value);
-            writer.Add("dBias", grads.Bias!);
-            writer.Metadata("layout", "BMHK; bias and dBias [B, H, Mq, Mkv]; LSE [B, H, Mq]");
-            writer.Metadata("mask", "causal (top-left)");
-            writer.Metadata("scale", (1 / Math.Sqrt(c.HeadDim)).ToString("R", System.Globalization.CultureInfo.InvariantCulture));
-            writer.Metadata("variant", Fmha.SelectKernel(x.Q, x.K, x.V, x.AttnBias, needBackward: true).Variant.Name);
+            var tensors = new[]
+            {
+                SafeTensor.From("q", x.Q), SafeTensor.From("k", x.K), SafeTensor.From("v", x.V), SafeTensor.From("bias", x.BiasTensor!),
+                SafeTensor.From("O", forward.Output), SafeTensor.From("LSE", forward.Lse), SafeTensor.From("dO", x.dO),
+                SafeTensor.From("dQ", grads.Query), SafeTensor.From("dK", grads.Key), SafeTensor.From("dV", grads.Value),
+                SafeTensor.From("dBias", grads.Bias!),
+            };
+            var metadata = new Dictionary<string, string>
+            {
+                ["layout"] = "BMHK; bias and dBias [B, H, Mq, Mkv]; LSE [B, H, Mq]",
+                ["mask"] = "causal (top-left)",
+                ["scale"] = (1 / Math.Sqrt(c.HeadDim)).ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+                ["variant"] = Fmha.SelectKernel(x.Q, x.K, x.V, x.AttnBias, needBackward: true).Variant.Name,
+            };
             string path = Path.Combine(dir, "dump.safetensors");
-            writer.Save(path);
+            SafeTensors.Save(path, tensors, metadata);
             Console.WriteLine($"dump: {c} causal + tensor bias fp16 → {path}");
         }
 

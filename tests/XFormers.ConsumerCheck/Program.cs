@@ -129,20 +129,6 @@ internal static class Check
         return worst;
     }
 
-    /// <summary>max |actual − expected| / max(1, ‖expected‖∞); infinities must match exactly.</summary>
     private static double Error<TE>(Tensor<TE> actual, double[] expected)
-        where TE : unmanaged
-    {
-        var a = actual.ToDoubleArray();
-        double scale = Math.Max(1, expected.Where(double.IsFinite).Select(Math.Abs).DefaultIfEmpty(0).Max());
-        double worst = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            if (double.IsNaN(a[i]) || (double.IsInfinity(expected[i]) || double.IsInfinity(a[i])) && a[i] != expected[i])
-                return double.PositiveInfinity;
-            if (double.IsFinite(expected[i]))
-                worst = Math.Max(worst, Math.Abs(a[i] - expected[i]));
-        }
-        return worst / scale;
-    }
+        where TE : unmanaged => ReferenceAttention.ScaledError(actual.ToDoubleArray(), expected);
 }

@@ -119,29 +119,10 @@ public static class AttentionCheck
         }
     }
 
-    /// <summary>max |a − e| / max(1, ‖e‖∞); matching infinities count as equal, NaN is an infinite error.</summary>
+    /// <summary>The scaled error of <see cref="ReferenceAttention.ScaledError"/>, with the lengths asserted equal.</summary>
     public static double Error(double[] actual, double[] expected)
     {
         actual.Length.ShouldBe(expected.Length);
-        double scale = 1, worst = 0;
-        foreach (var e in expected)
-        {
-            if (double.IsFinite(e))
-                scale = Math.Max(scale, Math.Abs(e));
-        }
-        for (int i = 0; i < actual.Length; i++)
-        {
-            double a = actual[i], e = expected[i];
-            if (double.IsNaN(a))
-                return double.PositiveInfinity;
-            if (double.IsInfinity(e) || double.IsInfinity(a))
-            {
-                if (a != e)
-                    return double.PositiveInfinity;
-                continue;
-            }
-            worst = Math.Max(worst, Math.Abs(a - e));
-        }
-        return worst / scale;
+        return ReferenceAttention.ScaledError(actual, expected);
     }
 }

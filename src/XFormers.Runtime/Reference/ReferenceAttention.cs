@@ -225,6 +225,38 @@ namespace XFormers.Reference
             return dense;
         }
 
+        /// <summary>
+        /// max |actual − expected| / max(1, ‖expected‖∞), the error measure every check here uses; an infinity must
+        /// be matched exactly, and a NaN, or a length mismatch, is an infinite error.
+        /// </summary>
+        public static double ScaledError(double[] actual, double[] expected)
+        {
+            ArgumentNullException.ThrowIfNull(actual);
+            ArgumentNullException.ThrowIfNull(expected);
+            if (actual.Length != expected.Length)
+                return double.PositiveInfinity;
+            double scale = 1, worst = 0;
+            foreach (var e in expected)
+            {
+                if (double.IsFinite(e))
+                    scale = Math.Max(scale, Math.Abs(e));
+            }
+            for (int i = 0; i < actual.Length; i++)
+            {
+                double a = actual[i], e = expected[i];
+                if (double.IsNaN(a))
+                    return double.PositiveInfinity;
+                if (double.IsInfinity(e) || double.IsInfinity(a))
+                {
+                    if (a != e)
+                        return double.PositiveInfinity;
+                    continue;
+                }
+                worst = Math.Max(worst, Math.Abs(a - e));
+            }
+            return worst / scale;
+        }
+
         private static int Segment(int[] starts, int token)
         {
             // The last segment whose start is <= token (empty segments share a start with the next one).

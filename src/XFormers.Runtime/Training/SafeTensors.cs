@@ -14,6 +14,17 @@ namespace XFormers.Training
         public static SafeTensor FromFloats(string name, float[] values, params long[] shape) =>
             new(name, "F32", shape, MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
 
+        /// <summary>A copy of a tensor's data (float, fp16, bf16 or int) with its shape.</summary>
+        public static SafeTensor From<T>(string name, Tensor<T> tensor)
+            where T : unmanaged
+        {
+            ArgumentNullException.ThrowIfNull(tensor);
+            string dtype = typeof(T) == typeof(float) ? "F32" : typeof(T) == typeof(ILGPU.Half) ? "F16" : typeof(T) == typeof(BFloat16) ? "BF16"
+                : typeof(T) == typeof(int) ? "I32" : throw new NotSupportedException($"safetensors: no dtype for {typeof(T).Name}.");
+            var shape = tensor.Shape.ToArray().Select(d => (long)d).ToArray();
+            return new SafeTensor(name, dtype, shape, MemoryMarshal.AsBytes(tensor.ToArray().AsSpan()).ToArray());
+        }
+
         public float[] ToFloats()
         {
             if (DType != "F32")

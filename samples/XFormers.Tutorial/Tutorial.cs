@@ -83,9 +83,7 @@ public sealed partial class Tutorial(XFormersContext context, IAnsiConsole conso
             .Select(g => $"{g.Key}: {g.Count()} variants, head dims {string.Join("/", g.Select(v => v.Variant.HeadDim).Distinct().OrderBy(d => d))}");
         console.WriteLine($"kernels: {info.Variants.Count} registered ({string.Join("; ", byKind)}); `info` lists each one");
 
-        int b = 2, m = OnCpu ? 256 : 512, h = 8, k = 64;
-        if (OnCpu)
-            Reduced("M = 256 instead of 512");
+        int b = 2, m = 512, h = 8, k = 64;
         using var q = Tensor<Half>.RandomNormal(context, 1, 1f, b, m, h, k);
         using var kk = Tensor<Half>.RandomNormal(context, 2, 1f, b, m, h, k);
         using var v2 = Tensor<Half>.RandomNormal(context, 3, 1f, b, m, h, k);
@@ -98,9 +96,7 @@ public sealed partial class Tutorial(XFormersContext context, IAnsiConsole conso
     private void Causal()
     {
         Heading(3, "Causal attention (LowerTriangularMask)");
-        int b = 2, m = OnCpu ? 256 : 512, h = 8, k = 64;
-        if (OnCpu)
-            Reduced("M = 256 instead of 512");
+        int b = 2, m = 512, h = 8, k = 64;
         using var q = Tensor<Half>.RandomNormal(context, 4, 1f, b, m, h, k);
         using var kk = Tensor<Half>.RandomNormal(context, 5, 1f, b, m, h, k);
         using var v = Tensor<Half>.RandomNormal(context, 6, 1f, b, m, h, k);
@@ -142,9 +138,7 @@ public sealed partial class Tutorial(XFormersContext context, IAnsiConsole conso
     private void GroupedQuery()
     {
         Heading(5, "Grouped-query attention (BMGHK)");
-        int b = 2, m = OnCpu ? 128 : 512, g = 2, hPerGroup = 4, k = 64;
-        if (OnCpu)
-            Reduced("M = 128 instead of 512");
+        int b = 2, m = 512, g = 2, hPerGroup = 4, k = 64;
         using var q = Tensor<Half>.RandomNormal(context, 10, 1f, b, m, g, hPerGroup, k);
         using var kk = Tensor<Half>.RandomNormal(context, 11, 1f, b, m, g, 1, k);
         using var v = Tensor<Half>.RandomNormal(context, 12, 1f, b, m, g, 1, k);
@@ -157,9 +151,7 @@ public sealed partial class Tutorial(XFormersContext context, IAnsiConsole conso
     private void CustomAlibi()
     {
         Heading(6, "Custom ALiBi bias tensor vs in-kernel ALiBi");
-        int b = 2, m = OnCpu ? 128 : 512, h = 8, k = 64;
-        if (OnCpu)
-            Reduced("M = 128 instead of 512");
+        int b = 2, m = 512, h = 8, k = 64;
         var slopes = AlibiBias.DefaultSlopes(h);
         var values = new float[h * m * m];
         for (int head = 0; head < h; head++)

@@ -53,22 +53,29 @@ partial class Kernels
         /// <summary>
         /// The same rows transposed, <paramref name="pitch"/> halves a column: element (row j, column d) lands at
         /// [d · pitch + j]; with a row-major <paramref name="tile"/> given as well, it gets the rows from the same loads.
+        /// A thread loads rows j, j + 1 of four columns and stores four 32-bit words, each a column's pair of rows; a warp
+        /// covers 8 row pairs × 4 column words, so its stores hit distinct banks but for a 2-way overlap (16-bit stores
+        /// of one row at a time, 16 lanes of a warp one column word apart, met 8-way conflicts).
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void TcLoadRowsTransposed(ArrayView<ushort> transposed, int pitch, ArrayView<ulong> tile, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
+        private static void TcLoadRowsTransposed(ArrayView<uint> transposed, int pitch, ArrayView<ulong> tile, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
         {
-            for (int e = tid; e < rows * (HeadDim / 4); e += TcThreads)
+            for (int e = tid; e < rows / 2 * (HeadDim / 4); e += TcThreads)
             {
-                int row = e / (HeadDim / 4), word = e % (HeadDim / 4);
-                int token = first + row;
-                ulong four = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
+                int pair = (e >> 2) % (rows / 2), word = e / (2 * rows) * 4 + (e & 3);
+                int row = 2 * pair, token = first + row;
+                ulong even = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
+                ulong odd = token + 1 < tokens ? source[((long)(batch * tokens + token + 1) * heads + head) * (HeadDim / 4) + word] : 0ul;
                 if (tile.Length > 0)
-                    tile[row * (TcRow / 4) + word] = four;
-                int d = 4 * word;
-                transposed[d * pitch + row] = (ushort)four;
-                transposed[(d + 1) * pitch + row] = (ushort)(four >> 16);
-                transposed[(d + 2) * pitch + row] = (ushort)(four >> 32);
-                transposed[(d + 3) * pitch + row] = (ushort)(four >> 48);
+                {
+                    tile[row * (TcRow / 4) + word] = even;
+                    tile[(row + 1) * (TcRow / 4) + word] = odd;
+                }
+                int column = (4 * word * pitch + row) >> 1;
+                transposed[column] = (uint)(even & 0xFFFFul) | ((uint)odd << 16);
+                transposed[column + (pitch >> 1)] = (uint)((even >> 16) & 0xFFFFul) | ((uint)(odd >> 16) << 16);
+                transposed[column + pitch] = (uint)((even >> 32) & 0xFFFFul) | ((uint)(odd >> 32) << 16);
+                transposed[column + 3 * (pitch >> 1)] = (uint)(even >> 48) | ((uint)(odd >> 48) << 16);
             }
         }
 
@@ -146,7 +153,6 @@ partial class Kernels
             var vTile = SharedMemory.Allocate<ulong>(HeadDim * TcVRow / 4);
             var kWords = kTile.Cast<uint>();
             var vWords = vTile.Cast<uint>();
-            var vHalves = vTile.Cast<ushort>();
             var exchange = SharedMemory.Allocate<uint>(TcThreads * ExchangeWordsPerThread);
             KvRange(a, firstRow, lastRow, out int kvBegin, out int kvEnd);
 
@@ -196,7 +202,7 @@ partial class Kernels
             {
                 // Stage K_j and V_jᵀ (Algorithm 1, line 6).
                 TcLoadRows(kTile, k, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
-                TcLoadRowsTransposed(vHalves, TcVRow, default, v, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
+                TcLoadRowsTransposed(vWords, TcVRow, default, v, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
                 Group.Barrier();
 
                 // S_ij = Q_i K_jᵀ (16 × TcBlockN per warp).
@@ -680,8 +686,6 @@ partial class Kernels
             var dOWords = dOTile.Cast<uint>();
             var qtWords = qtTile.Cast<uint>();
             var dOtWords = dOtTile.Cast<uint>();
-            var qtHalves = qtTile.Cast<ushort>();
-            var dOtHalves = dOtTile.Cast<ushort>();
 
             // This warp's 16 keys as A fragments, one per 16-wide k-step of the head dim; keys past Mkv are zeros.
             var kGlobal = a.K.Cast<uint>();
@@ -747,8 +751,8 @@ partial class Kernels
                 for (int m0 = qBegin; m0 < qEnd; m0 += TcBwdBlockQ)
                 {
                     // Stage Q_i, dO_i (both layouts), Lse_i and D_i (Algorithm 2, lines 8-9).
-                    TcLoadRowsTransposed(qtHalves, TcQtRow, qTile, q, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
-                    TcLoadRowsTransposed(dOtHalves, TcQtRow, dOTile, dO, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
+                    TcLoadRowsTransposed(qtWords, TcQtRow, qTile, q, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
+                    TcLoadRowsTransposed(dOtWords, TcQtRow, dOTile, dO, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
                     for (int e = tid; e < TcBwdBlockQ; e += TcThreads)
                     {
                         lseTile[e] = TcLse(a, b, h, m0 + e);
@@ -1051,7 +1055,6 @@ partial class Kernels
             var kWords = kTile.Cast<uint>();
             var vWords = vTile.Cast<uint>();
             var ktWords = ktTile.Cast<uint>();
-            var ktHalves = ktTile.Cast<ushort>();
 
             // This warp's 16 query rows of Q and dO as A fragments; rows past Mq are zeros.
             var qGlobal = a.Q.Cast<uint>();
@@ -1114,7 +1117,7 @@ partial class Kernels
             for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBwdBlockKv)
             {
                 // Stage K_j (both layouts) and V_j (Algorithm 2, line 6).
-                TcLoadRowsTransposed(ktHalves, TcKtRow, kTile, k, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
+                TcLoadRowsTransposed(ktWords, TcKtRow, kTile, k, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
                 TcLoadRows(vTile, v, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
                 Group.Barrier();
 

@@ -49,6 +49,12 @@ namespace XFormers
         /// Where tensor-core kernels run (default: on CUDA; <c>XFORMERS_TENSOR_CORES=0</c> turns them off); for
         /// comparisons and for tests of the tensor-core kernels on a 32-lane CPU accelerator.
         /// </summary>
+        /// <summary>
+        /// For the GPU harness's per-kernel breakdown: called after each launch with the kernel's name (forward, delta,
+        /// dK/dV, dQ); the harness synchronizes there and reads its clock. Null (nothing is called) everywhere else.
+        /// </summary>
+        internal static Action<string>? LaunchObserver { get; set; }
+
         public static TensorCorePolicy TensorCores { get; set; } =
             Environment.GetEnvironmentVariable("XFORMERS_TENSOR_CORES") == "0" ? TensorCorePolicy.Never : TensorCorePolicy.Auto;
     }
@@ -127,10 +133,13 @@ namespace XFormers
             {
                 var tc = tensorCore!;
                 Launcher(accelerator, tc.Forward)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), new Index3D(tc.Threads, 1, 1)), args);
-                return;
             }
-            int tiles = DivUp(args.Mq, Variant.BlockM);
-            Launcher(accelerator, forward)(new KernelConfig(new Index3D(tiles, args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1)), args);
+            else
+            {
+                int tiles = DivUp(args.Mq, Variant.BlockM);
+                Launcher(accelerator, forward)(new KernelConfig(new Index3D(tiles, args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1)), args);
+            }
+            LaunchObserver?.Invoke("forward");
         }
 
         internal void LaunchBackward(Accelerator accelerator, in AttentionArgs<T> args)
@@ -141,17 +150,22 @@ namespace XFormers
             var rows = new KernelConfig(new Index3D(qTiles, args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1));
             // D = rowsum(dO ∘ O) on either path: one thread per row, a small share of the backward's time.
             Launcher(accelerator, backwardDelta)(rows, args);
+            LaunchObserver?.Invoke("delta");
             if (UsesTensorCoreBackward(accelerator) && tensorCore is { BackwardKv: { } tcKv, BackwardQ: { } tcQ } tc)
             {
                 var threads = new Index3D(tc.Threads, 1, 1);
                 Launcher(accelerator, tcKv)(new KernelConfig(new Index3D(DivUp(args.Mkv, tc.BlockM), args.Hkv, args.Batch), threads), args);
+                LaunchObserver?.Invoke("dK/dV");
                 Launcher(accelerator, tcQ)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), threads), args);
+                LaunchObserver?.Invoke("dQ");
                 return;
             }
             int kvTiles = DivUp(args.Mkv, Variant.BlockN);
             if (kvTiles > 0)
                 Launcher(accelerator, backwardKv)(new KernelConfig(new Index3D(kvTiles, args.Hkv, args.Batch), new Index3D(Variant.BlockN, 1, 1)), args);
+            LaunchObserver?.Invoke("dK/dV");
             Launcher(accelerator, backwardQ)(rows, args);
+            LaunchObserver?.Invoke("dQ");
         }
 
         /// <summary>Compiles a kernel (once per accelerator, on first use) and returns its launcher.</summary>

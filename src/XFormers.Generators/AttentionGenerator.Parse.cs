@@ -238,6 +238,7 @@ namespace XFormers.Generators
                     TcBwdKvPairLast = tcBlockKv / 16 - 1,
                     TcBwdVInShared = tcVInShared,
                     TcMma = dtype == 2 ? "MmaM16N8K16Bf16" : "MmaM16N8K16",
+                    TcDot4 = dtype == 2 ? "Dot4BFloat16" : "Dot4Half",
                     TcPack = dtype == 2 ? "PackBFloat162" : "PackHalf2",
                     BackwardKvSharedBytes = BackwardKvShared(backwardBlockM, headDim),
                     Summary = $"Mask = {maskName}, Bias = {biasName}{(biasGradient ? " (with gradient)" : "")}, HeadDim = {headDim}, " +

@@ -103,7 +103,7 @@ namespace XFormers
 
         /// <summary>Whether the next backward on <paramref name="accelerator"/> runs the tensor-core dK/dV and dQ passes.</summary>
         public bool UsesTensorCoreBackward(Accelerator accelerator) =>
-            UsesTensorCores(accelerator) && tensorCore is { BackwardKv: not null, BackwardQ: not null };
+            UsesTensorCores(accelerator) && tensorCore is { BackwardDelta: not null, BackwardKv: not null, BackwardQ: not null };
 
         public override Type ElementType => typeof(T);
 
@@ -115,6 +115,8 @@ namespace XFormers
             yield return (nameof(forward), forward.Method);
             if (tensorCore is not null)
                 yield return ("tensorCoreForward", tensorCore.Forward.Method);
+            if (tensorCore?.BackwardDelta is not null)
+                yield return ("tensorCoreBackwardDelta", tensorCore.BackwardDelta.Method);
             if (tensorCore?.BackwardKv is not null)
                 yield return ("tensorCoreBackwardKv", tensorCore.BackwardKv.Method);
             if (tensorCore?.BackwardQ is not null)
@@ -146,20 +148,21 @@ namespace XFormers
         {
             if (backwardDelta is null || backwardKv is null || backwardQ is null)
                 throw new InvalidOperationException($"Variant {Variant.Name} was declared with Backward = false.");
-            int qTiles = DivUp(args.Mq, Variant.BlockM);
-            var rows = new KernelConfig(new Index3D(qTiles, args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1));
-            // D = rowsum(dO ∘ O) on either path: one thread per row, a small share of the backward's time.
-            Launcher(accelerator, backwardDelta)(rows, args);
-            LaunchObserver?.Invoke("delta");
-            if (UsesTensorCoreBackward(accelerator) && tensorCore is { BackwardKv: { } tcKv, BackwardQ: { } tcQ } tc)
+            if (UsesTensorCoreBackward(accelerator) && tensorCore is { BackwardDelta: { } tcDelta, BackwardKv: { } tcKv, BackwardQ: { } tcQ } tc)
             {
                 var threads = new Index3D(tc.Threads, 1, 1);
+                Launcher(accelerator, tcDelta)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.DeltaRows), args.Hq, args.Batch), threads), args);
+                LaunchObserver?.Invoke("delta");
                 Launcher(accelerator, tcKv)(new KernelConfig(new Index3D(DivUp(args.Mkv, tc.BlockM), args.Hkv, args.Batch), threads), args);
                 LaunchObserver?.Invoke("dK/dV");
                 Launcher(accelerator, tcQ)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), threads), args);
                 LaunchObserver?.Invoke("dQ");
                 return;
             }
+            int qTiles = DivUp(args.Mq, Variant.BlockM);
+            var rows = new KernelConfig(new Index3D(qTiles, args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1));
+            Launcher(accelerator, backwardDelta)(rows, args);
+            LaunchObserver?.Invoke("delta");
             int kvTiles = DivUp(args.Mkv, Variant.BlockN);
             if (kvTiles > 0)
                 Launcher(accelerator, backwardKv)(new KernelConfig(new Index3D(kvTiles, args.Hkv, args.Batch), new Index3D(Variant.BlockN, 1, 1)), args);

@@ -86,6 +86,8 @@ namespace XFormers.Generators.Models
         /// </summary>
         public bool TcBwdVInShared { get; init; }
         public string TcMma { get; init; } = "";
+        /// <summary>The dot product of four packed elements (TensorCore.Dot4Half or Dot4BFloat16), for the D pass.</summary>
+        public string TcDot4 { get; init; } = "";
         public string TcPack { get; init; } = "";
         /// <summary>The declaration's settings as one line, for comments and the variant's description.</summary>
         public string Summary { get; init; } = "";

@@ -103,6 +103,21 @@ namespace XFormers.Kernels
             return ElementMath.ToBFloat16(low).RawValue | ((uint)ElementMath.ToBFloat16(high).RawValue << 16);
         }
 
+        /// <summary>The dot product of four fp16 values with four others, each packed in 8 bytes (element e in bits 16e … 16e + 15).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Dot4Half(ulong x, ulong y) => Dot4(x, y, bfloat16: false);
+
+        /// <summary>The dot product of four bf16 values with four others, each packed in 8 bytes.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Dot4BFloat16(ulong x, ulong y) => Dot4(x, y, bfloat16: true);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float Dot4(ulong x, ulong y, bool bfloat16) =>
+            Widen((ushort)x, bfloat16) * Widen((ushort)y, bfloat16)
+            + Widen((ushort)(x >> 16), bfloat16) * Widen((ushort)(y >> 16), bfloat16)
+            + Widen((ushort)(x >> 32), bfloat16) * Widen((ushort)(y >> 32), bfloat16)
+            + Widen((ushort)(x >> 48), bfloat16) * Widen((ushort)(y >> 48), bfloat16);
+
         private static float Low(uint pair, bool bfloat16) => Widen((ushort)(pair & 0xFFFF), bfloat16);
 
         private static float High(uint pair, bool bfloat16) => Widen((ushort)(pair >> 16), bfloat16);

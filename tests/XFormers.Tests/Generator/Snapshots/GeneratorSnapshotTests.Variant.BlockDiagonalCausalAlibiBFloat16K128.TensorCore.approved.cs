@@ -27,13 +27,15 @@ partial class Kernels
         /// <summary>Query rows per tile of the dK/dV pass, and halves per row of its transposed Q and dO tiles.</summary>
         public const int TcBwdBlockQ = 16;
         private const int TcQtRow = TcBwdBlockQ + 8;
+        /// <summary>Rows of D per group of the D pass: HeadDim / 4 threads a row, 8 bytes of dO and O each.</summary>
+        public const int TcDeltaRows = TcThreads / (HeadDim / 4);
         /// <summary>Key rows per tile of the dQ pass, and halves per row of its transposed K tile.</summary>
         public const int TcBwdBlockKv = 32;
         private const int TcKtRow = TcBwdBlockKv + 8;
 
         /// <summary>The tensor-core kernels, picked by AttentionKernel on CUDA (a property: no static-initializer order across files).</summary>
         private static global::XFormers.Kernels.TensorCoreKernels<global::XFormers.BFloat16> TensorCoreKernels =>
-            new(TensorCoreForward, TcBlockM, TcThreads, TensorCoreBackwardKv, TensorCoreBackwardQ);
+            new(TensorCoreForward, TcBlockM, TcThreads, TensorCoreBackwardDelta, TcDeltaRows, TensorCoreBackwardKv, TensorCoreBackwardQ);
 
         /// <summary>
         /// Rows [first, first + rows) of head <paramref name="head"/> of a [B, M, H, K] tensor into a row-major tile
@@ -52,13 +54,30 @@ partial class Kernels
 
         /// <summary>
         /// The same rows transposed, <paramref name="pitch"/> halves a column: element (row j, column d) lands at
-        /// [d · pitch + j]; with a row-major <paramref name="tile"/> given as well, it gets the rows from the same loads.
-        /// A thread loads rows j, j + 1 of four columns and stores four 32-bit words, each a column's pair of rows; a warp
-        /// covers 8 row pairs × 4 column words, so its stores hit distinct banks but for a 2-way overlap (16-bit stores
-        /// of one row at a time, 16 lanes of a warp one column word apart, met 8-way conflicts).
+        /// [d · pitch + j]. A thread loads rows j, j + 1 of four columns and stores four 32-bit words, each a column's pair of
+        /// rows; a warp covers 8 row pairs × 4 column words, so its stores hit distinct banks but for a 2-way overlap (16-bit
+        /// stores of one row at a time, 16 lanes of a warp one column word apart, met 8-way conflicts).
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void TcLoadRowsTransposed(ArrayView<uint> transposed, int pitch, ArrayView<ulong> tile, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
+        private static void TcLoadRowsTransposed(ArrayView<uint> transposed, int pitch, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
+        {
+            for (int e = tid; e < rows / 2 * (HeadDim / 4); e += TcThreads)
+            {
+                int pair = (e >> 2) % (rows / 2), word = e / (2 * rows) * 4 + (e & 3);
+                int token = first + 2 * pair;
+                ulong even = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
+                ulong odd = token + 1 < tokens ? source[((long)(batch * tokens + token + 1) * heads + head) * (HeadDim / 4) + word] : 0ul;
+                TcStoreColumnPairs(transposed, pitch, 2 * pair, word, even, odd);
+            }
+        }
+
+        /// <summary>
+        /// Both layouts from the same loads: the rows into a row-major <paramref name="tile"/> and transposed as in
+        /// TcLoadRowsTransposed. (A separate method, not an optional tile: a default view's stores stay in the PTX as generic
+        /// stores through a null pointer, and then ptxas keeps every local variable of the kernel in local memory.)
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void TcLoadRowsBothWays(ArrayView<ulong> tile, ArrayView<uint> transposed, int pitch, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
         {
             for (int e = tid; e < rows / 2 * (HeadDim / 4); e += TcThreads)
             {
@@ -66,17 +85,21 @@ partial class Kernels
                 int row = 2 * pair, token = first + row;
                 ulong even = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
                 ulong odd = token + 1 < tokens ? source[((long)(batch * tokens + token + 1) * heads + head) * (HeadDim / 4) + word] : 0ul;
-                if (tile.Length > 0)
-                {
-                    tile[row * (TcRow / 4) + word] = even;
-                    tile[(row + 1) * (TcRow / 4) + word] = odd;
-                }
-                int column = (4 * word * pitch + row) >> 1;
-                transposed[column] = (uint)(even & 0xFFFFul) | ((uint)odd << 16);
-                transposed[column + (pitch >> 1)] = (uint)((even >> 16) & 0xFFFFul) | ((uint)(odd >> 16) << 16);
-                transposed[column + pitch] = (uint)((even >> 32) & 0xFFFFul) | ((uint)(odd >> 32) << 16);
-                transposed[column + 3 * (pitch >> 1)] = (uint)(even >> 48) | ((uint)(odd >> 48) << 16);
+                tile[row * (TcRow / 4) + word] = even;
+                tile[(row + 1) * (TcRow / 4) + word] = odd;
+                TcStoreColumnPairs(transposed, pitch, row, word, even, odd);
             }
+        }
+
+        /// <summary>Columns 4·word … 4·word + 3 of rows <paramref name="row"/> (<paramref name="even"/>) and row + 1 (<paramref name="odd"/>) into a transposed tile, one 32-bit word a column.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void TcStoreColumnPairs(ArrayView<uint> transposed, int pitch, int row, int word, ulong even, ulong odd)
+        {
+            int column = (4 * word * pitch + row) >> 1;
+            transposed[column] = (uint)(even & 0xFFFFul) | ((uint)odd << 16);
+            transposed[column + (pitch >> 1)] = (uint)((even >> 16) & 0xFFFFul) | ((uint)(odd >> 16) << 16);
+            transposed[column + pitch] = (uint)((even >> 32) & 0xFFFFul) | ((uint)(odd >> 32) << 16);
+            transposed[column + 3 * (pitch >> 1)] = (uint)(even >> 48) | ((uint)(odd >> 48) << 16);
         }
 
         /// <summary>
@@ -202,7 +225,7 @@ partial class Kernels
             {
                 // Stage K_j and V_jᵀ (Algorithm 1, line 6).
                 TcLoadRows(kTile, k, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
-                TcLoadRowsTransposed(vWords, TcVRow, default, v, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
+                TcLoadRowsTransposed(vWords, TcVRow, v, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
                 Group.Barrier();
 
                 // S_ij = Q_i K_jᵀ (16 × TcBlockN per warp).
@@ -653,6 +676,29 @@ partial class Kernels
         }
 
         /// <summary>
+        /// Backward, D_i = rowsum(dO_i ∘ O_i) (Dao 2023, Algorithm 2, line 4), coalesced: HeadDim / 4 consecutive threads
+        /// share a row, each reads 8 bytes of dO and of O, and a butterfly of shuffles sums the row.
+        /// Grid: (ceil(Mq / TcDeltaRows), Hq, B).
+        /// </summary>
+        public static void TensorCoreBackwardDelta(AttentionArgs<global::XFormers.BFloat16> a)
+        {
+            int tid = Group.IdxX;
+            int h = Grid.IdxY;
+            int b = Grid.IdxZ;
+            int row = Grid.IdxX * TcDeltaRows + tid / (HeadDim / 4), word = tid % (HeadDim / 4);
+            float sum = 0f;
+            if (row < a.Mq)
+            {
+                long offset = ((long)(b * a.Mq + row) * a.Hq + h) * (HeadDim / 4) + word;
+                sum = Dot4BFloat16(a.dO.Cast<ulong>()[offset], a.O.Cast<ulong>()[offset]);
+            }
+            for (int lanes = 1; lanes < HeadDim / 4; lanes <<= 1)
+                sum += Warp.ShuffleXor(sum, lanes);
+            if (row < a.Mq && word == 0)
+                a.Delta[(long)(b * a.Hq + h) * a.Mq + row] = sum;
+        }
+
+        /// <summary>
         /// Backward on tensor cores, dK and dV (Dao 2023, Algorithm 2, with the roles of the loops as in its lines 5-6): a
         /// group owns TcBlockM keys, each warp 16 of them, with K as A fragments in registers (V's come from a shared tile at
         /// each use). It walks every query head of its KV head and every Q tile of TcBwdBlockQ rows that can see its keys,
@@ -751,8 +797,8 @@ partial class Kernels
                 for (int m0 = qBegin; m0 < qEnd; m0 += TcBwdBlockQ)
                 {
                     // Stage Q_i, dO_i (both layouts), Lse_i and D_i (Algorithm 2, lines 8-9).
-                    TcLoadRowsTransposed(qtWords, TcQtRow, qTile, q, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
-                    TcLoadRowsTransposed(dOtWords, TcQtRow, dOTile, dO, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
+                    TcLoadRowsBothWays(qTile, qtWords, TcQtRow, q, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
+                    TcLoadRowsBothWays(dOTile, dOtWords, TcQtRow, dO, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
                     for (int e = tid; e < TcBwdBlockQ; e += TcThreads)
                     {
                         lseTile[e] = TcLse(a, b, h, m0 + e);
@@ -1117,7 +1163,7 @@ partial class Kernels
             for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBwdBlockKv)
             {
                 // Stage K_j (both layouts) and V_j (Algorithm 2, line 6).
-                TcLoadRowsTransposed(ktWords, TcKtRow, kTile, k, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
+                TcLoadRowsBothWays(kTile, ktWords, TcKtRow, k, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
                 TcLoadRows(vTile, v, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
                 Group.Barrier();
 

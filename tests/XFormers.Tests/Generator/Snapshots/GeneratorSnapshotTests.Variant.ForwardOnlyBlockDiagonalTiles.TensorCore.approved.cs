@@ -46,13 +46,30 @@ partial class Kernels
 
         /// <summary>
         /// The same rows transposed, <paramref name="pitch"/> halves a column: element (row j, column d) lands at
-        /// [d · pitch + j]; with a row-major <paramref name="tile"/> given as well, it gets the rows from the same loads.
-        /// A thread loads rows j, j + 1 of four columns and stores four 32-bit words, each a column's pair of rows; a warp
-        /// covers 8 row pairs × 4 column words, so its stores hit distinct banks but for a 2-way overlap (16-bit stores
-        /// of one row at a time, 16 lanes of a warp one column word apart, met 8-way conflicts).
+        /// [d · pitch + j]. A thread loads rows j, j + 1 of four columns and stores four 32-bit words, each a column's pair of
+        /// rows; a warp covers 8 row pairs × 4 column words, so its stores hit distinct banks but for a 2-way overlap (16-bit
+        /// stores of one row at a time, 16 lanes of a warp one column word apart, met 8-way conflicts).
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void TcLoadRowsTransposed(ArrayView<uint> transposed, int pitch, ArrayView<ulong> tile, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
+        private static void TcLoadRowsTransposed(ArrayView<uint> transposed, int pitch, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
+        {
+            for (int e = tid; e < rows / 2 * (HeadDim / 4); e += TcThreads)
+            {
+                int pair = (e >> 2) % (rows / 2), word = e / (2 * rows) * 4 + (e & 3);
+                int token = first + 2 * pair;
+                ulong even = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
+                ulong odd = token + 1 < tokens ? source[((long)(batch * tokens + token + 1) * heads + head) * (HeadDim / 4) + word] : 0ul;
+                TcStoreColumnPairs(transposed, pitch, 2 * pair, word, even, odd);
+            }
+        }
+
+        /// <summary>
+        /// Both layouts from the same loads: the rows into a row-major <paramref name="tile"/> and transposed as in
+        /// TcLoadRowsTransposed. (A separate method, not an optional tile: a default view's stores stay in the PTX as generic
+        /// stores through a null pointer, and then ptxas keeps every local variable of the kernel in local memory.)
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void TcLoadRowsBothWays(ArrayView<ulong> tile, ArrayView<uint> transposed, int pitch, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
         {
             for (int e = tid; e < rows / 2 * (HeadDim / 4); e += TcThreads)
             {
@@ -60,17 +77,21 @@ partial class Kernels
                 int row = 2 * pair, token = first + row;
                 ulong even = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
                 ulong odd = token + 1 < tokens ? source[((long)(batch * tokens + token + 1) * heads + head) * (HeadDim / 4) + word] : 0ul;
-                if (tile.Length > 0)
-                {
-                    tile[row * (TcRow / 4) + word] = even;
-                    tile[(row + 1) * (TcRow / 4) + word] = odd;
-                }
-                int column = (4 * word * pitch + row) >> 1;
-                transposed[column] = (uint)(even & 0xFFFFul) | ((uint)odd << 16);
-                transposed[column + (pitch >> 1)] = (uint)((even >> 16) & 0xFFFFul) | ((uint)(odd >> 16) << 16);
-                transposed[column + pitch] = (uint)((even >> 32) & 0xFFFFul) | ((uint)(odd >> 32) << 16);
-                transposed[column + 3 * (pitch >> 1)] = (uint)(even >> 48) | ((uint)(odd >> 48) << 16);
+                tile[row * (TcRow / 4) + word] = even;
+                tile[(row + 1) * (TcRow / 4) + word] = odd;
+                TcStoreColumnPairs(transposed, pitch, row, word, even, odd);
             }
+        }
+
+        /// <summary>Columns 4·word … 4·word + 3 of rows <paramref name="row"/> (<paramref name="even"/>) and row + 1 (<paramref name="odd"/>) into a transposed tile, one 32-bit word a column.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void TcStoreColumnPairs(ArrayView<uint> transposed, int pitch, int row, int word, ulong even, ulong odd)
+        {
+            int column = (4 * word * pitch + row) >> 1;
+            transposed[column] = (uint)(even & 0xFFFFul) | ((uint)odd << 16);
+            transposed[column + (pitch >> 1)] = (uint)((even >> 16) & 0xFFFFul) | ((uint)(odd >> 16) << 16);
+            transposed[column + pitch] = (uint)((even >> 32) & 0xFFFFul) | ((uint)(odd >> 32) << 16);
+            transposed[column + 3 * (pitch >> 1)] = (uint)(even >> 48) | ((uint)(odd >> 48) << 16);
         }
 
         /// <summary>
@@ -145,7 +166,7 @@ partial class Kernels
             {
                 // Stage K_j and V_jᵀ (Algorithm 1, line 6).
                 TcLoadRows(kTile, k, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
-                TcLoadRowsTransposed(vWords, TcVRow, default, v, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
+                TcLoadRowsTransposed(vWords, TcVRow, v, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
                 Group.Barrier();
 
                 // S_ij = Q_i K_jᵀ (16 × TcBlockN per warp).

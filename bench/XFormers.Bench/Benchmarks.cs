@@ -26,7 +26,7 @@ namespace XFormers.Bench
         /// <summary>One timed row: what ran, its median time and rate.</summary>
         public sealed record Row(string Name, string DType, int HeadDim, bool Causal, string Mode, double Ms, double Tflops, string Note = "");
 
-        public static void RunTable(XFormersContext context, string outDir, bool seedTable, bool throughput)
+        public static void RunTable(XFormersContext context, string outDir, bool seedTable, bool throughput, string? only = null)
         {
             Directory.CreateDirectory(outDir);
             var rows = new List<Row>();
@@ -43,8 +43,8 @@ namespace XFormers.Bench
                 SeedTable(context, Add);
             if (throughput)
             {
-                Throughput(context, Add);
-                Breakdown(context);
+                Throughput(context, Add, only);
+                Breakdown(context, only);
             }
         }
 
@@ -112,14 +112,18 @@ namespace XFormers.Bench
             }
         }
 
-        private static void Throughput(XFormersContext context, Action<Row> add)
+        /// <summary>Whether a throughput case is selected by --only (a comma-separated list of substrings of "name/dtype"; null: all).</summary>
+        private static bool Selected(string? only, string name, string dtype) =>
+            only is null || only.Split(',').Any(part => $"{name}/{dtype}".Contains(part, StringComparison.Ordinal));
+
+        private static void Throughput(XFormersContext context, Action<Row> add, string? only)
         {
             Console.WriteLine("throughput: TFLOP/s = 4·B·H·M²·K (×½ causal) per forward, ×3.5 for forward+backward; median of repeats");
             foreach (var dtype in new[] { "fp16", "bf16" })
             {
                 foreach (var (name, c) in ThroughputCases())
                 {
-                    if (dtype == "bf16" && name is not ("B4-H16-M4096" or "B4-H16-M4096-causal"))
+                    if (dtype == "bf16" && name is not ("B4-H16-M4096" or "B4-H16-M4096-causal") || !Selected(only, name, dtype))
                         continue;
                     bool causal = c.Mask != MaskKind.None;
                     bool backward = true;
@@ -141,10 +145,10 @@ namespace XFormers.Bench
         /// Where fwd+bwd spends its time, kernel by kernel, for the headline fp16 cases: the launch observer synchronizes
         /// after each launch and reads the clock (median of 5 calls after a warm-up; the launch gaps it adds are microseconds).
         /// </summary>
-        private static void Breakdown(XFormersContext context)
+        private static void Breakdown(XFormersContext context, string? only)
         {
             Console.WriteLine("breakdown: fp16 fwd+bwd, ms per kernel (median of 5, synchronized after each launch)");
-            foreach (var (name, c) in ThroughputCases().Where(x => x.Name.StartsWith("B4-H16-M4096", StringComparison.Ordinal)))
+            foreach (var (name, c) in ThroughputCases().Where(x => x.Name.StartsWith("B4-H16-M4096", StringComparison.Ordinal) && Selected(only, x.Name, "fp16")))
             {
                 using var x = c.Create<ILGPU.Half>(context);
                 using var o = Tensor<ILGPU.Half>.Empty(context, x.Q.Shape.ToArray());

@@ -7,7 +7,8 @@ namespace XFormers.Kernels
     /// <summary>
     /// Warp-level tensor-core building blocks for the generated fp16/bf16 kernels: inline PTX on CUDA
     /// (<c>mma.sync.m16n8k16</c>, <c>ex2.approx</c>, <c>cvt.rn.f16x2</c>), each with a scalar twin that computes the same
-    /// thing with warp shuffles, so the kernels also run (slowly) on ILGPU's CPU accelerator with 32-lane warps.
+    /// thing (the mma's through a shared exchange: the kernels pass it a few words of group shared memory), so the kernels
+    /// also run (slowly) on ILGPU's CPU accelerator with 32-lane warps.
     /// No <c>ldmatrix</c> or <c>cp.async</c>: both take a shared-memory address, and ILGPU 1.5.3 gives kernels no way to
     /// turn an element's address into an integer (LoadEffectiveAddressAsPtr is host-only, Unsafe.AsPointer is not
     /// supported, and a pointer-to-integer conversion crashes its IL frontend). Fragments come from 32-bit shared loads.
@@ -19,7 +20,10 @@ namespace XFormers.Kernels
         /// <summary>log2(e): the kernels keep scores in the base-2 domain and use ex2.</summary>
         public const float Log2E = 1.4426950408889634f;
 
-        /// <summary>D += A·B for one 16×8×16 tile, fp16 inputs, fp32 accumulators.</summary>
+        /// <summary>
+        /// D += A·B for one 16×8×16 tile, fp16 inputs, fp32 accumulators. <paramref name="exchange"/>: the kernel's
+        /// <see cref="ExchangeWordsPerThread"/> words a thread of shared memory, used by the CPU twin only.
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void MmaM16N8K16(
             ref float d0, ref float d1, ref float d2, ref float d3,

@@ -26,22 +26,30 @@ namespace XFormers.Bench
         /// <summary>One timed row: what ran, its median time and rate.</summary>
         public sealed record Row(string Name, string DType, int HeadDim, bool Causal, string Mode, double Ms, double Tflops, string Note = "");
 
-        public static void RunTable(XFormersContext context, string outDir, bool seedTable, bool throughput)
+        public static void RunTable(XFormersContext context, string outDir, bool seedTable, bool throughput, string? only = null)
         {
             Directory.CreateDirectory(outDir);
             var rows = new List<Row>();
+            // ours.csv is rewritten after every row, so a run cut short by its time limit still leaves what it measured.
+            void Add(Row row)
+            {
+                rows.Add(row);
+                using var csv = new StreamWriter(Path.Combine(outDir, "ours.csv"));
+                csv.WriteLine("name,dtype,k,causal,mode,ms,tflops,note");
+                foreach (var r in rows)
+                    csv.WriteLine(string.Join(",", r.Name, r.DType, r.HeadDim, r.Causal ? 1 : 0, r.Mode, r.Ms.ToString("0.000", Invariant), r.Tflops.ToString("0.0", Invariant), r.Note));
+            }
             if (seedTable)
-                SeedTable(context, rows);
+                SeedTable(context, Add);
             if (throughput)
-                Throughput(context, rows);
-            using var csv = new StreamWriter(Path.Combine(outDir, "ours.csv"));
-            csv.WriteLine("name,dtype,k,causal,mode,ms,tflops,note");
-            foreach (var r in rows)
-                csv.WriteLine(string.Join(",", r.Name, r.DType, r.HeadDim, r.Causal ? 1 : 0, r.Mode, r.Ms.ToString("0.000", Invariant), r.Tflops.ToString("0.0", Invariant), r.Note));
+            {
+                Throughput(context, Add, only);
+                Breakdown(context, only);
+            }
         }
 
         /// <summary>The seed's table: naive vs generated attention, forward + backward, B=2 H=8 K=64 fp16, growing M.</summary>
-        private static void SeedTable(XFormersContext context, List<Row> rows)
+        private static void SeedTable(XFormersContext context, Action<Row> add)
         {
             Console.WriteLine("seed table: fwd+bwd, B=2 H=8 K=64 fp16, no mask; MB = bytes the call's tensors hold (inputs, outputs, workspace)");
             Console.WriteLine($"{"M",6} {"ours ms",9} {"ours MB",9} {"naive ms",9} {"naive MB",9}");
@@ -78,14 +86,14 @@ namespace XFormers.Bench
                             using var g = NaiveAttention.Backward(x.dO, x.Q, x.K, x.V);
                         }, maxReps: 5, budgetMs: 10_000);
                         naive = $"{naiveMs,9:0.00} {naiveBytes / 1e6,9:0}";
-                        rows.Add(new Row($"seed-naive-M{m}", "fp16", 64, false, "fwd+bwd", naiveMs, 3.5 * c.ForwardFlops() / naiveMs / 1e9, $"{naiveBytes / 1e6:0}MB"));
+                        add(new Row($"seed-naive-M{m}", "fp16", 64, false, "fwd+bwd", naiveMs, 3.5 * c.ForwardFlops() / naiveMs / 1e9, $"{naiveBytes / 1e6:0}MB"));
                     }
                     catch (Exception ex) when (ex is ILGPU.Runtime.AcceleratorException or OutOfMemoryException)
                     {
                         naive = $"out of memory ({ex.GetType().Name})";
                     }
                 }
-                rows.Add(new Row($"seed-ours-M{m}", "fp16", 64, false, "fwd+bwd", ours, 3.5 * c.ForwardFlops() / ours / 1e9, $"{io / 1e6:0}MB"));
+                add(new Row($"seed-ours-M{m}", "fp16", 64, false, "fwd+bwd", ours, 3.5 * c.ForwardFlops() / ours / 1e9, $"{io / 1e6:0}MB"));
                 Console.WriteLine($"{m,6} {ours,9:0.00} {io / 1e6,9:0} {naive}");
             }
         }
@@ -104,29 +112,80 @@ namespace XFormers.Bench
             }
         }
 
-        private static void Throughput(XFormersContext context, List<Row> rows)
+        /// <summary>Whether a throughput case is selected by --only (a comma-separated list of substrings of "name/dtype"; null: all).</summary>
+        private static bool Selected(string? only, string name, string dtype) =>
+            only is null || only.Split(',').Any(part => $"{name}/{dtype}".Contains(part, StringComparison.Ordinal));
+
+        private static void Throughput(XFormersContext context, Action<Row> add, string? only)
         {
             Console.WriteLine("throughput: TFLOP/s = 4·B·H·M²·K (×½ causal) per forward, ×3.5 for forward+backward; median of repeats");
             foreach (var dtype in new[] { "fp16", "bf16" })
             {
                 foreach (var (name, c) in ThroughputCases())
                 {
-                    if (dtype == "bf16" && name is not ("B4-H16-M4096" or "B4-H16-M4096-causal"))
+                    if (dtype == "bf16" && name is not ("B4-H16-M4096" or "B4-H16-M4096-causal") || !Selected(only, name, dtype))
                         continue;
                     bool causal = c.Mask != MaskKind.None;
-                    // fwd+bwd only for the headline cases while the backward is SIMT (seconds a call at this size).
-                    bool backward = name.StartsWith("B4-H16-M4096", StringComparison.Ordinal);
+                    bool backward = true;
                     double fwd, both;
                     if (dtype == "fp16")
                         (fwd, both) = TimeCase<ILGPU.Half>(context, c, backward);
                     else
                         (fwd, both) = TimeCase<BFloat16>(context, c, backward);
                     double flops = c.ForwardFlops();
-                    rows.Add(new Row(name, dtype, c.HeadDim, causal, "fwd", fwd, flops / fwd / 1e9));
+                    add(new Row(name, dtype, c.HeadDim, causal, "fwd", fwd, flops / fwd / 1e9));
                     if (backward)
-                        rows.Add(new Row(name, dtype, c.HeadDim, causal, "fwd+bwd", both, 3.5 * flops / both / 1e9));
+                        add(new Row(name, dtype, c.HeadDim, causal, "fwd+bwd", both, 3.5 * flops / both / 1e9));
                     Console.WriteLine($"{name,-22} {dtype} K{c.HeadDim,-3} fwd {fwd,8:0.000} ms {flops / fwd / 1e9,6:0.0} TFLOP/s   fwd+bwd {both,8:0.000} ms {3.5 * flops / both / 1e9,6:0.0} TFLOP/s");
                 }
+            }
+        }
+
+        /// <summary>
+        /// Where fwd+bwd spends its time, kernel by kernel, for the headline fp16 cases: the launch observer synchronizes
+        /// after each launch and reads the clock (median of 5 calls after a warm-up; the launch gaps it adds are microseconds).
+        /// </summary>
+        private static void Breakdown(XFormersContext context, string? only)
+        {
+            Console.WriteLine("breakdown: fp16 fwd+bwd, ms per kernel (median of 5, synchronized after each launch)");
+            foreach (var (name, c) in ThroughputCases().Where(x => x.Name.StartsWith("B4-H16-M4096", StringComparison.Ordinal) && Selected(only, x.Name, "fp16")))
+            {
+                using var x = c.Create<ILGPU.Half>(context);
+                using var o = Tensor<ILGPU.Half>.Empty(context, x.Q.Shape.ToArray());
+                using var lse = Tensor<float>.Empty(context, c.Batch, c.Hq, c.Mq);
+                using var dq = Tensor<ILGPU.Half>.Empty(context, x.Q.Shape.ToArray());
+                using var dk = Tensor<ILGPU.Half>.Empty(context, x.K.Shape.ToArray());
+                using var dv = Tensor<ILGPU.Half>.Empty(context, x.K.Shape.ToArray());
+                var times = new Dictionary<string, List<double>>();
+                var watch = new Stopwatch();
+                void Call()
+                {
+                    Fmha.MemoryEfficientAttentionForward(x.Q, x.K, x.V, o, lse, x.AttnBias);
+                    Fmha.MemoryEfficientAttentionBackward(x.dO, o, lse, x.Q, x.K, x.V, dq, dk, dv, null, x.AttnBias);
+                }
+                Call();
+                context.Synchronize();
+                AttentionKernel.LaunchObserver = step =>
+                {
+                    context.Synchronize();
+                    (times.TryGetValue(step, out var list) ? list : times[step] = new List<double>()).Add(watch.Elapsed.TotalMilliseconds);
+                    watch.Restart();
+                };
+                try
+                {
+                    for (int rep = 0; rep < 5; rep++)
+                    {
+                        context.Synchronize();
+                        watch.Restart();
+                        Call();
+                    }
+                }
+                finally
+                {
+                    AttentionKernel.LaunchObserver = null;
+                }
+                string Median(List<double> t) => t.OrderBy(v => v).ElementAt(t.Count / 2).ToString("0.000", Invariant);
+                Console.WriteLine($"{name,-22} K{c.HeadDim,-3} " + string.Join("  ", times.Select(kv => $"{kv.Key} {Median(kv.Value)}")));
             }
         }
 

@@ -16,7 +16,8 @@ namespace XFormers.Bench
 {
     /// <summary>
     /// xformers-bench: the GPU harness. <c>conformance [--filter S]</c> checks every stock variant and exits non-zero on
-    /// a miss; <c>bench [--out DIR] [--seed] [--throughput] [--bdn]</c> times; <c>--dump DIR</c> writes a case as
+    /// a miss; <c>bench [--out DIR] [--seed] [--throughput] [--only S,…] [--bdn]</c> times (--only keeps the throughput cases whose
+    /// "name/dtype" contains one of the substrings); <c>--dump DIR</c> writes a case as
     /// .safetensors; <c>ptx DIR [--filter S]</c> writes the PTX of the selected variants' kernels (no GPU needed).
     /// </summary>
     public static class Program
@@ -43,14 +44,14 @@ namespace XFormers.Bench
                     string outDir = Option("--out") ?? "bench-out";
                     bool all = !Flag("--seed") && !Flag("--throughput") && !Flag("--bdn");
                     if (all || Flag("--seed") || Flag("--throughput"))
-                        Benchmarks.RunTable(context, outDir, all || Flag("--seed"), all || Flag("--throughput"));
+                        Benchmarks.RunTable(context, outDir, all || Flag("--seed"), all || Flag("--throughput"), Option("--only"));
                     if (Flag("--bdn"))
                         Benchmarks.RunBenchmarkDotNet(outDir);
                     break;
                 case "--dump":
                     break;
                 default:
-                    Console.WriteLine("usage: xformers-bench conformance [--filter S] | bench [--out DIR] [--seed] [--throughput] [--bdn] | --dump DIR | ptx DIR [--filter S]");
+                    Console.WriteLine("usage: xformers-bench conformance [--filter S] | bench [--out DIR] [--seed] [--throughput] [--only S,...] [--bdn] | --dump DIR | ptx DIR [--filter S]");
                     return 2;
             }
             return failures == 0 ? 0 : 1;

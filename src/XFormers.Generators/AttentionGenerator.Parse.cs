@@ -177,8 +177,14 @@ namespace XFormers.Generators
                     return new Result<VariantModel>(null, new EquatableArray<DiagnosticInfo>(diagnostics));
 
                 // Tensor cores take 16-bit inputs in k-steps of 16: fp16/bf16 with HeadDim % 16 == 0. The padded K and Vᵀ tiles
-                // stay under the 48 KB of static shared memory up to HeadDim 128 (64 · 136 · 2 B + 128 · 72 · 2 B = 35 KB).
+                // stay under the 48 KB of static shared memory up to HeadDim 128 (64 · 136 · 2 B + 128 · 72 · 2 B + 3 KB = 38 KB).
                 bool tensorCore = dtype != 0 && headDim % 16 == 0 && TensorCoreShared(headDim) <= SharedMemoryBudget;
+                // The tensor-core backward's tiles (see TensorCoreBackwardKvShared and TensorCoreBackwardQShared for the bytes).
+                int tcBlockQ = TensorCoreBackwardBlockQ(headDim), tcBlockKv = TensorCoreBackwardBlockKv(headDim);
+                bool tcVInShared = headDim > 64;
+                bool tcBackward = tensorCore && backward
+                    && TensorCoreBackwardKvShared(headDim, tcBlockQ, tcVInShared) <= SharedMemoryBudget
+                    && TensorCoreBackwardQShared(headDim, tcBlockKv) <= SharedMemoryBudget;
 
                 var ns = symbol.ContainingType.ContainingNamespace.IsGlobalNamespace ? "" : symbol.ContainingType.ContainingNamespace.ToDisplayString();
                 var declaringTypeName = MetadataName(symbol.ContainingType);
@@ -223,7 +229,16 @@ namespace XFormers.Generators
                     TcSTileLast = TensorCoreBlockN / 8 - 1,
                     TcSPairLast = TensorCoreBlockN / 16 - 1,
                     TcOTileLast = headDim / 8 - 1,
+                    TcBackward = tcBackward,
+                    TcBwdBlockQ = tcBlockQ,
+                    TcBwdQTileLast = tcBlockQ / 8 - 1,
+                    TcBwdQPairLast = tcBlockQ / 16 - 1,
+                    TcBwdBlockKv = tcBlockKv,
+                    TcBwdKvTileLast = tcBlockKv / 8 - 1,
+                    TcBwdKvPairLast = tcBlockKv / 16 - 1,
+                    TcBwdVInShared = tcVInShared,
                     TcMma = dtype == 2 ? "MmaM16N8K16Bf16" : "MmaM16N8K16",
+                    TcDot4 = dtype == 2 ? "Dot4BFloat16" : "Dot4Half",
                     TcPack = dtype == 2 ? "PackBFloat162" : "PackHalf2",
                     BackwardKvSharedBytes = BackwardKvShared(backwardBlockM, headDim),
                     Summary = $"Mask = {maskName}, Bias = {biasName}{(biasGradient ? " (with gradient)" : "")}, HeadDim = {headDim}, " +
@@ -233,9 +248,34 @@ namespace XFormers.Generators
                 return new Result<VariantModel>(model, EquatableArray<DiagnosticInfo>.Empty);
             }
 
-            /// <summary>The tensor-core forward's K tile (HeadDim + 8 halves a row) and transposed V tile (BlockN + 8 halves a row).</summary>
+            /// <summary>The tensor-core forward's K tile (HeadDim + 8 halves a row), transposed V tile (BlockN + 8 halves a row) and exchange words.</summary>
             private static int TensorCoreShared(int headDim) =>
-                TensorCoreBlockN * (headDim + 8) * 2 + headDim * (TensorCoreBlockN + 8) * 2;
+                TensorCoreBlockN * (headDim + 8) * 2 + headDim * (TensorCoreBlockN + 8) * 2 + TensorCoreExchangeBytes;
+
+            /// <summary>
+            /// Query rows per tile of the tensor-core dK/dV pass. Each thread holds dK and dV (HeadDim / 2 floats each), K and V
+            /// fragments (HeadDim / 4 words each) and Sᵀ, dPᵀ (BlockQ / 4 floats each): 64 rows up to HeadDim 64 (~160 live
+            /// registers at 64), 16 at HeadDim 128, where dK and dV alone take 128 and the shared tiles must stay under 48 KB.
+            /// </summary>
+            private static int TensorCoreBackwardBlockQ(int headDim) => headDim <= 64 ? 64 : 16;
+
+            /// <summary>Key rows per tile of the tensor-core dQ pass: Q, dO fragments, dQ, S and dP live in registers.</summary>
+            private static int TensorCoreBackwardBlockKv(int headDim) => headDim <= 64 ? 64 : 32;
+
+            /// <summary>
+            /// The dK/dV pass: Q and dO tiles row-major (HeadDim + 8 halves a row) and transposed (BlockQ + 8 halves a row), Lse and
+            /// D of the tile's rows, V row-major when its fragments do not stay in registers, and the CPU twins' exchange words.
+            /// </summary>
+            private static int TensorCoreBackwardKvShared(int headDim, int blockQ, bool vInShared) =>
+                2 * (blockQ * (headDim + 8) * 2 + headDim * (blockQ + 8) * 2) + 2 * blockQ * sizeof(float)
+                + (vInShared ? TensorCoreBlockM * (headDim + 8) * 2 : 0) + TensorCoreExchangeBytes;
+
+            /// <summary>The dQ pass: K and V tiles row-major, K transposed, and the exchange words.</summary>
+            private static int TensorCoreBackwardQShared(int headDim, int blockKv) =>
+                2 * blockKv * (headDim + 8) * 2 + headDim * (blockKv + 8) * 2 + TensorCoreExchangeBytes;
+
+            /// <summary>Six words a thread for the scalar twins' exchange (TensorCore.ExchangeWordsPerThread; unused on CUDA).</summary>
+            private const int TensorCoreExchangeBytes = TensorCoreBlockM / 16 * 32 * 6 * 4;
 
             /// <summary>Q and dO tiles (float) plus their LSE and D rows, for the dK/dV pass.</summary>
             private static int BackwardKvShared(int blockM, int headDim) =>

@@ -49,6 +49,12 @@ namespace XFormers
         /// Where tensor-core kernels run (default: on CUDA; <c>XFORMERS_TENSOR_CORES=0</c> turns them off); for
         /// comparisons and for tests of the tensor-core kernels on a 32-lane CPU accelerator.
         /// </summary>
+        /// <summary>
+        /// For the GPU harness's per-kernel breakdown: called after each launch with the kernel's name (forward, delta,
+        /// dK/dV, dQ); the harness synchronizes there and reads its clock. Null (nothing is called) everywhere else.
+        /// </summary>
+        internal static Action<string>? LaunchObserver { get; set; }
+
         public static TensorCorePolicy TensorCores { get; set; } =
             Environment.GetEnvironmentVariable("XFORMERS_TENSOR_CORES") == "0" ? TensorCorePolicy.Never : TensorCorePolicy.Auto;
     }
@@ -62,8 +68,7 @@ namespace XFormers
         private readonly Action<AttentionArgs<T>>? backwardKv;
         private readonly Action<AttentionArgs<T>>? backwardQ;
         private readonly TensorCoreKernels<T>? tensorCore;
-        private readonly ConcurrentDictionary<Accelerator, Loaded> loaded = new();
-        private readonly ConcurrentDictionary<Accelerator, Action<KernelConfig, AttentionArgs<T>>> tensorCoreForward = new();
+        private readonly ConcurrentDictionary<(Accelerator, Action<AttentionArgs<T>>), Action<KernelConfig, AttentionArgs<T>>> launchers = new();
 
         /// <summary>Wraps the generated kernel methods (the backward ones are null when Backward = false).</summary>
         public AttentionKernel(
@@ -96,6 +101,10 @@ namespace XFormers
                 _ => false,
             };
 
+        /// <summary>Whether the next backward on <paramref name="accelerator"/> runs the tensor-core dK/dV and dQ passes.</summary>
+        public bool UsesTensorCoreBackward(Accelerator accelerator) =>
+            UsesTensorCores(accelerator) && tensorCore is { BackwardDelta: not null, BackwardKv: not null, BackwardQ: not null };
+
         public override Type ElementType => typeof(T);
 
         public override System.Reflection.Assembly DeclaringAssembly => forward.Method.Module.Assembly;
@@ -106,6 +115,12 @@ namespace XFormers
             yield return (nameof(forward), forward.Method);
             if (tensorCore is not null)
                 yield return ("tensorCoreForward", tensorCore.Forward.Method);
+            if (tensorCore?.BackwardDelta is not null)
+                yield return ("tensorCoreBackwardDelta", tensorCore.BackwardDelta.Method);
+            if (tensorCore?.BackwardKv is not null)
+                yield return ("tensorCoreBackwardKv", tensorCore.BackwardKv.Method);
+            if (tensorCore?.BackwardQ is not null)
+                yield return ("tensorCoreBackwardQ", tensorCore.BackwardQ.Method);
             if (backwardDelta is not null)
                 yield return (nameof(backwardDelta), backwardDelta.Method);
             if (backwardKv is not null)
@@ -119,44 +134,47 @@ namespace XFormers
             if (UsesTensorCores(accelerator))
             {
                 var tc = tensorCore!;
-                LoadTensorCoreForward(accelerator)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), new Index3D(tc.Threads, 1, 1)), args);
-                return;
+                Launcher(accelerator, tc.Forward)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), new Index3D(tc.Threads, 1, 1)), args);
             }
-            var kernels = Load(accelerator);
-            int tiles = DivUp(args.Mq, Variant.BlockM);
-            kernels.Forward(new KernelConfig(new Index3D(tiles, args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1)), args);
+            else
+            {
+                int tiles = DivUp(args.Mq, Variant.BlockM);
+                Launcher(accelerator, forward)(new KernelConfig(new Index3D(tiles, args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1)), args);
+            }
+            LaunchObserver?.Invoke("forward");
         }
 
         internal void LaunchBackward(Accelerator accelerator, in AttentionArgs<T> args)
         {
-            var kernels = Load(accelerator);
-            if (kernels.BackwardDelta is null || kernels.BackwardKv is null || kernels.BackwardQ is null)
+            if (backwardDelta is null || backwardKv is null || backwardQ is null)
                 throw new InvalidOperationException($"Variant {Variant.Name} was declared with Backward = false.");
+            if (UsesTensorCoreBackward(accelerator) && tensorCore is { BackwardDelta: { } tcDelta, BackwardKv: { } tcKv, BackwardQ: { } tcQ } tc)
+            {
+                var threads = new Index3D(tc.Threads, 1, 1);
+                Launcher(accelerator, tcDelta)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.DeltaRows), args.Hq, args.Batch), threads), args);
+                LaunchObserver?.Invoke("delta");
+                Launcher(accelerator, tcKv)(new KernelConfig(new Index3D(DivUp(args.Mkv, tc.BlockM), args.Hkv, args.Batch), threads), args);
+                LaunchObserver?.Invoke("dK/dV");
+                Launcher(accelerator, tcQ)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), threads), args);
+                LaunchObserver?.Invoke("dQ");
+                return;
+            }
             int qTiles = DivUp(args.Mq, Variant.BlockM);
-            int kvTiles = DivUp(args.Mkv, Variant.BlockN);
             var rows = new KernelConfig(new Index3D(qTiles, args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1));
-            kernels.BackwardDelta(rows, args);
+            Launcher(accelerator, backwardDelta)(rows, args);
+            LaunchObserver?.Invoke("delta");
+            int kvTiles = DivUp(args.Mkv, Variant.BlockN);
             if (kvTiles > 0)
-                kernels.BackwardKv(new KernelConfig(new Index3D(kvTiles, args.Hkv, args.Batch), new Index3D(Variant.BlockN, 1, 1)), args);
-            kernels.BackwardQ(rows, args);
+                Launcher(accelerator, backwardKv)(new KernelConfig(new Index3D(kvTiles, args.Hkv, args.Batch), new Index3D(Variant.BlockN, 1, 1)), args);
+            LaunchObserver?.Invoke("dK/dV");
+            Launcher(accelerator, backwardQ)(rows, args);
+            LaunchObserver?.Invoke("dQ");
         }
 
-        /// <summary>Compiles (once per accelerator) and returns the launchers.</summary>
-        private Loaded Load(Accelerator accelerator) => loaded.GetOrAdd(accelerator, acc => new Loaded(
-            acc.LoadStreamKernel(forward),
-            backwardDelta is null ? null : acc.LoadStreamKernel(backwardDelta),
-            backwardKv is null ? null : acc.LoadStreamKernel(backwardKv),
-            backwardQ is null ? null : acc.LoadStreamKernel(backwardQ)));
-
-        private Action<KernelConfig, AttentionArgs<T>> LoadTensorCoreForward(Accelerator accelerator) =>
-            tensorCoreForward.GetOrAdd(accelerator, acc => acc.LoadStreamKernel(tensorCore!.Forward));
+        /// <summary>Compiles a kernel (once per accelerator, on first use) and returns its launcher.</summary>
+        private Action<KernelConfig, AttentionArgs<T>> Launcher(Accelerator accelerator, Action<AttentionArgs<T>> kernel) =>
+            launchers.GetOrAdd((accelerator, kernel), key => key.Item1.LoadStreamKernel(key.Item2));
 
         private static int DivUp(int a, int b) => (a + b - 1) / b;
-
-        private sealed record Loaded(
-            Action<KernelConfig, AttentionArgs<T>> Forward,
-            Action<KernelConfig, AttentionArgs<T>>? BackwardDelta,
-            Action<KernelConfig, AttentionArgs<T>>? BackwardKv,
-            Action<KernelConfig, AttentionArgs<T>>? BackwardQ);
     }
 }

@@ -66,7 +66,28 @@ namespace XFormers.Generators.Models
         public int TcSPairLast { get; init; }
         /// <summary>Last index of the 8-column tiles of an output row (HeadDim / 8 − 1).</summary>
         public int TcOTileLast { get; init; }
+        /// <summary>Whether the tensor-core backward (a dK/dV pass and a dQ pass) is emitted too: Backward = true.</summary>
+        public bool TcBackward { get; init; }
+        /// <summary>Query rows per shared-memory tile of the dK/dV pass (its groups own TcBlockM keys).</summary>
+        public int TcBwdBlockQ { get; init; }
+        /// <summary>Last index of the 8-column tiles of a TcBwdBlockQ-wide Sᵀ row.</summary>
+        public int TcBwdQTileLast { get; init; }
+        /// <summary>Last index of the 16-query k-steps of dV += Pᵀ dO and dK += dSᵀ Q.</summary>
+        public int TcBwdQPairLast { get; init; }
+        /// <summary>Key rows per shared-memory tile of the dQ pass (its groups own TcBlockM queries).</summary>
+        public int TcBwdBlockKv { get; init; }
+        /// <summary>Last index of the 8-column tiles of a TcBwdBlockKv-wide S row.</summary>
+        public int TcBwdKvTileLast { get; init; }
+        /// <summary>Last index of the 16-key k-steps of dQ += dS K.</summary>
+        public int TcBwdKvPairLast { get; init; }
+        /// <summary>
+        /// Whether the dK/dV pass reads V's A fragments from a shared tile at each use instead of holding them in
+        /// registers (HeadDim 128: dK, dV, K and V in registers would need ~210 of the 255 a thread can have).
+        /// </summary>
+        public bool TcBwdVInShared { get; init; }
         public string TcMma { get; init; } = "";
+        /// <summary>The dot product of four packed elements (TensorCore.Dot4Half or Dot4BFloat16), for the D pass.</summary>
+        public string TcDot4 { get; init; } = "";
         public string TcPack { get; init; } = "";
         /// <summary>The declaration's settings as one line, for comments and the variant's description.</summary>
         public string Summary { get; init; } = "";

@@ -7,7 +7,8 @@ namespace XFormers.Kernels
     /// <summary>
     /// Warp-level tensor-core building blocks for the generated fp16/bf16 kernels: inline PTX on CUDA
     /// (<c>mma.sync.m16n8k16</c>, <c>ex2.approx</c>, <c>cvt.rn.f16x2</c>), each with a scalar twin that computes the same
-    /// thing with warp shuffles, so the kernels also run (slowly) on ILGPU's CPU accelerator with 32-lane warps.
+    /// thing (the mma's through a shared exchange: the kernels pass it a few words of group shared memory), so the kernels
+    /// also run (slowly) on ILGPU's CPU accelerator with 32-lane warps.
     /// No <c>ldmatrix</c> or <c>cp.async</c>: both take a shared-memory address, and ILGPU 1.5.3 gives kernels no way to
     /// turn an element's address into an integer (LoadEffectiveAddressAsPtr is host-only, Unsafe.AsPointer is not
     /// supported, and a pointer-to-integer conversion crashes its IL frontend). Fragments come from 32-bit shared loads.
@@ -19,11 +20,14 @@ namespace XFormers.Kernels
         /// <summary>log2(e): the kernels keep scores in the base-2 domain and use ex2.</summary>
         public const float Log2E = 1.4426950408889634f;
 
-        /// <summary>D += A·B for one 16×8×16 tile, fp16 inputs, fp32 accumulators.</summary>
+        /// <summary>
+        /// D += A·B for one 16×8×16 tile, fp16 inputs, fp32 accumulators. <paramref name="exchange"/>: the kernel's
+        /// <see cref="ExchangeWordsPerThread"/> words a thread of shared memory, used by the CPU twin only.
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void MmaM16N8K16(
             ref float d0, ref float d1, ref float d2, ref float d3,
-            uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
+            uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, ArrayView<uint> exchange)
         {
             if (CudaAsm.IsSupported)
             {
@@ -36,7 +40,7 @@ namespace XFormers.Kernels
             }
             else
             {
-                MmaTwin(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1, bfloat16: false);
+                MmaTwin(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1, exchange, bfloat16: false);
             }
         }
 
@@ -44,7 +48,7 @@ namespace XFormers.Kernels
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void MmaM16N8K16Bf16(
             ref float d0, ref float d1, ref float d2, ref float d3,
-            uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
+            uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, ArrayView<uint> exchange)
         {
             if (CudaAsm.IsSupported)
             {
@@ -57,7 +61,7 @@ namespace XFormers.Kernels
             }
             else
             {
-                MmaTwin(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1, bfloat16: true);
+                MmaTwin(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1, exchange, bfloat16: true);
             }
         }
 
@@ -103,6 +107,21 @@ namespace XFormers.Kernels
             return ElementMath.ToBFloat16(low).RawValue | ((uint)ElementMath.ToBFloat16(high).RawValue << 16);
         }
 
+        /// <summary>The dot product of four fp16 values with four others, each packed in 8 bytes (element e in bits 16e … 16e + 15).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Dot4Half(ulong x, ulong y) => Dot4(x, y, bfloat16: false);
+
+        /// <summary>The dot product of four bf16 values with four others, each packed in 8 bytes.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Dot4BFloat16(ulong x, ulong y) => Dot4(x, y, bfloat16: true);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float Dot4(ulong x, ulong y, bool bfloat16) =>
+            Widen((ushort)x, bfloat16) * Widen((ushort)y, bfloat16)
+            + Widen((ushort)(x >> 16), bfloat16) * Widen((ushort)(y >> 16), bfloat16)
+            + Widen((ushort)(x >> 32), bfloat16) * Widen((ushort)(y >> 32), bfloat16)
+            + Widen((ushort)(x >> 48), bfloat16) * Widen((ushort)(y >> 48), bfloat16);
+
         private static float Low(uint pair, bool bfloat16) => Widen((ushort)(pair & 0xFFFF), bfloat16);
 
         private static float High(uint pair, bool bfloat16) => Widen((ushort)(pair >> 16), bfloat16);
@@ -110,22 +129,42 @@ namespace XFormers.Kernels
         private static float Widen(ushort bits, bool bfloat16) =>
             bfloat16 ? Interop.IntAsFloat((uint)bits << 16) : (float)Interop.IntAsFloat(bits);
 
-        /// <summary>The scalar twin of mma.sync: each lane gathers its two A rows and two B columns from the other lanes by shuffles.</summary>
+        /// <summary>
+        /// Words of group shared memory per thread that the scalar twins need: each lane parks its six fragment registers there so the
+        /// others can read them after one warp barrier (the CPU accelerator runs a shuffle as four barriers; an mma
+        /// twin built from shuffles took 32 of them). CUDA never touches it: the twin is dead code there, and the
+        /// allocation with it.
+        /// </summary>
+        public const int ExchangeWordsPerThread = 6;
+
+        /// <summary>
+        /// The scalar twin of mma.sync: every lane writes its A and B registers to its warp's part of
+        /// <paramref name="exchange"/>, and after a warp barrier reads the two A rows and two B columns it needs.
+        /// </summary>
         private static void MmaTwin(
             ref float d0, ref float d1, ref float d2, ref float d3,
-            uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, bool bfloat16)
+            uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, ArrayView<uint> exchange, bool bfloat16)
         {
             int lane = Warp.LaneIdx;
             int g = lane >> 2, c = lane & 3;
+            int warp = (Group.IdxX >> 5) * 32 * ExchangeWordsPerThread;
+            int own = warp + ExchangeWordsPerThread * lane;
+            exchange[own] = a0;
+            exchange[own + 1] = a1;
+            exchange[own + 2] = a2;
+            exchange[own + 3] = a3;
+            exchange[own + 4] = b0;
+            exchange[own + 5] = b1;
+            Warp.Barrier();
             for (int q = 0; q < 4; q++)
             {
                 // Lane 4g + q holds A[g][2q..2q+1] (a0), A[g+8][2q..] (a1), A[g][2q+8..] (a2), A[g+8][2q+8..] (a3).
-                int aLane = 4 * g + q;
-                uint ra0 = Warp.Shuffle(a0, aLane), ra1 = Warp.Shuffle(a1, aLane), ra2 = Warp.Shuffle(a2, aLane), ra3 = Warp.Shuffle(a3, aLane);
+                int aLane = warp + ExchangeWordsPerThread * (4 * g + q);
+                uint ra0 = exchange[aLane], ra1 = exchange[aLane + 1], ra2 = exchange[aLane + 2], ra3 = exchange[aLane + 3];
                 // Lane 4n + q holds B[2q..2q+1][n] (b0) and B[2q+8..][n] (b1); this lane needs columns n = 2c and 2c+1.
-                int bLane0 = 4 * (2 * c) + q, bLane1 = 4 * (2 * c + 1) + q;
-                uint x0 = Warp.Shuffle(b0, bLane0), x1 = Warp.Shuffle(b1, bLane0);
-                uint y0 = Warp.Shuffle(b0, bLane1), y1 = Warp.Shuffle(b1, bLane1);
+                int bLane0 = warp + ExchangeWordsPerThread * (8 * c + q) + 4, bLane1 = warp + ExchangeWordsPerThread * (8 * c + 4 + q) + 4;
+                uint x0 = exchange[bLane0], x1 = exchange[bLane0 + 1];
+                uint y0 = exchange[bLane1], y1 = exchange[bLane1 + 1];
                 d0 += Low(ra0, bfloat16) * Low(x0, bfloat16) + High(ra0, bfloat16) * High(x0, bfloat16)
                     + Low(ra2, bfloat16) * Low(x1, bfloat16) + High(ra2, bfloat16) * High(x1, bfloat16);
                 d1 += Low(ra0, bfloat16) * Low(y0, bfloat16) + High(ra0, bfloat16) * High(y0, bfloat16)
@@ -135,6 +174,8 @@ namespace XFormers.Kernels
                 d3 += Low(ra1, bfloat16) * Low(y0, bfloat16) + High(ra1, bfloat16) * High(y0, bfloat16)
                     + Low(ra3, bfloat16) * Low(y1, bfloat16) + High(ra3, bfloat16) * High(y1, bfloat16);
             }
+            // Nobody overwrites the exchange (the next mma) before every lane has read it.
+            Warp.Barrier();
         }
     }
 }

@@ -1,17 +1,14 @@
-using XFormers.Kernels;
-
 namespace XFormers.Tests.Kernels;
 
 /// <summary>
 /// The generated tensor-core forward kernels on a CPU accelerator with 32-lane warps, where the inline-PTX helpers run
-/// their scalar twins (mma.sync emulated with warp shuffles): fragment layouts, masking and the online softmax are
+/// their scalar twins (mma.sync emulated through a shared exchange and warp barriers): fragment layouts, masking and the online softmax are
 /// checked against fp64 without a GPU.
 /// </summary>
-public sealed class TensorCoreForwardTests : IDisposable
+[Collection(TensorCoreCollection.Name)]
+public sealed class TensorCoreForwardTests(TensorCoreFixture fixture)
 {
-    private readonly XFormersContext context = XFormersContext.CreateCpu(null, threadsPerWarp: 32);
-
-    public TensorCoreForwardTests() => AttentionKernel.TensorCores = TensorCorePolicy.Always;
+    private readonly XFormersContext context = fixture.Context;
 
     public static TheoryData<string, AttentionCase> Cases => new()
     {
@@ -34,11 +31,5 @@ public sealed class TensorCoreForwardTests : IDisposable
             : AttentionCheck.Run<BFloat16>(context, c, backward: false, kernel: kernel);
         // P is rounded to the dtype before P·V on the tensor cores: 8 unit roundoffs instead of the SIMT path's 4.
         errors.Max.ShouldBeLessThan(2 * AttentionCheck.Tolerance(kernel.Variant.DType), $"{name} {c}: {errors}");
-    }
-
-    public void Dispose()
-    {
-        AttentionKernel.TensorCores = TensorCorePolicy.Auto;
-        context.Dispose();
     }
 }

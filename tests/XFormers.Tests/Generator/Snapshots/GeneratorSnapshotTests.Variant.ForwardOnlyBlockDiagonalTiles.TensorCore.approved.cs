@@ -8,6 +8,7 @@ using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
 using global::XFormers.Kernels;
+using static global::XFormers.Kernels.ElementMath;
 using static global::XFormers.Kernels.TensorCore;
 
 namespace Snapshots;
@@ -29,13 +30,13 @@ partial class Kernels
             new(TensorCoreForward, TcBlockM, TcThreads);
 
         /// <summary>
-        /// Rows [first, first + TcBlockN) of head <paramref name="head"/> of a [B, M, H, K] tensor into a row-major tile
+        /// Rows [first, first + rows) of head <paramref name="head"/> of a [B, M, H, K] tensor into a row-major tile
         /// (TcRow halves a row), 8 bytes a thread per step; rows at or past <paramref name="tokens"/> become zeros.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void TcLoadRows(ArrayView<ulong> tile, ArrayView<ulong> source, int batch, int first, int tokens, int heads, int head, int tid)
+        private static void TcLoadRows(ArrayView<ulong> tile, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
         {
-            for (int e = tid; e < TcBlockN * (HeadDim / 4); e += TcThreads)
+            for (int e = tid; e < rows * (HeadDim / 4); e += TcThreads)
             {
                 int row = e / (HeadDim / 4), word = e % (HeadDim / 4);
                 int token = first + row;
@@ -43,28 +44,64 @@ partial class Kernels
             }
         }
 
-        /// <summary>The same rows transposed: element (row j, column d) of the tensor lands at [d · TcVRow + j].</summary>
+        /// <summary>
+        /// The same rows transposed, <paramref name="pitch"/> halves a column: element (row j, column d) lands at
+        /// [d · pitch + j]. A thread loads rows j, j + 1 of four columns and stores four 32-bit words, each a column's pair of
+        /// rows; a warp covers 8 row pairs × 4 column words, so its stores hit distinct banks but for a 2-way overlap (16-bit
+        /// stores of one row at a time, 16 lanes of a warp one column word apart, met 8-way conflicts).
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void TcLoadRowsTransposed(ArrayView<ushort> tile, ArrayView<ulong> source, int batch, int first, int tokens, int heads, int head, int tid)
+        private static void TcLoadRowsTransposed(ArrayView<uint> transposed, int pitch, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
         {
-            for (int e = tid; e < TcBlockN * (HeadDim / 4); e += TcThreads)
+            for (int e = tid; e < rows / 2 * (HeadDim / 4); e += TcThreads)
             {
-                int row = e / (HeadDim / 4), word = e % (HeadDim / 4);
-                int token = first + row;
-                ulong four = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
-                int d = 4 * word;
-                tile[d * TcVRow + row] = (ushort)four;
-                tile[(d + 1) * TcVRow + row] = (ushort)(four >> 16);
-                tile[(d + 2) * TcVRow + row] = (ushort)(four >> 32);
-                tile[(d + 3) * TcVRow + row] = (ushort)(four >> 48);
+                int pair = (e >> 2) % (rows / 2), word = e / (2 * rows) * 4 + (e & 3);
+                int token = first + 2 * pair;
+                ulong even = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
+                ulong odd = token + 1 < tokens ? source[((long)(batch * tokens + token + 1) * heads + head) * (HeadDim / 4) + word] : 0ul;
+                TcStoreColumnPairs(transposed, pitch, 2 * pair, word, even, odd);
             }
         }
 
-        /// <summary>Whether a Q tile × K tile block needs per-element masking (rows past Mq, keys past kvEnd, or the mask's edge).</summary>
+        /// <summary>
+        /// Both layouts from the same loads: the rows into a row-major <paramref name="tile"/> and transposed as in
+        /// TcLoadRowsTransposed. (A separate method, not an optional tile: a default view's stores stay in the PTX as generic
+        /// stores through a null pointer, and then ptxas keeps every local variable of the kernel in local memory.)
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static bool TcTileNeedsMask(in AttentionArgs<global::ILGPU.Half> a, int firstRow, int lastRow, int n0, int kvEnd)
+        private static void TcLoadRowsBothWays(ArrayView<ulong> tile, ArrayView<uint> transposed, int pitch, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
         {
-            if (lastRow != firstRow + TcBlockM - 1 || n0 + TcBlockN > kvEnd)
+            for (int e = tid; e < rows / 2 * (HeadDim / 4); e += TcThreads)
+            {
+                int pair = (e >> 2) % (rows / 2), word = e / (2 * rows) * 4 + (e & 3);
+                int row = 2 * pair, token = first + row;
+                ulong even = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
+                ulong odd = token + 1 < tokens ? source[((long)(batch * tokens + token + 1) * heads + head) * (HeadDim / 4) + word] : 0ul;
+                tile[row * (TcRow / 4) + word] = even;
+                tile[(row + 1) * (TcRow / 4) + word] = odd;
+                TcStoreColumnPairs(transposed, pitch, row, word, even, odd);
+            }
+        }
+
+        /// <summary>Columns 4·word … 4·word + 3 of rows <paramref name="row"/> (<paramref name="even"/>) and row + 1 (<paramref name="odd"/>) into a transposed tile, one 32-bit word a column.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void TcStoreColumnPairs(ArrayView<uint> transposed, int pitch, int row, int word, ulong even, ulong odd)
+        {
+            int column = (4 * word * pitch + row) >> 1;
+            transposed[column] = (uint)(even & 0xFFFFul) | ((uint)odd << 16);
+            transposed[column + (pitch >> 1)] = (uint)((even >> 16) & 0xFFFFul) | ((uint)(odd >> 16) << 16);
+            transposed[column + pitch] = (uint)((even >> 32) & 0xFFFFul) | ((uint)(odd >> 32) << 16);
+            transposed[column + 3 * (pitch >> 1)] = (uint)(even >> 48) | ((uint)(odd >> 48) << 16);
+        }
+
+        /// <summary>
+        /// Whether a block of query rows [firstRow, firstRow + rows) × keys [firstKey, firstKey + keys) needs per-element
+        /// masking (rows past Mq, keys past kvEnd, or the mask's edge inside the block).
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static bool TcTileNeedsMask(in AttentionArgs<global::ILGPU.Half> a, int firstRow, int rows, int firstKey, int keys, int kvEnd)
+        {
+            if (firstRow + rows > a.Mq || firstKey + keys > kvEnd)
                 return true;
             return true;
         }
@@ -104,11 +141,11 @@ partial class Kernels
             var vTile = SharedMemory.Allocate<ulong>(HeadDim * TcVRow / 4);
             var kWords = kTile.Cast<uint>();
             var vWords = vTile.Cast<uint>();
-            var vHalves = vTile.Cast<ushort>();
+            var exchange = SharedMemory.Allocate<uint>(TcThreads * ExchangeWordsPerThread);
             KvRange(a, firstRow, lastRow, out int kvBegin, out int kvEnd);
 
             // Q tile through the K buffer; this warp's 16 query rows become A fragments, one per 16-wide k-step.
-            TcLoadRows(kTile, q, b, firstRow, a.Mq, a.Hq, h, tid);
+            TcLoadRows(kTile, q, b, firstRow, TcBlockM, a.Mq, a.Hq, h, tid);
             Group.Barrier();
             int qWord = ((warp * 16 + (lane >> 2)) * TcRow + 2 * quad) >> 1;
             uint q0_0 = kWords[qWord + 0], q0_1 = kWords[qWord + 4 * TcRow + 0];
@@ -128,8 +165,8 @@ partial class Kernels
             for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBlockN)
             {
                 // Stage K_j and V_jᵀ (Algorithm 1, line 6).
-                TcLoadRows(kTile, k, b, n0, a.Mkv, a.Hkv, hk, tid);
-                TcLoadRowsTransposed(vHalves, v, b, n0, a.Mkv, a.Hkv, hk, tid);
+                TcLoadRows(kTile, k, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
+                TcLoadRowsTransposed(vWords, TcVRow, v, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
                 Group.Barrier();
 
                 // S_ij = Q_i K_jᵀ (16 × TcBlockN per warp).
@@ -142,40 +179,40 @@ partial class Kernels
                 float s6_0 = 0f, s6_1 = 0f, s6_2 = 0f, s6_3 = 0f;
                 float s7_0 = 0f, s7_1 = 0f, s7_2 = 0f, s7_3 = 0f;
                 MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 0 * TcRow + 0], kWords[kWord + 0 * TcRow + 4]);
+                    kWords[kWord + 0 * TcRow + 0], kWords[kWord + 0 * TcRow + 4], exchange);
                 MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 0 * TcRow + 8], kWords[kWord + 0 * TcRow + 12]);
+                    kWords[kWord + 0 * TcRow + 8], kWords[kWord + 0 * TcRow + 12], exchange);
                 MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 4 * TcRow + 0], kWords[kWord + 4 * TcRow + 4]);
+                    kWords[kWord + 4 * TcRow + 0], kWords[kWord + 4 * TcRow + 4], exchange);
                 MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 4 * TcRow + 8], kWords[kWord + 4 * TcRow + 12]);
+                    kWords[kWord + 4 * TcRow + 8], kWords[kWord + 4 * TcRow + 12], exchange);
                 MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 8 * TcRow + 0], kWords[kWord + 8 * TcRow + 4]);
+                    kWords[kWord + 8 * TcRow + 0], kWords[kWord + 8 * TcRow + 4], exchange);
                 MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 8 * TcRow + 8], kWords[kWord + 8 * TcRow + 12]);
+                    kWords[kWord + 8 * TcRow + 8], kWords[kWord + 8 * TcRow + 12], exchange);
                 MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 12 * TcRow + 0], kWords[kWord + 12 * TcRow + 4]);
+                    kWords[kWord + 12 * TcRow + 0], kWords[kWord + 12 * TcRow + 4], exchange);
                 MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 12 * TcRow + 8], kWords[kWord + 12 * TcRow + 12]);
+                    kWords[kWord + 12 * TcRow + 8], kWords[kWord + 12 * TcRow + 12], exchange);
                 MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 16 * TcRow + 0], kWords[kWord + 16 * TcRow + 4]);
+                    kWords[kWord + 16 * TcRow + 0], kWords[kWord + 16 * TcRow + 4], exchange);
                 MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 16 * TcRow + 8], kWords[kWord + 16 * TcRow + 12]);
+                    kWords[kWord + 16 * TcRow + 8], kWords[kWord + 16 * TcRow + 12], exchange);
                 MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 20 * TcRow + 0], kWords[kWord + 20 * TcRow + 4]);
+                    kWords[kWord + 20 * TcRow + 0], kWords[kWord + 20 * TcRow + 4], exchange);
                 MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 20 * TcRow + 8], kWords[kWord + 20 * TcRow + 12]);
+                    kWords[kWord + 20 * TcRow + 8], kWords[kWord + 20 * TcRow + 12], exchange);
                 MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 24 * TcRow + 0], kWords[kWord + 24 * TcRow + 4]);
+                    kWords[kWord + 24 * TcRow + 0], kWords[kWord + 24 * TcRow + 4], exchange);
                 MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 24 * TcRow + 8], kWords[kWord + 24 * TcRow + 12]);
+                    kWords[kWord + 24 * TcRow + 8], kWords[kWord + 24 * TcRow + 12], exchange);
                 MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 28 * TcRow + 0], kWords[kWord + 28 * TcRow + 4]);
+                    kWords[kWord + 28 * TcRow + 0], kWords[kWord + 28 * TcRow + 4], exchange);
                 MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 28 * TcRow + 8], kWords[kWord + 28 * TcRow + 12]);
+                    kWords[kWord + 28 * TcRow + 8], kWords[kWord + 28 * TcRow + 12], exchange);
 
                 // Scale, bias and mask into the base-2 domain.
-                bool check = TcTileNeedsMask(a, firstRow, lastRow, n0, kvEnd);
+                bool check = TcTileNeedsMask(a, firstRow, TcBlockM, n0, TcBlockN, kvEnd);
                 int column = n0 + 2 * quad;
                 s0_0 = TcScore(a, b, h, s0_0, row0, column + 0, kvEnd, check);
                 s0_1 = TcScore(a, b, h, s0_1, row0, column + 1, kvEnd, check);
@@ -281,43 +318,43 @@ partial class Kernels
                 uint p0_0 = PackHalf2(s0_0, s0_1), p0_1 = PackHalf2(s0_2, s0_3);
                 uint p0_2 = PackHalf2(s1_0, s1_1), p0_3 = PackHalf2(s1_2, s1_3);
                 MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 0 * TcVRow + 0], vWords[vWord + 0 * TcVRow + 4]);
+                    vWords[vWord + 0 * TcVRow + 0], vWords[vWord + 0 * TcVRow + 4], exchange);
                 MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 4 * TcVRow + 0], vWords[vWord + 4 * TcVRow + 4]);
+                    vWords[vWord + 4 * TcVRow + 0], vWords[vWord + 4 * TcVRow + 4], exchange);
                 MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 8 * TcVRow + 0], vWords[vWord + 8 * TcVRow + 4]);
+                    vWords[vWord + 8 * TcVRow + 0], vWords[vWord + 8 * TcVRow + 4], exchange);
                 MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 12 * TcVRow + 0], vWords[vWord + 12 * TcVRow + 4]);
+                    vWords[vWord + 12 * TcVRow + 0], vWords[vWord + 12 * TcVRow + 4], exchange);
                 uint p1_0 = PackHalf2(s2_0, s2_1), p1_1 = PackHalf2(s2_2, s2_3);
                 uint p1_2 = PackHalf2(s3_0, s3_1), p1_3 = PackHalf2(s3_2, s3_3);
                 MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 0 * TcVRow + 8], vWords[vWord + 0 * TcVRow + 12]);
+                    vWords[vWord + 0 * TcVRow + 8], vWords[vWord + 0 * TcVRow + 12], exchange);
                 MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 4 * TcVRow + 8], vWords[vWord + 4 * TcVRow + 12]);
+                    vWords[vWord + 4 * TcVRow + 8], vWords[vWord + 4 * TcVRow + 12], exchange);
                 MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 8 * TcVRow + 8], vWords[vWord + 8 * TcVRow + 12]);
+                    vWords[vWord + 8 * TcVRow + 8], vWords[vWord + 8 * TcVRow + 12], exchange);
                 MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 12 * TcVRow + 8], vWords[vWord + 12 * TcVRow + 12]);
+                    vWords[vWord + 12 * TcVRow + 8], vWords[vWord + 12 * TcVRow + 12], exchange);
                 uint p2_0 = PackHalf2(s4_0, s4_1), p2_1 = PackHalf2(s4_2, s4_3);
                 uint p2_2 = PackHalf2(s5_0, s5_1), p2_3 = PackHalf2(s5_2, s5_3);
                 MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 0 * TcVRow + 16], vWords[vWord + 0 * TcVRow + 20]);
+                    vWords[vWord + 0 * TcVRow + 16], vWords[vWord + 0 * TcVRow + 20], exchange);
                 MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 4 * TcVRow + 16], vWords[vWord + 4 * TcVRow + 20]);
+                    vWords[vWord + 4 * TcVRow + 16], vWords[vWord + 4 * TcVRow + 20], exchange);
                 MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 8 * TcVRow + 16], vWords[vWord + 8 * TcVRow + 20]);
+                    vWords[vWord + 8 * TcVRow + 16], vWords[vWord + 8 * TcVRow + 20], exchange);
                 MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 12 * TcVRow + 16], vWords[vWord + 12 * TcVRow + 20]);
+                    vWords[vWord + 12 * TcVRow + 16], vWords[vWord + 12 * TcVRow + 20], exchange);
                 uint p3_0 = PackHalf2(s6_0, s6_1), p3_1 = PackHalf2(s6_2, s6_3);
                 uint p3_2 = PackHalf2(s7_0, s7_1), p3_3 = PackHalf2(s7_2, s7_3);
                 MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 0 * TcVRow + 24], vWords[vWord + 0 * TcVRow + 28]);
+                    vWords[vWord + 0 * TcVRow + 24], vWords[vWord + 0 * TcVRow + 28], exchange);
                 MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 4 * TcVRow + 24], vWords[vWord + 4 * TcVRow + 28]);
+                    vWords[vWord + 4 * TcVRow + 24], vWords[vWord + 4 * TcVRow + 28], exchange);
                 MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 8 * TcVRow + 24], vWords[vWord + 8 * TcVRow + 28]);
+                    vWords[vWord + 8 * TcVRow + 24], vWords[vWord + 8 * TcVRow + 28], exchange);
                 MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 12 * TcVRow + 24], vWords[vWord + 12 * TcVRow + 28]);
+                    vWords[vWord + 12 * TcVRow + 24], vWords[vWord + 12 * TcVRow + 28], exchange);
                 Group.Barrier();
             }
 

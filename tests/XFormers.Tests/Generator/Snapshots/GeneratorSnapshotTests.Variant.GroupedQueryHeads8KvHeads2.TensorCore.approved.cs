@@ -8,6 +8,7 @@ using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
 using global::XFormers.Kernels;
+using static global::XFormers.Kernels.ElementMath;
 using static global::XFormers.Kernels.TensorCore;
 
 namespace Snapshots;
@@ -23,19 +24,27 @@ partial class Kernels
         private const int TcRow = HeadDim + 8;
         /// <summary>Halves per shared row of the transposed V tile (one row per head-dim column).</summary>
         private const int TcVRow = TcBlockN + 8;
+        /// <summary>Query rows per tile of the dK/dV pass, and halves per row of its transposed Q and dO tiles.</summary>
+        public const int TcBwdBlockQ = 64;
+        private const int TcQtRow = TcBwdBlockQ + 8;
+        /// <summary>Rows of D per group of the D pass: HeadDim / 4 threads a row, 8 bytes of dO and O each.</summary>
+        public const int TcDeltaRows = TcThreads / (HeadDim / 4);
+        /// <summary>Key rows per tile of the dQ pass, and halves per row of its transposed K tile.</summary>
+        public const int TcBwdBlockKv = 64;
+        private const int TcKtRow = TcBwdBlockKv + 8;
 
         /// <summary>The tensor-core kernels, picked by AttentionKernel on CUDA (a property: no static-initializer order across files).</summary>
         private static global::XFormers.Kernels.TensorCoreKernels<global::ILGPU.Half> TensorCoreKernels =>
-            new(TensorCoreForward, TcBlockM, TcThreads);
+            new(TensorCoreForward, TcBlockM, TcThreads, TensorCoreBackwardDelta, TcDeltaRows, TensorCoreBackwardKv, TensorCoreBackwardQ);
 
         /// <summary>
-        /// Rows [first, first + TcBlockN) of head <paramref name="head"/> of a [B, M, H, K] tensor into a row-major tile
+        /// Rows [first, first + rows) of head <paramref name="head"/> of a [B, M, H, K] tensor into a row-major tile
         /// (TcRow halves a row), 8 bytes a thread per step; rows at or past <paramref name="tokens"/> become zeros.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void TcLoadRows(ArrayView<ulong> tile, ArrayView<ulong> source, int batch, int first, int tokens, int heads, int head, int tid)
+        private static void TcLoadRows(ArrayView<ulong> tile, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
         {
-            for (int e = tid; e < TcBlockN * (HeadDim / 4); e += TcThreads)
+            for (int e = tid; e < rows * (HeadDim / 4); e += TcThreads)
             {
                 int row = e / (HeadDim / 4), word = e % (HeadDim / 4);
                 int token = first + row;
@@ -43,30 +52,66 @@ partial class Kernels
             }
         }
 
-        /// <summary>The same rows transposed: element (row j, column d) of the tensor lands at [d · TcVRow + j].</summary>
+        /// <summary>
+        /// The same rows transposed, <paramref name="pitch"/> halves a column: element (row j, column d) lands at
+        /// [d · pitch + j]. A thread loads rows j, j + 1 of four columns and stores four 32-bit words, each a column's pair of
+        /// rows; a warp covers 8 row pairs × 4 column words, so its stores hit distinct banks but for a 2-way overlap (16-bit
+        /// stores of one row at a time, 16 lanes of a warp one column word apart, met 8-way conflicts).
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void TcLoadRowsTransposed(ArrayView<ushort> tile, ArrayView<ulong> source, int batch, int first, int tokens, int heads, int head, int tid)
+        private static void TcLoadRowsTransposed(ArrayView<uint> transposed, int pitch, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
         {
-            for (int e = tid; e < TcBlockN * (HeadDim / 4); e += TcThreads)
+            for (int e = tid; e < rows / 2 * (HeadDim / 4); e += TcThreads)
             {
-                int row = e / (HeadDim / 4), word = e % (HeadDim / 4);
-                int token = first + row;
-                ulong four = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
-                int d = 4 * word;
-                tile[d * TcVRow + row] = (ushort)four;
-                tile[(d + 1) * TcVRow + row] = (ushort)(four >> 16);
-                tile[(d + 2) * TcVRow + row] = (ushort)(four >> 32);
-                tile[(d + 3) * TcVRow + row] = (ushort)(four >> 48);
+                int pair = (e >> 2) % (rows / 2), word = e / (2 * rows) * 4 + (e & 3);
+                int token = first + 2 * pair;
+                ulong even = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
+                ulong odd = token + 1 < tokens ? source[((long)(batch * tokens + token + 1) * heads + head) * (HeadDim / 4) + word] : 0ul;
+                TcStoreColumnPairs(transposed, pitch, 2 * pair, word, even, odd);
             }
         }
 
-        /// <summary>Whether a Q tile × K tile block needs per-element masking (rows past Mq, keys past kvEnd, or the mask's edge).</summary>
+        /// <summary>
+        /// Both layouts from the same loads: the rows into a row-major <paramref name="tile"/> and transposed as in
+        /// TcLoadRowsTransposed. (A separate method, not an optional tile: a default view's stores stay in the PTX as generic
+        /// stores through a null pointer, and then ptxas keeps every local variable of the kernel in local memory.)
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static bool TcTileNeedsMask(in AttentionArgs<global::ILGPU.Half> a, int firstRow, int lastRow, int n0, int kvEnd)
+        private static void TcLoadRowsBothWays(ArrayView<ulong> tile, ArrayView<uint> transposed, int pitch, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
         {
-            if (lastRow != firstRow + TcBlockM - 1 || n0 + TcBlockN > kvEnd)
+            for (int e = tid; e < rows / 2 * (HeadDim / 4); e += TcThreads)
+            {
+                int pair = (e >> 2) % (rows / 2), word = e / (2 * rows) * 4 + (e & 3);
+                int row = 2 * pair, token = first + row;
+                ulong even = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
+                ulong odd = token + 1 < tokens ? source[((long)(batch * tokens + token + 1) * heads + head) * (HeadDim / 4) + word] : 0ul;
+                tile[row * (TcRow / 4) + word] = even;
+                tile[(row + 1) * (TcRow / 4) + word] = odd;
+                TcStoreColumnPairs(transposed, pitch, row, word, even, odd);
+            }
+        }
+
+        /// <summary>Columns 4·word … 4·word + 3 of rows <paramref name="row"/> (<paramref name="even"/>) and row + 1 (<paramref name="odd"/>) into a transposed tile, one 32-bit word a column.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void TcStoreColumnPairs(ArrayView<uint> transposed, int pitch, int row, int word, ulong even, ulong odd)
+        {
+            int column = (4 * word * pitch + row) >> 1;
+            transposed[column] = (uint)(even & 0xFFFFul) | ((uint)odd << 16);
+            transposed[column + (pitch >> 1)] = (uint)((even >> 16) & 0xFFFFul) | ((uint)(odd >> 16) << 16);
+            transposed[column + pitch] = (uint)((even >> 32) & 0xFFFFul) | ((uint)(odd >> 32) << 16);
+            transposed[column + 3 * (pitch >> 1)] = (uint)(even >> 48) | ((uint)(odd >> 48) << 16);
+        }
+
+        /// <summary>
+        /// Whether a block of query rows [firstRow, firstRow + rows) × keys [firstKey, firstKey + keys) needs per-element
+        /// masking (rows past Mq, keys past kvEnd, or the mask's edge inside the block).
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static bool TcTileNeedsMask(in AttentionArgs<global::ILGPU.Half> a, int firstRow, int rows, int firstKey, int keys, int kvEnd)
+        {
+            if (firstRow + rows > a.Mq || firstKey + keys > kvEnd)
                 return true;
-            return n0 + TcBlockN - 1 > firstRow + a.Mkv - a.Mq;
+            return firstKey + keys - 1 > firstRow + a.Mkv - a.Mq;
         }
 
         /// <summary>Score (i, j) from the raw dot product, in the base-2 domain: (scale · dot + bias) · log2 e, or −∞ where masked.</summary>
@@ -77,6 +122,33 @@ partial class Kernels
                 return float.NegativeInfinity;
             return (dot * a.Scale + BiasAt(a, b, h, i, j)) * Log2E;
         }
+
+        /// <summary>
+        /// Lse_i in the base-2 domain, for P_ij = 2^(score − Lse_i); +∞ for a row past Mq or one that sees no key (its
+        /// scores are all −∞), so that every P_ij of such a row is 0 rather than NaN.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float TcLse(in AttentionArgs<global::ILGPU.Half> a, int b, int h, int i)
+        {
+            if (i >= a.Mq)
+                return float.PositiveInfinity;
+            float lse = a.Lse[(long)(b * a.Hq + h) * a.Mq + i];
+            return lse == float.NegativeInfinity ? float.PositiveInfinity : lse * Log2E;
+        }
+
+        /// <summary>D_i = rowsum(dO_i ∘ O_i) from BackwardDelta; 0 for a row past Mq.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float TcDelta(in AttentionArgs<global::ILGPU.Half> a, int b, int h, int i) =>
+            i < a.Mq ? a.Delta[(long)(b * a.Hq + h) * a.Mq + i] : 0f;
+
+        /// <summary>Word <paramref name="word"/> of the row that starts at word <paramref name="row"/> of a global tensor, or 0 for a row of −1 (past the end).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static uint TcWord(ArrayView<uint> source, long row, int word) => row < 0 ? 0u : source[row + word];
+
+        /// <summary>The first word of token <paramref name="token"/>'s row of head <paramref name="head"/> in a [B, M, H, K] tensor, plus the lane's quad; −1 past <paramref name="tokens"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static long TcRowWord(int batch, int token, int tokens, int heads, int head, int quad) =>
+            token < tokens ? (((long)(batch * tokens + token) * heads + head) * HeadDim >> 1) + quad : -1;
 
         /// <summary>
         /// Forward on tensor cores, FlashAttention-2 (Dao 2023, Algorithm 1) with mma.sync.m16n8k16: a group of
@@ -104,11 +176,11 @@ partial class Kernels
             var vTile = SharedMemory.Allocate<ulong>(HeadDim * TcVRow / 4);
             var kWords = kTile.Cast<uint>();
             var vWords = vTile.Cast<uint>();
-            var vHalves = vTile.Cast<ushort>();
+            var exchange = SharedMemory.Allocate<uint>(TcThreads * ExchangeWordsPerThread);
             KvRange(a, firstRow, lastRow, out int kvBegin, out int kvEnd);
 
             // Q tile through the K buffer; this warp's 16 query rows become A fragments, one per 16-wide k-step.
-            TcLoadRows(kTile, q, b, firstRow, a.Mq, a.Hq, h, tid);
+            TcLoadRows(kTile, q, b, firstRow, TcBlockM, a.Mq, a.Hq, h, tid);
             Group.Barrier();
             int qWord = ((warp * 16 + (lane >> 2)) * TcRow + 2 * quad) >> 1;
             uint q0_0 = kWords[qWord + 0], q0_1 = kWords[qWord + 4 * TcRow + 0];
@@ -136,8 +208,8 @@ partial class Kernels
             for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBlockN)
             {
                 // Stage K_j and V_jᵀ (Algorithm 1, line 6).
-                TcLoadRows(kTile, k, b, n0, a.Mkv, a.Hkv, hk, tid);
-                TcLoadRowsTransposed(vHalves, v, b, n0, a.Mkv, a.Hkv, hk, tid);
+                TcLoadRows(kTile, k, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
+                TcLoadRowsTransposed(vWords, TcVRow, v, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
                 Group.Barrier();
 
                 // S_ij = Q_i K_jᵀ (16 × TcBlockN per warp).
@@ -150,72 +222,72 @@ partial class Kernels
                 float s6_0 = 0f, s6_1 = 0f, s6_2 = 0f, s6_3 = 0f;
                 float s7_0 = 0f, s7_1 = 0f, s7_2 = 0f, s7_3 = 0f;
                 MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 0 * TcRow + 0], kWords[kWord + 0 * TcRow + 4]);
+                    kWords[kWord + 0 * TcRow + 0], kWords[kWord + 0 * TcRow + 4], exchange);
                 MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 0 * TcRow + 8], kWords[kWord + 0 * TcRow + 12]);
+                    kWords[kWord + 0 * TcRow + 8], kWords[kWord + 0 * TcRow + 12], exchange);
                 MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[kWord + 0 * TcRow + 16], kWords[kWord + 0 * TcRow + 20]);
+                    kWords[kWord + 0 * TcRow + 16], kWords[kWord + 0 * TcRow + 20], exchange);
                 MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[kWord + 0 * TcRow + 24], kWords[kWord + 0 * TcRow + 28]);
+                    kWords[kWord + 0 * TcRow + 24], kWords[kWord + 0 * TcRow + 28], exchange);
                 MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 4 * TcRow + 0], kWords[kWord + 4 * TcRow + 4]);
+                    kWords[kWord + 4 * TcRow + 0], kWords[kWord + 4 * TcRow + 4], exchange);
                 MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 4 * TcRow + 8], kWords[kWord + 4 * TcRow + 12]);
+                    kWords[kWord + 4 * TcRow + 8], kWords[kWord + 4 * TcRow + 12], exchange);
                 MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[kWord + 4 * TcRow + 16], kWords[kWord + 4 * TcRow + 20]);
+                    kWords[kWord + 4 * TcRow + 16], kWords[kWord + 4 * TcRow + 20], exchange);
                 MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[kWord + 4 * TcRow + 24], kWords[kWord + 4 * TcRow + 28]);
+                    kWords[kWord + 4 * TcRow + 24], kWords[kWord + 4 * TcRow + 28], exchange);
                 MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 8 * TcRow + 0], kWords[kWord + 8 * TcRow + 4]);
+                    kWords[kWord + 8 * TcRow + 0], kWords[kWord + 8 * TcRow + 4], exchange);
                 MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 8 * TcRow + 8], kWords[kWord + 8 * TcRow + 12]);
+                    kWords[kWord + 8 * TcRow + 8], kWords[kWord + 8 * TcRow + 12], exchange);
                 MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[kWord + 8 * TcRow + 16], kWords[kWord + 8 * TcRow + 20]);
+                    kWords[kWord + 8 * TcRow + 16], kWords[kWord + 8 * TcRow + 20], exchange);
                 MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[kWord + 8 * TcRow + 24], kWords[kWord + 8 * TcRow + 28]);
+                    kWords[kWord + 8 * TcRow + 24], kWords[kWord + 8 * TcRow + 28], exchange);
                 MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 12 * TcRow + 0], kWords[kWord + 12 * TcRow + 4]);
+                    kWords[kWord + 12 * TcRow + 0], kWords[kWord + 12 * TcRow + 4], exchange);
                 MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 12 * TcRow + 8], kWords[kWord + 12 * TcRow + 12]);
+                    kWords[kWord + 12 * TcRow + 8], kWords[kWord + 12 * TcRow + 12], exchange);
                 MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[kWord + 12 * TcRow + 16], kWords[kWord + 12 * TcRow + 20]);
+                    kWords[kWord + 12 * TcRow + 16], kWords[kWord + 12 * TcRow + 20], exchange);
                 MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[kWord + 12 * TcRow + 24], kWords[kWord + 12 * TcRow + 28]);
+                    kWords[kWord + 12 * TcRow + 24], kWords[kWord + 12 * TcRow + 28], exchange);
                 MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 16 * TcRow + 0], kWords[kWord + 16 * TcRow + 4]);
+                    kWords[kWord + 16 * TcRow + 0], kWords[kWord + 16 * TcRow + 4], exchange);
                 MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 16 * TcRow + 8], kWords[kWord + 16 * TcRow + 12]);
+                    kWords[kWord + 16 * TcRow + 8], kWords[kWord + 16 * TcRow + 12], exchange);
                 MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[kWord + 16 * TcRow + 16], kWords[kWord + 16 * TcRow + 20]);
+                    kWords[kWord + 16 * TcRow + 16], kWords[kWord + 16 * TcRow + 20], exchange);
                 MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[kWord + 16 * TcRow + 24], kWords[kWord + 16 * TcRow + 28]);
+                    kWords[kWord + 16 * TcRow + 24], kWords[kWord + 16 * TcRow + 28], exchange);
                 MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 20 * TcRow + 0], kWords[kWord + 20 * TcRow + 4]);
+                    kWords[kWord + 20 * TcRow + 0], kWords[kWord + 20 * TcRow + 4], exchange);
                 MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 20 * TcRow + 8], kWords[kWord + 20 * TcRow + 12]);
+                    kWords[kWord + 20 * TcRow + 8], kWords[kWord + 20 * TcRow + 12], exchange);
                 MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[kWord + 20 * TcRow + 16], kWords[kWord + 20 * TcRow + 20]);
+                    kWords[kWord + 20 * TcRow + 16], kWords[kWord + 20 * TcRow + 20], exchange);
                 MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[kWord + 20 * TcRow + 24], kWords[kWord + 20 * TcRow + 28]);
+                    kWords[kWord + 20 * TcRow + 24], kWords[kWord + 20 * TcRow + 28], exchange);
                 MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 24 * TcRow + 0], kWords[kWord + 24 * TcRow + 4]);
+                    kWords[kWord + 24 * TcRow + 0], kWords[kWord + 24 * TcRow + 4], exchange);
                 MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 24 * TcRow + 8], kWords[kWord + 24 * TcRow + 12]);
+                    kWords[kWord + 24 * TcRow + 8], kWords[kWord + 24 * TcRow + 12], exchange);
                 MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[kWord + 24 * TcRow + 16], kWords[kWord + 24 * TcRow + 20]);
+                    kWords[kWord + 24 * TcRow + 16], kWords[kWord + 24 * TcRow + 20], exchange);
                 MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[kWord + 24 * TcRow + 24], kWords[kWord + 24 * TcRow + 28]);
+                    kWords[kWord + 24 * TcRow + 24], kWords[kWord + 24 * TcRow + 28], exchange);
                 MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 28 * TcRow + 0], kWords[kWord + 28 * TcRow + 4]);
+                    kWords[kWord + 28 * TcRow + 0], kWords[kWord + 28 * TcRow + 4], exchange);
                 MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 28 * TcRow + 8], kWords[kWord + 28 * TcRow + 12]);
+                    kWords[kWord + 28 * TcRow + 8], kWords[kWord + 28 * TcRow + 12], exchange);
                 MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[kWord + 28 * TcRow + 16], kWords[kWord + 28 * TcRow + 20]);
+                    kWords[kWord + 28 * TcRow + 16], kWords[kWord + 28 * TcRow + 20], exchange);
                 MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[kWord + 28 * TcRow + 24], kWords[kWord + 28 * TcRow + 28]);
+                    kWords[kWord + 28 * TcRow + 24], kWords[kWord + 28 * TcRow + 28], exchange);
 
                 // Scale, bias and mask into the base-2 domain.
-                bool check = TcTileNeedsMask(a, firstRow, lastRow, n0, kvEnd);
+                bool check = TcTileNeedsMask(a, firstRow, TcBlockM, n0, TcBlockN, kvEnd);
                 int column = n0 + 2 * quad;
                 s0_0 = TcScore(a, b, h, s0_0, row0, column + 0, kvEnd, check);
                 s0_1 = TcScore(a, b, h, s0_1, row0, column + 1, kvEnd, check);
@@ -325,75 +397,75 @@ partial class Kernels
                 uint p0_0 = PackHalf2(s0_0, s0_1), p0_1 = PackHalf2(s0_2, s0_3);
                 uint p0_2 = PackHalf2(s1_0, s1_1), p0_3 = PackHalf2(s1_2, s1_3);
                 MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 0 * TcVRow + 0], vWords[vWord + 0 * TcVRow + 4]);
+                    vWords[vWord + 0 * TcVRow + 0], vWords[vWord + 0 * TcVRow + 4], exchange);
                 MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 4 * TcVRow + 0], vWords[vWord + 4 * TcVRow + 4]);
+                    vWords[vWord + 4 * TcVRow + 0], vWords[vWord + 4 * TcVRow + 4], exchange);
                 MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 8 * TcVRow + 0], vWords[vWord + 8 * TcVRow + 4]);
+                    vWords[vWord + 8 * TcVRow + 0], vWords[vWord + 8 * TcVRow + 4], exchange);
                 MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 12 * TcVRow + 0], vWords[vWord + 12 * TcVRow + 4]);
+                    vWords[vWord + 12 * TcVRow + 0], vWords[vWord + 12 * TcVRow + 4], exchange);
                 MmaM16N8K16(ref o4_0, ref o4_1, ref o4_2, ref o4_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 16 * TcVRow + 0], vWords[vWord + 16 * TcVRow + 4]);
+                    vWords[vWord + 16 * TcVRow + 0], vWords[vWord + 16 * TcVRow + 4], exchange);
                 MmaM16N8K16(ref o5_0, ref o5_1, ref o5_2, ref o5_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 20 * TcVRow + 0], vWords[vWord + 20 * TcVRow + 4]);
+                    vWords[vWord + 20 * TcVRow + 0], vWords[vWord + 20 * TcVRow + 4], exchange);
                 MmaM16N8K16(ref o6_0, ref o6_1, ref o6_2, ref o6_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 24 * TcVRow + 0], vWords[vWord + 24 * TcVRow + 4]);
+                    vWords[vWord + 24 * TcVRow + 0], vWords[vWord + 24 * TcVRow + 4], exchange);
                 MmaM16N8K16(ref o7_0, ref o7_1, ref o7_2, ref o7_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 28 * TcVRow + 0], vWords[vWord + 28 * TcVRow + 4]);
+                    vWords[vWord + 28 * TcVRow + 0], vWords[vWord + 28 * TcVRow + 4], exchange);
                 uint p1_0 = PackHalf2(s2_0, s2_1), p1_1 = PackHalf2(s2_2, s2_3);
                 uint p1_2 = PackHalf2(s3_0, s3_1), p1_3 = PackHalf2(s3_2, s3_3);
                 MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 0 * TcVRow + 8], vWords[vWord + 0 * TcVRow + 12]);
+                    vWords[vWord + 0 * TcVRow + 8], vWords[vWord + 0 * TcVRow + 12], exchange);
                 MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 4 * TcVRow + 8], vWords[vWord + 4 * TcVRow + 12]);
+                    vWords[vWord + 4 * TcVRow + 8], vWords[vWord + 4 * TcVRow + 12], exchange);
                 MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 8 * TcVRow + 8], vWords[vWord + 8 * TcVRow + 12]);
+                    vWords[vWord + 8 * TcVRow + 8], vWords[vWord + 8 * TcVRow + 12], exchange);
                 MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 12 * TcVRow + 8], vWords[vWord + 12 * TcVRow + 12]);
+                    vWords[vWord + 12 * TcVRow + 8], vWords[vWord + 12 * TcVRow + 12], exchange);
                 MmaM16N8K16(ref o4_0, ref o4_1, ref o4_2, ref o4_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 16 * TcVRow + 8], vWords[vWord + 16 * TcVRow + 12]);
+                    vWords[vWord + 16 * TcVRow + 8], vWords[vWord + 16 * TcVRow + 12], exchange);
                 MmaM16N8K16(ref o5_0, ref o5_1, ref o5_2, ref o5_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 20 * TcVRow + 8], vWords[vWord + 20 * TcVRow + 12]);
+                    vWords[vWord + 20 * TcVRow + 8], vWords[vWord + 20 * TcVRow + 12], exchange);
                 MmaM16N8K16(ref o6_0, ref o6_1, ref o6_2, ref o6_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 24 * TcVRow + 8], vWords[vWord + 24 * TcVRow + 12]);
+                    vWords[vWord + 24 * TcVRow + 8], vWords[vWord + 24 * TcVRow + 12], exchange);
                 MmaM16N8K16(ref o7_0, ref o7_1, ref o7_2, ref o7_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 28 * TcVRow + 8], vWords[vWord + 28 * TcVRow + 12]);
+                    vWords[vWord + 28 * TcVRow + 8], vWords[vWord + 28 * TcVRow + 12], exchange);
                 uint p2_0 = PackHalf2(s4_0, s4_1), p2_1 = PackHalf2(s4_2, s4_3);
                 uint p2_2 = PackHalf2(s5_0, s5_1), p2_3 = PackHalf2(s5_2, s5_3);
                 MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 0 * TcVRow + 16], vWords[vWord + 0 * TcVRow + 20]);
+                    vWords[vWord + 0 * TcVRow + 16], vWords[vWord + 0 * TcVRow + 20], exchange);
                 MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 4 * TcVRow + 16], vWords[vWord + 4 * TcVRow + 20]);
+                    vWords[vWord + 4 * TcVRow + 16], vWords[vWord + 4 * TcVRow + 20], exchange);
                 MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 8 * TcVRow + 16], vWords[vWord + 8 * TcVRow + 20]);
+                    vWords[vWord + 8 * TcVRow + 16], vWords[vWord + 8 * TcVRow + 20], exchange);
                 MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 12 * TcVRow + 16], vWords[vWord + 12 * TcVRow + 20]);
+                    vWords[vWord + 12 * TcVRow + 16], vWords[vWord + 12 * TcVRow + 20], exchange);
                 MmaM16N8K16(ref o4_0, ref o4_1, ref o4_2, ref o4_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 16 * TcVRow + 16], vWords[vWord + 16 * TcVRow + 20]);
+                    vWords[vWord + 16 * TcVRow + 16], vWords[vWord + 16 * TcVRow + 20], exchange);
                 MmaM16N8K16(ref o5_0, ref o5_1, ref o5_2, ref o5_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 20 * TcVRow + 16], vWords[vWord + 20 * TcVRow + 20]);
+                    vWords[vWord + 20 * TcVRow + 16], vWords[vWord + 20 * TcVRow + 20], exchange);
                 MmaM16N8K16(ref o6_0, ref o6_1, ref o6_2, ref o6_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 24 * TcVRow + 16], vWords[vWord + 24 * TcVRow + 20]);
+                    vWords[vWord + 24 * TcVRow + 16], vWords[vWord + 24 * TcVRow + 20], exchange);
                 MmaM16N8K16(ref o7_0, ref o7_1, ref o7_2, ref o7_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 28 * TcVRow + 16], vWords[vWord + 28 * TcVRow + 20]);
+                    vWords[vWord + 28 * TcVRow + 16], vWords[vWord + 28 * TcVRow + 20], exchange);
                 uint p3_0 = PackHalf2(s6_0, s6_1), p3_1 = PackHalf2(s6_2, s6_3);
                 uint p3_2 = PackHalf2(s7_0, s7_1), p3_3 = PackHalf2(s7_2, s7_3);
                 MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 0 * TcVRow + 24], vWords[vWord + 0 * TcVRow + 28]);
+                    vWords[vWord + 0 * TcVRow + 24], vWords[vWord + 0 * TcVRow + 28], exchange);
                 MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 4 * TcVRow + 24], vWords[vWord + 4 * TcVRow + 28]);
+                    vWords[vWord + 4 * TcVRow + 24], vWords[vWord + 4 * TcVRow + 28], exchange);
                 MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 8 * TcVRow + 24], vWords[vWord + 8 * TcVRow + 28]);
+                    vWords[vWord + 8 * TcVRow + 24], vWords[vWord + 8 * TcVRow + 28], exchange);
                 MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 12 * TcVRow + 24], vWords[vWord + 12 * TcVRow + 28]);
+                    vWords[vWord + 12 * TcVRow + 24], vWords[vWord + 12 * TcVRow + 28], exchange);
                 MmaM16N8K16(ref o4_0, ref o4_1, ref o4_2, ref o4_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 16 * TcVRow + 24], vWords[vWord + 16 * TcVRow + 28]);
+                    vWords[vWord + 16 * TcVRow + 24], vWords[vWord + 16 * TcVRow + 28], exchange);
                 MmaM16N8K16(ref o5_0, ref o5_1, ref o5_2, ref o5_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 20 * TcVRow + 24], vWords[vWord + 20 * TcVRow + 28]);
+                    vWords[vWord + 20 * TcVRow + 24], vWords[vWord + 20 * TcVRow + 28], exchange);
                 MmaM16N8K16(ref o6_0, ref o6_1, ref o6_2, ref o6_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 24 * TcVRow + 24], vWords[vWord + 24 * TcVRow + 28]);
+                    vWords[vWord + 24 * TcVRow + 24], vWords[vWord + 24 * TcVRow + 28], exchange);
                 MmaM16N8K16(ref o7_0, ref o7_1, ref o7_2, ref o7_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 28 * TcVRow + 24], vWords[vWord + 28 * TcVRow + 28]);
+                    vWords[vWord + 28 * TcVRow + 24], vWords[vWord + 28 * TcVRow + 28], exchange);
                 Group.Barrier();
             }
 
@@ -432,6 +504,932 @@ partial class Kernels
                 o[offset + 28] = PackHalf2(o7_2 * inverse1, o7_3 * inverse1);
                 if (quad == 0)
                     a.Lse[(long)(b * a.Hq + h) * a.Mq + row1] = rowSum1 > 0f ? rowMax1 * 0.6931471805599453f + System.MathF.Log(rowSum1) : float.NegativeInfinity;
+            }
+        }
+
+        /// <summary>
+        /// Backward, D_i = rowsum(dO_i ∘ O_i) (Dao 2023, Algorithm 2, line 4), coalesced: HeadDim / 4 consecutive threads
+        /// share a row, each reads 8 bytes of dO and of O, and a butterfly of shuffles sums the row.
+        /// Grid: (ceil(Mq / TcDeltaRows), Hq, B).
+        /// </summary>
+        public static void TensorCoreBackwardDelta(AttentionArgs<global::ILGPU.Half> a)
+        {
+            int tid = Group.IdxX;
+            int h = Grid.IdxY;
+            int b = Grid.IdxZ;
+            int row = Grid.IdxX * TcDeltaRows + tid / (HeadDim / 4), word = tid % (HeadDim / 4);
+            float sum = 0f;
+            if (row < a.Mq)
+            {
+                long offset = ((long)(b * a.Mq + row) * a.Hq + h) * (HeadDim / 4) + word;
+                sum = Dot4Half(a.dO.Cast<ulong>()[offset], a.O.Cast<ulong>()[offset]);
+            }
+            for (int lanes = 1; lanes < HeadDim / 4; lanes <<= 1)
+                sum += Warp.ShuffleXor(sum, lanes);
+            if (row < a.Mq && word == 0)
+                a.Delta[(long)(b * a.Hq + h) * a.Mq + row] = sum;
+        }
+
+        /// <summary>
+        /// Backward on tensor cores, dK and dV (Dao 2023, Algorithm 2, with the roles of the loops as in its lines 5-6): a
+        /// group owns TcBlockM keys, each warp 16 of them, with K and V as A fragments in registers. It walks every query head of its KV head and every Q tile of TcBwdBlockQ rows that can see its keys,
+        /// with Q and dO staged row-major (B fragments of Sᵀ = K Qᵀ and dPᵀ = V dOᵀ) and transposed (B fragments of dK += dSᵀ Q
+        /// and dV += Pᵀ dO). Pᵀ and dSᵀ are re-packed from their accumulators as A fragments. Each dK, dV row has one writer:
+        /// deterministic, no atomics. Grid: (ceil(Mkv / TcBlockM), Hkv, B).
+        /// </summary>
+        public static void TensorCoreBackwardKv(AttentionArgs<global::ILGPU.Half> a)
+        {
+            int tid = Group.IdxX;
+            int warp = tid >> 5, lane = tid & 31;
+            int quad = lane & 3;
+            int hk = Grid.IdxY;
+            int b = Grid.IdxZ;
+            int groupSize = 4;
+            int firstKey = Grid.IdxX * TcBlockM;
+            int lastKey = System.Math.Min(firstKey + TcBlockM, a.Mkv) - 1;
+            int key0 = firstKey + warp * 16 + (lane >> 2), key1 = key0 + 8;
+            var q = a.Q.Cast<ulong>();
+            var dO = a.dO.Cast<ulong>();
+            var qTile = SharedMemory.Allocate<ulong>(TcBwdBlockQ * TcRow / 4);
+            var dOTile = SharedMemory.Allocate<ulong>(TcBwdBlockQ * TcRow / 4);
+            var qtTile = SharedMemory.Allocate<ulong>(HeadDim * TcQtRow / 4);
+            var dOtTile = SharedMemory.Allocate<ulong>(HeadDim * TcQtRow / 4);
+            var lseTile = SharedMemory.Allocate<float>(TcBwdBlockQ);
+            var deltaTile = SharedMemory.Allocate<float>(TcBwdBlockQ);
+            var exchange = SharedMemory.Allocate<uint>(TcThreads * ExchangeWordsPerThread);
+            var qWords = qTile.Cast<uint>();
+            var dOWords = dOTile.Cast<uint>();
+            var qtWords = qtTile.Cast<uint>();
+            var dOtWords = dOtTile.Cast<uint>();
+
+            // This warp's 16 keys as A fragments, one per 16-wide k-step of the head dim; keys past Mkv are zeros.
+            var kGlobal = a.K.Cast<uint>();
+            long kRow0 = TcRowWord(b, key0, a.Mkv, a.Hkv, hk, quad), kRow1 = TcRowWord(b, key1, a.Mkv, a.Hkv, hk, quad);
+            uint k0_0 = TcWord(kGlobal, kRow0, 0), k0_1 = TcWord(kGlobal, kRow1, 0);
+            uint k0_2 = TcWord(kGlobal, kRow0, 4), k0_3 = TcWord(kGlobal, kRow1, 4);
+            uint k1_0 = TcWord(kGlobal, kRow0, 8), k1_1 = TcWord(kGlobal, kRow1, 8);
+            uint k1_2 = TcWord(kGlobal, kRow0, 12), k1_3 = TcWord(kGlobal, kRow1, 12);
+            uint k2_0 = TcWord(kGlobal, kRow0, 16), k2_1 = TcWord(kGlobal, kRow1, 16);
+            uint k2_2 = TcWord(kGlobal, kRow0, 20), k2_3 = TcWord(kGlobal, kRow1, 20);
+            uint k3_0 = TcWord(kGlobal, kRow0, 24), k3_1 = TcWord(kGlobal, kRow1, 24);
+            uint k3_2 = TcWord(kGlobal, kRow0, 28), k3_3 = TcWord(kGlobal, kRow1, 28);
+            var vGlobal = a.V.Cast<uint>();
+            uint v0_0 = TcWord(vGlobal, kRow0, 0), v0_1 = TcWord(vGlobal, kRow1, 0);
+            uint v0_2 = TcWord(vGlobal, kRow0, 4), v0_3 = TcWord(vGlobal, kRow1, 4);
+            uint v1_0 = TcWord(vGlobal, kRow0, 8), v1_1 = TcWord(vGlobal, kRow1, 8);
+            uint v1_2 = TcWord(vGlobal, kRow0, 12), v1_3 = TcWord(vGlobal, kRow1, 12);
+            uint v2_0 = TcWord(vGlobal, kRow0, 16), v2_1 = TcWord(vGlobal, kRow1, 16);
+            uint v2_2 = TcWord(vGlobal, kRow0, 20), v2_3 = TcWord(vGlobal, kRow1, 20);
+            uint v3_0 = TcWord(vGlobal, kRow0, 24), v3_1 = TcWord(vGlobal, kRow1, 24);
+            uint v3_2 = TcWord(vGlobal, kRow0, 28), v3_3 = TcWord(vGlobal, kRow1, 28);
+            // B fragments: row-major tiles give pairs along the head dim, transposed ones pairs along the query rows.
+            int rowWord = ((lane >> 2) * TcRow + 2 * quad) >> 1;
+            int columnWord = ((lane >> 2) * TcQtRow + 2 * quad) >> 1;
+            float dk0_0 = 0f, dk0_1 = 0f, dk0_2 = 0f, dk0_3 = 0f;
+            float dv0_0 = 0f, dv0_1 = 0f, dv0_2 = 0f, dv0_3 = 0f;
+            float dk1_0 = 0f, dk1_1 = 0f, dk1_2 = 0f, dk1_3 = 0f;
+            float dv1_0 = 0f, dv1_1 = 0f, dv1_2 = 0f, dv1_3 = 0f;
+            float dk2_0 = 0f, dk2_1 = 0f, dk2_2 = 0f, dk2_3 = 0f;
+            float dv2_0 = 0f, dv2_1 = 0f, dv2_2 = 0f, dv2_3 = 0f;
+            float dk3_0 = 0f, dk3_1 = 0f, dk3_2 = 0f, dk3_3 = 0f;
+            float dv3_0 = 0f, dv3_1 = 0f, dv3_2 = 0f, dv3_3 = 0f;
+            float dk4_0 = 0f, dk4_1 = 0f, dk4_2 = 0f, dk4_3 = 0f;
+            float dv4_0 = 0f, dv4_1 = 0f, dv4_2 = 0f, dv4_3 = 0f;
+            float dk5_0 = 0f, dk5_1 = 0f, dk5_2 = 0f, dk5_3 = 0f;
+            float dv5_0 = 0f, dv5_1 = 0f, dv5_2 = 0f, dv5_3 = 0f;
+            float dk6_0 = 0f, dk6_1 = 0f, dk6_2 = 0f, dk6_3 = 0f;
+            float dv6_0 = 0f, dv6_1 = 0f, dv6_2 = 0f, dv6_3 = 0f;
+            float dk7_0 = 0f, dk7_1 = 0f, dk7_2 = 0f, dk7_3 = 0f;
+            float dv7_0 = 0f, dv7_1 = 0f, dv7_2 = 0f, dv7_3 = 0f;
+
+            QRange(a, firstKey, lastKey, out int qBegin, out int qEnd);
+            for (int g = 0; g < groupSize; g++)
+            {
+                int h = hk * groupSize + g;
+                for (int m0 = qBegin; m0 < qEnd; m0 += TcBwdBlockQ)
+                {
+                    // Stage Q_i, dO_i (both layouts), Lse_i and D_i (Algorithm 2, lines 8-9).
+                    TcLoadRowsBothWays(qTile, qtWords, TcQtRow, q, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
+                    TcLoadRowsBothWays(dOTile, dOtWords, TcQtRow, dO, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
+                    for (int e = tid; e < TcBwdBlockQ; e += TcThreads)
+                    {
+                        lseTile[e] = TcLse(a, b, h, m0 + e);
+                        deltaTile[e] = TcDelta(a, b, h, m0 + e);
+                    }
+                    Group.Barrier();
+
+                    // Sᵀ_ji = K_j Q_iᵀ (16 keys × TcBwdBlockQ queries per warp).
+                    float s0_0 = 0f, s0_1 = 0f, s0_2 = 0f, s0_3 = 0f;
+                    float s1_0 = 0f, s1_1 = 0f, s1_2 = 0f, s1_3 = 0f;
+                    float s2_0 = 0f, s2_1 = 0f, s2_2 = 0f, s2_3 = 0f;
+                    float s3_0 = 0f, s3_1 = 0f, s3_2 = 0f, s3_3 = 0f;
+                    float s4_0 = 0f, s4_1 = 0f, s4_2 = 0f, s4_3 = 0f;
+                    float s5_0 = 0f, s5_1 = 0f, s5_2 = 0f, s5_3 = 0f;
+                    float s6_0 = 0f, s6_1 = 0f, s6_2 = 0f, s6_3 = 0f;
+                    float s7_0 = 0f, s7_1 = 0f, s7_2 = 0f, s7_3 = 0f;
+                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k0_0, k0_1, k0_2, k0_3,
+                        qWords[rowWord + 0 * TcRow + 0], qWords[rowWord + 0 * TcRow + 4], exchange);
+                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k0_0, k0_1, k0_2, k0_3,
+                        qWords[rowWord + 4 * TcRow + 0], qWords[rowWord + 4 * TcRow + 4], exchange);
+                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k0_0, k0_1, k0_2, k0_3,
+                        qWords[rowWord + 8 * TcRow + 0], qWords[rowWord + 8 * TcRow + 4], exchange);
+                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k0_0, k0_1, k0_2, k0_3,
+                        qWords[rowWord + 12 * TcRow + 0], qWords[rowWord + 12 * TcRow + 4], exchange);
+                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k0_0, k0_1, k0_2, k0_3,
+                        qWords[rowWord + 16 * TcRow + 0], qWords[rowWord + 16 * TcRow + 4], exchange);
+                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k0_0, k0_1, k0_2, k0_3,
+                        qWords[rowWord + 20 * TcRow + 0], qWords[rowWord + 20 * TcRow + 4], exchange);
+                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k0_0, k0_1, k0_2, k0_3,
+                        qWords[rowWord + 24 * TcRow + 0], qWords[rowWord + 24 * TcRow + 4], exchange);
+                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k0_0, k0_1, k0_2, k0_3,
+                        qWords[rowWord + 28 * TcRow + 0], qWords[rowWord + 28 * TcRow + 4], exchange);
+                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k1_0, k1_1, k1_2, k1_3,
+                        qWords[rowWord + 0 * TcRow + 8], qWords[rowWord + 0 * TcRow + 12], exchange);
+                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k1_0, k1_1, k1_2, k1_3,
+                        qWords[rowWord + 4 * TcRow + 8], qWords[rowWord + 4 * TcRow + 12], exchange);
+                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k1_0, k1_1, k1_2, k1_3,
+                        qWords[rowWord + 8 * TcRow + 8], qWords[rowWord + 8 * TcRow + 12], exchange);
+                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k1_0, k1_1, k1_2, k1_3,
+                        qWords[rowWord + 12 * TcRow + 8], qWords[rowWord + 12 * TcRow + 12], exchange);
+                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k1_0, k1_1, k1_2, k1_3,
+                        qWords[rowWord + 16 * TcRow + 8], qWords[rowWord + 16 * TcRow + 12], exchange);
+                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k1_0, k1_1, k1_2, k1_3,
+                        qWords[rowWord + 20 * TcRow + 8], qWords[rowWord + 20 * TcRow + 12], exchange);
+                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k1_0, k1_1, k1_2, k1_3,
+                        qWords[rowWord + 24 * TcRow + 8], qWords[rowWord + 24 * TcRow + 12], exchange);
+                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k1_0, k1_1, k1_2, k1_3,
+                        qWords[rowWord + 28 * TcRow + 8], qWords[rowWord + 28 * TcRow + 12], exchange);
+                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k2_0, k2_1, k2_2, k2_3,
+                        qWords[rowWord + 0 * TcRow + 16], qWords[rowWord + 0 * TcRow + 20], exchange);
+                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k2_0, k2_1, k2_2, k2_3,
+                        qWords[rowWord + 4 * TcRow + 16], qWords[rowWord + 4 * TcRow + 20], exchange);
+                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k2_0, k2_1, k2_2, k2_3,
+                        qWords[rowWord + 8 * TcRow + 16], qWords[rowWord + 8 * TcRow + 20], exchange);
+                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k2_0, k2_1, k2_2, k2_3,
+                        qWords[rowWord + 12 * TcRow + 16], qWords[rowWord + 12 * TcRow + 20], exchange);
+                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k2_0, k2_1, k2_2, k2_3,
+                        qWords[rowWord + 16 * TcRow + 16], qWords[rowWord + 16 * TcRow + 20], exchange);
+                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k2_0, k2_1, k2_2, k2_3,
+                        qWords[rowWord + 20 * TcRow + 16], qWords[rowWord + 20 * TcRow + 20], exchange);
+                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k2_0, k2_1, k2_2, k2_3,
+                        qWords[rowWord + 24 * TcRow + 16], qWords[rowWord + 24 * TcRow + 20], exchange);
+                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k2_0, k2_1, k2_2, k2_3,
+                        qWords[rowWord + 28 * TcRow + 16], qWords[rowWord + 28 * TcRow + 20], exchange);
+                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k3_0, k3_1, k3_2, k3_3,
+                        qWords[rowWord + 0 * TcRow + 24], qWords[rowWord + 0 * TcRow + 28], exchange);
+                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k3_0, k3_1, k3_2, k3_3,
+                        qWords[rowWord + 4 * TcRow + 24], qWords[rowWord + 4 * TcRow + 28], exchange);
+                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k3_0, k3_1, k3_2, k3_3,
+                        qWords[rowWord + 8 * TcRow + 24], qWords[rowWord + 8 * TcRow + 28], exchange);
+                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k3_0, k3_1, k3_2, k3_3,
+                        qWords[rowWord + 12 * TcRow + 24], qWords[rowWord + 12 * TcRow + 28], exchange);
+                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k3_0, k3_1, k3_2, k3_3,
+                        qWords[rowWord + 16 * TcRow + 24], qWords[rowWord + 16 * TcRow + 28], exchange);
+                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k3_0, k3_1, k3_2, k3_3,
+                        qWords[rowWord + 20 * TcRow + 24], qWords[rowWord + 20 * TcRow + 28], exchange);
+                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k3_0, k3_1, k3_2, k3_3,
+                        qWords[rowWord + 24 * TcRow + 24], qWords[rowWord + 24 * TcRow + 28], exchange);
+                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k3_0, k3_1, k3_2, k3_3,
+                        qWords[rowWord + 28 * TcRow + 24], qWords[rowWord + 28 * TcRow + 28], exchange);
+
+                    // Pᵀ_ji = 2^(score − Lse_i) from the saved log-sum-exp (line 11); masked scores give 0.
+                    bool check = TcTileNeedsMask(a, m0, TcBwdBlockQ, firstKey, TcBlockM, a.Mkv);
+                    int column = m0 + 2 * quad;
+                    {
+                        float lse0 = lseTile[0 + 2 * quad], lse1 = lseTile[1 + 2 * quad];
+                        s0_0 = Exp2(TcScore(a, b, h, s0_0, column + 0, key0, a.Mkv, check) - lse0);
+                        s0_1 = Exp2(TcScore(a, b, h, s0_1, column + 1, key0, a.Mkv, check) - lse1);
+                        s0_2 = Exp2(TcScore(a, b, h, s0_2, column + 0, key1, a.Mkv, check) - lse0);
+                        s0_3 = Exp2(TcScore(a, b, h, s0_3, column + 1, key1, a.Mkv, check) - lse1);
+                    }
+                    {
+                        float lse0 = lseTile[8 + 2 * quad], lse1 = lseTile[9 + 2 * quad];
+                        s1_0 = Exp2(TcScore(a, b, h, s1_0, column + 8, key0, a.Mkv, check) - lse0);
+                        s1_1 = Exp2(TcScore(a, b, h, s1_1, column + 9, key0, a.Mkv, check) - lse1);
+                        s1_2 = Exp2(TcScore(a, b, h, s1_2, column + 8, key1, a.Mkv, check) - lse0);
+                        s1_3 = Exp2(TcScore(a, b, h, s1_3, column + 9, key1, a.Mkv, check) - lse1);
+                    }
+                    {
+                        float lse0 = lseTile[16 + 2 * quad], lse1 = lseTile[17 + 2 * quad];
+                        s2_0 = Exp2(TcScore(a, b, h, s2_0, column + 16, key0, a.Mkv, check) - lse0);
+                        s2_1 = Exp2(TcScore(a, b, h, s2_1, column + 17, key0, a.Mkv, check) - lse1);
+                        s2_2 = Exp2(TcScore(a, b, h, s2_2, column + 16, key1, a.Mkv, check) - lse0);
+                        s2_3 = Exp2(TcScore(a, b, h, s2_3, column + 17, key1, a.Mkv, check) - lse1);
+                    }
+                    {
+                        float lse0 = lseTile[24 + 2 * quad], lse1 = lseTile[25 + 2 * quad];
+                        s3_0 = Exp2(TcScore(a, b, h, s3_0, column + 24, key0, a.Mkv, check) - lse0);
+                        s3_1 = Exp2(TcScore(a, b, h, s3_1, column + 25, key0, a.Mkv, check) - lse1);
+                        s3_2 = Exp2(TcScore(a, b, h, s3_2, column + 24, key1, a.Mkv, check) - lse0);
+                        s3_3 = Exp2(TcScore(a, b, h, s3_3, column + 25, key1, a.Mkv, check) - lse1);
+                    }
+                    {
+                        float lse0 = lseTile[32 + 2 * quad], lse1 = lseTile[33 + 2 * quad];
+                        s4_0 = Exp2(TcScore(a, b, h, s4_0, column + 32, key0, a.Mkv, check) - lse0);
+                        s4_1 = Exp2(TcScore(a, b, h, s4_1, column + 33, key0, a.Mkv, check) - lse1);
+                        s4_2 = Exp2(TcScore(a, b, h, s4_2, column + 32, key1, a.Mkv, check) - lse0);
+                        s4_3 = Exp2(TcScore(a, b, h, s4_3, column + 33, key1, a.Mkv, check) - lse1);
+                    }
+                    {
+                        float lse0 = lseTile[40 + 2 * quad], lse1 = lseTile[41 + 2 * quad];
+                        s5_0 = Exp2(TcScore(a, b, h, s5_0, column + 40, key0, a.Mkv, check) - lse0);
+                        s5_1 = Exp2(TcScore(a, b, h, s5_1, column + 41, key0, a.Mkv, check) - lse1);
+                        s5_2 = Exp2(TcScore(a, b, h, s5_2, column + 40, key1, a.Mkv, check) - lse0);
+                        s5_3 = Exp2(TcScore(a, b, h, s5_3, column + 41, key1, a.Mkv, check) - lse1);
+                    }
+                    {
+                        float lse0 = lseTile[48 + 2 * quad], lse1 = lseTile[49 + 2 * quad];
+                        s6_0 = Exp2(TcScore(a, b, h, s6_0, column + 48, key0, a.Mkv, check) - lse0);
+                        s6_1 = Exp2(TcScore(a, b, h, s6_1, column + 49, key0, a.Mkv, check) - lse1);
+                        s6_2 = Exp2(TcScore(a, b, h, s6_2, column + 48, key1, a.Mkv, check) - lse0);
+                        s6_3 = Exp2(TcScore(a, b, h, s6_3, column + 49, key1, a.Mkv, check) - lse1);
+                    }
+                    {
+                        float lse0 = lseTile[56 + 2 * quad], lse1 = lseTile[57 + 2 * quad];
+                        s7_0 = Exp2(TcScore(a, b, h, s7_0, column + 56, key0, a.Mkv, check) - lse0);
+                        s7_1 = Exp2(TcScore(a, b, h, s7_1, column + 57, key0, a.Mkv, check) - lse1);
+                        s7_2 = Exp2(TcScore(a, b, h, s7_2, column + 56, key1, a.Mkv, check) - lse0);
+                        s7_3 = Exp2(TcScore(a, b, h, s7_3, column + 57, key1, a.Mkv, check) - lse1);
+                    }
+
+                    // dPᵀ_ji = V_j dO_iᵀ (line 14).
+                    float dp0_0 = 0f, dp0_1 = 0f, dp0_2 = 0f, dp0_3 = 0f;
+                    float dp1_0 = 0f, dp1_1 = 0f, dp1_2 = 0f, dp1_3 = 0f;
+                    float dp2_0 = 0f, dp2_1 = 0f, dp2_2 = 0f, dp2_3 = 0f;
+                    float dp3_0 = 0f, dp3_1 = 0f, dp3_2 = 0f, dp3_3 = 0f;
+                    float dp4_0 = 0f, dp4_1 = 0f, dp4_2 = 0f, dp4_3 = 0f;
+                    float dp5_0 = 0f, dp5_1 = 0f, dp5_2 = 0f, dp5_3 = 0f;
+                    float dp6_0 = 0f, dp6_1 = 0f, dp6_2 = 0f, dp6_3 = 0f;
+                    float dp7_0 = 0f, dp7_1 = 0f, dp7_2 = 0f, dp7_3 = 0f;
+                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v0_0, v0_1, v0_2, v0_3,
+                        dOWords[rowWord + 0 * TcRow + 0], dOWords[rowWord + 0 * TcRow + 4], exchange);
+                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v0_0, v0_1, v0_2, v0_3,
+                        dOWords[rowWord + 4 * TcRow + 0], dOWords[rowWord + 4 * TcRow + 4], exchange);
+                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v0_0, v0_1, v0_2, v0_3,
+                        dOWords[rowWord + 8 * TcRow + 0], dOWords[rowWord + 8 * TcRow + 4], exchange);
+                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v0_0, v0_1, v0_2, v0_3,
+                        dOWords[rowWord + 12 * TcRow + 0], dOWords[rowWord + 12 * TcRow + 4], exchange);
+                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v0_0, v0_1, v0_2, v0_3,
+                        dOWords[rowWord + 16 * TcRow + 0], dOWords[rowWord + 16 * TcRow + 4], exchange);
+                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v0_0, v0_1, v0_2, v0_3,
+                        dOWords[rowWord + 20 * TcRow + 0], dOWords[rowWord + 20 * TcRow + 4], exchange);
+                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v0_0, v0_1, v0_2, v0_3,
+                        dOWords[rowWord + 24 * TcRow + 0], dOWords[rowWord + 24 * TcRow + 4], exchange);
+                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v0_0, v0_1, v0_2, v0_3,
+                        dOWords[rowWord + 28 * TcRow + 0], dOWords[rowWord + 28 * TcRow + 4], exchange);
+                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v1_0, v1_1, v1_2, v1_3,
+                        dOWords[rowWord + 0 * TcRow + 8], dOWords[rowWord + 0 * TcRow + 12], exchange);
+                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v1_0, v1_1, v1_2, v1_3,
+                        dOWords[rowWord + 4 * TcRow + 8], dOWords[rowWord + 4 * TcRow + 12], exchange);
+                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v1_0, v1_1, v1_2, v1_3,
+                        dOWords[rowWord + 8 * TcRow + 8], dOWords[rowWord + 8 * TcRow + 12], exchange);
+                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v1_0, v1_1, v1_2, v1_3,
+                        dOWords[rowWord + 12 * TcRow + 8], dOWords[rowWord + 12 * TcRow + 12], exchange);
+                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v1_0, v1_1, v1_2, v1_3,
+                        dOWords[rowWord + 16 * TcRow + 8], dOWords[rowWord + 16 * TcRow + 12], exchange);
+                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v1_0, v1_1, v1_2, v1_3,
+                        dOWords[rowWord + 20 * TcRow + 8], dOWords[rowWord + 20 * TcRow + 12], exchange);
+                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v1_0, v1_1, v1_2, v1_3,
+                        dOWords[rowWord + 24 * TcRow + 8], dOWords[rowWord + 24 * TcRow + 12], exchange);
+                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v1_0, v1_1, v1_2, v1_3,
+                        dOWords[rowWord + 28 * TcRow + 8], dOWords[rowWord + 28 * TcRow + 12], exchange);
+                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v2_0, v2_1, v2_2, v2_3,
+                        dOWords[rowWord + 0 * TcRow + 16], dOWords[rowWord + 0 * TcRow + 20], exchange);
+                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v2_0, v2_1, v2_2, v2_3,
+                        dOWords[rowWord + 4 * TcRow + 16], dOWords[rowWord + 4 * TcRow + 20], exchange);
+                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v2_0, v2_1, v2_2, v2_3,
+                        dOWords[rowWord + 8 * TcRow + 16], dOWords[rowWord + 8 * TcRow + 20], exchange);
+                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v2_0, v2_1, v2_2, v2_3,
+                        dOWords[rowWord + 12 * TcRow + 16], dOWords[rowWord + 12 * TcRow + 20], exchange);
+                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v2_0, v2_1, v2_2, v2_3,
+                        dOWords[rowWord + 16 * TcRow + 16], dOWords[rowWord + 16 * TcRow + 20], exchange);
+                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v2_0, v2_1, v2_2, v2_3,
+                        dOWords[rowWord + 20 * TcRow + 16], dOWords[rowWord + 20 * TcRow + 20], exchange);
+                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v2_0, v2_1, v2_2, v2_3,
+                        dOWords[rowWord + 24 * TcRow + 16], dOWords[rowWord + 24 * TcRow + 20], exchange);
+                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v2_0, v2_1, v2_2, v2_3,
+                        dOWords[rowWord + 28 * TcRow + 16], dOWords[rowWord + 28 * TcRow + 20], exchange);
+                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v3_0, v3_1, v3_2, v3_3,
+                        dOWords[rowWord + 0 * TcRow + 24], dOWords[rowWord + 0 * TcRow + 28], exchange);
+                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v3_0, v3_1, v3_2, v3_3,
+                        dOWords[rowWord + 4 * TcRow + 24], dOWords[rowWord + 4 * TcRow + 28], exchange);
+                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v3_0, v3_1, v3_2, v3_3,
+                        dOWords[rowWord + 8 * TcRow + 24], dOWords[rowWord + 8 * TcRow + 28], exchange);
+                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v3_0, v3_1, v3_2, v3_3,
+                        dOWords[rowWord + 12 * TcRow + 24], dOWords[rowWord + 12 * TcRow + 28], exchange);
+                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v3_0, v3_1, v3_2, v3_3,
+                        dOWords[rowWord + 16 * TcRow + 24], dOWords[rowWord + 16 * TcRow + 28], exchange);
+                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v3_0, v3_1, v3_2, v3_3,
+                        dOWords[rowWord + 20 * TcRow + 24], dOWords[rowWord + 20 * TcRow + 28], exchange);
+                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v3_0, v3_1, v3_2, v3_3,
+                        dOWords[rowWord + 24 * TcRow + 24], dOWords[rowWord + 24 * TcRow + 28], exchange);
+                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v3_0, v3_1, v3_2, v3_3,
+                        dOWords[rowWord + 28 * TcRow + 24], dOWords[rowWord + 28 * TcRow + 28], exchange);
+
+                    // dSᵀ_ji = Pᵀ_ji (dPᵀ_ji − D_i) (line 15), in the dPᵀ accumulators.
+                    {
+                        float delta0 = deltaTile[0 + 2 * quad], delta1 = deltaTile[1 + 2 * quad];
+                        dp0_0 = s0_0 * (dp0_0 - delta0); dp0_1 = s0_1 * (dp0_1 - delta1);
+                        dp0_2 = s0_2 * (dp0_2 - delta0); dp0_3 = s0_3 * (dp0_3 - delta1);
+                    }
+                    {
+                        float delta0 = deltaTile[8 + 2 * quad], delta1 = deltaTile[9 + 2 * quad];
+                        dp1_0 = s1_0 * (dp1_0 - delta0); dp1_1 = s1_1 * (dp1_1 - delta1);
+                        dp1_2 = s1_2 * (dp1_2 - delta0); dp1_3 = s1_3 * (dp1_3 - delta1);
+                    }
+                    {
+                        float delta0 = deltaTile[16 + 2 * quad], delta1 = deltaTile[17 + 2 * quad];
+                        dp2_0 = s2_0 * (dp2_0 - delta0); dp2_1 = s2_1 * (dp2_1 - delta1);
+                        dp2_2 = s2_2 * (dp2_2 - delta0); dp2_3 = s2_3 * (dp2_3 - delta1);
+                    }
+                    {
+                        float delta0 = deltaTile[24 + 2 * quad], delta1 = deltaTile[25 + 2 * quad];
+                        dp3_0 = s3_0 * (dp3_0 - delta0); dp3_1 = s3_1 * (dp3_1 - delta1);
+                        dp3_2 = s3_2 * (dp3_2 - delta0); dp3_3 = s3_3 * (dp3_3 - delta1);
+                    }
+                    {
+                        float delta0 = deltaTile[32 + 2 * quad], delta1 = deltaTile[33 + 2 * quad];
+                        dp4_0 = s4_0 * (dp4_0 - delta0); dp4_1 = s4_1 * (dp4_1 - delta1);
+                        dp4_2 = s4_2 * (dp4_2 - delta0); dp4_3 = s4_3 * (dp4_3 - delta1);
+                    }
+                    {
+                        float delta0 = deltaTile[40 + 2 * quad], delta1 = deltaTile[41 + 2 * quad];
+                        dp5_0 = s5_0 * (dp5_0 - delta0); dp5_1 = s5_1 * (dp5_1 - delta1);
+                        dp5_2 = s5_2 * (dp5_2 - delta0); dp5_3 = s5_3 * (dp5_3 - delta1);
+                    }
+                    {
+                        float delta0 = deltaTile[48 + 2 * quad], delta1 = deltaTile[49 + 2 * quad];
+                        dp6_0 = s6_0 * (dp6_0 - delta0); dp6_1 = s6_1 * (dp6_1 - delta1);
+                        dp6_2 = s6_2 * (dp6_2 - delta0); dp6_3 = s6_3 * (dp6_3 - delta1);
+                    }
+                    {
+                        float delta0 = deltaTile[56 + 2 * quad], delta1 = deltaTile[57 + 2 * quad];
+                        dp7_0 = s7_0 * (dp7_0 - delta0); dp7_1 = s7_1 * (dp7_1 - delta1);
+                        dp7_2 = s7_2 * (dp7_2 - delta0); dp7_3 = s7_3 * (dp7_3 - delta1);
+                    }
+
+                    // dV_j += Pᵀ_ji dO_i and dK_j += dSᵀ_ji Q_i (lines 12 and 17): the accumulators become A fragments.
+                    uint p0_0 = PackHalf2(s0_0, s0_1), p0_1 = PackHalf2(s0_2, s0_3);
+                    uint p0_2 = PackHalf2(s1_0, s1_1), p0_3 = PackHalf2(s1_2, s1_3);
+                    MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p0_0, p0_1, p0_2, p0_3,
+                        dOtWords[columnWord + 0 * TcQtRow + 0], dOtWords[columnWord + 0 * TcQtRow + 4], exchange);
+                    MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p0_0, p0_1, p0_2, p0_3,
+                        dOtWords[columnWord + 4 * TcQtRow + 0], dOtWords[columnWord + 4 * TcQtRow + 4], exchange);
+                    MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p0_0, p0_1, p0_2, p0_3,
+                        dOtWords[columnWord + 8 * TcQtRow + 0], dOtWords[columnWord + 8 * TcQtRow + 4], exchange);
+                    MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p0_0, p0_1, p0_2, p0_3,
+                        dOtWords[columnWord + 12 * TcQtRow + 0], dOtWords[columnWord + 12 * TcQtRow + 4], exchange);
+                    MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p0_0, p0_1, p0_2, p0_3,
+                        dOtWords[columnWord + 16 * TcQtRow + 0], dOtWords[columnWord + 16 * TcQtRow + 4], exchange);
+                    MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p0_0, p0_1, p0_2, p0_3,
+                        dOtWords[columnWord + 20 * TcQtRow + 0], dOtWords[columnWord + 20 * TcQtRow + 4], exchange);
+                    MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p0_0, p0_1, p0_2, p0_3,
+                        dOtWords[columnWord + 24 * TcQtRow + 0], dOtWords[columnWord + 24 * TcQtRow + 4], exchange);
+                    MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p0_0, p0_1, p0_2, p0_3,
+                        dOtWords[columnWord + 28 * TcQtRow + 0], dOtWords[columnWord + 28 * TcQtRow + 4], exchange);
+                    uint ds0_0 = PackHalf2(dp0_0, dp0_1), ds0_1 = PackHalf2(dp0_2, dp0_3);
+                    uint ds0_2 = PackHalf2(dp1_0, dp1_1), ds0_3 = PackHalf2(dp1_2, dp1_3);
+                    MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds0_0, ds0_1, ds0_2, ds0_3,
+                        qtWords[columnWord + 0 * TcQtRow + 0], qtWords[columnWord + 0 * TcQtRow + 4], exchange);
+                    MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds0_0, ds0_1, ds0_2, ds0_3,
+                        qtWords[columnWord + 4 * TcQtRow + 0], qtWords[columnWord + 4 * TcQtRow + 4], exchange);
+                    MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds0_0, ds0_1, ds0_2, ds0_3,
+                        qtWords[columnWord + 8 * TcQtRow + 0], qtWords[columnWord + 8 * TcQtRow + 4], exchange);
+                    MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds0_0, ds0_1, ds0_2, ds0_3,
+                        qtWords[columnWord + 12 * TcQtRow + 0], qtWords[columnWord + 12 * TcQtRow + 4], exchange);
+                    MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds0_0, ds0_1, ds0_2, ds0_3,
+                        qtWords[columnWord + 16 * TcQtRow + 0], qtWords[columnWord + 16 * TcQtRow + 4], exchange);
+                    MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds0_0, ds0_1, ds0_2, ds0_3,
+                        qtWords[columnWord + 20 * TcQtRow + 0], qtWords[columnWord + 20 * TcQtRow + 4], exchange);
+                    MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds0_0, ds0_1, ds0_2, ds0_3,
+                        qtWords[columnWord + 24 * TcQtRow + 0], qtWords[columnWord + 24 * TcQtRow + 4], exchange);
+                    MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds0_0, ds0_1, ds0_2, ds0_3,
+                        qtWords[columnWord + 28 * TcQtRow + 0], qtWords[columnWord + 28 * TcQtRow + 4], exchange);
+                    uint p1_0 = PackHalf2(s2_0, s2_1), p1_1 = PackHalf2(s2_2, s2_3);
+                    uint p1_2 = PackHalf2(s3_0, s3_1), p1_3 = PackHalf2(s3_2, s3_3);
+                    MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p1_0, p1_1, p1_2, p1_3,
+                        dOtWords[columnWord + 0 * TcQtRow + 8], dOtWords[columnWord + 0 * TcQtRow + 12], exchange);
+                    MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p1_0, p1_1, p1_2, p1_3,
+                        dOtWords[columnWord + 4 * TcQtRow + 8], dOtWords[columnWord + 4 * TcQtRow + 12], exchange);
+                    MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p1_0, p1_1, p1_2, p1_3,
+                        dOtWords[columnWord + 8 * TcQtRow + 8], dOtWords[columnWord + 8 * TcQtRow + 12], exchange);
+                    MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p1_0, p1_1, p1_2, p1_3,
+                        dOtWords[columnWord + 12 * TcQtRow + 8], dOtWords[columnWord + 12 * TcQtRow + 12], exchange);
+                    MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p1_0, p1_1, p1_2, p1_3,
+                        dOtWords[columnWord + 16 * TcQtRow + 8], dOtWords[columnWord + 16 * TcQtRow + 12], exchange);
+                    MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p1_0, p1_1, p1_2, p1_3,
+                        dOtWords[columnWord + 20 * TcQtRow + 8], dOtWords[columnWord + 20 * TcQtRow + 12], exchange);
+                    MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p1_0, p1_1, p1_2, p1_3,
+                        dOtWords[columnWord + 24 * TcQtRow + 8], dOtWords[columnWord + 24 * TcQtRow + 12], exchange);
+                    MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p1_0, p1_1, p1_2, p1_3,
+                        dOtWords[columnWord + 28 * TcQtRow + 8], dOtWords[columnWord + 28 * TcQtRow + 12], exchange);
+                    uint ds1_0 = PackHalf2(dp2_0, dp2_1), ds1_1 = PackHalf2(dp2_2, dp2_3);
+                    uint ds1_2 = PackHalf2(dp3_0, dp3_1), ds1_3 = PackHalf2(dp3_2, dp3_3);
+                    MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds1_0, ds1_1, ds1_2, ds1_3,
+                        qtWords[columnWord + 0 * TcQtRow + 8], qtWords[columnWord + 0 * TcQtRow + 12], exchange);
+                    MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds1_0, ds1_1, ds1_2, ds1_3,
+                        qtWords[columnWord + 4 * TcQtRow + 8], qtWords[columnWord + 4 * TcQtRow + 12], exchange);
+                    MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds1_0, ds1_1, ds1_2, ds1_3,
+                        qtWords[columnWord + 8 * TcQtRow + 8], qtWords[columnWord + 8 * TcQtRow + 12], exchange);
+                    MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds1_0, ds1_1, ds1_2, ds1_3,
+                        qtWords[columnWord + 12 * TcQtRow + 8], qtWords[columnWord + 12 * TcQtRow + 12], exchange);
+                    MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds1_0, ds1_1, ds1_2, ds1_3,
+                        qtWords[columnWord + 16 * TcQtRow + 8], qtWords[columnWord + 16 * TcQtRow + 12], exchange);
+                    MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds1_0, ds1_1, ds1_2, ds1_3,
+                        qtWords[columnWord + 20 * TcQtRow + 8], qtWords[columnWord + 20 * TcQtRow + 12], exchange);
+                    MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds1_0, ds1_1, ds1_2, ds1_3,
+                        qtWords[columnWord + 24 * TcQtRow + 8], qtWords[columnWord + 24 * TcQtRow + 12], exchange);
+                    MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds1_0, ds1_1, ds1_2, ds1_3,
+                        qtWords[columnWord + 28 * TcQtRow + 8], qtWords[columnWord + 28 * TcQtRow + 12], exchange);
+                    uint p2_0 = PackHalf2(s4_0, s4_1), p2_1 = PackHalf2(s4_2, s4_3);
+                    uint p2_2 = PackHalf2(s5_0, s5_1), p2_3 = PackHalf2(s5_2, s5_3);
+                    MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p2_0, p2_1, p2_2, p2_3,
+                        dOtWords[columnWord + 0 * TcQtRow + 16], dOtWords[columnWord + 0 * TcQtRow + 20], exchange);
+                    MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p2_0, p2_1, p2_2, p2_3,
+                        dOtWords[columnWord + 4 * TcQtRow + 16], dOtWords[columnWord + 4 * TcQtRow + 20], exchange);
+                    MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p2_0, p2_1, p2_2, p2_3,
+                        dOtWords[columnWord + 8 * TcQtRow + 16], dOtWords[columnWord + 8 * TcQtRow + 20], exchange);
+                    MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p2_0, p2_1, p2_2, p2_3,
+                        dOtWords[columnWord + 12 * TcQtRow + 16], dOtWords[columnWord + 12 * TcQtRow + 20], exchange);
+                    MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p2_0, p2_1, p2_2, p2_3,
+                        dOtWords[columnWord + 16 * TcQtRow + 16], dOtWords[columnWord + 16 * TcQtRow + 20], exchange);
+                    MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p2_0, p2_1, p2_2, p2_3,
+                        dOtWords[columnWord + 20 * TcQtRow + 16], dOtWords[columnWord + 20 * TcQtRow + 20], exchange);
+                    MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p2_0, p2_1, p2_2, p2_3,
+                        dOtWords[columnWord + 24 * TcQtRow + 16], dOtWords[columnWord + 24 * TcQtRow + 20], exchange);
+                    MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p2_0, p2_1, p2_2, p2_3,
+                        dOtWords[columnWord + 28 * TcQtRow + 16], dOtWords[columnWord + 28 * TcQtRow + 20], exchange);
+                    uint ds2_0 = PackHalf2(dp4_0, dp4_1), ds2_1 = PackHalf2(dp4_2, dp4_3);
+                    uint ds2_2 = PackHalf2(dp5_0, dp5_1), ds2_3 = PackHalf2(dp5_2, dp5_3);
+                    MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds2_0, ds2_1, ds2_2, ds2_3,
+                        qtWords[columnWord + 0 * TcQtRow + 16], qtWords[columnWord + 0 * TcQtRow + 20], exchange);
+                    MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds2_0, ds2_1, ds2_2, ds2_3,
+                        qtWords[columnWord + 4 * TcQtRow + 16], qtWords[columnWord + 4 * TcQtRow + 20], exchange);
+                    MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds2_0, ds2_1, ds2_2, ds2_3,
+                        qtWords[columnWord + 8 * TcQtRow + 16], qtWords[columnWord + 8 * TcQtRow + 20], exchange);
+                    MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds2_0, ds2_1, ds2_2, ds2_3,
+                        qtWords[columnWord + 12 * TcQtRow + 16], qtWords[columnWord + 12 * TcQtRow + 20], exchange);
+                    MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds2_0, ds2_1, ds2_2, ds2_3,
+                        qtWords[columnWord + 16 * TcQtRow + 16], qtWords[columnWord + 16 * TcQtRow + 20], exchange);
+                    MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds2_0, ds2_1, ds2_2, ds2_3,
+                        qtWords[columnWord + 20 * TcQtRow + 16], qtWords[columnWord + 20 * TcQtRow + 20], exchange);
+                    MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds2_0, ds2_1, ds2_2, ds2_3,
+                        qtWords[columnWord + 24 * TcQtRow + 16], qtWords[columnWord + 24 * TcQtRow + 20], exchange);
+                    MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds2_0, ds2_1, ds2_2, ds2_3,
+                        qtWords[columnWord + 28 * TcQtRow + 16], qtWords[columnWord + 28 * TcQtRow + 20], exchange);
+                    uint p3_0 = PackHalf2(s6_0, s6_1), p3_1 = PackHalf2(s6_2, s6_3);
+                    uint p3_2 = PackHalf2(s7_0, s7_1), p3_3 = PackHalf2(s7_2, s7_3);
+                    MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p3_0, p3_1, p3_2, p3_3,
+                        dOtWords[columnWord + 0 * TcQtRow + 24], dOtWords[columnWord + 0 * TcQtRow + 28], exchange);
+                    MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p3_0, p3_1, p3_2, p3_3,
+                        dOtWords[columnWord + 4 * TcQtRow + 24], dOtWords[columnWord + 4 * TcQtRow + 28], exchange);
+                    MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p3_0, p3_1, p3_2, p3_3,
+                        dOtWords[columnWord + 8 * TcQtRow + 24], dOtWords[columnWord + 8 * TcQtRow + 28], exchange);
+                    MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p3_0, p3_1, p3_2, p3_3,
+                        dOtWords[columnWord + 12 * TcQtRow + 24], dOtWords[columnWord + 12 * TcQtRow + 28], exchange);
+                    MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p3_0, p3_1, p3_2, p3_3,
+                        dOtWords[columnWord + 16 * TcQtRow + 24], dOtWords[columnWord + 16 * TcQtRow + 28], exchange);
+                    MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p3_0, p3_1, p3_2, p3_3,
+                        dOtWords[columnWord + 20 * TcQtRow + 24], dOtWords[columnWord + 20 * TcQtRow + 28], exchange);
+                    MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p3_0, p3_1, p3_2, p3_3,
+                        dOtWords[columnWord + 24 * TcQtRow + 24], dOtWords[columnWord + 24 * TcQtRow + 28], exchange);
+                    MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p3_0, p3_1, p3_2, p3_3,
+                        dOtWords[columnWord + 28 * TcQtRow + 24], dOtWords[columnWord + 28 * TcQtRow + 28], exchange);
+                    uint ds3_0 = PackHalf2(dp6_0, dp6_1), ds3_1 = PackHalf2(dp6_2, dp6_3);
+                    uint ds3_2 = PackHalf2(dp7_0, dp7_1), ds3_3 = PackHalf2(dp7_2, dp7_3);
+                    MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds3_0, ds3_1, ds3_2, ds3_3,
+                        qtWords[columnWord + 0 * TcQtRow + 24], qtWords[columnWord + 0 * TcQtRow + 28], exchange);
+                    MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds3_0, ds3_1, ds3_2, ds3_3,
+                        qtWords[columnWord + 4 * TcQtRow + 24], qtWords[columnWord + 4 * TcQtRow + 28], exchange);
+                    MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds3_0, ds3_1, ds3_2, ds3_3,
+                        qtWords[columnWord + 8 * TcQtRow + 24], qtWords[columnWord + 8 * TcQtRow + 28], exchange);
+                    MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds3_0, ds3_1, ds3_2, ds3_3,
+                        qtWords[columnWord + 12 * TcQtRow + 24], qtWords[columnWord + 12 * TcQtRow + 28], exchange);
+                    MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds3_0, ds3_1, ds3_2, ds3_3,
+                        qtWords[columnWord + 16 * TcQtRow + 24], qtWords[columnWord + 16 * TcQtRow + 28], exchange);
+                    MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds3_0, ds3_1, ds3_2, ds3_3,
+                        qtWords[columnWord + 20 * TcQtRow + 24], qtWords[columnWord + 20 * TcQtRow + 28], exchange);
+                    MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds3_0, ds3_1, ds3_2, ds3_3,
+                        qtWords[columnWord + 24 * TcQtRow + 24], qtWords[columnWord + 24 * TcQtRow + 28], exchange);
+                    MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds3_0, ds3_1, ds3_2, ds3_3,
+                        qtWords[columnWord + 28 * TcQtRow + 24], qtWords[columnWord + 28 * TcQtRow + 28], exchange);
+                    Group.Barrier();
+                }
+            }
+
+            // dK_j (times the softmax scale: S = scale · Q Kᵀ + bias) and dV_j, written once.
+            var dKOut = a.dK.Cast<uint>();
+            var dVOut = a.dV.Cast<uint>();
+            if (key0 < a.Mkv)
+            {
+                long offset = (((long)(b * a.Mkv + key0) * a.Hkv + hk) * HeadDim + 2 * quad) >> 1;
+                dKOut[offset + 0] = PackHalf2(dk0_0 * a.Scale, dk0_1 * a.Scale);
+                dVOut[offset + 0] = PackHalf2(dv0_0, dv0_1);
+                dKOut[offset + 4] = PackHalf2(dk1_0 * a.Scale, dk1_1 * a.Scale);
+                dVOut[offset + 4] = PackHalf2(dv1_0, dv1_1);
+                dKOut[offset + 8] = PackHalf2(dk2_0 * a.Scale, dk2_1 * a.Scale);
+                dVOut[offset + 8] = PackHalf2(dv2_0, dv2_1);
+                dKOut[offset + 12] = PackHalf2(dk3_0 * a.Scale, dk3_1 * a.Scale);
+                dVOut[offset + 12] = PackHalf2(dv3_0, dv3_1);
+                dKOut[offset + 16] = PackHalf2(dk4_0 * a.Scale, dk4_1 * a.Scale);
+                dVOut[offset + 16] = PackHalf2(dv4_0, dv4_1);
+                dKOut[offset + 20] = PackHalf2(dk5_0 * a.Scale, dk5_1 * a.Scale);
+                dVOut[offset + 20] = PackHalf2(dv5_0, dv5_1);
+                dKOut[offset + 24] = PackHalf2(dk6_0 * a.Scale, dk6_1 * a.Scale);
+                dVOut[offset + 24] = PackHalf2(dv6_0, dv6_1);
+                dKOut[offset + 28] = PackHalf2(dk7_0 * a.Scale, dk7_1 * a.Scale);
+                dVOut[offset + 28] = PackHalf2(dv7_0, dv7_1);
+            }
+            if (key1 < a.Mkv)
+            {
+                long offset = (((long)(b * a.Mkv + key1) * a.Hkv + hk) * HeadDim + 2 * quad) >> 1;
+                dKOut[offset + 0] = PackHalf2(dk0_2 * a.Scale, dk0_3 * a.Scale);
+                dVOut[offset + 0] = PackHalf2(dv0_2, dv0_3);
+                dKOut[offset + 4] = PackHalf2(dk1_2 * a.Scale, dk1_3 * a.Scale);
+                dVOut[offset + 4] = PackHalf2(dv1_2, dv1_3);
+                dKOut[offset + 8] = PackHalf2(dk2_2 * a.Scale, dk2_3 * a.Scale);
+                dVOut[offset + 8] = PackHalf2(dv2_2, dv2_3);
+                dKOut[offset + 12] = PackHalf2(dk3_2 * a.Scale, dk3_3 * a.Scale);
+                dVOut[offset + 12] = PackHalf2(dv3_2, dv3_3);
+                dKOut[offset + 16] = PackHalf2(dk4_2 * a.Scale, dk4_3 * a.Scale);
+                dVOut[offset + 16] = PackHalf2(dv4_2, dv4_3);
+                dKOut[offset + 20] = PackHalf2(dk5_2 * a.Scale, dk5_3 * a.Scale);
+                dVOut[offset + 20] = PackHalf2(dv5_2, dv5_3);
+                dKOut[offset + 24] = PackHalf2(dk6_2 * a.Scale, dk6_3 * a.Scale);
+                dVOut[offset + 24] = PackHalf2(dv6_2, dv6_3);
+                dKOut[offset + 28] = PackHalf2(dk7_2 * a.Scale, dk7_3 * a.Scale);
+                dVOut[offset + 28] = PackHalf2(dv7_2, dv7_3);
+            }
+        }
+
+        /// <summary>
+        /// Backward on tensor cores, dQ (Dao 2023, Algorithm 2, line 16, in a pass of its own: no atomics): a group owns
+        /// TcBlockM query rows like the forward, each warp 16, with Q and dO as A fragments in registers and Lse, D per row.
+        /// K and V tiles of TcBwdBlockKv keys stream through shared memory (K also transposed, for dQ += dS K); S = Q Kᵀ and
+        /// dP = dO Vᵀ take row-major B fragments; dS is re-packed from its accumulators as A fragments.
+        /// Grid: (ceil(Mq / TcBlockM), Hq, B).
+        /// </summary>
+        public static void TensorCoreBackwardQ(AttentionArgs<global::ILGPU.Half> a)
+        {
+            int tid = Group.IdxX;
+            int warp = tid >> 5, lane = tid & 31;
+            int quad = lane & 3;
+            int h = Grid.IdxY;
+            int b = Grid.IdxZ;
+            int hk = h / 4;
+            int firstRow = Grid.IdxX * TcBlockM;
+            int lastRow = System.Math.Min(firstRow + TcBlockM, a.Mq) - 1;
+            int row0 = firstRow + warp * 16 + (lane >> 2), row1 = row0 + 8;
+            var k = a.K.Cast<ulong>();
+            var v = a.V.Cast<ulong>();
+            var kTile = SharedMemory.Allocate<ulong>(TcBwdBlockKv * TcRow / 4);
+            var vTile = SharedMemory.Allocate<ulong>(TcBwdBlockKv * TcRow / 4);
+            var ktTile = SharedMemory.Allocate<ulong>(HeadDim * TcKtRow / 4);
+            var exchange = SharedMemory.Allocate<uint>(TcThreads * ExchangeWordsPerThread);
+            var kWords = kTile.Cast<uint>();
+            var vWords = vTile.Cast<uint>();
+            var ktWords = ktTile.Cast<uint>();
+
+            // This warp's 16 query rows of Q and dO as A fragments; rows past Mq are zeros.
+            var qGlobal = a.Q.Cast<uint>();
+            var dOGlobal = a.dO.Cast<uint>();
+            long qRow0 = TcRowWord(b, row0, a.Mq, a.Hq, h, quad), qRow1 = TcRowWord(b, row1, a.Mq, a.Hq, h, quad);
+            uint q0_0 = TcWord(qGlobal, qRow0, 0), q0_1 = TcWord(qGlobal, qRow1, 0);
+            uint q0_2 = TcWord(qGlobal, qRow0, 4), q0_3 = TcWord(qGlobal, qRow1, 4);
+            uint o0_0 = TcWord(dOGlobal, qRow0, 0), o0_1 = TcWord(dOGlobal, qRow1, 0);
+            uint o0_2 = TcWord(dOGlobal, qRow0, 4), o0_3 = TcWord(dOGlobal, qRow1, 4);
+            uint q1_0 = TcWord(qGlobal, qRow0, 8), q1_1 = TcWord(qGlobal, qRow1, 8);
+            uint q1_2 = TcWord(qGlobal, qRow0, 12), q1_3 = TcWord(qGlobal, qRow1, 12);
+            uint o1_0 = TcWord(dOGlobal, qRow0, 8), o1_1 = TcWord(dOGlobal, qRow1, 8);
+            uint o1_2 = TcWord(dOGlobal, qRow0, 12), o1_3 = TcWord(dOGlobal, qRow1, 12);
+            uint q2_0 = TcWord(qGlobal, qRow0, 16), q2_1 = TcWord(qGlobal, qRow1, 16);
+            uint q2_2 = TcWord(qGlobal, qRow0, 20), q2_3 = TcWord(qGlobal, qRow1, 20);
+            uint o2_0 = TcWord(dOGlobal, qRow0, 16), o2_1 = TcWord(dOGlobal, qRow1, 16);
+            uint o2_2 = TcWord(dOGlobal, qRow0, 20), o2_3 = TcWord(dOGlobal, qRow1, 20);
+            uint q3_0 = TcWord(qGlobal, qRow0, 24), q3_1 = TcWord(qGlobal, qRow1, 24);
+            uint q3_2 = TcWord(qGlobal, qRow0, 28), q3_3 = TcWord(qGlobal, qRow1, 28);
+            uint o3_0 = TcWord(dOGlobal, qRow0, 24), o3_1 = TcWord(dOGlobal, qRow1, 24);
+            uint o3_2 = TcWord(dOGlobal, qRow0, 28), o3_3 = TcWord(dOGlobal, qRow1, 28);
+            float lse0 = TcLse(a, b, h, row0), lse1 = TcLse(a, b, h, row1);
+            float delta0 = TcDelta(a, b, h, row0), delta1 = TcDelta(a, b, h, row1);
+            int rowWord = ((lane >> 2) * TcRow + 2 * quad) >> 1;
+            int columnWord = ((lane >> 2) * TcKtRow + 2 * quad) >> 1;
+            float dq0_0 = 0f, dq0_1 = 0f, dq0_2 = 0f, dq0_3 = 0f;
+            float dq1_0 = 0f, dq1_1 = 0f, dq1_2 = 0f, dq1_3 = 0f;
+            float dq2_0 = 0f, dq2_1 = 0f, dq2_2 = 0f, dq2_3 = 0f;
+            float dq3_0 = 0f, dq3_1 = 0f, dq3_2 = 0f, dq3_3 = 0f;
+            float dq4_0 = 0f, dq4_1 = 0f, dq4_2 = 0f, dq4_3 = 0f;
+            float dq5_0 = 0f, dq5_1 = 0f, dq5_2 = 0f, dq5_3 = 0f;
+            float dq6_0 = 0f, dq6_1 = 0f, dq6_2 = 0f, dq6_3 = 0f;
+            float dq7_0 = 0f, dq7_1 = 0f, dq7_2 = 0f, dq7_3 = 0f;
+
+            KvRange(a, firstRow, lastRow, out int kvBegin, out int kvEnd);
+            for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBwdBlockKv)
+            {
+                // Stage K_j (both layouts) and V_j (Algorithm 2, line 6).
+                TcLoadRowsBothWays(kTile, ktWords, TcKtRow, k, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
+                TcLoadRows(vTile, v, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
+                Group.Barrier();
+
+                // S_ij = Q_i K_jᵀ and P_ij = 2^(score − Lse_i) (lines 10-11).
+                float s0_0 = 0f, s0_1 = 0f, s0_2 = 0f, s0_3 = 0f;
+                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q0_0, q0_1, q0_2, q0_3,
+                    kWords[rowWord + 0 * TcRow + 0], kWords[rowWord + 0 * TcRow + 4], exchange);
+                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q1_0, q1_1, q1_2, q1_3,
+                    kWords[rowWord + 0 * TcRow + 8], kWords[rowWord + 0 * TcRow + 12], exchange);
+                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q2_0, q2_1, q2_2, q2_3,
+                    kWords[rowWord + 0 * TcRow + 16], kWords[rowWord + 0 * TcRow + 20], exchange);
+                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q3_0, q3_1, q3_2, q3_3,
+                    kWords[rowWord + 0 * TcRow + 24], kWords[rowWord + 0 * TcRow + 28], exchange);
+                float s1_0 = 0f, s1_1 = 0f, s1_2 = 0f, s1_3 = 0f;
+                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q0_0, q0_1, q0_2, q0_3,
+                    kWords[rowWord + 4 * TcRow + 0], kWords[rowWord + 4 * TcRow + 4], exchange);
+                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q1_0, q1_1, q1_2, q1_3,
+                    kWords[rowWord + 4 * TcRow + 8], kWords[rowWord + 4 * TcRow + 12], exchange);
+                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q2_0, q2_1, q2_2, q2_3,
+                    kWords[rowWord + 4 * TcRow + 16], kWords[rowWord + 4 * TcRow + 20], exchange);
+                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q3_0, q3_1, q3_2, q3_3,
+                    kWords[rowWord + 4 * TcRow + 24], kWords[rowWord + 4 * TcRow + 28], exchange);
+                float s2_0 = 0f, s2_1 = 0f, s2_2 = 0f, s2_3 = 0f;
+                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q0_0, q0_1, q0_2, q0_3,
+                    kWords[rowWord + 8 * TcRow + 0], kWords[rowWord + 8 * TcRow + 4], exchange);
+                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q1_0, q1_1, q1_2, q1_3,
+                    kWords[rowWord + 8 * TcRow + 8], kWords[rowWord + 8 * TcRow + 12], exchange);
+                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q2_0, q2_1, q2_2, q2_3,
+                    kWords[rowWord + 8 * TcRow + 16], kWords[rowWord + 8 * TcRow + 20], exchange);
+                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q3_0, q3_1, q3_2, q3_3,
+                    kWords[rowWord + 8 * TcRow + 24], kWords[rowWord + 8 * TcRow + 28], exchange);
+                float s3_0 = 0f, s3_1 = 0f, s3_2 = 0f, s3_3 = 0f;
+                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q0_0, q0_1, q0_2, q0_3,
+                    kWords[rowWord + 12 * TcRow + 0], kWords[rowWord + 12 * TcRow + 4], exchange);
+                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q1_0, q1_1, q1_2, q1_3,
+                    kWords[rowWord + 12 * TcRow + 8], kWords[rowWord + 12 * TcRow + 12], exchange);
+                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q2_0, q2_1, q2_2, q2_3,
+                    kWords[rowWord + 12 * TcRow + 16], kWords[rowWord + 12 * TcRow + 20], exchange);
+                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q3_0, q3_1, q3_2, q3_3,
+                    kWords[rowWord + 12 * TcRow + 24], kWords[rowWord + 12 * TcRow + 28], exchange);
+                float s4_0 = 0f, s4_1 = 0f, s4_2 = 0f, s4_3 = 0f;
+                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q0_0, q0_1, q0_2, q0_3,
+                    kWords[rowWord + 16 * TcRow + 0], kWords[rowWord + 16 * TcRow + 4], exchange);
+                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q1_0, q1_1, q1_2, q1_3,
+                    kWords[rowWord + 16 * TcRow + 8], kWords[rowWord + 16 * TcRow + 12], exchange);
+                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q2_0, q2_1, q2_2, q2_3,
+                    kWords[rowWord + 16 * TcRow + 16], kWords[rowWord + 16 * TcRow + 20], exchange);
+                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q3_0, q3_1, q3_2, q3_3,
+                    kWords[rowWord + 16 * TcRow + 24], kWords[rowWord + 16 * TcRow + 28], exchange);
+                float s5_0 = 0f, s5_1 = 0f, s5_2 = 0f, s5_3 = 0f;
+                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q0_0, q0_1, q0_2, q0_3,
+                    kWords[rowWord + 20 * TcRow + 0], kWords[rowWord + 20 * TcRow + 4], exchange);
+                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q1_0, q1_1, q1_2, q1_3,
+                    kWords[rowWord + 20 * TcRow + 8], kWords[rowWord + 20 * TcRow + 12], exchange);
+                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q2_0, q2_1, q2_2, q2_3,
+                    kWords[rowWord + 20 * TcRow + 16], kWords[rowWord + 20 * TcRow + 20], exchange);
+                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q3_0, q3_1, q3_2, q3_3,
+                    kWords[rowWord + 20 * TcRow + 24], kWords[rowWord + 20 * TcRow + 28], exchange);
+                float s6_0 = 0f, s6_1 = 0f, s6_2 = 0f, s6_3 = 0f;
+                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q0_0, q0_1, q0_2, q0_3,
+                    kWords[rowWord + 24 * TcRow + 0], kWords[rowWord + 24 * TcRow + 4], exchange);
+                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q1_0, q1_1, q1_2, q1_3,
+                    kWords[rowWord + 24 * TcRow + 8], kWords[rowWord + 24 * TcRow + 12], exchange);
+                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q2_0, q2_1, q2_2, q2_3,
+                    kWords[rowWord + 24 * TcRow + 16], kWords[rowWord + 24 * TcRow + 20], exchange);
+                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q3_0, q3_1, q3_2, q3_3,
+                    kWords[rowWord + 24 * TcRow + 24], kWords[rowWord + 24 * TcRow + 28], exchange);
+                float s7_0 = 0f, s7_1 = 0f, s7_2 = 0f, s7_3 = 0f;
+                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q0_0, q0_1, q0_2, q0_3,
+                    kWords[rowWord + 28 * TcRow + 0], kWords[rowWord + 28 * TcRow + 4], exchange);
+                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q1_0, q1_1, q1_2, q1_3,
+                    kWords[rowWord + 28 * TcRow + 8], kWords[rowWord + 28 * TcRow + 12], exchange);
+                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q2_0, q2_1, q2_2, q2_3,
+                    kWords[rowWord + 28 * TcRow + 16], kWords[rowWord + 28 * TcRow + 20], exchange);
+                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q3_0, q3_1, q3_2, q3_3,
+                    kWords[rowWord + 28 * TcRow + 24], kWords[rowWord + 28 * TcRow + 28], exchange);
+                bool check = TcTileNeedsMask(a, firstRow, TcBlockM, n0, TcBwdBlockKv, kvEnd);
+                int column = n0 + 2 * quad;
+                s0_0 = Exp2(TcScore(a, b, h, s0_0, row0, column + 0, kvEnd, check) - lse0);
+                s0_1 = Exp2(TcScore(a, b, h, s0_1, row0, column + 1, kvEnd, check) - lse0);
+                s0_2 = Exp2(TcScore(a, b, h, s0_2, row1, column + 0, kvEnd, check) - lse1);
+                s0_3 = Exp2(TcScore(a, b, h, s0_3, row1, column + 1, kvEnd, check) - lse1);
+                s1_0 = Exp2(TcScore(a, b, h, s1_0, row0, column + 8, kvEnd, check) - lse0);
+                s1_1 = Exp2(TcScore(a, b, h, s1_1, row0, column + 9, kvEnd, check) - lse0);
+                s1_2 = Exp2(TcScore(a, b, h, s1_2, row1, column + 8, kvEnd, check) - lse1);
+                s1_3 = Exp2(TcScore(a, b, h, s1_3, row1, column + 9, kvEnd, check) - lse1);
+                s2_0 = Exp2(TcScore(a, b, h, s2_0, row0, column + 16, kvEnd, check) - lse0);
+                s2_1 = Exp2(TcScore(a, b, h, s2_1, row0, column + 17, kvEnd, check) - lse0);
+                s2_2 = Exp2(TcScore(a, b, h, s2_2, row1, column + 16, kvEnd, check) - lse1);
+                s2_3 = Exp2(TcScore(a, b, h, s2_3, row1, column + 17, kvEnd, check) - lse1);
+                s3_0 = Exp2(TcScore(a, b, h, s3_0, row0, column + 24, kvEnd, check) - lse0);
+                s3_1 = Exp2(TcScore(a, b, h, s3_1, row0, column + 25, kvEnd, check) - lse0);
+                s3_2 = Exp2(TcScore(a, b, h, s3_2, row1, column + 24, kvEnd, check) - lse1);
+                s3_3 = Exp2(TcScore(a, b, h, s3_3, row1, column + 25, kvEnd, check) - lse1);
+                s4_0 = Exp2(TcScore(a, b, h, s4_0, row0, column + 32, kvEnd, check) - lse0);
+                s4_1 = Exp2(TcScore(a, b, h, s4_1, row0, column + 33, kvEnd, check) - lse0);
+                s4_2 = Exp2(TcScore(a, b, h, s4_2, row1, column + 32, kvEnd, check) - lse1);
+                s4_3 = Exp2(TcScore(a, b, h, s4_3, row1, column + 33, kvEnd, check) - lse1);
+                s5_0 = Exp2(TcScore(a, b, h, s5_0, row0, column + 40, kvEnd, check) - lse0);
+                s5_1 = Exp2(TcScore(a, b, h, s5_1, row0, column + 41, kvEnd, check) - lse0);
+                s5_2 = Exp2(TcScore(a, b, h, s5_2, row1, column + 40, kvEnd, check) - lse1);
+                s5_3 = Exp2(TcScore(a, b, h, s5_3, row1, column + 41, kvEnd, check) - lse1);
+                s6_0 = Exp2(TcScore(a, b, h, s6_0, row0, column + 48, kvEnd, check) - lse0);
+                s6_1 = Exp2(TcScore(a, b, h, s6_1, row0, column + 49, kvEnd, check) - lse0);
+                s6_2 = Exp2(TcScore(a, b, h, s6_2, row1, column + 48, kvEnd, check) - lse1);
+                s6_3 = Exp2(TcScore(a, b, h, s6_3, row1, column + 49, kvEnd, check) - lse1);
+                s7_0 = Exp2(TcScore(a, b, h, s7_0, row0, column + 56, kvEnd, check) - lse0);
+                s7_1 = Exp2(TcScore(a, b, h, s7_1, row0, column + 57, kvEnd, check) - lse0);
+                s7_2 = Exp2(TcScore(a, b, h, s7_2, row1, column + 56, kvEnd, check) - lse1);
+                s7_3 = Exp2(TcScore(a, b, h, s7_3, row1, column + 57, kvEnd, check) - lse1);
+
+                // dP_ij = dO_i V_jᵀ (line 14), then dS_ij = P_ij (dP_ij − D_i) (line 15) in its accumulators.
+                float dp0_0 = 0f, dp0_1 = 0f, dp0_2 = 0f, dp0_3 = 0f;
+                MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o0_0, o0_1, o0_2, o0_3,
+                    vWords[rowWord + 0 * TcRow + 0], vWords[rowWord + 0 * TcRow + 4], exchange);
+                MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o1_0, o1_1, o1_2, o1_3,
+                    vWords[rowWord + 0 * TcRow + 8], vWords[rowWord + 0 * TcRow + 12], exchange);
+                MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o2_0, o2_1, o2_2, o2_3,
+                    vWords[rowWord + 0 * TcRow + 16], vWords[rowWord + 0 * TcRow + 20], exchange);
+                MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o3_0, o3_1, o3_2, o3_3,
+                    vWords[rowWord + 0 * TcRow + 24], vWords[rowWord + 0 * TcRow + 28], exchange);
+                dp0_0 = s0_0 * (dp0_0 - delta0); dp0_1 = s0_1 * (dp0_1 - delta0);
+                dp0_2 = s0_2 * (dp0_2 - delta1); dp0_3 = s0_3 * (dp0_3 - delta1);
+                float dp1_0 = 0f, dp1_1 = 0f, dp1_2 = 0f, dp1_3 = 0f;
+                MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o0_0, o0_1, o0_2, o0_3,
+                    vWords[rowWord + 4 * TcRow + 0], vWords[rowWord + 4 * TcRow + 4], exchange);
+                MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o1_0, o1_1, o1_2, o1_3,
+                    vWords[rowWord + 4 * TcRow + 8], vWords[rowWord + 4 * TcRow + 12], exchange);
+                MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o2_0, o2_1, o2_2, o2_3,
+                    vWords[rowWord + 4 * TcRow + 16], vWords[rowWord + 4 * TcRow + 20], exchange);
+                MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o3_0, o3_1, o3_2, o3_3,
+                    vWords[rowWord + 4 * TcRow + 24], vWords[rowWord + 4 * TcRow + 28], exchange);
+                dp1_0 = s1_0 * (dp1_0 - delta0); dp1_1 = s1_1 * (dp1_1 - delta0);
+                dp1_2 = s1_2 * (dp1_2 - delta1); dp1_3 = s1_3 * (dp1_3 - delta1);
+                float dp2_0 = 0f, dp2_1 = 0f, dp2_2 = 0f, dp2_3 = 0f;
+                MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o0_0, o0_1, o0_2, o0_3,
+                    vWords[rowWord + 8 * TcRow + 0], vWords[rowWord + 8 * TcRow + 4], exchange);
+                MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o1_0, o1_1, o1_2, o1_3,
+                    vWords[rowWord + 8 * TcRow + 8], vWords[rowWord + 8 * TcRow + 12], exchange);
+                MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o2_0, o2_1, o2_2, o2_3,
+                    vWords[rowWord + 8 * TcRow + 16], vWords[rowWord + 8 * TcRow + 20], exchange);
+                MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o3_0, o3_1, o3_2, o3_3,
+                    vWords[rowWord + 8 * TcRow + 24], vWords[rowWord + 8 * TcRow + 28], exchange);
+                dp2_0 = s2_0 * (dp2_0 - delta0); dp2_1 = s2_1 * (dp2_1 - delta0);
+                dp2_2 = s2_2 * (dp2_2 - delta1); dp2_3 = s2_3 * (dp2_3 - delta1);
+                float dp3_0 = 0f, dp3_1 = 0f, dp3_2 = 0f, dp3_3 = 0f;
+                MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o0_0, o0_1, o0_2, o0_3,
+                    vWords[rowWord + 12 * TcRow + 0], vWords[rowWord + 12 * TcRow + 4], exchange);
+                MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o1_0, o1_1, o1_2, o1_3,
+                    vWords[rowWord + 12 * TcRow + 8], vWords[rowWord + 12 * TcRow + 12], exchange);
+                MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o2_0, o2_1, o2_2, o2_3,
+                    vWords[rowWord + 12 * TcRow + 16], vWords[rowWord + 12 * TcRow + 20], exchange);
+                MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o3_0, o3_1, o3_2, o3_3,
+                    vWords[rowWord + 12 * TcRow + 24], vWords[rowWord + 12 * TcRow + 28], exchange);
+                dp3_0 = s3_0 * (dp3_0 - delta0); dp3_1 = s3_1 * (dp3_1 - delta0);
+                dp3_2 = s3_2 * (dp3_2 - delta1); dp3_3 = s3_3 * (dp3_3 - delta1);
+                float dp4_0 = 0f, dp4_1 = 0f, dp4_2 = 0f, dp4_3 = 0f;
+                MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o0_0, o0_1, o0_2, o0_3,
+                    vWords[rowWord + 16 * TcRow + 0], vWords[rowWord + 16 * TcRow + 4], exchange);
+                MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o1_0, o1_1, o1_2, o1_3,
+                    vWords[rowWord + 16 * TcRow + 8], vWords[rowWord + 16 * TcRow + 12], exchange);
+                MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o2_0, o2_1, o2_2, o2_3,
+                    vWords[rowWord + 16 * TcRow + 16], vWords[rowWord + 16 * TcRow + 20], exchange);
+                MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o3_0, o3_1, o3_2, o3_3,
+                    vWords[rowWord + 16 * TcRow + 24], vWords[rowWord + 16 * TcRow + 28], exchange);
+                dp4_0 = s4_0 * (dp4_0 - delta0); dp4_1 = s4_1 * (dp4_1 - delta0);
+                dp4_2 = s4_2 * (dp4_2 - delta1); dp4_3 = s4_3 * (dp4_3 - delta1);
+                float dp5_0 = 0f, dp5_1 = 0f, dp5_2 = 0f, dp5_3 = 0f;
+                MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o0_0, o0_1, o0_2, o0_3,
+                    vWords[rowWord + 20 * TcRow + 0], vWords[rowWord + 20 * TcRow + 4], exchange);
+                MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o1_0, o1_1, o1_2, o1_3,
+                    vWords[rowWord + 20 * TcRow + 8], vWords[rowWord + 20 * TcRow + 12], exchange);
+                MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o2_0, o2_1, o2_2, o2_3,
+                    vWords[rowWord + 20 * TcRow + 16], vWords[rowWord + 20 * TcRow + 20], exchange);
+                MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o3_0, o3_1, o3_2, o3_3,
+                    vWords[rowWord + 20 * TcRow + 24], vWords[rowWord + 20 * TcRow + 28], exchange);
+                dp5_0 = s5_0 * (dp5_0 - delta0); dp5_1 = s5_1 * (dp5_1 - delta0);
+                dp5_2 = s5_2 * (dp5_2 - delta1); dp5_3 = s5_3 * (dp5_3 - delta1);
+                float dp6_0 = 0f, dp6_1 = 0f, dp6_2 = 0f, dp6_3 = 0f;
+                MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o0_0, o0_1, o0_2, o0_3,
+                    vWords[rowWord + 24 * TcRow + 0], vWords[rowWord + 24 * TcRow + 4], exchange);
+                MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o1_0, o1_1, o1_2, o1_3,
+                    vWords[rowWord + 24 * TcRow + 8], vWords[rowWord + 24 * TcRow + 12], exchange);
+                MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o2_0, o2_1, o2_2, o2_3,
+                    vWords[rowWord + 24 * TcRow + 16], vWords[rowWord + 24 * TcRow + 20], exchange);
+                MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o3_0, o3_1, o3_2, o3_3,
+                    vWords[rowWord + 24 * TcRow + 24], vWords[rowWord + 24 * TcRow + 28], exchange);
+                dp6_0 = s6_0 * (dp6_0 - delta0); dp6_1 = s6_1 * (dp6_1 - delta0);
+                dp6_2 = s6_2 * (dp6_2 - delta1); dp6_3 = s6_3 * (dp6_3 - delta1);
+                float dp7_0 = 0f, dp7_1 = 0f, dp7_2 = 0f, dp7_3 = 0f;
+                MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o0_0, o0_1, o0_2, o0_3,
+                    vWords[rowWord + 28 * TcRow + 0], vWords[rowWord + 28 * TcRow + 4], exchange);
+                MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o1_0, o1_1, o1_2, o1_3,
+                    vWords[rowWord + 28 * TcRow + 8], vWords[rowWord + 28 * TcRow + 12], exchange);
+                MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o2_0, o2_1, o2_2, o2_3,
+                    vWords[rowWord + 28 * TcRow + 16], vWords[rowWord + 28 * TcRow + 20], exchange);
+                MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o3_0, o3_1, o3_2, o3_3,
+                    vWords[rowWord + 28 * TcRow + 24], vWords[rowWord + 28 * TcRow + 28], exchange);
+                dp7_0 = s7_0 * (dp7_0 - delta0); dp7_1 = s7_1 * (dp7_1 - delta0);
+                dp7_2 = s7_2 * (dp7_2 - delta1); dp7_3 = s7_3 * (dp7_3 - delta1);
+
+                // dQ_i += dS_ij K_j (line 16): the dS accumulators become A fragments, K_jᵀ gives pairs along the keys.
+                uint ds0_0 = PackHalf2(dp0_0, dp0_1), ds0_1 = PackHalf2(dp0_2, dp0_3);
+                uint ds0_2 = PackHalf2(dp1_0, dp1_1), ds0_3 = PackHalf2(dp1_2, dp1_3);
+                MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds0_0, ds0_1, ds0_2, ds0_3,
+                    ktWords[columnWord + 0 * TcKtRow + 0], ktWords[columnWord + 0 * TcKtRow + 4], exchange);
+                MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds0_0, ds0_1, ds0_2, ds0_3,
+                    ktWords[columnWord + 4 * TcKtRow + 0], ktWords[columnWord + 4 * TcKtRow + 4], exchange);
+                MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds0_0, ds0_1, ds0_2, ds0_3,
+                    ktWords[columnWord + 8 * TcKtRow + 0], ktWords[columnWord + 8 * TcKtRow + 4], exchange);
+                MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds0_0, ds0_1, ds0_2, ds0_3,
+                    ktWords[columnWord + 12 * TcKtRow + 0], ktWords[columnWord + 12 * TcKtRow + 4], exchange);
+                MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds0_0, ds0_1, ds0_2, ds0_3,
+                    ktWords[columnWord + 16 * TcKtRow + 0], ktWords[columnWord + 16 * TcKtRow + 4], exchange);
+                MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds0_0, ds0_1, ds0_2, ds0_3,
+                    ktWords[columnWord + 20 * TcKtRow + 0], ktWords[columnWord + 20 * TcKtRow + 4], exchange);
+                MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds0_0, ds0_1, ds0_2, ds0_3,
+                    ktWords[columnWord + 24 * TcKtRow + 0], ktWords[columnWord + 24 * TcKtRow + 4], exchange);
+                MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds0_0, ds0_1, ds0_2, ds0_3,
+                    ktWords[columnWord + 28 * TcKtRow + 0], ktWords[columnWord + 28 * TcKtRow + 4], exchange);
+                uint ds1_0 = PackHalf2(dp2_0, dp2_1), ds1_1 = PackHalf2(dp2_2, dp2_3);
+                uint ds1_2 = PackHalf2(dp3_0, dp3_1), ds1_3 = PackHalf2(dp3_2, dp3_3);
+                MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds1_0, ds1_1, ds1_2, ds1_3,
+                    ktWords[columnWord + 0 * TcKtRow + 8], ktWords[columnWord + 0 * TcKtRow + 12], exchange);
+                MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds1_0, ds1_1, ds1_2, ds1_3,
+                    ktWords[columnWord + 4 * TcKtRow + 8], ktWords[columnWord + 4 * TcKtRow + 12], exchange);
+                MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds1_0, ds1_1, ds1_2, ds1_3,
+                    ktWords[columnWord + 8 * TcKtRow + 8], ktWords[columnWord + 8 * TcKtRow + 12], exchange);
+                MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds1_0, ds1_1, ds1_2, ds1_3,
+                    ktWords[columnWord + 12 * TcKtRow + 8], ktWords[columnWord + 12 * TcKtRow + 12], exchange);
+                MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds1_0, ds1_1, ds1_2, ds1_3,
+                    ktWords[columnWord + 16 * TcKtRow + 8], ktWords[columnWord + 16 * TcKtRow + 12], exchange);
+                MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds1_0, ds1_1, ds1_2, ds1_3,
+                    ktWords[columnWord + 20 * TcKtRow + 8], ktWords[columnWord + 20 * TcKtRow + 12], exchange);
+                MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds1_0, ds1_1, ds1_2, ds1_3,
+                    ktWords[columnWord + 24 * TcKtRow + 8], ktWords[columnWord + 24 * TcKtRow + 12], exchange);
+                MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds1_0, ds1_1, ds1_2, ds1_3,
+                    ktWords[columnWord + 28 * TcKtRow + 8], ktWords[columnWord + 28 * TcKtRow + 12], exchange);
+                uint ds2_0 = PackHalf2(dp4_0, dp4_1), ds2_1 = PackHalf2(dp4_2, dp4_3);
+                uint ds2_2 = PackHalf2(dp5_0, dp5_1), ds2_3 = PackHalf2(dp5_2, dp5_3);
+                MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds2_0, ds2_1, ds2_2, ds2_3,
+                    ktWords[columnWord + 0 * TcKtRow + 16], ktWords[columnWord + 0 * TcKtRow + 20], exchange);
+                MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds2_0, ds2_1, ds2_2, ds2_3,
+                    ktWords[columnWord + 4 * TcKtRow + 16], ktWords[columnWord + 4 * TcKtRow + 20], exchange);
+                MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds2_0, ds2_1, ds2_2, ds2_3,
+                    ktWords[columnWord + 8 * TcKtRow + 16], ktWords[columnWord + 8 * TcKtRow + 20], exchange);
+                MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds2_0, ds2_1, ds2_2, ds2_3,
+                    ktWords[columnWord + 12 * TcKtRow + 16], ktWords[columnWord + 12 * TcKtRow + 20], exchange);
+                MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds2_0, ds2_1, ds2_2, ds2_3,
+                    ktWords[columnWord + 16 * TcKtRow + 16], ktWords[columnWord + 16 * TcKtRow + 20], exchange);
+                MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds2_0, ds2_1, ds2_2, ds2_3,
+                    ktWords[columnWord + 20 * TcKtRow + 16], ktWords[columnWord + 20 * TcKtRow + 20], exchange);
+                MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds2_0, ds2_1, ds2_2, ds2_3,
+                    ktWords[columnWord + 24 * TcKtRow + 16], ktWords[columnWord + 24 * TcKtRow + 20], exchange);
+                MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds2_0, ds2_1, ds2_2, ds2_3,
+                    ktWords[columnWord + 28 * TcKtRow + 16], ktWords[columnWord + 28 * TcKtRow + 20], exchange);
+                uint ds3_0 = PackHalf2(dp6_0, dp6_1), ds3_1 = PackHalf2(dp6_2, dp6_3);
+                uint ds3_2 = PackHalf2(dp7_0, dp7_1), ds3_3 = PackHalf2(dp7_2, dp7_3);
+                MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds3_0, ds3_1, ds3_2, ds3_3,
+                    ktWords[columnWord + 0 * TcKtRow + 24], ktWords[columnWord + 0 * TcKtRow + 28], exchange);
+                MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds3_0, ds3_1, ds3_2, ds3_3,
+                    ktWords[columnWord + 4 * TcKtRow + 24], ktWords[columnWord + 4 * TcKtRow + 28], exchange);
+                MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds3_0, ds3_1, ds3_2, ds3_3,
+                    ktWords[columnWord + 8 * TcKtRow + 24], ktWords[columnWord + 8 * TcKtRow + 28], exchange);
+                MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds3_0, ds3_1, ds3_2, ds3_3,
+                    ktWords[columnWord + 12 * TcKtRow + 24], ktWords[columnWord + 12 * TcKtRow + 28], exchange);
+                MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds3_0, ds3_1, ds3_2, ds3_3,
+                    ktWords[columnWord + 16 * TcKtRow + 24], ktWords[columnWord + 16 * TcKtRow + 28], exchange);
+                MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds3_0, ds3_1, ds3_2, ds3_3,
+                    ktWords[columnWord + 20 * TcKtRow + 24], ktWords[columnWord + 20 * TcKtRow + 28], exchange);
+                MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds3_0, ds3_1, ds3_2, ds3_3,
+                    ktWords[columnWord + 24 * TcKtRow + 24], ktWords[columnWord + 24 * TcKtRow + 28], exchange);
+                MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds3_0, ds3_1, ds3_2, ds3_3,
+                    ktWords[columnWord + 28 * TcKtRow + 24], ktWords[columnWord + 28 * TcKtRow + 28], exchange);
+                Group.Barrier();
+            }
+
+            // dQ_i times the softmax scale, written once.
+            var dQOut = a.dQ.Cast<uint>();
+            if (row0 < a.Mq)
+            {
+                long offset = (((long)(b * a.Mq + row0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                dQOut[offset + 0] = PackHalf2(dq0_0 * a.Scale, dq0_1 * a.Scale);
+                dQOut[offset + 4] = PackHalf2(dq1_0 * a.Scale, dq1_1 * a.Scale);
+                dQOut[offset + 8] = PackHalf2(dq2_0 * a.Scale, dq2_1 * a.Scale);
+                dQOut[offset + 12] = PackHalf2(dq3_0 * a.Scale, dq3_1 * a.Scale);
+                dQOut[offset + 16] = PackHalf2(dq4_0 * a.Scale, dq4_1 * a.Scale);
+                dQOut[offset + 20] = PackHalf2(dq5_0 * a.Scale, dq5_1 * a.Scale);
+                dQOut[offset + 24] = PackHalf2(dq6_0 * a.Scale, dq6_1 * a.Scale);
+                dQOut[offset + 28] = PackHalf2(dq7_0 * a.Scale, dq7_1 * a.Scale);
+            }
+            if (row1 < a.Mq)
+            {
+                long offset = (((long)(b * a.Mq + row1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                dQOut[offset + 0] = PackHalf2(dq0_2 * a.Scale, dq0_3 * a.Scale);
+                dQOut[offset + 4] = PackHalf2(dq1_2 * a.Scale, dq1_3 * a.Scale);
+                dQOut[offset + 8] = PackHalf2(dq2_2 * a.Scale, dq2_3 * a.Scale);
+                dQOut[offset + 12] = PackHalf2(dq3_2 * a.Scale, dq3_3 * a.Scale);
+                dQOut[offset + 16] = PackHalf2(dq4_2 * a.Scale, dq4_3 * a.Scale);
+                dQOut[offset + 20] = PackHalf2(dq5_2 * a.Scale, dq5_3 * a.Scale);
+                dQOut[offset + 24] = PackHalf2(dq6_2 * a.Scale, dq6_3 * a.Scale);
+                dQOut[offset + 28] = PackHalf2(dq7_2 * a.Scale, dq7_3 * a.Scale);
             }
         }
     }

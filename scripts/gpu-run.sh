@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, from the folder scripts/publish-gpu.sh made: one call does every step named.
-#   gpu-run.sh [ptx] [conformance] [bench] [dump]     (FILTER=S narrows conformance and ptx to matching variants;
+#   gpu-run.sh [ptx] [conformance] [bench] [tutorial] [dump]     (FILTER=S narrows conformance and ptx to matching variants;
 #                                                      BENCH_ARGS adds options to 'bench', e.g. "--throughput --bdn")
 # Logs go to $OUT (the device tool brings them back); the exit status is non-zero when conformance misses.
 set -uo pipefail
@@ -30,6 +30,9 @@ for step in "$@"; do
       "$bin" bench --out "$out" ${BENCH_ARGS:-} 2>&1 | tee "$out/bench.log"
       python3 "$here/attention_torch.py" bench --out "$out" 2>&1 | tee -a "$out/bench.log"
       python3 "$here/attention_torch.py" table --out "$out" 2>&1 | tee "$out/table.md" ;;
+    tutorial)
+      "$bin" tutorial 2>&1 | tee "$out/tutorial.log"
+      status=$((status | PIPESTATUS[0])) ;;
     dump)
       "$bin" --dump /tmp/dump 2>&1 | tail -1
       python3 "$here/attention_torch.py" check /tmp/dump/dump.safetensors 2>&1 | tee "$out/dump.log"

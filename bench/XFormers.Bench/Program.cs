@@ -9,7 +9,6 @@ using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 using XFormers.Dsl;
-
 using XFormers.Training;
 
 namespace XFormers.Bench
@@ -18,7 +17,8 @@ namespace XFormers.Bench
     /// xformers-bench: the GPU harness. <c>conformance [--filter S]</c> checks every stock variant and exits non-zero on
     /// a miss; <c>bench [--out DIR] [--seed] [--throughput] [--only S,…] [--bdn]</c> times (--only keeps the throughput cases whose
     /// "name/dtype" contains one of the substrings); <c>--dump DIR</c> writes a case as
-    /// .safetensors; <c>ptx DIR [--filter S]</c> writes the PTX of the selected variants' kernels (no GPU needed).
+    /// .safetensors; <c>ptx DIR [--filter S]</c> writes the PTX of the selected variants' kernels (no GPU needed);
+    /// <c>tutorial</c> runs the main sample (samples/XFormers.Tutorial) on this machine's accelerator.
     /// </summary>
     public static class Program
     {
@@ -48,10 +48,13 @@ namespace XFormers.Bench
                     if (Flag("--bdn"))
                         Benchmarks.RunBenchmarkDotNet(outDir);
                     break;
+                case "tutorial":
+                    new XFormers.Tutorial.Tutorial(context, Spectre.Console.AnsiConsole.Console).RunAll();
+                    break;
                 case "--dump":
                     break;
                 default:
-                    Console.WriteLine("usage: xformers-bench conformance [--filter S] | bench [--out DIR] [--seed] [--throughput] [--only S,...] [--bdn] | --dump DIR | ptx DIR [--filter S]");
+                    Console.WriteLine("usage: xformers-bench conformance [--filter S] | bench [--out DIR] [--seed] [--throughput] [--only S,...] [--bdn] | tutorial | --dump DIR | ptx DIR [--filter S]");
                     return 2;
             }
             return failures == 0 ? 0 : 1;
@@ -90,23 +93,24 @@ namespace XFormers.Bench
             Directory.CreateDirectory(dir);
             using var context = Context.Create(b => b.Cuda().Optimize(OptimizationLevel.O2).Inlining(InliningMode.Aggressive).EnableAlgorithms());
             using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
-            foreach (var kernel in AttentionRegistry.Variants.Where(k => filter is null || k.Variant.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)))
-            {
-                var methods = kernel switch
+            var jobs = AttentionRegistry.Variants
+                .Where(k => filter is null || k.Variant.Name.Contains(filter, StringComparison.OrdinalIgnoreCase))
+                .SelectMany(kernel => (kernel switch
                 {
                     AttentionKernel<float> f => f.KernelMethods(),
                     AttentionKernel<ILGPU.Half> h => h.KernelMethods(),
                     AttentionKernel<BFloat16> b => b.KernelMethods(),
                     _ => Enumerable.Empty<(string, System.Reflection.MethodInfo)>(),
-                };
-                foreach (var (name, method) in methods)
-                {
-                    var compiled = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(method), KernelSpecialization.Empty);
-                    string file = Path.Combine(dir, $"{kernel.Variant.Name.Split('.').Last()}.{name}.ptx");
-                    File.WriteAllText(file, compiled.PTXAssembly);
-                    Console.WriteLine($"{file}: {compiled.PTXAssembly.Length} chars");
-                }
-            }
+                }).Select(m => (Variant: kernel.Variant.Name.Split('.').Last(), m.Item1, m.Item2)))
+                .ToArray();
+            // ILGPU's compiler is thread-safe: the kernels compile in parallel, one core each.
+            System.Threading.Tasks.Parallel.ForEach(jobs, job =>
+            {
+                var compiled = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(job.Item3), KernelSpecialization.Empty);
+                string file = Path.Combine(dir, $"{job.Variant}.{job.Item2}.ptx");
+                File.WriteAllText(file, compiled.PTXAssembly);
+                Console.WriteLine($"{file}: {compiled.PTXAssembly.Length} chars");
+            });
             return 0;
         }
     }

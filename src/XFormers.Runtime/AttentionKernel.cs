@@ -26,6 +26,9 @@ namespace XFormers
         /// <summary>The assembly that declared the variant (its generated kernels live there).</summary>
         public abstract System.Reflection.Assembly DeclaringAssembly { get; }
 
+        /// <summary>Compiles every kernel this variant would launch on <paramref name="accelerator"/> now instead of on first use.</summary>
+        public abstract void Prepare(Accelerator accelerator);
+
         /// <summary>Whether this variant can run on the given context's accelerator.</summary>
         public virtual bool CanRunOn(XFormersContext context) =>
             context.Accelerator.MaxNumThreadsPerGroup >= Math.Max(Variant.BlockM, Variant.BlockN)
@@ -169,6 +172,31 @@ namespace XFormers
             LaunchObserver?.Invoke("dK/dV");
             Launcher(accelerator, backwardQ)(rows, args);
             LaunchObserver?.Invoke("dQ");
+        }
+
+        /// <summary>
+        /// Compiles, now, every kernel this variant would launch on <paramref name="accelerator"/> (otherwise each compiles
+        /// on first use), so a first timed call measures the kernel rather than its JIT compilation.
+        /// </summary>
+        public override void Prepare(Accelerator accelerator)
+        {
+            ArgumentNullException.ThrowIfNull(accelerator);
+            if (UsesTensorCores(accelerator))
+                Launcher(accelerator, tensorCore!.Forward);
+            else
+                Launcher(accelerator, forward);
+            if (UsesTensorCoreBackward(accelerator))
+            {
+                Launcher(accelerator, tensorCore!.BackwardDelta!);
+                Launcher(accelerator, tensorCore.BackwardKv!);
+                Launcher(accelerator, tensorCore.BackwardQ!);
+            }
+            else if (backwardDelta is not null && backwardKv is not null && backwardQ is not null)
+            {
+                Launcher(accelerator, backwardDelta);
+                Launcher(accelerator, backwardKv);
+                Launcher(accelerator, backwardQ);
+            }
         }
 
         /// <summary>Compiles a kernel (once per accelerator, on first use) and returns its launcher.</summary>

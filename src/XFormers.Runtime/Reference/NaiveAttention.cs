@@ -94,42 +94,12 @@ namespace XFormers.Reference
             where T : unmanaged
         {
             if (typeof(T) == typeof(float))
-                return (IRunner<T>)(object)Runner<float, FloatOps>.Instance;
+                return (IRunner<T>)(object)Runner<float, FloatConvert>.Instance;
             if (typeof(T) == typeof(Half))
-                return (IRunner<T>)(object)Runner<Half, HalfOps>.Instance;
+                return (IRunner<T>)(object)Runner<Half, HalfConvert>.Instance;
             if (typeof(T) == typeof(BFloat16))
-                return (IRunner<T>)(object)Runner<BFloat16, BFloat16Ops>.Instance;
+                return (IRunner<T>)(object)Runner<BFloat16, BFloat16Convert>.Instance;
             throw new NotSupportedException($"Element type {typeof(T).Name} is not supported; use float, ILGPU.Half or XFormers.BFloat16.");
-        }
-
-        /// <summary>Widening and narrowing of one element type, as a struct so kernels specialize on it.</summary>
-        public interface IElementOps<T>
-            where T : unmanaged
-        {
-            float ToFloat(T value);
-
-            T FromFloat(float value);
-        }
-
-        public readonly struct FloatOps : IElementOps<float>
-        {
-            public float ToFloat(float value) => value;
-
-            public float FromFloat(float value) => value;
-        }
-
-        public readonly struct HalfOps : IElementOps<Half>
-        {
-            public float ToFloat(Half value) => ElementMath.ToFloat(value);
-
-            public Half FromFloat(float value) => ElementMath.ToHalf(value);
-        }
-
-        public readonly struct BFloat16Ops : IElementOps<BFloat16>
-        {
-            public float ToFloat(BFloat16 value) => ElementMath.ToFloat(value);
-
-            public BFloat16 FromFloat(float value) => ElementMath.ToBFloat16(value);
         }
 
         /// <summary>The attention arguments plus the materialized score and probability matrices [B, Hq, Mq, Mkv].</summary>
@@ -157,11 +127,11 @@ namespace XFormers.Reference
         }
 
         /// <summary>The kernels for one element type; each thread computes one stored element (or one row for the softmax).</summary>
-        private sealed class Runner<T, TOps> : IRunner<T>
+        private sealed class Runner<T, TConvert> : IRunner<T>
             where T : unmanaged
-            where TOps : struct, IElementOps<T>
+            where TConvert : struct, IElementConvert<T>
         {
-            public static readonly Runner<T, TOps> Instance = new();
+            public static readonly Runner<T, TConvert> Instance = new();
 
             private readonly System.Collections.Concurrent.ConcurrentDictionary<Accelerator, Loaded> loaded = new();
 
@@ -252,7 +222,7 @@ namespace XFormers.Reference
             private static float BiasAt(in NaiveArgs<T> n, int b, int h, int i, int j)
             {
                 if (n.Bias == (int)BiasKind.Tensor)
-                    return default(TOps).ToFloat(n.A.Bias[b * n.A.BiasStrideB + h * n.A.BiasStrideH + i * n.A.BiasStrideM + j * n.A.BiasStrideN]);
+                    return default(TConvert).ToFloat(n.A.Bias[b * n.A.BiasStrideB + h * n.A.BiasStrideH + i * n.A.BiasStrideM + j * n.A.BiasStrideN]);
                 if (n.Bias == (int)BiasKind.Alibi)
                 {
                     int qi = i, kj = j;
@@ -285,10 +255,10 @@ namespace XFormers.Reference
                     long k = TokenOffset(b, j, a.Mkv, a.Hkv, h / a.GroupSize, headDim);
                     float dot = 0f;
                     for (int d = 0; d < headDim; d++)
-                        dot += default(TOps).ToFloat(a.Q[q + d]) * default(TOps).ToFloat(a.K[k + d]);
+                        dot += default(TConvert).ToFloat(a.Q[q + d]) * default(TConvert).ToFloat(a.K[k + d]);
                     score = dot * a.Scale + BiasAt(n, b, h, i, j);
                 }
-                n.S[(long)row * a.Mkv + j] = default(TOps).FromFloat(score);
+                n.S[(long)row * a.Mkv + j] = default(TConvert).FromFloat(score);
             }
 
             /// <summary>P = softmax of each row of S (as stored); Lse = max + log Σ exp(S − max). A row with no finite score gets P = 0, Lse = −∞.</summary>
@@ -298,18 +268,18 @@ namespace XFormers.Reference
                 long start = (long)(int)row * mkv;
                 float max = float.NegativeInfinity;
                 for (int j = 0; j < mkv; j++)
-                    max = System.Math.Max(max, default(TOps).ToFloat(n.S[start + j]));
+                    max = System.Math.Max(max, default(TConvert).ToFloat(n.S[start + j]));
                 float sum = 0f;
                 if (max != float.NegativeInfinity)
                 {
                     for (int j = 0; j < mkv; j++)
-                        sum += System.MathF.Exp(default(TOps).ToFloat(n.S[start + j]) - max);
+                        sum += System.MathF.Exp(default(TConvert).ToFloat(n.S[start + j]) - max);
                 }
                 float inverse = sum > 0f ? 1f / sum : 0f;
                 for (int j = 0; j < mkv; j++)
                 {
-                    float e = sum > 0f ? System.MathF.Exp(default(TOps).ToFloat(n.S[start + j]) - max) : 0f;
-                    n.P[start + j] = default(TOps).FromFloat(e * inverse);
+                    float e = sum > 0f ? System.MathF.Exp(default(TConvert).ToFloat(n.S[start + j]) - max) : 0f;
+                    n.P[start + j] = default(TConvert).FromFloat(e * inverse);
                 }
                 n.A.Lse[row] = sum > 0f ? max + System.MathF.Log(sum) : float.NegativeInfinity;
             }
@@ -324,8 +294,8 @@ namespace XFormers.Reference
                 long p = ((long)(b * a.Hq + h) * a.Mq + i) * a.Mkv;
                 float acc = 0f;
                 for (int j = 0; j < a.Mkv; j++)
-                    acc += default(TOps).ToFloat(n.P[p + j]) * default(TOps).ToFloat(a.V[TokenOffset(b, j, a.Mkv, a.Hkv, h / a.GroupSize, headDim) + d]);
-                a.O[TokenOffset(b, i, a.Mq, a.Hq, h, headDim) + d] = default(TOps).FromFloat(acc);
+                    acc += default(TConvert).ToFloat(n.P[p + j]) * default(TConvert).ToFloat(a.V[TokenOffset(b, j, a.Mkv, a.Hkv, h / a.GroupSize, headDim) + d]);
+                a.O[TokenOffset(b, i, a.Mq, a.Hq, h, headDim) + d] = default(TConvert).FromFloat(acc);
             }
 
             /// <summary>dP_ij = dO_i · v_j, stored in the S buffer (S is no longer needed). Index: see ScoreGrid.</summary>
@@ -340,8 +310,8 @@ namespace XFormers.Reference
                 long v = TokenOffset(b, j, a.Mkv, a.Hkv, h / a.GroupSize, headDim);
                 float dot = 0f;
                 for (int d = 0; d < headDim; d++)
-                    dot += default(TOps).ToFloat(a.dO[o + d]) * default(TOps).ToFloat(a.V[v + d]);
-                n.S[(long)row * a.Mkv + j] = default(TOps).FromFloat(dot);
+                    dot += default(TConvert).ToFloat(a.dO[o + d]) * default(TConvert).ToFloat(a.V[v + d]);
+                n.S[(long)row * a.Mkv + j] = default(TConvert).FromFloat(dot);
             }
 
             /// <summary>dS_ij = P_ij (dP_ij − Σ_k P_ik dP_ik), over dP in the S buffer; dBias = dS when asked for.</summary>
@@ -351,12 +321,12 @@ namespace XFormers.Reference
                 long start = (long)(int)row * mkv;
                 float rowDot = 0f;
                 for (int j = 0; j < mkv; j++)
-                    rowDot += default(TOps).ToFloat(n.P[start + j]) * default(TOps).ToFloat(n.S[start + j]);
+                    rowDot += default(TConvert).ToFloat(n.P[start + j]) * default(TConvert).ToFloat(n.S[start + j]);
                 bool writeBias = n.A.dBias.Length > 0;
                 for (int j = 0; j < mkv; j++)
                 {
-                    float dS = default(TOps).ToFloat(n.P[start + j]) * (default(TOps).ToFloat(n.S[start + j]) - rowDot);
-                    var stored = default(TOps).FromFloat(dS);
+                    float dS = default(TConvert).ToFloat(n.P[start + j]) * (default(TConvert).ToFloat(n.S[start + j]) - rowDot);
+                    var stored = default(TConvert).FromFloat(dS);
                     n.S[start + j] = stored;
                     if (writeBias)
                         n.A.dBias[start + j] = stored;
@@ -373,8 +343,8 @@ namespace XFormers.Reference
                 long s = ((long)(b * a.Hq + h) * a.Mq + i) * a.Mkv;
                 float acc = 0f;
                 for (int j = 0; j < a.Mkv; j++)
-                    acc += default(TOps).ToFloat(n.S[s + j]) * default(TOps).ToFloat(a.K[TokenOffset(b, j, a.Mkv, a.Hkv, h / a.GroupSize, headDim) + d]);
-                a.dQ[TokenOffset(b, i, a.Mq, a.Hq, h, headDim) + d] = default(TOps).FromFloat(acc * a.Scale);
+                    acc += default(TConvert).ToFloat(n.S[s + j]) * default(TConvert).ToFloat(a.K[TokenOffset(b, j, a.Mkv, a.Hkv, h / a.GroupSize, headDim) + d]);
+                a.dQ[TokenOffset(b, i, a.Mq, a.Hq, h, headDim) + d] = default(TConvert).FromFloat(acc * a.Scale);
             }
 
             /// <summary>dK_jd = scale · Σ_h Σ_i dS_ij q_id and dV_jd = Σ_h Σ_i P_ij dO_id over the query heads of KV head hk. Index: ((hk, d), (b, j)).</summary>
@@ -392,13 +362,13 @@ namespace XFormers.Reference
                     for (int i = 0; i < a.Mq; i++)
                     {
                         long q = TokenOffset(b, i, a.Mq, a.Hq, h, headDim) + d;
-                        dk += default(TOps).ToFloat(n.S[s + (long)i * a.Mkv]) * default(TOps).ToFloat(a.Q[q]);
-                        dv += default(TOps).ToFloat(n.P[s + (long)i * a.Mkv]) * default(TOps).ToFloat(a.dO[q]);
+                        dk += default(TConvert).ToFloat(n.S[s + (long)i * a.Mkv]) * default(TConvert).ToFloat(a.Q[q]);
+                        dv += default(TConvert).ToFloat(n.P[s + (long)i * a.Mkv]) * default(TConvert).ToFloat(a.dO[q]);
                     }
                 }
                 long kv = TokenOffset(b, j, a.Mkv, a.Hkv, hk, headDim) + d;
-                a.dK[kv] = default(TOps).FromFloat(dk * a.Scale);
-                a.dV[kv] = default(TOps).FromFloat(dv);
+                a.dK[kv] = default(TConvert).FromFloat(dk * a.Scale);
+                a.dV[kv] = default(TConvert).FromFloat(dv);
             }
         }
     }

@@ -1,6 +1,7 @@
 using System;
 using ILGPU;
 using ILGPU.Runtime;
+using XFormers.Kernels;
 
 namespace XFormers.Training
 {

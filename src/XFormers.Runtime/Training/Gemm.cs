@@ -6,6 +6,7 @@ using System.Threading.Tasks;
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
+using XFormers.Kernels;
 using Half = ILGPU.Half;
 
 namespace XFormers.Training

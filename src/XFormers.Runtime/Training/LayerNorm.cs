@@ -1,5 +1,6 @@
 using System;
 using ILGPU;
+using XFormers.Kernels;
 
 namespace XFormers.Training
 {

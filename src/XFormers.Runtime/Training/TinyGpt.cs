@@ -4,6 +4,7 @@ using System.Linq;
 using ILGPU;
 using ILGPU.Runtime;
 using XFormers.Dsl;
+using XFormers.Kernels;
 using Half = ILGPU.Half;
 
 namespace XFormers.Training

@@ -1,3 +1,4 @@
+using XFormers.Kernels;
 using XFormers.Training;
 
 namespace XFormers.Tests.Training;
@@ -16,7 +17,7 @@ public sealed class HalfConvertTests
             if (float.IsNaN(value))
                 continue;
             var expected = BitConverter.HalfToUInt16Bits((System.Half)value);
-            HalfConvert.RoundToHalfBits(value).ShouldBe(expected, $"{value:R}");
+            ElementMath.RoundToHalfBits(value).ShouldBe(expected, $"{value:R}");
             float back = (float)default(HalfConvert).FromFloat(value);
             back.ShouldBe((float)(System.Half)value, $"{value:R}");
         }

@@ -1,4 +1,5 @@
 using ILGPU;
+using XFormers.Kernels;
 using XFormers.Training;
 using static XFormers.Tests.Training.TrainingTestUtil;
 

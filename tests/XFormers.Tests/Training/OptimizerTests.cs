@@ -1,4 +1,5 @@
 using XFormers.Dsl;
+using XFormers.Kernels;
 using XFormers.Training;
 using static XFormers.Tests.Training.TrainingTestUtil;
 

@@ -1,5 +1,6 @@
 using System.IO;
 using XFormers.Dsl;
+using XFormers.Kernels;
 using XFormers.Training;
 
 namespace XFormers.Tests.Training;

@@ -5,6 +5,7 @@ using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
+using XFormers.Kernels;
 using XFormers.Training;
 
 namespace XFormers.Tests.Training;

@@ -1,9 +1,8 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
-using XFormers.Kernels;
 using Half = ILGPU.Half;
 
-namespace XFormers.Training
+namespace XFormers.Kernels
 {
     /// <summary>
     /// Widening to float and narrowing back for one element type, as a struct type parameter so a kernel
@@ -37,13 +36,7 @@ namespace XFormers.Training
         public float ToFloat(Half value) => (float)value;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public Half FromFloat(float value) => (Half)HalfBitsToFloat(RoundToHalfBits(value));
-
-        /// <summary>The float with the value of these binary16 bits (see <see cref="ElementMath.HalfBitsToFloat"/>).</summary>
-        public static float HalfBitsToFloat(ushort half) => ElementMath.HalfBitsToFloat(half);
-
-        /// <summary>IEEE binary16 bits of <paramref name="value"/>, round to nearest even (see <see cref="ElementMath.RoundToHalfBits"/>).</summary>
-        public static ushort RoundToHalfBits(float value) => ElementMath.RoundToHalfBits(value);
+        public Half FromFloat(float value) => (Half)ElementMath.HalfBitsToFloat(ElementMath.RoundToHalfBits(value));
     }
 
     public struct BFloat16Convert : IElementConvert<BFloat16>

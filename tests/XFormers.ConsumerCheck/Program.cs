@@ -18,7 +18,7 @@ foreach (var kernel in AttentionRegistry.Variants.Where(k => k.DeclaringAssembly
         DType.Float16 => Check.Run<Half>(context, kernel),
         _ => Check.Run<BFloat16>(context, kernel),
     };
-    double tolerance = v.DType == DType.Float32 ? 1e-5 : (4 + Math.Sqrt(v.HeadDim)) * ElementType.UnitRoundoff(v.DType);
+    double tolerance = ReferenceAttention.Tolerance(v.DType, v.HeadDim);
     bool ok = error <= tolerance;
     failures += ok ? 0 : 1;
     Console.WriteLine($"{(ok ? "ok  " : "FAIL")} {v.Name,-45} {v.Mask,-21} {v.Bias,-6} {v.DType,-8} max error {error:E2} (tolerance {tolerance:E1})");

@@ -27,14 +27,8 @@ public sealed record AttentionErrors(double Output, double Lse, double Query, do
 
 public static class AttentionCheck
 {
-    /// <summary>
-    /// Tolerance on errors scaled by max(1, ‖ref‖∞). float32: 1e-5. float16 and bfloat16: (4 + √K)·u, with u the
-    /// unit roundoff (2^-11 and 2^-8). Inputs are rounded to the dtype before the reference sees them, so what
-    /// remains is the rounding of each output (½ ulp) and, in the gradients, the rounding of O inside
-    /// D = rowsum(dO ∘ O), a sum of K products whose error grows like √K.
-    /// </summary>
-    public static double Tolerance(DType dtype, int headDim = 64) =>
-        dtype == DType.Float32 ? 1e-5 : (4 + Math.Sqrt(headDim)) * ElementType.UnitRoundoff(dtype);
+    /// <summary>The bound on scaled errors against the fp64 reference (see <see cref="ReferenceAttention.Tolerance"/>).</summary>
+    public static double Tolerance(DType dtype, int headDim = 64) => ReferenceAttention.Tolerance(dtype, headDim);
 
     public static AttentionErrors Run<T>(XFormersContext context, AttentionCase c, bool backward = true, AttentionKernel? kernel = null, bool naive = false)
         where T : unmanaged

@@ -226,6 +226,15 @@ namespace XFormers.Reference
         }
 
         /// <summary>
+        /// The bound on <see cref="ScaledError"/> for kernel outputs against this reference. float32: 1e-5. float16 and
+        /// bfloat16: (4 + √K)·u, with u the unit roundoff (2^-11 and 2^-8). Inputs are rounded to the dtype before the
+        /// reference sees them, so what remains is the rounding of each output (½ ulp) and, in the gradients, the
+        /// rounding of O inside D = rowsum(dO ∘ O), a sum of K products whose error grows like √K.
+        /// </summary>
+        public static double Tolerance(DType dtype, int headDim = 64) =>
+            dtype == DType.Float32 ? 1e-5 : (4 + Math.Sqrt(headDim)) * ElementType.UnitRoundoff(dtype);
+
+        /// <summary>
         /// max |actual − expected| / max(1, ‖expected‖∞), the error measure every check here uses; an infinity must
         /// be matched exactly, and a NaN, or a length mismatch, is an infinite error.
         /// </summary>

@@ -13,29 +13,23 @@ namespace XFormers
     public static class AttentionRegistry
     {
         private static readonly object Gate = new();
-        private static readonly List<AttentionKernel> Kernels = new();
+
+        // Replaced whole on each registration, so lookups read it without a lock or a copy.
+        private static volatile AttentionKernel[] kernels = Array.Empty<AttentionKernel>();
 
         /// <summary>Adds a variant; a later registration of the same name replaces the earlier one.</summary>
         public static void Register(AttentionKernel kernel)
         {
             ArgumentNullException.ThrowIfNull(kernel);
             lock (Gate)
-            {
-                Kernels.RemoveAll(k => k.Variant.Name == kernel.Variant.Name);
-                Kernels.Add(kernel);
-            }
+                kernels = kernels.Where(k => k.Variant.Name != kernel.Variant.Name).Append(kernel).ToArray();
         }
 
-        /// <summary>Every registered variant, in registration order.</summary>
-        public static IReadOnlyList<AttentionKernel> Variants
-        {
-            get
-            {
-                EnsureStockVariants();
-                lock (Gate)
-                    return Kernels.ToArray();
-            }
-        }
+        /// <summary>
+        /// Every registered variant, in registration order. The runtime's stock variants are here from the start: its
+        /// module initializer registers them before any of its code runs.
+        /// </summary>
+        public static IReadOnlyList<AttentionKernel> Variants => kernels;
 
         /// <summary>
         /// The best variant for a problem, or null. A variant with the problem's grouping fixed at build
@@ -83,8 +77,5 @@ namespace XFormers
                 return false;
             return true;
         }
-
-        /// <summary>The runtime's own variants register when its module loads; touching this type guarantees that.</summary>
-        private static void EnsureStockVariants() => StockVariants.EnsureRegistered();
     }
 }

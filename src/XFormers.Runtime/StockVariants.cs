@@ -10,14 +10,6 @@ namespace XFormers;
 /// </summary>
 internal static partial class StockVariants
 {
-    /// <summary>Head dims with a stock variant.</summary>
-    public static readonly int[] HeadDims = { 16, 32, 64, 128 };
-
-    /// <summary>Runs nothing: registration happens in the module initializer, which has run once this type is reachable.</summary>
-    public static void EnsureRegistered()
-    {
-    }
-
     // Float32
     [Attention(Mask = MaskKind.None, Bias = BiasKind.None, HeadDim = 16, DType = DType.Float32)]
     internal static partial AttentionKernel None_None_F32_16();

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, from the folder scripts/publish-gpu.sh made: one call does every step named.
-#   gpu-run.sh [ptx] [conformance] [bench] [tutorial] [dump]     (FILTER=S narrows conformance and ptx to matching variants;
+#   gpu-run.sh [ptx] [conformance] [bench] [tutorial] [dump]   (FILTER=S,... narrows conformance and ptx to
+#                                                      variants whose names contain one of the substrings;
 #                                                      BENCH_ARGS adds options to 'bench', e.g. "--throughput --bdn")
 # Logs go to $OUT (the device tool brings them back); the exit status is non-zero when conformance misses.
 set -uo pipefail
@@ -16,16 +17,25 @@ for step in "$@"; do
     ptx)
       # ILGPU's PTX for sm_90 → ptxas resource usage (registers, stack, spills) and the tensor-core instructions in SASS.
       "$bin" ptx /tmp/ptx ${FILTER:+--filter "$FILTER"} > /dev/null
-      for f in /tmp/ptx/*.ptx; do
-        name=$(basename "$f" .ptx)
-        usage=$(ptxas -arch=sm_90 -v "$f" -o "/tmp/ptx/$name.cubin" 2>&1 | grep -E "registers|spill" | tr -s ' \n' ' ')
+      ls /tmp/ptx/*.ptx | xargs -P "$(nproc)" -I{} bash -c '
+        f={}; name=$(basename "$f" .ptx)
+        usage=$(ptxas -arch=sm_90 -v "$f" -o "/tmp/ptx/$name.cubin" 2>&1 | grep -E "registers|spill|error" | tr -s " \n" " ")
         hmma=$(cuobjdump -sass "/tmp/ptx/$name.cubin" 2>/dev/null | grep -c HMMA)
+        ldsm=$(cuobjdump -sass "/tmp/ptx/$name.cubin" 2>/dev/null | grep -c LDSM)
         ldl=$(cuobjdump -sass "/tmp/ptx/$name.cubin" 2>/dev/null | grep -cE "LDL|STL")
-        echo "$name: HMMA $hmma, LDL/STL $ldl; $usage"
-      done | tee "$out/ptx.log" ;;
+        echo "$name: HMMA $hmma, LDSM $ldsm, LDL/STL $ldl; $usage"' | sort | tee "$out/ptx.log" ;;
     conformance)
-      "$bin" conformance ${FILTER:+--filter "$FILTER"} 2>&1 | tee "$out/conformance.log"
-      status=$((status | PIPESTATUS[0])) ;;
+      # Compiling a variant (ILGPU, then the driver's JIT: 5-17 s a 16-bit variant) dominates, and one process compiles one
+      # kernel at a time: SHARDS processes (default 12) each check every SHARDS-th variant.
+      n=${SHARDS:-12}
+      for i in $(seq 0 $((n - 1))); do "$bin" conformance ${FILTER:+--filter "$FILTER"} --shard "$i/$n" > "/tmp/conformance-$i.log" 2>&1 & done
+      wait
+      cat /tmp/conformance-*.log | grep -E '^(PASS|FAIL)' | sort -k2 > "$out/conformance.log"
+      grep -h '^conformance:.*passed' /tmp/conformance-*.log >> "$out/conformance.log"
+      passed=$(grep -c '^PASS' "$out/conformance.log"); failed=$(grep -c '^FAIL' "$out/conformance.log")
+      echo "conformance: $passed passed, $failed failed ($n processes)" | tee -a "$out/conformance.log"
+      grep '^FAIL' "$out/conformance.log"
+      [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ] || status=1 ;;
     bench)
       "$bin" bench --out "$out" ${BENCH_ARGS:-} 2>&1 | tee "$out/bench.log"
       python3 "$here/attention_torch.py" bench --out "$out" 2>&1 | tee -a "$out/bench.log"

@@ -22,11 +22,15 @@ namespace XFormers.Bench
                 $"O {O:0.0e+0} Lse {Lse:0.0e+0} dQ {dQ:0.0e+0} dK {dK:0.0e+0} dV {dV:0.0e+0}" + (dBias > 0 ? $" dB {dBias:0.0e+0}" : "");
         }
 
-        public static int Run(XFormersContext context, string? filter)
+        public static int Run(XFormersContext context, string? filter, string? shard = null)
         {
+            var parts = (shard ?? "0/1").Split('/');
+            int index = int.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture);
+            int count = int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture);
             var variants = AttentionRegistry.Variants
                 .Where(k => k.Variant.Name.StartsWith("XFormers.StockVariants.", StringComparison.Ordinal))
-                .Where(k => filter is null || k.Variant.Name.Contains(filter, StringComparison.OrdinalIgnoreCase))
+                .Where(k => Program.Matches(k.Variant.Name, filter))
+                .Where((_, i) => i % count == index)
                 .ToArray();
             Console.WriteLine($"conformance: {variants.Length} stock variants on {context.Description}");
             int failures = 0;

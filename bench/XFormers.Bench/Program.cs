@@ -14,7 +14,7 @@ using XFormers.Training;
 namespace XFormers.Bench
 {
     /// <summary>
-    /// xformers-bench: the GPU harness. <c>conformance [--filter S]</c> checks every stock variant and exits non-zero on
+    /// xformers-bench: the GPU harness (filters S: comma-separated substrings of variant names). <c>conformance [--filter S] [--shard i/n]</c> checks every stock variant (or every n-th from the i-th) and exits non-zero on
     /// a miss; <c>bench [--out DIR] [--seed] [--throughput] [--only S,…] [--bdn]</c> times (--only keeps the throughput cases whose
     /// "name/dtype" contains one of the substrings); <c>--dump DIR</c> writes a case as
     /// .safetensors; <c>ptx DIR [--filter S]</c> writes the PTX of the selected variants' kernels (no GPU needed);
@@ -38,7 +38,7 @@ namespace XFormers.Bench
             switch (command)
             {
                 case "conformance":
-                    failures = Conformance.Run(context, Option("--filter"));
+                    failures = Conformance.Run(context, Option("--filter"), Option("--shard"));
                     break;
                 case "bench":
                     string outDir = Option("--out") ?? "bench-out";
@@ -54,7 +54,7 @@ namespace XFormers.Bench
                 case "--dump":
                     break;
                 default:
-                    Console.WriteLine("usage: xformers-bench conformance [--filter S] | bench [--out DIR] [--seed] [--throughput] [--only S,...] [--bdn] | tutorial | --dump DIR | ptx DIR [--filter S]");
+                    Console.WriteLine("usage: xformers-bench conformance [--filter S] [--shard i/n] | bench [--out DIR] [--seed] [--throughput] [--only S,...] [--bdn] | tutorial | --dump DIR | ptx DIR [--filter S]");
                     return 2;
             }
             return failures == 0 ? 0 : 1;
@@ -87,6 +87,10 @@ namespace XFormers.Bench
             Console.WriteLine($"dump: {c} causal + tensor bias fp16 → {path}");
         }
 
+        /// <summary>Whether a variant's name contains one of the comma-separated substrings of <paramref name="filter"/> (null: all).</summary>
+        internal static bool Matches(string name, string? filter) =>
+            filter is null || filter.Split(',').Any(part => name.Contains(part, StringComparison.OrdinalIgnoreCase));
+
         /// <summary>Compiles the selected variants' kernels for sm_90 with ILGPU's PTX backend and writes one .ptx file per kernel.</summary>
         private static int WritePtx(string dir, string? filter)
         {
@@ -94,7 +98,7 @@ namespace XFormers.Bench
             using var context = Context.Create(b => b.Cuda().Optimize(OptimizationLevel.O2).Inlining(InliningMode.Aggressive).EnableAlgorithms());
             using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
             var jobs = AttentionRegistry.Variants
-                .Where(k => filter is null || k.Variant.Name.Contains(filter, StringComparison.OrdinalIgnoreCase))
+                .Where(k => Matches(k.Variant.Name, filter))
                 .SelectMany(kernel => (kernel switch
                 {
                     AttentionKernel<float> f => f.KernelMethods(),

@@ -176,8 +176,8 @@ namespace XFormers.Generators
                 if (diagnostics.Count > 0)
                     return new Result<VariantModel>(null, new EquatableArray<DiagnosticInfo>(diagnostics));
 
-                // Tensor cores take 16-bit inputs in k-steps of 16: fp16/bf16 with HeadDim % 16 == 0. The padded K and Vᵀ tiles
-                // stay under the 48 KB of static shared memory up to HeadDim 128 (64 · 136 · 2 B + 128 · 72 · 2 B + 3 KB = 38 KB).
+                // Tensor cores take 16-bit inputs in k-steps of 16: fp16/bf16 with HeadDim % 16 == 0. The padded K and V tiles
+                // stay under 48 KB of shared memory up to HeadDim 128 (2 · 64 · 136 · 2 B + 128 B + 3 KB = 38 KB).
                 bool tensorCore = dtype != 0 && headDim % 16 == 0 && TensorCoreShared(headDim) <= SharedMemoryBudget;
                 // The tensor-core backward's tiles (see TensorCoreBackwardKvShared and TensorCoreBackwardQShared for the bytes).
                 int tcBlockQ = TensorCoreBackwardBlockQ(headDim), tcBlockKv = TensorCoreBackwardBlockKv(headDim);
@@ -229,6 +229,7 @@ namespace XFormers.Generators
                     TcSTileLast = TensorCoreBlockN / 8 - 1,
                     TcSPairLast = TensorCoreBlockN / 16 - 1,
                     TcOTileLast = headDim / 8 - 1,
+                    TcStageLast = TensorCoreBlockN * headDim / 4 / (TensorCoreBlockM / 16 * 32) - 1,
                     TcBackward = tcBackward,
                     TcBwdBlockQ = tcBlockQ,
                     TcBwdQTileLast = tcBlockQ / 8 - 1,
@@ -248,9 +249,12 @@ namespace XFormers.Generators
                 return new Result<VariantModel>(model, EquatableArray<DiagnosticInfo>.Empty);
             }
 
-            /// <summary>The tensor-core forward's K tile (HeadDim + 8 halves a row), transposed V tile (BlockN + 8 halves a row) and exchange words.</summary>
+            /// <summary>
+            /// The tensor-core forward's dynamic K and V tiles (HeadDim + 8 halves a row; Q's BlockM rows pass through them first),
+            /// 128 bytes of alignment slack, and the static exchange words (TensorCore.liquid, TcForwardSharedBytes).
+            /// </summary>
             private static int TensorCoreShared(int headDim) =>
-                TensorCoreBlockN * (headDim + 8) * 2 + headDim * (TensorCoreBlockN + 8) * 2 + TensorCoreExchangeBytes;
+                Math.Max(TensorCoreBlockM, 2 * TensorCoreBlockN) * (headDim + 8) * 2 + 128 + TensorCoreExchangeBytes;
 
             /// <summary>
             /// Query rows per tile of the tensor-core dK/dV pass. Each thread holds dK and dV (HeadDim / 2 floats each), K and V
@@ -263,16 +267,15 @@ namespace XFormers.Generators
             private static int TensorCoreBackwardBlockKv(int headDim) => headDim <= 64 ? 64 : 32;
 
             /// <summary>
-            /// The dK/dV pass: Q and dO tiles row-major (HeadDim + 8 halves a row) and transposed (BlockQ + 8 halves a row), Lse and
-            /// D of the tile's rows, V row-major when its fragments do not stay in registers, and the CPU twins' exchange words.
+            /// The dK/dV pass: Q and dO tiles row-major (HeadDim + 8 halves a row), V's rows when its fragments do not stay in
+            /// registers, 128 bytes of alignment slack (dynamic), Lse and D of the tile's rows and the CPU twins' exchange words.
             /// </summary>
             private static int TensorCoreBackwardKvShared(int headDim, int blockQ, bool vInShared) =>
-                2 * (blockQ * (headDim + 8) * 2 + headDim * (blockQ + 8) * 2) + 2 * blockQ * sizeof(float)
-                + (vInShared ? TensorCoreBlockM * (headDim + 8) * 2 : 0) + TensorCoreExchangeBytes;
+                (2 * blockQ + (vInShared ? TensorCoreBlockM : 0)) * (headDim + 8) * 2 + 128 + 2 * blockQ * sizeof(float) + TensorCoreExchangeBytes;
 
-            /// <summary>The dQ pass: K and V tiles row-major, K transposed, and the exchange words.</summary>
+            /// <summary>The dQ pass: K and V tiles row-major, 128 bytes of alignment slack, and the exchange words.</summary>
             private static int TensorCoreBackwardQShared(int headDim, int blockKv) =>
-                2 * blockKv * (headDim + 8) * 2 + headDim * (blockKv + 8) * 2 + TensorCoreExchangeBytes;
+                2 * blockKv * (headDim + 8) * 2 + 128 + TensorCoreExchangeBytes;
 
             /// <summary>Six words a thread for the scalar twins' exchange (TensorCore.ExchangeWordsPerThread; unused on CUDA).</summary>
             private const int TensorCoreExchangeBytes = TensorCoreBlockM / 16 * 32 * 6 * 4;

@@ -137,7 +137,9 @@ namespace XFormers
             if (UsesTensorCores(accelerator))
             {
                 var tc = tensorCore!;
-                Launcher(accelerator, tc.Forward)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), new Index3D(tc.Threads, 1, 1)), args);
+                Launcher(accelerator, tc.Forward)(
+                    new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), new Index3D(tc.Threads, 1, 1), Dynamic(tc.ForwardSharedBytes)),
+                    args);
             }
             else
             {
@@ -156,9 +158,9 @@ namespace XFormers
                 var threads = new Index3D(tc.Threads, 1, 1);
                 Launcher(accelerator, tcDelta)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.DeltaRows), args.Hq, args.Batch), threads), args);
                 LaunchObserver?.Invoke("delta");
-                Launcher(accelerator, tcKv)(new KernelConfig(new Index3D(DivUp(args.Mkv, tc.BlockM), args.Hkv, args.Batch), threads), args);
+                Launcher(accelerator, tcKv)(new KernelConfig(new Index3D(DivUp(args.Mkv, tc.BlockM), args.Hkv, args.Batch), threads, Dynamic(tc.BackwardKvSharedBytes)), args);
                 LaunchObserver?.Invoke("dK/dV");
-                Launcher(accelerator, tcQ)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), threads), args);
+                Launcher(accelerator, tcQ)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), threads, Dynamic(tc.BackwardQSharedBytes)), args);
                 LaunchObserver?.Invoke("dQ");
                 return;
             }
@@ -198,6 +200,9 @@ namespace XFormers
                 Launcher(accelerator, backwardQ);
             }
         }
+
+        /// <summary>A tensor-core kernel's dynamic shared memory (its tiles; the kernels view it as 8-byte words).</summary>
+        private static SharedMemoryConfig Dynamic(int bytes) => SharedMemoryConfig.RequestDynamic<ulong>(bytes / sizeof(ulong));
 
         /// <summary>Compiles a kernel (once per accelerator, on first use) and returns its launcher.</summary>
         private Action<KernelConfig, AttentionArgs<T>> Launcher(Accelerator accelerator, Action<AttentionArgs<T>> kernel) =>

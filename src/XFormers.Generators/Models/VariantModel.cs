@@ -66,6 +66,8 @@ namespace XFormers.Generators.Models
         public int TcSPairLast { get; init; }
         /// <summary>Last index of the 8-column tiles of an output row (HeadDim / 8 − 1).</summary>
         public int TcOTileLast { get; init; }
+        /// <summary>Last index of the 8-byte words a thread stages of a TcBlockN-row K or V tile (TcBlockN · HeadDim / 4 / TcThreads − 1).</summary>
+        public int TcStageLast { get; init; }
         /// <summary>Whether the tensor-core backward (a dK/dV pass and a dQ pass) is emitted too: Backward = true.</summary>
         public bool TcBackward { get; init; }
         /// <summary>Query rows per shared-memory tile of the dK/dV pass (its groups own TcBlockM keys).</summary>

@@ -9,9 +9,12 @@ namespace XFormers.Kernels
     /// (<c>mma.sync.m16n8k16</c>, <c>ex2.approx</c>, <c>cvt.rn.f16x2</c>), each with a scalar twin that computes the same
     /// thing (the mma's through a shared exchange: the kernels pass it a few words of group shared memory), so the kernels
     /// also run (slowly) on ILGPU's CPU accelerator with 32-lane warps.
-    /// No <c>ldmatrix</c> or <c>cp.async</c>: both take a shared-memory address, and ILGPU 1.5.3 gives kernels no way to
-    /// turn an element's address into an integer (LoadEffectiveAddressAsPtr is host-only, Unsafe.AsPointer is not
-    /// supported, and a pointer-to-integer conversion crashes its IL frontend). Fragments come from 32-bit shared loads.
+    /// <c>ldmatrix</c> and <c>cp.async</c> take shared-memory addresses, which ILGPU 1.5.3 does not give kernels for their
+    /// views (LoadEffectiveAddressAsPtr is host-only, Unsafe.AsPointer is not supported). Its PTX backend does declare a
+    /// kernel's dynamic shared memory under one fixed name, <c>__dyn_shared_alloca</c> (PTXCodeGenerator), so inline PTX
+    /// reads that symbol's address (<see cref="DynamicSharedBase"/>) for ldmatrix. No cp.async: with one in a kernel, ptxas
+    /// keeps every <c>.local</c> variable in memory (the CudaAsm.EmitRef wrappers it otherwise promotes to registers; checked
+    /// with ptxas -v, 4–7 KB stack frames), so tiles are staged global → registers → shared.
     /// Fragment layouts are PTX ISA §9.7.13.4.8 (m16n8k16): lane = 4·g + c; A holds rows g, g+8 and columns 2c, 2c+1
     /// (+8); B holds columns (n) g and rows (k) 2c, 2c+1 (+8); C holds rows g, g+8 and columns 2c, 2c+1.
     /// </summary>
@@ -64,6 +67,93 @@ namespace XFormers.Kernels
                 MmaTwin(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1, exchange, bfloat16: true);
             }
         }
+
+        /// <summary>
+        /// The shared-window address of the kernel's dynamic shared memory (<c>__dyn_shared_alloca</c>, the name ILGPU's PTX
+        /// backend declares it under when the kernel calls <c>SharedMemory.GetDynamic</c>); 0 on the CPU, where the twins
+        /// index views instead.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static uint DynamicSharedBase()
+        {
+            if (CudaAsm.IsSupported)
+            {
+                CudaAsm.Emit("mov.u32 %0, __dyn_shared_alloca;", out uint address);
+                return address;
+            }
+            return 0;
+        }
+
+        /// <summary>
+        /// Four 8×8 matrices of 16-bit elements from a row-major shared tile (<paramref name="pitch"/> halves a row, starting at half
+        /// <paramref name="tileHalf"/>): matrix i has its origin at row <paramref name="row"/> + (i &amp; 1)·<paramref name="rowStep1"/>
+        /// + (i &gt;&gt; 1)·<paramref name="rowStep2"/>, column <paramref name="column"/> + (i &amp; 1)·<paramref name="columnStep1"/>
+        /// + (i &gt;&gt; 1)·<paramref name="columnStep2"/>; lane 4g + c receives elements (g, 2c) and (g, 2c + 1) of matrix i in
+        /// register i (<c>ldmatrix.x4</c>). Rows must start 16-byte aligned.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void LoadMatrixX4(
+            ArrayView<uint> shared, uint sharedBase, int tileHalf, int pitch, int row, int column,
+            int rowStep1, int columnStep1, int rowStep2, int columnStep2,
+            out uint r0, out uint r1, out uint r2, out uint r3)
+        {
+            if (CudaAsm.IsSupported)
+            {
+                int lane = Warp.LaneIdx, i = lane >> 3;
+                int r = row + (i & 1) * rowStep1 + (i >> 1) * rowStep2 + (lane & 7);
+                int c = column + (i & 1) * columnStep1 + (i >> 1) * columnStep2;
+                Output<uint> x0 = default, x1 = default, x2 = default, x3 = default;
+                Input<uint> address = sharedBase + 2u * (uint)(tileHalf + r * pitch + c);
+                CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];", ref x0, ref x1, ref x2, ref x3, ref address);
+                (r0, r1, r2, r3) = (x0.Value, x1.Value, x2.Value, x3.Value);
+            }
+            else
+            {
+                int lane = Warp.LaneIdx, g = lane >> 2, c = 2 * (lane & 3);
+                int first = tileHalf + (row + g) * pitch + column + c;
+                r0 = shared[first >> 1];
+                r1 = shared[(first + rowStep1 * pitch + columnStep1) >> 1];
+                r2 = shared[(first + rowStep2 * pitch + columnStep2) >> 1];
+                r3 = shared[(first + (rowStep1 + rowStep2) * pitch + columnStep1 + columnStep2) >> 1];
+            }
+        }
+
+        /// <summary>
+        /// As <see cref="LoadMatrixX4"/>, each matrix transposed (<c>ldmatrix.x4.trans</c>): lane 4g + c receives elements
+        /// (2c, g) and (2c + 1, g) of matrix i in register i, the low half from row 2c.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void LoadMatrixX4Transposed(
+            ArrayView<uint> shared, uint sharedBase, int tileHalf, int pitch, int row, int column,
+            int rowStep1, int columnStep1, int rowStep2, int columnStep2,
+            out uint r0, out uint r1, out uint r2, out uint r3)
+        {
+            if (CudaAsm.IsSupported)
+            {
+                int lane = Warp.LaneIdx, i = lane >> 3;
+                int r = row + (i & 1) * rowStep1 + (i >> 1) * rowStep2 + (lane & 7);
+                int c = column + (i & 1) * columnStep1 + (i >> 1) * columnStep2;
+                Output<uint> x0 = default, x1 = default, x2 = default, x3 = default;
+                Input<uint> address = sharedBase + 2u * (uint)(tileHalf + r * pitch + c);
+                CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];", ref x0, ref x1, ref x2, ref x3, ref address);
+                (r0, r1, r2, r3) = (x0.Value, x1.Value, x2.Value, x3.Value);
+            }
+            else
+            {
+                int lane = Warp.LaneIdx, g = lane >> 2, c = 2 * (lane & 3);
+                int first = tileHalf + (row + c) * pitch + column + g;
+                r0 = HalfPair(shared, first, pitch);
+                r1 = HalfPair(shared, first + rowStep1 * pitch + columnStep1, pitch);
+                r2 = HalfPair(shared, first + rowStep2 * pitch + columnStep2, pitch);
+                r3 = HalfPair(shared, first + (rowStep1 + rowStep2) * pitch + columnStep1 + columnStep2, pitch);
+            }
+        }
+
+        /// <summary>The 16-bit elements at half <paramref name="half"/> (low) and one row below it (high) of a shared tile.</summary>
+        private static uint HalfPair(ArrayView<uint> shared, int half, int pitch) =>
+            HalfAt(shared, half) | (HalfAt(shared, half + pitch) << 16);
+
+        private static uint HalfAt(ArrayView<uint> shared, int half) => (shared[half >> 1] >> (16 * (half & 1))) & 0xFFFFu;
 
         /// <summary>2^x (<c>ex2.approx.ftz.f32</c>: 2 ulp, subnormals flushed; 2^-∞ = 0).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -22,12 +22,14 @@ partial class Kernels
         public const int TcThreads = 128;
         /// <summary>Halves per shared row of a Q or K tile: HeadDim plus 8 of padding, so the 32 lanes' fragment loads hit 32 banks.</summary>
         private const int TcRow = HeadDim + 8;
-        /// <summary>Halves per shared row of the transposed V tile (one row per head-dim column).</summary>
-        private const int TcVRow = TcBlockN + 8;
+        /// <summary>The forward's K and V tiles in its dynamic shared memory (first halves; row-major, TcRow halves a row; Q passes through both at the start).</summary>
+        private const int TcKTile = 0, TcVTile = TcBlockN * TcRow;
+        /// <summary>Dynamic shared memory of the forward: the K and V tiles (also Q's TcBlockM rows at the start) and 128 bytes to align them.</summary>
+        public const int TcForwardSharedBytes = (TcBlockM > 2 * TcBlockN ? TcBlockM : 2 * TcBlockN) * TcRow * 2 + 128;
 
         /// <summary>The tensor-core kernels, picked by AttentionKernel on CUDA (a property: no static-initializer order across files).</summary>
         private static global::XFormers.Kernels.TensorCoreKernels<global::ILGPU.Half> TensorCoreKernels =>
-            new(TensorCoreForward, TcBlockM, TcThreads);
+            new(TensorCoreForward, TcBlockM, TcThreads, TcForwardSharedBytes);
 
         /// <summary>
         /// Rows [first, first + rows) of head <paramref name="head"/> of a [B, M, H, K] tensor into a row-major tile
@@ -42,56 +44,6 @@ partial class Kernels
                 int token = first + row;
                 tile[row * (TcRow / 4) + word] = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
             }
-        }
-
-        /// <summary>
-        /// The same rows transposed, <paramref name="pitch"/> halves a column: element (row j, column d) lands at
-        /// [d · pitch + j]. A thread loads rows j, j + 1 of four columns and stores four 32-bit words, each a column's pair of
-        /// rows; a warp covers 8 row pairs × 4 column words, so its stores hit distinct banks but for a 2-way overlap (16-bit
-        /// stores of one row at a time, 16 lanes of a warp one column word apart, met 8-way conflicts).
-        /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void TcLoadRowsTransposed(ArrayView<uint> transposed, int pitch, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
-        {
-            for (int e = tid; e < rows / 2 * (HeadDim / 4); e += TcThreads)
-            {
-                int pair = (e >> 2) % (rows / 2), word = e / (2 * rows) * 4 + (e & 3);
-                int token = first + 2 * pair;
-                ulong even = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
-                ulong odd = token + 1 < tokens ? source[((long)(batch * tokens + token + 1) * heads + head) * (HeadDim / 4) + word] : 0ul;
-                TcStoreColumnPairs(transposed, pitch, 2 * pair, word, even, odd);
-            }
-        }
-
-        /// <summary>
-        /// Both layouts from the same loads: the rows into a row-major <paramref name="tile"/> and transposed as in
-        /// TcLoadRowsTransposed. (A separate method, not an optional tile: a default view's stores stay in the PTX as generic
-        /// stores through a null pointer, and then ptxas keeps every local variable of the kernel in local memory.)
-        /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void TcLoadRowsBothWays(ArrayView<ulong> tile, ArrayView<uint> transposed, int pitch, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
-        {
-            for (int e = tid; e < rows / 2 * (HeadDim / 4); e += TcThreads)
-            {
-                int pair = (e >> 2) % (rows / 2), word = e / (2 * rows) * 4 + (e & 3);
-                int row = 2 * pair, token = first + row;
-                ulong even = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
-                ulong odd = token + 1 < tokens ? source[((long)(batch * tokens + token + 1) * heads + head) * (HeadDim / 4) + word] : 0ul;
-                tile[row * (TcRow / 4) + word] = even;
-                tile[(row + 1) * (TcRow / 4) + word] = odd;
-                TcStoreColumnPairs(transposed, pitch, row, word, even, odd);
-            }
-        }
-
-        /// <summary>Columns 4·word … 4·word + 3 of rows <paramref name="row"/> (<paramref name="even"/>) and row + 1 (<paramref name="odd"/>) into a transposed tile, one 32-bit word a column.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void TcStoreColumnPairs(ArrayView<uint> transposed, int pitch, int row, int word, ulong even, ulong odd)
-        {
-            int column = (4 * word * pitch + row) >> 1;
-            transposed[column] = (uint)(even & 0xFFFFul) | ((uint)odd << 16);
-            transposed[column + (pitch >> 1)] = (uint)((even >> 16) & 0xFFFFul) | ((uint)(odd >> 16) << 16);
-            transposed[column + pitch] = (uint)((even >> 32) & 0xFFFFul) | ((uint)(odd >> 32) << 16);
-            transposed[column + 3 * (pitch >> 1)] = (uint)(even >> 48) | ((uint)(odd >> 48) << 16);
         }
 
         /// <summary>
@@ -116,12 +68,30 @@ partial class Kernels
         }
 
         /// <summary>
+        /// Word e (8 bytes; e = thread + i · TcThreads) of a TcBlockN-row tile of head <paramref name="head"/> of a [B, M, H, K]
+        /// tensor whose first row is token <paramref name="first"/>: 0 past <paramref name="tokens"/>. The forward loads a tile's
+        /// words into registers early and stores them (TcStageStore) once the shared tile is free.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static ulong TcStageLoad(ArrayView<ulong> source, int batch, int first, int tokens, int heads, int head, int e)
+        {
+            int token = first + e / (HeadDim / 4);
+            return token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + e % (HeadDim / 4)] : 0ul;
+        }
+
+        /// <summary>Word e of TcStageLoad into the row-major shared tile that starts at half <paramref name="tileHalf"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void TcStageStore(ArrayView<ulong> tile, int tileHalf, int e, ulong value) =>
+            tile[(tileHalf >> 2) + e / (HeadDim / 4) * (TcRow / 4) + e % (HeadDim / 4)] = value;
+
+        /// <summary>
         /// Forward on tensor cores, FlashAttention-2 (Dao 2023, Algorithm 1) with mma.sync.m16n8k16: a group of
         /// 128 threads owns TcBlockM query rows, each warp 16 of them. Q fragments stay in registers; K and V tiles
-        /// stream through padded shared memory (V transposed, so every fragment is one 32-bit shared load); S = Q Kᵀ and
-        /// O += P V accumulate in fp32 registers (every fragment loop unrolled by the generator); the online softmax works
-        /// in base 2 with ex2. O and the natural-log LSE are written once at the end.
-        /// Grid: (ceil(Mq / TcBlockM), Hq, B).
+        /// are staged row-major in dynamic shared memory through registers, each tile's global loads issued a phase ahead
+        /// (V_j's before S = Q K_jᵀ, K_j+1's before the softmax and O += P V_j), and fragments come from ldmatrix (V's
+        /// transposed on the fly). S and O accumulate in fp32 registers (every fragment loop unrolled by the generator); the
+        /// online softmax works in base 2 with ex2. O and the natural-log LSE are written once at the end.
+        /// Grid: (ceil(Mq / TcBlockM), Hq, B); TcForwardSharedBytes of dynamic shared memory.
         /// </summary>
         public static void TensorCoreForward(AttentionArgs<global::ILGPU.Half> a)
         {
@@ -134,27 +104,24 @@ partial class Kernels
             int firstRow = Grid.IdxX * TcBlockM;
             int lastRow = System.Math.Min(firstRow + TcBlockM, a.Mq) - 1;
             int row0 = firstRow + warp * 16 + (lane >> 2), row1 = row0 + 8;
-            var q = a.Q.Cast<ulong>();
-            var k = a.K.Cast<ulong>();
-            var v = a.V.Cast<ulong>();
-            var kTile = SharedMemory.Allocate<ulong>(TcBlockN * TcRow / 4);
-            var vTile = SharedMemory.Allocate<ulong>(HeadDim * TcVRow / 4);
-            var kWords = kTile.Cast<uint>();
-            var vWords = vTile.Cast<uint>();
             var exchange = SharedMemory.Allocate<uint>(TcThreads * ExchangeWordsPerThread);
+            // The tiles start at the first 128-byte boundary of the dynamic allocation (its declared alignment is 8).
+            var dynamic = SharedMemory.GetDynamic<ulong>();
+            uint rawBase = DynamicSharedBase(), sharedBase = (rawBase + 127u) & ~127u;
+            var tile = dynamic.SubView((int)(sharedBase - rawBase) >> 3);
+            var tileWords = tile.Cast<uint>();
+            var kSource = a.K.Cast<ulong>();
+            var vSource = a.V.Cast<ulong>();
             KvRange(a, firstRow, lastRow, out int kvBegin, out int kvEnd);
 
-            // Q tile through the K buffer; this warp's 16 query rows become A fragments, one per 16-wide k-step.
-            TcLoadRows(kTile, q, b, firstRow, TcBlockM, a.Mq, a.Hq, h, tid);
+            // Q through the tile memory (plain loads and stores); this warp's 16 query rows become A fragments.
+            TcLoadRows(tile, a.Q.Cast<ulong>(), b, firstRow, TcBlockM, a.Mq, a.Hq, h, tid);
             Group.Barrier();
-            int qWord = ((warp * 16 + (lane >> 2)) * TcRow + 2 * quad) >> 1;
-            uint q0_0 = kWords[qWord + 0], q0_1 = kWords[qWord + 4 * TcRow + 0];
-            uint q0_2 = kWords[qWord + 4], q0_3 = kWords[qWord + 4 * TcRow + 4];
-            uint q1_0 = kWords[qWord + 8], q1_1 = kWords[qWord + 4 * TcRow + 8];
-            uint q1_2 = kWords[qWord + 12], q1_3 = kWords[qWord + 4 * TcRow + 12];
+            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * 16, 0, 8, 0, 0, 8, out uint q0_0, out uint q0_1, out uint q0_2, out uint q0_3);
+            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * 16, 16, 8, 0, 0, 8, out uint q1_0, out uint q1_1, out uint q1_2, out uint q1_3);
             Group.Barrier();
-            int kWord = ((lane >> 2) * TcRow + 2 * quad) >> 1;
-            int vWord = ((lane >> 2) * TcVRow + 2 * quad) >> 1;
+            TcLoadRows(tile, kSource, b, kvBegin, TcBlockN, a.Mkv, a.Hkv, hk, tid);
+            Group.Barrier();
             float o0_0 = 0f, o0_1 = 0f, o0_2 = 0f, o0_3 = 0f;
             float o1_0 = 0f, o1_1 = 0f, o1_2 = 0f, o1_3 = 0f;
             float o2_0 = 0f, o2_1 = 0f, o2_2 = 0f, o2_3 = 0f;
@@ -164,12 +131,13 @@ partial class Kernels
 
             for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBlockN)
             {
-                // Stage K_j and V_jᵀ (Algorithm 1, line 6).
-                TcLoadRows(kTile, k, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
-                TcLoadRowsTransposed(vWords, TcVRow, v, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
-                Group.Barrier();
+                // K_j is in shared memory; V_j's loads fly during S = Q K_jᵀ.
+                ulong stage0 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 0 * TcThreads);
+                ulong stage1 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 1 * TcThreads);
+                ulong stage2 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 2 * TcThreads);
+                ulong stage3 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 3 * TcThreads);
 
-                // S_ij = Q_i K_jᵀ (16 × TcBlockN per warp).
+                // S_ij = Q_i K_jᵀ (16 × TcBlockN per warp); one ldmatrix.x4 gives the B fragments of two 8-key n-tiles.
                 float s0_0 = 0f, s0_1 = 0f, s0_2 = 0f, s0_3 = 0f;
                 float s1_0 = 0f, s1_1 = 0f, s1_2 = 0f, s1_3 = 0f;
                 float s2_0 = 0f, s2_1 = 0f, s2_2 = 0f, s2_3 = 0f;
@@ -178,38 +146,31 @@ partial class Kernels
                 float s5_0 = 0f, s5_1 = 0f, s5_2 = 0f, s5_3 = 0f;
                 float s6_0 = 0f, s6_1 = 0f, s6_2 = 0f, s6_3 = 0f;
                 float s7_0 = 0f, s7_1 = 0f, s7_2 = 0f, s7_3 = 0f;
-                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 0 * TcRow + 0], kWords[kWord + 0 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 0 * TcRow + 8], kWords[kWord + 0 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 4 * TcRow + 0], kWords[kWord + 4 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 4 * TcRow + 8], kWords[kWord + 4 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 8 * TcRow + 0], kWords[kWord + 8 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 8 * TcRow + 8], kWords[kWord + 8 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 12 * TcRow + 0], kWords[kWord + 12 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 12 * TcRow + 8], kWords[kWord + 12 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 16 * TcRow + 0], kWords[kWord + 16 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 16 * TcRow + 8], kWords[kWord + 16 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 20 * TcRow + 0], kWords[kWord + 20 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 20 * TcRow + 8], kWords[kWord + 20 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 24 * TcRow + 0], kWords[kWord + 24 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 24 * TcRow + 8], kWords[kWord + 24 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 28 * TcRow + 0], kWords[kWord + 28 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 28 * TcRow + 8], kWords[kWord + 28 * TcRow + 12], exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 0, 0, 8, 8, 0, out uint k0_0_0, out uint k0_0_1, out uint k0_0_2, out uint k0_0_3);
+                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q0_0, q0_1, q0_2, q0_3, k0_0_0, k0_0_1, exchange);
+                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q0_0, q0_1, q0_2, q0_3, k0_0_2, k0_0_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 0, 0, 8, 8, 0, out uint k1_0_0, out uint k1_0_1, out uint k1_0_2, out uint k1_0_3);
+                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q0_0, q0_1, q0_2, q0_3, k1_0_0, k1_0_1, exchange);
+                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q0_0, q0_1, q0_2, q0_3, k1_0_2, k1_0_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 0, 0, 8, 8, 0, out uint k2_0_0, out uint k2_0_1, out uint k2_0_2, out uint k2_0_3);
+                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q0_0, q0_1, q0_2, q0_3, k2_0_0, k2_0_1, exchange);
+                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q0_0, q0_1, q0_2, q0_3, k2_0_2, k2_0_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 0, 0, 8, 8, 0, out uint k3_0_0, out uint k3_0_1, out uint k3_0_2, out uint k3_0_3);
+                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q0_0, q0_1, q0_2, q0_3, k3_0_0, k3_0_1, exchange);
+                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q0_0, q0_1, q0_2, q0_3, k3_0_2, k3_0_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 16, 0, 8, 8, 0, out uint k0_1_0, out uint k0_1_1, out uint k0_1_2, out uint k0_1_3);
+                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q1_0, q1_1, q1_2, q1_3, k0_1_0, k0_1_1, exchange);
+                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q1_0, q1_1, q1_2, q1_3, k0_1_2, k0_1_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 16, 0, 8, 8, 0, out uint k1_1_0, out uint k1_1_1, out uint k1_1_2, out uint k1_1_3);
+                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q1_0, q1_1, q1_2, q1_3, k1_1_0, k1_1_1, exchange);
+                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q1_0, q1_1, q1_2, q1_3, k1_1_2, k1_1_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 16, 0, 8, 8, 0, out uint k2_1_0, out uint k2_1_1, out uint k2_1_2, out uint k2_1_3);
+                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q1_0, q1_1, q1_2, q1_3, k2_1_0, k2_1_1, exchange);
+                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q1_0, q1_1, q1_2, q1_3, k2_1_2, k2_1_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 16, 0, 8, 8, 0, out uint k3_1_0, out uint k3_1_1, out uint k3_1_2, out uint k3_1_3);
+                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q1_0, q1_1, q1_2, q1_3, k3_1_0, k3_1_1, exchange);
+                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q1_0, q1_1, q1_2, q1_3, k3_1_2, k3_1_3, exchange);
+
 
                 // Scale, bias and mask into the base-2 domain.
                 bool check = TcTileNeedsMask(a, firstRow, TcBlockM, n0, TcBlockN, kvEnd);
@@ -246,6 +207,18 @@ partial class Kernels
                 s7_1 = TcScore(a, b, h, s7_1, row0, column + 57, kvEnd, check);
                 s7_2 = TcScore(a, b, h, s7_2, row1, column + 56, kvEnd, check);
                 s7_3 = TcScore(a, b, h, s7_3, row1, column + 57, kvEnd, check);
+
+                // V_j into its tile (every warp finished O += P V_j-1 before the last barrier); K_j+1's loads fly during the
+                // softmax and O += P V_j (after the last tile they are loaded and never used; rows past Mkv are zeros).
+                TcStageStore(tile, TcVTile, tid + 0 * TcThreads, stage0);
+                TcStageStore(tile, TcVTile, tid + 1 * TcThreads, stage1);
+                TcStageStore(tile, TcVTile, tid + 2 * TcThreads, stage2);
+                TcStageStore(tile, TcVTile, tid + 3 * TcThreads, stage3);
+                stage0 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 0 * TcThreads);
+                stage1 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 1 * TcThreads);
+                stage2 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 2 * TcThreads);
+                stage3 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 3 * TcThreads);
+                Group.Barrier();
 
                 // Online softmax (Algorithm 1, lines 9-10): the tile's row maxima across the quad of lanes sharing a row.
                 float tileMax0 = rowMax0, tileMax1 = rowMax1;
@@ -314,47 +287,46 @@ partial class Kernels
                 rowSum0 += s7_0 + s7_1;
                 rowSum1 += s7_2 + s7_3;
 
-                // O_i += P_ij V_j: the S accumulators become A fragments of P in registers.
+                // O_i += P_ij V_j: the S accumulators become A fragments of P in registers; one ldmatrix.x4.trans gives the B
+                // fragments of two 8-column d-tiles of V.
                 uint p0_0 = PackHalf2(s0_0, s0_1), p0_1 = PackHalf2(s0_2, s0_3);
                 uint p0_2 = PackHalf2(s1_0, s1_1), p0_3 = PackHalf2(s1_2, s1_3);
-                MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 0 * TcVRow + 0], vWords[vWord + 0 * TcVRow + 4], exchange);
-                MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 4 * TcVRow + 0], vWords[vWord + 4 * TcVRow + 4], exchange);
-                MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 8 * TcVRow + 0], vWords[vWord + 8 * TcVRow + 4], exchange);
-                MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 12 * TcVRow + 0], vWords[vWord + 12 * TcVRow + 4], exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 0, 8, 0, 0, 8, out uint v0_0_0, out uint v0_0_1, out uint v0_0_2, out uint v0_0_3);
+                MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p0_0, p0_1, p0_2, p0_3, v0_0_0, v0_0_1, exchange);
+                MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p0_0, p0_1, p0_2, p0_3, v0_0_2, v0_0_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 16, 8, 0, 0, 8, out uint v0_1_0, out uint v0_1_1, out uint v0_1_2, out uint v0_1_3);
+                MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p0_0, p0_1, p0_2, p0_3, v0_1_0, v0_1_1, exchange);
+                MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p0_0, p0_1, p0_2, p0_3, v0_1_2, v0_1_3, exchange);
                 uint p1_0 = PackHalf2(s2_0, s2_1), p1_1 = PackHalf2(s2_2, s2_3);
                 uint p1_2 = PackHalf2(s3_0, s3_1), p1_3 = PackHalf2(s3_2, s3_3);
-                MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 0 * TcVRow + 8], vWords[vWord + 0 * TcVRow + 12], exchange);
-                MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 4 * TcVRow + 8], vWords[vWord + 4 * TcVRow + 12], exchange);
-                MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 8 * TcVRow + 8], vWords[vWord + 8 * TcVRow + 12], exchange);
-                MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 12 * TcVRow + 8], vWords[vWord + 12 * TcVRow + 12], exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 0, 8, 0, 0, 8, out uint v1_0_0, out uint v1_0_1, out uint v1_0_2, out uint v1_0_3);
+                MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p1_0, p1_1, p1_2, p1_3, v1_0_0, v1_0_1, exchange);
+                MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p1_0, p1_1, p1_2, p1_3, v1_0_2, v1_0_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 16, 8, 0, 0, 8, out uint v1_1_0, out uint v1_1_1, out uint v1_1_2, out uint v1_1_3);
+                MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p1_0, p1_1, p1_2, p1_3, v1_1_0, v1_1_1, exchange);
+                MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p1_0, p1_1, p1_2, p1_3, v1_1_2, v1_1_3, exchange);
                 uint p2_0 = PackHalf2(s4_0, s4_1), p2_1 = PackHalf2(s4_2, s4_3);
                 uint p2_2 = PackHalf2(s5_0, s5_1), p2_3 = PackHalf2(s5_2, s5_3);
-                MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 0 * TcVRow + 16], vWords[vWord + 0 * TcVRow + 20], exchange);
-                MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 4 * TcVRow + 16], vWords[vWord + 4 * TcVRow + 20], exchange);
-                MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 8 * TcVRow + 16], vWords[vWord + 8 * TcVRow + 20], exchange);
-                MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 12 * TcVRow + 16], vWords[vWord + 12 * TcVRow + 20], exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 0, 8, 0, 0, 8, out uint v2_0_0, out uint v2_0_1, out uint v2_0_2, out uint v2_0_3);
+                MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p2_0, p2_1, p2_2, p2_3, v2_0_0, v2_0_1, exchange);
+                MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p2_0, p2_1, p2_2, p2_3, v2_0_2, v2_0_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 16, 8, 0, 0, 8, out uint v2_1_0, out uint v2_1_1, out uint v2_1_2, out uint v2_1_3);
+                MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p2_0, p2_1, p2_2, p2_3, v2_1_0, v2_1_1, exchange);
+                MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p2_0, p2_1, p2_2, p2_3, v2_1_2, v2_1_3, exchange);
                 uint p3_0 = PackHalf2(s6_0, s6_1), p3_1 = PackHalf2(s6_2, s6_3);
                 uint p3_2 = PackHalf2(s7_0, s7_1), p3_3 = PackHalf2(s7_2, s7_3);
-                MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 0 * TcVRow + 24], vWords[vWord + 0 * TcVRow + 28], exchange);
-                MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 4 * TcVRow + 24], vWords[vWord + 4 * TcVRow + 28], exchange);
-                MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 8 * TcVRow + 24], vWords[vWord + 8 * TcVRow + 28], exchange);
-                MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 12 * TcVRow + 24], vWords[vWord + 12 * TcVRow + 28], exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 0, 8, 0, 0, 8, out uint v3_0_0, out uint v3_0_1, out uint v3_0_2, out uint v3_0_3);
+                MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p3_0, p3_1, p3_2, p3_3, v3_0_0, v3_0_1, exchange);
+                MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p3_0, p3_1, p3_2, p3_3, v3_0_2, v3_0_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 16, 8, 0, 0, 8, out uint v3_1_0, out uint v3_1_1, out uint v3_1_2, out uint v3_1_3);
+                MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p3_0, p3_1, p3_2, p3_3, v3_1_0, v3_1_1, exchange);
+                MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p3_0, p3_1, p3_2, p3_3, v3_1_2, v3_1_3, exchange);
+
+                // K_j+1 into its tile (every warp finished S = Q K_jᵀ before the barrier above).
+                TcStageStore(tile, TcKTile, tid + 0 * TcThreads, stage0);
+                TcStageStore(tile, TcKTile, tid + 1 * TcThreads, stage1);
+                TcStageStore(tile, TcKTile, tid + 2 * TcThreads, stage2);
+                TcStageStore(tile, TcKTile, tid + 3 * TcThreads, stage3);
                 Group.Barrier();
             }
 

@@ -22,20 +22,26 @@ partial class Kernels
         public const int TcThreads = 128;
         /// <summary>Halves per shared row of a Q or K tile: HeadDim plus 8 of padding, so the 32 lanes' fragment loads hit 32 banks.</summary>
         private const int TcRow = HeadDim + 8;
-        /// <summary>Halves per shared row of the transposed V tile (one row per head-dim column).</summary>
-        private const int TcVRow = TcBlockN + 8;
-        /// <summary>Query rows per tile of the dK/dV pass, and halves per row of its transposed Q and dO tiles.</summary>
+        /// <summary>The forward's K and V tiles in its dynamic shared memory (first halves; row-major, TcRow halves a row; Q passes through both at the start).</summary>
+        private const int TcKTile = 0, TcVTile = TcBlockN * TcRow;
+        /// <summary>Dynamic shared memory of the forward: the K and V tiles (also Q's TcBlockM rows at the start) and 128 bytes to align them.</summary>
+        public const int TcForwardSharedBytes = (TcBlockM > 2 * TcBlockN ? TcBlockM : 2 * TcBlockN) * TcRow * 2 + 128;
+        /// <summary>Query rows per tile of the dK/dV pass.</summary>
         public const int TcBwdBlockQ = 64;
-        private const int TcQtRow = TcBwdBlockQ + 8;
+        /// <summary>The dK/dV pass's dynamic shared memory: Q and dO tiles (row-major, TcRow halves a row); 128 bytes to align them.</summary>
+        private const int TcBwdQTile = 0, TcBwdDoTile = TcBwdBlockQ * TcRow;
+        public const int TcBackwardKvSharedBytes = (2 * TcBwdBlockQ) * TcRow * 2 + 128;
         /// <summary>Rows of D per group of the D pass: HeadDim / 4 threads a row, 8 bytes of dO and O each.</summary>
         public const int TcDeltaRows = TcThreads / (HeadDim / 4);
-        /// <summary>Key rows per tile of the dQ pass, and halves per row of its transposed K tile.</summary>
+        /// <summary>Key rows per tile of the dQ pass.</summary>
         public const int TcBwdBlockKv = 64;
-        private const int TcKtRow = TcBwdBlockKv + 8;
+        /// <summary>The dQ pass's dynamic shared memory: K and V tiles (row-major), 128 bytes to align them.</summary>
+        private const int TcBwdKTile = 0, TcBwdKvVTile = TcBwdBlockKv * TcRow;
+        public const int TcBackwardQSharedBytes = 2 * TcBwdBlockKv * TcRow * 2 + 128;
 
         /// <summary>The tensor-core kernels, picked by AttentionKernel on CUDA (a property: no static-initializer order across files).</summary>
         private static global::XFormers.Kernels.TensorCoreKernels<global::ILGPU.Half> TensorCoreKernels =>
-            new(TensorCoreForward, TcBlockM, TcThreads, TensorCoreBackwardDelta, TcDeltaRows, TensorCoreBackwardKv, TensorCoreBackwardQ);
+            new(TensorCoreForward, TcBlockM, TcThreads, TcForwardSharedBytes, TensorCoreBackwardDelta, TcDeltaRows, TensorCoreBackwardKv, TcBackwardKvSharedBytes, TensorCoreBackwardQ, TcBackwardQSharedBytes);
 
         /// <summary>
         /// Rows [first, first + rows) of head <paramref name="head"/> of a [B, M, H, K] tensor into a row-major tile
@@ -50,56 +56,6 @@ partial class Kernels
                 int token = first + row;
                 tile[row * (TcRow / 4) + word] = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
             }
-        }
-
-        /// <summary>
-        /// The same rows transposed, <paramref name="pitch"/> halves a column: element (row j, column d) lands at
-        /// [d · pitch + j]. A thread loads rows j, j + 1 of four columns and stores four 32-bit words, each a column's pair of
-        /// rows; a warp covers 8 row pairs × 4 column words, so its stores hit distinct banks but for a 2-way overlap (16-bit
-        /// stores of one row at a time, 16 lanes of a warp one column word apart, met 8-way conflicts).
-        /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void TcLoadRowsTransposed(ArrayView<uint> transposed, int pitch, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
-        {
-            for (int e = tid; e < rows / 2 * (HeadDim / 4); e += TcThreads)
-            {
-                int pair = (e >> 2) % (rows / 2), word = e / (2 * rows) * 4 + (e & 3);
-                int token = first + 2 * pair;
-                ulong even = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
-                ulong odd = token + 1 < tokens ? source[((long)(batch * tokens + token + 1) * heads + head) * (HeadDim / 4) + word] : 0ul;
-                TcStoreColumnPairs(transposed, pitch, 2 * pair, word, even, odd);
-            }
-        }
-
-        /// <summary>
-        /// Both layouts from the same loads: the rows into a row-major <paramref name="tile"/> and transposed as in
-        /// TcLoadRowsTransposed. (A separate method, not an optional tile: a default view's stores stay in the PTX as generic
-        /// stores through a null pointer, and then ptxas keeps every local variable of the kernel in local memory.)
-        /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void TcLoadRowsBothWays(ArrayView<ulong> tile, ArrayView<uint> transposed, int pitch, ArrayView<ulong> source, int batch, int first, int rows, int tokens, int heads, int head, int tid)
-        {
-            for (int e = tid; e < rows / 2 * (HeadDim / 4); e += TcThreads)
-            {
-                int pair = (e >> 2) % (rows / 2), word = e / (2 * rows) * 4 + (e & 3);
-                int row = 2 * pair, token = first + row;
-                ulong even = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
-                ulong odd = token + 1 < tokens ? source[((long)(batch * tokens + token + 1) * heads + head) * (HeadDim / 4) + word] : 0ul;
-                tile[row * (TcRow / 4) + word] = even;
-                tile[(row + 1) * (TcRow / 4) + word] = odd;
-                TcStoreColumnPairs(transposed, pitch, row, word, even, odd);
-            }
-        }
-
-        /// <summary>Columns 4·word … 4·word + 3 of rows <paramref name="row"/> (<paramref name="even"/>) and row + 1 (<paramref name="odd"/>) into a transposed tile, one 32-bit word a column.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void TcStoreColumnPairs(ArrayView<uint> transposed, int pitch, int row, int word, ulong even, ulong odd)
-        {
-            int column = (4 * word * pitch + row) >> 1;
-            transposed[column] = (uint)(even & 0xFFFFul) | ((uint)odd << 16);
-            transposed[column + (pitch >> 1)] = (uint)((even >> 16) & 0xFFFFul) | ((uint)(odd >> 16) << 16);
-            transposed[column + pitch] = (uint)((even >> 32) & 0xFFFFul) | ((uint)(odd >> 32) << 16);
-            transposed[column + 3 * (pitch >> 1)] = (uint)(even >> 48) | ((uint)(odd >> 48) << 16);
         }
 
         /// <summary>
@@ -151,12 +107,30 @@ partial class Kernels
             token < tokens ? (((long)(batch * tokens + token) * heads + head) * HeadDim >> 1) + quad : -1;
 
         /// <summary>
+        /// Word e (8 bytes; e = thread + i · TcThreads) of a TcBlockN-row tile of head <paramref name="head"/> of a [B, M, H, K]
+        /// tensor whose first row is token <paramref name="first"/>: 0 past <paramref name="tokens"/>. The forward loads a tile's
+        /// words into registers early and stores them (TcStageStore) once the shared tile is free.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static ulong TcStageLoad(ArrayView<ulong> source, int batch, int first, int tokens, int heads, int head, int e)
+        {
+            int token = first + e / (HeadDim / 4);
+            return token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + e % (HeadDim / 4)] : 0ul;
+        }
+
+        /// <summary>Word e of TcStageLoad into the row-major shared tile that starts at half <paramref name="tileHalf"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void TcStageStore(ArrayView<ulong> tile, int tileHalf, int e, ulong value) =>
+            tile[(tileHalf >> 2) + e / (HeadDim / 4) * (TcRow / 4) + e % (HeadDim / 4)] = value;
+
+        /// <summary>
         /// Forward on tensor cores, FlashAttention-2 (Dao 2023, Algorithm 1) with mma.sync.m16n8k16: a group of
         /// 128 threads owns TcBlockM query rows, each warp 16 of them. Q fragments stay in registers; K and V tiles
-        /// stream through padded shared memory (V transposed, so every fragment is one 32-bit shared load); S = Q Kᵀ and
-        /// O += P V accumulate in fp32 registers (every fragment loop unrolled by the generator); the online softmax works
-        /// in base 2 with ex2. O and the natural-log LSE are written once at the end.
-        /// Grid: (ceil(Mq / TcBlockM), Hq, B).
+        /// are staged row-major in dynamic shared memory through registers, each tile's global loads issued a phase ahead
+        /// (V_j's before S = Q K_jᵀ, K_j+1's before the softmax and O += P V_j), and fragments come from ldmatrix (V's
+        /// transposed on the fly). S and O accumulate in fp32 registers (every fragment loop unrolled by the generator); the
+        /// online softmax works in base 2 with ex2. O and the natural-log LSE are written once at the end.
+        /// Grid: (ceil(Mq / TcBlockM), Hq, B); TcForwardSharedBytes of dynamic shared memory.
         /// </summary>
         public static void TensorCoreForward(AttentionArgs<global::ILGPU.Half> a)
         {
@@ -169,31 +143,26 @@ partial class Kernels
             int firstRow = Grid.IdxX * TcBlockM;
             int lastRow = System.Math.Min(firstRow + TcBlockM, a.Mq) - 1;
             int row0 = firstRow + warp * 16 + (lane >> 2), row1 = row0 + 8;
-            var q = a.Q.Cast<ulong>();
-            var k = a.K.Cast<ulong>();
-            var v = a.V.Cast<ulong>();
-            var kTile = SharedMemory.Allocate<ulong>(TcBlockN * TcRow / 4);
-            var vTile = SharedMemory.Allocate<ulong>(HeadDim * TcVRow / 4);
-            var kWords = kTile.Cast<uint>();
-            var vWords = vTile.Cast<uint>();
             var exchange = SharedMemory.Allocate<uint>(TcThreads * ExchangeWordsPerThread);
+            // The tiles start at the first 128-byte boundary of the dynamic allocation (its declared alignment is 8).
+            var dynamic = SharedMemory.GetDynamic<ulong>();
+            uint rawBase = DynamicSharedBase(), sharedBase = (rawBase + 127u) & ~127u;
+            var tile = dynamic.SubView((int)(sharedBase - rawBase) >> 3);
+            var tileWords = tile.Cast<uint>();
+            var kSource = a.K.Cast<ulong>();
+            var vSource = a.V.Cast<ulong>();
             KvRange(a, firstRow, lastRow, out int kvBegin, out int kvEnd);
 
-            // Q tile through the K buffer; this warp's 16 query rows become A fragments, one per 16-wide k-step.
-            TcLoadRows(kTile, q, b, firstRow, TcBlockM, a.Mq, a.Hq, h, tid);
+            // Q through the tile memory (plain loads and stores); this warp's 16 query rows become A fragments.
+            TcLoadRows(tile, a.Q.Cast<ulong>(), b, firstRow, TcBlockM, a.Mq, a.Hq, h, tid);
             Group.Barrier();
-            int qWord = ((warp * 16 + (lane >> 2)) * TcRow + 2 * quad) >> 1;
-            uint q0_0 = kWords[qWord + 0], q0_1 = kWords[qWord + 4 * TcRow + 0];
-            uint q0_2 = kWords[qWord + 4], q0_3 = kWords[qWord + 4 * TcRow + 4];
-            uint q1_0 = kWords[qWord + 8], q1_1 = kWords[qWord + 4 * TcRow + 8];
-            uint q1_2 = kWords[qWord + 12], q1_3 = kWords[qWord + 4 * TcRow + 12];
-            uint q2_0 = kWords[qWord + 16], q2_1 = kWords[qWord + 4 * TcRow + 16];
-            uint q2_2 = kWords[qWord + 20], q2_3 = kWords[qWord + 4 * TcRow + 20];
-            uint q3_0 = kWords[qWord + 24], q3_1 = kWords[qWord + 4 * TcRow + 24];
-            uint q3_2 = kWords[qWord + 28], q3_3 = kWords[qWord + 4 * TcRow + 28];
+            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * 16, 0, 8, 0, 0, 8, out uint q0_0, out uint q0_1, out uint q0_2, out uint q0_3);
+            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * 16, 16, 8, 0, 0, 8, out uint q1_0, out uint q1_1, out uint q1_2, out uint q1_3);
+            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * 16, 32, 8, 0, 0, 8, out uint q2_0, out uint q2_1, out uint q2_2, out uint q2_3);
+            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * 16, 48, 8, 0, 0, 8, out uint q3_0, out uint q3_1, out uint q3_2, out uint q3_3);
             Group.Barrier();
-            int kWord = ((lane >> 2) * TcRow + 2 * quad) >> 1;
-            int vWord = ((lane >> 2) * TcVRow + 2 * quad) >> 1;
+            TcLoadRows(tile, kSource, b, kvBegin, TcBlockN, a.Mkv, a.Hkv, hk, tid);
+            Group.Barrier();
             float o0_0 = 0f, o0_1 = 0f, o0_2 = 0f, o0_3 = 0f;
             float o1_0 = 0f, o1_1 = 0f, o1_2 = 0f, o1_3 = 0f;
             float o2_0 = 0f, o2_1 = 0f, o2_2 = 0f, o2_3 = 0f;
@@ -207,12 +176,17 @@ partial class Kernels
 
             for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBlockN)
             {
-                // Stage K_j and V_jᵀ (Algorithm 1, line 6).
-                TcLoadRows(kTile, k, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
-                TcLoadRowsTransposed(vWords, TcVRow, v, b, n0, TcBlockN, a.Mkv, a.Hkv, hk, tid);
-                Group.Barrier();
+                // K_j is in shared memory; V_j's loads fly during S = Q K_jᵀ.
+                ulong stage0 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 0 * TcThreads);
+                ulong stage1 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 1 * TcThreads);
+                ulong stage2 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 2 * TcThreads);
+                ulong stage3 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 3 * TcThreads);
+                ulong stage4 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 4 * TcThreads);
+                ulong stage5 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 5 * TcThreads);
+                ulong stage6 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 6 * TcThreads);
+                ulong stage7 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 7 * TcThreads);
 
-                // S_ij = Q_i K_jᵀ (16 × TcBlockN per warp).
+                // S_ij = Q_i K_jᵀ (16 × TcBlockN per warp); one ldmatrix.x4 gives the B fragments of two 8-key n-tiles.
                 float s0_0 = 0f, s0_1 = 0f, s0_2 = 0f, s0_3 = 0f;
                 float s1_0 = 0f, s1_1 = 0f, s1_2 = 0f, s1_3 = 0f;
                 float s2_0 = 0f, s2_1 = 0f, s2_2 = 0f, s2_3 = 0f;
@@ -221,70 +195,55 @@ partial class Kernels
                 float s5_0 = 0f, s5_1 = 0f, s5_2 = 0f, s5_3 = 0f;
                 float s6_0 = 0f, s6_1 = 0f, s6_2 = 0f, s6_3 = 0f;
                 float s7_0 = 0f, s7_1 = 0f, s7_2 = 0f, s7_3 = 0f;
-                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 0 * TcRow + 0], kWords[kWord + 0 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 0 * TcRow + 8], kWords[kWord + 0 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[kWord + 0 * TcRow + 16], kWords[kWord + 0 * TcRow + 20], exchange);
-                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[kWord + 0 * TcRow + 24], kWords[kWord + 0 * TcRow + 28], exchange);
-                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 4 * TcRow + 0], kWords[kWord + 4 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 4 * TcRow + 8], kWords[kWord + 4 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[kWord + 4 * TcRow + 16], kWords[kWord + 4 * TcRow + 20], exchange);
-                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[kWord + 4 * TcRow + 24], kWords[kWord + 4 * TcRow + 28], exchange);
-                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 8 * TcRow + 0], kWords[kWord + 8 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 8 * TcRow + 8], kWords[kWord + 8 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[kWord + 8 * TcRow + 16], kWords[kWord + 8 * TcRow + 20], exchange);
-                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[kWord + 8 * TcRow + 24], kWords[kWord + 8 * TcRow + 28], exchange);
-                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 12 * TcRow + 0], kWords[kWord + 12 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 12 * TcRow + 8], kWords[kWord + 12 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[kWord + 12 * TcRow + 16], kWords[kWord + 12 * TcRow + 20], exchange);
-                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[kWord + 12 * TcRow + 24], kWords[kWord + 12 * TcRow + 28], exchange);
-                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 16 * TcRow + 0], kWords[kWord + 16 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 16 * TcRow + 8], kWords[kWord + 16 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[kWord + 16 * TcRow + 16], kWords[kWord + 16 * TcRow + 20], exchange);
-                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[kWord + 16 * TcRow + 24], kWords[kWord + 16 * TcRow + 28], exchange);
-                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 20 * TcRow + 0], kWords[kWord + 20 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 20 * TcRow + 8], kWords[kWord + 20 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[kWord + 20 * TcRow + 16], kWords[kWord + 20 * TcRow + 20], exchange);
-                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[kWord + 20 * TcRow + 24], kWords[kWord + 20 * TcRow + 28], exchange);
-                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 24 * TcRow + 0], kWords[kWord + 24 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 24 * TcRow + 8], kWords[kWord + 24 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[kWord + 24 * TcRow + 16], kWords[kWord + 24 * TcRow + 20], exchange);
-                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[kWord + 24 * TcRow + 24], kWords[kWord + 24 * TcRow + 28], exchange);
-                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[kWord + 28 * TcRow + 0], kWords[kWord + 28 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[kWord + 28 * TcRow + 8], kWords[kWord + 28 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[kWord + 28 * TcRow + 16], kWords[kWord + 28 * TcRow + 20], exchange);
-                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[kWord + 28 * TcRow + 24], kWords[kWord + 28 * TcRow + 28], exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 0, 0, 8, 8, 0, out uint k0_0_0, out uint k0_0_1, out uint k0_0_2, out uint k0_0_3);
+                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q0_0, q0_1, q0_2, q0_3, k0_0_0, k0_0_1, exchange);
+                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q0_0, q0_1, q0_2, q0_3, k0_0_2, k0_0_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 0, 0, 8, 8, 0, out uint k1_0_0, out uint k1_0_1, out uint k1_0_2, out uint k1_0_3);
+                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q0_0, q0_1, q0_2, q0_3, k1_0_0, k1_0_1, exchange);
+                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q0_0, q0_1, q0_2, q0_3, k1_0_2, k1_0_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 0, 0, 8, 8, 0, out uint k2_0_0, out uint k2_0_1, out uint k2_0_2, out uint k2_0_3);
+                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q0_0, q0_1, q0_2, q0_3, k2_0_0, k2_0_1, exchange);
+                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q0_0, q0_1, q0_2, q0_3, k2_0_2, k2_0_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 0, 0, 8, 8, 0, out uint k3_0_0, out uint k3_0_1, out uint k3_0_2, out uint k3_0_3);
+                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q0_0, q0_1, q0_2, q0_3, k3_0_0, k3_0_1, exchange);
+                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q0_0, q0_1, q0_2, q0_3, k3_0_2, k3_0_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 16, 0, 8, 8, 0, out uint k0_1_0, out uint k0_1_1, out uint k0_1_2, out uint k0_1_3);
+                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q1_0, q1_1, q1_2, q1_3, k0_1_0, k0_1_1, exchange);
+                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q1_0, q1_1, q1_2, q1_3, k0_1_2, k0_1_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 16, 0, 8, 8, 0, out uint k1_1_0, out uint k1_1_1, out uint k1_1_2, out uint k1_1_3);
+                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q1_0, q1_1, q1_2, q1_3, k1_1_0, k1_1_1, exchange);
+                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q1_0, q1_1, q1_2, q1_3, k1_1_2, k1_1_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 16, 0, 8, 8, 0, out uint k2_1_0, out uint k2_1_1, out uint k2_1_2, out uint k2_1_3);
+                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q1_0, q1_1, q1_2, q1_3, k2_1_0, k2_1_1, exchange);
+                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q1_0, q1_1, q1_2, q1_3, k2_1_2, k2_1_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 16, 0, 8, 8, 0, out uint k3_1_0, out uint k3_1_1, out uint k3_1_2, out uint k3_1_3);
+                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q1_0, q1_1, q1_2, q1_3, k3_1_0, k3_1_1, exchange);
+                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q1_0, q1_1, q1_2, q1_3, k3_1_2, k3_1_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 32, 0, 8, 8, 0, out uint k0_2_0, out uint k0_2_1, out uint k0_2_2, out uint k0_2_3);
+                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q2_0, q2_1, q2_2, q2_3, k0_2_0, k0_2_1, exchange);
+                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q2_0, q2_1, q2_2, q2_3, k0_2_2, k0_2_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 32, 0, 8, 8, 0, out uint k1_2_0, out uint k1_2_1, out uint k1_2_2, out uint k1_2_3);
+                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q2_0, q2_1, q2_2, q2_3, k1_2_0, k1_2_1, exchange);
+                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q2_0, q2_1, q2_2, q2_3, k1_2_2, k1_2_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 32, 0, 8, 8, 0, out uint k2_2_0, out uint k2_2_1, out uint k2_2_2, out uint k2_2_3);
+                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q2_0, q2_1, q2_2, q2_3, k2_2_0, k2_2_1, exchange);
+                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q2_0, q2_1, q2_2, q2_3, k2_2_2, k2_2_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 32, 0, 8, 8, 0, out uint k3_2_0, out uint k3_2_1, out uint k3_2_2, out uint k3_2_3);
+                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q2_0, q2_1, q2_2, q2_3, k3_2_0, k3_2_1, exchange);
+                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q2_0, q2_1, q2_2, q2_3, k3_2_2, k3_2_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 48, 0, 8, 8, 0, out uint k0_3_0, out uint k0_3_1, out uint k0_3_2, out uint k0_3_3);
+                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q3_0, q3_1, q3_2, q3_3, k0_3_0, k0_3_1, exchange);
+                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q3_0, q3_1, q3_2, q3_3, k0_3_2, k0_3_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 48, 0, 8, 8, 0, out uint k1_3_0, out uint k1_3_1, out uint k1_3_2, out uint k1_3_3);
+                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q3_0, q3_1, q3_2, q3_3, k1_3_0, k1_3_1, exchange);
+                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q3_0, q3_1, q3_2, q3_3, k1_3_2, k1_3_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 48, 0, 8, 8, 0, out uint k2_3_0, out uint k2_3_1, out uint k2_3_2, out uint k2_3_3);
+                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q3_0, q3_1, q3_2, q3_3, k2_3_0, k2_3_1, exchange);
+                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q3_0, q3_1, q3_2, q3_3, k2_3_2, k2_3_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 48, 0, 8, 8, 0, out uint k3_3_0, out uint k3_3_1, out uint k3_3_2, out uint k3_3_3);
+                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q3_0, q3_1, q3_2, q3_3, k3_3_0, k3_3_1, exchange);
+                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q3_0, q3_1, q3_2, q3_3, k3_3_2, k3_3_3, exchange);
+
 
                 // Scale, bias and mask into the base-2 domain.
                 bool check = TcTileNeedsMask(a, firstRow, TcBlockM, n0, TcBlockN, kvEnd);
@@ -321,6 +280,26 @@ partial class Kernels
                 s7_1 = TcScore(a, b, h, s7_1, row0, column + 57, kvEnd, check);
                 s7_2 = TcScore(a, b, h, s7_2, row1, column + 56, kvEnd, check);
                 s7_3 = TcScore(a, b, h, s7_3, row1, column + 57, kvEnd, check);
+
+                // V_j into its tile (every warp finished O += P V_j-1 before the last barrier); K_j+1's loads fly during the
+                // softmax and O += P V_j (after the last tile they are loaded and never used; rows past Mkv are zeros).
+                TcStageStore(tile, TcVTile, tid + 0 * TcThreads, stage0);
+                TcStageStore(tile, TcVTile, tid + 1 * TcThreads, stage1);
+                TcStageStore(tile, TcVTile, tid + 2 * TcThreads, stage2);
+                TcStageStore(tile, TcVTile, tid + 3 * TcThreads, stage3);
+                TcStageStore(tile, TcVTile, tid + 4 * TcThreads, stage4);
+                TcStageStore(tile, TcVTile, tid + 5 * TcThreads, stage5);
+                TcStageStore(tile, TcVTile, tid + 6 * TcThreads, stage6);
+                TcStageStore(tile, TcVTile, tid + 7 * TcThreads, stage7);
+                stage0 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 0 * TcThreads);
+                stage1 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 1 * TcThreads);
+                stage2 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 2 * TcThreads);
+                stage3 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 3 * TcThreads);
+                stage4 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 4 * TcThreads);
+                stage5 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 5 * TcThreads);
+                stage6 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 6 * TcThreads);
+                stage7 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 7 * TcThreads);
+                Group.Barrier();
 
                 // Online softmax (Algorithm 1, lines 9-10): the tile's row maxima across the quad of lanes sharing a row.
                 float tileMax0 = rowMax0, tileMax1 = rowMax1;
@@ -393,79 +372,74 @@ partial class Kernels
                 rowSum0 += s7_0 + s7_1;
                 rowSum1 += s7_2 + s7_3;
 
-                // O_i += P_ij V_j: the S accumulators become A fragments of P in registers.
+                // O_i += P_ij V_j: the S accumulators become A fragments of P in registers; one ldmatrix.x4.trans gives the B
+                // fragments of two 8-column d-tiles of V.
                 uint p0_0 = PackHalf2(s0_0, s0_1), p0_1 = PackHalf2(s0_2, s0_3);
                 uint p0_2 = PackHalf2(s1_0, s1_1), p0_3 = PackHalf2(s1_2, s1_3);
-                MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 0 * TcVRow + 0], vWords[vWord + 0 * TcVRow + 4], exchange);
-                MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 4 * TcVRow + 0], vWords[vWord + 4 * TcVRow + 4], exchange);
-                MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 8 * TcVRow + 0], vWords[vWord + 8 * TcVRow + 4], exchange);
-                MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 12 * TcVRow + 0], vWords[vWord + 12 * TcVRow + 4], exchange);
-                MmaM16N8K16(ref o4_0, ref o4_1, ref o4_2, ref o4_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 16 * TcVRow + 0], vWords[vWord + 16 * TcVRow + 4], exchange);
-                MmaM16N8K16(ref o5_0, ref o5_1, ref o5_2, ref o5_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 20 * TcVRow + 0], vWords[vWord + 20 * TcVRow + 4], exchange);
-                MmaM16N8K16(ref o6_0, ref o6_1, ref o6_2, ref o6_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 24 * TcVRow + 0], vWords[vWord + 24 * TcVRow + 4], exchange);
-                MmaM16N8K16(ref o7_0, ref o7_1, ref o7_2, ref o7_3, p0_0, p0_1, p0_2, p0_3,
-                    vWords[vWord + 28 * TcVRow + 0], vWords[vWord + 28 * TcVRow + 4], exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 0, 8, 0, 0, 8, out uint v0_0_0, out uint v0_0_1, out uint v0_0_2, out uint v0_0_3);
+                MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p0_0, p0_1, p0_2, p0_3, v0_0_0, v0_0_1, exchange);
+                MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p0_0, p0_1, p0_2, p0_3, v0_0_2, v0_0_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 16, 8, 0, 0, 8, out uint v0_1_0, out uint v0_1_1, out uint v0_1_2, out uint v0_1_3);
+                MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p0_0, p0_1, p0_2, p0_3, v0_1_0, v0_1_1, exchange);
+                MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p0_0, p0_1, p0_2, p0_3, v0_1_2, v0_1_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 32, 8, 0, 0, 8, out uint v0_2_0, out uint v0_2_1, out uint v0_2_2, out uint v0_2_3);
+                MmaM16N8K16(ref o4_0, ref o4_1, ref o4_2, ref o4_3, p0_0, p0_1, p0_2, p0_3, v0_2_0, v0_2_1, exchange);
+                MmaM16N8K16(ref o5_0, ref o5_1, ref o5_2, ref o5_3, p0_0, p0_1, p0_2, p0_3, v0_2_2, v0_2_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 48, 8, 0, 0, 8, out uint v0_3_0, out uint v0_3_1, out uint v0_3_2, out uint v0_3_3);
+                MmaM16N8K16(ref o6_0, ref o6_1, ref o6_2, ref o6_3, p0_0, p0_1, p0_2, p0_3, v0_3_0, v0_3_1, exchange);
+                MmaM16N8K16(ref o7_0, ref o7_1, ref o7_2, ref o7_3, p0_0, p0_1, p0_2, p0_3, v0_3_2, v0_3_3, exchange);
                 uint p1_0 = PackHalf2(s2_0, s2_1), p1_1 = PackHalf2(s2_2, s2_3);
                 uint p1_2 = PackHalf2(s3_0, s3_1), p1_3 = PackHalf2(s3_2, s3_3);
-                MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 0 * TcVRow + 8], vWords[vWord + 0 * TcVRow + 12], exchange);
-                MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 4 * TcVRow + 8], vWords[vWord + 4 * TcVRow + 12], exchange);
-                MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 8 * TcVRow + 8], vWords[vWord + 8 * TcVRow + 12], exchange);
-                MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 12 * TcVRow + 8], vWords[vWord + 12 * TcVRow + 12], exchange);
-                MmaM16N8K16(ref o4_0, ref o4_1, ref o4_2, ref o4_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 16 * TcVRow + 8], vWords[vWord + 16 * TcVRow + 12], exchange);
-                MmaM16N8K16(ref o5_0, ref o5_1, ref o5_2, ref o5_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 20 * TcVRow + 8], vWords[vWord + 20 * TcVRow + 12], exchange);
-                MmaM16N8K16(ref o6_0, ref o6_1, ref o6_2, ref o6_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 24 * TcVRow + 8], vWords[vWord + 24 * TcVRow + 12], exchange);
-                MmaM16N8K16(ref o7_0, ref o7_1, ref o7_2, ref o7_3, p1_0, p1_1, p1_2, p1_3,
-                    vWords[vWord + 28 * TcVRow + 8], vWords[vWord + 28 * TcVRow + 12], exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 0, 8, 0, 0, 8, out uint v1_0_0, out uint v1_0_1, out uint v1_0_2, out uint v1_0_3);
+                MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p1_0, p1_1, p1_2, p1_3, v1_0_0, v1_0_1, exchange);
+                MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p1_0, p1_1, p1_2, p1_3, v1_0_2, v1_0_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 16, 8, 0, 0, 8, out uint v1_1_0, out uint v1_1_1, out uint v1_1_2, out uint v1_1_3);
+                MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p1_0, p1_1, p1_2, p1_3, v1_1_0, v1_1_1, exchange);
+                MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p1_0, p1_1, p1_2, p1_3, v1_1_2, v1_1_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 32, 8, 0, 0, 8, out uint v1_2_0, out uint v1_2_1, out uint v1_2_2, out uint v1_2_3);
+                MmaM16N8K16(ref o4_0, ref o4_1, ref o4_2, ref o4_3, p1_0, p1_1, p1_2, p1_3, v1_2_0, v1_2_1, exchange);
+                MmaM16N8K16(ref o5_0, ref o5_1, ref o5_2, ref o5_3, p1_0, p1_1, p1_2, p1_3, v1_2_2, v1_2_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 48, 8, 0, 0, 8, out uint v1_3_0, out uint v1_3_1, out uint v1_3_2, out uint v1_3_3);
+                MmaM16N8K16(ref o6_0, ref o6_1, ref o6_2, ref o6_3, p1_0, p1_1, p1_2, p1_3, v1_3_0, v1_3_1, exchange);
+                MmaM16N8K16(ref o7_0, ref o7_1, ref o7_2, ref o7_3, p1_0, p1_1, p1_2, p1_3, v1_3_2, v1_3_3, exchange);
                 uint p2_0 = PackHalf2(s4_0, s4_1), p2_1 = PackHalf2(s4_2, s4_3);
                 uint p2_2 = PackHalf2(s5_0, s5_1), p2_3 = PackHalf2(s5_2, s5_3);
-                MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 0 * TcVRow + 16], vWords[vWord + 0 * TcVRow + 20], exchange);
-                MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 4 * TcVRow + 16], vWords[vWord + 4 * TcVRow + 20], exchange);
-                MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 8 * TcVRow + 16], vWords[vWord + 8 * TcVRow + 20], exchange);
-                MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 12 * TcVRow + 16], vWords[vWord + 12 * TcVRow + 20], exchange);
-                MmaM16N8K16(ref o4_0, ref o4_1, ref o4_2, ref o4_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 16 * TcVRow + 16], vWords[vWord + 16 * TcVRow + 20], exchange);
-                MmaM16N8K16(ref o5_0, ref o5_1, ref o5_2, ref o5_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 20 * TcVRow + 16], vWords[vWord + 20 * TcVRow + 20], exchange);
-                MmaM16N8K16(ref o6_0, ref o6_1, ref o6_2, ref o6_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 24 * TcVRow + 16], vWords[vWord + 24 * TcVRow + 20], exchange);
-                MmaM16N8K16(ref o7_0, ref o7_1, ref o7_2, ref o7_3, p2_0, p2_1, p2_2, p2_3,
-                    vWords[vWord + 28 * TcVRow + 16], vWords[vWord + 28 * TcVRow + 20], exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 0, 8, 0, 0, 8, out uint v2_0_0, out uint v2_0_1, out uint v2_0_2, out uint v2_0_3);
+                MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p2_0, p2_1, p2_2, p2_3, v2_0_0, v2_0_1, exchange);
+                MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p2_0, p2_1, p2_2, p2_3, v2_0_2, v2_0_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 16, 8, 0, 0, 8, out uint v2_1_0, out uint v2_1_1, out uint v2_1_2, out uint v2_1_3);
+                MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p2_0, p2_1, p2_2, p2_3, v2_1_0, v2_1_1, exchange);
+                MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p2_0, p2_1, p2_2, p2_3, v2_1_2, v2_1_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 32, 8, 0, 0, 8, out uint v2_2_0, out uint v2_2_1, out uint v2_2_2, out uint v2_2_3);
+                MmaM16N8K16(ref o4_0, ref o4_1, ref o4_2, ref o4_3, p2_0, p2_1, p2_2, p2_3, v2_2_0, v2_2_1, exchange);
+                MmaM16N8K16(ref o5_0, ref o5_1, ref o5_2, ref o5_3, p2_0, p2_1, p2_2, p2_3, v2_2_2, v2_2_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 48, 8, 0, 0, 8, out uint v2_3_0, out uint v2_3_1, out uint v2_3_2, out uint v2_3_3);
+                MmaM16N8K16(ref o6_0, ref o6_1, ref o6_2, ref o6_3, p2_0, p2_1, p2_2, p2_3, v2_3_0, v2_3_1, exchange);
+                MmaM16N8K16(ref o7_0, ref o7_1, ref o7_2, ref o7_3, p2_0, p2_1, p2_2, p2_3, v2_3_2, v2_3_3, exchange);
                 uint p3_0 = PackHalf2(s6_0, s6_1), p3_1 = PackHalf2(s6_2, s6_3);
                 uint p3_2 = PackHalf2(s7_0, s7_1), p3_3 = PackHalf2(s7_2, s7_3);
-                MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 0 * TcVRow + 24], vWords[vWord + 0 * TcVRow + 28], exchange);
-                MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 4 * TcVRow + 24], vWords[vWord + 4 * TcVRow + 28], exchange);
-                MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 8 * TcVRow + 24], vWords[vWord + 8 * TcVRow + 28], exchange);
-                MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 12 * TcVRow + 24], vWords[vWord + 12 * TcVRow + 28], exchange);
-                MmaM16N8K16(ref o4_0, ref o4_1, ref o4_2, ref o4_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 16 * TcVRow + 24], vWords[vWord + 16 * TcVRow + 28], exchange);
-                MmaM16N8K16(ref o5_0, ref o5_1, ref o5_2, ref o5_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 20 * TcVRow + 24], vWords[vWord + 20 * TcVRow + 28], exchange);
-                MmaM16N8K16(ref o6_0, ref o6_1, ref o6_2, ref o6_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 24 * TcVRow + 24], vWords[vWord + 24 * TcVRow + 28], exchange);
-                MmaM16N8K16(ref o7_0, ref o7_1, ref o7_2, ref o7_3, p3_0, p3_1, p3_2, p3_3,
-                    vWords[vWord + 28 * TcVRow + 24], vWords[vWord + 28 * TcVRow + 28], exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 0, 8, 0, 0, 8, out uint v3_0_0, out uint v3_0_1, out uint v3_0_2, out uint v3_0_3);
+                MmaM16N8K16(ref o0_0, ref o0_1, ref o0_2, ref o0_3, p3_0, p3_1, p3_2, p3_3, v3_0_0, v3_0_1, exchange);
+                MmaM16N8K16(ref o1_0, ref o1_1, ref o1_2, ref o1_3, p3_0, p3_1, p3_2, p3_3, v3_0_2, v3_0_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 16, 8, 0, 0, 8, out uint v3_1_0, out uint v3_1_1, out uint v3_1_2, out uint v3_1_3);
+                MmaM16N8K16(ref o2_0, ref o2_1, ref o2_2, ref o2_3, p3_0, p3_1, p3_2, p3_3, v3_1_0, v3_1_1, exchange);
+                MmaM16N8K16(ref o3_0, ref o3_1, ref o3_2, ref o3_3, p3_0, p3_1, p3_2, p3_3, v3_1_2, v3_1_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 32, 8, 0, 0, 8, out uint v3_2_0, out uint v3_2_1, out uint v3_2_2, out uint v3_2_3);
+                MmaM16N8K16(ref o4_0, ref o4_1, ref o4_2, ref o4_3, p3_0, p3_1, p3_2, p3_3, v3_2_0, v3_2_1, exchange);
+                MmaM16N8K16(ref o5_0, ref o5_1, ref o5_2, ref o5_3, p3_0, p3_1, p3_2, p3_3, v3_2_2, v3_2_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 48, 8, 0, 0, 8, out uint v3_3_0, out uint v3_3_1, out uint v3_3_2, out uint v3_3_3);
+                MmaM16N8K16(ref o6_0, ref o6_1, ref o6_2, ref o6_3, p3_0, p3_1, p3_2, p3_3, v3_3_0, v3_3_1, exchange);
+                MmaM16N8K16(ref o7_0, ref o7_1, ref o7_2, ref o7_3, p3_0, p3_1, p3_2, p3_3, v3_3_2, v3_3_3, exchange);
+
+                // K_j+1 into its tile (every warp finished S = Q K_jᵀ before the barrier above).
+                TcStageStore(tile, TcKTile, tid + 0 * TcThreads, stage0);
+                TcStageStore(tile, TcKTile, tid + 1 * TcThreads, stage1);
+                TcStageStore(tile, TcKTile, tid + 2 * TcThreads, stage2);
+                TcStageStore(tile, TcKTile, tid + 3 * TcThreads, stage3);
+                TcStageStore(tile, TcKTile, tid + 4 * TcThreads, stage4);
+                TcStageStore(tile, TcKTile, tid + 5 * TcThreads, stage5);
+                TcStageStore(tile, TcKTile, tid + 6 * TcThreads, stage6);
+                TcStageStore(tile, TcKTile, tid + 7 * TcThreads, stage7);
                 Group.Barrier();
             }
 
@@ -533,9 +507,10 @@ partial class Kernels
         /// <summary>
         /// Backward on tensor cores, dK and dV (Dao 2023, Algorithm 2, with the roles of the loops as in its lines 5-6): a
         /// group owns TcBlockM keys, each warp 16 of them, with K and V as A fragments in registers. It walks every query head of its KV head and every Q tile of TcBwdBlockQ rows that can see its keys,
-        /// with Q and dO staged row-major (B fragments of Sᵀ = K Qᵀ and dPᵀ = V dOᵀ) and transposed (B fragments of dK += dSᵀ Q
-        /// and dV += Pᵀ dO). Pᵀ and dSᵀ are re-packed from their accumulators as A fragments. Each dK, dV row has one writer:
-        /// deterministic, no atomics. Grid: (ceil(Mkv / TcBlockM), Hkv, B).
+        /// with Q and dO staged row-major in dynamic shared memory: ldmatrix reads them as they are for the B fragments of
+        /// Sᵀ = K Qᵀ and dPᵀ = V dOᵀ and transposed for dK += dSᵀ Q and dV += Pᵀ dO. Pᵀ and dSᵀ are re-packed from their
+        /// accumulators as A fragments. Each dK, dV row has one writer: deterministic, no atomics.
+        /// Grid: (ceil(Mkv / TcBlockM), Hkv, B); TcBackwardKvSharedBytes of dynamic shared memory.
         /// </summary>
         public static void TensorCoreBackwardKv(AttentionArgs<global::ILGPU.Half> a)
         {
@@ -550,17 +525,13 @@ partial class Kernels
             int key0 = firstKey + warp * 16 + (lane >> 2), key1 = key0 + 8;
             var q = a.Q.Cast<ulong>();
             var dO = a.dO.Cast<ulong>();
-            var qTile = SharedMemory.Allocate<ulong>(TcBwdBlockQ * TcRow / 4);
-            var dOTile = SharedMemory.Allocate<ulong>(TcBwdBlockQ * TcRow / 4);
-            var qtTile = SharedMemory.Allocate<ulong>(HeadDim * TcQtRow / 4);
-            var dOtTile = SharedMemory.Allocate<ulong>(HeadDim * TcQtRow / 4);
             var lseTile = SharedMemory.Allocate<float>(TcBwdBlockQ);
             var deltaTile = SharedMemory.Allocate<float>(TcBwdBlockQ);
             var exchange = SharedMemory.Allocate<uint>(TcThreads * ExchangeWordsPerThread);
-            var qWords = qTile.Cast<uint>();
-            var dOWords = dOTile.Cast<uint>();
-            var qtWords = qtTile.Cast<uint>();
-            var dOtWords = dOtTile.Cast<uint>();
+            var dynamic = SharedMemory.GetDynamic<ulong>();
+            uint rawBase = DynamicSharedBase(), sharedBase = (rawBase + 127u) & ~127u;
+            var tile = dynamic.SubView((int)(sharedBase - rawBase) >> 3);
+            var tileWords = tile.Cast<uint>();
 
             // This warp's 16 keys as A fragments, one per 16-wide k-step of the head dim; keys past Mkv are zeros.
             var kGlobal = a.K.Cast<uint>();
@@ -582,9 +553,6 @@ partial class Kernels
             uint v2_2 = TcWord(vGlobal, kRow0, 20), v2_3 = TcWord(vGlobal, kRow1, 20);
             uint v3_0 = TcWord(vGlobal, kRow0, 24), v3_1 = TcWord(vGlobal, kRow1, 24);
             uint v3_2 = TcWord(vGlobal, kRow0, 28), v3_3 = TcWord(vGlobal, kRow1, 28);
-            // B fragments: row-major tiles give pairs along the head dim, transposed ones pairs along the query rows.
-            int rowWord = ((lane >> 2) * TcRow + 2 * quad) >> 1;
-            int columnWord = ((lane >> 2) * TcQtRow + 2 * quad) >> 1;
             float dk0_0 = 0f, dk0_1 = 0f, dk0_2 = 0f, dk0_3 = 0f;
             float dv0_0 = 0f, dv0_1 = 0f, dv0_2 = 0f, dv0_3 = 0f;
             float dk1_0 = 0f, dk1_1 = 0f, dk1_2 = 0f, dk1_3 = 0f;
@@ -608,9 +576,10 @@ partial class Kernels
                 int h = hk * groupSize + g;
                 for (int m0 = qBegin; m0 < qEnd; m0 += TcBwdBlockQ)
                 {
-                    // Stage Q_i, dO_i (both layouts), Lse_i and D_i (Algorithm 2, lines 8-9).
-                    TcLoadRowsBothWays(qTile, qtWords, TcQtRow, q, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
-                    TcLoadRowsBothWays(dOTile, dOtWords, TcQtRow, dO, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
+                    // Stage Q_i, dO_i (row-major: ldmatrix reads them as they are for Sᵀ and dPᵀ, transposed for dV and dK), Lse_i
+                    // and D_i (Algorithm 2, lines 8-9).
+                    TcLoadRows(tile.SubView(TcBwdQTile / 4), q, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
+                    TcLoadRows(tile.SubView(TcBwdDoTile / 4), dO, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
                     for (int e = tid; e < TcBwdBlockQ; e += TcThreads)
                     {
                         lseTile[e] = TcLse(a, b, h, m0 + e);
@@ -627,70 +596,54 @@ partial class Kernels
                     float s5_0 = 0f, s5_1 = 0f, s5_2 = 0f, s5_3 = 0f;
                     float s6_0 = 0f, s6_1 = 0f, s6_2 = 0f, s6_3 = 0f;
                     float s7_0 = 0f, s7_1 = 0f, s7_2 = 0f, s7_3 = 0f;
-                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k0_0, k0_1, k0_2, k0_3,
-                        qWords[rowWord + 0 * TcRow + 0], qWords[rowWord + 0 * TcRow + 4], exchange);
-                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k0_0, k0_1, k0_2, k0_3,
-                        qWords[rowWord + 4 * TcRow + 0], qWords[rowWord + 4 * TcRow + 4], exchange);
-                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k0_0, k0_1, k0_2, k0_3,
-                        qWords[rowWord + 8 * TcRow + 0], qWords[rowWord + 8 * TcRow + 4], exchange);
-                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k0_0, k0_1, k0_2, k0_3,
-                        qWords[rowWord + 12 * TcRow + 0], qWords[rowWord + 12 * TcRow + 4], exchange);
-                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k0_0, k0_1, k0_2, k0_3,
-                        qWords[rowWord + 16 * TcRow + 0], qWords[rowWord + 16 * TcRow + 4], exchange);
-                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k0_0, k0_1, k0_2, k0_3,
-                        qWords[rowWord + 20 * TcRow + 0], qWords[rowWord + 20 * TcRow + 4], exchange);
-                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k0_0, k0_1, k0_2, k0_3,
-                        qWords[rowWord + 24 * TcRow + 0], qWords[rowWord + 24 * TcRow + 4], exchange);
-                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k0_0, k0_1, k0_2, k0_3,
-                        qWords[rowWord + 28 * TcRow + 0], qWords[rowWord + 28 * TcRow + 4], exchange);
-                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k1_0, k1_1, k1_2, k1_3,
-                        qWords[rowWord + 0 * TcRow + 8], qWords[rowWord + 0 * TcRow + 12], exchange);
-                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k1_0, k1_1, k1_2, k1_3,
-                        qWords[rowWord + 4 * TcRow + 8], qWords[rowWord + 4 * TcRow + 12], exchange);
-                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k1_0, k1_1, k1_2, k1_3,
-                        qWords[rowWord + 8 * TcRow + 8], qWords[rowWord + 8 * TcRow + 12], exchange);
-                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k1_0, k1_1, k1_2, k1_3,
-                        qWords[rowWord + 12 * TcRow + 8], qWords[rowWord + 12 * TcRow + 12], exchange);
-                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k1_0, k1_1, k1_2, k1_3,
-                        qWords[rowWord + 16 * TcRow + 8], qWords[rowWord + 16 * TcRow + 12], exchange);
-                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k1_0, k1_1, k1_2, k1_3,
-                        qWords[rowWord + 20 * TcRow + 8], qWords[rowWord + 20 * TcRow + 12], exchange);
-                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k1_0, k1_1, k1_2, k1_3,
-                        qWords[rowWord + 24 * TcRow + 8], qWords[rowWord + 24 * TcRow + 12], exchange);
-                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k1_0, k1_1, k1_2, k1_3,
-                        qWords[rowWord + 28 * TcRow + 8], qWords[rowWord + 28 * TcRow + 12], exchange);
-                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k2_0, k2_1, k2_2, k2_3,
-                        qWords[rowWord + 0 * TcRow + 16], qWords[rowWord + 0 * TcRow + 20], exchange);
-                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k2_0, k2_1, k2_2, k2_3,
-                        qWords[rowWord + 4 * TcRow + 16], qWords[rowWord + 4 * TcRow + 20], exchange);
-                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k2_0, k2_1, k2_2, k2_3,
-                        qWords[rowWord + 8 * TcRow + 16], qWords[rowWord + 8 * TcRow + 20], exchange);
-                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k2_0, k2_1, k2_2, k2_3,
-                        qWords[rowWord + 12 * TcRow + 16], qWords[rowWord + 12 * TcRow + 20], exchange);
-                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k2_0, k2_1, k2_2, k2_3,
-                        qWords[rowWord + 16 * TcRow + 16], qWords[rowWord + 16 * TcRow + 20], exchange);
-                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k2_0, k2_1, k2_2, k2_3,
-                        qWords[rowWord + 20 * TcRow + 16], qWords[rowWord + 20 * TcRow + 20], exchange);
-                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k2_0, k2_1, k2_2, k2_3,
-                        qWords[rowWord + 24 * TcRow + 16], qWords[rowWord + 24 * TcRow + 20], exchange);
-                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k2_0, k2_1, k2_2, k2_3,
-                        qWords[rowWord + 28 * TcRow + 16], qWords[rowWord + 28 * TcRow + 20], exchange);
-                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k3_0, k3_1, k3_2, k3_3,
-                        qWords[rowWord + 0 * TcRow + 24], qWords[rowWord + 0 * TcRow + 28], exchange);
-                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k3_0, k3_1, k3_2, k3_3,
-                        qWords[rowWord + 4 * TcRow + 24], qWords[rowWord + 4 * TcRow + 28], exchange);
-                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k3_0, k3_1, k3_2, k3_3,
-                        qWords[rowWord + 8 * TcRow + 24], qWords[rowWord + 8 * TcRow + 28], exchange);
-                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k3_0, k3_1, k3_2, k3_3,
-                        qWords[rowWord + 12 * TcRow + 24], qWords[rowWord + 12 * TcRow + 28], exchange);
-                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k3_0, k3_1, k3_2, k3_3,
-                        qWords[rowWord + 16 * TcRow + 24], qWords[rowWord + 16 * TcRow + 28], exchange);
-                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k3_0, k3_1, k3_2, k3_3,
-                        qWords[rowWord + 20 * TcRow + 24], qWords[rowWord + 20 * TcRow + 28], exchange);
-                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k3_0, k3_1, k3_2, k3_3,
-                        qWords[rowWord + 24 * TcRow + 24], qWords[rowWord + 24 * TcRow + 28], exchange);
-                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k3_0, k3_1, k3_2, k3_3,
-                        qWords[rowWord + 28 * TcRow + 24], qWords[rowWord + 28 * TcRow + 28], exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 0, 0, 8, 8, 0, out uint qb0_0_0, out uint qb0_0_1, out uint qb0_0_2, out uint qb0_0_3);
+                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k0_0, k0_1, k0_2, k0_3, qb0_0_0, qb0_0_1, exchange);
+                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k0_0, k0_1, k0_2, k0_3, qb0_0_2, qb0_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 0, 0, 8, 8, 0, out uint qb1_0_0, out uint qb1_0_1, out uint qb1_0_2, out uint qb1_0_3);
+                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k0_0, k0_1, k0_2, k0_3, qb1_0_0, qb1_0_1, exchange);
+                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k0_0, k0_1, k0_2, k0_3, qb1_0_2, qb1_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 0, 0, 8, 8, 0, out uint qb2_0_0, out uint qb2_0_1, out uint qb2_0_2, out uint qb2_0_3);
+                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k0_0, k0_1, k0_2, k0_3, qb2_0_0, qb2_0_1, exchange);
+                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k0_0, k0_1, k0_2, k0_3, qb2_0_2, qb2_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 0, 0, 8, 8, 0, out uint qb3_0_0, out uint qb3_0_1, out uint qb3_0_2, out uint qb3_0_3);
+                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k0_0, k0_1, k0_2, k0_3, qb3_0_0, qb3_0_1, exchange);
+                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k0_0, k0_1, k0_2, k0_3, qb3_0_2, qb3_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 16, 0, 8, 8, 0, out uint qb0_1_0, out uint qb0_1_1, out uint qb0_1_2, out uint qb0_1_3);
+                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k1_0, k1_1, k1_2, k1_3, qb0_1_0, qb0_1_1, exchange);
+                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k1_0, k1_1, k1_2, k1_3, qb0_1_2, qb0_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 16, 0, 8, 8, 0, out uint qb1_1_0, out uint qb1_1_1, out uint qb1_1_2, out uint qb1_1_3);
+                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k1_0, k1_1, k1_2, k1_3, qb1_1_0, qb1_1_1, exchange);
+                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k1_0, k1_1, k1_2, k1_3, qb1_1_2, qb1_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 16, 0, 8, 8, 0, out uint qb2_1_0, out uint qb2_1_1, out uint qb2_1_2, out uint qb2_1_3);
+                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k1_0, k1_1, k1_2, k1_3, qb2_1_0, qb2_1_1, exchange);
+                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k1_0, k1_1, k1_2, k1_3, qb2_1_2, qb2_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 16, 0, 8, 8, 0, out uint qb3_1_0, out uint qb3_1_1, out uint qb3_1_2, out uint qb3_1_3);
+                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k1_0, k1_1, k1_2, k1_3, qb3_1_0, qb3_1_1, exchange);
+                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k1_0, k1_1, k1_2, k1_3, qb3_1_2, qb3_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 32, 0, 8, 8, 0, out uint qb0_2_0, out uint qb0_2_1, out uint qb0_2_2, out uint qb0_2_3);
+                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k2_0, k2_1, k2_2, k2_3, qb0_2_0, qb0_2_1, exchange);
+                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k2_0, k2_1, k2_2, k2_3, qb0_2_2, qb0_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 32, 0, 8, 8, 0, out uint qb1_2_0, out uint qb1_2_1, out uint qb1_2_2, out uint qb1_2_3);
+                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k2_0, k2_1, k2_2, k2_3, qb1_2_0, qb1_2_1, exchange);
+                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k2_0, k2_1, k2_2, k2_3, qb1_2_2, qb1_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 32, 0, 8, 8, 0, out uint qb2_2_0, out uint qb2_2_1, out uint qb2_2_2, out uint qb2_2_3);
+                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k2_0, k2_1, k2_2, k2_3, qb2_2_0, qb2_2_1, exchange);
+                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k2_0, k2_1, k2_2, k2_3, qb2_2_2, qb2_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 32, 0, 8, 8, 0, out uint qb3_2_0, out uint qb3_2_1, out uint qb3_2_2, out uint qb3_2_3);
+                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k2_0, k2_1, k2_2, k2_3, qb3_2_0, qb3_2_1, exchange);
+                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k2_0, k2_1, k2_2, k2_3, qb3_2_2, qb3_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 48, 0, 8, 8, 0, out uint qb0_3_0, out uint qb0_3_1, out uint qb0_3_2, out uint qb0_3_3);
+                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k3_0, k3_1, k3_2, k3_3, qb0_3_0, qb0_3_1, exchange);
+                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k3_0, k3_1, k3_2, k3_3, qb0_3_2, qb0_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 48, 0, 8, 8, 0, out uint qb1_3_0, out uint qb1_3_1, out uint qb1_3_2, out uint qb1_3_3);
+                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k3_0, k3_1, k3_2, k3_3, qb1_3_0, qb1_3_1, exchange);
+                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k3_0, k3_1, k3_2, k3_3, qb1_3_2, qb1_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 48, 0, 8, 8, 0, out uint qb2_3_0, out uint qb2_3_1, out uint qb2_3_2, out uint qb2_3_3);
+                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k3_0, k3_1, k3_2, k3_3, qb2_3_0, qb2_3_1, exchange);
+                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k3_0, k3_1, k3_2, k3_3, qb2_3_2, qb2_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 48, 0, 8, 8, 0, out uint qb3_3_0, out uint qb3_3_1, out uint qb3_3_2, out uint qb3_3_3);
+                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k3_0, k3_1, k3_2, k3_3, qb3_3_0, qb3_3_1, exchange);
+                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k3_0, k3_1, k3_2, k3_3, qb3_3_2, qb3_3_3, exchange);
 
                     // Pᵀ_ji = 2^(score − Lse_i) from the saved log-sum-exp (line 11); masked scores give 0.
                     bool check = TcTileNeedsMask(a, m0, TcBwdBlockQ, firstKey, TcBlockM, a.Mkv);
@@ -761,70 +714,54 @@ partial class Kernels
                     float dp5_0 = 0f, dp5_1 = 0f, dp5_2 = 0f, dp5_3 = 0f;
                     float dp6_0 = 0f, dp6_1 = 0f, dp6_2 = 0f, dp6_3 = 0f;
                     float dp7_0 = 0f, dp7_1 = 0f, dp7_2 = 0f, dp7_3 = 0f;
-                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v0_0, v0_1, v0_2, v0_3,
-                        dOWords[rowWord + 0 * TcRow + 0], dOWords[rowWord + 0 * TcRow + 4], exchange);
-                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v0_0, v0_1, v0_2, v0_3,
-                        dOWords[rowWord + 4 * TcRow + 0], dOWords[rowWord + 4 * TcRow + 4], exchange);
-                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v0_0, v0_1, v0_2, v0_3,
-                        dOWords[rowWord + 8 * TcRow + 0], dOWords[rowWord + 8 * TcRow + 4], exchange);
-                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v0_0, v0_1, v0_2, v0_3,
-                        dOWords[rowWord + 12 * TcRow + 0], dOWords[rowWord + 12 * TcRow + 4], exchange);
-                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v0_0, v0_1, v0_2, v0_3,
-                        dOWords[rowWord + 16 * TcRow + 0], dOWords[rowWord + 16 * TcRow + 4], exchange);
-                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v0_0, v0_1, v0_2, v0_3,
-                        dOWords[rowWord + 20 * TcRow + 0], dOWords[rowWord + 20 * TcRow + 4], exchange);
-                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v0_0, v0_1, v0_2, v0_3,
-                        dOWords[rowWord + 24 * TcRow + 0], dOWords[rowWord + 24 * TcRow + 4], exchange);
-                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v0_0, v0_1, v0_2, v0_3,
-                        dOWords[rowWord + 28 * TcRow + 0], dOWords[rowWord + 28 * TcRow + 4], exchange);
-                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v1_0, v1_1, v1_2, v1_3,
-                        dOWords[rowWord + 0 * TcRow + 8], dOWords[rowWord + 0 * TcRow + 12], exchange);
-                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v1_0, v1_1, v1_2, v1_3,
-                        dOWords[rowWord + 4 * TcRow + 8], dOWords[rowWord + 4 * TcRow + 12], exchange);
-                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v1_0, v1_1, v1_2, v1_3,
-                        dOWords[rowWord + 8 * TcRow + 8], dOWords[rowWord + 8 * TcRow + 12], exchange);
-                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v1_0, v1_1, v1_2, v1_3,
-                        dOWords[rowWord + 12 * TcRow + 8], dOWords[rowWord + 12 * TcRow + 12], exchange);
-                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v1_0, v1_1, v1_2, v1_3,
-                        dOWords[rowWord + 16 * TcRow + 8], dOWords[rowWord + 16 * TcRow + 12], exchange);
-                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v1_0, v1_1, v1_2, v1_3,
-                        dOWords[rowWord + 20 * TcRow + 8], dOWords[rowWord + 20 * TcRow + 12], exchange);
-                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v1_0, v1_1, v1_2, v1_3,
-                        dOWords[rowWord + 24 * TcRow + 8], dOWords[rowWord + 24 * TcRow + 12], exchange);
-                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v1_0, v1_1, v1_2, v1_3,
-                        dOWords[rowWord + 28 * TcRow + 8], dOWords[rowWord + 28 * TcRow + 12], exchange);
-                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v2_0, v2_1, v2_2, v2_3,
-                        dOWords[rowWord + 0 * TcRow + 16], dOWords[rowWord + 0 * TcRow + 20], exchange);
-                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v2_0, v2_1, v2_2, v2_3,
-                        dOWords[rowWord + 4 * TcRow + 16], dOWords[rowWord + 4 * TcRow + 20], exchange);
-                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v2_0, v2_1, v2_2, v2_3,
-                        dOWords[rowWord + 8 * TcRow + 16], dOWords[rowWord + 8 * TcRow + 20], exchange);
-                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v2_0, v2_1, v2_2, v2_3,
-                        dOWords[rowWord + 12 * TcRow + 16], dOWords[rowWord + 12 * TcRow + 20], exchange);
-                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v2_0, v2_1, v2_2, v2_3,
-                        dOWords[rowWord + 16 * TcRow + 16], dOWords[rowWord + 16 * TcRow + 20], exchange);
-                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v2_0, v2_1, v2_2, v2_3,
-                        dOWords[rowWord + 20 * TcRow + 16], dOWords[rowWord + 20 * TcRow + 20], exchange);
-                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v2_0, v2_1, v2_2, v2_3,
-                        dOWords[rowWord + 24 * TcRow + 16], dOWords[rowWord + 24 * TcRow + 20], exchange);
-                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v2_0, v2_1, v2_2, v2_3,
-                        dOWords[rowWord + 28 * TcRow + 16], dOWords[rowWord + 28 * TcRow + 20], exchange);
-                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v3_0, v3_1, v3_2, v3_3,
-                        dOWords[rowWord + 0 * TcRow + 24], dOWords[rowWord + 0 * TcRow + 28], exchange);
-                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v3_0, v3_1, v3_2, v3_3,
-                        dOWords[rowWord + 4 * TcRow + 24], dOWords[rowWord + 4 * TcRow + 28], exchange);
-                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v3_0, v3_1, v3_2, v3_3,
-                        dOWords[rowWord + 8 * TcRow + 24], dOWords[rowWord + 8 * TcRow + 28], exchange);
-                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v3_0, v3_1, v3_2, v3_3,
-                        dOWords[rowWord + 12 * TcRow + 24], dOWords[rowWord + 12 * TcRow + 28], exchange);
-                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v3_0, v3_1, v3_2, v3_3,
-                        dOWords[rowWord + 16 * TcRow + 24], dOWords[rowWord + 16 * TcRow + 28], exchange);
-                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v3_0, v3_1, v3_2, v3_3,
-                        dOWords[rowWord + 20 * TcRow + 24], dOWords[rowWord + 20 * TcRow + 28], exchange);
-                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v3_0, v3_1, v3_2, v3_3,
-                        dOWords[rowWord + 24 * TcRow + 24], dOWords[rowWord + 24 * TcRow + 28], exchange);
-                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v3_0, v3_1, v3_2, v3_3,
-                        dOWords[rowWord + 28 * TcRow + 24], dOWords[rowWord + 28 * TcRow + 28], exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 0, 0, 8, 8, 0, out uint ob0_0_0, out uint ob0_0_1, out uint ob0_0_2, out uint ob0_0_3);
+                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v0_0, v0_1, v0_2, v0_3, ob0_0_0, ob0_0_1, exchange);
+                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v0_0, v0_1, v0_2, v0_3, ob0_0_2, ob0_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 0, 0, 8, 8, 0, out uint ob1_0_0, out uint ob1_0_1, out uint ob1_0_2, out uint ob1_0_3);
+                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v0_0, v0_1, v0_2, v0_3, ob1_0_0, ob1_0_1, exchange);
+                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v0_0, v0_1, v0_2, v0_3, ob1_0_2, ob1_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 0, 0, 8, 8, 0, out uint ob2_0_0, out uint ob2_0_1, out uint ob2_0_2, out uint ob2_0_3);
+                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v0_0, v0_1, v0_2, v0_3, ob2_0_0, ob2_0_1, exchange);
+                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v0_0, v0_1, v0_2, v0_3, ob2_0_2, ob2_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 0, 0, 8, 8, 0, out uint ob3_0_0, out uint ob3_0_1, out uint ob3_0_2, out uint ob3_0_3);
+                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v0_0, v0_1, v0_2, v0_3, ob3_0_0, ob3_0_1, exchange);
+                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v0_0, v0_1, v0_2, v0_3, ob3_0_2, ob3_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 16, 0, 8, 8, 0, out uint ob0_1_0, out uint ob0_1_1, out uint ob0_1_2, out uint ob0_1_3);
+                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v1_0, v1_1, v1_2, v1_3, ob0_1_0, ob0_1_1, exchange);
+                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v1_0, v1_1, v1_2, v1_3, ob0_1_2, ob0_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 16, 0, 8, 8, 0, out uint ob1_1_0, out uint ob1_1_1, out uint ob1_1_2, out uint ob1_1_3);
+                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v1_0, v1_1, v1_2, v1_3, ob1_1_0, ob1_1_1, exchange);
+                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v1_0, v1_1, v1_2, v1_3, ob1_1_2, ob1_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 16, 0, 8, 8, 0, out uint ob2_1_0, out uint ob2_1_1, out uint ob2_1_2, out uint ob2_1_3);
+                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v1_0, v1_1, v1_2, v1_3, ob2_1_0, ob2_1_1, exchange);
+                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v1_0, v1_1, v1_2, v1_3, ob2_1_2, ob2_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 16, 0, 8, 8, 0, out uint ob3_1_0, out uint ob3_1_1, out uint ob3_1_2, out uint ob3_1_3);
+                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v1_0, v1_1, v1_2, v1_3, ob3_1_0, ob3_1_1, exchange);
+                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v1_0, v1_1, v1_2, v1_3, ob3_1_2, ob3_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 32, 0, 8, 8, 0, out uint ob0_2_0, out uint ob0_2_1, out uint ob0_2_2, out uint ob0_2_3);
+                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v2_0, v2_1, v2_2, v2_3, ob0_2_0, ob0_2_1, exchange);
+                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v2_0, v2_1, v2_2, v2_3, ob0_2_2, ob0_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 32, 0, 8, 8, 0, out uint ob1_2_0, out uint ob1_2_1, out uint ob1_2_2, out uint ob1_2_3);
+                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v2_0, v2_1, v2_2, v2_3, ob1_2_0, ob1_2_1, exchange);
+                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v2_0, v2_1, v2_2, v2_3, ob1_2_2, ob1_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 32, 0, 8, 8, 0, out uint ob2_2_0, out uint ob2_2_1, out uint ob2_2_2, out uint ob2_2_3);
+                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v2_0, v2_1, v2_2, v2_3, ob2_2_0, ob2_2_1, exchange);
+                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v2_0, v2_1, v2_2, v2_3, ob2_2_2, ob2_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 32, 0, 8, 8, 0, out uint ob3_2_0, out uint ob3_2_1, out uint ob3_2_2, out uint ob3_2_3);
+                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v2_0, v2_1, v2_2, v2_3, ob3_2_0, ob3_2_1, exchange);
+                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v2_0, v2_1, v2_2, v2_3, ob3_2_2, ob3_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 48, 0, 8, 8, 0, out uint ob0_3_0, out uint ob0_3_1, out uint ob0_3_2, out uint ob0_3_3);
+                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v3_0, v3_1, v3_2, v3_3, ob0_3_0, ob0_3_1, exchange);
+                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v3_0, v3_1, v3_2, v3_3, ob0_3_2, ob0_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 48, 0, 8, 8, 0, out uint ob1_3_0, out uint ob1_3_1, out uint ob1_3_2, out uint ob1_3_3);
+                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v3_0, v3_1, v3_2, v3_3, ob1_3_0, ob1_3_1, exchange);
+                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v3_0, v3_1, v3_2, v3_3, ob1_3_2, ob1_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 48, 0, 8, 8, 0, out uint ob2_3_0, out uint ob2_3_1, out uint ob2_3_2, out uint ob2_3_3);
+                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v3_0, v3_1, v3_2, v3_3, ob2_3_0, ob2_3_1, exchange);
+                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v3_0, v3_1, v3_2, v3_3, ob2_3_2, ob2_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 48, 0, 8, 8, 0, out uint ob3_3_0, out uint ob3_3_1, out uint ob3_3_2, out uint ob3_3_3);
+                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v3_0, v3_1, v3_2, v3_3, ob3_3_0, ob3_3_1, exchange);
+                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v3_0, v3_1, v3_2, v3_3, ob3_3_2, ob3_3_3, exchange);
 
                     // dSᵀ_ji = Pᵀ_ji (dPᵀ_ji − D_i) (line 15), in the dPᵀ accumulators.
                     {
@@ -871,148 +808,116 @@ partial class Kernels
                     // dV_j += Pᵀ_ji dO_i and dK_j += dSᵀ_ji Q_i (lines 12 and 17): the accumulators become A fragments.
                     uint p0_0 = PackHalf2(s0_0, s0_1), p0_1 = PackHalf2(s0_2, s0_3);
                     uint p0_2 = PackHalf2(s1_0, s1_1), p0_3 = PackHalf2(s1_2, s1_3);
-                    MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p0_0, p0_1, p0_2, p0_3,
-                        dOtWords[columnWord + 0 * TcQtRow + 0], dOtWords[columnWord + 0 * TcQtRow + 4], exchange);
-                    MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p0_0, p0_1, p0_2, p0_3,
-                        dOtWords[columnWord + 4 * TcQtRow + 0], dOtWords[columnWord + 4 * TcQtRow + 4], exchange);
-                    MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p0_0, p0_1, p0_2, p0_3,
-                        dOtWords[columnWord + 8 * TcQtRow + 0], dOtWords[columnWord + 8 * TcQtRow + 4], exchange);
-                    MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p0_0, p0_1, p0_2, p0_3,
-                        dOtWords[columnWord + 12 * TcQtRow + 0], dOtWords[columnWord + 12 * TcQtRow + 4], exchange);
-                    MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p0_0, p0_1, p0_2, p0_3,
-                        dOtWords[columnWord + 16 * TcQtRow + 0], dOtWords[columnWord + 16 * TcQtRow + 4], exchange);
-                    MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p0_0, p0_1, p0_2, p0_3,
-                        dOtWords[columnWord + 20 * TcQtRow + 0], dOtWords[columnWord + 20 * TcQtRow + 4], exchange);
-                    MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p0_0, p0_1, p0_2, p0_3,
-                        dOtWords[columnWord + 24 * TcQtRow + 0], dOtWords[columnWord + 24 * TcQtRow + 4], exchange);
-                    MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p0_0, p0_1, p0_2, p0_3,
-                        dOtWords[columnWord + 28 * TcQtRow + 0], dOtWords[columnWord + 28 * TcQtRow + 4], exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 0, 8, 0, 0, 8, out uint dob0_0_0, out uint dob0_0_1, out uint dob0_0_2, out uint dob0_0_3);
+                    MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p0_0, p0_1, p0_2, p0_3, dob0_0_0, dob0_0_1, exchange);
+                    MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p0_0, p0_1, p0_2, p0_3, dob0_0_2, dob0_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 16, 8, 0, 0, 8, out uint dob0_1_0, out uint dob0_1_1, out uint dob0_1_2, out uint dob0_1_3);
+                    MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p0_0, p0_1, p0_2, p0_3, dob0_1_0, dob0_1_1, exchange);
+                    MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p0_0, p0_1, p0_2, p0_3, dob0_1_2, dob0_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 32, 8, 0, 0, 8, out uint dob0_2_0, out uint dob0_2_1, out uint dob0_2_2, out uint dob0_2_3);
+                    MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p0_0, p0_1, p0_2, p0_3, dob0_2_0, dob0_2_1, exchange);
+                    MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p0_0, p0_1, p0_2, p0_3, dob0_2_2, dob0_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 48, 8, 0, 0, 8, out uint dob0_3_0, out uint dob0_3_1, out uint dob0_3_2, out uint dob0_3_3);
+                    MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p0_0, p0_1, p0_2, p0_3, dob0_3_0, dob0_3_1, exchange);
+                    MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p0_0, p0_1, p0_2, p0_3, dob0_3_2, dob0_3_3, exchange);
                     uint ds0_0 = PackHalf2(dp0_0, dp0_1), ds0_1 = PackHalf2(dp0_2, dp0_3);
                     uint ds0_2 = PackHalf2(dp1_0, dp1_1), ds0_3 = PackHalf2(dp1_2, dp1_3);
-                    MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds0_0, ds0_1, ds0_2, ds0_3,
-                        qtWords[columnWord + 0 * TcQtRow + 0], qtWords[columnWord + 0 * TcQtRow + 4], exchange);
-                    MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds0_0, ds0_1, ds0_2, ds0_3,
-                        qtWords[columnWord + 4 * TcQtRow + 0], qtWords[columnWord + 4 * TcQtRow + 4], exchange);
-                    MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds0_0, ds0_1, ds0_2, ds0_3,
-                        qtWords[columnWord + 8 * TcQtRow + 0], qtWords[columnWord + 8 * TcQtRow + 4], exchange);
-                    MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds0_0, ds0_1, ds0_2, ds0_3,
-                        qtWords[columnWord + 12 * TcQtRow + 0], qtWords[columnWord + 12 * TcQtRow + 4], exchange);
-                    MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds0_0, ds0_1, ds0_2, ds0_3,
-                        qtWords[columnWord + 16 * TcQtRow + 0], qtWords[columnWord + 16 * TcQtRow + 4], exchange);
-                    MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds0_0, ds0_1, ds0_2, ds0_3,
-                        qtWords[columnWord + 20 * TcQtRow + 0], qtWords[columnWord + 20 * TcQtRow + 4], exchange);
-                    MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds0_0, ds0_1, ds0_2, ds0_3,
-                        qtWords[columnWord + 24 * TcQtRow + 0], qtWords[columnWord + 24 * TcQtRow + 4], exchange);
-                    MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds0_0, ds0_1, ds0_2, ds0_3,
-                        qtWords[columnWord + 28 * TcQtRow + 0], qtWords[columnWord + 28 * TcQtRow + 4], exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 0, 8, 0, 0, 8, out uint qtb0_0_0, out uint qtb0_0_1, out uint qtb0_0_2, out uint qtb0_0_3);
+                    MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_0_0, qtb0_0_1, exchange);
+                    MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_0_2, qtb0_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 16, 8, 0, 0, 8, out uint qtb0_1_0, out uint qtb0_1_1, out uint qtb0_1_2, out uint qtb0_1_3);
+                    MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_1_0, qtb0_1_1, exchange);
+                    MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_1_2, qtb0_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 32, 8, 0, 0, 8, out uint qtb0_2_0, out uint qtb0_2_1, out uint qtb0_2_2, out uint qtb0_2_3);
+                    MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_2_0, qtb0_2_1, exchange);
+                    MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_2_2, qtb0_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 48, 8, 0, 0, 8, out uint qtb0_3_0, out uint qtb0_3_1, out uint qtb0_3_2, out uint qtb0_3_3);
+                    MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_3_0, qtb0_3_1, exchange);
+                    MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_3_2, qtb0_3_3, exchange);
                     uint p1_0 = PackHalf2(s2_0, s2_1), p1_1 = PackHalf2(s2_2, s2_3);
                     uint p1_2 = PackHalf2(s3_0, s3_1), p1_3 = PackHalf2(s3_2, s3_3);
-                    MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p1_0, p1_1, p1_2, p1_3,
-                        dOtWords[columnWord + 0 * TcQtRow + 8], dOtWords[columnWord + 0 * TcQtRow + 12], exchange);
-                    MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p1_0, p1_1, p1_2, p1_3,
-                        dOtWords[columnWord + 4 * TcQtRow + 8], dOtWords[columnWord + 4 * TcQtRow + 12], exchange);
-                    MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p1_0, p1_1, p1_2, p1_3,
-                        dOtWords[columnWord + 8 * TcQtRow + 8], dOtWords[columnWord + 8 * TcQtRow + 12], exchange);
-                    MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p1_0, p1_1, p1_2, p1_3,
-                        dOtWords[columnWord + 12 * TcQtRow + 8], dOtWords[columnWord + 12 * TcQtRow + 12], exchange);
-                    MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p1_0, p1_1, p1_2, p1_3,
-                        dOtWords[columnWord + 16 * TcQtRow + 8], dOtWords[columnWord + 16 * TcQtRow + 12], exchange);
-                    MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p1_0, p1_1, p1_2, p1_3,
-                        dOtWords[columnWord + 20 * TcQtRow + 8], dOtWords[columnWord + 20 * TcQtRow + 12], exchange);
-                    MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p1_0, p1_1, p1_2, p1_3,
-                        dOtWords[columnWord + 24 * TcQtRow + 8], dOtWords[columnWord + 24 * TcQtRow + 12], exchange);
-                    MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p1_0, p1_1, p1_2, p1_3,
-                        dOtWords[columnWord + 28 * TcQtRow + 8], dOtWords[columnWord + 28 * TcQtRow + 12], exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 0, 8, 0, 0, 8, out uint dob1_0_0, out uint dob1_0_1, out uint dob1_0_2, out uint dob1_0_3);
+                    MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p1_0, p1_1, p1_2, p1_3, dob1_0_0, dob1_0_1, exchange);
+                    MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p1_0, p1_1, p1_2, p1_3, dob1_0_2, dob1_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 16, 8, 0, 0, 8, out uint dob1_1_0, out uint dob1_1_1, out uint dob1_1_2, out uint dob1_1_3);
+                    MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p1_0, p1_1, p1_2, p1_3, dob1_1_0, dob1_1_1, exchange);
+                    MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p1_0, p1_1, p1_2, p1_3, dob1_1_2, dob1_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 32, 8, 0, 0, 8, out uint dob1_2_0, out uint dob1_2_1, out uint dob1_2_2, out uint dob1_2_3);
+                    MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p1_0, p1_1, p1_2, p1_3, dob1_2_0, dob1_2_1, exchange);
+                    MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p1_0, p1_1, p1_2, p1_3, dob1_2_2, dob1_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 48, 8, 0, 0, 8, out uint dob1_3_0, out uint dob1_3_1, out uint dob1_3_2, out uint dob1_3_3);
+                    MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p1_0, p1_1, p1_2, p1_3, dob1_3_0, dob1_3_1, exchange);
+                    MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p1_0, p1_1, p1_2, p1_3, dob1_3_2, dob1_3_3, exchange);
                     uint ds1_0 = PackHalf2(dp2_0, dp2_1), ds1_1 = PackHalf2(dp2_2, dp2_3);
                     uint ds1_2 = PackHalf2(dp3_0, dp3_1), ds1_3 = PackHalf2(dp3_2, dp3_3);
-                    MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds1_0, ds1_1, ds1_2, ds1_3,
-                        qtWords[columnWord + 0 * TcQtRow + 8], qtWords[columnWord + 0 * TcQtRow + 12], exchange);
-                    MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds1_0, ds1_1, ds1_2, ds1_3,
-                        qtWords[columnWord + 4 * TcQtRow + 8], qtWords[columnWord + 4 * TcQtRow + 12], exchange);
-                    MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds1_0, ds1_1, ds1_2, ds1_3,
-                        qtWords[columnWord + 8 * TcQtRow + 8], qtWords[columnWord + 8 * TcQtRow + 12], exchange);
-                    MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds1_0, ds1_1, ds1_2, ds1_3,
-                        qtWords[columnWord + 12 * TcQtRow + 8], qtWords[columnWord + 12 * TcQtRow + 12], exchange);
-                    MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds1_0, ds1_1, ds1_2, ds1_3,
-                        qtWords[columnWord + 16 * TcQtRow + 8], qtWords[columnWord + 16 * TcQtRow + 12], exchange);
-                    MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds1_0, ds1_1, ds1_2, ds1_3,
-                        qtWords[columnWord + 20 * TcQtRow + 8], qtWords[columnWord + 20 * TcQtRow + 12], exchange);
-                    MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds1_0, ds1_1, ds1_2, ds1_3,
-                        qtWords[columnWord + 24 * TcQtRow + 8], qtWords[columnWord + 24 * TcQtRow + 12], exchange);
-                    MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds1_0, ds1_1, ds1_2, ds1_3,
-                        qtWords[columnWord + 28 * TcQtRow + 8], qtWords[columnWord + 28 * TcQtRow + 12], exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 0, 8, 0, 0, 8, out uint qtb1_0_0, out uint qtb1_0_1, out uint qtb1_0_2, out uint qtb1_0_3);
+                    MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_0_0, qtb1_0_1, exchange);
+                    MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_0_2, qtb1_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 16, 8, 0, 0, 8, out uint qtb1_1_0, out uint qtb1_1_1, out uint qtb1_1_2, out uint qtb1_1_3);
+                    MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_1_0, qtb1_1_1, exchange);
+                    MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_1_2, qtb1_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 32, 8, 0, 0, 8, out uint qtb1_2_0, out uint qtb1_2_1, out uint qtb1_2_2, out uint qtb1_2_3);
+                    MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_2_0, qtb1_2_1, exchange);
+                    MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_2_2, qtb1_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 48, 8, 0, 0, 8, out uint qtb1_3_0, out uint qtb1_3_1, out uint qtb1_3_2, out uint qtb1_3_3);
+                    MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_3_0, qtb1_3_1, exchange);
+                    MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_3_2, qtb1_3_3, exchange);
                     uint p2_0 = PackHalf2(s4_0, s4_1), p2_1 = PackHalf2(s4_2, s4_3);
                     uint p2_2 = PackHalf2(s5_0, s5_1), p2_3 = PackHalf2(s5_2, s5_3);
-                    MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p2_0, p2_1, p2_2, p2_3,
-                        dOtWords[columnWord + 0 * TcQtRow + 16], dOtWords[columnWord + 0 * TcQtRow + 20], exchange);
-                    MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p2_0, p2_1, p2_2, p2_3,
-                        dOtWords[columnWord + 4 * TcQtRow + 16], dOtWords[columnWord + 4 * TcQtRow + 20], exchange);
-                    MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p2_0, p2_1, p2_2, p2_3,
-                        dOtWords[columnWord + 8 * TcQtRow + 16], dOtWords[columnWord + 8 * TcQtRow + 20], exchange);
-                    MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p2_0, p2_1, p2_2, p2_3,
-                        dOtWords[columnWord + 12 * TcQtRow + 16], dOtWords[columnWord + 12 * TcQtRow + 20], exchange);
-                    MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p2_0, p2_1, p2_2, p2_3,
-                        dOtWords[columnWord + 16 * TcQtRow + 16], dOtWords[columnWord + 16 * TcQtRow + 20], exchange);
-                    MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p2_0, p2_1, p2_2, p2_3,
-                        dOtWords[columnWord + 20 * TcQtRow + 16], dOtWords[columnWord + 20 * TcQtRow + 20], exchange);
-                    MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p2_0, p2_1, p2_2, p2_3,
-                        dOtWords[columnWord + 24 * TcQtRow + 16], dOtWords[columnWord + 24 * TcQtRow + 20], exchange);
-                    MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p2_0, p2_1, p2_2, p2_3,
-                        dOtWords[columnWord + 28 * TcQtRow + 16], dOtWords[columnWord + 28 * TcQtRow + 20], exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 0, 8, 0, 0, 8, out uint dob2_0_0, out uint dob2_0_1, out uint dob2_0_2, out uint dob2_0_3);
+                    MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p2_0, p2_1, p2_2, p2_3, dob2_0_0, dob2_0_1, exchange);
+                    MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p2_0, p2_1, p2_2, p2_3, dob2_0_2, dob2_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 16, 8, 0, 0, 8, out uint dob2_1_0, out uint dob2_1_1, out uint dob2_1_2, out uint dob2_1_3);
+                    MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p2_0, p2_1, p2_2, p2_3, dob2_1_0, dob2_1_1, exchange);
+                    MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p2_0, p2_1, p2_2, p2_3, dob2_1_2, dob2_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 32, 8, 0, 0, 8, out uint dob2_2_0, out uint dob2_2_1, out uint dob2_2_2, out uint dob2_2_3);
+                    MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p2_0, p2_1, p2_2, p2_3, dob2_2_0, dob2_2_1, exchange);
+                    MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p2_0, p2_1, p2_2, p2_3, dob2_2_2, dob2_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 48, 8, 0, 0, 8, out uint dob2_3_0, out uint dob2_3_1, out uint dob2_3_2, out uint dob2_3_3);
+                    MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p2_0, p2_1, p2_2, p2_3, dob2_3_0, dob2_3_1, exchange);
+                    MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p2_0, p2_1, p2_2, p2_3, dob2_3_2, dob2_3_3, exchange);
                     uint ds2_0 = PackHalf2(dp4_0, dp4_1), ds2_1 = PackHalf2(dp4_2, dp4_3);
                     uint ds2_2 = PackHalf2(dp5_0, dp5_1), ds2_3 = PackHalf2(dp5_2, dp5_3);
-                    MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds2_0, ds2_1, ds2_2, ds2_3,
-                        qtWords[columnWord + 0 * TcQtRow + 16], qtWords[columnWord + 0 * TcQtRow + 20], exchange);
-                    MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds2_0, ds2_1, ds2_2, ds2_3,
-                        qtWords[columnWord + 4 * TcQtRow + 16], qtWords[columnWord + 4 * TcQtRow + 20], exchange);
-                    MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds2_0, ds2_1, ds2_2, ds2_3,
-                        qtWords[columnWord + 8 * TcQtRow + 16], qtWords[columnWord + 8 * TcQtRow + 20], exchange);
-                    MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds2_0, ds2_1, ds2_2, ds2_3,
-                        qtWords[columnWord + 12 * TcQtRow + 16], qtWords[columnWord + 12 * TcQtRow + 20], exchange);
-                    MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds2_0, ds2_1, ds2_2, ds2_3,
-                        qtWords[columnWord + 16 * TcQtRow + 16], qtWords[columnWord + 16 * TcQtRow + 20], exchange);
-                    MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds2_0, ds2_1, ds2_2, ds2_3,
-                        qtWords[columnWord + 20 * TcQtRow + 16], qtWords[columnWord + 20 * TcQtRow + 20], exchange);
-                    MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds2_0, ds2_1, ds2_2, ds2_3,
-                        qtWords[columnWord + 24 * TcQtRow + 16], qtWords[columnWord + 24 * TcQtRow + 20], exchange);
-                    MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds2_0, ds2_1, ds2_2, ds2_3,
-                        qtWords[columnWord + 28 * TcQtRow + 16], qtWords[columnWord + 28 * TcQtRow + 20], exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 0, 8, 0, 0, 8, out uint qtb2_0_0, out uint qtb2_0_1, out uint qtb2_0_2, out uint qtb2_0_3);
+                    MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_0_0, qtb2_0_1, exchange);
+                    MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_0_2, qtb2_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 16, 8, 0, 0, 8, out uint qtb2_1_0, out uint qtb2_1_1, out uint qtb2_1_2, out uint qtb2_1_3);
+                    MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_1_0, qtb2_1_1, exchange);
+                    MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_1_2, qtb2_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 32, 8, 0, 0, 8, out uint qtb2_2_0, out uint qtb2_2_1, out uint qtb2_2_2, out uint qtb2_2_3);
+                    MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_2_0, qtb2_2_1, exchange);
+                    MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_2_2, qtb2_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 48, 8, 0, 0, 8, out uint qtb2_3_0, out uint qtb2_3_1, out uint qtb2_3_2, out uint qtb2_3_3);
+                    MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_3_0, qtb2_3_1, exchange);
+                    MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_3_2, qtb2_3_3, exchange);
                     uint p3_0 = PackHalf2(s6_0, s6_1), p3_1 = PackHalf2(s6_2, s6_3);
                     uint p3_2 = PackHalf2(s7_0, s7_1), p3_3 = PackHalf2(s7_2, s7_3);
-                    MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p3_0, p3_1, p3_2, p3_3,
-                        dOtWords[columnWord + 0 * TcQtRow + 24], dOtWords[columnWord + 0 * TcQtRow + 28], exchange);
-                    MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p3_0, p3_1, p3_2, p3_3,
-                        dOtWords[columnWord + 4 * TcQtRow + 24], dOtWords[columnWord + 4 * TcQtRow + 28], exchange);
-                    MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p3_0, p3_1, p3_2, p3_3,
-                        dOtWords[columnWord + 8 * TcQtRow + 24], dOtWords[columnWord + 8 * TcQtRow + 28], exchange);
-                    MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p3_0, p3_1, p3_2, p3_3,
-                        dOtWords[columnWord + 12 * TcQtRow + 24], dOtWords[columnWord + 12 * TcQtRow + 28], exchange);
-                    MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p3_0, p3_1, p3_2, p3_3,
-                        dOtWords[columnWord + 16 * TcQtRow + 24], dOtWords[columnWord + 16 * TcQtRow + 28], exchange);
-                    MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p3_0, p3_1, p3_2, p3_3,
-                        dOtWords[columnWord + 20 * TcQtRow + 24], dOtWords[columnWord + 20 * TcQtRow + 28], exchange);
-                    MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p3_0, p3_1, p3_2, p3_3,
-                        dOtWords[columnWord + 24 * TcQtRow + 24], dOtWords[columnWord + 24 * TcQtRow + 28], exchange);
-                    MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p3_0, p3_1, p3_2, p3_3,
-                        dOtWords[columnWord + 28 * TcQtRow + 24], dOtWords[columnWord + 28 * TcQtRow + 28], exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 0, 8, 0, 0, 8, out uint dob3_0_0, out uint dob3_0_1, out uint dob3_0_2, out uint dob3_0_3);
+                    MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p3_0, p3_1, p3_2, p3_3, dob3_0_0, dob3_0_1, exchange);
+                    MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p3_0, p3_1, p3_2, p3_3, dob3_0_2, dob3_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 16, 8, 0, 0, 8, out uint dob3_1_0, out uint dob3_1_1, out uint dob3_1_2, out uint dob3_1_3);
+                    MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p3_0, p3_1, p3_2, p3_3, dob3_1_0, dob3_1_1, exchange);
+                    MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p3_0, p3_1, p3_2, p3_3, dob3_1_2, dob3_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 32, 8, 0, 0, 8, out uint dob3_2_0, out uint dob3_2_1, out uint dob3_2_2, out uint dob3_2_3);
+                    MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p3_0, p3_1, p3_2, p3_3, dob3_2_0, dob3_2_1, exchange);
+                    MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p3_0, p3_1, p3_2, p3_3, dob3_2_2, dob3_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 48, 8, 0, 0, 8, out uint dob3_3_0, out uint dob3_3_1, out uint dob3_3_2, out uint dob3_3_3);
+                    MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p3_0, p3_1, p3_2, p3_3, dob3_3_0, dob3_3_1, exchange);
+                    MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p3_0, p3_1, p3_2, p3_3, dob3_3_2, dob3_3_3, exchange);
                     uint ds3_0 = PackHalf2(dp6_0, dp6_1), ds3_1 = PackHalf2(dp6_2, dp6_3);
                     uint ds3_2 = PackHalf2(dp7_0, dp7_1), ds3_3 = PackHalf2(dp7_2, dp7_3);
-                    MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds3_0, ds3_1, ds3_2, ds3_3,
-                        qtWords[columnWord + 0 * TcQtRow + 24], qtWords[columnWord + 0 * TcQtRow + 28], exchange);
-                    MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds3_0, ds3_1, ds3_2, ds3_3,
-                        qtWords[columnWord + 4 * TcQtRow + 24], qtWords[columnWord + 4 * TcQtRow + 28], exchange);
-                    MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds3_0, ds3_1, ds3_2, ds3_3,
-                        qtWords[columnWord + 8 * TcQtRow + 24], qtWords[columnWord + 8 * TcQtRow + 28], exchange);
-                    MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds3_0, ds3_1, ds3_2, ds3_3,
-                        qtWords[columnWord + 12 * TcQtRow + 24], qtWords[columnWord + 12 * TcQtRow + 28], exchange);
-                    MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds3_0, ds3_1, ds3_2, ds3_3,
-                        qtWords[columnWord + 16 * TcQtRow + 24], qtWords[columnWord + 16 * TcQtRow + 28], exchange);
-                    MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds3_0, ds3_1, ds3_2, ds3_3,
-                        qtWords[columnWord + 20 * TcQtRow + 24], qtWords[columnWord + 20 * TcQtRow + 28], exchange);
-                    MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds3_0, ds3_1, ds3_2, ds3_3,
-                        qtWords[columnWord + 24 * TcQtRow + 24], qtWords[columnWord + 24 * TcQtRow + 28], exchange);
-                    MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds3_0, ds3_1, ds3_2, ds3_3,
-                        qtWords[columnWord + 28 * TcQtRow + 24], qtWords[columnWord + 28 * TcQtRow + 28], exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 0, 8, 0, 0, 8, out uint qtb3_0_0, out uint qtb3_0_1, out uint qtb3_0_2, out uint qtb3_0_3);
+                    MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_0_0, qtb3_0_1, exchange);
+                    MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_0_2, qtb3_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 16, 8, 0, 0, 8, out uint qtb3_1_0, out uint qtb3_1_1, out uint qtb3_1_2, out uint qtb3_1_3);
+                    MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_1_0, qtb3_1_1, exchange);
+                    MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_1_2, qtb3_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 32, 8, 0, 0, 8, out uint qtb3_2_0, out uint qtb3_2_1, out uint qtb3_2_2, out uint qtb3_2_3);
+                    MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_2_0, qtb3_2_1, exchange);
+                    MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_2_2, qtb3_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 48, 8, 0, 0, 8, out uint qtb3_3_0, out uint qtb3_3_1, out uint qtb3_3_2, out uint qtb3_3_3);
+                    MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_3_0, qtb3_3_1, exchange);
+                    MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_3_2, qtb3_3_3, exchange);
                     Group.Barrier();
                 }
             }
@@ -1065,8 +970,9 @@ partial class Kernels
         /// <summary>
         /// Backward on tensor cores, dQ (Dao 2023, Algorithm 2, line 16, in a pass of its own: no atomics): a group owns
         /// TcBlockM query rows like the forward, each warp 16, with Q and dO as A fragments in registers and Lse, D per row.
-        /// K and V tiles of TcBwdBlockKv keys stream through shared memory (K also transposed, for dQ += dS K); S = Q Kᵀ and
-        /// dP = dO Vᵀ take row-major B fragments; dS is re-packed from its accumulators as A fragments.
+        /// K and V tiles of TcBwdBlockKv keys stream row-major through dynamic shared memory; ldmatrix reads their B fragments
+        /// as they are for S = Q Kᵀ and dP = dO Vᵀ and K's transposed for dQ += dS K; dS is re-packed from its accumulators as
+        /// A fragments. TcBackwardQSharedBytes of dynamic shared memory.
         /// Grid: (ceil(Mq / TcBlockM), Hq, B).
         /// </summary>
         public static void TensorCoreBackwardQ(AttentionArgs<global::ILGPU.Half> a)
@@ -1082,13 +988,11 @@ partial class Kernels
             int row0 = firstRow + warp * 16 + (lane >> 2), row1 = row0 + 8;
             var k = a.K.Cast<ulong>();
             var v = a.V.Cast<ulong>();
-            var kTile = SharedMemory.Allocate<ulong>(TcBwdBlockKv * TcRow / 4);
-            var vTile = SharedMemory.Allocate<ulong>(TcBwdBlockKv * TcRow / 4);
-            var ktTile = SharedMemory.Allocate<ulong>(HeadDim * TcKtRow / 4);
             var exchange = SharedMemory.Allocate<uint>(TcThreads * ExchangeWordsPerThread);
-            var kWords = kTile.Cast<uint>();
-            var vWords = vTile.Cast<uint>();
-            var ktWords = ktTile.Cast<uint>();
+            var dynamic = SharedMemory.GetDynamic<ulong>();
+            uint rawBase = DynamicSharedBase(), sharedBase = (rawBase + 127u) & ~127u;
+            var tile = dynamic.SubView((int)(sharedBase - rawBase) >> 3);
+            var tileWords = tile.Cast<uint>();
 
             // This warp's 16 query rows of Q and dO as A fragments; rows past Mq are zeros.
             var qGlobal = a.Q.Cast<uint>();
@@ -1112,8 +1016,6 @@ partial class Kernels
             uint o3_2 = TcWord(dOGlobal, qRow0, 28), o3_3 = TcWord(dOGlobal, qRow1, 28);
             float lse0 = TcLse(a, b, h, row0), lse1 = TcLse(a, b, h, row1);
             float delta0 = TcDelta(a, b, h, row0), delta1 = TcDelta(a, b, h, row1);
-            int rowWord = ((lane >> 2) * TcRow + 2 * quad) >> 1;
-            int columnWord = ((lane >> 2) * TcKtRow + 2 * quad) >> 1;
             float dq0_0 = 0f, dq0_1 = 0f, dq0_2 = 0f, dq0_3 = 0f;
             float dq1_0 = 0f, dq1_1 = 0f, dq1_2 = 0f, dq1_3 = 0f;
             float dq2_0 = 0f, dq2_1 = 0f, dq2_2 = 0f, dq2_3 = 0f;
@@ -1126,84 +1028,68 @@ partial class Kernels
             KvRange(a, firstRow, lastRow, out int kvBegin, out int kvEnd);
             for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBwdBlockKv)
             {
-                // Stage K_j (both layouts) and V_j (Algorithm 2, line 6).
-                TcLoadRowsBothWays(kTile, ktWords, TcKtRow, k, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
-                TcLoadRows(vTile, v, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
+                // Stage K_j and V_j row-major (Algorithm 2, line 6); ldmatrix transposes K for dQ += dS K.
+                TcLoadRows(tile.SubView(TcBwdKTile / 4), k, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
+                TcLoadRows(tile.SubView(TcBwdKvVTile / 4), v, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
                 Group.Barrier();
 
                 // S_ij = Q_i K_jᵀ and P_ij = 2^(score − Lse_i) (lines 10-11).
                 float s0_0 = 0f, s0_1 = 0f, s0_2 = 0f, s0_3 = 0f;
-                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[rowWord + 0 * TcRow + 0], kWords[rowWord + 0 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[rowWord + 0 * TcRow + 8], kWords[rowWord + 0 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[rowWord + 0 * TcRow + 16], kWords[rowWord + 0 * TcRow + 20], exchange);
-                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[rowWord + 0 * TcRow + 24], kWords[rowWord + 0 * TcRow + 28], exchange);
                 float s1_0 = 0f, s1_1 = 0f, s1_2 = 0f, s1_3 = 0f;
-                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[rowWord + 4 * TcRow + 0], kWords[rowWord + 4 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[rowWord + 4 * TcRow + 8], kWords[rowWord + 4 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[rowWord + 4 * TcRow + 16], kWords[rowWord + 4 * TcRow + 20], exchange);
-                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[rowWord + 4 * TcRow + 24], kWords[rowWord + 4 * TcRow + 28], exchange);
                 float s2_0 = 0f, s2_1 = 0f, s2_2 = 0f, s2_3 = 0f;
-                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[rowWord + 8 * TcRow + 0], kWords[rowWord + 8 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[rowWord + 8 * TcRow + 8], kWords[rowWord + 8 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[rowWord + 8 * TcRow + 16], kWords[rowWord + 8 * TcRow + 20], exchange);
-                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[rowWord + 8 * TcRow + 24], kWords[rowWord + 8 * TcRow + 28], exchange);
                 float s3_0 = 0f, s3_1 = 0f, s3_2 = 0f, s3_3 = 0f;
-                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[rowWord + 12 * TcRow + 0], kWords[rowWord + 12 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[rowWord + 12 * TcRow + 8], kWords[rowWord + 12 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[rowWord + 12 * TcRow + 16], kWords[rowWord + 12 * TcRow + 20], exchange);
-                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[rowWord + 12 * TcRow + 24], kWords[rowWord + 12 * TcRow + 28], exchange);
                 float s4_0 = 0f, s4_1 = 0f, s4_2 = 0f, s4_3 = 0f;
-                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[rowWord + 16 * TcRow + 0], kWords[rowWord + 16 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[rowWord + 16 * TcRow + 8], kWords[rowWord + 16 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[rowWord + 16 * TcRow + 16], kWords[rowWord + 16 * TcRow + 20], exchange);
-                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[rowWord + 16 * TcRow + 24], kWords[rowWord + 16 * TcRow + 28], exchange);
                 float s5_0 = 0f, s5_1 = 0f, s5_2 = 0f, s5_3 = 0f;
-                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[rowWord + 20 * TcRow + 0], kWords[rowWord + 20 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[rowWord + 20 * TcRow + 8], kWords[rowWord + 20 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[rowWord + 20 * TcRow + 16], kWords[rowWord + 20 * TcRow + 20], exchange);
-                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[rowWord + 20 * TcRow + 24], kWords[rowWord + 20 * TcRow + 28], exchange);
                 float s6_0 = 0f, s6_1 = 0f, s6_2 = 0f, s6_3 = 0f;
-                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[rowWord + 24 * TcRow + 0], kWords[rowWord + 24 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[rowWord + 24 * TcRow + 8], kWords[rowWord + 24 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[rowWord + 24 * TcRow + 16], kWords[rowWord + 24 * TcRow + 20], exchange);
-                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[rowWord + 24 * TcRow + 24], kWords[rowWord + 24 * TcRow + 28], exchange);
                 float s7_0 = 0f, s7_1 = 0f, s7_2 = 0f, s7_3 = 0f;
-                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q0_0, q0_1, q0_2, q0_3,
-                    kWords[rowWord + 28 * TcRow + 0], kWords[rowWord + 28 * TcRow + 4], exchange);
-                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q1_0, q1_1, q1_2, q1_3,
-                    kWords[rowWord + 28 * TcRow + 8], kWords[rowWord + 28 * TcRow + 12], exchange);
-                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q2_0, q2_1, q2_2, q2_3,
-                    kWords[rowWord + 28 * TcRow + 16], kWords[rowWord + 28 * TcRow + 20], exchange);
-                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q3_0, q3_1, q3_2, q3_3,
-                    kWords[rowWord + 28 * TcRow + 24], kWords[rowWord + 28 * TcRow + 28], exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 0, 0, 8, 8, 0, out uint kb0_0_0, out uint kb0_0_1, out uint kb0_0_2, out uint kb0_0_3);
+                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q0_0, q0_1, q0_2, q0_3, kb0_0_0, kb0_0_1, exchange);
+                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q0_0, q0_1, q0_2, q0_3, kb0_0_2, kb0_0_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 0, 0, 8, 8, 0, out uint kb1_0_0, out uint kb1_0_1, out uint kb1_0_2, out uint kb1_0_3);
+                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q0_0, q0_1, q0_2, q0_3, kb1_0_0, kb1_0_1, exchange);
+                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q0_0, q0_1, q0_2, q0_3, kb1_0_2, kb1_0_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 0, 0, 8, 8, 0, out uint kb2_0_0, out uint kb2_0_1, out uint kb2_0_2, out uint kb2_0_3);
+                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q0_0, q0_1, q0_2, q0_3, kb2_0_0, kb2_0_1, exchange);
+                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q0_0, q0_1, q0_2, q0_3, kb2_0_2, kb2_0_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 0, 0, 8, 8, 0, out uint kb3_0_0, out uint kb3_0_1, out uint kb3_0_2, out uint kb3_0_3);
+                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q0_0, q0_1, q0_2, q0_3, kb3_0_0, kb3_0_1, exchange);
+                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q0_0, q0_1, q0_2, q0_3, kb3_0_2, kb3_0_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 16, 0, 8, 8, 0, out uint kb0_1_0, out uint kb0_1_1, out uint kb0_1_2, out uint kb0_1_3);
+                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q1_0, q1_1, q1_2, q1_3, kb0_1_0, kb0_1_1, exchange);
+                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q1_0, q1_1, q1_2, q1_3, kb0_1_2, kb0_1_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 16, 0, 8, 8, 0, out uint kb1_1_0, out uint kb1_1_1, out uint kb1_1_2, out uint kb1_1_3);
+                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q1_0, q1_1, q1_2, q1_3, kb1_1_0, kb1_1_1, exchange);
+                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q1_0, q1_1, q1_2, q1_3, kb1_1_2, kb1_1_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 16, 0, 8, 8, 0, out uint kb2_1_0, out uint kb2_1_1, out uint kb2_1_2, out uint kb2_1_3);
+                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q1_0, q1_1, q1_2, q1_3, kb2_1_0, kb2_1_1, exchange);
+                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q1_0, q1_1, q1_2, q1_3, kb2_1_2, kb2_1_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 16, 0, 8, 8, 0, out uint kb3_1_0, out uint kb3_1_1, out uint kb3_1_2, out uint kb3_1_3);
+                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q1_0, q1_1, q1_2, q1_3, kb3_1_0, kb3_1_1, exchange);
+                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q1_0, q1_1, q1_2, q1_3, kb3_1_2, kb3_1_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 32, 0, 8, 8, 0, out uint kb0_2_0, out uint kb0_2_1, out uint kb0_2_2, out uint kb0_2_3);
+                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q2_0, q2_1, q2_2, q2_3, kb0_2_0, kb0_2_1, exchange);
+                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q2_0, q2_1, q2_2, q2_3, kb0_2_2, kb0_2_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 32, 0, 8, 8, 0, out uint kb1_2_0, out uint kb1_2_1, out uint kb1_2_2, out uint kb1_2_3);
+                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q2_0, q2_1, q2_2, q2_3, kb1_2_0, kb1_2_1, exchange);
+                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q2_0, q2_1, q2_2, q2_3, kb1_2_2, kb1_2_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 32, 0, 8, 8, 0, out uint kb2_2_0, out uint kb2_2_1, out uint kb2_2_2, out uint kb2_2_3);
+                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q2_0, q2_1, q2_2, q2_3, kb2_2_0, kb2_2_1, exchange);
+                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q2_0, q2_1, q2_2, q2_3, kb2_2_2, kb2_2_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 32, 0, 8, 8, 0, out uint kb3_2_0, out uint kb3_2_1, out uint kb3_2_2, out uint kb3_2_3);
+                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q2_0, q2_1, q2_2, q2_3, kb3_2_0, kb3_2_1, exchange);
+                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q2_0, q2_1, q2_2, q2_3, kb3_2_2, kb3_2_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 48, 0, 8, 8, 0, out uint kb0_3_0, out uint kb0_3_1, out uint kb0_3_2, out uint kb0_3_3);
+                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q3_0, q3_1, q3_2, q3_3, kb0_3_0, kb0_3_1, exchange);
+                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q3_0, q3_1, q3_2, q3_3, kb0_3_2, kb0_3_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 48, 0, 8, 8, 0, out uint kb1_3_0, out uint kb1_3_1, out uint kb1_3_2, out uint kb1_3_3);
+                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q3_0, q3_1, q3_2, q3_3, kb1_3_0, kb1_3_1, exchange);
+                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q3_0, q3_1, q3_2, q3_3, kb1_3_2, kb1_3_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 48, 0, 8, 8, 0, out uint kb2_3_0, out uint kb2_3_1, out uint kb2_3_2, out uint kb2_3_3);
+                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q3_0, q3_1, q3_2, q3_3, kb2_3_0, kb2_3_1, exchange);
+                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q3_0, q3_1, q3_2, q3_3, kb2_3_2, kb2_3_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 48, 0, 8, 8, 0, out uint kb3_3_0, out uint kb3_3_1, out uint kb3_3_2, out uint kb3_3_3);
+                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q3_0, q3_1, q3_2, q3_3, kb3_3_0, kb3_3_1, exchange);
+                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q3_0, q3_1, q3_2, q3_3, kb3_3_2, kb3_3_3, exchange);
                 bool check = TcTileNeedsMask(a, firstRow, TcBlockM, n0, TcBwdBlockKv, kvEnd);
                 int column = n0 + 2 * quad;
                 s0_0 = Exp2(TcScore(a, b, h, s0_0, row0, column + 0, kvEnd, check) - lse0);
@@ -1241,167 +1127,135 @@ partial class Kernels
 
                 // dP_ij = dO_i V_jᵀ (line 14), then dS_ij = P_ij (dP_ij − D_i) (line 15) in its accumulators.
                 float dp0_0 = 0f, dp0_1 = 0f, dp0_2 = 0f, dp0_3 = 0f;
-                MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o0_0, o0_1, o0_2, o0_3,
-                    vWords[rowWord + 0 * TcRow + 0], vWords[rowWord + 0 * TcRow + 4], exchange);
-                MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o1_0, o1_1, o1_2, o1_3,
-                    vWords[rowWord + 0 * TcRow + 8], vWords[rowWord + 0 * TcRow + 12], exchange);
-                MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o2_0, o2_1, o2_2, o2_3,
-                    vWords[rowWord + 0 * TcRow + 16], vWords[rowWord + 0 * TcRow + 20], exchange);
-                MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o3_0, o3_1, o3_2, o3_3,
-                    vWords[rowWord + 0 * TcRow + 24], vWords[rowWord + 0 * TcRow + 28], exchange);
+                float dp1_0 = 0f, dp1_1 = 0f, dp1_2 = 0f, dp1_3 = 0f;
+                float dp2_0 = 0f, dp2_1 = 0f, dp2_2 = 0f, dp2_3 = 0f;
+                float dp3_0 = 0f, dp3_1 = 0f, dp3_2 = 0f, dp3_3 = 0f;
+                float dp4_0 = 0f, dp4_1 = 0f, dp4_2 = 0f, dp4_3 = 0f;
+                float dp5_0 = 0f, dp5_1 = 0f, dp5_2 = 0f, dp5_3 = 0f;
+                float dp6_0 = 0f, dp6_1 = 0f, dp6_2 = 0f, dp6_3 = 0f;
+                float dp7_0 = 0f, dp7_1 = 0f, dp7_2 = 0f, dp7_3 = 0f;
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 0, 0, 8, 8, 0, out uint vb0_0_0, out uint vb0_0_1, out uint vb0_0_2, out uint vb0_0_3);
+                MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o0_0, o0_1, o0_2, o0_3, vb0_0_0, vb0_0_1, exchange);
+                MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o0_0, o0_1, o0_2, o0_3, vb0_0_2, vb0_0_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 0, 0, 8, 8, 0, out uint vb1_0_0, out uint vb1_0_1, out uint vb1_0_2, out uint vb1_0_3);
+                MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o0_0, o0_1, o0_2, o0_3, vb1_0_0, vb1_0_1, exchange);
+                MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o0_0, o0_1, o0_2, o0_3, vb1_0_2, vb1_0_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 32, 0, 0, 8, 8, 0, out uint vb2_0_0, out uint vb2_0_1, out uint vb2_0_2, out uint vb2_0_3);
+                MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o0_0, o0_1, o0_2, o0_3, vb2_0_0, vb2_0_1, exchange);
+                MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o0_0, o0_1, o0_2, o0_3, vb2_0_2, vb2_0_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 48, 0, 0, 8, 8, 0, out uint vb3_0_0, out uint vb3_0_1, out uint vb3_0_2, out uint vb3_0_3);
+                MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o0_0, o0_1, o0_2, o0_3, vb3_0_0, vb3_0_1, exchange);
+                MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o0_0, o0_1, o0_2, o0_3, vb3_0_2, vb3_0_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 16, 0, 8, 8, 0, out uint vb0_1_0, out uint vb0_1_1, out uint vb0_1_2, out uint vb0_1_3);
+                MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o1_0, o1_1, o1_2, o1_3, vb0_1_0, vb0_1_1, exchange);
+                MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o1_0, o1_1, o1_2, o1_3, vb0_1_2, vb0_1_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 16, 0, 8, 8, 0, out uint vb1_1_0, out uint vb1_1_1, out uint vb1_1_2, out uint vb1_1_3);
+                MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o1_0, o1_1, o1_2, o1_3, vb1_1_0, vb1_1_1, exchange);
+                MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o1_0, o1_1, o1_2, o1_3, vb1_1_2, vb1_1_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 32, 16, 0, 8, 8, 0, out uint vb2_1_0, out uint vb2_1_1, out uint vb2_1_2, out uint vb2_1_3);
+                MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o1_0, o1_1, o1_2, o1_3, vb2_1_0, vb2_1_1, exchange);
+                MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o1_0, o1_1, o1_2, o1_3, vb2_1_2, vb2_1_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 48, 16, 0, 8, 8, 0, out uint vb3_1_0, out uint vb3_1_1, out uint vb3_1_2, out uint vb3_1_3);
+                MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o1_0, o1_1, o1_2, o1_3, vb3_1_0, vb3_1_1, exchange);
+                MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o1_0, o1_1, o1_2, o1_3, vb3_1_2, vb3_1_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 32, 0, 8, 8, 0, out uint vb0_2_0, out uint vb0_2_1, out uint vb0_2_2, out uint vb0_2_3);
+                MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o2_0, o2_1, o2_2, o2_3, vb0_2_0, vb0_2_1, exchange);
+                MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o2_0, o2_1, o2_2, o2_3, vb0_2_2, vb0_2_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 32, 0, 8, 8, 0, out uint vb1_2_0, out uint vb1_2_1, out uint vb1_2_2, out uint vb1_2_3);
+                MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o2_0, o2_1, o2_2, o2_3, vb1_2_0, vb1_2_1, exchange);
+                MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o2_0, o2_1, o2_2, o2_3, vb1_2_2, vb1_2_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 32, 32, 0, 8, 8, 0, out uint vb2_2_0, out uint vb2_2_1, out uint vb2_2_2, out uint vb2_2_3);
+                MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o2_0, o2_1, o2_2, o2_3, vb2_2_0, vb2_2_1, exchange);
+                MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o2_0, o2_1, o2_2, o2_3, vb2_2_2, vb2_2_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 48, 32, 0, 8, 8, 0, out uint vb3_2_0, out uint vb3_2_1, out uint vb3_2_2, out uint vb3_2_3);
+                MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o2_0, o2_1, o2_2, o2_3, vb3_2_0, vb3_2_1, exchange);
+                MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o2_0, o2_1, o2_2, o2_3, vb3_2_2, vb3_2_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 48, 0, 8, 8, 0, out uint vb0_3_0, out uint vb0_3_1, out uint vb0_3_2, out uint vb0_3_3);
+                MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o3_0, o3_1, o3_2, o3_3, vb0_3_0, vb0_3_1, exchange);
+                MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o3_0, o3_1, o3_2, o3_3, vb0_3_2, vb0_3_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 48, 0, 8, 8, 0, out uint vb1_3_0, out uint vb1_3_1, out uint vb1_3_2, out uint vb1_3_3);
+                MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o3_0, o3_1, o3_2, o3_3, vb1_3_0, vb1_3_1, exchange);
+                MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o3_0, o3_1, o3_2, o3_3, vb1_3_2, vb1_3_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 32, 48, 0, 8, 8, 0, out uint vb2_3_0, out uint vb2_3_1, out uint vb2_3_2, out uint vb2_3_3);
+                MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o3_0, o3_1, o3_2, o3_3, vb2_3_0, vb2_3_1, exchange);
+                MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o3_0, o3_1, o3_2, o3_3, vb2_3_2, vb2_3_3, exchange);
+                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 48, 48, 0, 8, 8, 0, out uint vb3_3_0, out uint vb3_3_1, out uint vb3_3_2, out uint vb3_3_3);
+                MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o3_0, o3_1, o3_2, o3_3, vb3_3_0, vb3_3_1, exchange);
+                MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o3_0, o3_1, o3_2, o3_3, vb3_3_2, vb3_3_3, exchange);
                 dp0_0 = s0_0 * (dp0_0 - delta0); dp0_1 = s0_1 * (dp0_1 - delta0);
                 dp0_2 = s0_2 * (dp0_2 - delta1); dp0_3 = s0_3 * (dp0_3 - delta1);
-                float dp1_0 = 0f, dp1_1 = 0f, dp1_2 = 0f, dp1_3 = 0f;
-                MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o0_0, o0_1, o0_2, o0_3,
-                    vWords[rowWord + 4 * TcRow + 0], vWords[rowWord + 4 * TcRow + 4], exchange);
-                MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o1_0, o1_1, o1_2, o1_3,
-                    vWords[rowWord + 4 * TcRow + 8], vWords[rowWord + 4 * TcRow + 12], exchange);
-                MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o2_0, o2_1, o2_2, o2_3,
-                    vWords[rowWord + 4 * TcRow + 16], vWords[rowWord + 4 * TcRow + 20], exchange);
-                MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o3_0, o3_1, o3_2, o3_3,
-                    vWords[rowWord + 4 * TcRow + 24], vWords[rowWord + 4 * TcRow + 28], exchange);
                 dp1_0 = s1_0 * (dp1_0 - delta0); dp1_1 = s1_1 * (dp1_1 - delta0);
                 dp1_2 = s1_2 * (dp1_2 - delta1); dp1_3 = s1_3 * (dp1_3 - delta1);
-                float dp2_0 = 0f, dp2_1 = 0f, dp2_2 = 0f, dp2_3 = 0f;
-                MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o0_0, o0_1, o0_2, o0_3,
-                    vWords[rowWord + 8 * TcRow + 0], vWords[rowWord + 8 * TcRow + 4], exchange);
-                MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o1_0, o1_1, o1_2, o1_3,
-                    vWords[rowWord + 8 * TcRow + 8], vWords[rowWord + 8 * TcRow + 12], exchange);
-                MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o2_0, o2_1, o2_2, o2_3,
-                    vWords[rowWord + 8 * TcRow + 16], vWords[rowWord + 8 * TcRow + 20], exchange);
-                MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o3_0, o3_1, o3_2, o3_3,
-                    vWords[rowWord + 8 * TcRow + 24], vWords[rowWord + 8 * TcRow + 28], exchange);
                 dp2_0 = s2_0 * (dp2_0 - delta0); dp2_1 = s2_1 * (dp2_1 - delta0);
                 dp2_2 = s2_2 * (dp2_2 - delta1); dp2_3 = s2_3 * (dp2_3 - delta1);
-                float dp3_0 = 0f, dp3_1 = 0f, dp3_2 = 0f, dp3_3 = 0f;
-                MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o0_0, o0_1, o0_2, o0_3,
-                    vWords[rowWord + 12 * TcRow + 0], vWords[rowWord + 12 * TcRow + 4], exchange);
-                MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o1_0, o1_1, o1_2, o1_3,
-                    vWords[rowWord + 12 * TcRow + 8], vWords[rowWord + 12 * TcRow + 12], exchange);
-                MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o2_0, o2_1, o2_2, o2_3,
-                    vWords[rowWord + 12 * TcRow + 16], vWords[rowWord + 12 * TcRow + 20], exchange);
-                MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o3_0, o3_1, o3_2, o3_3,
-                    vWords[rowWord + 12 * TcRow + 24], vWords[rowWord + 12 * TcRow + 28], exchange);
                 dp3_0 = s3_0 * (dp3_0 - delta0); dp3_1 = s3_1 * (dp3_1 - delta0);
                 dp3_2 = s3_2 * (dp3_2 - delta1); dp3_3 = s3_3 * (dp3_3 - delta1);
-                float dp4_0 = 0f, dp4_1 = 0f, dp4_2 = 0f, dp4_3 = 0f;
-                MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o0_0, o0_1, o0_2, o0_3,
-                    vWords[rowWord + 16 * TcRow + 0], vWords[rowWord + 16 * TcRow + 4], exchange);
-                MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o1_0, o1_1, o1_2, o1_3,
-                    vWords[rowWord + 16 * TcRow + 8], vWords[rowWord + 16 * TcRow + 12], exchange);
-                MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o2_0, o2_1, o2_2, o2_3,
-                    vWords[rowWord + 16 * TcRow + 16], vWords[rowWord + 16 * TcRow + 20], exchange);
-                MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o3_0, o3_1, o3_2, o3_3,
-                    vWords[rowWord + 16 * TcRow + 24], vWords[rowWord + 16 * TcRow + 28], exchange);
                 dp4_0 = s4_0 * (dp4_0 - delta0); dp4_1 = s4_1 * (dp4_1 - delta0);
                 dp4_2 = s4_2 * (dp4_2 - delta1); dp4_3 = s4_3 * (dp4_3 - delta1);
-                float dp5_0 = 0f, dp5_1 = 0f, dp5_2 = 0f, dp5_3 = 0f;
-                MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o0_0, o0_1, o0_2, o0_3,
-                    vWords[rowWord + 20 * TcRow + 0], vWords[rowWord + 20 * TcRow + 4], exchange);
-                MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o1_0, o1_1, o1_2, o1_3,
-                    vWords[rowWord + 20 * TcRow + 8], vWords[rowWord + 20 * TcRow + 12], exchange);
-                MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o2_0, o2_1, o2_2, o2_3,
-                    vWords[rowWord + 20 * TcRow + 16], vWords[rowWord + 20 * TcRow + 20], exchange);
-                MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o3_0, o3_1, o3_2, o3_3,
-                    vWords[rowWord + 20 * TcRow + 24], vWords[rowWord + 20 * TcRow + 28], exchange);
                 dp5_0 = s5_0 * (dp5_0 - delta0); dp5_1 = s5_1 * (dp5_1 - delta0);
                 dp5_2 = s5_2 * (dp5_2 - delta1); dp5_3 = s5_3 * (dp5_3 - delta1);
-                float dp6_0 = 0f, dp6_1 = 0f, dp6_2 = 0f, dp6_3 = 0f;
-                MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o0_0, o0_1, o0_2, o0_3,
-                    vWords[rowWord + 24 * TcRow + 0], vWords[rowWord + 24 * TcRow + 4], exchange);
-                MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o1_0, o1_1, o1_2, o1_3,
-                    vWords[rowWord + 24 * TcRow + 8], vWords[rowWord + 24 * TcRow + 12], exchange);
-                MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o2_0, o2_1, o2_2, o2_3,
-                    vWords[rowWord + 24 * TcRow + 16], vWords[rowWord + 24 * TcRow + 20], exchange);
-                MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o3_0, o3_1, o3_2, o3_3,
-                    vWords[rowWord + 24 * TcRow + 24], vWords[rowWord + 24 * TcRow + 28], exchange);
                 dp6_0 = s6_0 * (dp6_0 - delta0); dp6_1 = s6_1 * (dp6_1 - delta0);
                 dp6_2 = s6_2 * (dp6_2 - delta1); dp6_3 = s6_3 * (dp6_3 - delta1);
-                float dp7_0 = 0f, dp7_1 = 0f, dp7_2 = 0f, dp7_3 = 0f;
-                MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o0_0, o0_1, o0_2, o0_3,
-                    vWords[rowWord + 28 * TcRow + 0], vWords[rowWord + 28 * TcRow + 4], exchange);
-                MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o1_0, o1_1, o1_2, o1_3,
-                    vWords[rowWord + 28 * TcRow + 8], vWords[rowWord + 28 * TcRow + 12], exchange);
-                MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o2_0, o2_1, o2_2, o2_3,
-                    vWords[rowWord + 28 * TcRow + 16], vWords[rowWord + 28 * TcRow + 20], exchange);
-                MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o3_0, o3_1, o3_2, o3_3,
-                    vWords[rowWord + 28 * TcRow + 24], vWords[rowWord + 28 * TcRow + 28], exchange);
                 dp7_0 = s7_0 * (dp7_0 - delta0); dp7_1 = s7_1 * (dp7_1 - delta0);
                 dp7_2 = s7_2 * (dp7_2 - delta1); dp7_3 = s7_3 * (dp7_3 - delta1);
 
                 // dQ_i += dS_ij K_j (line 16): the dS accumulators become A fragments, K_jᵀ gives pairs along the keys.
                 uint ds0_0 = PackHalf2(dp0_0, dp0_1), ds0_1 = PackHalf2(dp0_2, dp0_3);
                 uint ds0_2 = PackHalf2(dp1_0, dp1_1), ds0_3 = PackHalf2(dp1_2, dp1_3);
-                MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds0_0, ds0_1, ds0_2, ds0_3,
-                    ktWords[columnWord + 0 * TcKtRow + 0], ktWords[columnWord + 0 * TcKtRow + 4], exchange);
-                MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds0_0, ds0_1, ds0_2, ds0_3,
-                    ktWords[columnWord + 4 * TcKtRow + 0], ktWords[columnWord + 4 * TcKtRow + 4], exchange);
-                MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds0_0, ds0_1, ds0_2, ds0_3,
-                    ktWords[columnWord + 8 * TcKtRow + 0], ktWords[columnWord + 8 * TcKtRow + 4], exchange);
-                MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds0_0, ds0_1, ds0_2, ds0_3,
-                    ktWords[columnWord + 12 * TcKtRow + 0], ktWords[columnWord + 12 * TcKtRow + 4], exchange);
-                MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds0_0, ds0_1, ds0_2, ds0_3,
-                    ktWords[columnWord + 16 * TcKtRow + 0], ktWords[columnWord + 16 * TcKtRow + 4], exchange);
-                MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds0_0, ds0_1, ds0_2, ds0_3,
-                    ktWords[columnWord + 20 * TcKtRow + 0], ktWords[columnWord + 20 * TcKtRow + 4], exchange);
-                MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds0_0, ds0_1, ds0_2, ds0_3,
-                    ktWords[columnWord + 24 * TcKtRow + 0], ktWords[columnWord + 24 * TcKtRow + 4], exchange);
-                MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds0_0, ds0_1, ds0_2, ds0_3,
-                    ktWords[columnWord + 28 * TcKtRow + 0], ktWords[columnWord + 28 * TcKtRow + 4], exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 0, 8, 0, 0, 8, out uint ktb0_0_0, out uint ktb0_0_1, out uint ktb0_0_2, out uint ktb0_0_3);
+                MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_0_0, ktb0_0_1, exchange);
+                MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_0_2, ktb0_0_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 16, 8, 0, 0, 8, out uint ktb0_1_0, out uint ktb0_1_1, out uint ktb0_1_2, out uint ktb0_1_3);
+                MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_1_0, ktb0_1_1, exchange);
+                MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_1_2, ktb0_1_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 32, 8, 0, 0, 8, out uint ktb0_2_0, out uint ktb0_2_1, out uint ktb0_2_2, out uint ktb0_2_3);
+                MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_2_0, ktb0_2_1, exchange);
+                MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_2_2, ktb0_2_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 48, 8, 0, 0, 8, out uint ktb0_3_0, out uint ktb0_3_1, out uint ktb0_3_2, out uint ktb0_3_3);
+                MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_3_0, ktb0_3_1, exchange);
+                MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_3_2, ktb0_3_3, exchange);
                 uint ds1_0 = PackHalf2(dp2_0, dp2_1), ds1_1 = PackHalf2(dp2_2, dp2_3);
                 uint ds1_2 = PackHalf2(dp3_0, dp3_1), ds1_3 = PackHalf2(dp3_2, dp3_3);
-                MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds1_0, ds1_1, ds1_2, ds1_3,
-                    ktWords[columnWord + 0 * TcKtRow + 8], ktWords[columnWord + 0 * TcKtRow + 12], exchange);
-                MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds1_0, ds1_1, ds1_2, ds1_3,
-                    ktWords[columnWord + 4 * TcKtRow + 8], ktWords[columnWord + 4 * TcKtRow + 12], exchange);
-                MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds1_0, ds1_1, ds1_2, ds1_3,
-                    ktWords[columnWord + 8 * TcKtRow + 8], ktWords[columnWord + 8 * TcKtRow + 12], exchange);
-                MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds1_0, ds1_1, ds1_2, ds1_3,
-                    ktWords[columnWord + 12 * TcKtRow + 8], ktWords[columnWord + 12 * TcKtRow + 12], exchange);
-                MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds1_0, ds1_1, ds1_2, ds1_3,
-                    ktWords[columnWord + 16 * TcKtRow + 8], ktWords[columnWord + 16 * TcKtRow + 12], exchange);
-                MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds1_0, ds1_1, ds1_2, ds1_3,
-                    ktWords[columnWord + 20 * TcKtRow + 8], ktWords[columnWord + 20 * TcKtRow + 12], exchange);
-                MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds1_0, ds1_1, ds1_2, ds1_3,
-                    ktWords[columnWord + 24 * TcKtRow + 8], ktWords[columnWord + 24 * TcKtRow + 12], exchange);
-                MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds1_0, ds1_1, ds1_2, ds1_3,
-                    ktWords[columnWord + 28 * TcKtRow + 8], ktWords[columnWord + 28 * TcKtRow + 12], exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 0, 8, 0, 0, 8, out uint ktb1_0_0, out uint ktb1_0_1, out uint ktb1_0_2, out uint ktb1_0_3);
+                MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_0_0, ktb1_0_1, exchange);
+                MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_0_2, ktb1_0_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 16, 8, 0, 0, 8, out uint ktb1_1_0, out uint ktb1_1_1, out uint ktb1_1_2, out uint ktb1_1_3);
+                MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_1_0, ktb1_1_1, exchange);
+                MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_1_2, ktb1_1_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 32, 8, 0, 0, 8, out uint ktb1_2_0, out uint ktb1_2_1, out uint ktb1_2_2, out uint ktb1_2_3);
+                MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_2_0, ktb1_2_1, exchange);
+                MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_2_2, ktb1_2_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 48, 8, 0, 0, 8, out uint ktb1_3_0, out uint ktb1_3_1, out uint ktb1_3_2, out uint ktb1_3_3);
+                MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_3_0, ktb1_3_1, exchange);
+                MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_3_2, ktb1_3_3, exchange);
                 uint ds2_0 = PackHalf2(dp4_0, dp4_1), ds2_1 = PackHalf2(dp4_2, dp4_3);
                 uint ds2_2 = PackHalf2(dp5_0, dp5_1), ds2_3 = PackHalf2(dp5_2, dp5_3);
-                MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds2_0, ds2_1, ds2_2, ds2_3,
-                    ktWords[columnWord + 0 * TcKtRow + 16], ktWords[columnWord + 0 * TcKtRow + 20], exchange);
-                MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds2_0, ds2_1, ds2_2, ds2_3,
-                    ktWords[columnWord + 4 * TcKtRow + 16], ktWords[columnWord + 4 * TcKtRow + 20], exchange);
-                MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds2_0, ds2_1, ds2_2, ds2_3,
-                    ktWords[columnWord + 8 * TcKtRow + 16], ktWords[columnWord + 8 * TcKtRow + 20], exchange);
-                MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds2_0, ds2_1, ds2_2, ds2_3,
-                    ktWords[columnWord + 12 * TcKtRow + 16], ktWords[columnWord + 12 * TcKtRow + 20], exchange);
-                MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds2_0, ds2_1, ds2_2, ds2_3,
-                    ktWords[columnWord + 16 * TcKtRow + 16], ktWords[columnWord + 16 * TcKtRow + 20], exchange);
-                MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds2_0, ds2_1, ds2_2, ds2_3,
-                    ktWords[columnWord + 20 * TcKtRow + 16], ktWords[columnWord + 20 * TcKtRow + 20], exchange);
-                MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds2_0, ds2_1, ds2_2, ds2_3,
-                    ktWords[columnWord + 24 * TcKtRow + 16], ktWords[columnWord + 24 * TcKtRow + 20], exchange);
-                MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds2_0, ds2_1, ds2_2, ds2_3,
-                    ktWords[columnWord + 28 * TcKtRow + 16], ktWords[columnWord + 28 * TcKtRow + 20], exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 0, 8, 0, 0, 8, out uint ktb2_0_0, out uint ktb2_0_1, out uint ktb2_0_2, out uint ktb2_0_3);
+                MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_0_0, ktb2_0_1, exchange);
+                MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_0_2, ktb2_0_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 16, 8, 0, 0, 8, out uint ktb2_1_0, out uint ktb2_1_1, out uint ktb2_1_2, out uint ktb2_1_3);
+                MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_1_0, ktb2_1_1, exchange);
+                MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_1_2, ktb2_1_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 32, 8, 0, 0, 8, out uint ktb2_2_0, out uint ktb2_2_1, out uint ktb2_2_2, out uint ktb2_2_3);
+                MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_2_0, ktb2_2_1, exchange);
+                MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_2_2, ktb2_2_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 48, 8, 0, 0, 8, out uint ktb2_3_0, out uint ktb2_3_1, out uint ktb2_3_2, out uint ktb2_3_3);
+                MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_3_0, ktb2_3_1, exchange);
+                MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_3_2, ktb2_3_3, exchange);
                 uint ds3_0 = PackHalf2(dp6_0, dp6_1), ds3_1 = PackHalf2(dp6_2, dp6_3);
                 uint ds3_2 = PackHalf2(dp7_0, dp7_1), ds3_3 = PackHalf2(dp7_2, dp7_3);
-                MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds3_0, ds3_1, ds3_2, ds3_3,
-                    ktWords[columnWord + 0 * TcKtRow + 24], ktWords[columnWord + 0 * TcKtRow + 28], exchange);
-                MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds3_0, ds3_1, ds3_2, ds3_3,
-                    ktWords[columnWord + 4 * TcKtRow + 24], ktWords[columnWord + 4 * TcKtRow + 28], exchange);
-                MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds3_0, ds3_1, ds3_2, ds3_3,
-                    ktWords[columnWord + 8 * TcKtRow + 24], ktWords[columnWord + 8 * TcKtRow + 28], exchange);
-                MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds3_0, ds3_1, ds3_2, ds3_3,
-                    ktWords[columnWord + 12 * TcKtRow + 24], ktWords[columnWord + 12 * TcKtRow + 28], exchange);
-                MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds3_0, ds3_1, ds3_2, ds3_3,
-                    ktWords[columnWord + 16 * TcKtRow + 24], ktWords[columnWord + 16 * TcKtRow + 28], exchange);
-                MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds3_0, ds3_1, ds3_2, ds3_3,
-                    ktWords[columnWord + 20 * TcKtRow + 24], ktWords[columnWord + 20 * TcKtRow + 28], exchange);
-                MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds3_0, ds3_1, ds3_2, ds3_3,
-                    ktWords[columnWord + 24 * TcKtRow + 24], ktWords[columnWord + 24 * TcKtRow + 28], exchange);
-                MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds3_0, ds3_1, ds3_2, ds3_3,
-                    ktWords[columnWord + 28 * TcKtRow + 24], ktWords[columnWord + 28 * TcKtRow + 28], exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 0, 8, 0, 0, 8, out uint ktb3_0_0, out uint ktb3_0_1, out uint ktb3_0_2, out uint ktb3_0_3);
+                MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_0_0, ktb3_0_1, exchange);
+                MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_0_2, ktb3_0_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 16, 8, 0, 0, 8, out uint ktb3_1_0, out uint ktb3_1_1, out uint ktb3_1_2, out uint ktb3_1_3);
+                MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_1_0, ktb3_1_1, exchange);
+                MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_1_2, ktb3_1_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 32, 8, 0, 0, 8, out uint ktb3_2_0, out uint ktb3_2_1, out uint ktb3_2_2, out uint ktb3_2_3);
+                MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_2_0, ktb3_2_1, exchange);
+                MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_2_2, ktb3_2_3, exchange);
+                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 48, 8, 0, 0, 8, out uint ktb3_3_0, out uint ktb3_3_1, out uint ktb3_3_2, out uint ktb3_3_3);
+                MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_3_0, ktb3_3_1, exchange);
+                MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_3_2, ktb3_3_3, exchange);
                 Group.Barrier();
             }
 

@@ -138,7 +138,7 @@ namespace XFormers
             {
                 var tc = tensorCore!;
                 Launcher(accelerator, tc.Forward)(
-                    new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), new Index3D(tc.Threads, 1, 1), Dynamic(tc.ForwardSharedBytes)),
+                    new KernelConfig(new Index3D(DivUp(args.Mq, tc.ForwardBlockM), args.Hq, args.Batch), new Index3D(tc.Threads, 1, 1), Dynamic(tc.ForwardSharedBytes)),
                     args);
             }
             else

@@ -4,14 +4,14 @@ namespace XFormers.Kernels
 {
     /// <summary>
     /// The tensor-core kernels of a variant (generated from Templates/TensorCore.liquid) and their launch shape:
-    /// groups of <paramref name="Threads"/> threads own <paramref name="BlockM"/> query rows (forward, dQ pass) or key
-    /// rows (dK/dV pass); the D pass's groups own <paramref name="DeltaRows"/> rows. The forward, dK/dV and dQ kernels take
+    /// groups of <paramref name="Threads"/> threads own <paramref name="ForwardBlockM"/> query rows in the forward and
+    /// <paramref name="BlockM"/> query rows (dQ pass) or key rows (dK/dV pass) in the backward; the D pass's groups own <paramref name="DeltaRows"/> rows. The forward, dK/dV and dQ kernels take
     /// <paramref name="ForwardSharedBytes"/>, <paramref name="BackwardKvSharedBytes"/> and <paramref name="BackwardQSharedBytes"/>
     /// of dynamic shared memory. The backward kernels are null for variants declared
     /// with Backward = false.
     /// </summary>
     public sealed record TensorCoreKernels<T>(
-        Action<AttentionArgs<T>> Forward, int BlockM, int Threads, int ForwardSharedBytes,
+        Action<AttentionArgs<T>> Forward, int ForwardBlockM, int BlockM, int Threads, int ForwardSharedBytes,
         Action<AttentionArgs<T>>? BackwardDelta = null, int DeltaRows = 0,
         Action<AttentionArgs<T>>? BackwardKv = null, int BackwardKvSharedBytes = 0,
         Action<AttentionArgs<T>>? BackwardQ = null, int BackwardQSharedBytes = 0)

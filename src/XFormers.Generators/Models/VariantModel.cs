@@ -68,7 +68,7 @@ namespace XFormers.Generators.Models
         public int TcOTileLast { get; init; }
         /// <summary>Last index of the 8-byte words a thread stages of a TcBlockN-row K or V tile (TcBlockN · HeadDim / 4 / TcThreads − 1).</summary>
         public int TcStageLast { get; init; }
-        /// <summary>16-row m-tiles per warp in the tensor-core forward (2 up to HeadDim 64: each K/V fragment feeds two mma; 1 above, for registers).</summary>
+        /// <summary>16-row m-tiles per warp in the tensor-core forward (2 up to HeadDim 64 without a mask: each K/V fragment feeds two mma; else 1).</summary>
         public int TcFwdMTiles { get; init; }
         /// <summary>TcFwdMTiles − 1.</summary>
         public int TcFwdMTileLast { get; init; }

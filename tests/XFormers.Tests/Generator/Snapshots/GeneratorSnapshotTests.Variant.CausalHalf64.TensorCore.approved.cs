@@ -24,8 +24,8 @@ partial class Kernels
         private const int TcRow = HeadDim + 8;
         /// <summary>The forward's K and V tiles in its dynamic shared memory (first halves; row-major, TcRow halves a row; Q passes through both at the start).</summary>
         private const int TcKTile = 0, TcVTile = TcBlockN * TcRow;
-        /// <summary>Query rows per warp of the forward (2 m-tiles of 16) and per group.</summary>
-        public const int TcWarpRows = 32, TcFwdBlockM = TcThreads / 32 * TcWarpRows;
+        /// <summary>Query rows per warp of the forward (1 m-tile of 16) and per group.</summary>
+        public const int TcWarpRows = 16, TcFwdBlockM = TcThreads / 32 * TcWarpRows;
         /// <summary>Dynamic shared memory of the forward: the K and V tiles (also Q's TcFwdBlockM rows at the start) and 128 bytes to align them.</summary>
         public const int TcForwardSharedBytes = (TcFwdBlockM > 2 * TcBlockN ? TcFwdBlockM : 2 * TcBlockN) * TcRow * 2 + 128;
         /// <summary>Query rows per tile of the dK/dV pass.</summary>
@@ -127,8 +127,7 @@ partial class Kernels
 
         /// <summary>
         /// Forward on tensor cores, FlashAttention-2 (Dao 2023, Algorithm 1) with mma.sync.m16n8k16: a group of
-        /// 128 threads owns TcFwdBlockM query rows, each warp TcWarpRows of them (2 m-tiles of 16 rows,
-        /// so every K and V fragment read from shared memory feeds 2 independent mma). Q fragments stay in registers; K and V
+        /// 128 threads owns TcFwdBlockM query rows, each warp TcWarpRows of them (1 m-tile). Q fragments stay in registers; K and V
         /// tiles are staged row-major in dynamic shared memory through registers, each tile's global loads issued a phase
         /// ahead (V_j's before S = Q K_jᵀ, K_j+1's before the softmax and O += P V_j), and fragments come from ldmatrix (V's
         /// transposed on the fly). S and O accumulate in fp32 registers (every fragment loop unrolled by the generator); the
@@ -146,7 +145,6 @@ partial class Kernels
             int firstRow = Grid.IdxX * TcFwdBlockM;
             int lastRow = System.Math.Min(firstRow + TcFwdBlockM, a.Mq) - 1;
             int row0_0 = firstRow + warp * TcWarpRows + 0 + (lane >> 2), row0_1 = row0_0 + 8;
-            int row1_0 = firstRow + warp * TcWarpRows + 16 + (lane >> 2), row1_1 = row1_0 + 8;
             var exchange = SharedMemory.Allocate<uint>(TcThreads * ExchangeWordsPerThread);
             // The tiles start at the first 128-byte boundary of the dynamic allocation (its declared alignment is 8).
             var dynamic = SharedMemory.GetDynamic<ulong>();
@@ -164,10 +162,6 @@ partial class Kernels
             LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 16, 8, 0, 0, 8, out uint q0_1_0, out uint q0_1_1, out uint q0_1_2, out uint q0_1_3);
             LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 32, 8, 0, 0, 8, out uint q0_2_0, out uint q0_2_1, out uint q0_2_2, out uint q0_2_3);
             LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 48, 8, 0, 0, 8, out uint q0_3_0, out uint q0_3_1, out uint q0_3_2, out uint q0_3_3);
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 16, 0, 8, 0, 0, 8, out uint q1_0_0, out uint q1_0_1, out uint q1_0_2, out uint q1_0_3);
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 16, 16, 8, 0, 0, 8, out uint q1_1_0, out uint q1_1_1, out uint q1_1_2, out uint q1_1_3);
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 16, 32, 8, 0, 0, 8, out uint q1_2_0, out uint q1_2_1, out uint q1_2_2, out uint q1_2_3);
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 16, 48, 8, 0, 0, 8, out uint q1_3_0, out uint q1_3_1, out uint q1_3_2, out uint q1_3_3);
             Group.Barrier();
             TcLoadRows(tile, kSource, b, kvBegin, TcBlockN, a.Mkv, a.Hkv, hk, tid);
             Group.Barrier();
@@ -181,16 +175,6 @@ partial class Kernels
             float o0_7_0 = 0f, o0_7_1 = 0f, o0_7_2 = 0f, o0_7_3 = 0f;
             float rowMax0_0 = float.NegativeInfinity, rowMax0_1 = float.NegativeInfinity;
             float rowSum0_0 = 0f, rowSum0_1 = 0f;
-            float o1_0_0 = 0f, o1_0_1 = 0f, o1_0_2 = 0f, o1_0_3 = 0f;
-            float o1_1_0 = 0f, o1_1_1 = 0f, o1_1_2 = 0f, o1_1_3 = 0f;
-            float o1_2_0 = 0f, o1_2_1 = 0f, o1_2_2 = 0f, o1_2_3 = 0f;
-            float o1_3_0 = 0f, o1_3_1 = 0f, o1_3_2 = 0f, o1_3_3 = 0f;
-            float o1_4_0 = 0f, o1_4_1 = 0f, o1_4_2 = 0f, o1_4_3 = 0f;
-            float o1_5_0 = 0f, o1_5_1 = 0f, o1_5_2 = 0f, o1_5_3 = 0f;
-            float o1_6_0 = 0f, o1_6_1 = 0f, o1_6_2 = 0f, o1_6_3 = 0f;
-            float o1_7_0 = 0f, o1_7_1 = 0f, o1_7_2 = 0f, o1_7_3 = 0f;
-            float rowMax1_0 = float.NegativeInfinity, rowMax1_1 = float.NegativeInfinity;
-            float rowSum1_0 = 0f, rowSum1_1 = 0f;
 
             for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBlockN)
             {
@@ -213,94 +197,54 @@ partial class Kernels
                 float s0_5_0 = 0f, s0_5_1 = 0f, s0_5_2 = 0f, s0_5_3 = 0f;
                 float s0_6_0 = 0f, s0_6_1 = 0f, s0_6_2 = 0f, s0_6_3 = 0f;
                 float s0_7_0 = 0f, s0_7_1 = 0f, s0_7_2 = 0f, s0_7_3 = 0f;
-                float s1_0_0 = 0f, s1_0_1 = 0f, s1_0_2 = 0f, s1_0_3 = 0f;
-                float s1_1_0 = 0f, s1_1_1 = 0f, s1_1_2 = 0f, s1_1_3 = 0f;
-                float s1_2_0 = 0f, s1_2_1 = 0f, s1_2_2 = 0f, s1_2_3 = 0f;
-                float s1_3_0 = 0f, s1_3_1 = 0f, s1_3_2 = 0f, s1_3_3 = 0f;
-                float s1_4_0 = 0f, s1_4_1 = 0f, s1_4_2 = 0f, s1_4_3 = 0f;
-                float s1_5_0 = 0f, s1_5_1 = 0f, s1_5_2 = 0f, s1_5_3 = 0f;
-                float s1_6_0 = 0f, s1_6_1 = 0f, s1_6_2 = 0f, s1_6_3 = 0f;
-                float s1_7_0 = 0f, s1_7_1 = 0f, s1_7_2 = 0f, s1_7_3 = 0f;
                 LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 0, 0, 8, 8, 0, out uint k0_0_0, out uint k0_0_1, out uint k0_0_2, out uint k0_0_3);
                 MmaM16N8K16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k0_0_0, k0_0_1, exchange);
                 MmaM16N8K16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k0_0_2, k0_0_3, exchange);
-                MmaM16N8K16(ref s1_0_0, ref s1_0_1, ref s1_0_2, ref s1_0_3, q1_0_0, q1_0_1, q1_0_2, q1_0_3, k0_0_0, k0_0_1, exchange);
-                MmaM16N8K16(ref s1_1_0, ref s1_1_1, ref s1_1_2, ref s1_1_3, q1_0_0, q1_0_1, q1_0_2, q1_0_3, k0_0_2, k0_0_3, exchange);
                 LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 0, 0, 8, 8, 0, out uint k1_0_0, out uint k1_0_1, out uint k1_0_2, out uint k1_0_3);
                 MmaM16N8K16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k1_0_0, k1_0_1, exchange);
                 MmaM16N8K16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k1_0_2, k1_0_3, exchange);
-                MmaM16N8K16(ref s1_2_0, ref s1_2_1, ref s1_2_2, ref s1_2_3, q1_0_0, q1_0_1, q1_0_2, q1_0_3, k1_0_0, k1_0_1, exchange);
-                MmaM16N8K16(ref s1_3_0, ref s1_3_1, ref s1_3_2, ref s1_3_3, q1_0_0, q1_0_1, q1_0_2, q1_0_3, k1_0_2, k1_0_3, exchange);
                 LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 0, 0, 8, 8, 0, out uint k2_0_0, out uint k2_0_1, out uint k2_0_2, out uint k2_0_3);
                 MmaM16N8K16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k2_0_0, k2_0_1, exchange);
                 MmaM16N8K16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k2_0_2, k2_0_3, exchange);
-                MmaM16N8K16(ref s1_4_0, ref s1_4_1, ref s1_4_2, ref s1_4_3, q1_0_0, q1_0_1, q1_0_2, q1_0_3, k2_0_0, k2_0_1, exchange);
-                MmaM16N8K16(ref s1_5_0, ref s1_5_1, ref s1_5_2, ref s1_5_3, q1_0_0, q1_0_1, q1_0_2, q1_0_3, k2_0_2, k2_0_3, exchange);
                 LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 0, 0, 8, 8, 0, out uint k3_0_0, out uint k3_0_1, out uint k3_0_2, out uint k3_0_3);
                 MmaM16N8K16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k3_0_0, k3_0_1, exchange);
                 MmaM16N8K16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k3_0_2, k3_0_3, exchange);
-                MmaM16N8K16(ref s1_6_0, ref s1_6_1, ref s1_6_2, ref s1_6_3, q1_0_0, q1_0_1, q1_0_2, q1_0_3, k3_0_0, k3_0_1, exchange);
-                MmaM16N8K16(ref s1_7_0, ref s1_7_1, ref s1_7_2, ref s1_7_3, q1_0_0, q1_0_1, q1_0_2, q1_0_3, k3_0_2, k3_0_3, exchange);
                 LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 16, 0, 8, 8, 0, out uint k0_1_0, out uint k0_1_1, out uint k0_1_2, out uint k0_1_3);
                 MmaM16N8K16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k0_1_0, k0_1_1, exchange);
                 MmaM16N8K16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k0_1_2, k0_1_3, exchange);
-                MmaM16N8K16(ref s1_0_0, ref s1_0_1, ref s1_0_2, ref s1_0_3, q1_1_0, q1_1_1, q1_1_2, q1_1_3, k0_1_0, k0_1_1, exchange);
-                MmaM16N8K16(ref s1_1_0, ref s1_1_1, ref s1_1_2, ref s1_1_3, q1_1_0, q1_1_1, q1_1_2, q1_1_3, k0_1_2, k0_1_3, exchange);
                 LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 16, 0, 8, 8, 0, out uint k1_1_0, out uint k1_1_1, out uint k1_1_2, out uint k1_1_3);
                 MmaM16N8K16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k1_1_0, k1_1_1, exchange);
                 MmaM16N8K16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k1_1_2, k1_1_3, exchange);
-                MmaM16N8K16(ref s1_2_0, ref s1_2_1, ref s1_2_2, ref s1_2_3, q1_1_0, q1_1_1, q1_1_2, q1_1_3, k1_1_0, k1_1_1, exchange);
-                MmaM16N8K16(ref s1_3_0, ref s1_3_1, ref s1_3_2, ref s1_3_3, q1_1_0, q1_1_1, q1_1_2, q1_1_3, k1_1_2, k1_1_3, exchange);
                 LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 16, 0, 8, 8, 0, out uint k2_1_0, out uint k2_1_1, out uint k2_1_2, out uint k2_1_3);
                 MmaM16N8K16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k2_1_0, k2_1_1, exchange);
                 MmaM16N8K16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k2_1_2, k2_1_3, exchange);
-                MmaM16N8K16(ref s1_4_0, ref s1_4_1, ref s1_4_2, ref s1_4_3, q1_1_0, q1_1_1, q1_1_2, q1_1_3, k2_1_0, k2_1_1, exchange);
-                MmaM16N8K16(ref s1_5_0, ref s1_5_1, ref s1_5_2, ref s1_5_3, q1_1_0, q1_1_1, q1_1_2, q1_1_3, k2_1_2, k2_1_3, exchange);
                 LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 16, 0, 8, 8, 0, out uint k3_1_0, out uint k3_1_1, out uint k3_1_2, out uint k3_1_3);
                 MmaM16N8K16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k3_1_0, k3_1_1, exchange);
                 MmaM16N8K16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k3_1_2, k3_1_3, exchange);
-                MmaM16N8K16(ref s1_6_0, ref s1_6_1, ref s1_6_2, ref s1_6_3, q1_1_0, q1_1_1, q1_1_2, q1_1_3, k3_1_0, k3_1_1, exchange);
-                MmaM16N8K16(ref s1_7_0, ref s1_7_1, ref s1_7_2, ref s1_7_3, q1_1_0, q1_1_1, q1_1_2, q1_1_3, k3_1_2, k3_1_3, exchange);
                 LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 32, 0, 8, 8, 0, out uint k0_2_0, out uint k0_2_1, out uint k0_2_2, out uint k0_2_3);
                 MmaM16N8K16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k0_2_0, k0_2_1, exchange);
                 MmaM16N8K16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k0_2_2, k0_2_3, exchange);
-                MmaM16N8K16(ref s1_0_0, ref s1_0_1, ref s1_0_2, ref s1_0_3, q1_2_0, q1_2_1, q1_2_2, q1_2_3, k0_2_0, k0_2_1, exchange);
-                MmaM16N8K16(ref s1_1_0, ref s1_1_1, ref s1_1_2, ref s1_1_3, q1_2_0, q1_2_1, q1_2_2, q1_2_3, k0_2_2, k0_2_3, exchange);
                 LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 32, 0, 8, 8, 0, out uint k1_2_0, out uint k1_2_1, out uint k1_2_2, out uint k1_2_3);
                 MmaM16N8K16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k1_2_0, k1_2_1, exchange);
                 MmaM16N8K16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k1_2_2, k1_2_3, exchange);
-                MmaM16N8K16(ref s1_2_0, ref s1_2_1, ref s1_2_2, ref s1_2_3, q1_2_0, q1_2_1, q1_2_2, q1_2_3, k1_2_0, k1_2_1, exchange);
-                MmaM16N8K16(ref s1_3_0, ref s1_3_1, ref s1_3_2, ref s1_3_3, q1_2_0, q1_2_1, q1_2_2, q1_2_3, k1_2_2, k1_2_3, exchange);
                 LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 32, 0, 8, 8, 0, out uint k2_2_0, out uint k2_2_1, out uint k2_2_2, out uint k2_2_3);
                 MmaM16N8K16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k2_2_0, k2_2_1, exchange);
                 MmaM16N8K16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k2_2_2, k2_2_3, exchange);
-                MmaM16N8K16(ref s1_4_0, ref s1_4_1, ref s1_4_2, ref s1_4_3, q1_2_0, q1_2_1, q1_2_2, q1_2_3, k2_2_0, k2_2_1, exchange);
-                MmaM16N8K16(ref s1_5_0, ref s1_5_1, ref s1_5_2, ref s1_5_3, q1_2_0, q1_2_1, q1_2_2, q1_2_3, k2_2_2, k2_2_3, exchange);
                 LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 32, 0, 8, 8, 0, out uint k3_2_0, out uint k3_2_1, out uint k3_2_2, out uint k3_2_3);
                 MmaM16N8K16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k3_2_0, k3_2_1, exchange);
                 MmaM16N8K16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k3_2_2, k3_2_3, exchange);
-                MmaM16N8K16(ref s1_6_0, ref s1_6_1, ref s1_6_2, ref s1_6_3, q1_2_0, q1_2_1, q1_2_2, q1_2_3, k3_2_0, k3_2_1, exchange);
-                MmaM16N8K16(ref s1_7_0, ref s1_7_1, ref s1_7_2, ref s1_7_3, q1_2_0, q1_2_1, q1_2_2, q1_2_3, k3_2_2, k3_2_3, exchange);
                 LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 48, 0, 8, 8, 0, out uint k0_3_0, out uint k0_3_1, out uint k0_3_2, out uint k0_3_3);
                 MmaM16N8K16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k0_3_0, k0_3_1, exchange);
                 MmaM16N8K16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k0_3_2, k0_3_3, exchange);
-                MmaM16N8K16(ref s1_0_0, ref s1_0_1, ref s1_0_2, ref s1_0_3, q1_3_0, q1_3_1, q1_3_2, q1_3_3, k0_3_0, k0_3_1, exchange);
-                MmaM16N8K16(ref s1_1_0, ref s1_1_1, ref s1_1_2, ref s1_1_3, q1_3_0, q1_3_1, q1_3_2, q1_3_3, k0_3_2, k0_3_3, exchange);
                 LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 48, 0, 8, 8, 0, out uint k1_3_0, out uint k1_3_1, out uint k1_3_2, out uint k1_3_3);
                 MmaM16N8K16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k1_3_0, k1_3_1, exchange);
                 MmaM16N8K16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k1_3_2, k1_3_3, exchange);
-                MmaM16N8K16(ref s1_2_0, ref s1_2_1, ref s1_2_2, ref s1_2_3, q1_3_0, q1_3_1, q1_3_2, q1_3_3, k1_3_0, k1_3_1, exchange);
-                MmaM16N8K16(ref s1_3_0, ref s1_3_1, ref s1_3_2, ref s1_3_3, q1_3_0, q1_3_1, q1_3_2, q1_3_3, k1_3_2, k1_3_3, exchange);
                 LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 48, 0, 8, 8, 0, out uint k2_3_0, out uint k2_3_1, out uint k2_3_2, out uint k2_3_3);
                 MmaM16N8K16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k2_3_0, k2_3_1, exchange);
                 MmaM16N8K16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k2_3_2, k2_3_3, exchange);
-                MmaM16N8K16(ref s1_4_0, ref s1_4_1, ref s1_4_2, ref s1_4_3, q1_3_0, q1_3_1, q1_3_2, q1_3_3, k2_3_0, k2_3_1, exchange);
-                MmaM16N8K16(ref s1_5_0, ref s1_5_1, ref s1_5_2, ref s1_5_3, q1_3_0, q1_3_1, q1_3_2, q1_3_3, k2_3_2, k2_3_3, exchange);
                 LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 48, 0, 8, 8, 0, out uint k3_3_0, out uint k3_3_1, out uint k3_3_2, out uint k3_3_3);
                 MmaM16N8K16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k3_3_0, k3_3_1, exchange);
                 MmaM16N8K16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k3_3_2, k3_3_3, exchange);
-                MmaM16N8K16(ref s1_6_0, ref s1_6_1, ref s1_6_2, ref s1_6_3, q1_3_0, q1_3_1, q1_3_2, q1_3_3, k3_3_0, k3_3_1, exchange);
-                MmaM16N8K16(ref s1_7_0, ref s1_7_1, ref s1_7_2, ref s1_7_3, q1_3_0, q1_3_1, q1_3_2, q1_3_3, k3_3_2, k3_3_3, exchange);
 
                 // Scale, bias and mask into the base-2 domain.
                 bool check = TcTileNeedsMask(a, firstRow, TcFwdBlockM, n0, TcBlockN, kvEnd);
@@ -337,38 +281,6 @@ partial class Kernels
                 s0_7_1 = TcScore(a, b, h, s0_7_1, row0_0, column + 57, kvEnd, check);
                 s0_7_2 = TcScore(a, b, h, s0_7_2, row0_1, column + 56, kvEnd, check);
                 s0_7_3 = TcScore(a, b, h, s0_7_3, row0_1, column + 57, kvEnd, check);
-                s1_0_0 = TcScore(a, b, h, s1_0_0, row1_0, column + 0, kvEnd, check);
-                s1_0_1 = TcScore(a, b, h, s1_0_1, row1_0, column + 1, kvEnd, check);
-                s1_0_2 = TcScore(a, b, h, s1_0_2, row1_1, column + 0, kvEnd, check);
-                s1_0_3 = TcScore(a, b, h, s1_0_3, row1_1, column + 1, kvEnd, check);
-                s1_1_0 = TcScore(a, b, h, s1_1_0, row1_0, column + 8, kvEnd, check);
-                s1_1_1 = TcScore(a, b, h, s1_1_1, row1_0, column + 9, kvEnd, check);
-                s1_1_2 = TcScore(a, b, h, s1_1_2, row1_1, column + 8, kvEnd, check);
-                s1_1_3 = TcScore(a, b, h, s1_1_3, row1_1, column + 9, kvEnd, check);
-                s1_2_0 = TcScore(a, b, h, s1_2_0, row1_0, column + 16, kvEnd, check);
-                s1_2_1 = TcScore(a, b, h, s1_2_1, row1_0, column + 17, kvEnd, check);
-                s1_2_2 = TcScore(a, b, h, s1_2_2, row1_1, column + 16, kvEnd, check);
-                s1_2_3 = TcScore(a, b, h, s1_2_3, row1_1, column + 17, kvEnd, check);
-                s1_3_0 = TcScore(a, b, h, s1_3_0, row1_0, column + 24, kvEnd, check);
-                s1_3_1 = TcScore(a, b, h, s1_3_1, row1_0, column + 25, kvEnd, check);
-                s1_3_2 = TcScore(a, b, h, s1_3_2, row1_1, column + 24, kvEnd, check);
-                s1_3_3 = TcScore(a, b, h, s1_3_3, row1_1, column + 25, kvEnd, check);
-                s1_4_0 = TcScore(a, b, h, s1_4_0, row1_0, column + 32, kvEnd, check);
-                s1_4_1 = TcScore(a, b, h, s1_4_1, row1_0, column + 33, kvEnd, check);
-                s1_4_2 = TcScore(a, b, h, s1_4_2, row1_1, column + 32, kvEnd, check);
-                s1_4_3 = TcScore(a, b, h, s1_4_3, row1_1, column + 33, kvEnd, check);
-                s1_5_0 = TcScore(a, b, h, s1_5_0, row1_0, column + 40, kvEnd, check);
-                s1_5_1 = TcScore(a, b, h, s1_5_1, row1_0, column + 41, kvEnd, check);
-                s1_5_2 = TcScore(a, b, h, s1_5_2, row1_1, column + 40, kvEnd, check);
-                s1_5_3 = TcScore(a, b, h, s1_5_3, row1_1, column + 41, kvEnd, check);
-                s1_6_0 = TcScore(a, b, h, s1_6_0, row1_0, column + 48, kvEnd, check);
-                s1_6_1 = TcScore(a, b, h, s1_6_1, row1_0, column + 49, kvEnd, check);
-                s1_6_2 = TcScore(a, b, h, s1_6_2, row1_1, column + 48, kvEnd, check);
-                s1_6_3 = TcScore(a, b, h, s1_6_3, row1_1, column + 49, kvEnd, check);
-                s1_7_0 = TcScore(a, b, h, s1_7_0, row1_0, column + 56, kvEnd, check);
-                s1_7_1 = TcScore(a, b, h, s1_7_1, row1_0, column + 57, kvEnd, check);
-                s1_7_2 = TcScore(a, b, h, s1_7_2, row1_1, column + 56, kvEnd, check);
-                s1_7_3 = TcScore(a, b, h, s1_7_3, row1_1, column + 57, kvEnd, check);
 
                 // V_j into its tile (every warp finished O += P V_j-1 before the last barrier); K_j+1's loads fly during the
                 // softmax and O += P V_j (after the last tile they are loaded and never used; rows past Mkv are zeros).
@@ -461,175 +373,64 @@ partial class Kernels
                 rowSum0_0 += s0_7_0 + s0_7_1;
                 rowSum0_1 += s0_7_2 + s0_7_3;
 
-                // Online softmax of m-tile 1 (Algorithm 1, lines 9-10): the tile's row maxima across the quad of lanes sharing a row.
-                float tileMax1_0 = rowMax1_0, tileMax1_1 = rowMax1_1;
-                tileMax1_0 = System.Math.Max(tileMax1_0, System.Math.Max(s1_0_0, s1_0_1));
-                tileMax1_1 = System.Math.Max(tileMax1_1, System.Math.Max(s1_0_2, s1_0_3));
-                tileMax1_0 = System.Math.Max(tileMax1_0, System.Math.Max(s1_1_0, s1_1_1));
-                tileMax1_1 = System.Math.Max(tileMax1_1, System.Math.Max(s1_1_2, s1_1_3));
-                tileMax1_0 = System.Math.Max(tileMax1_0, System.Math.Max(s1_2_0, s1_2_1));
-                tileMax1_1 = System.Math.Max(tileMax1_1, System.Math.Max(s1_2_2, s1_2_3));
-                tileMax1_0 = System.Math.Max(tileMax1_0, System.Math.Max(s1_3_0, s1_3_1));
-                tileMax1_1 = System.Math.Max(tileMax1_1, System.Math.Max(s1_3_2, s1_3_3));
-                tileMax1_0 = System.Math.Max(tileMax1_0, System.Math.Max(s1_4_0, s1_4_1));
-                tileMax1_1 = System.Math.Max(tileMax1_1, System.Math.Max(s1_4_2, s1_4_3));
-                tileMax1_0 = System.Math.Max(tileMax1_0, System.Math.Max(s1_5_0, s1_5_1));
-                tileMax1_1 = System.Math.Max(tileMax1_1, System.Math.Max(s1_5_2, s1_5_3));
-                tileMax1_0 = System.Math.Max(tileMax1_0, System.Math.Max(s1_6_0, s1_6_1));
-                tileMax1_1 = System.Math.Max(tileMax1_1, System.Math.Max(s1_6_2, s1_6_3));
-                tileMax1_0 = System.Math.Max(tileMax1_0, System.Math.Max(s1_7_0, s1_7_1));
-                tileMax1_1 = System.Math.Max(tileMax1_1, System.Math.Max(s1_7_2, s1_7_3));
-                tileMax1_0 = System.Math.Max(tileMax1_0, Warp.ShuffleXor(tileMax1_0, 1));
-                tileMax1_0 = System.Math.Max(tileMax1_0, Warp.ShuffleXor(tileMax1_0, 2));
-                tileMax1_1 = System.Math.Max(tileMax1_1, Warp.ShuffleXor(tileMax1_1, 1));
-                tileMax1_1 = System.Math.Max(tileMax1_1, Warp.ShuffleXor(tileMax1_1, 2));
-                // A row that has seen no key yet keeps max −∞; subtracting 0 then keeps every exponent −∞ → 0.
-                float base1_0 = tileMax1_0 == float.NegativeInfinity ? 0f : tileMax1_0;
-                float base1_1 = tileMax1_1 == float.NegativeInfinity ? 0f : tileMax1_1;
-                float correction1_0 = Exp2(rowMax1_0 - base1_0), correction1_1 = Exp2(rowMax1_1 - base1_1);
-                rowMax1_0 = tileMax1_0;
-                rowMax1_1 = tileMax1_1;
-                rowSum1_0 *= correction1_0;
-                rowSum1_1 *= correction1_1;
-                o1_0_0 *= correction1_0; o1_0_1 *= correction1_0; o1_0_2 *= correction1_1; o1_0_3 *= correction1_1;
-                o1_1_0 *= correction1_0; o1_1_1 *= correction1_0; o1_1_2 *= correction1_1; o1_1_3 *= correction1_1;
-                o1_2_0 *= correction1_0; o1_2_1 *= correction1_0; o1_2_2 *= correction1_1; o1_2_3 *= correction1_1;
-                o1_3_0 *= correction1_0; o1_3_1 *= correction1_0; o1_3_2 *= correction1_1; o1_3_3 *= correction1_1;
-                o1_4_0 *= correction1_0; o1_4_1 *= correction1_0; o1_4_2 *= correction1_1; o1_4_3 *= correction1_1;
-                o1_5_0 *= correction1_0; o1_5_1 *= correction1_0; o1_5_2 *= correction1_1; o1_5_3 *= correction1_1;
-                o1_6_0 *= correction1_0; o1_6_1 *= correction1_0; o1_6_2 *= correction1_1; o1_6_3 *= correction1_1;
-                o1_7_0 *= correction1_0; o1_7_1 *= correction1_0; o1_7_2 *= correction1_1; o1_7_3 *= correction1_1;
-                s1_0_0 = Exp2(s1_0_0 - base1_0); s1_0_1 = Exp2(s1_0_1 - base1_0);
-                s1_0_2 = Exp2(s1_0_2 - base1_1); s1_0_3 = Exp2(s1_0_3 - base1_1);
-                rowSum1_0 += s1_0_0 + s1_0_1;
-                rowSum1_1 += s1_0_2 + s1_0_3;
-                s1_1_0 = Exp2(s1_1_0 - base1_0); s1_1_1 = Exp2(s1_1_1 - base1_0);
-                s1_1_2 = Exp2(s1_1_2 - base1_1); s1_1_3 = Exp2(s1_1_3 - base1_1);
-                rowSum1_0 += s1_1_0 + s1_1_1;
-                rowSum1_1 += s1_1_2 + s1_1_3;
-                s1_2_0 = Exp2(s1_2_0 - base1_0); s1_2_1 = Exp2(s1_2_1 - base1_0);
-                s1_2_2 = Exp2(s1_2_2 - base1_1); s1_2_3 = Exp2(s1_2_3 - base1_1);
-                rowSum1_0 += s1_2_0 + s1_2_1;
-                rowSum1_1 += s1_2_2 + s1_2_3;
-                s1_3_0 = Exp2(s1_3_0 - base1_0); s1_3_1 = Exp2(s1_3_1 - base1_0);
-                s1_3_2 = Exp2(s1_3_2 - base1_1); s1_3_3 = Exp2(s1_3_3 - base1_1);
-                rowSum1_0 += s1_3_0 + s1_3_1;
-                rowSum1_1 += s1_3_2 + s1_3_3;
-                s1_4_0 = Exp2(s1_4_0 - base1_0); s1_4_1 = Exp2(s1_4_1 - base1_0);
-                s1_4_2 = Exp2(s1_4_2 - base1_1); s1_4_3 = Exp2(s1_4_3 - base1_1);
-                rowSum1_0 += s1_4_0 + s1_4_1;
-                rowSum1_1 += s1_4_2 + s1_4_3;
-                s1_5_0 = Exp2(s1_5_0 - base1_0); s1_5_1 = Exp2(s1_5_1 - base1_0);
-                s1_5_2 = Exp2(s1_5_2 - base1_1); s1_5_3 = Exp2(s1_5_3 - base1_1);
-                rowSum1_0 += s1_5_0 + s1_5_1;
-                rowSum1_1 += s1_5_2 + s1_5_3;
-                s1_6_0 = Exp2(s1_6_0 - base1_0); s1_6_1 = Exp2(s1_6_1 - base1_0);
-                s1_6_2 = Exp2(s1_6_2 - base1_1); s1_6_3 = Exp2(s1_6_3 - base1_1);
-                rowSum1_0 += s1_6_0 + s1_6_1;
-                rowSum1_1 += s1_6_2 + s1_6_3;
-                s1_7_0 = Exp2(s1_7_0 - base1_0); s1_7_1 = Exp2(s1_7_1 - base1_0);
-                s1_7_2 = Exp2(s1_7_2 - base1_1); s1_7_3 = Exp2(s1_7_3 - base1_1);
-                rowSum1_0 += s1_7_0 + s1_7_1;
-                rowSum1_1 += s1_7_2 + s1_7_3;
-
                 // O_i += P_ij V_j: the S accumulators become A fragments of P in registers; one ldmatrix.x4.trans gives the B
                 // fragments of two 8-column d-tiles of V.
                 uint p0_0_0 = PackHalf2(s0_0_0, s0_0_1), p0_0_1 = PackHalf2(s0_0_2, s0_0_3);
                 uint p0_0_2 = PackHalf2(s0_1_0, s0_1_1), p0_0_3 = PackHalf2(s0_1_2, s0_1_3);
-                uint p1_0_0 = PackHalf2(s1_0_0, s1_0_1), p1_0_1 = PackHalf2(s1_0_2, s1_0_3);
-                uint p1_0_2 = PackHalf2(s1_1_0, s1_1_1), p1_0_3 = PackHalf2(s1_1_2, s1_1_3);
                 LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 0, 8, 0, 0, 8, out uint v0_0_0, out uint v0_0_1, out uint v0_0_2, out uint v0_0_3);
                 MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_0_0, v0_0_1, exchange);
                 MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_0_2, v0_0_3, exchange);
-                MmaM16N8K16(ref o1_0_0, ref o1_0_1, ref o1_0_2, ref o1_0_3, p1_0_0, p1_0_1, p1_0_2, p1_0_3, v0_0_0, v0_0_1, exchange);
-                MmaM16N8K16(ref o1_1_0, ref o1_1_1, ref o1_1_2, ref o1_1_3, p1_0_0, p1_0_1, p1_0_2, p1_0_3, v0_0_2, v0_0_3, exchange);
                 LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 16, 8, 0, 0, 8, out uint v0_1_0, out uint v0_1_1, out uint v0_1_2, out uint v0_1_3);
                 MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_1_0, v0_1_1, exchange);
                 MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_1_2, v0_1_3, exchange);
-                MmaM16N8K16(ref o1_2_0, ref o1_2_1, ref o1_2_2, ref o1_2_3, p1_0_0, p1_0_1, p1_0_2, p1_0_3, v0_1_0, v0_1_1, exchange);
-                MmaM16N8K16(ref o1_3_0, ref o1_3_1, ref o1_3_2, ref o1_3_3, p1_0_0, p1_0_1, p1_0_2, p1_0_3, v0_1_2, v0_1_3, exchange);
                 LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 32, 8, 0, 0, 8, out uint v0_2_0, out uint v0_2_1, out uint v0_2_2, out uint v0_2_3);
                 MmaM16N8K16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_2_0, v0_2_1, exchange);
                 MmaM16N8K16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_2_2, v0_2_3, exchange);
-                MmaM16N8K16(ref o1_4_0, ref o1_4_1, ref o1_4_2, ref o1_4_3, p1_0_0, p1_0_1, p1_0_2, p1_0_3, v0_2_0, v0_2_1, exchange);
-                MmaM16N8K16(ref o1_5_0, ref o1_5_1, ref o1_5_2, ref o1_5_3, p1_0_0, p1_0_1, p1_0_2, p1_0_3, v0_2_2, v0_2_3, exchange);
                 LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 48, 8, 0, 0, 8, out uint v0_3_0, out uint v0_3_1, out uint v0_3_2, out uint v0_3_3);
                 MmaM16N8K16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_3_0, v0_3_1, exchange);
                 MmaM16N8K16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_3_2, v0_3_3, exchange);
-                MmaM16N8K16(ref o1_6_0, ref o1_6_1, ref o1_6_2, ref o1_6_3, p1_0_0, p1_0_1, p1_0_2, p1_0_3, v0_3_0, v0_3_1, exchange);
-                MmaM16N8K16(ref o1_7_0, ref o1_7_1, ref o1_7_2, ref o1_7_3, p1_0_0, p1_0_1, p1_0_2, p1_0_3, v0_3_2, v0_3_3, exchange);
                 uint p0_1_0 = PackHalf2(s0_2_0, s0_2_1), p0_1_1 = PackHalf2(s0_2_2, s0_2_3);
                 uint p0_1_2 = PackHalf2(s0_3_0, s0_3_1), p0_1_3 = PackHalf2(s0_3_2, s0_3_3);
-                uint p1_1_0 = PackHalf2(s1_2_0, s1_2_1), p1_1_1 = PackHalf2(s1_2_2, s1_2_3);
-                uint p1_1_2 = PackHalf2(s1_3_0, s1_3_1), p1_1_3 = PackHalf2(s1_3_2, s1_3_3);
                 LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 0, 8, 0, 0, 8, out uint v1_0_0, out uint v1_0_1, out uint v1_0_2, out uint v1_0_3);
                 MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_0_0, v1_0_1, exchange);
                 MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_0_2, v1_0_3, exchange);
-                MmaM16N8K16(ref o1_0_0, ref o1_0_1, ref o1_0_2, ref o1_0_3, p1_1_0, p1_1_1, p1_1_2, p1_1_3, v1_0_0, v1_0_1, exchange);
-                MmaM16N8K16(ref o1_1_0, ref o1_1_1, ref o1_1_2, ref o1_1_3, p1_1_0, p1_1_1, p1_1_2, p1_1_3, v1_0_2, v1_0_3, exchange);
                 LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 16, 8, 0, 0, 8, out uint v1_1_0, out uint v1_1_1, out uint v1_1_2, out uint v1_1_3);
                 MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_1_0, v1_1_1, exchange);
                 MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_1_2, v1_1_3, exchange);
-                MmaM16N8K16(ref o1_2_0, ref o1_2_1, ref o1_2_2, ref o1_2_3, p1_1_0, p1_1_1, p1_1_2, p1_1_3, v1_1_0, v1_1_1, exchange);
-                MmaM16N8K16(ref o1_3_0, ref o1_3_1, ref o1_3_2, ref o1_3_3, p1_1_0, p1_1_1, p1_1_2, p1_1_3, v1_1_2, v1_1_3, exchange);
                 LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 32, 8, 0, 0, 8, out uint v1_2_0, out uint v1_2_1, out uint v1_2_2, out uint v1_2_3);
                 MmaM16N8K16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_2_0, v1_2_1, exchange);
                 MmaM16N8K16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_2_2, v1_2_3, exchange);
-                MmaM16N8K16(ref o1_4_0, ref o1_4_1, ref o1_4_2, ref o1_4_3, p1_1_0, p1_1_1, p1_1_2, p1_1_3, v1_2_0, v1_2_1, exchange);
-                MmaM16N8K16(ref o1_5_0, ref o1_5_1, ref o1_5_2, ref o1_5_3, p1_1_0, p1_1_1, p1_1_2, p1_1_3, v1_2_2, v1_2_3, exchange);
                 LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 48, 8, 0, 0, 8, out uint v1_3_0, out uint v1_3_1, out uint v1_3_2, out uint v1_3_3);
                 MmaM16N8K16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_3_0, v1_3_1, exchange);
                 MmaM16N8K16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_3_2, v1_3_3, exchange);
-                MmaM16N8K16(ref o1_6_0, ref o1_6_1, ref o1_6_2, ref o1_6_3, p1_1_0, p1_1_1, p1_1_2, p1_1_3, v1_3_0, v1_3_1, exchange);
-                MmaM16N8K16(ref o1_7_0, ref o1_7_1, ref o1_7_2, ref o1_7_3, p1_1_0, p1_1_1, p1_1_2, p1_1_3, v1_3_2, v1_3_3, exchange);
                 uint p0_2_0 = PackHalf2(s0_4_0, s0_4_1), p0_2_1 = PackHalf2(s0_4_2, s0_4_3);
                 uint p0_2_2 = PackHalf2(s0_5_0, s0_5_1), p0_2_3 = PackHalf2(s0_5_2, s0_5_3);
-                uint p1_2_0 = PackHalf2(s1_4_0, s1_4_1), p1_2_1 = PackHalf2(s1_4_2, s1_4_3);
-                uint p1_2_2 = PackHalf2(s1_5_0, s1_5_1), p1_2_3 = PackHalf2(s1_5_2, s1_5_3);
                 LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 0, 8, 0, 0, 8, out uint v2_0_0, out uint v2_0_1, out uint v2_0_2, out uint v2_0_3);
                 MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_0_0, v2_0_1, exchange);
                 MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_0_2, v2_0_3, exchange);
-                MmaM16N8K16(ref o1_0_0, ref o1_0_1, ref o1_0_2, ref o1_0_3, p1_2_0, p1_2_1, p1_2_2, p1_2_3, v2_0_0, v2_0_1, exchange);
-                MmaM16N8K16(ref o1_1_0, ref o1_1_1, ref o1_1_2, ref o1_1_3, p1_2_0, p1_2_1, p1_2_2, p1_2_3, v2_0_2, v2_0_3, exchange);
                 LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 16, 8, 0, 0, 8, out uint v2_1_0, out uint v2_1_1, out uint v2_1_2, out uint v2_1_3);
                 MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_1_0, v2_1_1, exchange);
                 MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_1_2, v2_1_3, exchange);
-                MmaM16N8K16(ref o1_2_0, ref o1_2_1, ref o1_2_2, ref o1_2_3, p1_2_0, p1_2_1, p1_2_2, p1_2_3, v2_1_0, v2_1_1, exchange);
-                MmaM16N8K16(ref o1_3_0, ref o1_3_1, ref o1_3_2, ref o1_3_3, p1_2_0, p1_2_1, p1_2_2, p1_2_3, v2_1_2, v2_1_3, exchange);
                 LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 32, 8, 0, 0, 8, out uint v2_2_0, out uint v2_2_1, out uint v2_2_2, out uint v2_2_3);
                 MmaM16N8K16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_2_0, v2_2_1, exchange);
                 MmaM16N8K16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_2_2, v2_2_3, exchange);
-                MmaM16N8K16(ref o1_4_0, ref o1_4_1, ref o1_4_2, ref o1_4_3, p1_2_0, p1_2_1, p1_2_2, p1_2_3, v2_2_0, v2_2_1, exchange);
-                MmaM16N8K16(ref o1_5_0, ref o1_5_1, ref o1_5_2, ref o1_5_3, p1_2_0, p1_2_1, p1_2_2, p1_2_3, v2_2_2, v2_2_3, exchange);
                 LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 48, 8, 0, 0, 8, out uint v2_3_0, out uint v2_3_1, out uint v2_3_2, out uint v2_3_3);
                 MmaM16N8K16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_3_0, v2_3_1, exchange);
                 MmaM16N8K16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_3_2, v2_3_3, exchange);
-                MmaM16N8K16(ref o1_6_0, ref o1_6_1, ref o1_6_2, ref o1_6_3, p1_2_0, p1_2_1, p1_2_2, p1_2_3, v2_3_0, v2_3_1, exchange);
-                MmaM16N8K16(ref o1_7_0, ref o1_7_1, ref o1_7_2, ref o1_7_3, p1_2_0, p1_2_1, p1_2_2, p1_2_3, v2_3_2, v2_3_3, exchange);
                 uint p0_3_0 = PackHalf2(s0_6_0, s0_6_1), p0_3_1 = PackHalf2(s0_6_2, s0_6_3);
                 uint p0_3_2 = PackHalf2(s0_7_0, s0_7_1), p0_3_3 = PackHalf2(s0_7_2, s0_7_3);
-                uint p1_3_0 = PackHalf2(s1_6_0, s1_6_1), p1_3_1 = PackHalf2(s1_6_2, s1_6_3);
-                uint p1_3_2 = PackHalf2(s1_7_0, s1_7_1), p1_3_3 = PackHalf2(s1_7_2, s1_7_3);
                 LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 0, 8, 0, 0, 8, out uint v3_0_0, out uint v3_0_1, out uint v3_0_2, out uint v3_0_3);
                 MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_0_0, v3_0_1, exchange);
                 MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_0_2, v3_0_3, exchange);
-                MmaM16N8K16(ref o1_0_0, ref o1_0_1, ref o1_0_2, ref o1_0_3, p1_3_0, p1_3_1, p1_3_2, p1_3_3, v3_0_0, v3_0_1, exchange);
-                MmaM16N8K16(ref o1_1_0, ref o1_1_1, ref o1_1_2, ref o1_1_3, p1_3_0, p1_3_1, p1_3_2, p1_3_3, v3_0_2, v3_0_3, exchange);
                 LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 16, 8, 0, 0, 8, out uint v3_1_0, out uint v3_1_1, out uint v3_1_2, out uint v3_1_3);
                 MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_1_0, v3_1_1, exchange);
                 MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_1_2, v3_1_3, exchange);
-                MmaM16N8K16(ref o1_2_0, ref o1_2_1, ref o1_2_2, ref o1_2_3, p1_3_0, p1_3_1, p1_3_2, p1_3_3, v3_1_0, v3_1_1, exchange);
-                MmaM16N8K16(ref o1_3_0, ref o1_3_1, ref o1_3_2, ref o1_3_3, p1_3_0, p1_3_1, p1_3_2, p1_3_3, v3_1_2, v3_1_3, exchange);
                 LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 32, 8, 0, 0, 8, out uint v3_2_0, out uint v3_2_1, out uint v3_2_2, out uint v3_2_3);
                 MmaM16N8K16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_2_0, v3_2_1, exchange);
                 MmaM16N8K16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_2_2, v3_2_3, exchange);
-                MmaM16N8K16(ref o1_4_0, ref o1_4_1, ref o1_4_2, ref o1_4_3, p1_3_0, p1_3_1, p1_3_2, p1_3_3, v3_2_0, v3_2_1, exchange);
-                MmaM16N8K16(ref o1_5_0, ref o1_5_1, ref o1_5_2, ref o1_5_3, p1_3_0, p1_3_1, p1_3_2, p1_3_3, v3_2_2, v3_2_3, exchange);
                 LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 48, 8, 0, 0, 8, out uint v3_3_0, out uint v3_3_1, out uint v3_3_2, out uint v3_3_3);
                 MmaM16N8K16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_3_0, v3_3_1, exchange);
                 MmaM16N8K16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_3_2, v3_3_3, exchange);
-                MmaM16N8K16(ref o1_6_0, ref o1_6_1, ref o1_6_2, ref o1_6_3, p1_3_0, p1_3_1, p1_3_2, p1_3_3, v3_3_0, v3_3_1, exchange);
-                MmaM16N8K16(ref o1_7_0, ref o1_7_1, ref o1_7_2, ref o1_7_3, p1_3_0, p1_3_1, p1_3_2, p1_3_3, v3_3_2, v3_3_3, exchange);
 
                 // K_j+1 into its tile (every warp finished S = Q K_jᵀ before the barrier above).
                 TcStageStore(tile, TcKTile, tid + 0 * TcThreads, stage0);
@@ -678,40 +479,6 @@ partial class Kernels
                 o[offset + 28] = PackHalf2(o0_7_2 * inverse, o0_7_3 * inverse);
                 if (quad == 0)
                     a.Lse[(long)(b * a.Hq + h) * a.Mq + row0_1] = rowSum0_1 > 0f ? rowMax0_1 * 0.6931471805599453f + System.MathF.Log(rowSum0_1) : float.NegativeInfinity;
-            }
-            rowSum1_0 += Warp.ShuffleXor(rowSum1_0, 1);
-            rowSum1_0 += Warp.ShuffleXor(rowSum1_0, 2);
-            if (row1_0 < a.Mq)
-            {
-                float inverse = rowSum1_0 > 0f ? 1f / rowSum1_0 : 0f;
-                long offset = (((long)(b * a.Mq + row1_0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
-                o[offset + 0] = PackHalf2(o1_0_0 * inverse, o1_0_1 * inverse);
-                o[offset + 4] = PackHalf2(o1_1_0 * inverse, o1_1_1 * inverse);
-                o[offset + 8] = PackHalf2(o1_2_0 * inverse, o1_2_1 * inverse);
-                o[offset + 12] = PackHalf2(o1_3_0 * inverse, o1_3_1 * inverse);
-                o[offset + 16] = PackHalf2(o1_4_0 * inverse, o1_4_1 * inverse);
-                o[offset + 20] = PackHalf2(o1_5_0 * inverse, o1_5_1 * inverse);
-                o[offset + 24] = PackHalf2(o1_6_0 * inverse, o1_6_1 * inverse);
-                o[offset + 28] = PackHalf2(o1_7_0 * inverse, o1_7_1 * inverse);
-                if (quad == 0)
-                    a.Lse[(long)(b * a.Hq + h) * a.Mq + row1_0] = rowSum1_0 > 0f ? rowMax1_0 * 0.6931471805599453f + System.MathF.Log(rowSum1_0) : float.NegativeInfinity;
-            }
-            rowSum1_1 += Warp.ShuffleXor(rowSum1_1, 1);
-            rowSum1_1 += Warp.ShuffleXor(rowSum1_1, 2);
-            if (row1_1 < a.Mq)
-            {
-                float inverse = rowSum1_1 > 0f ? 1f / rowSum1_1 : 0f;
-                long offset = (((long)(b * a.Mq + row1_1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
-                o[offset + 0] = PackHalf2(o1_0_2 * inverse, o1_0_3 * inverse);
-                o[offset + 4] = PackHalf2(o1_1_2 * inverse, o1_1_3 * inverse);
-                o[offset + 8] = PackHalf2(o1_2_2 * inverse, o1_2_3 * inverse);
-                o[offset + 12] = PackHalf2(o1_3_2 * inverse, o1_3_3 * inverse);
-                o[offset + 16] = PackHalf2(o1_4_2 * inverse, o1_4_3 * inverse);
-                o[offset + 20] = PackHalf2(o1_5_2 * inverse, o1_5_3 * inverse);
-                o[offset + 24] = PackHalf2(o1_6_2 * inverse, o1_6_3 * inverse);
-                o[offset + 28] = PackHalf2(o1_7_2 * inverse, o1_7_3 * inverse);
-                if (quad == 0)
-                    a.Lse[(long)(b * a.Hq + h) * a.Mq + row1_1] = rowSum1_1 > 0f ? rowMax1_1 * 0.6931471805599453f + System.MathF.Log(rowSum1_1) : float.NegativeInfinity;
             }
         }
 

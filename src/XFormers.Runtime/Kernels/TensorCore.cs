@@ -95,28 +95,8 @@ namespace XFormers.Kernels
         public static void LoadMatrixX4(
             ArrayView<uint> shared, uint sharedBase, int tileHalf, int pitch, int row, int column,
             int rowStep1, int columnStep1, int rowStep2, int columnStep2,
-            out uint r0, out uint r1, out uint r2, out uint r3)
-        {
-            if (CudaAsm.IsSupported)
-            {
-                int lane = Warp.LaneIdx, i = lane >> 3;
-                int r = row + (i & 1) * rowStep1 + (i >> 1) * rowStep2 + (lane & 7);
-                int c = column + (i & 1) * columnStep1 + (i >> 1) * columnStep2;
-                Output<uint> x0 = default, x1 = default, x2 = default, x3 = default;
-                Input<uint> address = sharedBase + 2u * (uint)(tileHalf + r * pitch + c);
-                CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];", ref x0, ref x1, ref x2, ref x3, ref address);
-                (r0, r1, r2, r3) = (x0.Value, x1.Value, x2.Value, x3.Value);
-            }
-            else
-            {
-                int lane = Warp.LaneIdx, g = lane >> 2, c = 2 * (lane & 3);
-                int first = tileHalf + (row + g) * pitch + column + c;
-                r0 = shared[first >> 1];
-                r1 = shared[(first + rowStep1 * pitch + columnStep1) >> 1];
-                r2 = shared[(first + rowStep2 * pitch + columnStep2) >> 1];
-                r3 = shared[(first + (rowStep1 + rowStep2) * pitch + columnStep1 + columnStep2) >> 1];
-            }
-        }
+            out uint r0, out uint r1, out uint r2, out uint r3) =>
+            LoadMatrices(shared, sharedBase, tileHalf, pitch, row, column, rowStep1, columnStep1, rowStep2, columnStep2, transposed: false, out r0, out r1, out r2, out r3);
 
         /// <summary>
         /// As <see cref="LoadMatrixX4"/>, each matrix transposed (<c>ldmatrix.x4.trans</c>): lane 4g + c receives elements
@@ -126,19 +106,31 @@ namespace XFormers.Kernels
         public static void LoadMatrixX4Transposed(
             ArrayView<uint> shared, uint sharedBase, int tileHalf, int pitch, int row, int column,
             int rowStep1, int columnStep1, int rowStep2, int columnStep2,
+            out uint r0, out uint r1, out uint r2, out uint r3) =>
+            LoadMatrices(shared, sharedBase, tileHalf, pitch, row, column, rowStep1, columnStep1, rowStep2, columnStep2, transposed: true, out r0, out r1, out r2, out r3);
+
+        /// <summary>Both ldmatrix forms; <paramref name="transposed"/> is a constant at every call, so each kernel keeps one.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void LoadMatrices(
+            ArrayView<uint> shared, uint sharedBase, int tileHalf, int pitch, int row, int column,
+            int rowStep1, int columnStep1, int rowStep2, int columnStep2, bool transposed,
             out uint r0, out uint r1, out uint r2, out uint r3)
         {
             if (CudaAsm.IsSupported)
             {
+                // Lane 8i + r gives the address of row r of matrix i.
                 int lane = Warp.LaneIdx, i = lane >> 3;
                 int r = row + (i & 1) * rowStep1 + (i >> 1) * rowStep2 + (lane & 7);
                 int c = column + (i & 1) * columnStep1 + (i >> 1) * columnStep2;
                 Output<uint> x0 = default, x1 = default, x2 = default, x3 = default;
                 Input<uint> address = sharedBase + 2u * (uint)(tileHalf + r * pitch + c);
-                CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];", ref x0, ref x1, ref x2, ref x3, ref address);
+                if (transposed)
+                    CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];", ref x0, ref x1, ref x2, ref x3, ref address);
+                else
+                    CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];", ref x0, ref x1, ref x2, ref x3, ref address);
                 (r0, r1, r2, r3) = (x0.Value, x1.Value, x2.Value, x3.Value);
             }
-            else
+            else if (transposed)
             {
                 int lane = Warp.LaneIdx, g = lane >> 2, c = 2 * (lane & 3);
                 int first = tileHalf + (row + c) * pitch + column + g;
@@ -146,6 +138,15 @@ namespace XFormers.Kernels
                 r1 = HalfPair(shared, first + rowStep1 * pitch + columnStep1, pitch);
                 r2 = HalfPair(shared, first + rowStep2 * pitch + columnStep2, pitch);
                 r3 = HalfPair(shared, first + (rowStep1 + rowStep2) * pitch + columnStep1 + columnStep2, pitch);
+            }
+            else
+            {
+                int lane = Warp.LaneIdx, g = lane >> 2, c = 2 * (lane & 3);
+                int first = tileHalf + (row + g) * pitch + column + c;
+                r0 = shared[first >> 1];
+                r1 = shared[(first + rowStep1 * pitch + columnStep1) >> 1];
+                r2 = shared[(first + rowStep2 * pitch + columnStep2) >> 1];
+                r3 = shared[(first + (rowStep1 + rowStep2) * pitch + columnStep1 + columnStep2) >> 1];
             }
         }
 

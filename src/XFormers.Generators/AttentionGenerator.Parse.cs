@@ -21,6 +21,7 @@ namespace XFormers.Generators
             /// <summary>Tensor-core tiles: 4 warps of 16 query rows, 64 key rows per shared-memory tile.</summary>
             public const int TensorCoreBlockM = 64;
             public const int TensorCoreBlockN = 64;
+            public const int TensorCoreMaxHeadDim = 128;
 
             private static readonly string[] MaskNames = { "None", "Causal", "CausalFromBottomRight", "BlockDiagonal", "BlockDiagonalCausal" };
             private static readonly string[] BiasNames = { "None", "Tensor", "Alibi" };
@@ -178,7 +179,9 @@ namespace XFormers.Generators
 
                 // Tensor cores take 16-bit inputs in k-steps of 16: fp16/bf16 with HeadDim % 16 == 0. The padded K and V tiles
                 // stay under 48 KB of shared memory up to HeadDim 128 (2 · 64 · 136 · 2 B + 128 B + 3 KB = 38 KB).
-                bool tensorCore = dtype != 0 && headDim % 16 == 0 && TensorCoreShared(headDim) <= SharedMemoryBudget;
+                // Up to HeadDim 128: what the device conformance covers (144 and 160 would fit in 48 KB but were never run,
+                // and their accumulators would not fit in registers); larger head dims keep the SIMT kernels.
+                bool tensorCore = dtype != 0 && headDim % 16 == 0 && headDim <= TensorCoreMaxHeadDim && TensorCoreShared(headDim) <= SharedMemoryBudget;
                 // The tensor-core backward's tiles (see TensorCoreBackwardKvShared and TensorCoreBackwardQShared for the bytes).
                 int tcBlockQ = TensorCoreBackwardBlockQ(headDim), tcBlockKv = TensorCoreBackwardBlockKv(headDim);
                 bool tcVInShared = headDim > 64;

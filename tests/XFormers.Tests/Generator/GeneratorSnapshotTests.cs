@@ -136,3 +136,30 @@ public class GeneratorSnapshotTests
             .WithFileExtension("cs")
             .NoDiff());
 }
+
+/// <summary>Which declarations get tensor-core kernels beside their portable ones: the range the device runs cover.</summary>
+public class TensorCoreEmissionTests
+{
+    [Theory]
+    [InlineData("DType.Float16", 128, true)]
+    [InlineData("DType.BFloat16", 16, true)]
+    [InlineData("DType.Float16", 144, false)]
+    [InlineData("DType.BFloat16", 160, false)]
+    [InlineData("DType.Float16", 40, false)]
+    [InlineData("DType.Float32", 64, false)]
+    public void OnlyForSixteenBitHeadDimsUpTo128(string dtype, int headDim, bool expected)
+    {
+        var run = GeneratorHarness.Run(GeneratorHarness.Usings + $$"""
+            namespace Emission;
+
+            public static partial class Kernels
+            {
+                [Attention(Mask = MaskKind.Causal, HeadDim = {{headDim}}, DType = {{dtype}})]
+                public static partial AttentionKernel Variant();
+            }
+            """).ShouldNotHaveThrown();
+
+        run.OutputErrors.ShouldBeEmpty();
+        run.TensorCoreSources.Count.ShouldBe(expected ? 1 : 0);
+    }
+}

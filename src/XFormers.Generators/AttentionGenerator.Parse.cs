@@ -177,11 +177,11 @@ namespace XFormers.Generators
                 if (diagnostics.Count > 0)
                     return new Result<VariantModel>(null, new EquatableArray<DiagnosticInfo>(diagnostics));
 
-                // Tensor cores take 16-bit inputs in k-steps of 16: fp16/bf16 with HeadDim % 16 == 0. The padded K and V tiles
-                // stay under 48 KB of shared memory up to HeadDim 128 (2 · 64 · 136 · 2 B + 128 B + 3 KB = 38 KB).
-                // Up to HeadDim 128: what the device conformance covers (144 and 160 would fit in 48 KB but were never run,
-                // and their accumulators would not fit in registers); larger head dims keep the SIMT kernels.
-                bool tensorCore = dtype != 0 && headDim % 16 == 0 && headDim <= TensorCoreMaxHeadDim && TensorCoreShared(headDim) <= SharedMemoryBudget;
+                // Tensor cores take 16-bit inputs in k-steps of 16: fp16/bf16 with HeadDim % 16 == 0, up to HeadDim 128, what the
+                // device conformance covers (the forward's tiles there: 2 · 64 · 136 · 2 B + 128 B + 3 KB = 38 KB of 48; 144 and
+                // 160 would fit but never ran, and their accumulators would not fit in registers). Larger head dims keep the SIMT kernels.
+                int forwardMTiles = TensorCoreForwardMTiles(headDim, mask);
+                bool tensorCore = dtype != 0 && headDim % 16 == 0 && headDim <= TensorCoreMaxHeadDim && TensorCoreShared(headDim, forwardMTiles) <= SharedMemoryBudget;
                 // The tensor-core backward's tiles (see TensorCoreBackwardKvShared and TensorCoreBackwardQShared for the bytes).
                 int tcBlockQ = TensorCoreBackwardBlockQ(headDim), tcBlockKv = TensorCoreBackwardBlockKv(headDim);
                 bool tcVInShared = headDim > 64;
@@ -233,8 +233,8 @@ namespace XFormers.Generators
                     TcSPairLast = TensorCoreBlockN / 16 - 1,
                     TcOTileLast = headDim / 8 - 1,
                     TcStageLast = TensorCoreBlockN * headDim / 4 / (TensorCoreBlockM / 16 * 32) - 1,
-                    TcFwdMTiles = TensorCoreForwardMTiles(headDim, mask),
-                    TcFwdMTileLast = TensorCoreForwardMTiles(headDim, mask) - 1,
+                    TcFwdMTiles = forwardMTiles,
+                    TcFwdMTileLast = forwardMTiles - 1,
                     TcBackward = tcBackward,
                     TcBwdBlockQ = tcBlockQ,
                     TcBwdQTileLast = tcBlockQ / 8 - 1,
@@ -255,17 +255,17 @@ namespace XFormers.Generators
             }
 
             /// <summary>
-            /// The tensor-core forward's dynamic K and V tiles (HeadDim + 8 halves a row; Q's BlockM rows pass through them first),
+            /// The tensor-core forward's dynamic K and V tiles (HeadDim + 8 halves a row; Q's rows pass through them first),
             /// 128 bytes of alignment slack, and the static exchange words (TensorCore.liquid, TcForwardSharedBytes).
             /// </summary>
-            private static int TensorCoreShared(int headDim) =>
-                Math.Max(TensorCoreBlockM * TensorCoreForwardMTiles(headDim, 0), 2 * TensorCoreBlockN) * (headDim + 8) * 2 + 128 + TensorCoreExchangeBytes;
+            private static int TensorCoreShared(int headDim, int forwardMTiles) =>
+                Math.Max(TensorCoreBlockM * forwardMTiles, 2 * TensorCoreBlockN) * (headDim + 8) * 2 + 128 + TensorCoreExchangeBytes;
 
             /// <summary>
             /// 16-row m-tiles per warp of the tensor-core forward: 2 up to HeadDim 64 without a mask (Q fragments, O and S
             /// accumulators of two tiles fit in registers, and every K/V fragment from shared memory feeds two mma: K64 forward
             /// 2.86 → 2.47 ms on the H100), else 1 — above HeadDim 64 the forward already uses 255 registers, and with a causal or
-            /// block-diagonal mask the 128-row groups skip less and mask more (K64 causal 1.63 → 1.83 ms, packed varlen 4.9 → 6.2).
+            /// block-diagonal mask the 128-row groups skip less and mask more (K64 causal 1.62 → 1.86 ms, packed varlen 4.9 → 6.2).
             /// </summary>
             private static int TensorCoreForwardMTiles(int headDim, int mask) => headDim <= 64 && mask == 0 ? 2 : 1;
 

@@ -14,8 +14,9 @@ using XFormers.Training;
 namespace XFormers.Bench
 {
     /// <summary>
-    /// xformers-bench: the GPU harness (filters S: comma-separated substrings of variant names). <c>conformance [--filter S] [--shard i/n]</c> checks every stock variant (or every n-th from the i-th) and exits non-zero on
-    /// a miss; <c>bench [--out DIR] [--seed] [--throughput] [--only S,…] [--bdn]</c> times (--only keeps the throughput cases whose
+    /// xformers-bench: the GPU harness (filters S: comma-separated substrings of variant names).
+    /// <c>conformance [--filter S] [--shard i/n]</c> checks every stock variant (or every n-th from the i-th) and exits
+    /// non-zero on a miss; <c>bench [--out DIR] [--seed] [--throughput] [--only S,…] [--bdn]</c> times (--only keeps the throughput cases whose
     /// "name/dtype" contains one of the substrings); <c>--dump DIR</c> writes a case as
     /// .safetensors; <c>ptx DIR [--filter S]</c> writes the PTX of the selected variants' kernels (no GPU needed);
     /// <c>tutorial</c> runs the main sample (samples/XFormers.Tutorial) on this machine's accelerator.

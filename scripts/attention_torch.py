@@ -28,6 +28,65 @@ def cases():
         yield ("alibi-causal", 4, 4096, 16, 16, k, True, True)
 
 
+def gate_cases():
+    """The forward gate's cases of bench/XFormers.Bench/Benchmarks.cs GateCases: (name, B, M, H, K, causal)."""
+    for k in (64, 128):
+        for causal in (False, True):
+            yield (f"B4-H16-M4096{'-causal' if causal else ''}", 4, 4096, 16, k, causal)
+    for m in (512, 1024, 2048, 4096, 8192, 16384):
+        yield (f"B2-H8-M{m}", 2, m, 8, 64, False)
+    yield ("B1-H16-M16384-causal", 1, 16384, 16, 128, True)
+    yield ("B1-H16-M16384-causal", 1, 16384, 16, 64, True)
+
+
+BACKENDS = (("flash", SDPBackend.FLASH_ATTENTION), ("efficient", SDPBackend.EFFICIENT_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION))
+
+
+def gate(out):
+    """Forward only, fp16 and bf16: flash, efficient and cuDNN on the gate's cases; DIR/torch-gate.csv."""
+    torch.manual_seed(0)
+    rows = []
+    for dname, dtype in DTYPES.items():
+        for name, b, m, h, k, causal in gate_cases():
+            q, kk, v = (torch.randn(b, m, h, k, device="cuda", dtype=dtype).transpose(1, 2) for _ in range(3))
+            fl = flops(b, m, h, k, causal)
+            for backend_name, backend in BACKENDS:
+                def fwd():
+                    with sdpa_kernel(backend):
+                        return F.scaled_dot_product_attention(q, kk, v, is_causal=causal)
+                try:
+                    with torch.no_grad():
+                        ms = median_ms(fwd)
+                    rows.append((name, dname, k, int(causal), "fwd", backend_name, f"{ms:.4f}", f"{fl / ms / 1e9:.1f}"))
+                    print(f"{name:<22} {dname} K{k:<3} fwd {backend_name:<9} {ms:8.3f} ms {fl / ms / 1e9:6.1f} TFLOP/s")
+                except Exception as e:
+                    rows.append((name, dname, k, int(causal), "fwd", backend_name, "", ""))
+                    print(f"{name} {dname} K{k} {backend_name}: n/a ({type(e).__name__})")
+            del q, kk, v
+            torch.cuda.empty_cache()
+    with open(os.path.join(out, "torch-gate.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "dtype", "k", "causal", "mode", "backend", "ms", "tflops"])
+        w.writerows(rows)
+
+
+def gate_table(out):
+    ours = list(csv.DictReader(open(os.path.join(out, "ours-gate.csv"))))
+    theirs = {}
+    for r in csv.DictReader(open(os.path.join(out, "torch-gate.csv"))):
+        theirs[(r["name"], r["dtype"], r["k"], r["backend"])] = r["tflops"]
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    print()
+    print("| case | dtype | K | ours ms | ours TFLOP/s | flash | efficient | cuDNN | ours/flash | ours/cuDNN |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in ours:
+        key = (r["name"], r["dtype"], r["k"])
+        fl, ef, cu = (theirs.get(key + (b,), "") for b in ("flash", "efficient", "cudnn"))
+        mine = float(r["tflops"])
+        ratio = lambda t: f"{mine / float(t):.2f}" if t else "n/a"
+        print(f"| {r['name']} | {r['dtype']} | {r['k']} | {float(r['ms']):.3f} | {mine:.1f} | {fl or 'n/a'} | {ef or 'n/a'} | {cu or 'n/a'} | {ratio(fl)} | {ratio(cu)} |")
+
+
 def flops(b, m, h, k, causal):
     return 4 * b * h * m * m * k * (0.5 if causal else 1)
 
@@ -148,7 +207,7 @@ def check(path):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["bench", "table", "check"])
+    parser.add_argument("command", choices=["bench", "table", "check", "gate", "gate-table"])
     parser.add_argument("file", nargs="?")
     parser.add_argument("--out", default=".")
     args = parser.parse_args()
@@ -156,5 +215,9 @@ if __name__ == "__main__":
         bench(args.out)
     elif args.command == "table":
         table(args.out)
+    elif args.command == "gate":
+        gate(args.out)
+    elif args.command == "gate-table":
+        gate_table(args.out)
     else:
         sys.exit(check(args.file))

@@ -24,6 +24,20 @@ for step in "$@"; do
         ldsm=$(cuobjdump -sass "/tmp/ptx/$name.cubin" 2>/dev/null | grep -c LDSM)
         ldl=$(cuobjdump -sass "/tmp/ptx/$name.cubin" 2>/dev/null | grep -cE "LDL|STL")
         echo "$name: HMMA $hmma, LDSM $ldsm, LDL/STL $ldl; $usage"' | sort | tee "$out/ptx.log" ;;
+    hopper-ptx)
+      # The generator's sm_90a forward modules through ptxas: registers, spills, and wgmma (HGMMA) and TMA (UTMALDG) in SASS.
+      "$bin" ptx /tmp/hptx --hopper-only ${FILTER:+--filter "$FILTER"} > /dev/null
+      ls /tmp/hptx/*.sm90a.ptx | xargs -P "$(nproc)" -I{} bash -c '
+        f={}; name=$(basename "$f" .sm90a.ptx)
+        usage=$(ptxas -arch=sm_90a -v "$f" -o "/tmp/hptx/$name.cubin" 2>&1 | grep -vE "^ptxas info    : (Compiling|Function properties)" | tr -s " \n" " ")
+        hgmma=$(cuobjdump -sass "/tmp/hptx/$name.cubin" 2>/dev/null | grep -c HGMMA)
+        tma=$(cuobjdump -sass "/tmp/hptx/$name.cubin" 2>/dev/null | grep -c UTMALDG)
+        ldl=$(cuobjdump -sass "/tmp/hptx/$name.cubin" 2>/dev/null | grep -cE "LDL|STL")
+        echo "$name: HGMMA $hgmma, UTMALDG $tma, LDL/STL $ldl; $usage"' | sort | tee "$out/hopper-ptx.log" ;;
+    gate)
+      "$bin" bench --gate --out "$out" ${BENCH_ARGS:-} 2>&1 | tee "$out/gate.log"
+      python3 "$here/attention_torch.py" gate --out "$out" 2>&1 | tee -a "$out/gate.log"
+      python3 "$here/attention_torch.py" gate-table --out "$out" 2>&1 | tee "$out/gate.md" ;;
     conformance)
       # Compiling a variant (ILGPU, then the driver's JIT: 5-17 s a 16-bit variant) dominates, and one process compiles one
       # kernel at a time: SHARDS processes (default 12) each check every SHARDS-th variant.

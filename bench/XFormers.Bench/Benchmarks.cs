@@ -98,6 +98,43 @@ namespace XFormers.Bench
             }
         }
 
+        /// <summary>
+        /// The forward gate's cases (fp16): B4 H16 M4096 at K64 and K128, causal and not; the seed's shapes (B2 H8 K64, M 512
+        /// to 16384); one long context, B1 H16 M16384 causal. scripts/attention_torch.py's <c>gate</c> times PyTorch's backends on the same.
+        /// </summary>
+        public static IEnumerable<(string Name, Case Case)> GateCases()
+        {
+            foreach (int k in new[] { 64, 128 })
+                foreach (bool causal in new[] { false, true })
+                    yield return ($"B4-H16-M4096{(causal ? "-causal" : "")}", new Case(4, 4096, 4096, 16, 16, k, causal ? MaskKind.Causal : MaskKind.None, BiasKind.None));
+            foreach (int m in new[] { 512, 1024, 2048, 4096, 8192, 16384 })
+                yield return ($"B2-H8-M{m}", new Case(2, m, m, 8, 8, 64, MaskKind.None, BiasKind.None));
+            yield return ("B1-H16-M16384-causal", new Case(1, 16384, 16384, 16, 16, 128, MaskKind.Causal, BiasKind.None));
+            yield return ("B1-H16-M16384-causal", new Case(1, 16384, 16384, 16, 16, 64, MaskKind.Causal, BiasKind.None));
+        }
+
+        /// <summary>Forward only, fp16 and bf16, the gate's cases; rows go to ours.csv as mode "fwd".</summary>
+        public static void RunGate(XFormersContext context, string outDir, string? only)
+        {
+            Directory.CreateDirectory(outDir);
+            using var csv = new StreamWriter(Path.Combine(outDir, "ours-gate.csv"));
+            csv.WriteLine("name,dtype,k,causal,mode,ms,tflops,note");
+            Console.WriteLine("forward gate: TFLOP/s = 4·B·H·M²·K (×½ causal); median of repeats");
+            foreach (var dtype in new[] { "fp16", "bf16" })
+            {
+                foreach (var (name, c) in GateCases())
+                {
+                    if (!Selected(only, name, dtype))
+                        continue;
+                    double fwd = dtype == "fp16" ? TimeCase<ILGPU.Half>(context, c, backward: false).Forward : TimeCase<BFloat16>(context, c, backward: false).Forward;
+                    double flops = c.ForwardFlops();
+                    csv.WriteLine(string.Join(",", name, dtype, c.HeadDim, c.Mask != MaskKind.None ? 1 : 0, "fwd", fwd.ToString("0.0000", Invariant), (flops / fwd / 1e9).ToString("0.0", Invariant), ""));
+                    csv.Flush();
+                    Console.WriteLine($"{name,-22} {dtype} K{c.HeadDim,-3} fwd {fwd,8:0.000} ms {flops / fwd / 1e9,6:0.0} TFLOP/s");
+                }
+            }
+        }
+
         /// <summary>Issue 3's throughput cases at B=4 H=16 M=4096 (and the same token count packed, with GQA, with ALiBi).</summary>
         public static IEnumerable<(string Name, Case Case)> ThroughputCases()
         {

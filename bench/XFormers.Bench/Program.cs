@@ -18,7 +18,8 @@ namespace XFormers.Bench
     /// <c>conformance [--filter S] [--shard i/n]</c> checks every stock variant (or every n-th from the i-th) and exits
     /// non-zero on a miss; <c>bench [--out DIR] [--seed] [--throughput] [--only S,…] [--bdn]</c> times (--only keeps the throughput cases whose
     /// "name/dtype" contains one of the substrings); <c>--dump DIR</c> writes a case as
-    /// .safetensors; <c>ptx DIR [--filter S]</c> writes the PTX of the selected variants' kernels (no GPU needed);
+    /// .safetensors; <c>ptx DIR [--filter S] [--hopper-only]</c> writes the PTX of the selected variants' kernels, the generator's sm_90a modules
+    /// as NAME.sm90a.ptx (no GPU needed);
     /// <c>tutorial</c> runs the main sample (samples/XFormers.Tutorial) on this machine's accelerator.
     /// </summary>
     public static class Program
@@ -29,7 +30,7 @@ namespace XFormers.Bench
             bool Flag(string name) => args.Contains(name);
             string command = args.FirstOrDefault() ?? "help";
             if (command == "ptx")
-                return WritePtx(args.ElementAtOrDefault(1) ?? "ptx", Option("--filter"));
+                return WritePtx(args.ElementAtOrDefault(1) ?? "ptx", Option("--filter"), Flag("--hopper-only"));
 
             using var context = XFormersContext.Create();
             Console.WriteLine(context.Description);
@@ -43,9 +44,11 @@ namespace XFormers.Bench
                     break;
                 case "bench":
                     string outDir = Option("--out") ?? "bench-out";
-                    bool all = !Flag("--seed") && !Flag("--throughput") && !Flag("--bdn");
+                    bool all = !Flag("--seed") && !Flag("--throughput") && !Flag("--bdn") && !Flag("--gate");
                     if (all || Flag("--seed") || Flag("--throughput"))
                         Benchmarks.RunTable(context, outDir, all || Flag("--seed"), all || Flag("--throughput"), Option("--only"));
+                    if (Flag("--gate"))
+                        Benchmarks.RunGate(context, outDir, Option("--only"));
                     if (Flag("--bdn"))
                         Benchmarks.RunBenchmarkDotNet(outDir);
                     break;
@@ -55,7 +58,7 @@ namespace XFormers.Bench
                 case "--dump":
                     break;
                 default:
-                    Console.WriteLine("usage: xformers-bench conformance [--filter S] [--shard i/n] | bench [--out DIR] [--seed] [--throughput] [--only S,...] [--bdn] | tutorial | --dump DIR | ptx DIR [--filter S]");
+                    Console.WriteLine("usage: xformers-bench conformance [--filter S] [--shard i/n] | bench [--out DIR] [--seed] [--throughput] [--only S,...] [--bdn] | bench --gate | tutorial | --dump DIR | ptx DIR [--filter S] [--hopper-only]");
                     return 2;
             }
             return failures == 0 ? 0 : 1;
@@ -93,7 +96,7 @@ namespace XFormers.Bench
             filter is null || filter.Split(',').Any(part => name.Contains(part, StringComparison.OrdinalIgnoreCase));
 
         /// <summary>Compiles the selected variants' kernels for sm_90 with ILGPU's PTX backend and writes one .ptx file per kernel.</summary>
-        private static int WritePtx(string dir, string? filter)
+        private static int WritePtx(string dir, string? filter, bool hopperOnly)
         {
             Directory.CreateDirectory(dir);
             using var context = Context.Create(b => b.Cuda().Optimize(OptimizationLevel.O2).Inlining(InliningMode.Aggressive).EnableAlgorithms());
@@ -108,6 +111,20 @@ namespace XFormers.Bench
                     _ => Enumerable.Empty<(string, System.Reflection.MethodInfo)>(),
                 }).Select(m => (Variant: kernel.Variant.Name.Split('.').Last(), m.Item1, m.Item2)))
                 .ToArray();
+            // The sm_90a forward modules are PTX already (written by the generator): ptxas -arch=sm_90a takes them as they are.
+            foreach (var kernel in AttentionRegistry.Variants.Where(k => Matches(k.Variant.Name, filter)))
+            {
+                var module = kernel switch
+                {
+                    AttentionKernel<ILGPU.Half> h => h.HopperForward,
+                    AttentionKernel<BFloat16> b => b.HopperForward,
+                    _ => null,
+                };
+                if (module is not null)
+                    File.WriteAllText(Path.Combine(dir, $"{kernel.Variant.Name.Split('.').Last()}.sm90a.ptx"), module.Ptx);
+            }
+            if (hopperOnly)
+                return 0;
             // ILGPU's compiler is thread-safe: the kernels compile in parallel, one core each.
             System.Threading.Tasks.Parallel.ForEach(jobs, job =>
             {

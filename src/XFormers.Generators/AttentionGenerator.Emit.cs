@@ -19,12 +19,21 @@ namespace XFormers.Generators
             private static readonly IFluidTemplate VariantTemplate = Load("Variant.liquid");
             private static readonly IFluidTemplate RegistryTemplate = Load("Registry.liquid");
             private static readonly IFluidTemplate TensorCoreTemplate = Load("TensorCore.liquid");
+            private static readonly IFluidTemplate HopperTemplate = Load("Hopper.liquid");
 
             public static string EmitVariant(VariantModel model) => Render(VariantTemplate, model);
 
             public static string EmitTensorCore(VariantModel model) => Render(TensorCoreTemplate, model);
 
             public static string EmitRegistry(RegistryModel model) => Render(RegistryTemplate, model);
+
+            /// <summary>The variant's sm_90a forward: its PTX module (written by <see cref="Hopper.HopperForwardEmitter"/>) and launch record.</summary>
+            public static string EmitHopper(VariantModel model)
+            {
+                var plan = model.Hopper!;
+                var ptx = Hopper.HopperForwardEmitter.Emit(plan, model.DeclaringTypeName + "." + model.MethodName + " (" + model.Summary + ")");
+                return Render(HopperTemplate, new HopperSource(model, plan, Hopper.HopperForwardEmitter.EntryPoint, ptx.Replace("\"", "\"\"")));
+            }
 
             /// <summary>
             /// Renders and adds one file; a failure (a template that does not load or render, a hint name the compiler
@@ -102,6 +111,8 @@ namespace XFormers.Generators
                 options.MemberAccessStrategy.Register<VariantModel>();
                 options.MemberAccessStrategy.Register<RegistryModel>();
                 options.MemberAccessStrategy.Register<ContainingTypeInfo>();
+                options.MemberAccessStrategy.Register<HopperSource>();
+                options.MemberAccessStrategy.Register<HopperPlan>();
                 return options;
             }
 

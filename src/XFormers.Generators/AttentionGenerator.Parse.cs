@@ -247,6 +247,7 @@ namespace XFormers.Generators
                     TcDot4 = dtype == 2 ? "Dot4BFloat16" : "Dot4Half",
                     TcPack = dtype == 2 ? "PackBFloat162" : "PackHalf2",
                     BackwardKvSharedBytes = BackwardKvShared(backwardBlockM, headDim),
+                    Hopper = HopperPlan.For(headDim, dtype, maskName, bias),
                     Summary = $"Mask = {maskName}, Bias = {biasName}{(biasGradient ? " (with gradient)" : "")}, HeadDim = {headDim}, " +
                               $"DType = {dtypeName}, Heads = {(heads > 0 ? heads.ToString() : "any")}, KvHeads = {(kvHeads > 0 ? kvHeads.ToString() : heads > 0 ? heads.ToString() : "any")}, " +
                               $"BlockM = {blockM}, BlockN = {blockN}, Backward = {(backward ? "yes" : "no")}",

@@ -62,6 +62,8 @@ namespace XFormers.Generators
                 Emitter.AddSource(spc, file.HintName, name, () => Emitter.EmitVariant(file.Model));
                 if (file.Model.TensorCore)
                     Emitter.AddSource(spc, file.HintName.Replace(".g.cs", ".TensorCore.g.cs"), name, () => Emitter.EmitTensorCore(file.Model));
+                if (file.Model.Hopper is not null)
+                    Emitter.AddSource(spc, file.HintName.Replace(".g.cs", ".Hopper.g.cs"), name, () => Emitter.EmitHopper(file.Model));
             });
 
             context.RegisterSourceOutput(registries, static (spc, registry) =>

@@ -29,6 +29,9 @@ namespace XFormers
         /// <summary>Compiles every kernel this variant would launch on <paramref name="accelerator"/> now instead of on first use.</summary>
         public abstract void Prepare(Accelerator accelerator);
 
+        /// <summary>Which kernels the forward and backward take on <paramref name="accelerator"/>, in words (for <c>info</c>).</summary>
+        public abstract string BackendOn(Accelerator accelerator);
+
         /// <summary>Whether this variant can run on the given context's accelerator.</summary>
         public virtual bool CanRunOn(XFormersContext context) =>
             context.Accelerator.MaxNumThreadsPerGroup >= Math.Max(Variant.BlockM, Variant.BlockN)
@@ -49,15 +52,15 @@ namespace XFormers
         public override string ToString() => Variant.ToString();
 
         /// <summary>
-        /// Where tensor-core kernels run (default: on CUDA; <c>XFORMERS_TENSOR_CORES=0</c> turns them off); for
-        /// comparisons and for tests of the tensor-core kernels on a 32-lane CPU accelerator.
-        /// </summary>
-        /// <summary>
         /// For the GPU harness's per-kernel breakdown: called after each launch with the kernel's name (forward, delta,
         /// dK/dV, dQ); the harness synchronizes there and reads its clock. Null (nothing is called) everywhere else.
         /// </summary>
         internal static Action<string>? LaunchObserver { get; set; }
 
+        /// <summary>
+        /// Where tensor-core kernels run (default: on CUDA; <c>XFORMERS_TENSOR_CORES=0</c> turns them off); for
+        /// comparisons and for tests of the tensor-core kernels on a 32-lane CPU accelerator.
+        /// </summary>
         public static TensorCorePolicy TensorCores { get; set; } =
             Environment.GetEnvironmentVariable("XFORMERS_TENSOR_CORES") == "0" ? TensorCorePolicy.Never : TensorCorePolicy.Auto;
     }
@@ -71,6 +74,7 @@ namespace XFormers
         private readonly Action<AttentionArgs<T>>? backwardKv;
         private readonly Action<AttentionArgs<T>>? backwardQ;
         private readonly TensorCoreKernels<T>? tensorCore;
+        private readonly Hopper.HopperForwardModule? hopperForward;
         private readonly ConcurrentDictionary<(Accelerator, Action<AttentionArgs<T>>), Action<KernelConfig, AttentionArgs<T>>> launchers = new();
 
         /// <summary>Wraps the generated kernel methods (the backward ones are null when Backward = false).</summary>
@@ -80,7 +84,8 @@ namespace XFormers
             Action<AttentionArgs<T>>? backwardDelta = null,
             Action<AttentionArgs<T>>? backwardKv = null,
             Action<AttentionArgs<T>>? backwardQ = null,
-            TensorCoreKernels<T>? tensorCore = null)
+            TensorCoreKernels<T>? tensorCore = null,
+            Hopper.HopperForwardModule? hopperForward = null)
             : base(variant)
         {
             if (XFormers.ElementType.Of<T>() != variant.DType)
@@ -90,6 +95,24 @@ namespace XFormers
             this.backwardKv = backwardKv;
             this.backwardQ = backwardQ;
             this.tensorCore = tensorCore;
+            this.hopperForward = hopperForward;
+        }
+
+        /// <summary>The forward as an sm_90a PTX module (fp16/bf16 variants with HeadDim a multiple of 64 up to 256), else null.</summary>
+        public Hopper.HopperForwardModule? HopperForward => hopperForward;
+
+        /// <summary>Whether the next forward on <paramref name="accelerator"/> may run the sm_90a module (compute capability 9.0).</summary>
+        public bool UsesHopperForward(Accelerator accelerator) =>
+            hopperForward is not null && Hopper.HopperLauncher.IsAvailable(accelerator);
+
+        /// <summary>Which kernels the forward and backward take on <paramref name="accelerator"/>, in words (for <c>info</c>).</summary>
+        public override string BackendOn(Accelerator accelerator)
+        {
+            string backward = !Variant.Backward ? "no backward"
+                : UsesTensorCoreBackward(accelerator) ? "backward: ILGPU mma.sync" : "backward: ILGPU SIMT";
+            string forward = UsesHopperForward(accelerator) ? "forward: sm_90a PTX (wgmma, TMA)"
+                : UsesTensorCores(accelerator) ? "forward: ILGPU mma.sync" : "forward: ILGPU SIMT";
+            return forward + "; " + backward;
         }
 
         /// <summary>Whether this variant has tensor-core kernels (fp16/bf16, HeadDim % 16 == 0).</summary>
@@ -134,6 +157,11 @@ namespace XFormers
 
         internal void LaunchForward(Accelerator accelerator, in AttentionArgs<T> args)
         {
+            if (hopperForward is not null && Hopper.HopperLauncher.TryLaunchForward(accelerator, hopperForward, Variant.DType, args))
+            {
+                LaunchObserver?.Invoke("forward");
+                return;
+            }
             if (UsesTensorCores(accelerator))
             {
                 var tc = tensorCore!;
@@ -183,6 +211,8 @@ namespace XFormers
         public override void Prepare(Accelerator accelerator)
         {
             ArgumentNullException.ThrowIfNull(accelerator);
+            if (hopperForward is not null)
+                Hopper.HopperLauncher.Prepare(accelerator, hopperForward);
             if (UsesTensorCores(accelerator))
                 Launcher(accelerator, tensorCore!.Forward);
             else

@@ -12,8 +12,8 @@ namespace XFormers
     /// <summary>One device an ILGPU backend found.</summary>
     public sealed record DeviceInfo(string Backend, string Name, long MemoryBytes, int MaxGroupSize, int Multiprocessors);
 
-    /// <summary>A registered variant and whether the given accelerator can run it.</summary>
-    public sealed record VariantInfo(AttentionVariant Variant, string Assembly, bool CanRun);
+    /// <summary>A registered variant, whether the given accelerator can run it, and which kernels it takes there.</summary>
+    public sealed record VariantInfo(AttentionVariant Variant, string Assembly, bool CanRun, string Backend);
 
     /// <summary>
     /// What <c>python -m xformers.info</c> shows, for this library: versions, the devices ILGPU finds, the
@@ -49,7 +49,7 @@ namespace XFormers
             }
 
             var variants = AttentionRegistry.Variants
-                .Select(k => new VariantInfo(k.Variant, k.DeclaringAssembly.GetName().Name ?? "?", k.CanRunOn(context)))
+                .Select(k => new VariantInfo(k.Variant, k.DeclaringAssembly.GetName().Name ?? "?", k.CanRunOn(context), k.BackendOn(context.Accelerator)))
                 .ToList();
             return new XFormersInfo(
                 typeof(Fmha).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion?.Split('+')[0] ?? "?",
@@ -72,12 +72,12 @@ namespace XFormers
             foreach (var note in BackendNotes)
                 text.AppendLine(note);
             text.AppendLine($"{Variants.Count} attention variants:");
-            text.AppendLine("  name                                               mask                   bias    dtype    K    heads   tiles  bwd  runs");
+            text.AppendLine("  name                                               mask                   bias    dtype    K    heads   tiles  bwd  runs kernels");
             foreach (var v in Variants)
             {
                 var x = v.Variant;
                 string heads = x.Heads > 0 ? $"{x.Heads}/{(x.KvHeads > 0 ? x.KvHeads : x.Heads)}" : "any";
-                text.AppendLine($"  {Short(x.Name),-50} {x.Mask,-22} {x.Bias + (x.BiasGradient ? "+d" : ""),-7} {x.DType,-8} {x.HeadDim,-4} {heads,-7} {x.BlockM}x{x.BlockN,-4} {(x.Backward ? "yes" : "no"),-4} {(v.CanRun ? "yes" : "no")}");
+                text.AppendLine($"  {Short(x.Name),-50} {x.Mask,-22} {x.Bias + (x.BiasGradient ? "+d" : ""),-7} {x.DType,-8} {x.HeadDim,-4} {heads,-7} {x.BlockM}x{x.BlockN,-4} {(x.Backward ? "yes" : "no"),-4} {(v.CanRun ? "yes" : "no"),-4} {v.Backend}");
             }
             return text.ToString();
         }

@@ -95,6 +95,8 @@ namespace XFormers.Generators.Models
         /// <summary>The dot product of four packed elements (TensorCore.Dot4Half or Dot4BFloat16), for the D pass.</summary>
         public string TcDot4 { get; init; } = "";
         public string TcPack { get; init; } = "";
+        /// <summary>The sm_90a forward's traits (fp16/bf16, HeadDim a multiple of 64 up to 256), else null.</summary>
+        public HopperPlan? Hopper { get; init; }
         /// <summary>The declaration's settings as one line, for comments and the variant's description.</summary>
         public string Summary { get; init; } = "";
     }
@@ -107,6 +109,9 @@ namespace XFormers.Generators.Models
         string DeclaringTypeName,
         string HintName,
         EquatableArray<string> MethodIdentifiers);
+
+    /// <summary>What Templates/Hopper.liquid prints: the variant, its sm_90a plan, and the PTX as a verbatim-string body.</summary>
+    internal sealed record HopperSource(VariantModel Variant, HopperPlan Plan, string EntryPoint, string Ptx);
 
     /// <summary>One variant's generated file.</summary>
     internal sealed record VariantFile(string HintName, VariantModel Model);

@@ -1,0 +1,90 @@
+namespace XFormers.Generators.Models
+{
+    /// <summary>
+    /// The sm_90a forward kernel's traits, FlashAttention-3's <c>kernel_traits.h</c> for one variant: tiles, pipeline stages,
+    /// warpgroup roles and the shared-memory layout with its byte count. The PTX emitter and the generated launch record
+    /// read these numbers; the runtime reads the launch record, so nothing is computed twice.
+    /// </summary>
+    /// <remarks>
+    /// Shared memory holds Q (BlockM rows), <see cref="Stages"/> K tiles and as many V tiles (BlockN rows each), then the
+    /// mbarriers. Every tile is stored as HeadDim / 64 column chunks of 64 elements (128 bytes a row, the 128-byte swizzle
+    /// TMA writes and wgmma reads), each chunk rows × 128 bytes and 1024-byte aligned.
+    /// </remarks>
+    internal sealed record HopperPlan
+    {
+        /// <summary>Columns of a chunk: 64 16-bit elements, one 128-byte swizzle row.</summary>
+        public const int ChunkColumns = 64;
+
+        /// <summary>Rows of a warpgroup's wgmma tile (m64nNk16).</summary>
+        public const int WarpGroupRows = 64;
+
+        public int HeadDim { get; init; }
+        /// <summary>Query rows of a CTA: 64 for each consumer warpgroup.</summary>
+        public int BlockM { get; init; }
+        /// <summary>Key rows of a K or V tile (the N of S = Q Kᵀ, the k extent of O += P V).</summary>
+        public int BlockN { get; init; }
+        /// <summary>K/V tiles in flight (each stage a K tile and a V tile).</summary>
+        public int Stages { get; init; }
+        public int ConsumerWarpGroups { get; init; }
+        /// <summary>Registers a producer thread keeps after <c>setmaxnreg.dec</c>.</summary>
+        public int ProducerRegisters { get; init; }
+        /// <summary>Registers a consumer thread gets with <c>setmaxnreg.inc</c>.</summary>
+        public int ConsumerRegisters { get; init; }
+        /// <summary>PTX element type of Q, K, V, O: f16 or bf16.</summary>
+        public string Element { get; init; } = "f16";
+        public string Mask { get; init; } = "None";
+        public bool TensorBias { get; init; }
+        public bool Alibi { get; init; }
+
+        public int Threads => (ConsumerWarpGroups + 1) * 128;
+        public int Chunks => HeadDim / ChunkColumns;
+        public int QBytes => BlockM * HeadDim * 2;
+        public int KvTileBytes => BlockN * HeadDim * 2;
+        public int KOffset => QBytes;
+        public int VOffset => QBytes + Stages * KvTileBytes;
+        public int BarrierOffset => QBytes + 2 * Stages * KvTileBytes;
+        /// <summary>One Q barrier, then full and empty barriers for each K stage and each V stage.</summary>
+        public int Barriers => 1 + 4 * Stages;
+        /// <summary>Dynamic shared memory the kernel asks for (the one formula: the runtime passes this number to the driver).</summary>
+        public int SharedBytes => BarrierOffset + Barriers * 8;
+
+        public bool Causal => Mask is "Causal" or "CausalFromBottomRight" or "BlockDiagonalCausal";
+        public bool BlockDiagonal => Mask is "BlockDiagonal" or "BlockDiagonalCausal";
+        public bool HasBias => TensorBias || Alibi;
+
+        /// <summary>Shared memory an sm_90 CTA may use (227 KB).</summary>
+        public const int SharedMemoryLimit = 227 * 1024;
+
+        /// <summary>
+        /// The plan for a 16-bit variant whose head dim is a multiple of 64 up to 256, else null (the mma.sync kernels serve
+        /// it). Two consumer warpgroups own 64 query rows each. 128-key tiles up to HeadDim 128 (S and O accumulators of
+        /// 64 + 64 registers a thread at 128); 64-key tiles above, where O alone takes HeadDim / 2 registers. Stages fill
+        /// what shared memory allows, up to 4 (one CTA an SM either way: 384 threads at up to 240 registers).
+        /// </summary>
+        public static HopperPlan? For(int headDim, int dtype, string mask, int bias)
+        {
+            if (dtype == 0 || headDim % ChunkColumns != 0 || headDim > 256)
+                return null;
+            int consumers = 2;
+            int blockM = consumers * WarpGroupRows;
+            int blockN = headDim <= 128 ? 128 : 64;
+            var plan = new HopperPlan
+            {
+                HeadDim = headDim,
+                BlockM = blockM,
+                BlockN = blockN,
+                Stages = 2,
+                ConsumerWarpGroups = consumers,
+                ProducerRegisters = 24,
+                ConsumerRegisters = 240,
+                Element = dtype == 2 ? "bf16" : "f16",
+                Mask = mask,
+                TensorBias = bias == 1,
+                Alibi = bias == 2,
+            };
+            while (plan.Stages < 4 && (plan with { Stages = plan.Stages + 1 }).SharedBytes <= SharedMemoryLimit)
+                plan = plan with { Stages = plan.Stages + 1 };
+            return plan.SharedBytes <= SharedMemoryLimit ? plan : null;
+        }
+    }
+}

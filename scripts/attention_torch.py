@@ -30,7 +30,7 @@ def cases():
 
 def gate_cases():
     """The forward gate's cases of bench/XFormers.Bench/Benchmarks.cs GateCases: (name, B, M, H, K, causal)."""
-    for k in (64, 128):
+    for k in (64, 128, 256):
         for causal in (False, True):
             yield (f"B4-H16-M4096{'-causal' if causal else ''}", 4, 4096, 16, k, causal)
     for m in (512, 1024, 2048, 4096, 8192, 16384):

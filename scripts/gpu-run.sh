@@ -29,11 +29,21 @@ for step in "$@"; do
       "$bin" ptx /tmp/hptx --hopper-only ${FILTER:+--filter "$FILTER"} > /dev/null
       ls /tmp/hptx/*.sm90a.ptx | xargs -P "$(nproc)" -I{} bash -c '
         f={}; name=$(basename "$f" .sm90a.ptx)
-        usage=$(ptxas -arch=sm_90a -v "$f" -o "/tmp/hptx/$name.cubin" 2>&1 | grep -vE "^ptxas info    : (Compiling|Function properties)" | tr -s " \n" " ")
+        ptxas -arch=sm_90a -v "$f" -o "/tmp/hptx/$name.cubin" > "/tmp/hptx/$name.ptxas" 2>&1
+        usage=$(grep -E "registers|spill|error|C75" "/tmp/hptx/$name.ptxas" | cut -c1-160 | tr -s " \n" " ")
         hgmma=$(cuobjdump -sass "/tmp/hptx/$name.cubin" 2>/dev/null | grep -c HGMMA)
         tma=$(cuobjdump -sass "/tmp/hptx/$name.cubin" 2>/dev/null | grep -c UTMALDG)
         ldl=$(cuobjdump -sass "/tmp/hptx/$name.cubin" 2>/dev/null | grep -cE "LDL|STL")
-        echo "$name: HGMMA $hgmma, UTMALDG $tma, LDL/STL $ldl; $usage"' | sort | tee "$out/hopper-ptx.log" ;;
+        echo "$name: HGMMA $hgmma, UTMALDG $tma, LDL/STL $ldl; $usage"' | sort | tee "$out/hopper-ptx.log"
+      for f in /tmp/hptx/*.ptxas; do echo "== $f"; cat "$f"; done > "$out/hopper-ptxas.log" ;;
+    first)
+      # Time to the first result in a fresh process, cold (empty cubin cache) then warm, per variant named in FIRST.
+      cache=$(mktemp -d)
+      for v in ${FIRST:-None_None_F16_128 Causal_None_BF16_64}; do
+        XFORMERS_CUBIN_CACHE=$cache/$v "$bin" first-result --filter "$v" | grep first-result | sed 's/^/cold: /' | tee -a "$out/first.log"
+        XFORMERS_CUBIN_CACHE=$cache/$v "$bin" first-result --filter "$v" | grep first-result | sed 's/^/warm: /' | tee -a "$out/first.log"
+      done
+      "$bin" ptx-target | grep ptx-target | tee -a "$out/first.log" ;;
     gate)
       "$bin" bench --gate --out "$out" ${BENCH_ARGS:-} 2>&1 | tee "$out/gate.log"
       python3 "$here/attention_torch.py" gate --out "$out" 2>&1 | tee -a "$out/gate.log"

@@ -52,6 +52,10 @@ namespace XFormers.Bench
                     if (Flag("--bdn"))
                         Benchmarks.RunBenchmarkDotNet(outDir);
                     break;
+                case "first-result":
+                    return FirstResult(context, Option("--filter") ?? "None_None_F16_128");
+                case "ptx-target":
+                    return PtxTarget(context);
                 case "tutorial":
                     new XFormers.Tutorial.Tutorial(context, Spectre.Console.AnsiConsole.Console).RunAll();
                     break;
@@ -90,6 +94,61 @@ namespace XFormers.Bench
             SafeTensors.Save(path, tensors, metadata);
             Console.WriteLine($"dump: {c} causal + tensor bias fp16 → {path}");
         }
+
+        /// <summary>
+        /// Time from this process's start to the first forward result of the selected stock variants (one each, B1 H8
+        /// M1024): the sm_90a module comes from the cubin cache when warm, through the driver's JIT when cold.
+        /// </summary>
+        private static int FirstResult(XFormersContext context, string filter)
+        {
+            foreach (var kernel in AttentionRegistry.Variants.Where(k => Matches(k.Variant.Name, filter)))
+            {
+                var watch = System.Diagnostics.Stopwatch.StartNew();
+                var c = new Case(1, 1024, 1024, 8, 8, kernel.Variant.HeadDim, kernel.Variant.Mask, kernel.Variant.Bias);
+                double seconds;
+                if (kernel.ElementType == typeof(ILGPU.Half))
+                {
+                    using var x = c.Create<ILGPU.Half>(context);
+                    using var f = Fmha.MemoryEfficientAttentionForward(x.Q, x.K, x.V, x.AttnBias, kernel: kernel);
+                    context.Synchronize();
+                    seconds = watch.Elapsed.TotalSeconds;
+                }
+                else if (kernel.ElementType == typeof(BFloat16))
+                {
+                    using var x = c.Create<BFloat16>(context);
+                    using var f = Fmha.MemoryEfficientAttentionForward(x.Q, x.K, x.V, x.AttnBias, kernel: kernel);
+                    context.Synchronize();
+                    seconds = watch.Elapsed.TotalSeconds;
+                }
+                else
+                {
+                    continue;
+                }
+                double sinceStart = (DateTime.Now - System.Diagnostics.Process.GetCurrentProcess().StartTime).TotalSeconds;
+                Console.WriteLine($"first-result {kernel.Variant.Name.Split('.').Last()}: {seconds:0.000} s for the call, {sinceStart:0.000} s since the process started; " +
+                    $"{kernel.BackendOn(context.Accelerator)}; driver JIT {Hopper.HopperLauncher.CompileMilliseconds(context.Accelerator):0} ms so far");
+            }
+            return 0;
+        }
+
+        /// <summary>Which PTX target ILGPU's own backend picks on this device (it compiles one small kernel to see).</summary>
+        private static int PtxTarget(XFormersContext context)
+        {
+            if (context.Accelerator is not CudaAccelerator cuda)
+            {
+                Console.WriteLine("ptx-target: not a CUDA device");
+                return 1;
+            }
+            Console.WriteLine($"ptx-target: device architecture {cuda.Architecture}, ILGPU instruction set {cuda.InstructionSet}");
+            var backend = (PTXBackend)cuda.GetType().GetProperty("Backend", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic)!.GetValue(cuda)!;
+            var method = typeof(Program).GetMethod(nameof(ProbeKernel), System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)!;
+            var compiled = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromImplicitlyGroupedKernel(method), KernelSpecialization.Empty);
+            foreach (var line in compiled.PTXAssembly.Split('\n').Where(l => l.StartsWith(".version", StringComparison.Ordinal) || l.StartsWith(".target", StringComparison.Ordinal)))
+                Console.WriteLine("ptx-target: ILGPU writes " + line.Trim());
+            return 0;
+        }
+
+        private static void ProbeKernel(Index1D i, ArrayView<float> data) => data[i] += 1f;
 
         /// <summary>Whether a variant's name contains one of the comma-separated substrings of <paramref name="filter"/> (null: all).</summary>
         internal static bool Matches(string name, string? filter) =>

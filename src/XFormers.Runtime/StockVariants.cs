@@ -4,7 +4,7 @@ namespace XFormers;
 
 /// <summary>
 /// The runtime's stock variants, declared with its own DSL: every mask × bias kind, for float32, float16 and
-/// bfloat16, at head dims 16, 32, 64 and 128, with backward kernels (and dBias for tensor biases). The
+/// bfloat16, at head dims 16, 32, 64 and 128 (and 256 for 16-bit inputs without a mask or causal), with backward kernels (and dBias for tensor biases). The
 /// grouping is read from the tensors at run time, so each also serves GQA and MQA. The generator emits
 /// their kernels and registers them at load; an application's own declarations register beside them.
 /// </summary>
@@ -552,4 +552,17 @@ internal static partial class StockVariants
 
     [Attention(Mask = MaskKind.BlockDiagonalCausal, Bias = BiasKind.Alibi, HeadDim = 128, DType = DType.BFloat16)]
     internal static partial AttentionKernel BlockDiagonalCausal_Alibi_BF16_128();
+
+    // Head dim 256, 16-bit, no mask and causal: the sm_90a forward on Hopper (64-key tiles), the SIMT kernels elsewhere.
+    [Attention(Mask = MaskKind.None, Bias = BiasKind.None, HeadDim = 256, DType = DType.Float16)]
+    internal static partial AttentionKernel None_None_F16_256();
+
+    [Attention(Mask = MaskKind.Causal, Bias = BiasKind.None, HeadDim = 256, DType = DType.Float16)]
+    internal static partial AttentionKernel Causal_None_F16_256();
+
+    [Attention(Mask = MaskKind.None, Bias = BiasKind.None, HeadDim = 256, DType = DType.BFloat16)]
+    internal static partial AttentionKernel None_None_BF16_256();
+
+    [Attention(Mask = MaskKind.Causal, Bias = BiasKind.None, HeadDim = 256, DType = DType.BFloat16)]
+    internal static partial AttentionKernel Causal_None_BF16_256();
 }

@@ -360,58 +360,31 @@ namespace XFormers.Generators.Hopper
             w.Comment("Wait for Q.");
             MbarrierWait(BarrierAddress(BarrierQ()), zero);
 
+            // The mainloop, per key tile: S = Q Kᵀ, the softmax, O += P V, each wgmma group awaited before its result is
+            // read. The consumer warpgroups run it side by side, so one's softmax overlaps the other's wgmma. (Issuing the
+            // next tile's S beside P V within a warpgroup, FlashAttention-3's intra-warpgroup overlap, measured slower here:
+            // K128 forward 495 -> 385 TFLOP/s on the H200, K64 unchanged; see docs/PERF.md.)
             var loop = w.NewLabel("consumer_loop");
             var end = w.NewLabel("epilogue");
             var tile = w.S32("c_tile");
             var stage = w.U32("c_stage");
             var phase = w.U32("c_phase");
+            var n0 = w.S32("c_n0");
+            var finished = w.Pred("c_finished");
             w.Op("mov.s32", tile, 0);
             w.Op("mov.u32", stage, 0);
             w.Op("mov.u32", phase, 0);
             w.Label(loop);
-            var finished = w.Pred("c_finished");
             w.Op("setp.ge.s32", finished, tile, nTiles);
             w.BranchIf(finished, false, end);
-            var n0 = w.S32("c_n0");
             w.Op("mad.lo.s32", n0, tile, plan.BlockN, kvBegin);
-
-            w.Comment("S = Q Kᵀ: HeadDim / 16 wgmma, both operands from shared memory (PTX ISA 9.7.15.5.2).");
-            MbarrierWait(StageBarrier(0, stage), phase);
-            var stageDescK = StageDescriptor(descK, stage);
-            w.Op("wgmma.fence.sync.aligned");
-            for (int ks = 0; ks < plan.HeadDim / 16; ks++)
-            {
-                int chunk = ks / 4, within = ks % 4 * 32;
-                var a = w.Temp("b64");
-                var bDesc = w.Temp("b64");
-                w.Op("add.s64", a, descQ, (chunk * plan.BlockM * 128 + within) >> 4);
-                w.Op("add.s64", bDesc, stageDescK, (chunk * plan.BlockN * 128 + within) >> 4);
-                w.Op($"wgmma.mma_async.sync.aligned.m64n{plan.BlockN}k16.f32.{plan.Element}.{plan.Element}",
-                    s.List(), a, bDesc, ks == 0 ? overwrite : accumulate, 1, 1, 0, 0);
-            }
-            w.Op("wgmma.commit_group.sync.aligned");
+            IssueScores(descQ, descK, stage, phase, overwrite, accumulate);
             w.Op("wgmma.wait_group.sync.aligned", 0);
             w.Op("mbarrier.arrive.shared::cta.b64", state, $"[{StageBarrier(1, stage)}]");
-
-            var columnBase = w.S32("column_base");
-            w.Op("add.s32", columnBase, n0, quad2);
-            if (plan.HasBias)
-                AddBias(columnBase);
-            MaskBoundaryTile(n0, columnBase);
-            OnlineSoftmax();
-
-            w.Comment("O += P V: BlockN / 16 wgmma, P from registers, V (MN-major) from shared memory.");
+            var correction = ScoresToProbabilities(n0);
+            RescaleAndPack(correction);
             MbarrierWait(StageBarrier(2, stage), phase);
-            var stageDescV = StageDescriptor(descV, stage);
-            w.Op("wgmma.fence.sync.aligned");
-            for (int kk = 0; kk < plan.BlockN / 16; kk++)
-            {
-                var bDesc = w.Temp("b64");
-                w.Op("add.s64", bDesc, stageDescV, kk * 16 * 128 >> 4);
-                w.Op($"wgmma.mma_async.sync.aligned.m64n{plan.HeadDim}k16.f32.{plan.Element}.{plan.Element}",
-                    o.List(), p.List(4 * kk, 4), bDesc, accumulate, 1, 1, 1);
-            }
-            w.Op("wgmma.commit_group.sync.aligned");
+            IssueProbabilitiesTimesValues(descV, stage, accumulate, fence: true);
             w.Op("wgmma.wait_group.sync.aligned", 0);
             w.Op("mbarrier.arrive.shared::cta.b64", state, $"[{StageBarrier(3, stage)}]");
             Advance(tile, stage, phase);
@@ -420,6 +393,72 @@ namespace XFormers.Generators.Hopper
             w.Label(end);
             Epilogue();
             w.Op("ret");
+        }
+
+        /// <summary>
+        /// Waits for the stage's K tile and issues S = Q Kᵀ: HeadDim / 16 wgmma with both operands in shared memory
+        /// (PTX ISA 9.7.15.5.2), committed as one group. The descriptors are computed first and the fence (PTX ISA
+        /// 9.7.15.6.1: registers written since the last wgmma) sits right before the first wgmma, so ptxas need not add one.
+        /// </summary>
+        private void IssueScores(Reg descQ, Reg descK, Reg stage, Reg phase, Reg overwrite, Reg accumulate)
+        {
+            MbarrierWait(StageBarrier(0, stage), phase);
+            var stageDescK = StageDescriptor(descK, stage);
+            var descriptors = new List<(Reg A, Reg B)>();
+            for (int ks = 0; ks < plan.HeadDim / 16; ks++)
+            {
+                int chunk = ks / 4, within = ks % 4 * 32;
+                var a = w.Temp("b64");
+                var bDesc = w.Temp("b64");
+                w.Op("add.s64", a, descQ, (chunk * plan.BlockM * 128 + within) >> 4);
+                w.Op("add.s64", bDesc, stageDescK, (chunk * plan.BlockN * 128 + within) >> 4);
+                descriptors.Add((a, bDesc));
+            }
+            w.Op("wgmma.fence.sync.aligned");
+            for (int ks = 0; ks < plan.HeadDim / 16; ks++)
+            {
+                var (a, bDesc) = descriptors[ks];
+                w.Op($"wgmma.mma_async.sync.aligned.m64n{plan.BlockN}k16.f32.{plan.Element}.{plan.Element}",
+                    s.List(), a, bDesc, ks == 0 ? overwrite : accumulate, 1, 1, 0, 0);
+            }
+            w.Op("wgmma.commit_group.sync.aligned");
+        }
+
+        /// <summary>
+        /// O += P V: BlockN / 16 wgmma, P from registers (A), V from shared memory as an MN-major B operand, committed as one
+        /// group. The caller has waited for the V tile; <paramref name="fence"/> is false where another wgmma group was just
+        /// issued behind the same fence.
+        /// </summary>
+        private void IssueProbabilitiesTimesValues(Reg descV, Reg stage, Reg accumulate, bool fence)
+        {
+            var stageDescV = StageDescriptor(descV, stage);
+            var descriptors = new List<Reg>();
+            for (int kk = 0; kk < plan.BlockN / 16; kk++)
+            {
+                var bDesc = w.Temp("b64");
+                w.Op("add.s64", bDesc, stageDescV, kk * 16 * 128 >> 4);
+                descriptors.Add(bDesc);
+            }
+            if (fence)
+                w.Op("wgmma.fence.sync.aligned");
+            for (int kk = 0; kk < plan.BlockN / 16; kk++)
+            {
+                var bDesc = descriptors[kk];
+                w.Op($"wgmma.mma_async.sync.aligned.m64n{plan.HeadDim}k16.f32.{plan.Element}.{plan.Element}",
+                    o.List(), p.List(4 * kk, 4), bDesc, accumulate, 1, 1, 1);
+            }
+            w.Op("wgmma.commit_group.sync.aligned");
+        }
+
+        /// <summary>Bias, the boundary mask and the softmax's first half on the tile starting at key <paramref name="n0"/>.</summary>
+        private Reg[] ScoresToProbabilities(Reg n0)
+        {
+            var columnBase = w.S32("column_base");
+            w.Op("add.s32", columnBase, n0, quad2);
+            if (plan.HasBias)
+                AddBias(columnBase);
+            MaskBoundaryTile(n0, columnBase);
+            return OnlineSoftmax();
         }
 
         /// <summary>
@@ -711,13 +750,15 @@ namespace XFormers.Generators.Hopper
         }
 
         /// <summary>
-        /// The online softmax (Dao 2023, Algorithm 1, lines 9–10) in log2 units: the row maximum over the quad that shares
-        /// a row, P = exp2(c · s − c · m) with one fma each, the running sum and O rescaled by exp2(c · (m_old − m_new)).
-        /// A row that has seen no key yet keeps m = −inf and subtracts 0 instead (no inf − inf).
+        /// The online softmax (Dao 2023, Algorithm 1, lines 9–10) in log2 units, first half: the row maximum over the quad
+        /// that shares a row, P = exp2(c · s − c · m) with one fma each (in place, in the S registers), the running sum,
+        /// and the factor exp2(c · (m_old − m_new)) that O still needs. A row that has seen no key yet keeps m = −inf and
+        /// subtracts 0 instead (no inf − inf).
         /// </summary>
-        private void OnlineSoftmax()
+        private Reg[] OnlineSoftmax()
         {
             w.Comment("Online softmax in registers, exp2 with the scale folded into one fma.");
+            var corrections = new Reg[2];
             for (int r = 0; r < 2; r++)
             {
                 var elements = Enumerable.Range(0, s.Count).Where(i => Element(i).RowHalf == r).ToList();
@@ -747,13 +788,19 @@ namespace XFormers.Generators.Hopper
                 }
                 var tileSum = Reduce("add.f32", "tile_sum" + r, elements);
                 w.Op("fma.rn.f32", rowSum[r], rowSum[r], correction, tileSum);
-                for (int i = 0; i < o.Count; i++)
-                {
-                    if (Element(i).RowHalf == r)
-                        w.Op("mul.f32", o[i], o[i], correction);
-                }
+                corrections[r] = correction;
             }
-            w.Comment("P as wgmma A fragments: k-step kk packs accumulator tiles 2kk and 2kk + 1 (the m16n8k16 A layout).");
+            return corrections;
+        }
+
+        /// <summary>
+        /// The softmax's second half, once the previous O += P V has landed: O rescaled by each row's factor, and P packed
+        /// as wgmma A fragments (k-step kk packs accumulator tiles 2kk and 2kk + 1, the m16n8k16 A layout).
+        /// </summary>
+        private void RescaleAndPack(Reg[] corrections)
+        {
+            for (int i = 0; i < o.Count; i++)
+                w.Op("mul.f32", o[i], o[i], corrections[Element(i).RowHalf]);
             string pack = plan.Element == "bf16" ? "cvt.rn.bf16x2.f32" : "cvt.rn.f16x2.f32";
             for (int kk = 0; kk < plan.BlockN / 16; kk++)
             {

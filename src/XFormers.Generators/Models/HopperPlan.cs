@@ -57,15 +57,17 @@ namespace XFormers.Generators.Models
 
         /// <summary>
         /// The plan for a 16-bit variant whose head dim is a multiple of 64 up to 256, else null (the mma.sync kernels serve
-        /// it). Two consumer warpgroups own 64 query rows each. 128-key tiles up to HeadDim 128 (S and O accumulators of
-        /// 64 + 64 registers a thread at 128); 64-key tiles above, where O alone takes HeadDim / 2 registers. Stages fill
-        /// what shared memory allows, up to 4 (one CTA an SM either way: 384 threads at up to 240 registers).
+        /// it). Consumer warpgroups own 64 query rows each: three at HeadDim 64 (a 192-row CTA; S, O and P take 64 + 32 + 32
+        /// registers of the 160 each gets), two above (240 registers each: S and O take 64 + 64 at HeadDim 128). 128-key tiles
+        /// up to HeadDim 128; 64-key tiles above, where O alone takes HeadDim / 2 registers. Stages fill what shared memory
+        /// allows, up to 4 (one CTA an SM either way). The register split keeps (producers · 24 + consumers · their count)
+        /// · 128 within the SM's 65536.
         /// </summary>
         public static HopperPlan? For(int headDim, int dtype, string mask, int bias)
         {
             if (dtype == 0 || headDim % ChunkColumns != 0 || headDim > 256)
                 return null;
-            int consumers = 2;
+            int consumers = headDim <= 64 ? 3 : 2;
             int blockM = consumers * WarpGroupRows;
             int blockN = headDim <= 128 ? 128 : 64;
             var plan = new HopperPlan
@@ -76,7 +78,7 @@ namespace XFormers.Generators.Models
                 Stages = 2,
                 ConsumerWarpGroups = consumers,
                 ProducerRegisters = 24,
-                ConsumerRegisters = 240,
+                ConsumerRegisters = consumers == 3 ? 160 : 240,
                 Element = dtype == 2 ? "bf16" : "f16",
                 Mask = mask,
                 TensorBias = bias == 1,

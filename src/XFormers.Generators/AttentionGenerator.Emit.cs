@@ -30,9 +30,10 @@ namespace XFormers.Generators
             /// <summary>The variant's sm_90a forward: its PTX module (written by <see cref="Hopper.HopperForwardEmitter"/>) and launch record.</summary>
             public static string EmitHopper(VariantModel model)
             {
-                var plan = model.Hopper!;
-                var ptx = Hopper.HopperForwardEmitter.Emit(plan, model.DeclaringTypeName + "." + model.MethodName + " (" + model.Summary + ")");
-                return Render(HopperTemplate, new HopperSource(model, plan, Hopper.HopperForwardEmitter.EntryPoint, ptx.Replace("\"", "\"\"")));
+                string subject = model.DeclaringTypeName + "." + model.MethodName + " (" + model.Summary + ")";
+                string Ptx(HopperPlan? plan) => plan is null ? "" : Hopper.HopperForwardEmitter.Emit(plan, subject).Replace("\"", "\"\"");
+                return Render(HopperTemplate, new HopperSource(
+                    model, model.Hopper!, Hopper.HopperForwardEmitter.EntryPoint, Ptx(model.Hopper), model.HopperSmallGrid, Ptx(model.HopperSmallGrid)));
             }
 
             /// <summary>

@@ -248,6 +248,7 @@ namespace XFormers.Generators
                     TcPack = dtype == 2 ? "PackBFloat162" : "PackHalf2",
                     BackwardKvSharedBytes = BackwardKvShared(backwardBlockM, headDim),
                     Hopper = HopperPlan.For(headDim, dtype, maskName, bias),
+                    HopperSmallGrid = HopperPlan.SmallGridFor(headDim, dtype, maskName, bias),
                     Summary = $"Mask = {maskName}, Bias = {biasName}{(biasGradient ? " (with gradient)" : "")}, HeadDim = {headDim}, " +
                               $"DType = {dtypeName}, Heads = {(heads > 0 ? heads.ToString() : "any")}, KvHeads = {(kvHeads > 0 ? kvHeads.ToString() : heads > 0 ? heads.ToString() : "any")}, " +
                               $"BlockM = {blockM}, BlockN = {blockN}, Backward = {(backward ? "yes" : "no")}",

@@ -97,6 +97,8 @@ namespace XFormers.Generators.Models
         public string TcPack { get; init; } = "";
         /// <summary>The sm_90a forward's traits (fp16/bf16, HeadDim a multiple of 64 up to 256), else null.</summary>
         public HopperPlan? Hopper { get; init; }
+        /// <summary>The sm_90a forward's second plan, for grids that fill the device badly with the first (HeadDim 64), else null.</summary>
+        public HopperPlan? HopperSmallGrid { get; init; }
         /// <summary>The declaration's settings as one line, for comments and the variant's description.</summary>
         public string Summary { get; init; } = "";
     }
@@ -111,7 +113,7 @@ namespace XFormers.Generators.Models
         EquatableArray<string> MethodIdentifiers);
 
     /// <summary>What Templates/Hopper.liquid prints: the variant, its sm_90a plan, and the PTX as a verbatim-string body.</summary>
-    internal sealed record HopperSource(VariantModel Variant, HopperPlan Plan, string EntryPoint, string Ptx);
+    internal sealed record HopperSource(VariantModel Variant, HopperPlan Plan, string EntryPoint, string Ptx, HopperPlan? SmallGrid, string SmallGridPtx);
 
     /// <summary>One variant's generated file.</summary>
     internal sealed record VariantFile(string HintName, VariantModel Model);

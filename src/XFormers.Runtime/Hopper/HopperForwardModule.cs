@@ -8,6 +8,15 @@ namespace XFormers.Hopper
     public sealed record HopperForwardModule(
         string EntryPoint, int Threads, int SharedBytes, int BlockM, int BlockN, int HeadDim, string Ptx)
     {
+        /// <summary>
+        /// A second module with smaller CTAs, for grids this one fills badly (null when there is none); the launcher picks
+        /// the one whose waves finish first.
+        /// </summary>
+        public HopperForwardModule? SmallGrid { get; init; }
+
+        /// <summary>Throughput of one CTA relative to the variant's first module (the launcher's weight for waves).</summary>
+        public double RelativeThroughput { get; init; } = 1.0;
+
         /// <summary>The PTX's SHA-256 (hex), the key of the on-disk cubin cache.</summary>
         public string Hash { get; } = Sha256(Ptx);
 

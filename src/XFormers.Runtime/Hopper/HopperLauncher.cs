@@ -43,8 +43,11 @@ namespace XFormers.Hopper
         /// <summary>Compiles and loads the module now (otherwise on its first launch).</summary>
         public static void Prepare(Accelerator accelerator, HopperForwardModule module)
         {
-            if (IsAvailable(accelerator))
-                Function(accelerator, module);
+            if (!IsAvailable(accelerator))
+                return;
+            Function(accelerator, module);
+            if (module.SmallGrid is { } small)
+                Function(accelerator, small);
         }
 
         /// <summary>Launches the forward; false when this call must take the ILGPU kernels instead.</summary>
@@ -59,6 +62,7 @@ namespace XFormers.Hopper
             if (q % 16 != 0 || k % 16 != 0 || v % 16 != 0)
                 return false;
 
+            module = Pick(accelerator, module, a.Mq, a.Hq * a.Batch);
             var function = Function(accelerator, module);
             var maps = (byte*)NativeMemory.AlignedAlloc(3 * 128, 64);
             try
@@ -108,6 +112,21 @@ namespace XFormers.Hopper
                 NativeMemory.AlignedFree(maps);
             }
             return true;
+        }
+
+        /// <summary>
+        /// The module whose grid finishes first: waves of CTAs over the device's multiprocessors (one CTA each), each wave
+        /// as long as its CTAs' rows over their relative throughput. B2 H8 M2048 at HeadDim 64: 176 CTAs of 192 rows (two
+        /// waves, the second a third full) against 256 of 128 rows (two full waves), so the 128-row module runs.
+        /// </summary>
+        internal static HopperForwardModule Pick(Accelerator accelerator, HopperForwardModule module, int mq, int heads)
+        {
+            if (module.SmallGrid is not { } small)
+                return module;
+            int sms = Math.Max(1, accelerator.NumMultiprocessors);
+            double Cost(HopperForwardModule m) =>
+                Math.Ceiling((double)((mq + m.BlockM - 1) / m.BlockM) * heads / sms) * m.BlockM / m.RelativeThroughput;
+            return Cost(small) < Cost(module) ? small : module;
         }
 
         /// <summary>

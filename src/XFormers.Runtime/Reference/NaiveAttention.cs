@@ -103,7 +103,7 @@ namespace XFormers.Reference
         }
 
         /// <summary>The attention arguments plus the materialized score and probability matrices [B, Hq, Mq, Mkv].</summary>
-        public struct NaiveArgs<T>
+        internal struct NaiveArgs<T>
             where T : unmanaged
         {
             public AttentionArgs<T> A;

@@ -87,7 +87,9 @@ static int Train(Options options)
         trainer.LoadCheckpoint(options.Resume);
         Console.WriteLine($"resumed {options.Resume} at step {trainer.Step}");
     }
-    Console.WriteLine($"model: {config}; {trainer.Model.ParameterCount:N0} parameters");
+    // Plain lines of at most about 80 columns: they stay readable in a terminal and in a log.
+    Console.WriteLine($"model: {config.Layers} layers, d {config.Dim}, {config.Heads} heads, hidden {config.HiddenWidth}, vocab {config.Vocab}; {trainer.Model.ParameterCount:N0} parameters");
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"training: {config.DType}, batch {config.Batch} x seq {config.Sequence}, lr {config.LearningRate}, steps {config.Steps}, seed {config.Seed}"));
     Console.WriteLine($"attention: {trainer.Model.Attention.Variant.Name}; GEMM: {trainer.Model.Gemm.Description}");
 
     if (options.Bench is int timed)
@@ -205,7 +207,8 @@ static int Train(Options options)
         bool any = history.Any(m => m.Accuracy >= 0.99f);
         string reachedText = any ? $"≥ 99 % first at step {reached}" : "never reached 99 %";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"done: {history.Count} steps in {final.Seconds:F1} s ({final.Seconds / history.Count * 1e3:F1} ms/step), final loss {final.Loss:F4}, acc {final.Accuracy:P1}; {reachedText}"));
+            $"done: {history.Count} steps in {final.Seconds:F1} s ({final.Seconds / history.Count * 1e3:F1} ms/step), final loss {final.Loss:F4}, acc {final.Accuracy:P1}"));
+        Console.WriteLine($"accuracy {reachedText}");
         try
         {
             var plot = new ScottPlot.Plot();

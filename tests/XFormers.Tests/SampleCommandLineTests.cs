@@ -62,6 +62,22 @@ public class SampleCommandLineTests
     }
 
     [Fact]
+    public void Info_redirected_is_plain_lines_of_at_most_80_columns()
+    {
+        var run = Run("XFormers.Tutorial", "info");
+        run.ExitCode.ShouldBe(0, run.ToString());
+        var lines = run.Stdout.TrimEnd('\n').Split('\n');
+        lines.ShouldAllBe(line => line.Length <= 80);
+        lines.ShouldNotContain(line => line.Contains('┌') || line.Contains('│'), "no table borders");
+        // Each variant: its name and assembly, then one indented line of facts.
+        int at = Array.IndexOf(lines, "CausalHead16 (XFormers.Tutorial)");
+        at.ShouldBeGreaterThan(0, run.Stdout);
+        lines[at + 1].ShouldBe("    Causal + None, Float16, K16, any heads, tiles 64x64, backward");
+        int registered = AttentionRegistry.Variants.Count(v => v.Variant.Name.StartsWith("XFormers.StockVariants.", StringComparison.Ordinal));
+        lines.Count(line => line.EndsWith("(XFormers.Runtime)", StringComparison.Ordinal)).ShouldBe(registered);
+    }
+
+    [Fact]
     public void The_tutorial_says_it_compiles_kernels_within_five_seconds()
     {
         var start = Start("XFormers.Tutorial", "--section", "1");

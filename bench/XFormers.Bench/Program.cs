@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.CommandLine;
 using System.IO;
 using System.Linq;
 using ILGPU;
@@ -9,6 +10,7 @@ using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 using XFormers.Dsl;
+using XFormers.Samples;
 using XFormers.Training;
 
 namespace XFormers.Bench
@@ -26,46 +28,102 @@ namespace XFormers.Bench
     {
         public static int Main(string[] args)
         {
-            string? Option(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
-            bool Flag(string name) => args.Contains(name);
-            string command = args.FirstOrDefault() ?? "help";
-            if (command == "ptx")
-                return WritePtx(args.ElementAtOrDefault(1) ?? "ptx", Option("--filter"), Flag("--hopper-only"));
-
-            using var context = XFormersContext.Create();
-            Console.WriteLine(context.Description);
-            int failures = 0;
-            if (Option("--dump") is { } dumpDir)
-                Dump(context, dumpDir);
-            switch (command)
+            var filter = new Option<string?>("--filter") { Description = "comma-separated substrings of variant names", HelpName = "S" };
+            var dump = new Option<string?>("--dump") { Description = "also write one fp16 case with a tensor bias as DIR/dump.safetensors", HelpName = "DIR", Recursive = true };
+            var root = new RootCommand("The GPU harness: conformance of every stock variant, benchmarks, safetensors dumps, PTX listings.") { dump };
+            // `--dump DIR` alone is a command of its own.
+            root.SetAction(parsed =>
             {
-                case "conformance":
-                    failures = Conformance.Run(context, Option("--filter"), Option("--shard"));
-                    break;
-                case "bench":
-                    string outDir = Option("--out") ?? "bench-out";
-                    bool all = !Flag("--seed") && !Flag("--throughput") && !Flag("--bdn") && !Flag("--gate");
-                    if (all || Flag("--seed") || Flag("--throughput"))
-                        Benchmarks.RunTable(context, outDir, all || Flag("--seed"), all || Flag("--throughput"), Option("--only"));
-                    if (Flag("--gate"))
-                        Benchmarks.RunGate(context, outDir, Option("--only"));
-                    if (Flag("--bdn"))
-                        Benchmarks.RunBenchmarkDotNet(outDir);
-                    break;
-                case "first-result":
-                    return FirstResult(context, Option("--filter") ?? "None_None_F16_128");
-                case "ptx-target":
-                    return PtxTarget(context);
-                case "tutorial":
-                    new XFormers.Tutorial.Tutorial(context, Spectre.Console.AnsiConsole.Console).RunAll();
-                    break;
-                case "--dump":
-                    break;
-                default:
-                    Console.WriteLine("usage: xformers-bench conformance [--filter S] [--shard i/n] | bench [--out DIR] [--seed] [--throughput] [--only S,...] [--bdn] | bench --gate | tutorial | --dump DIR | ptx DIR [--filter S] [--hopper-only]");
-                    return 2;
+                if (parsed.GetValue(dump) is null)
+                {
+                    Console.Error.WriteLine($"{root.Name}: name a command: conformance, bench, tutorial, ptx, or --dump DIR (see --help)");
+                    return Cli.UsageError;
+                }
+                using var context = Start(parsed);
+                return 0;
+            });
+
+            var shard = new Option<string?>("--shard") { Description = "check every n-th variant from the i-th (0 <= i < n)", HelpName = "i/n" };
+            shard.Validators.Add(result =>
+            {
+                string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+                var parts = text.Split('/');
+                if (parts.Length != 2 || !int.TryParse(parts[0], out int i) || !int.TryParse(parts[1], out int n) || n < 1 || i < 0 || i >= n)
+                    result.AddError($"--shard {text}: use i/n with 0 <= i < n, e.g. 0/12.");
+            });
+            var conformance = new Command("conformance", "check every stock variant against fp64 and the naive reference; exits 1 on a miss") { filter, shard };
+            conformance.SetAction(parsed =>
+            {
+                using var context = Start(parsed);
+                return Conformance.Run(context, parsed.GetValue(filter), parsed.GetValue(shard)) == 0 ? 0 : 1;
+            });
+
+            var outDir = new Option<string?>("--out") { Description = "folder for the tables (default bench-out)", HelpName = "DIR" };
+            var seed = new Option<bool>("--seed") { Description = "the seed table" };
+            var throughput = new Option<bool>("--throughput") { Description = "the throughput table" };
+            var only = new Option<string?>("--only") { Description = "keep the throughput cases whose \"name/dtype\" contains one of the comma-separated substrings", HelpName = "S" };
+            var bdn = new Option<bool>("--bdn") { Description = "BenchmarkDotNet runs (in-process toolchain)" };
+            var gate = new Option<bool>("--gate") { Description = "the forward gate's cases, forward only (ours-gate.csv; --only filters them too)" };
+            var bench = new Command("bench", "time the kernels (all tables unless --seed, --throughput, --gate or --bdn picks)") { outDir, seed, throughput, only, bdn, gate };
+            bench.SetAction(parsed =>
+            {
+                using var context = Start(parsed);
+                string folder = parsed.GetValue(outDir) ?? "bench-out";
+                bool pickSeed = parsed.GetValue(seed), pickThroughput = parsed.GetValue(throughput), pickBdn = parsed.GetValue(bdn), pickGate = parsed.GetValue(gate);
+                bool all = !pickSeed && !pickThroughput && !pickBdn && !pickGate;
+                if (all || pickSeed || pickThroughput)
+                    Benchmarks.RunTable(context, folder, all || pickSeed, all || pickThroughput, parsed.GetValue(only));
+                if (pickGate)
+                    Benchmarks.RunGate(context, folder, parsed.GetValue(only));
+                if (pickBdn)
+                    Benchmarks.RunBenchmarkDotNet(folder);
+                return 0;
+            });
+
+            var tutorial = new Command("tutorial", "run the main sample (samples/XFormers.Tutorial) on this machine's accelerator");
+            tutorial.SetAction(parsed =>
+            {
+                using var context = Start(parsed);
+                new XFormers.Tutorial.Tutorial(context, Spectre.Console.AnsiConsole.Console).RunAll();
+                return 0;
+            });
+
+            var ptxDir = new Argument<string>("DIR") { Description = "folder for the .ptx files", DefaultValueFactory = _ => "ptx" };
+            var hopperOnly = new Option<bool>("--hopper-only") { Description = "only the generator's sm_90a forward modules (NAME.sm90a.ptx)" };
+            var ptx = new Command("ptx", "write the PTX of the selected variants' kernels for sm_90, and their sm_90a forward modules (no GPU needed)") { ptxDir, filter, hopperOnly };
+            ptx.SetAction(parsed => WritePtx(parsed.GetValue(ptxDir)!, parsed.GetValue(filter), parsed.GetValue(hopperOnly)));
+
+            var firstResult = new Command("first-result", "time from process start to the first forward result of the selected variants") { filter };
+            firstResult.SetAction(parsed =>
+            {
+                using var context = Start(parsed);
+                return FirstResult(context, parsed.GetValue(filter) ?? "None_None_F16_128");
+            });
+
+            var ptxTarget = new Command("ptx-target", "print the PTX target ILGPU's own backend writes on this device");
+            ptxTarget.SetAction(parsed =>
+            {
+                using var context = Start(parsed);
+                return PtxTarget(context);
+            });
+
+            root.Add(conformance);
+            root.Add(bench);
+            root.Add(tutorial);
+            root.Add(ptx);
+            root.Add(firstResult);
+            root.Add(ptxTarget);
+            return Cli.Run(root, args);
+
+            // The context of a run, and the dump when --dump asks for one.
+            XFormersContext Start(ParseResult parsed)
+            {
+                var context = XFormersContext.Create();
+                Console.WriteLine(context.Description);
+                if (parsed.GetValue(dump) is { } dumpDir)
+                    Dump(context, dumpDir);
+                return context;
             }
-            return failures == 0 ? 0 : 1;
         }
 
         /// <summary>q, k, v, bias, O, LSE, dO, dQ, dK, dV (and dBias) of one fp16 case with a tensor bias, as dump.safetensors.</summary>
@@ -140,7 +198,10 @@ namespace XFormers.Bench
                 return 1;
             }
             Console.WriteLine($"ptx-target: device architecture {cuda.Architecture}, ILGPU instruction set {cuda.InstructionSet}");
-            var backend = (PTXBackend)cuda.GetType().GetProperty("Backend", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic)!.GetValue(cuda)!;
+            var backend = (PTXBackend)cuda.GetType()
+                .GetProperties(System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic)
+                .First(p => p.Name == "Backend" && p.PropertyType == typeof(PTXBackend))
+                .GetValue(cuda)!;
             var method = typeof(Program).GetMethod(nameof(ProbeKernel), System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)!;
             var compiled = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromImplicitlyGroupedKernel(method), KernelSpecialization.Empty);
             foreach (var line in compiled.PTXAssembly.Split('\n').Where(l => l.StartsWith(".version", StringComparison.Ordinal) || l.StartsWith(".target", StringComparison.Ordinal)))

@@ -1,83 +1,96 @@
 using System;
-using System.Globalization;
+using System.CommandLine;
+using System.IO;
 using XFormers.Dsl;
+using static XFormers.Samples.Cli;
 
 namespace XFormers.Samples.TinyGpt;
 
-/// <summary>Command-line flags (<c>--name value</c>, or <c>--name</c> alone for switches).</summary>
+/// <summary>The trainer's command line (System.CommandLine), and the values one parse gave.</summary>
 internal sealed class Options
 {
-    public int? Layers, Dim, Heads, Sequence, Batch, Steps, Vocab, Seed;
+    private static readonly Option<string?> DataOption = new("--data") { Description = "character-level training on a text file, with sampled text at the end", HelpName = "FILE.txt" };
+    private static readonly Option<int?> LayersOption = Int("--layers", "transformer blocks", min: 1);
+    private static readonly Option<int?> DimOption = Int("--d", "model width", min: 1);
+    private static readonly Option<int?> HeadsOption = Int("--heads", "attention heads", min: 1);
+    private static readonly Option<int?> SequenceOption = Int("--seq", "tokens per sequence", min: 1);
+    private static readonly Option<int?> BatchOption = Int("--batch", "sequences per step", min: 1);
+    private static readonly Option<int?> StepsOption = Int("--steps", "steps to train (with --resume: the step to stop at)", min: 0);
+    private static readonly Option<float?> LearningRateOption = Float("--lr", "AdamW learning rate");
+    private static readonly Option<int?> VocabOption = Int("--vocab", "vocabulary size of the counting task", min: 2);
+    private static readonly Option<int?> SeedOption = Int("--seed", "seed of the weights and the batches", min: int.MinValue);
+    private static readonly Option<string?> DTypeOption = Choice("--dtype", "compute type (fp16 trains with dynamic loss scaling; default fp16)", "fp16", "bf16", "fp32");
+    private static readonly Option<string?> DeviceOpt = DeviceOption();
+    private static readonly Option<string?> OutOption = new("--out") { Description = "folder for the checkpoint and the loss curve (default out/tinygpt)", HelpName = "DIR" };
+    private static readonly Option<string?> CheckpointOption = new("--checkpoint") { Description = "safetensors checkpoint, written at the end, every --save-every steps and on Ctrl+C (default DIR/tinygpt.safetensors)", HelpName = "PATH" };
+    private static readonly Option<int?> SaveEveryOption = Int("--save-every", "also write the checkpoint every N steps", min: 1);
+    private static readonly Option<string?> ResumeOption = new("--resume") { Description = "continue from a checkpoint (bit-identical on the same device)", HelpName = "PATH" };
+    private static readonly Option<string?> PlotOption = new("--plot") { Description = "loss-curve picture (default DIR/tinygpt-loss.png)", HelpName = "PATH" };
+    private static readonly Option<int?> SampleOption = Int("--sample", "characters to generate after --data training (default 300)");
+    private static readonly Option<int?> BenchOption = Int("--bench", "time N steps after warm-up instead of training; prints ms/step and tokens/s", min: 1);
+    private static readonly Option<int?> ProfileOption = Int("--profile", "time N steps with a wait after every operation; prints where the time goes", min: 1);
+    private static readonly Option<string?> GemmOption = Choice("--gemm", "matrix-product backend", "auto", "cublas", "kernel", "managed");
+    private static readonly Option<int?> PrintEveryOption = Int("--print-every", "print every N-th step (default 20)", min: 1);
+    private static readonly Option<bool> PlainOption = new("--plain") { Description = "plain lines, no live progress bar (the default when output is redirected)" };
+
+    public int? Layers, Dim, Heads, Sequence, Batch, Steps, Vocab, Seed, SaveEvery, Bench, Profile;
     public float? LearningRate;
     public DType? DType;
     public string? Device, Data, Resume, Gemm;
-    public string Checkpoint = "tinygpt.safetensors";
-    public string Plot = "tinygpt-loss.png";
-    public int SampleLength = 300;
-    public int? Bench, Profile;
-    public int PrintEvery = 20;
-    public bool Plain, Help;
+    public string OutDir = "";
+    public string Checkpoint = "";
+    public string Plot = "";
+    public int SampleLength, PrintEvery;
+    public bool Plain;
 
-    public const string Usage = """
-        XFormers.TinyGpt: trains the seed's TinyGPT (counting up modulo the vocabulary) or a character model of a text file.
-
-          --data FILE.txt        character-level training on FILE, with sampled text at the end
-          --layers N  --d N  --heads N  --seq N  --batch N  --steps N  --lr X  --vocab N  --seed N
-          --dtype fp16|bf16|fp32 compute type (default fp16 with dynamic loss scaling)
-          --device cpu|cuda      (or XFORMERS_DEVICE); default: CUDA when present
-          --checkpoint PATH      safetensors file written at the end (default tinygpt.safetensors)
-          --resume PATH          continue from a checkpoint (bit-identical on the same device)
-          --plot PATH            loss-curve picture (default tinygpt-loss.png)
-          --sample N             characters to generate after --data training (default 300)
-          --bench N              time N steps after warm-up instead of training; prints ms/step and tokens/s
-          --profile N            time N steps with a wait after every operation; prints where the time goes
-          --gemm auto|cublas|kernel|managed
-          --print-every N        (default 20)   --plain   no live progress bar
-        """;
-
-    public static Options Parse(string[] args)
+    /// <summary>The root command: every option above, and <paramref name="run"/> as its action.</summary>
+    public static RootCommand Command(Func<Options, int> run)
     {
-        var o = new Options();
-        for (int i = 0; i < args.Length; i++)
+        var root = new RootCommand("Trains TinyGPT on the counting task (next token = previous + 1 modulo the vocabulary) or a character model of a text file.")
         {
-            string flag = args[i];
-            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{flag} needs a value.");
-            int Int() => int.Parse(Next(), CultureInfo.InvariantCulture);
-            switch (flag)
-            {
-                case "--layers": o.Layers = Int(); break;
-                case "--d": o.Dim = Int(); break;
-                case "--heads": o.Heads = Int(); break;
-                case "--seq": o.Sequence = Int(); break;
-                case "--batch": o.Batch = Int(); break;
-                case "--steps": o.Steps = Int(); break;
-                case "--vocab": o.Vocab = Int(); break;
-                case "--seed": o.Seed = Int(); break;
-                case "--lr": o.LearningRate = float.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--dtype": o.DType = ParseDType(Next()); break;
-                case "--device": o.Device = Next(); break;
-                case "--data": o.Data = Next(); break;
-                case "--resume": o.Resume = Next(); break;
-                case "--checkpoint": o.Checkpoint = Next(); break;
-                case "--plot": o.Plot = Next(); break;
-                case "--sample": o.SampleLength = Int(); break;
-                case "--bench": o.Bench = Int(); break;
-                case "--profile": o.Profile = Int(); break;
-                case "--gemm": o.Gemm = Next(); break;
-                case "--print-every": o.PrintEvery = Math.Max(1, Int()); break;
-                case "--plain": o.Plain = true; break;
-                case "-h" or "--help": o.Help = true; break;
-                default: throw new ArgumentException($"unknown flag {flag}; see --help.");
-            }
-        }
-        return o;
+            DataOption, LayersOption, DimOption, HeadsOption, SequenceOption, BatchOption, StepsOption, LearningRateOption, VocabOption, SeedOption,
+            DTypeOption, DeviceOpt, OutOption, CheckpointOption, SaveEveryOption, ResumeOption, PlotOption, SampleOption, BenchOption, ProfileOption,
+            GemmOption, PrintEveryOption, PlainOption,
+        };
+        root.SetAction(parsed => run(From(parsed)));
+        return root;
     }
 
-    private static DType ParseDType(string value) => value.ToLowerInvariant() switch
+    private static Options From(ParseResult p)
     {
-        "fp16" or "float16" or "half" => XFormers.Dsl.DType.Float16,
-        "bf16" or "bfloat16" => XFormers.Dsl.DType.BFloat16,
-        "fp32" or "float32" or "float" => XFormers.Dsl.DType.Float32,
-        _ => throw new ArgumentException($"--dtype {value}: use fp16, bf16 or fp32."),
-    };
+        string outDir = p.GetValue(OutOption) ?? Path.Combine("out", "tinygpt");
+        return new Options
+        {
+            Data = p.GetValue(DataOption),
+            Layers = p.GetValue(LayersOption),
+            Dim = p.GetValue(DimOption),
+            Heads = p.GetValue(HeadsOption),
+            Sequence = p.GetValue(SequenceOption),
+            Batch = p.GetValue(BatchOption),
+            Steps = p.GetValue(StepsOption),
+            LearningRate = p.GetValue(LearningRateOption),
+            Vocab = p.GetValue(VocabOption),
+            Seed = p.GetValue(SeedOption),
+            DType = p.GetValue(DTypeOption) switch
+            {
+                "fp16" => XFormers.Dsl.DType.Float16,
+                "bf16" => XFormers.Dsl.DType.BFloat16,
+                "fp32" => XFormers.Dsl.DType.Float32,
+                _ => null,
+            },
+            Device = p.GetValue(DeviceOpt),
+            OutDir = outDir,
+            // Paths given on the command line are relative to the current folder; only the defaults go to --out.
+            Checkpoint = p.GetValue(CheckpointOption) ?? Path.Combine(outDir, "tinygpt.safetensors"),
+            Plot = p.GetValue(PlotOption) ?? Path.Combine(outDir, "tinygpt-loss.png"),
+            SaveEvery = p.GetValue(SaveEveryOption),
+            Resume = p.GetValue(ResumeOption),
+            SampleLength = p.GetValue(SampleOption) ?? 300,
+            Bench = p.GetValue(BenchOption),
+            Profile = p.GetValue(ProfileOption),
+            Gemm = p.GetValue(GemmOption),
+            PrintEvery = p.GetValue(PrintEveryOption) ?? 20,
+            Plain = p.GetValue(PlainOption),
+        };
+    }
 }

@@ -3,211 +3,245 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using System.Threading;
 using Spectre.Console;
 using XFormers;
 using XFormers.Dsl;
+using XFormers.Samples;
 using XFormers.Samples.TinyGpt;
 using XFormers.Training;
 
-Options options;
-try
-{
-    options = Options.Parse(args);
-}
-catch (Exception e) when (e is ArgumentException or FormatException)
-{
-    Console.Error.WriteLine(e.Message);
-    return 2;
-}
-if (options.Help)
-{
-    Console.WriteLine(Options.Usage);
-    return 0;
-}
+return Cli.Run(Options.Command(Train), args);
 
-using var context = options.Device is null
-    ? XFormersContext.Create()
-    : XFormersContext.Create(options.Device.ToLowerInvariant() switch
-    {
-        "cpu" => AcceleratorPreference.Cpu,
-        "cuda" or "gpu" => AcceleratorPreference.Cuda,
-        _ => AcceleratorPreference.Auto,
-    });
-Console.WriteLine($"device: {context.Description}");
+static int Train(Options options)
+{
+    using var context = XFormersContext.Create(Cli.Device(options.Device));
+    Console.WriteLine($"device: {context.Description}");
 
-// Text data: a character vocabulary (kept in the checkpoint so --resume maps characters the same way).
-string? chars = null;
-int[]? text = null;
-IReadOnlyDictionary<string, string>? resumed = null;
-TinyGptConfig config;
-if (options.Resume is not null)
-{
-    (config, resumed) = TinyGptTrainer.ReadCheckpointConfig(options.Resume);
-    resumed.TryGetValue("chars", out chars);
-    config = config with { Steps = options.Steps ?? config.Steps };
-}
-else
-{
-    config = new TinyGptConfig();
-    var changes = new List<string>();
-    if (context.IsCpu && options.Batch is null && options.Bench is null)
+    // Text data: a character vocabulary (kept in the checkpoint so --resume maps characters the same way).
+    string? chars = null;
+    int[]? text = null;
+    IReadOnlyDictionary<string, string>? resumed = null;
+    TinyGptConfig config;
+    if (options.Resume is not null)
     {
-        // ILGPU's CPU accelerator runs the attention kernels at a few GFLOP/s at best: a smaller batch keeps
-        // a run on 2 cores under 5 minutes, and the counting task still reaches 100 % in a few dozen steps.
-        changes.Add($"batch {config.Batch} → 2");
-        config = config with { Batch = 2 };
-        if (options.Steps is null)
+        (config, resumed) = TinyGptTrainer.ReadCheckpointConfig(options.Resume);
+        resumed.TryGetValue("chars", out chars);
+        config = config with { Steps = options.Steps ?? config.Steps };
+    }
+    else
+    {
+        config = new TinyGptConfig();
+        var changes = new List<string>();
+        if (context.IsCpu && options.Batch is null && options.Bench is null)
         {
-            changes.Add($"steps {config.Steps} → 200");
-            config = config with { Steps = 200 };
+            // ILGPU's CPU accelerator runs the attention kernels at a few GFLOP/s at best: a smaller batch keeps
+            // a run on 2 cores under 5 minutes, and the counting task still reaches 100 % in a few dozen steps.
+            changes.Add($"batch {config.Batch} → 2");
+            config = config with { Batch = 2 };
+            if (options.Steps is null)
+            {
+                changes.Add($"steps {config.Steps} → 200");
+                config = config with { Steps = 200 };
+            }
+        }
+        if (changes.Count > 0)
+            Console.WriteLine($"CPU run: {string.Join(", ", changes)} (pass --batch/--steps to choose yourself)");
+        config = config with
+        {
+            Layers = options.Layers ?? config.Layers,
+            Dim = options.Dim ?? config.Dim,
+            Heads = options.Heads ?? config.Heads,
+            Sequence = options.Sequence ?? config.Sequence,
+            Batch = options.Batch ?? config.Batch,
+            Steps = options.Steps ?? config.Steps,
+            Vocab = options.Vocab ?? config.Vocab,
+            Seed = options.Seed ?? config.Seed,
+            LearningRate = options.LearningRate ?? config.LearningRate,
+            DType = options.DType ?? config.DType,
+        };
+    }
+    if (options.Data is not null)
+    {
+        string content = File.ReadAllText(options.Data);
+        chars ??= new string(content.Distinct().OrderBy(c => c).ToArray());
+        var index = chars.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i);
+        text = content.Where(index.ContainsKey).Select(c => index[c]).ToArray();
+        if (options.Resume is null)
+            config = config with { Vocab = chars.Length };
+        Console.WriteLine($"data: {options.Data}, {text.Length} characters, vocabulary of {chars.Length}");
+    }
+
+    var gemm = options.Gemm switch
+    {
+        "cublas" => GemmBackend.CuBlas,
+        "kernel" => GemmBackend.Kernel,
+        "managed" => GemmBackend.Managed,
+        _ => GemmBackend.Auto,
+    };
+    var attention = config.HeadDim == 16 && config.DType == DType.Float16 ? Variants.CausalAttention() : null;
+    var data = text is null ? TokenBatch.Counting(context, config.Vocab, config.Seed) : TokenBatch.FromTokens(context, config.Vocab, text, config.Seed);
+    using var trainer = new TinyGptTrainer(context, config, data, attention, gemm);
+    if (options.Resume is not null)
+    {
+        trainer.LoadCheckpoint(options.Resume);
+        Console.WriteLine($"resumed {options.Resume} at step {trainer.Step}");
+    }
+    // Plain lines of at most about 80 columns: they stay readable in a terminal and in a log.
+    Console.WriteLine($"model: {config.Layers} layers, d {config.Dim}, {config.Heads} heads, hidden {config.HiddenWidth}, vocab {config.Vocab}; {trainer.Model.ParameterCount:N0} parameters");
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"training: {config.DType}, batch {config.Batch} x seq {config.Sequence}, lr {config.LearningRate}, steps {config.Steps}, seed {config.Seed}"));
+    Console.WriteLine($"attention: {trainer.Model.Attention.Variant.Name}; GEMM: {trainer.Model.Gemm.Description}");
+
+    if (options.Bench is int timed)
+    {
+        int warmup = Math.Min(20, Math.Max(3, timed / 5));
+        trainer.TimeSteps(warmup);
+        double seconds = trainer.TimeSteps(timed);
+        double tokens = (double)config.Batch * config.Sequence / seconds;
+        var last = trainer.Model.ReadMetrics(trainer.Step - 1, 1)[0];
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"bench: {seconds * 1e3:F3} ms/step, {tokens:F0} tokens/s over {timed} steps after {warmup} warm-up (last loss {last.Loss:F4}, acc {last.Accuracy:P1})"));
+        return 0;
+    }
+
+    if (options.Profile is int profiled)
+    {
+        trainer.TimeSteps(3);
+        double plain = trainer.TimeSteps(profiled);
+        var launcher = trainer.Model.Launcher;
+        launcher.Profile = new Dictionary<string, (int Count, double Seconds)>();
+        double waited = trainer.TimeSteps(profiled);
+        var profile = launcher.Profile;
+        launcher.Profile = null;
+        double total = profile.Values.Sum(e => e.Seconds);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"profile over {profiled} steps: {plain * 1e3:F3} ms/step as usual, {waited * 1e3:F3} ms/step with a wait after each operation"));
+        foreach (var (label, entry) in profile.OrderByDescending(p => p.Value.Seconds))
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  {label,-40} {entry.Count / (double)profiled,6:F1} calls/step {entry.Seconds / profiled * 1e3,9:F3} ms/step {entry.Seconds / total,7:P1}"));
+        }
+        return 0;
+    }
+
+    // Ctrl+C: the step in progress finishes, then the checkpoint is written (a second Ctrl+C ends the process at once).
+    using var interrupt = new CancellationTokenSource();
+    ConsoleCancelEventHandler onCancel = (_, e) =>
+    {
+        if (interrupt.IsCancellationRequested)
+            return;
+        e.Cancel = true;
+        interrupt.Cancel();
+        Console.Error.WriteLine("interrupted: stopping after this step and writing the checkpoint (Ctrl+C again to quit now)");
+    };
+    Console.CancelKeyPress += onCancel;
+    var extra = chars is null ? null : new Dictionary<string, string> { ["chars"] = chars };
+    void Save()
+    {
+        string? folder = Path.GetDirectoryName(Path.GetFullPath(options.Checkpoint));
+        if (folder is not null)
+            Directory.CreateDirectory(folder);
+        trainer.SaveCheckpoint(options.Checkpoint, extra);
+    }
+
+    bool live = !options.Plain && KernelCompilation.IsLive(AnsiConsole.Console);
+    void Report(StepMetrics m)
+    {
+        if (m.Step % options.PrintEvery == 0 || m.Step == config.Steps - 1)
+        {
+            string line = string.Create(CultureInfo.InvariantCulture, $"step {m.Step,5} | loss {m.Loss:F4} | acc {m.Accuracy:F3} | {m.Seconds:F1} s");
+            // Under the live bar, lines go through Spectre, which prints them above the bar.
+            if (live)
+                AnsiConsole.WriteLine(line);
+            else
+                Console.WriteLine(line);
         }
     }
-    if (changes.Count > 0)
-        Console.WriteLine($"CPU run: {string.Join(", ", changes)} (pass --batch/--steps to choose yourself)");
-    config = config with
+
+    // Train in chunks of --save-every steps (one chunk without it), writing the checkpoint after each.
+    void TrainChunks(Action<StepMetrics> onStep)
     {
-        Layers = options.Layers ?? config.Layers,
-        Dim = options.Dim ?? config.Dim,
-        Heads = options.Heads ?? config.Heads,
-        Sequence = options.Sequence ?? config.Sequence,
-        Batch = options.Batch ?? config.Batch,
-        Steps = options.Steps ?? config.Steps,
-        Vocab = options.Vocab ?? config.Vocab,
-        Seed = options.Seed ?? config.Seed,
-        LearningRate = options.LearningRate ?? config.LearningRate,
-        DType = options.DType ?? config.DType,
-    };
-}
-if (options.Data is not null)
-{
-    string content = File.ReadAllText(options.Data);
-    chars ??= new string(content.Distinct().OrderBy(c => c).ToArray());
-    var index = chars.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i);
-    text = content.Where(index.ContainsKey).Select(c => index[c]).ToArray();
-    if (options.Resume is null)
-        config = config with { Vocab = chars.Length };
-    Console.WriteLine($"data: {options.Data}, {text.Length} characters, vocabulary of {chars.Length}");
-}
-
-var gemm = (options.Gemm ?? "auto").ToLowerInvariant() switch
-{
-    "cublas" => GemmBackend.CuBlas,
-    "kernel" => GemmBackend.Kernel,
-    "managed" => GemmBackend.Managed,
-    _ => GemmBackend.Auto,
-};
-var attention = config.HeadDim == 16 && config.DType == DType.Float16 ? Variants.CausalAttention() : null;
-var data = text is null ? TokenBatch.Counting(context, config.Vocab, config.Seed) : TokenBatch.FromTokens(context, config.Vocab, text, config.Seed);
-using var trainer = new TinyGptTrainer(context, config, data, attention, gemm);
-if (options.Resume is not null)
-{
-    trainer.LoadCheckpoint(options.Resume);
-    Console.WriteLine($"resumed {options.Resume} at step {trainer.Step}");
-}
-Console.WriteLine($"model: {config}; {trainer.Model.ParameterCount:N0} parameters");
-Console.WriteLine($"attention: {trainer.Model.Attention.Variant.Name}; GEMM: {trainer.Model.Gemm.Description}");
-
-if (options.Bench is int timed)
-{
-    int warmup = Math.Min(20, Math.Max(3, timed / 5));
-    trainer.TimeSteps(warmup);
-    double seconds = trainer.TimeSteps(timed);
-    double tokens = (double)config.Batch * config.Sequence / seconds;
-    var last = trainer.Model.ReadMetrics(trainer.Step - 1, 1)[0];
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"bench: {seconds * 1e3:F3} ms/step, {tokens:F0} tokens/s over {timed} steps after {warmup} warm-up (last loss {last.Loss:F4}, acc {last.Accuracy:P1})"));
-    return 0;
-}
-
-if (options.Profile is int profiled)
-{
-    trainer.TimeSteps(3);
-    double plain = trainer.TimeSteps(profiled);
-    var launcher = trainer.Model.Launcher;
-    launcher.Profile = new Dictionary<string, (int Count, double Seconds)>();
-    double waited = trainer.TimeSteps(profiled);
-    var profile = launcher.Profile;
-    launcher.Profile = null;
-    double total = profile.Values.Sum(e => e.Seconds);
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"profile over {profiled} steps: {plain * 1e3:F3} ms/step as usual, {waited * 1e3:F3} ms/step with a wait after each operation"));
-    foreach (var (label, entry) in profile.OrderByDescending(p => p.Value.Seconds))
-    {
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  {label,-40} {entry.Count / (double)profiled,6:F1} calls/step {entry.Seconds / profiled * 1e3,9:F3} ms/step {entry.Seconds / total,7:P1}"));
-    }
-    return 0;
-}
-
-void Report(StepMetrics m)
-{
-    if (m.Step % options.PrintEvery == 0 || m.Step == config.Steps - 1)
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {m.Step,5} | loss {m.Loss:F4} | acc {m.Accuracy:F3} | {m.Seconds:F1} s"));
-}
-
-int firstStep = trainer.Step;
-if (options.Plain || Console.IsOutputRedirected)
-{
-    trainer.Train(onStep: Report);
-}
-else
-{
-    AnsiConsole.Progress()
-        .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-        .Start(progress =>
+        while (trainer.Step < config.Steps && !interrupt.IsCancellationRequested)
         {
-            var task = progress.AddTask("training", maxValue: config.Steps);
-            task.Value = firstStep;
-            trainer.Train(onStep: m =>
+            int until = options.SaveEvery is int every ? Math.Min(config.Steps, (trainer.Step / every + 1) * every) : config.Steps;
+            trainer.Train(untilStep: until, onStep: onStep, cancellationToken: interrupt.Token);
+            if (options.SaveEvery is not null && trainer.Step < config.Steps && !interrupt.IsCancellationRequested)
+                Save();
+        }
+    }
+
+    KernelCompilation.Prepare(AnsiConsole.Console, context, includeBackward: true, trainer.Model.Attention);
+    int firstStep = trainer.Step;
+    if (!live)
+    {
+        TrainChunks(Report);
+    }
+    else
+    {
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(progress =>
             {
-                task.Value = m.Step + 1;
-                task.Description = string.Create(CultureInfo.InvariantCulture, $"step {m.Step} loss {m.Loss:F4} acc {m.Accuracy:P1}");
-                Report(m);
+                var task = progress.AddTask("training", maxValue: config.Steps);
+                task.Value = firstStep;
+                TrainChunks(m =>
+                {
+                    task.Value = m.Step + 1;
+                    Report(m);
+                });
             });
-        });
-}
-
-var history = trainer.History;
-if (history.Count > 0)
-{
-    var final = history[^1];
-    int reached = history.FirstOrDefault(m => m.Accuracy >= 0.99f).Step;
-    bool any = history.Any(m => m.Accuracy >= 0.99f);
-    string reachedText = any ? $"≥ 99 % first at step {reached}" : "never reached 99 %";
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"done: {history.Count} steps in {final.Seconds:F1} s ({final.Seconds / history.Count * 1e3:F1} ms/step), final loss {final.Loss:F4}, acc {final.Accuracy:P1}; {reachedText}"));
-    try
-    {
-        var plot = new ScottPlot.Plot();
-        var line = plot.Add.Scatter(history.Select(m => (double)m.Step).ToArray(), history.Select(m => (double)m.Loss).ToArray());
-        line.MarkerSize = 0;
-        plot.Title($"TinyGPT {config.DType} on {(context.IsCuda ? "CUDA" : "CPU")}");
-        plot.XLabel("step");
-        plot.YLabel("cross-entropy loss");
-        plot.SavePng(options.Plot, 800, 500);
-        Console.WriteLine($"loss curve: {Path.GetFullPath(options.Plot)}");
     }
-    catch (Exception e)
+    Console.CancelKeyPress -= onCancel;
+    if (interrupt.IsCancellationRequested)
     {
-        Console.WriteLine($"loss curve not drawn: {e.GetType().Name}: {e.Message}");
+        Save();
+        Console.WriteLine($"checkpoint: {Path.GetFullPath(options.Checkpoint)} (step {trainer.Step}; continue with --resume {options.Checkpoint})");
+        return 130;
     }
-}
 
-var extra = chars is null ? null : new Dictionary<string, string> { ["chars"] = chars };
-trainer.SaveCheckpoint(options.Checkpoint, extra);
-Console.WriteLine($"checkpoint: {Path.GetFullPath(options.Checkpoint)} (step {trainer.Step})");
+    var history = trainer.History;
+    if (history.Count > 0)
+    {
+        var final = history[^1];
+        int reached = history.FirstOrDefault(m => m.Accuracy >= 0.99f).Step;
+        bool any = history.Any(m => m.Accuracy >= 0.99f);
+        string reachedText = any ? $"≥ 99 % first at step {reached}" : "never reached 99 %";
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"done: {history.Count} steps in {final.Seconds:F1} s ({final.Seconds / history.Count * 1e3:F1} ms/step), final loss {final.Loss:F4}, acc {final.Accuracy:P1}"));
+        Console.WriteLine($"accuracy {reachedText}");
+        try
+        {
+            var plot = new ScottPlot.Plot();
+            var line = plot.Add.Scatter(history.Select(m => (double)m.Step).ToArray(), history.Select(m => (double)m.Loss).ToArray());
+            line.MarkerSize = 0;
+            plot.Title($"TinyGPT {config.DType} on {(context.IsCuda ? "CUDA" : "CPU")}");
+            plot.XLabel("step");
+            plot.YLabel("cross-entropy loss");
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.Plot))!);
+            plot.SavePng(options.Plot, 800, 500);
+            Console.WriteLine($"loss curve: {Path.GetFullPath(options.Plot)}");
+        }
+        catch (Exception e)
+        {
+            Console.WriteLine($"loss curve not drawn: {e.GetType().Name}: {e.Message}");
+        }
+    }
 
-if (text is not null && chars is not null && options.SampleLength > 0)
-{
-    var prompt = text.Take(Math.Min(8, text.Length)).ToArray();
-    var generated = trainer.Generate(prompt, options.SampleLength, temperature: 0.8f, seed: config.Seed);
-    Console.WriteLine("sample:");
-    Console.WriteLine(new string(prompt.Concat(generated).Select(i => chars[i]).ToArray()));
+    Save();
+    Console.WriteLine($"checkpoint: {Path.GetFullPath(options.Checkpoint)} (step {trainer.Step})");
+
+    if (text is not null && chars is not null && options.SampleLength > 0)
+    {
+        var prompt = text.Take(Math.Min(8, text.Length)).ToArray();
+        var generated = trainer.Generate(prompt, options.SampleLength, temperature: 0.8f, seed: config.Seed);
+        Console.WriteLine("sample:");
+        Console.WriteLine(new string(prompt.Concat(generated).Select(i => chars[i]).ToArray()));
+    }
+    else if (text is null)
+    {
+        var prompt = new[] { 5, 6, 7 };
+        var generated = trainer.Generate(prompt, 12, temperature: 0f);
+        Console.WriteLine($"greedy continuation of [{string.Join(", ", prompt)}]: [{string.Join(", ", generated)}]");
+    }
+    return 0;
 }
-else if (text is null)
-{
-    var prompt = new[] { 5, 6, 7 };
-    var generated = trainer.Generate(prompt, 12, temperature: 0f);
-    Console.WriteLine($"greedy continuation of [{string.Join(", ", prompt)}]: [{string.Join(", ", generated)}]");
-}
-return 0;

@@ -27,6 +27,7 @@ public sealed partial class Tutorial
             using var v = Tensor<Half>.RandomNormal(context, 23, 1f, b, m, h, k);
             using var dO = Tensor<Half>.RandomNormal(context, 24, 1f, b, m, h, k);
             bool warm = m == sizes[0] || !OnCpu;
+            Compile(backward: true, Fmha.SelectKernel(q, kk, v, needBackward: true));
             var generated = Measure(warm, () =>
             {
                 using var forward = Fmha.MemoryEfficientAttentionForward(q, kk, v);

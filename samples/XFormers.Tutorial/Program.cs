@@ -1,43 +1,43 @@
-using System;
-using System.Linq;
+using System.CommandLine;
 using Spectre.Console;
 using XFormers;
+using XFormers.Samples;
 using XFormers.Tutorial;
 
 // XFormers for .NET, the xFormers tutorial section by section.
 //   dotnet run --project samples/XFormers.Tutorial              all sections
 //   dotnet run --project samples/XFormers.Tutorial -- info      devices and every registered variant
 //   ... -- --section 4 --device cpu                             one section, forced onto the CPU
-string command = args.Length > 0 && !args[0].StartsWith("--", StringComparison.Ordinal) ? args[0] : "run";
-string? Option(string name)
-{
-    int at = Array.IndexOf(args, name);
-    return at >= 0 && at + 1 < args.Length ? args[at + 1] : null;
-}
+var device = Cli.DeviceOption();
+device.Recursive = true;
+var section = Cli.Int("--section", $"run one section (1..{Tutorial.SectionCount}) instead of all", min: 1, max: Tutorial.SectionCount);
 
-var preference = Option("--device") switch
-{
-    null => AcceleratorPreference.Auto,
-    "cpu" => AcceleratorPreference.Cpu,
-    "cuda" => AcceleratorPreference.Cuda,
-    var other => throw new ArgumentException($"--device {other}: use cpu or cuda."),
-};
+var root = new RootCommand("The xFormers tutorial, section by section, on the GPU when there is one, else on the CPU.") { device, section };
+root.SetAction(RunTutorial);
 
-using var context = XFormersContext.Create(preference);
-var tutorial = new Tutorial(context, AnsiConsole.Console);
-switch (command)
+var info = new Command("info", "the devices ILGPU finds and every registered attention variant (like python -m xformers.info)");
+info.SetAction(parsed =>
 {
-    case "info":
-        tutorial.Info();
-        break;
-    case "run":
-        if (Option("--section") is { } section)
-            tutorial.Run(int.Parse(section));
-        else
-            tutorial.RunAll();
-        break;
-    default:
-        AnsiConsole.MarkupLine($"[red]unknown command '{Markup.Escape(command)}'[/]: use run (default) or info.");
-        return 2;
+    using var context = XFormersContext.Create(Cli.Device(parsed.GetValue(device)));
+    new Tutorial(context, AnsiConsole.Console).Info();
+    return 0;
+});
+root.Add(info);
+
+// `run` is the default; the name still works.
+var run = new Command("run", "run the tutorial (the default)") { section };
+run.SetAction(RunTutorial);
+root.Add(run);
+
+return Cli.Run(root, args);
+
+int RunTutorial(ParseResult parsed)
+{
+    using var context = XFormersContext.Create(Cli.Device(parsed.GetValue(device)));
+    var tutorial = new Tutorial(context, AnsiConsole.Console);
+    if (parsed.GetValue(section) is int n)
+        tutorial.Run(n);
+    else
+        tutorial.RunAll();
+    return 0;
 }
-return 0;

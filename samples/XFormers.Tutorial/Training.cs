@@ -27,6 +27,7 @@ public sealed partial class Tutorial
         }
         console.WriteLine($"model: {config}");
         var data = TokenBatch.Counting(context, config.Vocab, config.Seed);
+        Compile(backward: true, TutorialVariants.CausalHead16());
         using var trainer = new TinyGptTrainer(context, config, data, TutorialVariants.CausalHead16());
         console.WriteLine($"attention: {trainer.Model.Attention.Variant.Name}; GEMM: {trainer.Model.Gemm.Description}");
         int every = config.Steps / 10;

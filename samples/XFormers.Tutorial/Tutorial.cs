@@ -4,6 +4,7 @@ using System.Linq;
 using Spectre.Console;
 using XFormers.Dsl;
 using XFormers.Reference;
+using XFormers.Samples;
 using Half = ILGPU.Half;
 
 namespace XFormers.Tutorial;
@@ -44,6 +45,9 @@ public sealed partial class Tutorial(XFormersContext context, IAnsiConsole conso
 
     private void Heading(int number, string title) => console.Write(new Rule($"[yellow]{number}. {Markup.Escape(title)}[/]").LeftJustified());
 
+    /// <summary>Compiles the kernels a section is about to launch, saying so first.</summary>
+    private void Compile(bool backward, params AttentionKernel[] kernels) => KernelCompilation.Prepare(console, context, backward, kernels);
+
     private void Reduced(string what) => console.MarkupLine($"[grey]CPU: {Markup.Escape(what)}[/]");
 
     /// <summary>The `info` command: like `python -m xformers.info`.</summary>
@@ -51,7 +55,25 @@ public sealed partial class Tutorial(XFormersContext context, IAnsiConsole conso
     {
         var info = XFormersInfo.Collect(context);
         console.MarkupLine($"[bold]XFormers for .NET[/] {info.Version}  ILGPU {info.IlgpuVersion}  .NET {info.DotNetVersion}");
-        console.MarkupLine($"accelerator in use: [green]{Markup.Escape(info.Accelerator)}[/]");
+        console.MarkupLine($"accelerator: [green]{Markup.Escape(info.Accelerator)}[/]");
+        if (!KernelCompilation.IsLive(console))
+        {
+            // Redirected to a file or a pipe: plain lines that stay readable at 80 columns, no tables to wrap.
+            foreach (var d in info.Devices)
+                console.WriteLine($"device: {d.Backend} {d.Name}, {(d.MemoryBytes > 0 ? $"{d.MemoryBytes / (1024 * 1024)} MiB" : "host memory")}, {d.Multiprocessors} SMs, {d.MaxGroupSize} threads/group");
+            foreach (var note in info.BackendNotes)
+                console.WriteLine(note);
+            foreach (var v in info.Variants)
+            {
+                var x = v.Variant;
+                console.WriteLine($"{x.Name.Split('.').Last()} ({v.Assembly})");
+                console.WriteLine($"    {x.Mask} + {x.Bias}{(x.BiasGradient ? " (+grad)" : "")}, {x.DType}, K{x.HeadDim}, " +
+                    $"{(x.Heads > 0 ? $"{x.Heads}/{(x.KvHeads > 0 ? x.KvHeads : x.Heads)} heads" : "any heads")}, tiles {x.BlockM}x{x.BlockN}" +
+                    $"{(x.Backward ? ", backward" : "")}{(v.CanRun ? "" : ", cannot run here")}");
+            }
+            console.WriteLine($"{info.Variants.Count} variants registered.");
+            return;
+        }
         var devices = new Table().AddColumns("backend", "device", "memory", "multiprocessors", "threads/group");
         foreach (var d in info.Devices)
             devices.AddRow(d.Backend, Markup.Escape(d.Name), d.MemoryBytes > 0 ? $"{d.MemoryBytes / (1024 * 1024)} MiB" : "host", d.Multiprocessors.ToString(), d.MaxGroupSize.ToString());
@@ -87,6 +109,7 @@ public sealed partial class Tutorial(XFormersContext context, IAnsiConsole conso
         using var q = Tensor<Half>.RandomNormal(context, 1, 1f, b, m, h, k);
         using var kk = Tensor<Half>.RandomNormal(context, 2, 1f, b, m, h, k);
         using var v2 = Tensor<Half>.RandomNormal(context, 3, 1f, b, m, h, k);
+        Compile(backward: false, Fmha.SelectKernel(q, kk, v2));
         using var output = Fmha.MemoryEfficientAttention(q, kk, v2);
         double diff = MaxAbsDiff(output.ToDoubleArray(), Reference(q, kk, v2, null).Output);
         console.WriteLine($"memory_efficient_attention: output shape {output.ShapeString} (BMHK), max abs diff vs reference {diff:E2}");
@@ -101,6 +124,7 @@ public sealed partial class Tutorial(XFormersContext context, IAnsiConsole conso
         using var kk = Tensor<Half>.RandomNormal(context, 5, 1f, b, m, h, k);
         using var v = Tensor<Half>.RandomNormal(context, 6, 1f, b, m, h, k);
         var mask = new LowerTriangularMask();
+        Compile(backward: false, Fmha.SelectKernel(q, kk, v, mask));
         using var output = Fmha.MemoryEfficientAttention(q, kk, v, mask);
         double diff = MaxAbsDiff(output.ToDoubleArray(), Reference(q, kk, v, mask).Output);
         console.WriteLine($"causal output {output.ShapeString}, max abs diff vs the masked reference {diff:E2}");
@@ -117,6 +141,7 @@ public sealed partial class Tutorial(XFormersContext context, IAnsiConsole conso
         using var q = Tensor<Half>.RandomNormal(context, 7, 1f, 1, total, h, k);
         using var kk = Tensor<Half>.RandomNormal(context, 8, 1f, 1, total, h, k);
         using var v = Tensor<Half>.RandomNormal(context, 9, 1f, 1, total, h, k);
+        Compile(backward: false, Fmha.SelectKernel(q, kk, v, mask), Fmha.SelectKernel(q, kk, v, mask.MakeCausal()), Fmha.SelectKernel(mask.Split(q)[0], mask.SplitKv(kk)[0], mask.SplitKv(v)[0]));
         using var packed = Fmha.MemoryEfficientAttention(q, kk, v, mask);
         console.WriteLine($"seqlens [{string.Join(", ", seqlens)}] packed into {q.ShapeString}; output {packed.ShapeString}");
 
@@ -142,6 +167,7 @@ public sealed partial class Tutorial(XFormersContext context, IAnsiConsole conso
         using var q = Tensor<Half>.RandomNormal(context, 10, 1f, b, m, g, hPerGroup, k);
         using var kk = Tensor<Half>.RandomNormal(context, 11, 1f, b, m, g, 1, k);
         using var v = Tensor<Half>.RandomNormal(context, 12, 1f, b, m, g, 1, k);
+        Compile(backward: false, Fmha.SelectKernel(q, kk, v));
         using var output = Fmha.MemoryEfficientAttention(q, kk, v);
         double diff = MaxAbsDiff(output.ToDoubleArray(), Reference(q, kk, v, null).Output);
         console.WriteLine($"8 query heads over 2 KV heads: q {q.ShapeString}, k/v {kk.ShapeString} → output {output.ShapeString}; max abs diff vs reference {diff:E2}");
@@ -162,6 +188,7 @@ public sealed partial class Tutorial(XFormersContext context, IAnsiConsole conso
         using var q = Tensor<Half>.RandomNormal(context, 13, 1f, b, m, h, k);
         using var kk = Tensor<Half>.RandomNormal(context, 14, 1f, b, m, h, k);
         using var v = Tensor<Half>.RandomNormal(context, 15, 1f, b, m, h, k);
+        Compile(backward: false, Fmha.SelectKernel(q, kk, v, new TensorBias<Half>(bias)), Fmha.SelectKernel(q, kk, v, new LowerTriangularMask().WithAlibi(slopes)));
         using var withTensor = Fmha.MemoryEfficientAttention(q, kk, v, new TensorBias<Half>(bias));
         using var inKernel = Fmha.MemoryEfficientAttention(q, kk, v, new LowerTriangularMask().WithAlibi(slopes));
         console.WriteLine($"bias tensor {bias.ShapeString} (slope·(j−i), −inf above the diagonal) → output {withTensor.ShapeString}");

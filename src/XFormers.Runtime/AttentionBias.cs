@@ -28,8 +28,23 @@ namespace XFormers
         /// <summary>The segments of a block-diagonal mask, else null.</summary>
         public virtual BlockDiagonalMask? Segments => null;
 
-        /// <summary>The bias tensor (a <see cref="Tensor{T}"/>) of a tensor bias, else null.</summary>
-        public virtual object? BiasTensor => null;
+        /// <summary>The bias tensor of a tensor bias (a <see cref="Tensor{T}"/>; see <see cref="BiasTensorAs{T}"/>), else null.</summary>
+        public virtual ITensor? BiasTensor => null;
+
+        /// <summary>
+        /// The bias tensor as a <see cref="Tensor{T}"/>; null when there is none, an <see cref="InvalidOperationException"/>
+        /// when its element type is another.
+        /// </summary>
+        public Tensor<T>? BiasTensorAs<T>()
+            where T : unmanaged => BiasTensor switch
+            {
+                null => null,
+                Tensor<T> tensor => tensor,
+                var other => throw new InvalidOperationException($"the bias tensor holds {other.ElementType.Name}, not {typeof(T).Name}."),
+            };
+
+        /// <summary>This bias with a System.Half bias tensor read as ILGPU.Half (same storage; the kernels take ILGPU's type).</summary>
+        internal virtual AttentionBias WithIlgpuHalfTensor() => this;
 
         /// <summary>Whether the backward should write the tensor bias's gradient.</summary>
         public virtual bool BiasRequiresGrad => false;
@@ -112,9 +127,12 @@ namespace XFormers
 
         public override BiasKind Bias => BiasKind.Tensor;
 
-        public override object? BiasTensor => Tensor;
+        public override ITensor? BiasTensor => Tensor;
 
         public override bool BiasRequiresGrad => RequiresGrad;
+
+        internal override AttentionBias WithIlgpuHalfTensor() =>
+            typeof(T) == typeof(System.Half) ? new TensorBias<ILGPU.Half>(Tensor.Reinterpret<ILGPU.Half>(), RequiresGrad) : this;
     }
 
     /// <summary>
@@ -405,7 +423,9 @@ namespace XFormers
 
         public override BlockDiagonalMask? Segments => mask.Segments;
 
-        public override object? BiasTensor => bias.BiasTensor;
+        public override ITensor? BiasTensor => bias.BiasTensor;
+
+        internal override AttentionBias WithIlgpuHalfTensor() => new CombinedBias(mask, bias.WithIlgpuHalfTensor());
 
         public override bool BiasRequiresGrad => bias.BiasRequiresGrad;
 

@@ -27,7 +27,16 @@ namespace XFormers
         public abstract System.Reflection.Assembly DeclaringAssembly { get; }
 
         /// <summary>Compiles every kernel this variant would launch on <paramref name="accelerator"/> now instead of on first use.</summary>
-        public abstract void Prepare(Accelerator accelerator);
+        public void Prepare(Accelerator accelerator) => Prepare(accelerator, includeBackward: true);
+
+        /// <summary>
+        /// Compiles, now, the forward kernel this variant would launch on <paramref name="accelerator"/>, and with
+        /// <paramref name="includeBackward"/> its backward kernels (each compiles once per accelerator, else on first use).
+        /// </summary>
+        public abstract void Prepare(Accelerator accelerator, bool includeBackward);
+
+        /// <summary>How many of the kernels <see cref="Prepare(Accelerator, bool)"/> would compile are not compiled yet (for progress reports).</summary>
+        public abstract int UncompiledKernels(Accelerator accelerator, bool includeBackward);
 
         /// <summary>Which kernels the forward and backward take on <paramref name="accelerator"/>, in words (for <c>info</c>).</summary>
         public abstract string BackendOn(Accelerator accelerator);
@@ -204,30 +213,46 @@ namespace XFormers
             LaunchObserver?.Invoke("dQ");
         }
 
-        /// <summary>
-        /// Compiles, now, every kernel this variant would launch on <paramref name="accelerator"/> (otherwise each compiles
-        /// on first use), so a first timed call measures the kernel rather than its JIT compilation.
-        /// </summary>
-        public override void Prepare(Accelerator accelerator)
+        public override void Prepare(Accelerator accelerator, bool includeBackward)
         {
             ArgumentNullException.ThrowIfNull(accelerator);
             if (hopperForward is not null)
                 Hopper.HopperLauncher.Prepare(accelerator, hopperForward);
-            if (UsesTensorCores(accelerator))
-                Launcher(accelerator, tensorCore!.Forward);
-            else
-                Launcher(accelerator, forward);
+            foreach (var kernel in KernelsFor(accelerator, includeBackward))
+                Launcher(accelerator, kernel);
+        }
+
+        public override int UncompiledKernels(Accelerator accelerator, bool includeBackward)
+        {
+            ArgumentNullException.ThrowIfNull(accelerator);
+            int count = 0;
+            foreach (var kernel in KernelsFor(accelerator, includeBackward))
+            {
+                if (!launchers.ContainsKey((accelerator, kernel)))
+                    count++;
+            }
+            return count;
+        }
+
+        /// <summary>The kernel methods a launch on <paramref name="accelerator"/> would use.</summary>
+        private IEnumerable<Action<AttentionArgs<T>>> KernelsFor(Accelerator accelerator, bool includeBackward)
+        {
+            // The sm_90a module is compiled by HopperLauncher.Prepare; the ILGPU forward then stays a fallback compiled on first use.
+            if (!UsesHopperForward(accelerator))
+                yield return UsesTensorCores(accelerator) ? tensorCore!.Forward : forward;
+            if (!includeBackward)
+                yield break;
             if (UsesTensorCoreBackward(accelerator))
             {
-                Launcher(accelerator, tensorCore!.BackwardDelta!);
-                Launcher(accelerator, tensorCore.BackwardKv!);
-                Launcher(accelerator, tensorCore.BackwardQ!);
+                yield return tensorCore!.BackwardDelta!;
+                yield return tensorCore.BackwardKv!;
+                yield return tensorCore.BackwardQ!;
             }
             else if (backwardDelta is not null && backwardKv is not null && backwardQ is not null)
             {
-                Launcher(accelerator, backwardDelta);
-                Launcher(accelerator, backwardKv);
-                Launcher(accelerator, backwardQ);
+                yield return backwardDelta;
+                yield return backwardKv;
+                yield return backwardQ;
             }
         }
 

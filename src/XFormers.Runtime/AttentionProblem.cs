@@ -44,7 +44,7 @@ namespace XFormers
             ArgumentNullException.ThrowIfNull(key);
             ArgumentNullException.ThrowIfNull(value);
             if (!ElementType.IsSupported<T>())
-                throw new ArgumentException($"query has element type {typeof(T).Name}; attention takes float, ILGPU.Half or XFormers.BFloat16.", nameof(query));
+                throw new ArgumentException($"query has element type {typeof(T).FullName}; {ElementType.SupportedTypes}.", nameof(query));
             if (key.Context != query.Context)
                 throw new ArgumentException("key lives on another context than query.", nameof(key));
             if (value.Context != query.Context)
@@ -109,7 +109,7 @@ namespace XFormers
             if (biasKind == BiasKind.Tensor)
             {
                 if (attnBias!.BiasTensor is not Tensor<T> bias)
-                    throw new ArgumentException($"attnBias: the bias tensor's element type must be query's ({typeof(T).Name}); got {attnBias.BiasTensor?.GetType().Name ?? "null"}.", nameof(attnBias));
+                    throw new ArgumentException($"attnBias: the bias tensor's element type must be query's ({typeof(T).Name}); got {attnBias.BiasTensor?.ElementType.Name ?? "null"}.", nameof(attnBias));
                 if (bias.Context != query.Context)
                     throw new ArgumentException("attnBias: the bias tensor lives on another context than query.", nameof(attnBias));
                 (strideB, strideH, strideM, strideN) = BiasStrides(bias, query, batch, hq, mq, mkv);

@@ -6,7 +6,10 @@ using Half = ILGPU.Half;
 
 namespace XFormers
 {
-    /// <summary>Host-side facts and conversions for the three element types: float, <see cref="Half"/>, <see cref="BFloat16"/>.</summary>
+    /// <summary>
+    /// Host-side facts and conversions for the element types: float, <see cref="System.Half"/> (or
+    /// <see cref="Half">ILGPU.Half</see>, the same 16 bits; the kernels take ILGPU's) and <see cref="BFloat16"/>.
+    /// </summary>
     public static class ElementType
     {
         /// <summary>The DSL's <see cref="DType"/> of <typeparamref name="T"/>; throws for any other type.</summary>
@@ -15,17 +18,20 @@ namespace XFormers
         {
             if (typeof(T) == typeof(float))
                 return DType.Float32;
-            if (typeof(T) == typeof(Half))
+            if (typeof(T) == typeof(Half) || typeof(T) == typeof(System.Half))
                 return DType.Float16;
             if (typeof(T) == typeof(BFloat16))
                 return DType.BFloat16;
-            throw new NotSupportedException($"Element type {typeof(T).Name} is not supported; use float, ILGPU.Half or XFormers.BFloat16.");
+            throw new NotSupportedException($"Element type {typeof(T).FullName} is not supported; {SupportedTypes}.");
         }
 
         /// <summary>Whether <typeparamref name="T"/> is one of the supported element types.</summary>
         public static bool IsSupported<T>()
             where T : unmanaged =>
-            typeof(T) == typeof(float) || typeof(T) == typeof(Half) || typeof(T) == typeof(BFloat16);
+            typeof(T) == typeof(float) || typeof(T) == typeof(Half) || typeof(T) == typeof(System.Half) || typeof(T) == typeof(BFloat16);
+
+        /// <summary>The supported element types, for error messages.</summary>
+        internal const string SupportedTypes = "attention takes float, System.Half (or ILGPU.Half) and XFormers.BFloat16";
 
         /// <summary>Bytes per element.</summary>
         public static int SizeOf(DType dtype) => dtype == DType.Float32 ? 4 : 2;
@@ -37,11 +43,11 @@ namespace XFormers
         {
             if (typeof(T) == typeof(float))
                 return Unsafe.As<T, float>(ref value);
-            if (typeof(T) == typeof(Half))
+            if (typeof(T) == typeof(Half) || typeof(T) == typeof(System.Half))
                 return (float)Unsafe.As<T, Half>(ref value);
             if (typeof(T) == typeof(BFloat16))
                 return ElementMath.ToFloat(Unsafe.As<T, BFloat16>(ref value));
-            throw new NotSupportedException(typeof(T).Name);
+            throw new NotSupportedException($"Element type {typeof(T).FullName} is not supported; {SupportedTypes}.");
         }
 
         /// <summary>Rounds a float to <typeparamref name="T"/> (round to nearest even).</summary>
@@ -51,7 +57,7 @@ namespace XFormers
         {
             if (typeof(T) == typeof(float))
                 return Unsafe.As<float, T>(ref value);
-            if (typeof(T) == typeof(Half))
+            if (typeof(T) == typeof(Half) || typeof(T) == typeof(System.Half))
             {
                 var half = ElementMath.ToHalf(value);
                 return Unsafe.As<Half, T>(ref half);
@@ -61,7 +67,7 @@ namespace XFormers
                 var bf = ElementMath.ToBFloat16(value);
                 return Unsafe.As<BFloat16, T>(ref bf);
             }
-            throw new NotSupportedException(typeof(T).Name);
+            throw new NotSupportedException($"Element type {typeof(T).FullName} is not supported; {SupportedTypes}.");
         }
 
         /// <summary>Unit roundoff (half the spacing of numbers near 1) of a dtype: 2^-24, 2^-11, 2^-8.</summary>

@@ -13,15 +13,18 @@ namespace XFormers
     /// materializing the Mq × Mkv matrix, by a variant found in <see cref="AttentionRegistry"/> (or the one given).
     /// Every argument is checked before any kernel runs.
     /// </summary>
-    public static class Fmha
+    public static partial class Fmha
     {
         /// <summary>
-        /// softmax(scale · Q Kᵀ + attnBias) V. <paramref name="scale"/> defaults to 1/√K.
+        /// softmax(scale · Q Kᵀ + attnBias) V. <paramref name="scale"/> defaults to 1/√K. Element types: float,
+        /// <see cref="System.Half"/> (or ILGPU.Half) and <see cref="BFloat16"/>.
         /// </summary>
         public static Tensor<T> MemoryEfficientAttention<T>(
             Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias = null, float? scale = null)
             where T : unmanaged
         {
+            if (IsSystemHalf<T>())
+                return SystemHalfAttention(query, key, value, attnBias, scale);
             var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
             var variant = Resolve<T>(problem, query.Context, null, needBackward: false);
             var output = Tensor<T>.Empty(query.Context, problem.QueryShape);
@@ -51,6 +54,8 @@ namespace XFormers
             AttentionKernel? kernel = null)
             where T : unmanaged
         {
+            if (IsSystemHalf<T>())
+                return SystemHalfForward(query, key, value, attnBias, scale, kernel);
             var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
             var variant = Resolve<T>(problem, query.Context, kernel, needBackward: false);
             var output = Tensor<T>.Empty(query.Context, problem.QueryShape);
@@ -74,6 +79,11 @@ namespace XFormers
             AttentionBias? attnBias = null, float? scale = null, AttentionKernel? kernel = null)
             where T : unmanaged
         {
+            if (IsSystemHalf<T>())
+            {
+                MemoryEfficientAttentionForward(AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), AsIlgpu(output), lse, AsIlgpu(attnBias), scale, kernel);
+                return;
+            }
             var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
             problem.CheckShape(output, problem.QueryShape, nameof(output));
             problem.CheckShape(lse, problem.LseShape, nameof(lse));
@@ -92,6 +102,8 @@ namespace XFormers
             where T : unmanaged
         {
             ArgumentNullException.ThrowIfNull(forward);
+            if (IsSystemHalf<T>())
+                return SystemHalfBackward(gradOutput, forward, query, key, value, attnBias, scale, kernel);
             var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
             CheckBackwardInputs(problem, gradOutput, forward.Output, forward.Lse);
             var variant = Resolve<T>(problem, query.Context, kernel, needBackward: true);
@@ -125,6 +137,13 @@ namespace XFormers
             AttentionBias? attnBias = null, float? scale = null, AttentionKernel? kernel = null)
             where T : unmanaged
         {
+            if (IsSystemHalf<T>())
+            {
+                MemoryEfficientAttentionBackward(
+                    AsIlgpu(gradOutput), AsIlgpu(output), lse, AsIlgpu(query), AsIlgpu(key), AsIlgpu(value),
+                    AsIlgpu(gradQuery), AsIlgpu(gradKey), AsIlgpu(gradValue), gradBias is null ? null : AsIlgpu(gradBias), AsIlgpu(attnBias), scale, kernel);
+                return;
+            }
             var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
             CheckBackwardInputs(problem, gradOutput, output, lse);
             problem.CheckShape(gradQuery, problem.QueryShape, nameof(gradQuery));
@@ -146,6 +165,8 @@ namespace XFormers
             Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias = null, bool needBackward = false)
             where T : unmanaged
         {
+            if (IsSystemHalf<T>())
+                return SelectKernel(AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), AsIlgpu(attnBias), needBackward);
             var problem = AttentionProblem.Create(query, key, value, attnBias, null);
             return Resolve<T>(problem, query.Context, null, needBackward);
         }

@@ -12,7 +12,7 @@ namespace XFormers
     /// A tensor made by <see cref="Reshape"/> or <see cref="Narrow"/> shares its parent's storage and does
     /// not own it.
     /// </summary>
-    public sealed class Tensor<T> : IDisposable
+    public sealed partial class Tensor<T> : IDisposable
         where T : unmanaged
     {
         private readonly int[] shape;
@@ -186,7 +186,7 @@ namespace XFormers
             for (int d = 0; d < dim; d++)
             {
                 if (shape[d] != 1)
-                    throw new ArgumentException($"Narrow along dim {dim} needs every earlier dimension to be 1; {ShapeString} has {shape[d]} at dim {d}.", nameof(dim));
+                    throw new ArgumentException($"Narrow along dim {dim} needs every earlier dimension to be 1 (a dense result); {ShapeString} has {shape[d]} at dim {d}. AsView().Narrow({dim}, {start}, {length}) gives a strided view of any dimension.", nameof(dim));
             }
             if (start < 0 || length < 0 || start + length > shape[dim])
                 throw new ArgumentOutOfRangeException(nameof(start), $"rows [{start}, {start + length}) are outside dim {dim} of size {shape[dim]}.");

@@ -11,10 +11,11 @@ public sealed class DotnetCliCollection
 }
 
 /// <summary>
-/// `dotnet pack` gives one package whose consumer gets the attributes, the generator (an analyzer, with Fluid
-/// beside it) and the runtime from a single PackageReference. A fresh project outside the solution, whose
-/// Program.cs is the README's example, restores only that package (offline: the local feed plus the packages
-/// this machine already restored), builds, and runs on the CPU accelerator.
+/// `dotnet pack` gives one package (and its symbols package) whose consumer gets the attributes, the generator (an
+/// analyzer, with Fluid beside it) and the runtime from a single PackageReference. A fresh console project outside
+/// the solution, with the default implicit usings and the README's example as Program.cs (System.Half, a
+/// [B, H, M, K] buffer passed as a view, forward and backward, a safetensors round trip), restores only that
+/// package (offline: the local feed plus the packages this machine already restored), builds, and runs on the CPU.
 /// </summary>
 [Collection(DotnetCliCollection.Name)]
 public class PackageTests
@@ -29,8 +30,10 @@ public class PackageTests
             string feed = Path.Combine(work, "feed");
             var (packExit, packOutput) = ConsumerProjectTests.Dotnet(root, "pack", Path.Combine(root, "src", "XFormers.Runtime"), "-c", ConsumerProjectTests.Configuration, "-o", feed);
             packExit.ShouldBe(0, packOutput);
-            var package = Directory.GetFiles(feed, "XFormers.*.nupkg").ShouldHaveSingleItem();
+            var package = Directory.GetFiles(feed, "*.nupkg").ShouldHaveSingleItem();
             string version = Path.GetFileNameWithoutExtension(package)["XFormers.".Length..];
+            File.Exists(Path.ChangeExtension(package, ".snupkg")).ShouldBeTrue("a symbols package beside the package");
+            CheckPackageMetadata(package);
 
             string app = Path.Combine(work, "app");
             Directory.CreateDirectory(app);
@@ -51,6 +54,7 @@ public class PackageTests
                   <PropertyGroup>
                     <OutputType>Exe</OutputType>
                     <TargetFramework>net10.0</TargetFramework>
+                    <ImplicitUsings>enable</ImplicitUsings>
                     <Nullable>enable</Nullable>
                     <RestorePackagesPath>{Path.Combine(work, "packages")}</RestorePackagesPath>
                     <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
@@ -65,11 +69,50 @@ public class PackageTests
             var (runExit, runOutput) = ConsumerProjectTests.Dotnet(app, "run", "-c", "Release");
             runExit.ShouldBe(0, runOutput);
             runOutput.ShouldContain("O [2, 512, 8, 64], dQ [2, 512, 8, 64] on CPU accelerator");
+            runOutput.ShouldContain("read back bit for bit");
+            File.Exists(Path.Combine(app, "attention.safetensors")).ShouldBeTrue();
         }
         finally
         {
             Directory.Delete(work, recursive: true);
         }
+    }
+
+    /// <summary>Only the runtime makes a package: samples, tests, the bench, the DSL and the generator do not.</summary>
+    [Fact]
+    public void Only_the_runtime_is_packable()
+    {
+        string root = ConsumerProjectTests.RepositoryRoot();
+        var projects = Regex.Matches(File.ReadAllText(Path.Combine(root, "XFormers.slnx")), "Path=\"([^\"]+)\"").Select(m => m.Groups[1].Value).ToArray();
+        projects.Length.ShouldBeGreaterThanOrEqualTo(7);
+        var packable = projects.Where(project =>
+        {
+            var (exit, output) = ConsumerProjectTests.Dotnet(root, "msbuild", Path.Combine(root, project), "-getProperty:IsPackable");
+            exit.ShouldBe(0, output);
+            return output.Trim() == "true";
+        }).ToArray();
+        packable.ShouldBe(new[] { "src/XFormers.Runtime/XFormers.Runtime.csproj" });
+    }
+
+    /// <summary>The package's repository link, and a readme whose links work on a package page and whose words a user knows.</summary>
+    private static void CheckPackageMetadata(string package)
+    {
+        using var zip = System.IO.Compression.ZipFile.OpenRead(package);
+        string Read(string name)
+        {
+            using var reader = new StreamReader(zip.GetEntry(name).ShouldNotBeNull(name).Open());
+            return reader.ReadToEnd();
+        }
+        var nuspec = Read("XFormers.nuspec");
+        nuspec.ShouldContain("<repository type=\"git\" url=\"https://");
+        nuspec.ShouldContain("<readme>README.md</readme>");
+        var readme = Read("README.md");
+        readme.ShouldContain("MemoryEfficientAttention");
+        Regex.Matches(readme, @"\]\(([^)]*)\)").Select(m => m.Groups[1].Value).ShouldAllBe(link => link.StartsWith("https://"));
+        foreach (var jargon in new[] { "design card", "package registry", "the seed's", "{{" })
+            readme.ShouldNotContain(jargon, Case.Insensitive);
+        zip.GetEntry("lib/net10.0/XFormers.Dsl.dll").ShouldNotBeNull("the attributes ship inside the one package");
+        zip.GetEntry("analyzers/dotnet/cs/XFormers.Generators.dll").ShouldNotBeNull();
     }
 
     /// <summary>The README's first C# code block.</summary>

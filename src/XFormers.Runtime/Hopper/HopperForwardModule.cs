@@ -1,3 +1,5 @@
+using System;
+
 namespace XFormers.Hopper
 {
     /// <summary>
@@ -5,9 +7,33 @@ namespace XFormers.Hopper
     /// and what its launch needs: the entry point, threads per CTA, dynamic shared memory (the generator's one formula), and
     /// the query rows and key rows of its tiles. The runtime compiles it through the CUDA driver on compute capability 9.0.
     /// </summary>
-    public sealed record HopperForwardModule(
-        string EntryPoint, int Threads, int SharedBytes, int BlockM, int BlockN, int HeadDim, string Ptx)
+    public sealed class HopperForwardModule
     {
+        /// <summary>Created by generated code; the numbers come from the generator's plan of the kernel.</summary>
+        public HopperForwardModule(string entryPoint, int threads, int sharedBytes, int blockM, int blockN, int headDim, string ptx)
+        {
+            EntryPoint = entryPoint ?? throw new ArgumentNullException(nameof(entryPoint));
+            Ptx = ptx ?? throw new ArgumentNullException(nameof(ptx));
+            Threads = threads;
+            SharedBytes = sharedBytes;
+            BlockM = blockM;
+            BlockN = blockN;
+            HeadDim = headDim;
+            Hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(ptx)));
+        }
+
+        public string EntryPoint { get; }
+        public int Threads { get; }
+        /// <summary>Dynamic shared memory a CTA asks for, in bytes.</summary>
+        public int SharedBytes { get; }
+        /// <summary>Query rows a CTA owns.</summary>
+        public int BlockM { get; }
+        /// <summary>Key rows of a K or V tile.</summary>
+        public int BlockN { get; }
+        public int HeadDim { get; }
+        /// <summary>The module's text (<c>.target sm_90a</c>).</summary>
+        public string Ptx { get; }
+
         /// <summary>
         /// A second module with smaller CTAs, for grids this one fills badly (null when there is none); the launcher picks
         /// the one whose waves finish first.
@@ -18,12 +44,8 @@ namespace XFormers.Hopper
         public double RelativeThroughput { get; init; } = 1.0;
 
         /// <summary>The PTX's SHA-256 (hex), the key of the on-disk cubin cache.</summary>
-        public string Hash { get; } = Sha256(Ptx);
+        public string Hash { get; }
 
-        private static string Sha256(string text) =>
-            System.Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
-
-        // The PTX text is long: keep it out of ToString and equality's cost where a record would print it all.
         public override string ToString() => $"{EntryPoint} (BlockM {BlockM}, BlockN {BlockN}, HeadDim {HeadDim}, {SharedBytes} B shared)";
     }
 }

@@ -99,11 +99,11 @@ namespace XFormers.Reference
                 return (IRunner<T>)(object)Runner<Half, HalfConvert>.Instance;
             if (typeof(T) == typeof(BFloat16))
                 return (IRunner<T>)(object)Runner<BFloat16, BFloat16Convert>.Instance;
-            throw new NotSupportedException($"Element type {typeof(T).Name} is not supported; use float, ILGPU.Half or XFormers.BFloat16.");
+            throw new NotSupportedException($"NaiveAttention takes float, ILGPU.Half or XFormers.BFloat16 tensors; {typeof(T).FullName} is not one of them (Fmha takes System.Half too).");
         }
 
         /// <summary>The attention arguments plus the materialized score and probability matrices [B, Hq, Mq, Mkv].</summary>
-        public struct NaiveArgs<T>
+        internal struct NaiveArgs<T>
             where T : unmanaged
         {
             public AttentionArgs<T> A;

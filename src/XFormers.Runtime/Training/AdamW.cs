@@ -34,7 +34,7 @@ namespace XFormers.Training
 
         public float WeightDecay { get; }
 
-        public struct Args<T>
+        internal struct Args<T>
             where T : unmanaged
         {
             public ArrayView<float> Params;
@@ -52,7 +52,7 @@ namespace XFormers.Training
             public float WeightDecay;
         }
 
-        public static void Kernel<T, TConvert>(Index1D i, Args<T> a)
+        internal static void Kernel<T, TConvert>(Index1D i, Args<T> a)
             where T : unmanaged
             where TConvert : struct, IElementConvert<T>
         {
@@ -73,7 +73,7 @@ namespace XFormers.Training
         }
 
         /// <summary>The bias corrections 1 − β^t of the coming step, once (one thread) instead of per parameter.</summary>
-        public static void CorrectionsKernel<T>(Index1D i, Args<T> a)
+        internal static void CorrectionsKernel<T>(Index1D i, Args<T> a)
             where T : unmanaged
         {
             float step = a.ScalerState[GradScaler.AdamStep] + 1f;

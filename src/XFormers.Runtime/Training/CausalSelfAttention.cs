@@ -11,7 +11,7 @@ namespace XFormers.Training
     /// mask (xFormers' <c>LowerTriangularMask</c>) and the given variant, into preallocated tensors; neither
     /// direction allocates or waits for the device.
     /// </summary>
-    public static class CausalSelfAttention
+    internal static class CausalSelfAttention
     {
         private static readonly LowerTriangularMask Causal = new();
 

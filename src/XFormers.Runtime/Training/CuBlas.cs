@@ -25,14 +25,14 @@ namespace XFormers.Training
         private static string? loadedFrom;
         private static string? failure;
 
-        public enum Operation
+        internal enum Operation
         {
             N = 0,
             T = 1,
         }
 
         /// <summary>cudaDataType_t values.</summary>
-        public enum DataType
+        internal enum DataType
         {
             R32F = 0,
             R16F = 2,

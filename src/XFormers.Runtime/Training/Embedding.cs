@@ -12,7 +12,7 @@ namespace XFormers.Training
     /// is summed in that fixed order by one thread per channel. The position gradient is a sum
     /// over the batch: one GEMM with a ones vector.
     /// </summary>
-    public static class Embedding
+    internal static class Embedding
     {
         public struct ForwardArgs
         {

@@ -177,7 +177,7 @@ namespace XFormers.Training
         }
 
         /// <summary>Arguments of <see cref="GemmKernel"/>.</summary>
-        public struct GemmArgs<TA, TC>
+        internal struct GemmArgs<TA, TC>
             where TA : unmanaged
             where TC : unmanaged
         {
@@ -197,7 +197,7 @@ namespace XFormers.Training
         }
 
         /// <summary>The fallback: one thread per element of C, a dot product over K in fp32.</summary>
-        public static void GemmKernel<TA, TAConvert, TC, TCConvert>(Index1D index, GemmArgs<TA, TC> g)
+        internal static void GemmKernel<TA, TAConvert, TC, TCConvert>(Index1D index, GemmArgs<TA, TC> g)
             where TA : unmanaged
             where TAConvert : struct, IElementConvert<TA>
             where TC : unmanaged

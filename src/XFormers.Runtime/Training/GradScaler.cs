@@ -52,14 +52,14 @@ namespace XFormers.Training
         /// <summary>Nonzero once a non-finite gradient was seen this step.</summary>
         public ArrayView<int> FoundInf => foundInf.View;
 
-        public struct CheckArgs
+        internal struct CheckArgs
         {
             public ArrayView<float> Grads;
             public ArrayView<int> FoundInf;
             public long Count;
         }
 
-        public struct UpdateArgs
+        internal struct UpdateArgs
         {
             public ArrayView<float> State;
             public ArrayView<int> FoundInf;
@@ -70,7 +70,7 @@ namespace XFormers.Training
         }
 
         /// <summary>Flags a chunk holding inf or NaN (exponent bits all ones). Every writer stores 1: no atomics needed.</summary>
-        public static void CheckKernel(Index1D chunk, CheckArgs a)
+        internal static void CheckKernel(Index1D chunk, CheckArgs a)
         {
             long first = (long)chunk.X * ChunkSize;
             long end = Math.Min(a.Count, first + ChunkSize);
@@ -82,7 +82,7 @@ namespace XFormers.Training
         }
 
         /// <summary>After the optimizer: back off or grow the scale, count the step, clear the flag.</summary>
-        public static void UpdateKernel(Index1D index, UpdateArgs a)
+        internal static void UpdateKernel(Index1D index, UpdateArgs a)
         {
             if (a.FoundInf[0] != 0)
             {

@@ -14,7 +14,7 @@ namespace XFormers.Training
     /// On a GPU each row is one warp (strided, coalesced loads; shuffle reductions); the host loops run the
     /// one-thread-per-row twins.
     /// </summary>
-    public static class LayerNorm
+    internal static class LayerNorm
     {
         public const float Epsilon = 1e-5f;
 

@@ -108,13 +108,13 @@ namespace XFormers.Training
             launcher.Launch(RoundKernel<TConvert>, Count, new RoundArgs { Params = Params, Compute = Compute });
         }
 
-        public struct RoundArgs
+        internal struct RoundArgs
         {
             public ArrayView<float> Params;
             public ArrayView<T> Compute;
         }
 
-        public static void RoundKernel<TConvert>(Index1D i, RoundArgs a)
+        internal static void RoundKernel<TConvert>(Index1D i, RoundArgs a)
             where TConvert : struct, IElementConvert<T> =>
             a.Compute[i] = default(TConvert).FromFloat(a.Params[i]);
 

@@ -8,7 +8,7 @@ namespace XFormers.Training
     /// (lane, width): on a GPU a warp owns a row (<see cref="WarpReduce"/>, shuffles); in host loops one thread
     /// owns it (<see cref="SingleLane"/>, lane 0 of width 1, nothing to combine).
     /// </summary>
-    public interface IRowReduce
+    internal interface IRowReduce
     {
         /// <summary>The sum over the row's lanes, on every lane.</summary>
         float Sum(float value);
@@ -17,7 +17,7 @@ namespace XFormers.Training
         void MaxWithIndex(ref float max, ref int index);
     }
 
-    public struct SingleLane : IRowReduce
+    internal struct SingleLane : IRowReduce
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public float Sum(float value) => value;
@@ -28,7 +28,7 @@ namespace XFormers.Training
         }
     }
 
-    public struct WarpReduce : IRowReduce
+    internal struct WarpReduce : IRowReduce
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public float Sum(float value)

@@ -9,7 +9,7 @@ namespace XFormers.Training
     /// [x1 | x2] (each <c>hidden</c> wide), hidden = silu(x1) ∘ x2, then <c>w3</c> projects back. One
     /// elementwise kernel each way; the backward writes [dx1 | dx2] over the same layout.
     /// </summary>
-    public static class SwiGlu
+    internal static class SwiGlu
     {
         public struct Args<T>
             where T : unmanaged

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.Globalization;
 using System.Linq;
+using System.Threading;
 using XFormers.Kernels;
 
 namespace XFormers.Training
@@ -51,18 +52,30 @@ namespace XFormers.Training
         /// <summary>Every step's metrics so far (since the start, or since the resumed step).</summary>
         public IReadOnlyList<StepMetrics> History => history;
 
-        /// <summary>Runs steps until <paramref name="untilStep"/> (default: the configured number), reporting each one.</summary>
-        public IReadOnlyList<StepMetrics> Train(int? untilStep = null, Action<StepMetrics>? onStep = null)
+        /// <summary>
+        /// Runs steps until <paramref name="untilStep"/> (default: the configured number), reporting each one. When
+        /// <paramref name="cancellationToken"/> is cancelled, the step in progress finishes, its metrics are reported,
+        /// and Train returns with <see cref="Step"/> counting the steps done (no exception): the state is whole, so a
+        /// checkpoint written then resumes exactly.
+        /// </summary>
+        public IReadOnlyList<StepMetrics> Train(int? untilStep = null, Action<StepMetrics>? onStep = null, CancellationToken cancellationToken = default)
         {
             int end = untilStep ?? Config.Steps;
             int interval = Math.Clamp(MetricsInterval, 1, TinyGpt<float, FloatConvert>.MetricsRing);
             var clock = Stopwatch.StartNew();
-            while (Step < end)
+            while (Step < end && !cancellationToken.IsCancellationRequested)
             {
                 int first = Step;
                 int count = Math.Min(interval, end - first);
                 for (int i = 0; i < count; i++)
+                {
+                    if (i > 0 && cancellationToken.IsCancellationRequested)
+                    {
+                        count = i;
+                        break;
+                    }
                     Model.TrainStep(first + i, Config.LearningRate);
+                }
                 Step += count;
                 var metrics = Model.ReadMetrics(first, count);
                 double now = elapsedBefore + clock.Elapsed.TotalSeconds;

@@ -41,7 +41,7 @@ namespace XFormers.Training
             return new TokenBatch(context, vocab, tokens, seed);
         }
 
-        public struct Args
+        internal struct Args
         {
             public ArrayView<int> Data;
             public ArrayView<int> Inputs;
@@ -69,7 +69,7 @@ namespace XFormers.Training
         public static int Start(uint seed, uint step, int b, int span) =>
             (int)(Mix(seed ^ Mix(step * 0x9E3779B9u + Mix((uint)b + 0x632BE5ABu))) % (uint)span);
 
-        public static void Kernel(Index1D index, Args a)
+        internal static void Kernel(Index1D index, Args a)
         {
             int b = index / a.Sequence;
             int t = index - b * a.Sequence;

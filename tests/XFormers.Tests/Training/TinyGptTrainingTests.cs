@@ -1,4 +1,5 @@
 using System.IO;
+using System.Threading;
 using XFormers.Dsl;
 using XFormers.Kernels;
 using XFormers.Training;
@@ -117,6 +118,51 @@ public sealed class TinyGptTrainingTests(CpuContextFixture fixture)
             var (tensors, _) = SafeTensors.Load(path);
             tensors["blocks.1.mlp.w12.weight"].Shape.ShouldBe(new long[] { 2 * 4 * 32, 32 });
             tensors.Keys.ShouldContain("optimizer.exp_avg_sq.head.weight");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void Cancellation_stops_after_the_current_step_and_the_checkpoint_resumes_bit_identically()
+    {
+        var config = Tiny with { DType = DType.Float16, Steps = 9 };
+        string path = Path.Combine(Path.GetTempPath(), $"tinygpt-cancel-{Environment.ProcessId}.safetensors");
+        try
+        {
+            using var straight = new TinyGptTrainer(context, config);
+            straight.Train();
+
+            using (var interrupted = new TinyGptTrainer(context, config))
+            {
+                interrupted.MetricsInterval = 1;
+                using var cancel = new CancellationTokenSource();
+                // Cancelled while step 3 is reported: step 3 is done, step 4 never starts.
+                var history = interrupted.Train(onStep: m =>
+                {
+                    if (m.Step == 3)
+                        cancel.Cancel();
+                }, cancellationToken: cancel.Token);
+                interrupted.Step.ShouldBe(4);
+                history.Count.ShouldBe(4);
+                interrupted.Train(cancellationToken: cancel.Token);
+                interrupted.Step.ShouldBe(4, "a cancelled token runs no step");
+                interrupted.SaveCheckpoint(path);
+            }
+
+            using var resumed = new TinyGptTrainer(context, config);
+            resumed.LoadCheckpoint(path);
+            resumed.Step.ShouldBe(4);
+            resumed.Train();
+            var a = straight.Model.ReadState();
+            var b = resumed.Model.ReadState();
+            b.Params.ShouldBe(a.Params);
+            b.M.ShouldBe(a.M);
+            b.V.ShouldBe(a.V);
+            b.Scaler.ShouldBe(a.Scaler);
+            resumed.History.Select(m => m.Loss).ShouldBe(straight.History.Skip(4).Select(m => m.Loss));
         }
         finally
         {

@@ -1,0 +1,188 @@
+using System.Diagnostics;
+using System.IO;
+using System.Threading.Tasks;
+using XFormers.Training;
+
+namespace XFormers.Tests;
+
+/// <summary>
+/// The samples' command lines, run as a user runs them (their built DLLs, on the CPU): a bad flag is one line on
+/// stderr naming the flag, with a non-zero exit code and no stack trace; the tutorial says it is compiling kernels
+/// within seconds of starting; Ctrl+C stops the trainer after a step with a checkpoint written.
+/// </summary>
+[Collection(DotnetCliCollection.Name)]
+public class SampleCommandLineTests
+{
+    public static TheoryData<string, string, string> BadFlags() => new()
+    {
+        { "XFormers.Tutorial", "--section 9", "--section 9" },
+        { "XFormers.Tutorial", "--section abc", "--section abc" },
+        { "XFormers.Tutorial", "--device gpu0", "--device gpu0: use one of auto, cpu, cuda" },
+        { "XFormers.Tutorial", "info --device gpu0", "--device gpu0" },
+        { "XFormers.Tutorial", "--sections 2", "'--sections'" },
+        { "XFormers.TinyGpt", "--steps abc", "--steps abc" },
+        { "XFormers.TinyGpt", "--device gpu0", "--device gpu0: use one of auto, cpu, cuda" },
+        { "XFormers.TinyGpt", "--dtype fp8", "--dtype fp8: use one of fp16, bf16, fp32" },
+        { "XFormers.TinyGpt", "--save-every 0", "--save-every 0" },
+        { "XFormers.TinyGpt", "--lr fast", "--lr fast" },
+        { "XFormers.Bench", "conformance --shard 3", "--shard 3: use i/n" },
+        { "XFormers.Bench", "bench --only", "'--only'" },
+        { "XFormers.Bench", "benchmark", "'benchmark'" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadFlags))]
+    public void A_bad_flag_is_one_line_naming_it(string sample, string arguments, string expected)
+    {
+        var run = Run(sample, arguments.Split(' '));
+        run.ExitCode.ShouldBe(2, run.ToString());
+        run.Stdout.ShouldBeEmpty(run.ToString());
+        var line = SingleLine(run.Stderr);
+        line.ShouldContain(expected, Case.Sensitive, run.ToString());
+        line.ShouldStartWith(sample + ": ");
+    }
+
+    [Fact]
+    public void A_missing_file_is_one_line_and_exit_code_1()
+    {
+        string missing = Path.Combine(Path.GetTempPath(), $"no-such-checkpoint-{Environment.ProcessId}.safetensors");
+        var run = Run("XFormers.TinyGpt", "--resume", missing);
+        run.ExitCode.ShouldBe(1, run.ToString());
+        SingleLine(run.Stderr).ShouldContain(missing);
+        run.Stderr.ShouldNotContain(" at ");
+    }
+
+    [Fact]
+    public void Help_is_generated_and_lists_every_trainer_flag()
+    {
+        var run = Run("XFormers.TinyGpt", "--help");
+        run.ExitCode.ShouldBe(0, run.ToString());
+        foreach (var flag in new[] { "--data", "--steps", "--save-every", "--out", "--checkpoint", "--resume", "--plot", "--bench", "--profile", "--gemm", "--print-every", "--plain", "--device" })
+            run.Stdout.ShouldContain(flag);
+    }
+
+    [Fact]
+    public void Info_redirected_is_plain_lines_of_at_most_80_columns()
+    {
+        var run = Run("XFormers.Tutorial", "info");
+        run.ExitCode.ShouldBe(0, run.ToString());
+        var lines = run.Stdout.TrimEnd('\n').Split('\n');
+        lines.ShouldAllBe(line => line.Length <= 80);
+        lines.ShouldNotContain(line => line.Contains('┌') || line.Contains('│'), "no table borders");
+        // Each variant: its name and assembly, then one indented line of facts.
+        int at = Array.IndexOf(lines, "CausalHead16 (XFormers.Tutorial)");
+        at.ShouldBeGreaterThan(0, run.Stdout);
+        lines[at + 1].ShouldBe("    Causal + None, Float16, K16, any heads, tiles 64x64, backward");
+        int registered = AttentionRegistry.Variants.Count(v => v.Variant.Name.StartsWith("XFormers.StockVariants.", StringComparison.Ordinal));
+        lines.Count(line => line.EndsWith("(XFormers.Runtime)", StringComparison.Ordinal)).ShouldBe(registered);
+    }
+
+    [Fact]
+    public void The_tutorial_says_it_compiles_kernels_within_five_seconds()
+    {
+        var start = Start("XFormers.Tutorial", "--section", "1");
+        using var process = start.Process;
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var lines = new List<string>();
+            while (clock.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                string? line = process.StandardOutput.ReadLine();
+                if (line is null)
+                    break;
+                lines.Add(line);
+                if (line.StartsWith("Compiling ", StringComparison.Ordinal))
+                    break;
+            }
+            lines.ShouldNotBeEmpty();
+            lines[0].ShouldContain("Setup");
+            lines[^1].ShouldStartWith("Compiling 1 kernel for the CPU", Case.Sensitive, string.Join('\n', lines));
+            clock.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(5), string.Join('\n', lines));
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+        }
+    }
+
+    [Fact]
+    public async Task Ctrl_C_stops_the_trainer_after_a_step_and_writes_a_checkpoint_that_resumes()
+    {
+        string dir = Directory.CreateTempSubdirectory("xformers-interrupt-").FullName;
+        try
+        {
+            string checkpoint = Path.Combine(dir, "tinygpt.safetensors");
+            string[] model = { "--layers", "1", "--d", "16", "--heads", "1", "--seq", "8", "--batch", "2", "--vocab", "11", "--dtype", "fp32", "--plain", "--print-every", "1" };
+            var start = Start("XFormers.TinyGpt", model.Concat(new[] { "--steps", "100000", "--out", dir }).ToArray());
+            using var process = start.Process;
+            string? line;
+            while ((line = process.StandardOutput.ReadLine()) is not null && !line.StartsWith("step ", StringComparison.Ordinal))
+            {
+            }
+            line.ShouldNotBeNull("the trainer ended before its first step");
+            Process.Start("kill", new[] { "-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })!.WaitForExit();
+            string rest = process.StandardOutput.ReadToEnd();
+            process.WaitForExit(60_000).ShouldBeTrue();
+            string stderr = await start.Stderr;
+            process.ExitCode.ShouldBe(130, rest + stderr);
+            stderr.ShouldContain("interrupted: stopping after this step");
+            rest.ShouldContain("continue with --resume");
+
+            var (_, metadata) = SafeTensors.Load(checkpoint);
+            int step = int.Parse(metadata["step"], System.Globalization.CultureInfo.InvariantCulture);
+            step.ShouldBeInRange(1, 99_999);
+            // The checkpoint resumes: two more steps from where Ctrl+C stopped.
+            var resumed = Run("XFormers.TinyGpt", new[] { "--resume", checkpoint, "--steps", (step + 2).ToString(System.Globalization.CultureInfo.InvariantCulture), "--out", dir, "--plain", "--sample", "0" });
+            resumed.ExitCode.ShouldBe(0, resumed.ToString());
+            resumed.Stdout.ShouldContain($"resumed {checkpoint} at step {step}");
+            resumed.Stdout.ShouldContain($"(step {step + 2})");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static string SingleLine(string text) => text.TrimEnd('\n').Split('\n').ShouldHaveSingleItem();
+
+    private sealed record Result(int ExitCode, string Stdout, string Stderr)
+    {
+        public override string ToString() => $"exit {ExitCode}\nstdout:\n{Stdout}\nstderr:\n{Stderr}";
+    }
+
+    private static Result Run(string sample, params string[] arguments)
+    {
+        var start = Start(sample, arguments);
+        using var process = start.Process;
+        string stdout = process.StandardOutput.ReadToEnd();
+        if (!process.WaitForExit(120_000))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{sample} {string.Join(' ', arguments)} ran past 2 minutes.");
+        }
+        return new Result(process.ExitCode, stdout, start.Stderr.Result);
+    }
+
+    private static (Process Process, Task<string> Stderr) Start(string sample, params string[] arguments)
+    {
+        string root = ConsumerProjectTests.RepositoryRoot();
+        string folder = sample == "XFormers.Bench" ? "bench" : "samples";
+        string dll = Path.Combine(root, folder, sample, "bin", ConsumerProjectTests.Configuration, "net10.0", sample + ".dll");
+        File.Exists(dll).ShouldBeTrue($"{dll} is built with the solution");
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetTempPath(),
+        };
+        info.ArgumentList.Add(dll);
+        foreach (var argument in arguments)
+            info.ArgumentList.Add(argument);
+        info.Environment["XFORMERS_DEVICE"] = "cpu";
+        info.Environment["DOTNET_NOLOGO"] = "1";
+        var process = Process.Start(info)!;
+        return (process, process.StandardError.ReadToEndAsync());
+    }
+}

@@ -62,7 +62,7 @@ namespace XFormers.Hopper
             if (q % 16 != 0 || k % 16 != 0 || v % 16 != 0)
                 return false;
 
-            module = Pick(accelerator, module, a.Mq, a.Hq * a.Batch);
+            module = Pick(module, a.Mq, a.Hq * a.Batch, accelerator.NumMultiprocessors);
             var function = Function(accelerator, module);
             var maps = (byte*)NativeMemory.AlignedAlloc(3 * 128, 64);
             try
@@ -119,11 +119,11 @@ namespace XFormers.Hopper
         /// as long as its CTAs' rows over their relative throughput. B2 H8 M2048 at HeadDim 64: 176 CTAs of 192 rows (two
         /// waves, the second a third full) against 256 of 128 rows (two full waves), so the 128-row module runs.
         /// </summary>
-        internal static HopperForwardModule Pick(Accelerator accelerator, HopperForwardModule module, int mq, int heads)
+        internal static HopperForwardModule Pick(HopperForwardModule module, int mq, int heads, int multiprocessors)
         {
             if (module.SmallGrid is not { } small)
                 return module;
-            int sms = Math.Max(1, accelerator.NumMultiprocessors);
+            int sms = Math.Max(1, multiprocessors);
             double Cost(HopperForwardModule m) =>
                 Math.Ceiling((double)((mq + m.BlockM - 1) / m.BlockM) * heads / sms) * m.BlockM / m.RelativeThroughput;
             return Cost(small) < Cost(module) ? small : module;

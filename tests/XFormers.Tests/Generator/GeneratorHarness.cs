@@ -89,11 +89,17 @@ internal sealed record GeneratorRun(
     /// <summary>The diagnostics the generator reported (XFA....).</summary>
     public ImmutableArray<Diagnostic> Diagnostics => Result.Diagnostics;
 
-    /// <summary>Generated sources by hint name.</summary>
     /// <summary>The variant files and dispatch tables, by hint name (tensor-core companions are in <see cref="TensorCoreSources"/>).</summary>
     public IReadOnlyDictionary<string, string> Sources =>
-        Result.GeneratedSources.Where(s => !s.HintName.EndsWith(TensorCoreSuffix, StringComparison.Ordinal))
+        Result.GeneratedSources.Where(s => !s.HintName.EndsWith(TensorCoreSuffix, StringComparison.Ordinal) && !s.HintName.EndsWith(HopperSuffix, StringComparison.Ordinal))
             .ToDictionary(s => s.HintName, s => s.SourceText.ToString());
+
+    /// <summary>The sm_90a forward modules a 16-bit variant's file gets beside it (Templates/Hopper.liquid, Hopper/HopperForwardEmitter.cs).</summary>
+    public IReadOnlyDictionary<string, string> HopperSources =>
+        Result.GeneratedSources.Where(s => s.HintName.EndsWith(HopperSuffix, StringComparison.Ordinal))
+            .ToDictionary(s => s.HintName, s => s.SourceText.ToString());
+
+    public const string HopperSuffix = ".Hopper.g.cs";
 
     /// <summary>The tensor-core kernels a 16-bit variant's file gets beside it (Templates/TensorCore.liquid).</summary>
     public IReadOnlyDictionary<string, string> TensorCoreSources =>

@@ -46,7 +46,8 @@ partial class Kernels
             BackwardDelta,
             BackwardKv,
             BackwardQ,
-            tensorCore: TensorCoreKernels);
+            tensorCore: TensorCoreKernels,
+            hopperForward: HopperForward);
 
         /// <summary>Mask: may query row i attend to key row j?</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

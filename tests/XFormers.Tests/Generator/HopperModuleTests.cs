@@ -1,0 +1,136 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace XFormers.Tests.Generator;
+
+/// <summary>
+/// The sm_90a forward modules as the generator writes them, checked without a GPU: which declarations get one, the PTX's
+/// header, entry point and parameters, the instructions the design rests on, and the shared-memory byte count against the
+/// layout's formula (Q, the K and V rings, the mbarriers). The device harness runs and times them (docs/PERF.md).
+/// </summary>
+public class HopperModuleTests
+{
+    private static GeneratorRun Generate(string dtype, int headDim, string mask = "MaskKind.Causal", string bias = "BiasKind.None") =>
+        GeneratorHarness.Run(GeneratorHarness.Usings + $$"""
+            namespace Hopper;
+
+            public static partial class Kernels
+            {
+                [Attention(Mask = {{mask}}, Bias = {{bias}}, HeadDim = {{headDim}}, DType = {{dtype}})]
+                public static partial AttentionKernel Variant();
+            }
+            """).ShouldNotHaveThrown();
+
+    [Theory]
+    [InlineData("DType.Float16", 64, true)]
+    [InlineData("DType.BFloat16", 128, true)]
+    [InlineData("DType.Float16", 192, true)]
+    [InlineData("DType.BFloat16", 256, true)]
+    [InlineData("DType.Float16", 32, false)]
+    [InlineData("DType.Float16", 96, false)]
+    [InlineData("DType.Float32", 64, false)]
+    public void OnlyForSixteenBitHeadDimsThatAreMultiplesOf64UpTo256(string dtype, int headDim, bool expected)
+    {
+        var run = Generate(dtype, headDim);
+        run.OutputErrors.ShouldBeEmpty();
+        run.HopperSources.Count.ShouldBe(expected ? 1 : 0);
+        run.Sources.Values.Single(s => s.Contains(" Variant() =>", StringComparison.Ordinal))
+            .Contains("hopperForward: HopperForward", StringComparison.Ordinal).ShouldBe(expected);
+    }
+
+    public static TheoryData<string, int, string, string> Declarations => new()
+    {
+        { "DType.Float16", 64, "MaskKind.Causal", "BiasKind.None" },
+        { "DType.BFloat16", 128, "MaskKind.BlockDiagonalCausal", "BiasKind.Alibi" },
+        { "DType.Float16", 128, "MaskKind.CausalFromBottomRight", "BiasKind.Tensor" },
+        { "DType.BFloat16", 64, "MaskKind.BlockDiagonal", "BiasKind.Tensor" },
+        { "DType.Float16", 256, "MaskKind.None", "BiasKind.None" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Declarations))]
+    public void ModulesHaveTheEntryPointParametersAndSharedMemoryOfTheirPlan(string dtype, int headDim, string mask, string bias)
+    {
+        var run = Generate(dtype, headDim, mask, bias);
+        run.OutputErrors.ShouldBeEmpty();
+        var source = run.HopperSources.Values.Single();
+        var modules = Modules(source);
+        modules.Count.ShouldBe(headDim == 64 ? 2 : 1, "HeadDim 64 carries a 128-row module for small grids beside the 192-row one");
+        foreach (var m in modules)
+        {
+            var ptx = m.Ptx;
+            ptx.ShouldContain(".version 8.0\n.target sm_90a\n.address_size 64\n");
+            ptx.All(c => c < 128).ShouldBeTrue("ptxas takes ASCII only");
+            Regex.Matches(ptx, @"\.visible \.entry (\w+)\(").Select(x => x.Groups[1].Value).ShouldBe(new[] { m.EntryPoint });
+            Regex.Matches(ptx, @"^    \.param [^\n]*?(\w+)(\[128\])?[,)]?$", RegexOptions.Multiline).Select(x => x.Groups[1].Value).ShouldBe(new[]
+            {
+                "tmap_q", "tmap_k", "tmap_v", "o", "lse", "bias", "bias_stride_b", "bias_stride_h", "bias_stride_m", "bias_stride_n",
+                "alibi_slopes", "q_segment", "q_start", "kv_start", "mq", "mkv", "hq", "group_size", "scale", "scale_log2",
+            });
+            ptx.ShouldContain($".maxntid {m.Threads}, 1, 1\n.minnctapersm 1\n");
+
+            // The layout's formula, from the plan's numbers: Q, Stages K tiles and Stages V tiles, 1 + 4·Stages mbarriers.
+            m.HeadDim.ShouldBe(headDim);
+            int stages = int.Parse(Regex.Match(ptx, @"(\d+) K/V stages").Groups[1].Value, CultureInfo.InvariantCulture);
+            int barrierOffset = m.BlockM * headDim * 2 + 2 * stages * m.BlockN * headDim * 2;
+            m.SharedBytes.ShouldBe(barrierOffset + (1 + 4 * stages) * 8);
+            m.SharedBytes.ShouldBeLessThanOrEqualTo(227 * 1024);
+            stages.ShouldBeInRange(2, 4);
+            var offsets = Regex.Matches(ptx, @"%smem, (\d+);").Select(x => int.Parse(x.Groups[1].Value, CultureInfo.InvariantCulture)).ToList();
+            offsets.ShouldContain(barrierOffset, "the first mbarrier sits right after the K and V rings");
+            (offsets.Max() + 8).ShouldBe(m.SharedBytes, "the last mbarrier ends the shared memory the kernel asks for");
+
+            // What the design rests on: TMA into shared memory, the mbarrier ring, wgmma from shared memory and from
+            // registers, the register split between producer and consumers.
+            ptx.ShouldContain("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes");
+            ptx.ShouldContain("mbarrier.try_wait.parity.shared::cta.b64");
+            ptx.ShouldContain($"wgmma.mma_async.sync.aligned.m64n{m.BlockN}k16.f32.");
+            ptx.ShouldContain($"wgmma.mma_async.sync.aligned.m64n{headDim}k16.f32.");
+            ptx.ShouldContain("setmaxnreg.dec.sync.aligned.u32 24;");
+            ptx.ShouldContain("setmaxnreg.inc.sync.aligned.u32");
+            int consumers = m.Threads / 128 - 1;
+            (m.BlockM).ShouldBe(64 * consumers);
+            Regex.Matches(ptx, @"wgmma\.mma_async").Count.ShouldBe(headDim / 16 + m.BlockN / 16, "one S = QK^T chain and one O += PV chain a tile");
+            string element = dtype == "DType.BFloat16" ? "bf16" : "f16";
+            ptx.ShouldContain($"k16.f32.{element}.{element}");
+            ptx.Count(c => c == '{').ShouldBe(ptx.Count(c => c == '}'));
+        }
+    }
+
+    [Fact]
+    public void MaskCodeFollowsTheMaskKindAndBiasCodeTheBiasKind()
+    {
+        string Ptx(string mask, string bias) => Modules(Generate("DType.Float16", 128, mask, bias).HopperSources.Values.Single())[0].Ptx;
+
+        var none = Ptx("MaskKind.None", "BiasKind.None");
+        none.ShouldNotContain("q_segment_pointer");
+        none.ShouldNotContain("%nctaid.x", Case.Sensitive, "no causal reordering of CTAs without a causal mask");
+        none.ShouldNotContain("ld.global.nc.b16");
+        none.ShouldContain("ld.param.f32 %c_log2, [scale_log2];");
+
+        var packed = Ptx("MaskKind.BlockDiagonalCausal", "BiasKind.Alibi");
+        packed.ShouldContain("ld.param.u64 %q_segment_pointer, [q_segment];");
+        packed.ShouldContain("%nctaid.x");
+        packed.ShouldContain("alibi_offset0");
+
+        var tensorBias = Ptx("MaskKind.CausalFromBottomRight", "BiasKind.Tensor");
+        tensorBias.ShouldContain("ld.global.nc.b16");
+        tensorBias.ShouldContain("mov.f32 %c_log2, 0f3FB8AA3B;", Case.Sensitive, "with a bias the softmax works on scale * qk + bias in log2 units");
+    }
+
+    /// <summary>The modules a generated Hopper file constructs, with their numbers and PTX.</summary>
+    private static List<(string EntryPoint, int Threads, int SharedBytes, int BlockM, int BlockN, int HeadDim, string Ptx)> Modules(string source)
+    {
+        var result = new List<(string, int, int, int, int, int, string)>();
+        var constructions = Regex.Matches(source,
+            @"entryPoint: ""(\w+)"",\s*threads: (\d+),\s*sharedBytes: (\d+),\s*blockM: (\d+),\s*blockN: (\d+),\s*headDim: (\d+),\s*ptx: (\w+)\)");
+        foreach (Match c in constructions)
+        {
+            var constant = Regex.Match(source, "private const string " + c.Groups[7].Value + @" = @""(.*?)"";", RegexOptions.Singleline);
+            constant.Success.ShouldBeTrue();
+            int Int(int group) => int.Parse(c.Groups[group].Value, CultureInfo.InvariantCulture);
+            result.Add((c.Groups[1].Value, Int(2), Int(3), Int(4), Int(5), Int(6), constant.Groups[1].Value.Replace("\"\"", "\"")));
+        }
+        return result;
+    }
+}

@@ -838,7 +838,7 @@ namespace XFormers.Generators.Hopper
 
         /// <summary>
         /// O = acc / rowsum and Lse = ln 2 · (c · m + log2 rowsum) (Algorithm 1, lines 12–13); a row that saw no key gets
-        /// O = 0 and Lse = −inf. Each thread stores its 4-byte pairs of O, the quad's first thread the Lse of its rows.
+        /// O = 0 and Lse = −inf, a row whose sum is NaN gets NaN in both (max.f32 drops a NaN score, but exp2 of it does not). Each thread stores its 4-byte pairs of O, the quad's first thread the Lse of its rows.
         /// </summary>
         private void Epilogue()
         {
@@ -901,6 +901,10 @@ namespace XFormers.Generators.Hopper
                 w.Op("fma.rn.f32", lse, rowMax[r], cLog2, log2Sum);
                 w.Op("mul.f32", lse, lse, PtxWriter.Float(Ln2));
                 w.Op("selp.f32", lse, lse, NegativeInfinity, positive);
+                // A NaN row (a NaN in its q, or in a k or bias entry it sees) keeps NaN as its log-sum-exp, like its O.
+                var notANumber = w.Pred("nan_row" + r);
+                w.Op("setp.nan.f32", notANumber, rowSum[r], rowSum[r]);
+                w.Op("selp.f32", lse, rowSum[r], lse, notANumber);
                 var store = w.Pred("store_lse" + r);
                 w.Op("and.pred", store, isQuadLeader, rowValid[r]);
                 var lseIndex = w.Temp("u64");

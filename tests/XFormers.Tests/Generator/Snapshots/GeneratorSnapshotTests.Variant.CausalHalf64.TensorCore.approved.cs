@@ -304,26 +304,26 @@ partial class Kernels
 
                 // Online softmax of m-tile 0 (Algorithm 1, lines 9-10): the tile's row maxima across the quad of lanes sharing a row.
                 float tileMax0_0 = rowMax0_0, tileMax0_1 = rowMax0_1;
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_0_0, s0_0_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_0_2, s0_0_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_1_0, s0_1_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_1_2, s0_1_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_2_0, s0_2_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_2_2, s0_2_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_3_0, s0_3_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_3_2, s0_3_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_4_0, s0_4_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_4_2, s0_4_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_5_0, s0_5_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_5_2, s0_5_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_6_0, s0_6_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_6_2, s0_6_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_7_0, s0_7_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_7_2, s0_7_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 1));
-                tileMax0_0 = System.Math.Max(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 2));
-                tileMax0_1 = System.Math.Max(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 2));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_0_0, s0_0_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_0_2, s0_0_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_1_0, s0_1_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_1_2, s0_1_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_2_0, s0_2_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_2_2, s0_2_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_3_0, s0_3_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_3_2, s0_3_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_4_0, s0_4_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_4_2, s0_4_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_5_0, s0_5_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_5_2, s0_5_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_6_0, s0_6_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_6_2, s0_6_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_7_0, s0_7_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_7_2, s0_7_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 1));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 2));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 2));
                 // A row that has seen no key yet keeps max −∞; subtracting 0 then keeps every exponent −∞ → 0.
                 float base0_0 = tileMax0_0 == float.NegativeInfinity ? 0f : tileMax0_0;
                 float base0_1 = tileMax0_1 == float.NegativeInfinity ? 0f : tileMax0_1;
@@ -461,7 +461,7 @@ partial class Kernels
                 o[offset + 24] = PackHalf2(o0_6_0 * inverse, o0_6_1 * inverse);
                 o[offset + 28] = PackHalf2(o0_7_0 * inverse, o0_7_1 * inverse);
                 if (quad == 0)
-                    a.Lse[((long)b * a.Hq + h) * a.Mq + row0_0] = rowSum0_0 > 0f ? rowMax0_0 * 0.6931471805599453f + System.MathF.Log(rowSum0_0) : float.NegativeInfinity;
+                    a.Lse[((long)b * a.Hq + h) * a.Mq + row0_0] = rowSum0_0 > 0f || float.IsNaN(rowSum0_0) ? rowMax0_0 * 0.6931471805599453f + System.MathF.Log(rowSum0_0) : float.NegativeInfinity;
             }
             rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 1);
             rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 2);
@@ -478,7 +478,7 @@ partial class Kernels
                 o[offset + 24] = PackHalf2(o0_6_2 * inverse, o0_6_3 * inverse);
                 o[offset + 28] = PackHalf2(o0_7_2 * inverse, o0_7_3 * inverse);
                 if (quad == 0)
-                    a.Lse[((long)b * a.Hq + h) * a.Mq + row0_1] = rowSum0_1 > 0f ? rowMax0_1 * 0.6931471805599453f + System.MathF.Log(rowSum0_1) : float.NegativeInfinity;
+                    a.Lse[((long)b * a.Hq + h) * a.Mq + row0_1] = rowSum0_1 > 0f || float.IsNaN(rowSum0_1) ? rowMax0_1 * 0.6931471805599453f + System.MathF.Log(rowSum0_1) : float.NegativeInfinity;
             }
         }
 

@@ -139,7 +139,7 @@ partial class Kernels
                         score = dot + BiasAt(a, b, h, i, j);
                     }
                     s[jj] = score;
-                    tileMax = System.Math.Max(tileMax, score);
+                    tileMax = MaxNaN(tileMax, score);
                 }
 
                 // Online softmax: rescale the running sum and accumulator, add P_ij V_j.
@@ -164,13 +164,13 @@ partial class Kernels
                 Group.Barrier();
             }
 
-            // O_i = acc / RowSum and Lse_i = RowMax + log(RowSum); a row that sees no key gets O = 0, Lse = -inf.
+            // O_i = acc / RowSum and Lse_i = RowMax + log(RowSum); a row that sees no key gets O = 0, Lse = -inf (a NaN row stays NaN).
             if (rowValid)
             {
                 float inverse = rowSum > 0f ? 1f / rowSum : 0f;
                 for (int d = 0; d < HeadDim; d++)
                     a.O[qOffset + d] = ToHalf(acc[d] * inverse);
-                a.Lse[((long)b * a.Hq + h) * a.Mq + i] = rowSum > 0f ? rowMax + Log(rowSum) : float.NegativeInfinity;
+                a.Lse[((long)b * a.Hq + h) * a.Mq + i] = rowSum > 0f || float.IsNaN(rowSum) ? rowMax + Log(rowSum) : float.NegativeInfinity;
             }
         }
 

@@ -106,6 +106,8 @@ public class BadInputMatrixTests(CpuContextFixture fixture)
         ["disposed forward"] = Gone("forward", new[] { "was disposed" }, c => { var q = F(c, Q); var fwd = Fmha.MemoryEfficientAttentionForward(q, q, q); fwd.Dispose(); Fmha.MemoryEfficientAttentionBackward(q, fwd, q, q, q); }),
         ["disposed gradValue"] = Gone("gradValue", new[] { "was disposed" }, c => Backward(c, gradValue: Disposed(c, Q))),
         ["disposed view itself"] = Gone("this", new[] { "was disposed" }, c => { var v = F(c, Q).Reshape(-1); v.Dispose(); v.ToArray(); }),
+        ["disposed tensor to pack"] = Gone("tensors[1]", new[] { "was disposed" }, c => BlockDiagonalMask.FromTensorList(new[] { F(c, 1, 3, 2, 32), Disposed(c, 1, 4, 2, 32) })),
+        ["split of a disposed tensor"] = Gone("tensor", new[] { "was disposed" }, c => BlockDiagonalMask.FromSeqlens(new[] { 3, 5 }).Split(Disposed(c, Q))),
         ["disposed CopyFrom source"] = Gone("source", new[] { "was disposed" }, c => F(c, Q).CopyFrom(Disposed(c, Q))),
         ["key on another context"] = Arg("key", new[] { "another context" }, c => { using var other = XFormersContext.CreateCpu(1); Fmha.MemoryEfficientAttention(F(c, Q), F(other, Q), F(c, Q)); }),
         ["bias on another context"] = Arg("attnBias", new[] { "another context" }, c => { using var other = XFormersContext.CreateCpu(1); Fmha.MemoryEfficientAttention(F(c, Q), F(c, Q), F(c, Q), new TensorBias<float>(F(other, 1, 2, 8, 8))); }),

@@ -159,10 +159,11 @@ public class TensorCoreNonFiniteTests(TensorCoreFixture fixture)
 {
     private const int M = 70, K = 64;
     private static readonly int[] Shape = { 1, M, 1, K };
-    private readonly float[] q = NonFinite.Random(1, M * K), k = NonFinite.Random(2, M * K), v = NonFinite.Random(3, M * K), dO = NonFinite.Random(4, M * K);
+    private readonly float[] q = NonFinite.Random(1, M * K), k = NonFinite.Random(2, M * K), v = NonFinite.Random(3, M * K);
 
+    /// <summary>The forward only: the tensor-core twins are slow on the CPU, and the backward's guarantees are the portable kernels'.</summary>
     private Dictionary<string, float[]> Run(float[] q, float[] k, float[] v, AttentionBias bias, AttentionKernel kernel) =>
-        NonFinite.Run<Half>(fixture.Context, Shape, q, k, v, bias, null, null, dO, kernel);
+        NonFinite.Run<Half>(fixture.Context, Shape, q, k, v, bias, null, null, null, kernel);
 
     [Fact]
     public void NanInQueryReachesItsRowOnly()
@@ -175,7 +176,6 @@ public class TensorCoreNonFiniteTests(TensorCoreFixture fixture)
         NonFinite.RowsTouchedExactly(clean["O"], dirty["O"], K, i => i == 3, null, "O");
         NonFinite.RowsTouchedExactly(clean["Lse"], dirty["Lse"], 1, i => i == 3, null, "Lse");
         float.IsNaN(dirty["Lse"][3]).ShouldBeTrue();
-        NonFinite.RowsTouchedExactly(clean["dQ"], dirty["dQ"], K, i => i == 3, null, "dQ");
     }
 
     [Fact]

@@ -142,6 +142,14 @@ public sealed class CheckpointValidationTests : IDisposable
     }
 
     [Fact]
+    public void NegativeStepIsRefusedBeforeItIndexesAnything()
+    {
+        var ex = Should.Throw<ArgumentOutOfRangeException>(() => trainer.Model.TrainStep(-5, 1e-2f));
+        ex.ParamName.ShouldBe("step");
+        ex.Message.ShouldContain("-5");
+    }
+
+    [Fact]
     public void ConfigReaderNamesTheBadKey()
     {
         string path = Damaged("negative step");

@@ -42,7 +42,9 @@ namespace XFormers
         {
             get
             {
-                ThrowIfDisposed(ToString());
+                // The name is built only on failure: kernels' launch code reads View on every call.
+                if (IsDisposed)
+                    ThrowIfDisposed(ToString());
                 return view;
             }
         }

@@ -32,6 +32,7 @@ internal sealed class Options
     private static readonly Option<string?> GemmOption = Choice("--gemm", "matrix-product backend", "auto", "cublas", "kernel", "managed");
     private static readonly Option<int?> PrintEveryOption = Int("--print-every", "print every N-th step (default 20)", min: 1);
     private static readonly Option<bool> PlainOption = new("--plain") { Description = "plain lines, no live progress bar (the default when output is redirected)" };
+    private static readonly Option<bool> AllowNonFiniteOption = new("--allow-nonfinite") { Description = "resume from a checkpoint even if its weights hold NaN or infinity" };
 
     public int? Layers, Dim, Heads, Sequence, Batch, Steps, Vocab, Seed, SaveEvery, Bench, Profile;
     public float? LearningRate;
@@ -41,7 +42,7 @@ internal sealed class Options
     public string Checkpoint = "";
     public string Plot = "";
     public int SampleLength, PrintEvery;
-    public bool Plain;
+    public bool Plain, AllowNonFinite;
 
     /// <summary>The root command: every option above, and <paramref name="run"/> as its action.</summary>
     public static RootCommand Command(Func<Options, int> run)
@@ -50,7 +51,7 @@ internal sealed class Options
         {
             DataOption, LayersOption, DimOption, HeadsOption, SequenceOption, BatchOption, StepsOption, LearningRateOption, VocabOption, SeedOption,
             DTypeOption, DeviceOpt, OutOption, CheckpointOption, SaveEveryOption, ResumeOption, PlotOption, SampleOption, BenchOption, ProfileOption,
-            GemmOption, PrintEveryOption, PlainOption,
+            GemmOption, PrintEveryOption, PlainOption, AllowNonFiniteOption,
         };
         root.SetAction(parsed => run(From(parsed)));
         return root;
@@ -91,6 +92,7 @@ internal sealed class Options
             Gemm = p.GetValue(GemmOption),
             PrintEvery = p.GetValue(PrintEveryOption) ?? 20,
             Plain = p.GetValue(PlainOption),
+            AllowNonFinite = p.GetValue(AllowNonFiniteOption),
         };
     }
 }

@@ -82,9 +82,12 @@ static int Train(Options options)
     var attention = config.HeadDim == 16 && config.DType == DType.Float16 ? Variants.CausalAttention() : null;
     var data = text is null ? TokenBatch.Counting(context, config.Vocab, config.Seed) : TokenBatch.FromTokens(context, config.Vocab, text, config.Seed);
     using var trainer = new TinyGptTrainer(context, config, data, attention, gemm);
+    // Checked before the first step: an unwritable target fails now, not after the training (and stale temp files go).
+    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.Checkpoint))!);
+    trainer.CheckpointPath = Path.GetFullPath(options.Checkpoint);
     if (options.Resume is not null)
     {
-        trainer.LoadCheckpoint(options.Resume);
+        trainer.LoadCheckpoint(options.Resume, options.AllowNonFinite);
         Console.WriteLine($"resumed {options.Resume} at step {trainer.Step}");
     }
     // Plain lines of at most about 80 columns: they stay readable in a terminal and in a log.

@@ -20,6 +20,7 @@ namespace XFormers.Generators
             private static readonly IFluidTemplate RegistryTemplate = Load("Registry.liquid");
             private static readonly IFluidTemplate TensorCoreTemplate = Load("TensorCore.liquid");
             private static readonly IFluidTemplate HopperTemplate = Load("Hopper.liquid");
+            private static readonly IFluidTemplate StubTemplate = Load("Stub.liquid");
 
             public static string EmitVariant(VariantModel model) => Render(VariantTemplate, model);
 
@@ -35,6 +36,7 @@ namespace XFormers.Generators
                 return Render(HopperTemplate, new HopperSource(
                     model, model.Hopper!, Hopper.HopperForwardEmitter.EntryPoint, Ptx(model.Hopper), model.HopperSmallGrid, Ptx(model.HopperSmallGrid)));
             }
+            public static string EmitStub(StubModel model) => Render(StubTemplate, model);
 
             /// <summary>
             /// Renders and adds one file; a failure (a template that does not load or render, a hint name the compiler
@@ -59,9 +61,10 @@ namespace XFormers.Generators
             /// Every generated file and its hint name: one per variant, one dispatch table per declaring type (its
             /// variants in name order). The compiler rejects two hint names that differ only in case, so names are
             /// handed out over the whole set: a clash (methods <c>A</c> and <c>a</c>, a method named
-            /// <c>XFormersRegistry</c>) gets a numbered suffix, and a method declared twice (CS0111) is emitted once.
+            /// <c>XFormersRegistry</c>) gets a numbered suffix, and a method declared twice (CS0111) is emitted once. A rejected
+            /// declaration's stand-in body is emitted once too, and not at all beside a valid declaration of the same name.
             /// </summary>
-            public static FilePlan Plan(ImmutableArray<VariantModel> variants)
+            public static FilePlan Plan(ImmutableArray<VariantModel> variants, ImmutableArray<StubModel> stubs)
             {
                 var taken = new HashSet<string>(System.StringComparer.OrdinalIgnoreCase);
                 string Claim(string stem)
@@ -96,7 +99,15 @@ namespace XFormers.Generators
                     .Select(v => new VariantFile(Claim(v.DeclaringTypeName + "." + v.MethodName), v))
                     .ToList();
 
-                return new FilePlan(new EquatableArray<VariantFile>(files), new EquatableArray<RegistryModel>(registries));
+                var emitted = new HashSet<(string, string)>(variants.Select(v => (v.DeclaringTypeName, v.MethodName)));
+                var stubFiles = stubs
+                    .OrderBy(s => s.DeclaringTypeName, System.StringComparer.Ordinal)
+                    .ThenBy(s => s.MethodName, System.StringComparer.Ordinal)
+                    .Where(s => emitted.Add((s.DeclaringTypeName, s.MethodName)))
+                    .Select(s => new StubFile(Claim(s.DeclaringTypeName + "." + s.MethodName), s))
+                    .ToList();
+
+                return new FilePlan(new EquatableArray<VariantFile>(files), new EquatableArray<RegistryModel>(registries), new EquatableArray<StubFile>(stubFiles));
             }
 
             private static string Render(IFluidTemplate template, object model)
@@ -114,6 +125,7 @@ namespace XFormers.Generators
                 options.MemberAccessStrategy.Register<ContainingTypeInfo>();
                 options.MemberAccessStrategy.Register<HopperSource>();
                 options.MemberAccessStrategy.Register<HopperPlan>();
+                options.MemberAccessStrategy.Register<StubModel>();
                 return options;
             }
 

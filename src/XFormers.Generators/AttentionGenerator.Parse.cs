@@ -60,23 +60,37 @@ namespace XFormers.Generators
                 var name = symbol.Name;
                 var identifier = LocationInfo.From(syntax.Identifier.GetLocation());
 
-                // The method's shape: static partial, no body (here or in an implementing part the user wrote), no
-                // parameters, non-generic, returning AttentionKernel.
-                bool isStatic = syntax.Modifiers.Any(SyntaxKind.StaticKeyword);
+                // A partial method with a return value or an out parameter and no accessibility is the compiler's error
+                // (CS8796, CS8797); anything generated for it would repeat the error.
+                bool hasAccessibility = syntax.Modifiers.Any(m => IsAccessibility(m.Kind()));
                 bool isPartial = syntax.Modifiers.Any(SyntaxKind.PartialKeyword);
+                if (isPartial && !hasAccessibility && (!symbol.ReturnsVoid || symbol.Parameters.Any(p => p.RefKind == RefKind.Out)))
+                    return new Result<VariantModel>(null, EquatableArray<DiagnosticInfo>.Empty);
+
+                // The method's shape: static partial, no body (here or in an implementing part the user wrote), not extern,
+                // no parameters, non-generic, returning AttentionKernel by value.
+                bool isStatic = syntax.Modifiers.Any(SyntaxKind.StaticKeyword);
+                bool isExtern = syntax.Modifiers.Any(SyntaxKind.ExternKeyword);
                 bool hasBody = syntax.Body is not null || syntax.ExpressionBody is not null || symbol.PartialImplementationPart is not null;
-                if (!isStatic || !isPartial || hasBody)
+                if (!isStatic || !isPartial || hasBody || isExtern)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MethodNotStaticPartial, identifier, name));
                 if (symbol.IsGenericMethod)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GenericNotSupported, identifier, name));
                 if (symbol.Parameters.Length > 0)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MethodHasParameters, LocationInfo.From(syntax.ParameterList), name));
                 var returnType = symbol.ReturnType.ToDisplayString();
-                if (symbol.ReturnType.TypeKind != TypeKind.Error && returnType != KernelTypeName)
+                if (returnType != KernelTypeName)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.WrongReturnType, LocationInfo.From(syntax.ReturnType), name, returnType));
+                if (symbol.RefKind != RefKind.None)
+                {
+                    string refWord = symbol.RefKind == RefKind.RefReadOnly ? "ref readonly" : "ref";
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ReturnsByReference, LocationInfo.From(syntax.ReturnType), name, returnType, refWord));
+                }
 
                 // The types around it, each one checked on its own: partial, non-generic, reachable from a module initializer.
+                // A stand-in body (for a declaration with errors) can extend them only when every one is partial, not file-local and not generic.
                 var containingTypes = new List<ContainingTypeInfo>();
+                bool typesExtendable = true;
                 foreach (var typeSyntax in syntax.Ancestors().OfType<TypeDeclarationSyntax>().Reverse())
                 {
                     cancellationToken.ThrowIfCancellationRequested();
@@ -90,7 +104,26 @@ namespace XFormers.Generators
                         diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TypeNotPartial, typeLocation, typeSyntax.Identifier.Text, "make it internal or public"));
                     if (typeSyntax.TypeParameterList is not null)
                         diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GenericNotSupported, typeLocation, typeSyntax.Identifier.Text));
+                    typesExtendable &= typeSyntax.Modifiers.Any(SyntaxKind.PartialKeyword) && typeSymbol is { IsFileLocal: false } && typeSyntax.TypeParameterList is null;
                     containingTypes.Add(new ContainingTypeInfo(Keyword(typeSyntax), typeSyntax.Identifier.Text));
+                }
+
+                // Names the generated half uses (__XFormers_<method>, __XFormers_RegisterVariants) are reserved in the declaring type.
+                // Every variant of the type is rejected; the first one in source order reports each offending member once.
+                var reserved = symbol.ContainingType.GetMembers()
+                    .Where(m => m.Name.StartsWith(ReservedPrefix, StringComparison.Ordinal) && !m.IsImplicitlyDeclared && m.Locations.Any(l => l.IsInSource))
+                    .ToList();
+                if (reserved.Count > 0)
+                {
+                    if (IsFirstVariantOfType(symbol))
+                    {
+                        foreach (var member in reserved.OrderBy(m => m.Locations[0].SourceSpan.Start))
+                            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ReservedName, LocationInfo.From(member.Locations[0]), member.Name, symbol.ContainingType.Name));
+                    }
+                    else if (diagnostics.Count == 0)
+                    {
+                        return new Result<VariantModel>(null, EquatableArray<DiagnosticInfo>.Empty, Stub(symbol, syntax, containingTypes, "XFA0014"));
+                    }
                 }
 
                 // The attribute's named arguments.
@@ -175,7 +208,13 @@ namespace XFormers.Generators
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConflictingOptions, options.LocationOf("BiasGradient"), "BiasGradient = true needs Backward = true: the bias gradient is written by the backward kernels"));
 
                 if (diagnostics.Count > 0)
-                    return new Result<VariantModel>(null, new EquatableArray<DiagnosticInfo>(diagnostics));
+                {
+                    bool implementable = isPartial && !hasBody && !isExtern && typesExtendable && !symbol.IsGenericMethod
+                        && (isStatic || !symbol.ContainingType.IsStatic)
+                        && symbol.ReturnType.TypeKind != TypeKind.Error && symbol.Parameters.All(p => p.Type.TypeKind != TypeKind.Error);
+                    var ids = string.Join(", ", diagnostics.Select(d => d.Descriptor.Id).Distinct().OrderBy(id => id, StringComparer.Ordinal));
+                    return new Result<VariantModel>(null, new EquatableArray<DiagnosticInfo>(diagnostics), implementable ? Stub(symbol, syntax, containingTypes, ids) : null);
+                }
 
                 // Tensor cores take 16-bit inputs in k-steps of 16: fp16/bf16 with HeadDim % 16 == 0, up to HeadDim 128, what the
                 // device conformance covers (the forward's tiles there: 2 · 64 · 136 · 2 B + 128 B + 3 KB = 38 KB of 48; 144 and
@@ -199,7 +238,7 @@ namespace XFormers.Generators
                     DeclaringTypeName = declaringTypeName,
                     MethodName = name,
                     MethodIdentifier = syntax.Identifier.Text,
-                    MethodModifiers = string.Join(" ", syntax.Modifiers.Select(m => m.Text)),
+                    MethodModifiers = Modifiers(syntax),
                     KernelClassName = "__XFormers_" + name,
                     Mask = maskName,
                     Bias = biasName,
@@ -298,6 +337,55 @@ namespace XFormers.Generators
             /// <summary>Q and dO tiles (float) plus their LSE and D rows, for the dK/dV pass.</summary>
             private static int BackwardKvShared(int blockM, int headDim) =>
                 2 * blockM * headDim * sizeof(float) + 2 * blockM * sizeof(float);
+
+            /// <summary>The prefix of the members the generator adds to a declaring type.</summary>
+            private const string ReservedPrefix = "__XFormers_";
+
+            private static bool IsAccessibility(SyntaxKind kind) =>
+                kind is SyntaxKind.PublicKeyword or SyntaxKind.InternalKeyword or SyntaxKind.PrivateKeyword or SyntaxKind.ProtectedKeyword;
+
+            /// <summary>The modifiers a generated body repeats: accessibility, <c>static</c>, <c>unsafe</c>, then <c>partial</c> (nothing else the user wrote).</summary>
+            private static string Modifiers(MethodDeclarationSyntax syntax) =>
+                string.Join(" ", syntax.Modifiers
+                    .Where(m => IsAccessibility(m.Kind()) || m.IsKind(SyntaxKind.StaticKeyword) || m.IsKind(SyntaxKind.UnsafeKeyword))
+                    .Select(m => m.Text)
+                    .Concat(new[] { "partial" }));
+
+            /// <summary>Whether <paramref name="method"/> is the first [Attention] method of its type in source order.</summary>
+            private static bool IsFirstVariantOfType(IMethodSymbol method)
+            {
+                var first = method.ContainingType.GetMembers()
+                    .OfType<IMethodSymbol>()
+                    .Where(m => m.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == AttributeName) && m.Locations.Any(l => l.IsInSource))
+                    .OrderBy(m => m.Locations[0].SourceTree?.FilePath, StringComparer.Ordinal)
+                    .ThenBy(m => m.Locations[0].SourceSpan.Start)
+                    .FirstOrDefault();
+                return SymbolEqualityComparer.Default.Equals(first, method);
+            }
+
+            private static readonly SymbolDisplayFormat StubTypeFormat = SymbolDisplayFormat.FullyQualifiedFormat
+                .AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
+
+            /// <summary>The stand-in body of a rejected declaration: its signature as the compiler resolved it, fully qualified.</summary>
+            private static StubModel Stub(IMethodSymbol symbol, MethodDeclarationSyntax syntax, List<ContainingTypeInfo> containingTypes, string ids)
+            {
+                string refWord = symbol.RefKind switch { RefKind.Ref => "ref ", RefKind.RefReadOnly => "ref readonly ", _ => "" };
+                var parameters = symbol.Parameters.Select(p =>
+                    (p.IsThis ? "this " : "") + (p.IsParams ? "params " : "") +
+                    p.RefKind switch { RefKind.Ref => "ref ", RefKind.Out => "out ", RefKind.In => "in ", RefKind.RefReadOnlyParameter => "ref readonly ", _ => "" } +
+                    p.Type.ToDisplayString(StubTypeFormat) + " @" + p.Name);
+                var type = symbol.ContainingType;
+                return new StubModel(
+                    type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString(),
+                    new EquatableArray<ContainingTypeInfo>(containingTypes),
+                    MetadataName(type),
+                    symbol.Name,
+                    syntax.Identifier.Text,
+                    Modifiers(syntax),
+                    refWord + symbol.ReturnType.ToDisplayString(StubTypeFormat),
+                    string.Join(", ", parameters),
+                    ids);
+            }
 
             private static bool IsPowerOfTwo(int value) => value > 0 && (value & (value - 1)) == 0;
 

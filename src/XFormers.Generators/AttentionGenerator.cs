@@ -43,10 +43,16 @@ namespace XFormers.Generators
                 .Select(static (r, _) => r.Value!)
                 .WithTrackingName(TrackingNames.Models);
 
-            // Hint names are decided over all variants at once: the compiler compares them ignoring case.
+            // A rejected declaration's stand-in body, so the build shows its XFA errors and not also CS8795.
+            var stubs = results
+                .Where(static r => r.Stub is not null)
+                .Select(static (r, _) => r.Stub!);
+
+            // Hint names are decided over all files at once: the compiler compares them ignoring case.
             var plan = models
                 .Collect()
-                .Select(static (all, _) => Emitter.Plan(all));
+                .Combine(stubs.Collect())
+                .Select(static (all, _) => Emitter.Plan(all.Left, all.Right));
 
             var variantFiles = plan
                 .SelectMany(static (p, _) => p.Variants.AsImmutableArray())
@@ -68,6 +74,9 @@ namespace XFormers.Generators
 
             context.RegisterSourceOutput(registries, static (spc, registry) =>
                 Emitter.AddSource(spc, registry.HintName, registry.DeclaringTypeName, () => Emitter.EmitRegistry(registry)));
+
+            context.RegisterSourceOutput(plan.SelectMany(static (p, _) => p.Stubs.AsImmutableArray()), static (spc, file) =>
+                Emitter.AddSource(spc, file.HintName, file.Model.DeclaringTypeName + "." + file.Model.MethodName, () => Emitter.EmitStub(file.Model)));
         }
     }
 }

@@ -243,6 +243,8 @@ namespace XFormers
             for (int t = 0; t < tensors.Count; t++)
             {
                 var x = tensors[t];
+                ArgumentNullException.ThrowIfNull(x, $"tensors[{t}]");
+                x.ThrowIfDisposed($"tensors[{t}]");
                 if (x.Rank < 2 || x.Dim(0) != 1)
                     throw new ArgumentException($"tensors[{t}] is {x.ShapeString}; expected [1, M, ...].", nameof(tensors));
                 if (x.Rank != first.Rank || !x.Shape[2..].SequenceEqual(first.Shape[2..]))
@@ -307,6 +309,7 @@ namespace XFormers
             where T : unmanaged
         {
             ArgumentNullException.ThrowIfNull(tensor, paramName);
+            tensor.ThrowIfDisposed(paramName);
             if (tensor.Rank < 2 || tensor.Dim(0) != 1 || tensor.Dim(1) != total)
                 throw new ArgumentException($"{paramName} is {tensor.ShapeString}; expected [1, {total}, ...] (batch 1, the packed tokens).", paramName);
             var parts = new Tensor<T>[starts.Length - 1];

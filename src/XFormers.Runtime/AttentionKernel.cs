@@ -1,5 +1,4 @@
 using System;
-using System.Collections.Concurrent;
 using System.Collections.Generic;
 using ILGPU;
 using ILGPU.Runtime;
@@ -84,7 +83,6 @@ namespace XFormers
         private readonly Action<AttentionArgs<T>>? backwardQ;
         private readonly TensorCoreKernels<T>? tensorCore;
         private readonly Hopper.HopperForwardModule? hopperForward;
-        private readonly ConcurrentDictionary<(Accelerator, Action<AttentionArgs<T>>), Action<KernelConfig, AttentionArgs<T>>> launchers = new();
 
         /// <summary>Wraps the generated kernel methods (the backward ones are null when Backward = false).</summary>
         public AttentionKernel(
@@ -228,7 +226,7 @@ namespace XFormers
             int count = 0;
             foreach (var kernel in KernelsFor(accelerator, includeBackward))
             {
-                if (!launchers.ContainsKey((accelerator, kernel)))
+                if (!KernelCache.Contains(accelerator, kernel))
                     count++;
             }
             return count;
@@ -259,9 +257,9 @@ namespace XFormers
         /// <summary>A tensor-core kernel's dynamic shared memory (its tiles; the kernels view it as 8-byte words).</summary>
         private static SharedMemoryConfig Dynamic(int bytes) => SharedMemoryConfig.RequestDynamic<ulong>(bytes / sizeof(ulong));
 
-        /// <summary>Compiles a kernel (once per accelerator, on first use) and returns its launcher.</summary>
-        private Action<KernelConfig, AttentionArgs<T>> Launcher(Accelerator accelerator, Action<AttentionArgs<T>> kernel) =>
-            launchers.GetOrAdd((accelerator, kernel), key => key.Item1.LoadStreamKernel(key.Item2));
+        /// <summary>Compiles a kernel (once per accelerator, on first use; <see cref="KernelCache"/>) and returns its launcher.</summary>
+        private static Action<KernelConfig, AttentionArgs<T>> Launcher(Accelerator accelerator, Action<AttentionArgs<T>> kernel) =>
+            KernelCache.GetOrAdd(accelerator, kernel, static (acc, k) => acc.LoadStreamKernel(k));
 
         private static int DivUp(int a, int b) => (a + b - 1) / b;
     }

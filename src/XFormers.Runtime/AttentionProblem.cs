@@ -30,6 +30,16 @@ namespace XFormers
         public long BiasStrideM { get; private init; }
         public long BiasStrideN { get; private init; }
         public bool NeedsBiasGradient { get; private init; }
+        public XFormersContext Context { get; private init; } = null!;
+
+        /// <summary>The storage, region and version of each input as validated, for the forward's record and the backward's check.</summary>
+        public TensorStamp QueryStamp { get; private init; }
+        public TensorStamp KeyStamp { get; private init; }
+        public TensorStamp ValueStamp { get; private init; }
+        public TensorStamp? BiasStamp { get; private init; }
+
+        /// <summary>The inputs' views, with their argument names, for the aliasing check of what a call writes.</summary>
+        public (string Name, IContiguousArrayView View)[] Inputs { get; private init; } = Array.Empty<(string, IContiguousArrayView)>();
 
         public int GroupSize => Hq / Hkv;
 
@@ -43,6 +53,9 @@ namespace XFormers
             ArgumentNullException.ThrowIfNull(query);
             ArgumentNullException.ThrowIfNull(key);
             ArgumentNullException.ThrowIfNull(value);
+            query.ThrowIfDisposed(nameof(query));
+            key.ThrowIfDisposed(nameof(key));
+            value.ThrowIfDisposed(nameof(value));
             if (!ElementType.IsSupported<T>())
                 throw new ArgumentException($"query has element type {typeof(T).FullName}; {ElementType.SupportedTypes}.", nameof(query));
             if (key.Context != query.Context)
@@ -106,10 +119,13 @@ namespace XFormers
 
             long strideB = 0, strideH = 0, strideM = 0, strideN = 0;
             bool needsBiasGradient = false;
+            Tensor<T>? biasTensor = null;
             if (biasKind == BiasKind.Tensor)
             {
                 if (attnBias!.BiasTensor is not Tensor<T> bias)
                     throw new ArgumentException($"attnBias: the bias tensor's element type must be query's ({typeof(T).Name}); got {attnBias.BiasTensor?.ElementType.Name ?? "null"}.", nameof(attnBias));
+                bias.ThrowIfDisposed(nameof(attnBias));
+                biasTensor = bias;
                 if (bias.Context != query.Context)
                     throw new ArgumentException("attnBias: the bias tensor lives on another context than query.", nameof(attnBias));
                 (strideB, strideH, strideM, strideN) = BiasStrides(bias, query, batch, hq, mq, mkv);
@@ -143,6 +159,14 @@ namespace XFormers
                 BiasStrideM = strideM,
                 BiasStrideN = strideN,
                 NeedsBiasGradient = needsBiasGradient,
+                Context = query.Context,
+                QueryStamp = query.Stamp(),
+                KeyStamp = key.Stamp(),
+                ValueStamp = value.Stamp(),
+                BiasStamp = biasTensor?.Stamp(),
+                Inputs = biasTensor is null
+                    ? new (string, IContiguousArrayView)[] { (nameof(query), query.View), (nameof(key), key.View), (nameof(value), value.View) }
+                    : new (string, IContiguousArrayView)[] { (nameof(query), query.View), (nameof(key), key.View), (nameof(value), value.View), (nameof(attnBias), biasTensor.View) },
             };
         }
 
@@ -178,23 +202,44 @@ namespace XFormers
             return (dims[0] == 1 ? 0 : b, dims[1] == 1 ? 0 : h2, dims[2] == 1 ? 0 : m, dims[3] == 1 ? 0 : n);
         }
 
-        public void CheckShape<T>(Tensor<T> tensor, int[] expected, string paramName)
+        /// <summary>Another tensor of the call (an output, a gradient, the forward's results): alive, on the call's context, of the expected shape.</summary>
+        public void CheckTensor<T>(Tensor<T> tensor, int[] expected, string paramName)
             where T : unmanaged
         {
             ArgumentNullException.ThrowIfNull(tensor, paramName);
+            tensor.ThrowIfDisposed(paramName);
+            tensor.CheckContext(Context, paramName);
             if (!tensor.Shape.SequenceEqual(expected))
                 throw new ArgumentException($"{paramName} is {tensor.ShapeString}; expected {Tensor<T>.FormatShape(expected)}.", paramName);
         }
 
-        public static bool Overlaps<TA, TB>(ArrayView<TA> a, ArrayView<TB> b)
-            where TA : unmanaged
-            where TB : unmanaged
+        /// <summary>
+        /// An <see cref="ArgumentException"/> naming the first of <paramref name="outputs"/> that shares storage with another
+        /// output or with one of <paramref name="reads"/>: a kernel would overwrite what it reads, or one result another.
+        /// </summary>
+        public static void CheckDisjoint((string Name, IContiguousArrayView View)[] outputs, params (string Name, IContiguousArrayView View)[] reads)
         {
-            IContiguousArrayView x = a, y = b;
-            if (a.Length == 0 || b.Length == 0 || !ReferenceEquals(x.Buffer, y.Buffer))
+            for (int o = 0; o < outputs.Length; o++)
+            {
+                for (int other = 0; other < outputs.Length; other++)
+                {
+                    if (other != o && Overlaps(outputs[o].View, outputs[other].View))
+                        throw new ArgumentException($"{outputs[o].Name} shares storage with {outputs[other].Name}; each result needs a tensor of its own.", outputs[o].Name);
+                }
+                foreach (var read in reads)
+                {
+                    if (Overlaps(outputs[o].View, read.View))
+                        throw new ArgumentException($"{outputs[o].Name} shares storage with the input {read.Name}; write the result to a separate tensor.", outputs[o].Name);
+                }
+            }
+        }
+
+        private static bool Overlaps(IContiguousArrayView x, IContiguousArrayView y)
+        {
+            if (x.LengthInBytes == 0 || y.LengthInBytes == 0 || !ReferenceEquals(x.Buffer, y.Buffer))
                 return false;
-            long aStart = x.IndexInBytes, aEnd = aStart + a.LengthInBytes;
-            long bStart = y.IndexInBytes, bEnd = bStart + b.LengthInBytes;
+            long aStart = x.IndexInBytes, aEnd = aStart + x.LengthInBytes;
+            long bStart = y.IndexInBytes, bEnd = bStart + y.LengthInBytes;
             return aStart < bEnd && bStart < aEnd;
         }
     }

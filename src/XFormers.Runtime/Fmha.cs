@@ -1,6 +1,8 @@
 using System;
+using System.Collections.Generic;
 using System.Linq;
 using ILGPU;
+using ILGPU.Runtime;
 using XFormers.Dsl;
 using XFormers.Kernels;
 
@@ -39,6 +41,7 @@ namespace XFormers
                 output.Dispose();
                 throw;
             }
+            output.MarkWritten();
             return output;
         }
 
@@ -70,6 +73,7 @@ namespace XFormers
                 lse.Dispose();
                 throw;
             }
+            Record(problem, output, lse);
             return new AttentionOutput<T>(output, lse);
         }
 
@@ -85,11 +89,12 @@ namespace XFormers
                 return;
             }
             var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
-            problem.CheckShape(output, problem.QueryShape, nameof(output));
-            problem.CheckShape(lse, problem.LseShape, nameof(lse));
-            CheckNoOverlap(output.View, nameof(output), query, key, value);
+            problem.CheckTensor(output, problem.QueryShape, nameof(output));
+            problem.CheckTensor(lse, problem.LseShape, nameof(lse));
+            AttentionProblem.CheckDisjoint(new (string, IContiguousArrayView)[] { (nameof(output), output.View), (nameof(lse), lse.View) }, problem.Inputs);
             var variant = Resolve<T>(problem, query.Context, kernel, needBackward: false);
             RunForward(variant, problem, query, key, value, output.View, lse.View);
+            Record(problem, output, lse);
         }
 
         /// <summary>
@@ -105,7 +110,7 @@ namespace XFormers
             if (IsSystemHalf<T>())
                 return SystemHalfBackward(gradOutput, forward, query, key, value, attnBias, scale, kernel);
             var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
-            CheckBackwardInputs(problem, gradOutput, forward.Output, forward.Lse);
+            CheckBackwardInputs(problem, gradOutput, forward.Output, forward.Lse, nameof(forward), nameof(forward));
             var variant = Resolve<T>(problem, query.Context, kernel, needBackward: true);
             var context = query.Context;
             var dq = Tensor<T>.Empty(context, problem.QueryShape);
@@ -145,17 +150,23 @@ namespace XFormers
                 return;
             }
             var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
-            CheckBackwardInputs(problem, gradOutput, output, lse);
-            problem.CheckShape(gradQuery, problem.QueryShape, nameof(gradQuery));
-            problem.CheckShape(gradKey, problem.KeyShape, nameof(gradKey));
-            problem.CheckShape(gradValue, problem.KeyShape, nameof(gradValue));
+            CheckBackwardInputs(problem, gradOutput, output, lse, nameof(output), nameof(lse));
+            problem.CheckTensor(gradQuery, problem.QueryShape, nameof(gradQuery));
+            problem.CheckTensor(gradKey, problem.KeyShape, nameof(gradKey));
+            problem.CheckTensor(gradValue, problem.KeyShape, nameof(gradValue));
+            var outputs = new List<(string, IContiguousArrayView)> { (nameof(gradQuery), gradQuery.View), (nameof(gradKey), gradKey.View), (nameof(gradValue), gradValue.View) };
             if (problem.NeedsBiasGradient)
-                problem.CheckShape(gradBias!, new[] { problem.Batch, problem.Hq, problem.Mq, problem.Mkv }, nameof(gradBias));
+            {
+                problem.CheckTensor(gradBias!, new[] { problem.Batch, problem.Hq, problem.Mq, problem.Mkv }, nameof(gradBias));
+                outputs.Add((nameof(gradBias), gradBias!.View));
+            }
             else if (gradBias is not null)
+            {
                 throw new ArgumentException("gradBias was given but attnBias has no tensor bias that requires a gradient.", nameof(gradBias));
-            CheckNoOverlap(gradQuery.View, nameof(gradQuery), query, key, value, gradOutput, output);
-            CheckNoOverlap(gradKey.View, nameof(gradKey), query, key, value, gradOutput, output);
-            CheckNoOverlap(gradValue.View, nameof(gradValue), query, key, value, gradOutput, output);
+            }
+            AttentionProblem.CheckDisjoint(
+                outputs.ToArray(),
+                problem.Inputs.Concat(new (string, IContiguousArrayView)[] { (nameof(gradOutput), gradOutput.View), (nameof(output), output.View), (nameof(lse), lse.View) }).ToArray());
             var variant = Resolve<T>(problem, query.Context, kernel, needBackward: true);
             RunBackward(variant, problem, gradOutput, output, lse, query, key, value, gradQuery, gradKey, gradValue, gradBias);
         }
@@ -171,22 +182,53 @@ namespace XFormers
             return Resolve<T>(problem, query.Context, null, needBackward);
         }
 
-        private static void CheckBackwardInputs<T>(AttentionProblem problem, Tensor<T> gradOutput, Tensor<T> output, Tensor<float> lse)
+        private static void CheckBackwardInputs<T>(AttentionProblem problem, Tensor<T> gradOutput, Tensor<T> output, Tensor<float> lse, string outputName, string lseName)
             where T : unmanaged
         {
-            problem.CheckShape(gradOutput, problem.QueryShape, nameof(gradOutput));
-            problem.CheckShape(output, problem.QueryShape, "output");
-            problem.CheckShape(lse, problem.LseShape, "lse");
+            problem.CheckTensor(gradOutput, problem.QueryShape, nameof(gradOutput));
+            problem.CheckTensor(output, problem.QueryShape, outputName);
+            problem.CheckTensor(lse, problem.LseShape, lseName);
+            CheckSameForward(problem, output, lse, outputName, lseName);
         }
 
-        private static void CheckNoOverlap<T>(ArrayView<T> target, string name, params Tensor<T>[] inputs)
+        /// <summary>Marks what a forward wrote, and records on the log-sum-exp's storage which inputs, at which versions, it came from.</summary>
+        private static void Record<T>(AttentionProblem p, Tensor<T> output, Tensor<float> lse)
             where T : unmanaged
         {
-            foreach (var input in inputs)
-            {
-                if (AttentionProblem.Overlaps(target, input.View))
-                    throw new ArgumentException($"{name} shares storage with an input; write the result to a separate tensor.", name);
-            }
+            output.MarkWritten();
+            lse.MarkWritten();
+            lse.RecordForward(new ForwardRecord(p.QueryStamp, p.KeyStamp, p.ValueStamp, p.BiasStamp, output.Stamp(), lse.Stamp()));
+        }
+
+        /// <summary>
+        /// When <paramref name="lse"/> is, unchanged, the log-sum-exp of a forward this library ran: that forward must have read
+        /// the same query, key, value (and bias tensor), unchanged since, and written <paramref name="output"/>, unchanged since.
+        /// </summary>
+        private static void CheckSameForward<T>(AttentionProblem p, Tensor<T> output, Tensor<float> lse, string outputName, string lseName)
+            where T : unmanaged
+        {
+            if (lse.LastForward is not { } record || !record.Lse.Equals(lse.Stamp()))
+                return;
+            CheckStamp(record.Query, p.QueryStamp, "query", lseName);
+            CheckStamp(record.Key, p.KeyStamp, "key", lseName);
+            CheckStamp(record.Value, p.ValueStamp, "value", lseName);
+            if (record.Bias.HasValue != p.BiasStamp.HasValue)
+                throw new ArgumentException($"{lseName}: the forward it comes from ran {(record.Bias.HasValue ? "with" : "without")} a bias tensor, attnBias has {(p.BiasStamp.HasValue ? "one" : "none")}; run the forward again with this attnBias.", lseName);
+            if (record.Bias is { } before && p.BiasStamp is { } after)
+                CheckStamp(before, after, "attnBias", lseName);
+            var given = output.Stamp();
+            if (!record.Output.SameRegion(given))
+                throw new ArgumentException($"{outputName}: the forward's log-sum-exp was written with another output tensor than the one given; pass the output of the same forward.", outputName);
+            if (record.Output.Version != given.Version)
+                throw new ArgumentException($"{outputName}: the forward's output was written after the forward (version {record.Output.Version}, now {given.Version}); run the forward again before the backward.", outputName);
+        }
+
+        private static void CheckStamp(TensorStamp recorded, TensorStamp given, string what, string paramName)
+        {
+            if (!recorded.SameRegion(given))
+                throw new ArgumentException($"{paramName}: the forward it comes from read another {what} tensor than the one given; run the forward again on these inputs.", paramName);
+            if (recorded.Version != given.Version)
+                throw new ArgumentException($"{paramName}: {what} was written after the forward it comes from (version {recorded.Version}, now {given.Version}); run the forward again before the backward.", paramName);
         }
 
         private static AttentionKernel<T> Resolve<T>(AttentionProblem p, XFormersContext context, AttentionKernel? requested, bool needBackward)
@@ -308,6 +350,9 @@ namespace XFormers
                 args.Delta = context.Scratch(DeltaSlot, (long)p.Batch * p.Hq * p.Mq);
                 kernel.LaunchBackward(context.Accelerator, args);
             }
+            dq.MarkWritten();
+            dk.MarkWritten();
+            dv.MarkWritten();
         }
     }
 

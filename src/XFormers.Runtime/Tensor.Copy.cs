@@ -64,7 +64,7 @@ namespace XFormers
         {
             if (sizeof(TOther) != sizeof(T))
                 throw new InvalidOperationException($"cannot read {typeof(T).Name} storage as {typeof(TOther).Name}: the sizes differ.");
-            return new Tensor<TOther>(Context, null, View.Cast<TOther>(), (int[])shape.Clone());
+            return new Tensor<TOther>(Context, null, storage, View.Cast<TOther>(), (int[])shape.Clone());
         }
     }
 }

@@ -31,7 +31,7 @@ namespace XFormers
         internal Tensor<T> Slice(long offset, int[] newShape)
         {
             long length = CheckShape(newShape, nameof(newShape));
-            return new Tensor<T>(Context, null, View.SubView(offset, length), (int[])newShape.Clone());
+            return new Tensor<T>(Context, null, storage, View.SubView(offset, length), (int[])newShape.Clone());
         }
     }
 }

@@ -1,5 +1,7 @@
 using System;
 using System.Linq;
+using System.Runtime.CompilerServices;
+using System.Threading;
 using ILGPU;
 using ILGPU.Runtime;
 using XFormers.Dsl;
@@ -16,21 +18,48 @@ namespace XFormers
         where T : unmanaged
     {
         private readonly int[] shape;
+        private readonly long length;
         private readonly MemoryBuffer1D<T, Stride1D.Dense>? owner;
+        private readonly TensorStorage storage;
+        private readonly ArrayView<T> view;
+        private bool disposed;
 
-        private Tensor(XFormersContext context, MemoryBuffer1D<T, Stride1D.Dense>? owner, ArrayView<T> view, int[] shape)
+        private Tensor(XFormersContext context, MemoryBuffer1D<T, Stride1D.Dense>? owner, TensorStorage storage, ArrayView<T> view, int[] shape)
         {
             Context = context;
             this.owner = owner;
-            View = view;
+            this.storage = storage;
+            this.view = view;
             this.shape = shape;
+            length = view.Length;
         }
 
         /// <summary>The context whose accelerator holds the data.</summary>
         public XFormersContext Context { get; }
 
-        /// <summary>The data as an ILGPU view (for kernels).</summary>
-        public ArrayView<T> View { get; }
+        /// <summary>The data as an ILGPU view (for kernels); <see cref="ObjectDisposedException"/> once the tensor or its storage is disposed.</summary>
+        public ArrayView<T> View
+        {
+            get
+            {
+                // The name is built only on failure: kernels' launch code reads View on every call.
+                if (IsDisposed)
+                    ThrowIfDisposed(ToString());
+                return view;
+            }
+        }
+
+        /// <summary>
+        /// Whether the tensor can no longer be used: it was disposed, it is a view of a tensor that was, or its context was.
+        /// </summary>
+        public bool IsDisposed => disposed || storage.IsDisposed || Context.IsDisposed;
+
+        /// <summary>
+        /// Counts the writes made through this library to the tensor's storage (shared with its views), like PyTorch's
+        /// <c>_version</c>: <see cref="CopyFrom(T[])"/>, <see cref="Clear"/> and every attention call that writes it bump it.
+        /// Writes by a caller's own kernels through <see cref="View"/> are not counted.
+        /// </summary>
+        public long Version => storage.Version;
 
         /// <summary>The dimensions.</summary>
         public ReadOnlySpan<int> Shape => shape;
@@ -39,7 +68,7 @@ namespace XFormers
         public int Rank => shape.Length;
 
         /// <summary>Number of elements.</summary>
-        public long Length => View.Length;
+        public long Length => length;
 
         /// <summary>Size of dimension <paramref name="dim"/>; negative counts from the end.</summary>
         public int Dim(int dim) => shape[dim < 0 ? shape.Length + dim : dim];
@@ -54,10 +83,12 @@ namespace XFormers
         public static Tensor<T> Empty(XFormersContext context, params int[] shape)
         {
             ArgumentNullException.ThrowIfNull(context);
+            context.ThrowIfDisposed();
             long length = CheckShape(shape, nameof(shape));
+            CheckFits(context, shape, length);
             var buffer = context.Accelerator.Allocate1D<T>(length);
             context.TrackAllocation(buffer.LengthInBytes);
-            return new Tensor<T>(context, buffer, buffer.View, (int[])shape.Clone());
+            return new Tensor<T>(context, buffer, new TensorStorage(), buffer.View, (int[])shape.Clone());
         }
 
         /// <summary>A tensor of zeros.</summary>
@@ -93,20 +124,23 @@ namespace XFormers
         /// <summary>Normal(0, std²) values from a seeded generator (the same seed gives the same tensor everywhere).</summary>
         public static Tensor<T> RandomNormal(XFormersContext context, int seed, float std, params int[] shape)
         {
-            long length = CheckShape(shape, nameof(shape));
-            return FromFloats(context, HostRandom.Normal(seed, checked((int)length), std), shape);
+            int length = CheckHostLength(shape);
+            return FromFloats(context, HostRandom.Normal(seed, length, std), shape);
         }
 
         /// <summary>Uniform values in [low, high) from a seeded generator.</summary>
         public static Tensor<T> RandomUniform(XFormersContext context, int seed, float low, float high, params int[] shape)
         {
-            long length = CheckShape(shape, nameof(shape));
-            return FromFloats(context, HostRandom.Uniform(seed, checked((int)length), low, high), shape);
+            int length = CheckHostLength(shape);
+            return FromFloats(context, HostRandom.Uniform(seed, length, low, high), shape);
         }
 
         /// <summary>Copies the data to a new host array.</summary>
         public T[] ToArray()
         {
+            ThrowIfDisposed("this");
+            if (Length > Array.MaxLength)
+                throw new InvalidOperationException($"{this} has {Length} elements, more than a .NET array holds ({Array.MaxLength}).");
             var result = new T[Length];
             if (Length > 0)
             {
@@ -133,33 +167,42 @@ namespace XFormers
         public void CopyFrom(T[] data)
         {
             ArgumentNullException.ThrowIfNull(data);
+            ThrowIfDisposed("this");
             if (data.LongLength != Length)
                 throw new ArgumentException($"data has {data.LongLength} elements; the tensor {ShapeString} has {Length}.", nameof(data));
             if (Length > 0)
-                View.CopyFromCPU(data);
+                view.CopyFromCPU(data);
+            MarkWritten();
         }
 
         /// <summary>Copies another tensor's data (same element count) into this one, on the accelerator.</summary>
         public void CopyFrom(Tensor<T> source)
         {
             ArgumentNullException.ThrowIfNull(source);
+            ThrowIfDisposed("this");
+            source.ThrowIfDisposed(nameof(source));
+            source.CheckContext(Context, nameof(source));
             if (source.Length != Length)
                 throw new ArgumentException($"source {source.ShapeString} has {source.Length} elements; this tensor {ShapeString} has {Length}.", nameof(source));
-            if (Length > 0)
-                source.View.CopyTo(View);
+            if (Length > 0 && !ReferenceEquals(source, this))
+                source.view.CopyTo(view);
+            MarkWritten();
         }
 
         /// <summary>Sets every element to zero.</summary>
         public void Clear()
         {
+            ThrowIfDisposed("this");
             if (Length > 0)
-                View.MemSetToZero();
+                view.MemSetToZero();
+            MarkWritten();
         }
 
         /// <summary>A view of the same storage with another shape of the same element count; one dimension may be -1.</summary>
         public Tensor<T> Reshape(params int[] newShape)
         {
             ArgumentNullException.ThrowIfNull(newShape);
+            ThrowIfDisposed("this");
             var resolved = (int[])newShape.Clone();
             int inferred = Array.IndexOf(resolved, -1);
             if (inferred >= 0)
@@ -172,7 +215,7 @@ namespace XFormers
             long length = CheckShape(resolved, nameof(newShape));
             if (length != Length)
                 throw new ArgumentException($"shape {FormatShape(resolved)} has {length} elements; the tensor {ShapeString} has {Length}.", nameof(newShape));
-            return new Tensor<T>(Context, null, View, resolved);
+            return new Tensor<T>(Context, null, storage, view, resolved);
         }
 
         /// <summary>
@@ -181,6 +224,7 @@ namespace XFormers
         /// </summary>
         public Tensor<T> Narrow(int dim, int start, int length)
         {
+            ThrowIfDisposed("this");
             if (dim < 0 || dim >= Rank)
                 throw new ArgumentOutOfRangeException(nameof(dim), $"dim {dim} is outside a rank-{Rank} tensor.");
             for (int d = 0; d < dim; d++)
@@ -188,43 +232,128 @@ namespace XFormers
                 if (shape[d] != 1)
                     throw new ArgumentException($"Narrow along dim {dim} needs every earlier dimension to be 1 (a dense result); {ShapeString} has {shape[d]} at dim {d}. AsView().Narrow({dim}, {start}, {length}) gives a strided view of any dimension.", nameof(dim));
             }
-            if (start < 0 || length < 0 || start + length > shape[dim])
+            if (start < 0 || length < 0 || (long)start + length > shape[dim])
                 throw new ArgumentOutOfRangeException(nameof(start), $"rows [{start}, {start + length}) are outside dim {dim} of size {shape[dim]}.");
             long inner = 1;
             for (int d = dim + 1; d < Rank; d++)
                 inner *= shape[d];
             var newShape = (int[])shape.Clone();
             newShape[dim] = length;
-            return new Tensor<T>(Context, null, View.SubView(start * inner, length * inner), newShape);
+            return new Tensor<T>(Context, null, storage, view.SubView(start * inner, length * inner), newShape);
         }
 
+        /// <summary>
+        /// Frees the storage of a tensor that owns it; views of it become unusable. Disposing a view only makes the view
+        /// itself unusable.
+        /// </summary>
         public void Dispose()
         {
-            if (owner is null || disposed)
+            if (disposed)
                 return;
             disposed = true;
+            if (owner is null)
+                return;
+            storage.IsDisposed = true;
             Context.TrackAllocation(-owner.LengthInBytes);
             owner.Dispose();
         }
 
-        private bool disposed;
+        /// <summary>
+        /// <see cref="ObjectDisposedException"/> naming <paramref name="argument"/> when the tensor, the tensor a view was
+        /// made from, or the context is disposed.
+        /// </summary>
+        internal void ThrowIfDisposed(string argument)
+        {
+            Context.ThrowIfDisposed();
+            if (disposed)
+                throw new ObjectDisposedException(argument, $"{argument} ({this}) was disposed.");
+            if (storage.IsDisposed)
+                throw new ObjectDisposedException(argument, $"{argument} ({this}) is a view of a tensor that was disposed.");
+        }
+
+        /// <summary><see cref="ArgumentException"/> naming <paramref name="argument"/> when the tensor lives on another context.</summary>
+        internal void CheckContext(XFormersContext context, string argument)
+        {
+            if (!ReferenceEquals(Context, context))
+                throw new ArgumentException($"{argument} lives on another context ({Context}) than the call's.", argument);
+        }
+
+        /// <summary>The last forward that wrote a log-sum-exp into this storage (see <see cref="Fmha"/>'s backward check).</summary>
+        internal ForwardRecord? LastForward => storage.LastForward;
+
+        internal void RecordForward(ForwardRecord record) => storage.LastForward = record;
+
+        /// <summary>Records a write to the storage (<see cref="Version"/>).</summary>
+        internal void MarkWritten() => storage.MarkWritten();
+
+        /// <summary>The storage, region and version this tensor reads now, for checks that the data has not changed since.</summary>
+        internal TensorStamp Stamp() => new(storage, ((IContiguousArrayView)view).IndexInBytes, length, storage.Version);
 
         public override string ToString() => $"Tensor<{typeof(T).Name}>{ShapeString}";
 
         internal static string FormatShape(ReadOnlySpan<int> dims) => "[" + string.Join(", ", dims.ToArray()) + "]";
 
+        /// <summary>The element count of a shape; an <see cref="ArgumentException"/> naming it when a dimension is negative or the count or its bytes pass 2^63.</summary>
         private static long CheckShape(int[] dims, string paramName)
         {
             ArgumentNullException.ThrowIfNull(dims, paramName);
             long length = 1;
+            bool overflow = false;
             foreach (int d in dims)
             {
                 if (d < 0)
                     throw new ArgumentException($"shape {FormatShape(dims)} has a negative dimension.", paramName);
-                length = checked(length * d);
+                overflow |= d != 0 && length > long.MaxValue / d;
+                length = unchecked(length * d);
             }
+            if (length == 0)
+                return 0;
+            if (overflow || length > long.MaxValue / Unsafe.SizeOf<T>())
+                throw new ArgumentException($"shape {FormatShape(dims)} has more elements than a 64-bit byte count of {typeof(T).Name} can hold.", paramName);
             return length;
         }
+
+        /// <summary>An <see cref="ArgumentException"/> naming the shape when its bytes exceed what the accelerator can hold.</summary>
+        private static void CheckFits(XFormersContext context, int[] dims, long length)
+        {
+            long bytes = length * Unsafe.SizeOf<T>();
+            long available = context.MemoryLimit;
+            if (bytes > available)
+                throw new ArgumentException($"shape {FormatShape(dims)} needs {bytes} bytes; {context.Description} holds at most {available}.", "shape");
+        }
+
+        /// <summary>The element count of a shape filled from the host, which must fit one .NET array.</summary>
+        private static int CheckHostLength(int[] dims)
+        {
+            long length = CheckShape(dims, "shape");
+            if (length > Array.MaxLength)
+                throw new ArgumentException($"shape {FormatShape(dims)} has {length} elements, more than a host array holds ({Array.MaxLength}).", "shape");
+            return (int)length;
+        }
+    }
+
+    /// <summary>The storage a tensor and its views share: whether it was freed, and how often it was written.</summary>
+    internal sealed class TensorStorage
+    {
+        private long version;
+
+        public volatile bool IsDisposed;
+
+        public long Version => Interlocked.Read(ref version);
+
+        public void MarkWritten() => Interlocked.Increment(ref version);
+
+        /// <summary>For a log-sum-exp's storage: the inputs of the forward that wrote it last.</summary>
+        public ForwardRecord? LastForward { get; set; }
+    }
+
+    /// <summary>What one forward read (query, key, value, bias tensor) and wrote (output, log-sum-exp), each at its version then.</summary>
+    internal sealed record ForwardRecord(TensorStamp Query, TensorStamp Key, TensorStamp Value, TensorStamp? Bias, TensorStamp Output, TensorStamp Lse);
+
+    /// <summary>What a tensor read at one moment: its storage, the byte offset and length of its region, and the storage's version.</summary>
+    internal readonly record struct TensorStamp(TensorStorage Storage, long Offset, long Length, long Version)
+    {
+        public bool SameRegion(TensorStamp other) => ReferenceEquals(Storage, other.Storage) && Offset == other.Offset && Length == other.Length;
     }
 
     /// <summary>Seeded host-side random numbers (tensor initialization, tests).</summary>

@@ -35,28 +35,56 @@ namespace XFormers
         private static readonly object SharedLock = new();
         private static XFormersContext? shared;
 
+        private readonly Accelerator accelerator;
+        private volatile bool disposed;
+
         private XFormersContext(Context context, Accelerator accelerator)
         {
             IlgpuContext = context;
-            Accelerator = accelerator;
+            this.accelerator = accelerator;
         }
 
         /// <summary>The ILGPU context.</summary>
         public Context IlgpuContext { get; }
 
-        /// <summary>The accelerator every tensor of this context lives on.</summary>
-        public Accelerator Accelerator { get; }
+        /// <summary>The accelerator every tensor of this context lives on; <see cref="ObjectDisposedException"/> after <see cref="Dispose"/>.</summary>
+        public Accelerator Accelerator
+        {
+            get
+            {
+                ThrowIfDisposed();
+                return accelerator;
+            }
+        }
+
+        /// <summary>Whether <see cref="Dispose"/> was called.</summary>
+        public bool IsDisposed => disposed;
+
+        /// <summary>
+        /// The most bytes one tensor may take: the device's memory on CUDA; on the CPU, the memory the runtime reports
+        /// as available to the process.
+        /// </summary>
+        public long MemoryLimit => IsCuda
+            ? Accelerator.MemorySize
+            : Math.Min(Accelerator.MemorySize, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+
+        /// <summary><see cref="ObjectDisposedException"/> naming <see cref="XFormersContext"/> once the context is disposed.</summary>
+        internal void ThrowIfDisposed()
+        {
+            if (disposed)
+                throw new ObjectDisposedException(nameof(XFormersContext), "The XFormersContext was disposed; create a new one.");
+        }
 
         /// <summary>True on a CUDA device.</summary>
-        public bool IsCuda => Accelerator.AcceleratorType == AcceleratorType.Cuda;
+        public bool IsCuda => accelerator.AcceleratorType == AcceleratorType.Cuda;
 
         /// <summary>True on ILGPU's CPU accelerator.</summary>
-        public bool IsCpu => Accelerator.AcceleratorType == AcceleratorType.CPU;
+        public bool IsCpu => accelerator.AcceleratorType == AcceleratorType.CPU;
 
         /// <summary>A one-line description: kind, name, memory.</summary>
         public string Description => IsCuda
-            ? $"CUDA {Accelerator.Name} ({Accelerator.MemorySize / (1024 * 1024)} MiB, {Accelerator.NumMultiprocessors} SMs)"
-            : $"CPU accelerator ({Accelerator.NumMultiprocessors} threads of groups, up to {Accelerator.MaxNumThreadsPerGroup} threads per group)";
+            ? $"CUDA {accelerator.Name} ({accelerator.MemorySize / (1024 * 1024)} MiB, {accelerator.NumMultiprocessors} SMs)"
+            : $"CPU accelerator ({accelerator.NumMultiprocessors} threads of groups, up to {accelerator.MaxNumThreadsPerGroup} threads per group)";
 
         /// <summary>
         /// A process-wide context created on first use with <see cref="AcceleratorPreference.Auto"/>.
@@ -175,16 +203,24 @@ namespace XFormers
             return buffer.View.SubView(0, Math.Max(1, length));
         }
 
+        /// <summary>Frees the accelerator, its tensors' storage and the kernels compiled for it.</summary>
         public void Dispose()
         {
             lock (SharedLock)
             {
+                if (disposed)
+                    return;
+                disposed = true;
                 if (ReferenceEquals(shared, this))
                     shared = null;
             }
-            foreach (var buffer in scratch)
-                buffer?.Dispose();
-            Accelerator.Dispose();
+            lock (LaunchLock)
+            {
+                foreach (var buffer in scratch)
+                    buffer?.Dispose();
+            }
+            KernelCache.Release(accelerator);
+            accelerator.Dispose();
             IlgpuContext.Dispose();
         }
 

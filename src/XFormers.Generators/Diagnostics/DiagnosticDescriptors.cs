@@ -10,7 +10,7 @@ namespace XFormers.Generators.Diagnostics
     {
         private const string Category = "XFormers.Attention";
 
-        /// <summary>XFA0001: the declared method is not <c>static partial</c> (or has a body).</summary>
+        /// <summary>XFA0001: the declared method is not <c>static partial</c>, has a body, or is <c>extern</c>.</summary>
         public static readonly DiagnosticDescriptor MethodNotStaticPartial = new(
             id: "XFA0001",
             title: "Attention method must be static partial",
@@ -31,7 +31,7 @@ namespace XFormers.Generators.Diagnostics
             defaultSeverity: DiagnosticSeverity.Error,
             isEnabledByDefault: true);
 
-        /// <summary>XFA0003: the method does not return <c>XFormers.AttentionKernel</c>.</summary>
+        /// <summary>XFA0003: the method does not return <c>XFormers.AttentionKernel</c>, or returns a type the compiler cannot find.</summary>
         public static readonly DiagnosticDescriptor WrongReturnType = new(
             id: "XFA0003",
             title: "Attention method must return XFormers.AttentionKernel",
@@ -117,6 +117,24 @@ namespace XFormers.Generators.Diagnostics
             id: "XFA0012",
             title: "Unknown option value",
             messageFormat: "{0} = {1} is not a defined {2} value; use one of: {3}",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0013: the method returns by reference (<c>ref</c> or <c>ref readonly</c>).</summary>
+        public static readonly DiagnosticDescriptor ReturnsByReference = new(
+            id: "XFA0013",
+            title: "Attention method must return by value",
+            messageFormat: "Attention method '{0}' returns '{1}' by reference; remove '{2}' and return 'XFormers.AttentionKernel' by value",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0014: a member of the declaring type uses the generator's reserved <c>__XFormers_</c> prefix.</summary>
+        public static readonly DiagnosticDescriptor ReservedName = new(
+            id: "XFA0014",
+            title: "Names starting with __XFormers_ are reserved",
+            messageFormat: "'{0}' starts with '__XFormers_', which the attention generator reserves for the members it adds to '{1}'; rename it",
             category: Category,
             defaultSeverity: DiagnosticSeverity.Error,
             isEnabledByDefault: true);

@@ -118,6 +118,29 @@ namespace XFormers.Generators.Models
     /// <summary>One variant's generated file.</summary>
     internal sealed record VariantFile(string HintName, VariantModel Model);
 
+    /// <summary>
+    /// The body of a declaration the generator rejected: it only throws, so the user reads the XFA error and not also the
+    /// compiler's CS8795 (a partial method without an implementation). Made only when the declaration's signature can be
+    /// implemented as written.
+    /// </summary>
+    /// <param name="Modifiers">The accessibility, <c>static</c>, <c>unsafe</c> and <c>partial</c> the declaration has, in that order.</param>
+    /// <param name="ReturnType">The return type as C# code, fully qualified, with <c>ref</c> or <c>ref readonly</c>.</param>
+    /// <param name="Parameters">The parameter list's contents as C# code, fully qualified.</param>
+    /// <param name="Ids">The XFA IDs reported, e.g. <c>XFA0004, XFA0007</c>.</param>
+    internal sealed record StubModel(
+        string Namespace,
+        EquatableArray<ContainingTypeInfo> ContainingTypes,
+        string DeclaringTypeName,
+        string MethodName,
+        string MethodIdentifier,
+        string Modifiers,
+        string ReturnType,
+        string Parameters,
+        string Ids);
+
+    /// <summary>A rejected declaration's stand-in file.</summary>
+    internal sealed record StubFile(string HintName, StubModel Model);
+
     /// <summary>Every file the generator adds, with hint names that do not clash.</summary>
-    internal sealed record FilePlan(EquatableArray<VariantFile> Variants, EquatableArray<RegistryModel> Registries);
+    internal sealed record FilePlan(EquatableArray<VariantFile> Variants, EquatableArray<RegistryModel> Registries, EquatableArray<StubFile> Stubs);
 }

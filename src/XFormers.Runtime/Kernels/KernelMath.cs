@@ -28,6 +28,14 @@ namespace XFormers.Kernels
             return System.MathF.Exp(x);
         }
 
+        /// <summary>
+        /// max(a, b) that returns NaN when either is NaN, on every backend. IEEE maxNum (PTX <c>max.f32</c>, what
+        /// <see cref="System.Math.Max(float, float)"/> becomes on CUDA) returns the other operand, so a NaN score would
+        /// vanish from a row's maximum and the row would come out finite.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float MaxNaN(float a, float b) => a > b || float.IsNaN(a) ? a : b;
+
         /// <summary>ln x, for x &gt; 0.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static float Log(float x)

@@ -45,7 +45,7 @@ namespace XFormers.Reference
             where T : unmanaged
         {
             var p = AttentionProblem.Create(query, key, value, attnBias, scale);
-            p.CheckShape(gradOutput, p.QueryShape, nameof(gradOutput));
+            p.CheckTensor(gradOutput, p.QueryShape, nameof(gradOutput));
             var context = query.Context;
             var dq = Tensor<T>.Zeros(context, p.QueryShape);
             var dk = Tensor<T>.Zeros(context, p.KeyShape);
@@ -133,8 +133,6 @@ namespace XFormers.Reference
         {
             public static readonly Runner<T, TConvert> Instance = new();
 
-            private readonly System.Collections.Concurrent.ConcurrentDictionary<Accelerator, Loaded> loaded = new();
-
             public void Forward(Accelerator accelerator, AttentionProblem p, NaiveArgs<T> args)
             {
                 var k = Load(accelerator);
@@ -172,7 +170,7 @@ namespace XFormers.Reference
                 return row < n.A.Batch * n.A.Hq * n.A.Mq;
             }
 
-            private Loaded Load(Accelerator accelerator) => loaded.GetOrAdd(accelerator, acc => new Loaded(
+            private Loaded Load(Accelerator accelerator) => KernelCache.GetOrAdd(accelerator, this, static (acc, _) => new Loaded(
                 acc.LoadAutoGroupedStreamKernel<Index2D, NaiveArgs<T>>(ScoresKernel),
                 acc.LoadAutoGroupedStreamKernel<Index1D, NaiveArgs<T>>(SoftmaxKernel),
                 acc.LoadAutoGroupedStreamKernel<Index2D, NaiveArgs<T>>(OutputKernel),

@@ -191,6 +191,8 @@ namespace XFormers.Training
 
         public void TrainStep(int step, float learningRate)
         {
+            // The step picks the batch and the metrics slot; a negative one would index before both.
+            ArgumentOutOfRangeException.ThrowIfNegative(step);
             data.Make(Launcher, step, Config.Batch, Config.Sequence, tokens, targets);
             Forward(Config.Batch, training: true);
             Backward();
@@ -208,6 +210,7 @@ namespace XFormers.Training
         /// </summary>
         public double LossAndGradients(int step)
         {
+            ArgumentOutOfRangeException.ThrowIfNegative(step);
             data.Make(Launcher, step, Config.Batch, Config.Sequence, tokens, targets);
             Forward(Config.Batch, training: true);
             Backward();

@@ -363,6 +363,101 @@ public class GeneratorDiagnosticTests
             generated: new[] { "Kernels.Sibling" });
     }
 
+    [Fact]
+    public void XFA0001_Extern_OnTheMethodName()
+    {
+        Verify("""
+            public static partial class Kernels
+            {
+                [Attention]
+                public static extern partial AttentionKernel {|XFA0001:External|}();
+
+                [Attention]
+                public static partial AttentionKernel Sibling();
+            }
+            """,
+            messages: new[]
+            {
+                "Attention method 'External' must be declared 'static partial' with no body, like 'public static partial AttentionKernel External()'",
+            },
+            generated: new[] { "Kernels.Sibling" });
+    }
+
+    [Fact]
+    public void XFA0003_UnresolvableReturnType_OnTheReturnType()
+    {
+        Verify("""
+            public static partial class Kernels
+            {
+                [Attention]
+                public static partial {|XFA0003:AttentionKernal|} Misspelt();
+
+                [Attention]
+                public static partial AttentionKernel Sibling();
+            }
+            """,
+            messages: new[]
+            {
+                "Attention method 'Misspelt' returns 'AttentionKernal'; declare it as returning 'XFormers.AttentionKernel'",
+            },
+            generated: new[] { "Kernels.Sibling" });
+    }
+
+    [Fact]
+    public void XFA0013_ReturnsByReference_OnTheReturnType()
+    {
+        Verify("""
+            public static partial class Kernels
+            {
+                [Attention]
+                public static partial {|XFA0013:ref AttentionKernel|} ByRef();
+
+                [Attention]
+                public static partial {|XFA0013:ref readonly AttentionKernel|} ByReadOnlyRef();
+
+                [Attention]
+                public static partial AttentionKernel Sibling();
+            }
+            """,
+            messages: new[]
+            {
+                "Attention method 'ByRef' returns 'XFormers.AttentionKernel' by reference; remove 'ref' and return 'XFormers.AttentionKernel' by value",
+                "Attention method 'ByReadOnlyRef' returns 'XFormers.AttentionKernel' by reference; remove 'ref readonly' and return 'XFormers.AttentionKernel' by value",
+            },
+            generated: new[] { "Kernels.Sibling" });
+    }
+
+    [Fact]
+    public void XFA0014_ReservedName_OnTheMember()
+    {
+        Verify("""
+            public static partial class Kernels
+            {
+                [Attention]
+                public static partial AttentionKernel First();
+
+                [Attention]
+                public static partial AttentionKernel Second();
+
+                private static class {|XFA0014:__XFormers_First|} { }
+
+                internal static int {|XFA0014:__XFormers_Counter|};
+            }
+
+            public static partial class Clean
+            {
+                [Attention]
+                public static partial AttentionKernel Sibling();
+            }
+            """,
+            messages: new[]
+            {
+                "'__XFormers_First' starts with '__XFormers_', which the attention generator reserves for the members it adds to 'Kernels'; rename it",
+                "'__XFormers_Counter' starts with '__XFormers_', which the attention generator reserves for the members it adds to 'Kernels'; rename it",
+            },
+            generated: new[] { "Clean.Sibling" });
+    }
+
     // XFA0099 (internal error) has no test that triggers it: no declaration reaches it honestly. The parser turns an
     // exception into XFA0099, but every input that used to throw (methods outside a type, clashing or invalid hint
     // names) is now handled on purpose; the emitter turns a template or AddSource failure into XFA0099, but the
@@ -372,8 +467,8 @@ public class GeneratorDiagnosticTests
 
     /// <summary>
     /// Runs the generator over <paramref name="markup"/> and checks the diagnostics (ID and line/column span, in source
-    /// order), their messages, and that exactly the <paramref name="generated"/> variants ("Type.Method") got a file
-    /// and a line in their type's dispatch table.
+    /// order), their messages, that exactly the <paramref name="generated"/> variants ("Type.Method") got a file
+    /// and a line in their type's dispatch table, and that no generated file (stand-in bodies included) has an error.
     /// </summary>
     private static void Verify(string markup, string[] messages, string[] generated)
     {
@@ -385,7 +480,10 @@ public class GeneratorDiagnosticTests
         diagnostics.Select(d => d.GetMessage(CultureInfo.InvariantCulture)).ShouldBe(messages);
         diagnostics.ShouldAllBe(d => d.Severity == DiagnosticSeverity.Error);
 
-        var variantFiles = run.Sources.Keys.Where(hint => !hint.EndsWith(".XFormersRegistry.g.cs", StringComparison.Ordinal));
+        run.OutputErrors.Where(d => d.Location.SourceTree?.FilePath.EndsWith(".g.cs", StringComparison.Ordinal) == true)
+            .Select(d => d.ToString()).ShouldBeEmpty();
+
+        var variantFiles = run.Sources.Where(s => !s.Key.EndsWith(".XFormersRegistry.g.cs", StringComparison.Ordinal) && !GeneratorHarness.IsStub(s.Value)).Select(s => s.Key);
         variantFiles.OrderBy(h => h, StringComparer.Ordinal).ShouldBe(generated.Select(g => g + ".g.cs").OrderBy(h => h, StringComparer.Ordinal));
         Registered(run).ShouldBe(generated.OrderBy(g => g, StringComparer.Ordinal));
     }

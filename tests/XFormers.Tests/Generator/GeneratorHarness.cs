@@ -62,6 +62,9 @@ internal static class GeneratorHarness
             parseOptions: ParseOptions,
             driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
 
+    /// <summary>Whether a generated file is the throwing stand-in body of a rejected declaration.</summary>
+    public static bool IsStub(string generated) => generated.Contains("This body only stands in for the kernels", StringComparison.Ordinal);
+
     /// <summary>Compiles the sources and runs the generator once over them.</summary>
     public static GeneratorRun Run(params string[] sources) => Run(CreateDriver(), Compile(sources));
 

@@ -78,6 +78,7 @@ public sealed class SafeTensorsTests : IDisposable
         SafeTensors.Save(path, new[] { SafeTensor.FromFloats("x", new float[64], 64) });
         var bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes[..^10]);
-        Should.Throw<InvalidDataException>(() => SafeTensors.Load(path));
+        Should.Throw<CheckpointException>(() => SafeTensors.Load(path)).Message.ShouldBe(
+            $"{path}: tensor x: data_offsets [0, 256] are not a byte range inside the 246 bytes of data.");
     }
 }

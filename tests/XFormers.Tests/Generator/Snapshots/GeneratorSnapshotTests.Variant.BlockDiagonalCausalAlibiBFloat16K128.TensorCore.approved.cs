@@ -56,7 +56,7 @@ partial class Kernels
             {
                 int row = e / (HeadDim / 4), word = e % (HeadDim / 4);
                 int token = first + row;
-                tile[row * (TcRow / 4) + word] = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
+                tile[row * (TcRow / 4) + word] = token < tokens ? source[(((long)batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
             }
         }
 
@@ -90,14 +90,14 @@ partial class Kernels
         {
             if (i >= a.Mq)
                 return float.PositiveInfinity;
-            float lse = a.Lse[(long)(b * a.Hq + h) * a.Mq + i];
+            float lse = a.Lse[((long)b * a.Hq + h) * a.Mq + i];
             return lse == float.NegativeInfinity ? float.PositiveInfinity : lse * Log2E;
         }
 
         /// <summary>D_i = rowsum(dO_i ∘ O_i) from BackwardDelta; 0 for a row past Mq.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static float TcDelta(in AttentionArgs<global::XFormers.BFloat16> a, int b, int h, int i) =>
-            i < a.Mq ? a.Delta[(long)(b * a.Hq + h) * a.Mq + i] : 0f;
+            i < a.Mq ? a.Delta[((long)b * a.Hq + h) * a.Mq + i] : 0f;
 
         /// <summary>Word <paramref name="word"/> of the row that starts at word <paramref name="row"/> of a global tensor, or 0 for a row of −1 (past the end).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -106,7 +106,7 @@ partial class Kernels
         /// <summary>The first word of token <paramref name="token"/>'s row of head <paramref name="head"/> in a [B, M, H, K] tensor, plus the lane's quad; −1 past <paramref name="tokens"/>.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static long TcRowWord(int batch, int token, int tokens, int heads, int head, int quad) =>
-            token < tokens ? (((long)(batch * tokens + token) * heads + head) * HeadDim >> 1) + quad : -1;
+            token < tokens ? ((((long)batch * tokens + token) * heads + head) * HeadDim >> 1) + quad : -1;
 
         /// <summary>
         /// Word e (8 bytes; e = thread + i · TcThreads) of a TcBlockN-row tile of head <paramref name="head"/> of a [B, M, H, K]
@@ -117,7 +117,7 @@ partial class Kernels
         private static ulong TcStageLoad(ArrayView<ulong> source, int batch, int first, int tokens, int heads, int head, int e)
         {
             int token = first + e / (HeadDim / 4);
-            return token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + e % (HeadDim / 4)] : 0ul;
+            return token < tokens ? source[(((long)batch * tokens + token) * heads + head) * (HeadDim / 4) + e % (HeadDim / 4)] : 0ul;
         }
 
         /// <summary>Word e of TcStageLoad into the row-major shared tile that starts at half <paramref name="tileHalf"/>.</summary>
@@ -388,26 +388,26 @@ partial class Kernels
 
                 // Online softmax of m-tile 0 (Algorithm 1, lines 9-10): the tile's row maxima across the quad of lanes sharing a row.
                 float tileMax0_0 = rowMax0_0, tileMax0_1 = rowMax0_1;
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_0_0, s0_0_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_0_2, s0_0_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_1_0, s0_1_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_1_2, s0_1_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_2_0, s0_2_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_2_2, s0_2_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_3_0, s0_3_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_3_2, s0_3_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_4_0, s0_4_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_4_2, s0_4_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_5_0, s0_5_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_5_2, s0_5_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_6_0, s0_6_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_6_2, s0_6_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_7_0, s0_7_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_7_2, s0_7_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 1));
-                tileMax0_0 = System.Math.Max(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 2));
-                tileMax0_1 = System.Math.Max(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 2));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_0_0, s0_0_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_0_2, s0_0_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_1_0, s0_1_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_1_2, s0_1_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_2_0, s0_2_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_2_2, s0_2_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_3_0, s0_3_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_3_2, s0_3_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_4_0, s0_4_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_4_2, s0_4_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_5_0, s0_5_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_5_2, s0_5_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_6_0, s0_6_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_6_2, s0_6_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_7_0, s0_7_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_7_2, s0_7_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 1));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 2));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 2));
                 // A row that has seen no key yet keeps max −∞; subtracting 0 then keeps every exponent −∞ → 0.
                 float base0_0 = tileMax0_0 == float.NegativeInfinity ? 0f : tileMax0_0;
                 float base0_1 = tileMax0_1 == float.NegativeInfinity ? 0f : tileMax0_1;
@@ -599,7 +599,7 @@ partial class Kernels
             if (row0_0 < a.Mq)
             {
                 float inverse = rowSum0_0 > 0f ? 1f / rowSum0_0 : 0f;
-                long offset = (((long)(b * a.Mq + row0_0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                long offset = ((((long)b * a.Mq + row0_0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
                 o[offset + 0] = PackBFloat162(o0_0_0 * inverse, o0_0_1 * inverse);
                 o[offset + 4] = PackBFloat162(o0_1_0 * inverse, o0_1_1 * inverse);
                 o[offset + 8] = PackBFloat162(o0_2_0 * inverse, o0_2_1 * inverse);
@@ -617,14 +617,14 @@ partial class Kernels
                 o[offset + 56] = PackBFloat162(o0_14_0 * inverse, o0_14_1 * inverse);
                 o[offset + 60] = PackBFloat162(o0_15_0 * inverse, o0_15_1 * inverse);
                 if (quad == 0)
-                    a.Lse[(long)(b * a.Hq + h) * a.Mq + row0_0] = rowSum0_0 > 0f ? rowMax0_0 * 0.6931471805599453f + System.MathF.Log(rowSum0_0) : float.NegativeInfinity;
+                    a.Lse[((long)b * a.Hq + h) * a.Mq + row0_0] = rowSum0_0 > 0f || float.IsNaN(rowSum0_0) ? rowMax0_0 * 0.6931471805599453f + System.MathF.Log(rowSum0_0) : float.NegativeInfinity;
             }
             rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 1);
             rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 2);
             if (row0_1 < a.Mq)
             {
                 float inverse = rowSum0_1 > 0f ? 1f / rowSum0_1 : 0f;
-                long offset = (((long)(b * a.Mq + row0_1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                long offset = ((((long)b * a.Mq + row0_1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
                 o[offset + 0] = PackBFloat162(o0_0_2 * inverse, o0_0_3 * inverse);
                 o[offset + 4] = PackBFloat162(o0_1_2 * inverse, o0_1_3 * inverse);
                 o[offset + 8] = PackBFloat162(o0_2_2 * inverse, o0_2_3 * inverse);
@@ -642,7 +642,7 @@ partial class Kernels
                 o[offset + 56] = PackBFloat162(o0_14_2 * inverse, o0_14_3 * inverse);
                 o[offset + 60] = PackBFloat162(o0_15_2 * inverse, o0_15_3 * inverse);
                 if (quad == 0)
-                    a.Lse[(long)(b * a.Hq + h) * a.Mq + row0_1] = rowSum0_1 > 0f ? rowMax0_1 * 0.6931471805599453f + System.MathF.Log(rowSum0_1) : float.NegativeInfinity;
+                    a.Lse[((long)b * a.Hq + h) * a.Mq + row0_1] = rowSum0_1 > 0f || float.IsNaN(rowSum0_1) ? rowMax0_1 * 0.6931471805599453f + System.MathF.Log(rowSum0_1) : float.NegativeInfinity;
             }
         }
 
@@ -660,13 +660,13 @@ partial class Kernels
             float sum = 0f;
             if (row < a.Mq)
             {
-                long offset = ((long)(b * a.Mq + row) * a.Hq + h) * (HeadDim / 4) + word;
+                long offset = (((long)b * a.Mq + row) * a.Hq + h) * (HeadDim / 4) + word;
                 sum = Dot4BFloat16(a.dO.Cast<ulong>()[offset], a.O.Cast<ulong>()[offset]);
             }
             for (int lanes = 1; lanes < HeadDim / 4; lanes <<= 1)
                 sum += Warp.ShuffleXor(sum, lanes);
             if (row < a.Mq && word == 0)
-                a.Delta[(long)(b * a.Hq + h) * a.Mq + row] = sum;
+                a.Delta[((long)b * a.Hq + h) * a.Mq + row] = sum;
         }
 
         /// <summary>
@@ -925,7 +925,7 @@ partial class Kernels
             var dVOut = a.dV.Cast<uint>();
             if (key0 < a.Mkv)
             {
-                long offset = (((long)(b * a.Mkv + key0) * a.Hkv + hk) * HeadDim + 2 * quad) >> 1;
+                long offset = ((((long)b * a.Mkv + key0) * a.Hkv + hk) * HeadDim + 2 * quad) >> 1;
                 dKOut[offset + 0] = PackBFloat162(dk0_0 * a.Scale, dk0_1 * a.Scale);
                 dVOut[offset + 0] = PackBFloat162(dv0_0, dv0_1);
                 dKOut[offset + 4] = PackBFloat162(dk1_0 * a.Scale, dk1_1 * a.Scale);
@@ -961,7 +961,7 @@ partial class Kernels
             }
             if (key1 < a.Mkv)
             {
-                long offset = (((long)(b * a.Mkv + key1) * a.Hkv + hk) * HeadDim + 2 * quad) >> 1;
+                long offset = ((((long)b * a.Mkv + key1) * a.Hkv + hk) * HeadDim + 2 * quad) >> 1;
                 dKOut[offset + 0] = PackBFloat162(dk0_2 * a.Scale, dk0_3 * a.Scale);
                 dVOut[offset + 0] = PackBFloat162(dv0_2, dv0_3);
                 dKOut[offset + 4] = PackBFloat162(dk1_2 * a.Scale, dk1_3 * a.Scale);
@@ -1281,7 +1281,7 @@ partial class Kernels
             var dQOut = a.dQ.Cast<uint>();
             if (row0 < a.Mq)
             {
-                long offset = (((long)(b * a.Mq + row0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                long offset = ((((long)b * a.Mq + row0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
                 dQOut[offset + 0] = PackBFloat162(dq0_0 * a.Scale, dq0_1 * a.Scale);
                 dQOut[offset + 4] = PackBFloat162(dq1_0 * a.Scale, dq1_1 * a.Scale);
                 dQOut[offset + 8] = PackBFloat162(dq2_0 * a.Scale, dq2_1 * a.Scale);
@@ -1301,7 +1301,7 @@ partial class Kernels
             }
             if (row1 < a.Mq)
             {
-                long offset = (((long)(b * a.Mq + row1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                long offset = ((((long)b * a.Mq + row1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
                 dQOut[offset + 0] = PackBFloat162(dq0_2 * a.Scale, dq0_3 * a.Scale);
                 dQOut[offset + 4] = PackBFloat162(dq1_2 * a.Scale, dq1_3 * a.Scale);
                 dQOut[offset + 8] = PackBFloat162(dq2_2 * a.Scale, dq2_3 * a.Scale);

@@ -44,7 +44,7 @@ partial class Kernels
             {
                 int row = e / (HeadDim / 4), word = e % (HeadDim / 4);
                 int token = first + row;
-                tile[row * (TcRow / 4) + word] = token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
+                tile[row * (TcRow / 4) + word] = token < tokens ? source[(((long)batch * tokens + token) * heads + head) * (HeadDim / 4) + word] : 0ul;
             }
         }
 
@@ -78,7 +78,7 @@ partial class Kernels
         private static ulong TcStageLoad(ArrayView<ulong> source, int batch, int first, int tokens, int heads, int head, int e)
         {
             int token = first + e / (HeadDim / 4);
-            return token < tokens ? source[((long)(batch * tokens + token) * heads + head) * (HeadDim / 4) + e % (HeadDim / 4)] : 0ul;
+            return token < tokens ? source[(((long)batch * tokens + token) * heads + head) * (HeadDim / 4) + e % (HeadDim / 4)] : 0ul;
         }
 
         /// <summary>Word e of TcStageLoad into the row-major shared tile that starts at half <paramref name="tileHalf"/>.</summary>
@@ -223,26 +223,26 @@ partial class Kernels
 
                 // Online softmax of m-tile 0 (Algorithm 1, lines 9-10): the tile's row maxima across the quad of lanes sharing a row.
                 float tileMax0_0 = rowMax0_0, tileMax0_1 = rowMax0_1;
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_0_0, s0_0_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_0_2, s0_0_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_1_0, s0_1_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_1_2, s0_1_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_2_0, s0_2_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_2_2, s0_2_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_3_0, s0_3_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_3_2, s0_3_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_4_0, s0_4_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_4_2, s0_4_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_5_0, s0_5_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_5_2, s0_5_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_6_0, s0_6_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_6_2, s0_6_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, System.Math.Max(s0_7_0, s0_7_1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, System.Math.Max(s0_7_2, s0_7_3));
-                tileMax0_0 = System.Math.Max(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 1));
-                tileMax0_0 = System.Math.Max(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 2));
-                tileMax0_1 = System.Math.Max(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 1));
-                tileMax0_1 = System.Math.Max(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 2));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_0_0, s0_0_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_0_2, s0_0_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_1_0, s0_1_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_1_2, s0_1_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_2_0, s0_2_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_2_2, s0_2_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_3_0, s0_3_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_3_2, s0_3_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_4_0, s0_4_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_4_2, s0_4_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_5_0, s0_5_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_5_2, s0_5_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_6_0, s0_6_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_6_2, s0_6_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_7_0, s0_7_1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_7_2, s0_7_3));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 1));
+                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 2));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 1));
+                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 2));
                 // A row that has seen no key yet keeps max −∞; subtracting 0 then keeps every exponent −∞ → 0.
                 float base0_0 = tileMax0_0 == float.NegativeInfinity ? 0f : tileMax0_0;
                 float base0_1 = tileMax0_1 == float.NegativeInfinity ? 0f : tileMax0_1;
@@ -338,26 +338,26 @@ partial class Kernels
             if (row0_0 < a.Mq)
             {
                 float inverse = rowSum0_0 > 0f ? 1f / rowSum0_0 : 0f;
-                long offset = (((long)(b * a.Mq + row0_0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                long offset = ((((long)b * a.Mq + row0_0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
                 o[offset + 0] = PackHalf2(o0_0_0 * inverse, o0_0_1 * inverse);
                 o[offset + 4] = PackHalf2(o0_1_0 * inverse, o0_1_1 * inverse);
                 o[offset + 8] = PackHalf2(o0_2_0 * inverse, o0_2_1 * inverse);
                 o[offset + 12] = PackHalf2(o0_3_0 * inverse, o0_3_1 * inverse);
                 if (quad == 0)
-                    a.Lse[(long)(b * a.Hq + h) * a.Mq + row0_0] = rowSum0_0 > 0f ? rowMax0_0 * 0.6931471805599453f + System.MathF.Log(rowSum0_0) : float.NegativeInfinity;
+                    a.Lse[((long)b * a.Hq + h) * a.Mq + row0_0] = rowSum0_0 > 0f || float.IsNaN(rowSum0_0) ? rowMax0_0 * 0.6931471805599453f + System.MathF.Log(rowSum0_0) : float.NegativeInfinity;
             }
             rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 1);
             rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 2);
             if (row0_1 < a.Mq)
             {
                 float inverse = rowSum0_1 > 0f ? 1f / rowSum0_1 : 0f;
-                long offset = (((long)(b * a.Mq + row0_1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                long offset = ((((long)b * a.Mq + row0_1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
                 o[offset + 0] = PackHalf2(o0_0_2 * inverse, o0_0_3 * inverse);
                 o[offset + 4] = PackHalf2(o0_1_2 * inverse, o0_1_3 * inverse);
                 o[offset + 8] = PackHalf2(o0_2_2 * inverse, o0_2_3 * inverse);
                 o[offset + 12] = PackHalf2(o0_3_2 * inverse, o0_3_3 * inverse);
                 if (quad == 0)
-                    a.Lse[(long)(b * a.Hq + h) * a.Mq + row0_1] = rowSum0_1 > 0f ? rowMax0_1 * 0.6931471805599453f + System.MathF.Log(rowSum0_1) : float.NegativeInfinity;
+                    a.Lse[((long)b * a.Hq + h) * a.Mq + row0_1] = rowSum0_1 > 0f || float.IsNaN(rowSum0_1) ? rowMax0_1 * 0.6931471805599453f + System.MathF.Log(rowSum0_1) : float.NegativeInfinity;
             }
         }
     }

@@ -93,7 +93,7 @@ partial class Kernels
             var s = LocalMemory.Allocate<float>(BlockN);
 
             // Load this thread's query row, pre-scaled.
-            long qOffset = ((long)(b * a.Mq + (rowValid ? i : firstRow)) * a.Hq + h) * HeadDim;
+            long qOffset = (((long)b * a.Mq + (rowValid ? i : firstRow)) * a.Hq + h) * HeadDim;
             for (int d = 0; d < HeadDim; d++)
             {
                 q[d] = ToFloat(a.Q[qOffset + d]) * a.Scale;
@@ -110,7 +110,7 @@ partial class Kernels
                 {
                     int j = n0 + e / HeadDim;
                     bool keyValid = j < kvEnd;
-                    long kvOffset = ((long)(b * a.Mkv + (keyValid ? j : n0)) * a.Hkv + hk) * HeadDim + e % HeadDim;
+                    long kvOffset = (((long)b * a.Mkv + (keyValid ? j : n0)) * a.Hkv + hk) * HeadDim + e % HeadDim;
                     kTile[e] = keyValid ? ToFloat(a.K[kvOffset]) : 0f;
                     vTile[e] = keyValid ? ToFloat(a.V[kvOffset]) : 0f;
                 }
@@ -130,7 +130,7 @@ partial class Kernels
                         score = dot + BiasAt(a, b, h, i, j);
                     }
                     s[jj] = score;
-                    tileMax = System.Math.Max(tileMax, score);
+                    tileMax = MaxNaN(tileMax, score);
                 }
 
                 // Online softmax: rescale the running sum and accumulator, add P_ij V_j.
@@ -155,13 +155,13 @@ partial class Kernels
                 Group.Barrier();
             }
 
-            // O_i = acc / RowSum and Lse_i = RowMax + log(RowSum); a row that sees no key gets O = 0, Lse = -inf.
+            // O_i = acc / RowSum and Lse_i = RowMax + log(RowSum); a row that sees no key gets O = 0, Lse = -inf (a NaN row stays NaN).
             if (rowValid)
             {
                 float inverse = rowSum > 0f ? 1f / rowSum : 0f;
                 for (int d = 0; d < HeadDim; d++)
                     a.O[qOffset + d] = ToHalf(acc[d] * inverse);
-                a.Lse[(long)(b * a.Hq + h) * a.Mq + i] = rowSum > 0f ? rowMax + Log(rowSum) : float.NegativeInfinity;
+                a.Lse[((long)b * a.Hq + h) * a.Mq + i] = rowSum > 0f || float.IsNaN(rowSum) ? rowMax + Log(rowSum) : float.NegativeInfinity;
             }
         }
     }

@@ -103,7 +103,7 @@ partial struct Inner
             var s = LocalMemory.Allocate<float>(BlockN);
 
             // Load this thread's query row, pre-scaled.
-            long qOffset = ((long)(b * a.Mq + (rowValid ? i : firstRow)) * a.Hq + h) * HeadDim;
+            long qOffset = (((long)b * a.Mq + (rowValid ? i : firstRow)) * a.Hq + h) * HeadDim;
             for (int d = 0; d < HeadDim; d++)
             {
                 q[d] = ToFloat(a.Q[qOffset + d]) * a.Scale;
@@ -120,7 +120,7 @@ partial struct Inner
                 {
                     int j = n0 + e / HeadDim;
                     bool keyValid = j < kvEnd;
-                    long kvOffset = ((long)(b * a.Mkv + (keyValid ? j : n0)) * a.Hkv + hk) * HeadDim + e % HeadDim;
+                    long kvOffset = (((long)b * a.Mkv + (keyValid ? j : n0)) * a.Hkv + hk) * HeadDim + e % HeadDim;
                     kTile[e] = keyValid ? ToFloat(a.K[kvOffset]) : 0f;
                     vTile[e] = keyValid ? ToFloat(a.V[kvOffset]) : 0f;
                 }
@@ -140,7 +140,7 @@ partial struct Inner
                         score = dot + BiasAt(a, b, h, i, j);
                     }
                     s[jj] = score;
-                    tileMax = System.Math.Max(tileMax, score);
+                    tileMax = MaxNaN(tileMax, score);
                 }
 
                 // Online softmax: rescale the running sum and accumulator, add P_ij V_j.
@@ -165,13 +165,13 @@ partial struct Inner
                 Group.Barrier();
             }
 
-            // O_i = acc / RowSum and Lse_i = RowMax + log(RowSum); a row that sees no key gets O = 0, Lse = -inf.
+            // O_i = acc / RowSum and Lse_i = RowMax + log(RowSum); a row that sees no key gets O = 0, Lse = -inf (a NaN row stays NaN).
             if (rowValid)
             {
                 float inverse = rowSum > 0f ? 1f / rowSum : 0f;
                 for (int d = 0; d < HeadDim; d++)
                     a.O[qOffset + d] = ToSingle(acc[d] * inverse);
-                a.Lse[(long)(b * a.Hq + h) * a.Mq + i] = rowSum > 0f ? rowMax + Log(rowSum) : float.NegativeInfinity;
+                a.Lse[((long)b * a.Hq + h) * a.Mq + i] = rowSum > 0f || float.IsNaN(rowSum) ? rowMax + Log(rowSum) : float.NegativeInfinity;
             }
         }
 
@@ -186,11 +186,11 @@ partial struct Inner
             int i = Grid.IdxX * BlockM + Group.IdxX;
             if (i >= a.Mq)
                 return;
-            long offset = ((long)(b * a.Mq + i) * a.Hq + h) * HeadDim;
+            long offset = (((long)b * a.Mq + i) * a.Hq + h) * HeadDim;
             float delta = 0f;
             for (int d = 0; d < HeadDim; d++)
                 delta += ToFloat(a.dO[offset + d]) * ToFloat(a.O[offset + d]);
-            a.Delta[(long)(b * a.Hq + h) * a.Mq + i] = delta;
+            a.Delta[((long)b * a.Hq + h) * a.Mq + i] = delta;
         }
 
         /// <summary>
@@ -220,7 +220,7 @@ partial struct Inner
             var dK = LocalMemory.Allocate<float>(HeadDim);
             var dV = LocalMemory.Allocate<float>(HeadDim);
 
-            long kvOffset = ((long)(b * a.Mkv + (keyValid ? j : firstKey)) * a.Hkv + hk) * HeadDim;
+            long kvOffset = (((long)b * a.Mkv + (keyValid ? j : firstKey)) * a.Hkv + hk) * HeadDim;
             for (int d = 0; d < HeadDim; d++)
             {
                 k[d] = ToFloat(a.K[kvOffset + d]);
@@ -240,14 +240,14 @@ partial struct Inner
                     {
                         int i = m0 + e / HeadDim;
                         bool rowValid = i < qEnd;
-                        long qOffset = ((long)(b * a.Mq + (rowValid ? i : m0)) * a.Hq + h) * HeadDim + e % HeadDim;
+                        long qOffset = (((long)b * a.Mq + (rowValid ? i : m0)) * a.Hq + h) * HeadDim + e % HeadDim;
                         qTile[e] = rowValid ? ToFloat(a.Q[qOffset]) : 0f;
                         dOTile[e] = rowValid ? ToFloat(a.dO[qOffset]) : 0f;
                     }
                     for (int e = tid; e < BackwardBlockM; e += BlockN)
                     {
                         int i = m0 + e;
-                        long row = (long)(b * a.Hq + h) * a.Mq + (i < qEnd ? i : m0);
+                        long row = ((long)b * a.Hq + h) * a.Mq + (i < qEnd ? i : m0);
                         lseTile[e] = a.Lse[row];
                         deltaTile[e] = a.Delta[row];
                     }
@@ -315,8 +315,8 @@ partial struct Inner
             var dO = LocalMemory.Allocate<float>(HeadDim);
             var dQ = LocalMemory.Allocate<float>(HeadDim);
 
-            long qOffset = ((long)(b * a.Mq + (rowValid ? i : firstRow)) * a.Hq + h) * HeadDim;
-            long row = (long)(b * a.Hq + h) * a.Mq + (rowValid ? i : firstRow);
+            long qOffset = (((long)b * a.Mq + (rowValid ? i : firstRow)) * a.Hq + h) * HeadDim;
+            long row = ((long)b * a.Hq + h) * a.Mq + (rowValid ? i : firstRow);
             float lse = a.Lse[row];
             float delta = a.Delta[row];
             for (int d = 0; d < HeadDim; d++)
@@ -333,7 +333,7 @@ partial struct Inner
                 {
                     int j = n0 + e / HeadDim;
                     bool keyValid = j < kvEnd;
-                    long kvOffset = ((long)(b * a.Mkv + (keyValid ? j : n0)) * a.Hkv + hk) * HeadDim + e % HeadDim;
+                    long kvOffset = (((long)b * a.Mkv + (keyValid ? j : n0)) * a.Hkv + hk) * HeadDim + e % HeadDim;
                     kTile[e] = keyValid ? ToFloat(a.K[kvOffset]) : 0f;
                     vTile[e] = keyValid ? ToFloat(a.V[kvOffset]) : 0f;
                 }

@@ -287,7 +287,16 @@ namespace XFormers
         internal void MarkWritten() => storage.MarkWritten();
 
         /// <summary>The storage, region and version this tensor reads now, for checks that the data has not changed since.</summary>
-        internal TensorStamp Stamp() => new(storage, ((IContiguousArrayView)view).IndexInBytes, length, storage.Version);
+        internal TensorStamp Stamp() => stampOf ?? new(storage, ((IContiguousArrayView)view).IndexInBytes, length, storage.Version);
+
+        /// <summary>
+        /// For a dense copy of a strided view made just before a launch: the stamp of the view it was copied from, so a
+        /// forward recorded on the copy and a backward given the same view (copied again) match, and a write to the
+        /// view's storage in between does not.
+        /// </summary>
+        private TensorStamp? stampOf;
+
+        internal void StampAs(TensorStamp source) => stampOf = source;
 
         public override string ToString() => $"Tensor<{typeof(T).Name}>{ShapeString}";
 

@@ -146,7 +146,16 @@ namespace XFormers
         internal Tensor<T> AsDense(out bool copied)
         {
             copied = !IsContiguous;
-            return copied ? ToTensor() : Storage.Slice(Offset, shape);
+            if (!copied)
+                return Storage.Slice(Offset, shape);
+            var copy = ToTensor();
+            // The region of the storage this view reads, at the storage's version now (stale-forward checks).
+            var whole = Storage.Stamp();
+            long count = 1;
+            foreach (int d in shape)
+                count *= d;
+            copy.StampAs(whole with { Offset = whole.Offset + Offset * System.Runtime.CompilerServices.Unsafe.SizeOf<T>(), Length = count });
+            return copy;
         }
 
         public override string ToString() => $"TensorView<{typeof(T).Name}>{ShapeString}";

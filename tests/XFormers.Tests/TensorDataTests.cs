@@ -99,6 +99,28 @@ public class TensorDataTests(CpuContextFixture fixture)
         viaDenseView.ToArray().ShouldBe(expected.Output.ToArray());
     }
 
+    /// <summary>
+    /// A strided view is copied before each launch, so the stale-forward check follows the view's storage: the same views
+    /// pass, and a write to the BHMK buffer between forward and backward is caught.
+    /// </summary>
+    [Fact]
+    public void A_write_to_a_viewed_buffer_between_forward_and_backward_is_a_stale_forward()
+    {
+        const int B = 1, H = 2, M = 9, K = 16;
+        using var qBhmk = Tensor<float>.FromArray(context, HostRandom.Normal(21, B * H * M * K), B, H, M, K);
+        using var kBhmk = Tensor<float>.FromArray(context, HostRandom.Normal(22, B * H * M * K), B, H, M, K);
+        using var vBhmk = Tensor<float>.FromArray(context, HostRandom.Normal(23, B * H * M * K), B, H, M, K);
+        using var dOBhmk = Tensor<float>.FromArray(context, HostRandom.Normal(24, B * H * M * K), B, H, M, K);
+        using var forward = Fmha.MemoryEfficientAttentionForward(qBhmk.Transpose(1, 2), kBhmk.Transpose(1, 2), vBhmk.Transpose(1, 2));
+        using (Fmha.MemoryEfficientAttentionBackward(dOBhmk.Transpose(1, 2), forward, qBhmk.Transpose(1, 2), kBhmk.Transpose(1, 2), vBhmk.Transpose(1, 2)))
+        {
+        }
+        kBhmk.CopyFrom(HostRandom.Normal(25, B * H * M * K));
+        var error = Should.Throw<ArgumentException>(() =>
+            Fmha.MemoryEfficientAttentionBackward(dOBhmk.Transpose(1, 2), forward, qBhmk.Transpose(1, 2), kBhmk.Transpose(1, 2), vBhmk.Transpose(1, 2)));
+        error.Message.ShouldContain("key");
+    }
+
     [Fact]
     public void Narrow_on_the_head_dimension_is_a_strided_view()
     {

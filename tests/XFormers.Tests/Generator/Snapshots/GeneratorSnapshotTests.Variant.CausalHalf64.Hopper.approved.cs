@@ -397,6 +397,7 @@ partial class Kernels
     .reg .f32 %tmp_f32_111;
     .reg .f32 %lse0;
     .reg .f32 %tmp_f32_112;
+    .reg .pred %nan_row0;
     .reg .pred %store_lse0;
     .reg .u64 %tmp_u64_113;
     .reg .u64 %tmp_u64_114;
@@ -434,6 +435,7 @@ partial class Kernels
     .reg .f32 %tmp_f32_143;
     .reg .f32 %lse1;
     .reg .f32 %tmp_f32_144;
+    .reg .pred %nan_row1;
     .reg .pred %store_lse1;
     .reg .u64 %tmp_u64_145;
     .reg .u64 %tmp_u64_146;
@@ -1359,6 +1361,8 @@ $L_epilogue_9:
     fma.rn.f32 %lse0, %row_max0, %c_log2, %tmp_f32_112;
     mul.f32 %lse0, %lse0, 0f3F317218;
     selp.f32 %lse0, %lse0, 0fFF800000, %positive0;
+    setp.nan.f32 %nan_row0, %row_sum0, %row_sum0;
+    selp.f32 %lse0, %row_sum0, %lse0, %nan_row0;
     and.pred %store_lse0, %quad_leader, %row_valid0;
     mul.wide.u32 %tmp_u64_113, %b, %hq;
     cvt.u64.u32 %tmp_u64_114, %h;
@@ -1426,6 +1430,8 @@ $L_epilogue_9:
     fma.rn.f32 %lse1, %row_max1, %c_log2, %tmp_f32_144;
     mul.f32 %lse1, %lse1, 0f3F317218;
     selp.f32 %lse1, %lse1, 0fFF800000, %positive1;
+    setp.nan.f32 %nan_row1, %row_sum1, %row_sum1;
+    selp.f32 %lse1, %row_sum1, %lse1, %nan_row1;
     and.pred %store_lse1, %quad_leader, %row_valid1;
     mul.wide.u32 %tmp_u64_145, %b, %hq;
     cvt.u64.u32 %tmp_u64_146, %h;
@@ -1802,6 +1808,7 @@ $L_epilogue_9:
     .reg .f32 %tmp_f32_111;
     .reg .f32 %lse0;
     .reg .f32 %tmp_f32_112;
+    .reg .pred %nan_row0;
     .reg .pred %store_lse0;
     .reg .u64 %tmp_u64_113;
     .reg .u64 %tmp_u64_114;
@@ -1839,6 +1846,7 @@ $L_epilogue_9:
     .reg .f32 %tmp_f32_143;
     .reg .f32 %lse1;
     .reg .f32 %tmp_f32_144;
+    .reg .pred %nan_row1;
     .reg .pred %store_lse1;
     .reg .u64 %tmp_u64_145;
     .reg .u64 %tmp_u64_146;
@@ -2764,6 +2772,8 @@ $L_epilogue_9:
     fma.rn.f32 %lse0, %row_max0, %c_log2, %tmp_f32_112;
     mul.f32 %lse0, %lse0, 0f3F317218;
     selp.f32 %lse0, %lse0, 0fFF800000, %positive0;
+    setp.nan.f32 %nan_row0, %row_sum0, %row_sum0;
+    selp.f32 %lse0, %row_sum0, %lse0, %nan_row0;
     and.pred %store_lse0, %quad_leader, %row_valid0;
     mul.wide.u32 %tmp_u64_113, %b, %hq;
     cvt.u64.u32 %tmp_u64_114, %h;
@@ -2831,6 +2841,8 @@ $L_epilogue_9:
     fma.rn.f32 %lse1, %row_max1, %c_log2, %tmp_f32_144;
     mul.f32 %lse1, %lse1, 0f3F317218;
     selp.f32 %lse1, %lse1, 0fFF800000, %positive1;
+    setp.nan.f32 %nan_row1, %row_sum1, %row_sum1;
+    selp.f32 %lse1, %row_sum1, %lse1, %nan_row1;
     and.pred %store_lse1, %quad_leader, %row_valid1;
     mul.wide.u32 %tmp_u64_145, %b, %hq;
     cvt.u64.u32 %tmp_u64_146, %h;

@@ -64,7 +64,8 @@ namespace XFormers
         {
             if (sizeof(TOther) != sizeof(T))
                 throw new InvalidOperationException($"cannot read {typeof(T).Name} storage as {typeof(TOther).Name}: the sizes differ.");
-            return new Tensor<TOther>(Context, null, storage, View.Cast<TOther>(), (int[])shape.Clone());
+            // The same memory under another element type: it keeps this tensor's stamp (a gathered view's, if any).
+            return new Tensor<TOther>(Context, null, storage, View.Cast<TOther>(), (int[])shape.Clone()) { stampOf = stampOf };
         }
     }
 }

@@ -61,6 +61,15 @@ public class HopperBackendTests
     }
 
     [Fact]
+    public void ATensorBiasAtHeadDim64KeepsTwoConsumerWarpgroups()
+    {
+        var module = ((AttentionKernel<ILGPU.Half>)StockVariantByName("Causal_Tensor_F16_64")).HopperForward!;
+        module.BlockM.ShouldBe(128);
+        module.Threads.ShouldBe(384);
+        module.SmallGrid.ShouldBeNull();
+    }
+
+    [Fact]
     public void HeadDim128HasOneModule()
     {
         var module = ((AttentionKernel<ILGPU.Half>)StockVariantByName("None_None_F16_128")).HopperForward!;

@@ -70,14 +70,20 @@ namespace XFormers.Generators.Models
         /// · 128 within the SM's 65536.
         /// </summary>
         public static HopperPlan? For(int headDim, int dtype, string mask, int bias) =>
-            For(headDim, dtype, mask, bias, headDim <= 64 ? 3 : 2);
+            For(headDim, dtype, mask, bias, ThreeConsumers(headDim, bias) ? 3 : 2);
+
+        /// <summary>
+        /// Three consumer warpgroups at HeadDim 64, except with a tensor bias: its per-element loads do not fit the 160
+        /// registers a consumer gets then (ptxas spilled 112–144 bytes a thread on the H200), so those keep two.
+        /// </summary>
+        private static bool ThreeConsumers(int headDim, int bias) => headDim <= 64 && bias != 1;
 
         /// <summary>
         /// A second plan for grids the first fills badly: at HeadDim 64, 128-row CTAs (two consumer warpgroups), which
         /// the runtime takes when the 192-row grid would leave most of its last wave idle (B2 H8 M2048: 176 CTAs on 132 SMs).
         /// </summary>
         public static HopperPlan? SmallGridFor(int headDim, int dtype, string mask, int bias) =>
-            headDim <= 64 && For(headDim, dtype, mask, bias, 2) is { } plan ? plan with { RelativeThroughput = 0.82 } : null;
+            ThreeConsumers(headDim, bias) && For(headDim, dtype, mask, bias, 2) is { } plan ? plan with { RelativeThroughput = 0.82 } : null;
 
         private static HopperPlan? For(int headDim, int dtype, string mask, int bias, int consumers)
         {

@@ -33,6 +33,9 @@ namespace XFormers.Hopper
 
         private static readonly ConditionalWeakTable<Accelerator, DeviceState> Devices = new();
 
+        /// <summary>For the device harness: always the variant's first module, whatever the grid (its conformance checks both).</summary>
+        internal static bool ForceFirstModule { get; set; }
+
         /// <summary>Whether launches on <paramref name="accelerator"/> may take the sm_90a modules.</summary>
         public static bool IsAvailable(Accelerator accelerator) =>
             !ForcedOff && accelerator is CudaAccelerator && State(accelerator).IsHopper;
@@ -121,7 +124,7 @@ namespace XFormers.Hopper
         /// </summary>
         internal static HopperForwardModule Pick(HopperForwardModule module, int mq, int heads, int multiprocessors)
         {
-            if (module.SmallGrid is not { } small)
+            if (module.SmallGrid is not { } small || ForceFirstModule)
                 return module;
             int sms = Math.Max(1, multiprocessors);
             double Cost(HopperForwardModule m) =>

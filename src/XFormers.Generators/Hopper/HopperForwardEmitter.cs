@@ -47,7 +47,7 @@ namespace XFormers.Generators.Hopper
             text.Append(".version 8.0\n.target sm_90a\n.address_size 64\n\n");
             text.Append(".extern .shared .align 1024 .b8 smem[];\n\n");
             text.Append(".visible .entry ").Append(EntryPoint).Append("(\n");
-            text.Append(string.Join(",\n", Parameters.Select(p => "    " + p.Declaration)));
+            text.Append(string.Join(",\n", Parameters.Select(p => "    " + p)));
             text.Append(")\n");
             text.Append(".maxntid ").Append(plan.Threads).Append(", 1, 1\n.minnctapersm 1\n{\n");
             text.Append(emitter.w.Body());
@@ -55,40 +55,29 @@ namespace XFormers.Generators.Hopper
             return text.ToString();
         }
 
-        private readonly struct Parameter
+        /// <summary>The entry point's parameters, in the order HopperLauncher passes them.</summary>
+        private static readonly string[] Parameters =
         {
-            public Parameter(string name, string declaration)
-            {
-                Name = name;
-                Declaration = declaration;
-            }
-
-            public string Name { get; }
-            public string Declaration { get; }
-        }
-
-        private static readonly Parameter[] Parameters =
-        {
-            new("tmap_q", ".param .align 64 .b8 tmap_q[128]"),
-            new("tmap_k", ".param .align 64 .b8 tmap_k[128]"),
-            new("tmap_v", ".param .align 64 .b8 tmap_v[128]"),
-            new("o", ".param .u64 o"),
-            new("lse", ".param .u64 lse"),
-            new("bias", ".param .u64 bias"),
-            new("bias_stride_b", ".param .u64 bias_stride_b"),
-            new("bias_stride_h", ".param .u64 bias_stride_h"),
-            new("bias_stride_m", ".param .u64 bias_stride_m"),
-            new("bias_stride_n", ".param .u64 bias_stride_n"),
-            new("alibi_slopes", ".param .u64 alibi_slopes"),
-            new("q_segment", ".param .u64 q_segment"),
-            new("q_start", ".param .u64 q_start"),
-            new("kv_start", ".param .u64 kv_start"),
-            new("mq", ".param .u32 mq"),
-            new("mkv", ".param .u32 mkv"),
-            new("hq", ".param .u32 hq"),
-            new("group_size", ".param .u32 group_size"),
-            new("scale", ".param .f32 scale"),
-            new("scale_log2", ".param .f32 scale_log2"),
+            ".param .align 64 .b8 tmap_q[128]",
+            ".param .align 64 .b8 tmap_k[128]",
+            ".param .align 64 .b8 tmap_v[128]",
+            ".param .u64 o",
+            ".param .u64 lse",
+            ".param .u64 bias",
+            ".param .u64 bias_stride_b",
+            ".param .u64 bias_stride_h",
+            ".param .u64 bias_stride_m",
+            ".param .u64 bias_stride_n",
+            ".param .u64 alibi_slopes",
+            ".param .u64 q_segment",
+            ".param .u64 q_start",
+            ".param .u64 kv_start",
+            ".param .u32 mq",
+            ".param .u32 mkv",
+            ".param .u32 hq",
+            ".param .u32 group_size",
+            ".param .f32 scale",
+            ".param .f32 scale_log2",
         };
 
         // Registers every role reads.
@@ -106,9 +95,9 @@ namespace XFormers.Generators.Hopper
             Setup();
             var consumer = w.NewLabel("consumer");
             var isConsumer = w.Pred("is_consumer");
-            var warpGroup = w.U32("warp_group");
-            w.Op("shr.u32", warpGroup, tid, 7);
-            w.Op("setp.ne.u32", isConsumer, warpGroup, 0);
+            var role = w.U32("warp_group");
+            w.Op("shr.u32", role, tid, 7);
+            w.Op("setp.ne.u32", isConsumer, role, 0);
             w.BranchIf(isConsumer, false, consumer);
             Producer();
             w.Label(consumer);

@@ -13,10 +13,7 @@ namespace XFormers.Hopper
 
         public const int DeviceAttributeComputeCapabilityMajor = 75;
         public const int DeviceAttributeComputeCapabilityMinor = 76;
-        public const int DeviceAttributeMaxSharedMemoryPerBlockOptin = 97;
         public const int FunctionAttributeMaxDynamicSharedSizeBytes = 8;
-        public const int JitInfoLogBuffer = 3;
-        public const int JitInfoLogBufferSizeBytes = 4;
         public const int JitErrorLogBuffer = 5;
         public const int JitErrorLogBufferSizeBytes = 6;
         public const int JitInputPtx = 1;

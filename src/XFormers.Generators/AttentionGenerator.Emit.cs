@@ -28,13 +28,20 @@ namespace XFormers.Generators
 
             public static string EmitRegistry(RegistryModel model) => Render(RegistryTemplate, model);
 
-            /// <summary>The variant's sm_90a forward: its PTX module (written by <see cref="Hopper.HopperForwardEmitter"/>) and launch record.</summary>
+            /// <summary>
+            /// The variant's sm_90a modules and launch records: the forward (written by <see cref="Hopper.HopperForwardEmitter"/>)
+            /// and, with a backward, its dK/dV and dQ passes (<see cref="Hopper.HopperBackwardEmitter"/>).
+            /// </summary>
             public static string EmitHopper(VariantModel model)
             {
                 string subject = model.DeclaringTypeName + "." + model.MethodName + " (" + model.Summary + ")";
                 string Ptx(HopperPlan? plan) => plan is null ? "" : Hopper.HopperForwardEmitter.Emit(plan, subject).Replace("\"", "\"\"");
+                string backward = model.HopperBackwardKv is { } kv && model.HopperBackwardQ is { } q
+                    ? Hopper.HopperBackwardEmitter.Emit(kv, q, subject).Replace("\"", "\"\"")
+                    : "";
                 return Render(HopperTemplate, new HopperSource(
-                    model, model.Hopper!, Hopper.HopperForwardEmitter.EntryPoint, Ptx(model.Hopper), model.HopperSmallGrid, Ptx(model.HopperSmallGrid)));
+                    model, model.Hopper!, Hopper.HopperForwardEmitter.EntryPoint, Ptx(model.Hopper), model.HopperSmallGrid, Ptx(model.HopperSmallGrid),
+                    model.HopperBackwardKv, model.HopperBackwardQ, backward));
             }
             public static string EmitStub(StubModel model) => Render(StubTemplate, model);
 

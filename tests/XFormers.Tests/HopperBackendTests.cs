@@ -43,6 +43,32 @@ public class HopperBackendTests
         }
     }
 
+    [Theory]
+    [InlineData("None_None_F16_64", true)]
+    [InlineData("BlockDiagonalCausal_Tensor_BF16_128", true)]
+    [InlineData("Causal_None_F16_256", false)]
+    [InlineData("None_None_F32_64", false)]
+    public void StockVariantsCarryABackwardModuleAtHeadDims64And128(string name, bool expected)
+    {
+        var kernel = StockVariantByName(name);
+        var module = kernel switch
+        {
+            AttentionKernel<ILGPU.Half> h => h.HopperBackward,
+            AttentionKernel<BFloat16> b => b.HopperBackward,
+            _ => null,
+        };
+        (module is not null).ShouldBe(expected);
+        if (module is null)
+            return;
+        module.Ptx.ShouldContain(".target sm_90a");
+        module.Ptx.ShouldContain(".visible .entry " + module.KeysAndValuesEntryPoint + "(");
+        module.Ptx.ShouldContain(".visible .entry " + module.QueriesEntryPoint + "(");
+        module.Hash.Length.ShouldBe(64);
+        module.HeadDim.ShouldBe(kernel.Variant.HeadDim);
+        using var context = XFormersContext.CreateCpu();
+        kernel.BackendOn(context.Accelerator).ShouldNotContain("sm_90a");
+    }
+
     /// <summary>
     /// HeadDim 64: 192-row CTAs unless the grid leaves most of a wave idle, then 128-row ones (weighted by the measured
     /// 0.82 relative throughput). Cases from the forward gate on 132 multiprocessors (H200).

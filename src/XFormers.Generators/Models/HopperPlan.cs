@@ -12,6 +12,9 @@ namespace XFormers.Generators.Models
     /// </remarks>
     internal sealed record HopperPlan
     {
+        /// <summary>Which kernel the plan is for: the forward, the backward's dK/dV pass or its dQ pass.</summary>
+        public HopperKernel Kernel { get; init; } = HopperKernel.Forward;
+
         /// <summary>Columns of a chunk: 64 16-bit elements, one 128-byte swizzle row.</summary>
         public const int ChunkColumns = 64;
 
@@ -35,6 +38,8 @@ namespace XFormers.Generators.Models
         public string Mask { get; init; } = "None";
         public bool TensorBias { get; init; }
         public bool Alibi { get; init; }
+        /// <summary>Whether the dQ pass writes dBias (a tensor bias declared with BiasGradient).</summary>
+        public bool BiasGradient { get; init; }
 
         /// <summary>
         /// Throughput of one CTA of this plan relative to the variant's first plan, as measured on the H200 (the runtime
@@ -46,9 +51,20 @@ namespace XFormers.Generators.Models
         public int Chunks => HeadDim / ChunkColumns;
         public int QBytes => BlockM * HeadDim * 2;
         public int KvTileBytes => BlockN * HeadDim * 2;
-        public int KOffset => QBytes;
-        public int VOffset => QBytes + Stages * KvTileBytes;
-        public int BarrierOffset => QBytes + 2 * Stages * KvTileBytes;
+        /// <summary>
+        /// Tiles loaded once a CTA (BlockM rows each): Q for the forward; Q and dO for the dQ pass; K and V for the dK/dV
+        /// pass, whose rings then stream Q and dO tiles (BlockN rows) in the places of K and V.
+        /// </summary>
+        public int ResidentTiles => Kernel == HopperKernel.Forward ? 1 : 2;
+        public int KOffset => ResidentTiles * QBytes;
+        public int VOffset => KOffset + Stages * KvTileBytes;
+        /// <summary>
+        /// The dK/dV pass's per-stage row vectors: −log2(e) · Lse and Delta of the stage's BlockN query rows (fp32 each),
+        /// written by the producer's second warp; none elsewhere.
+        /// </summary>
+        public int StageVectorBytes => Kernel == HopperKernel.BackwardKv ? 2 * BlockN * 4 : 0;
+        public int VectorOffset => VOffset + Stages * KvTileBytes;
+        public int BarrierOffset => VectorOffset + Stages * StageVectorBytes;
         /// <summary>One Q barrier, then full and empty barriers for each K stage and each V stage.</summary>
         public int Barriers => 1 + 4 * Stages;
         /// <summary>Dynamic shared memory the kernel asks for (the one formula: the runtime passes this number to the driver).</summary>
@@ -85,6 +101,34 @@ namespace XFormers.Generators.Models
         public static HopperPlan? SmallGridFor(int headDim, int dtype, string mask, int bias) =>
             ThreeConsumers(headDim, bias) && For(headDim, dtype, mask, bias, 2) is { } plan ? plan with { RelativeThroughput = 0.82 } : null;
 
+        /// <summary>
+        /// The backward's two passes for a 16-bit variant with HeadDim 64 or 128, else null (the mma.sync kernels serve it;
+        /// above 128, dK and dV alone would take every register a consumer thread can have). Both have two consumer
+        /// warpgroups of 240 registers and 128 resident rows. dK/dV: 128 keys a CTA, 64-query tiles streamed (dK, dV, Sᵀ,
+        /// dPᵀ and the packed Pᵀ, dSᵀ take 64 + 64 + 32 + 32 + 32 registers at HeadDim 128). dQ: 128 queries a CTA, key tiles
+        /// of 128 at HeadDim 64 and 64 at 128 (dQ, S, dP and the packed dS: 64 + 32 + 32 + 16 at HeadDim 128).
+        /// </summary>
+        public static (HopperPlan KeysAndValues, HopperPlan Queries)? BackwardFor(int headDim, int dtype, string mask, int bias, bool biasGradient)
+        {
+            if (headDim > 128 || For(headDim, dtype, mask, bias, 2) is not { } forward)
+                return null;
+            var kv = Fill(forward with { Kernel = HopperKernel.BackwardKv, BlockM = 128, BlockN = 64, Stages = 2 });
+            var q = Fill(forward with
+            {
+                Kernel = HopperKernel.BackwardQ, BlockM = 128, BlockN = headDim <= 64 ? 128 : 64, Stages = 2,
+                BiasGradient = biasGradient && bias == 1,
+            });
+            return kv.SharedBytes <= SharedMemoryLimit && q.SharedBytes <= SharedMemoryLimit ? (kv, q) : null;
+        }
+
+        /// <summary>As many stages as 227 KB allow, up to 4.</summary>
+        private static HopperPlan Fill(HopperPlan plan)
+        {
+            while (plan.Stages < 4 && (plan with { Stages = plan.Stages + 1 }).SharedBytes <= SharedMemoryLimit)
+                plan = plan with { Stages = plan.Stages + 1 };
+            return plan;
+        }
+
         private static HopperPlan? For(int headDim, int dtype, string mask, int bias, int consumers)
         {
             if (dtype == 0 || headDim % ChunkColumns != 0 || headDim > 256)
@@ -105,9 +149,18 @@ namespace XFormers.Generators.Models
                 TensorBias = bias == 1,
                 Alibi = bias == 2,
             };
-            while (plan.Stages < 4 && (plan with { Stages = plan.Stages + 1 }).SharedBytes <= SharedMemoryLimit)
-                plan = plan with { Stages = plan.Stages + 1 };
+            plan = Fill(plan);
             return plan.SharedBytes <= SharedMemoryLimit ? plan : null;
         }
+    }
+
+    /// <summary>The three sm_90a kernels a variant can have.</summary>
+    internal enum HopperKernel
+    {
+        Forward,
+        /// <summary>dK and dV: a CTA owns key rows and streams the query tiles that see them.</summary>
+        BackwardKv,
+        /// <summary>dQ (and dBias): a CTA owns query rows and streams the key tiles they see, like the forward.</summary>
+        BackwardQ,
     }
 }

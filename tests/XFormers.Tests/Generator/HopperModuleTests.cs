@@ -118,6 +118,70 @@ public class HopperModuleTests
         tensorBias.ShouldContain("mov.f32 %c_log2, 0f3FB8AA3B;", Case.Sensitive, "with a bias the softmax works on scale * qk + bias in log2 units");
     }
 
+    [Theory]
+    [InlineData("DType.Float16", 64, "BiasKind.None", "", true)]
+    [InlineData("DType.BFloat16", 128, "BiasKind.Tensor", ", BiasGradient = true", true)]
+    [InlineData("DType.Float16", 256, "BiasKind.None", "", false)]
+    [InlineData("DType.Float16", 64, "BiasKind.None", ", Backward = false", false)]
+    public void TheBackwardModuleHasBothPassesWithoutAtomicsForHeadDims64And128(string dtype, int headDim, string bias, string extra, bool expected)
+    {
+        var run = GeneratorHarness.Run(GeneratorHarness.Usings + $$"""
+            namespace Hopper;
+
+            public static partial class Kernels
+            {
+                [Attention(Mask = MaskKind.Causal, Bias = {{bias}}, HeadDim = {{headDim}}, DType = {{dtype}}{{extra}})]
+                public static partial AttentionKernel Variant();
+            }
+            """).ShouldNotHaveThrown();
+        run.OutputErrors.ShouldBeEmpty();
+        var source = run.HopperSources.Values.Single();
+        run.Sources.Values.Single(s => s.Contains(" Variant() =>", StringComparison.Ordinal))
+            .Contains("hopperBackward: HopperBackward", StringComparison.Ordinal).ShouldBe(expected);
+        var ptxMatch = Regex.Match(source, @"HopperBackwardPtx => @""(.*?)""u8;", RegexOptions.Singleline);
+        ptxMatch.Success.ShouldBe(expected);
+        if (!expected)
+            return;
+        string ptx = ptxMatch.Groups[1].Value.Replace("\"\"", "\"");
+        int Number(string name) => int.Parse(Regex.Match(source, name + @": (\d+)").Groups[1].Value, CultureInfo.InvariantCulture);
+
+        ptx.All(c => c < 128).ShouldBeTrue("ptxas takes ASCII only");
+        Regex.Matches(ptx, @"\.visible \.entry (\w+)\(").Select(x => x.Groups[1].Value)
+            .ShouldBe(new[] { "xformers_backward_kv_sm90a", "xformers_backward_q_sm90a" });
+        // Deterministic by construction: no atomic or reduction instruction anywhere, so no order of arrival can change a bit.
+        Regex.IsMatch(ptx, @"^\s+(@!?%\w+\s+)?(atom|red)\.", RegexOptions.Multiline).ShouldBeFalse();
+
+        // dK/dV: 128 keys (two consumer warpgroups of 64) against 64-row query tiles; Sᵀ and dPᵀ chains of HeadDim / 16
+        // wgmma (n = 64), then dV and dK chains of 4 (k = 64, n = HeadDim). dQ: S and dP chains of HeadDim / 16 (n = the key
+        // tile), then one dQ chain of keyTile / 16.
+        Number("keyRows").ShouldBe(128);
+        Number("queryTileRows").ShouldBe(64);
+        Number("queryRows").ShouldBe(128);
+        int keyTile = Number("keyTileRows");
+        keyTile.ShouldBe(headDim == 64 ? 128 : 64);
+        var entries = Regex.Split(ptx, @"\.visible \.entry ");
+        Regex.Matches(entries[1], @"wgmma\.mma_async").Count.ShouldBe(2 * (headDim / 16) + 2 * (64 / 16));
+        Regex.Matches(entries[2], @"wgmma\.mma_async").Count.ShouldBe(2 * (headDim / 16) + keyTile / 16);
+        entries[1].ShouldContain($"wgmma.mma_async.sync.aligned.m64n{headDim}k16");
+        entries[2].ShouldContain($"wgmma.mma_async.sync.aligned.m64n{keyTile}k16");
+
+        // Shared memory, the layout's formula: two resident 128-row tiles, Stages tiles in each of two rings, the dK/dV
+        // pass's row vectors (−log2(e)·Lse and Delta of 64 rows a stage), then 1 + 4·Stages mbarriers.
+        int kvShared = Number("keysAndValuesSharedBytes"), qShared = Number("queriesSharedBytes");
+        int Stages(int shared, int ring, int vectors) => (shared - 2 * 128 * headDim * 2 - 8) / (2 * ring * headDim * 2 + vectors + 32);
+        int kvStages = Stages(kvShared, 64, 2 * 64 * 4), qStages = Stages(qShared, keyTile, 0);
+        kvShared.ShouldBe(2 * 128 * headDim * 2 + kvStages * (2 * 64 * headDim * 2 + 2 * 64 * 4) + (1 + 4 * kvStages) * 8);
+        qShared.ShouldBe(2 * 128 * headDim * 2 + qStages * 2 * keyTile * headDim * 2 + (1 + 4 * qStages) * 8);
+        kvShared.ShouldBeLessThanOrEqualTo(227 * 1024);
+        qShared.ShouldBeLessThanOrEqualTo(227 * 1024);
+        kvStages.ShouldBeInRange(2, 4);
+        qStages.ShouldBeInRange(2, 4);
+
+        // The gradient of a tensor bias is written by the dQ pass, element by element, only when asked for.
+        entries[2].Contains("[dbias]", StringComparison.Ordinal).ShouldBe(extra.Contains("BiasGradient", StringComparison.Ordinal));
+        entries[1].ShouldNotContain("[dbias]");
+    }
+
     /// <summary>The modules a generated Hopper file constructs, with their numbers and PTX.</summary>
     private static List<(string EntryPoint, int Threads, int SharedBytes, int BlockM, int BlockN, int HeadDim, string Ptx)> Modules(string source)
     {

@@ -47,7 +47,8 @@ partial class Kernels
             BackwardKv,
             BackwardQ,
             tensorCore: TensorCoreKernels,
-            hopperForward: HopperForward);
+            hopperForward: HopperForward,
+            hopperBackward: HopperBackward);
 
         /// <summary>Mask: may query row i attend to key row j?</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,0 +1,762 @@
+using System.Linq;
+using XFormers.Generators.Models;
+
+namespace XFormers.Generators.Hopper
+{
+    /// <summary>
+    /// The backward of one variant as an sm_90a PTX module with two entry points, deterministic by construction (every
+    /// gradient element is summed by one thread in a fixed order; no atomics):
+    /// <list type="bullet">
+    /// <item><see cref="KeysAndValuesEntryPoint"/>: a CTA owns 128 key rows of one key/value head (64 per consumer
+    /// warpgroup, K and V loaded once) and streams the 64-row Q and dO tiles of every query head of its group that can see
+    /// them through the TMA ring. Per tile: Sᵀ = K Qᵀ and dPᵀ = V dOᵀ (wgmma, both operands in shared memory), Pᵀ from the
+    /// forward's log-sum-exp, dSᵀ = Pᵀ ∘ (dPᵀ − Delta), then dV += Pᵀ dO and dK += dSᵀ Q with Pᵀ and dSᵀ from registers and
+    /// dO, Q read MN-major from the same stages. The producer's second warp stages −log2(e) · Lse and Delta of each tile's
+    /// rows in shared memory beside it.</item>
+    /// <item><see cref="QueriesEntryPoint"/>: dQ (and dBias) in the forward's orientation, written by
+    /// <see cref="HopperForwardEmitter"/>.</item>
+    /// </list>
+    /// Grids: (ceil(Mkv / 128), Hkv, B) and (ceil(Mq / 128), Hq, B). The Delta pass (rowsum(dO ∘ O)) runs before both.
+    /// </summary>
+    internal sealed class HopperBackwardEmitter : HopperEmitter
+    {
+        public const string KeysAndValuesEntryPoint = "xformers_backward_kv_sm90a";
+        public const string QueriesEntryPoint = "xformers_backward_q_sm90a";
+
+        /// <summary>Both entry points' parameters, in the order HopperLauncher passes them.</summary>
+        public static readonly string[] Parameters =
+        {
+            ".param .align 64 .b8 tmap_q[128]",
+            ".param .align 64 .b8 tmap_do[128]",
+            ".param .align 64 .b8 tmap_k[128]",
+            ".param .align 64 .b8 tmap_v[128]",
+            ".param .u64 lse",
+            ".param .u64 delta",
+            ".param .u64 dq",
+            ".param .u64 dk",
+            ".param .u64 dv",
+            ".param .u64 dbias",
+            ".param .u64 bias",
+            ".param .u64 bias_stride_b",
+            ".param .u64 bias_stride_h",
+            ".param .u64 bias_stride_m",
+            ".param .u64 bias_stride_n",
+            ".param .u64 alibi_slopes",
+            ".param .u64 q_segment",
+            ".param .u64 kv_segment",
+            ".param .u64 q_start",
+            ".param .u64 kv_start",
+            ".param .u32 mq",
+            ".param .u32 mkv",
+            ".param .u32 hq",
+            ".param .u32 group_size",
+            ".param .f32 scale",
+            ".param .f32 scale_log2",
+        };
+
+        private HopperBackwardEmitter(HopperPlan plan)
+            : base(plan)
+        {
+        }
+
+        /// <summary>The module: the dK/dV entry point, then the dQ one.</summary>
+        public static string Emit(HopperPlan keysAndValues, HopperPlan queries, string summary)
+        {
+            var emitter = new HopperBackwardEmitter(keysAndValues);
+            emitter.Kernel();
+            string tiles = Tiles(keysAndValues).Replace("// Tiles:", "// dK/dV tiles (BlockM keys, BlockN queries):") +
+                           Tiles(queries).Replace("// Tiles:", "// dQ tiles:");
+            return Header("the sm_90a backward", summary, tiles) +
+                   emitter.Entry(KeysAndValuesEntryPoint, Parameters) + "\n" +
+                   HopperForwardEmitter.EmitBackwardQ(queries);
+        }
+
+        // Registers every role reads.
+        private Reg tid, hk, mq, mkv, hq, group, n0, qBegin, mTiles, total;
+
+        private void Kernel()
+        {
+            Setup();
+            var consumer = w.NewLabel("consumer");
+            var isConsumer = w.Pred("is_consumer");
+            var role = w.U32("warp_group");
+            w.Op("shr.u32", role, tid, 7);
+            w.Op("setp.ne.u32", isConsumer, role, 0);
+            w.BranchIf(isConsumer, false, consumer);
+            Producer();
+            w.Label(consumer);
+            Consumer();
+        }
+
+        // ---------------------------------------------------------------- setup (every thread)
+
+        private void Setup()
+        {
+            w.Comment("Block coordinates, sizes, and the query rows that can see this CTA's keys (every role computes the same).");
+            tid = w.U32("thread");
+            hk = w.U32("hk");
+            b = w.U32("b");
+            mq = w.S32("mq");
+            mkv = w.S32("mkv");
+            hq = w.U32("hq");
+            group = w.U32("group");
+            var nBlock = w.U32("n_block");
+            w.Op("mov.u32", tid, "%tid.x");
+            w.Op("mov.u32", nBlock, "%ctaid.x");
+            w.Op("mov.u32", hk, "%ctaid.y");
+            w.Op("mov.u32", b, "%ctaid.z");
+            w.Op("ld.param.u32", mq, "[mq]");
+            w.Op("ld.param.u32", mkv, "[mkv]");
+            w.Op("ld.param.u32", hq, "[hq]");
+            w.Op("ld.param.u32", group, "[group_size]");
+
+            n0 = w.S32("n0");
+            var lastKey = w.S32("last_key");
+            w.Op("mul.lo.s32", n0, nBlock, plan.BlockM);
+            w.Op("add.s32", lastKey, n0, plan.BlockM);
+            w.Op("min.s32", lastKey, lastKey, mkv);
+            w.Op("sub.s32", lastKey, lastKey, 1);
+
+            qBegin = w.S32("q_begin");
+            var qEnd = w.S32("q_end");
+            QueryRange(lastKey, qEnd);
+            w.Op("max.s32", qBegin, qBegin, 0);
+            w.Op("min.s32", qEnd, qEnd, mq);
+            mTiles = w.S32("m_tiles");
+            total = w.S32("total_tiles");
+            var span = w.Temp("s32");
+            var empty = w.Temp("pred");
+            w.Op("sub.s32", span, qEnd, qBegin);
+            w.Op("add.s32", mTiles, span, plan.BlockN - 1);
+            w.Op("div.s32", mTiles, mTiles, plan.BlockN);
+            w.Op("setp.le.s32", empty, span, 0);
+            w.OpIf(empty, false, "mov.s32", mTiles, 0);
+            w.Op("mul.lo.s32", total, mTiles, group);
+
+            w.Blank();
+            w.Comment("Shared memory: K, V, the Q ring, the dO ring, the row vectors, then the mbarriers (HopperPlan's layout).");
+            smem = w.U32("smem");
+            state = w.B64("mbarrier_state");
+            w.Op("mov.u32", smem, "smem");
+            var notFirst = w.Pred("not_first_thread");
+            var initDone = w.NewLabel("init_done");
+            w.Op("setp.ne.u32", notFirst, tid, 0);
+            w.BranchIf(notFirst, false, initDone);
+            MbarrierInit(BarrierQ(), 1);
+            for (int stage = 0; stage < plan.Stages; stage++)
+            {
+                // The Q stage completes with its TMA bytes and the 32 arrivals of the warp that writes the row vectors.
+                MbarrierInit(Barrier(0, stage), 1 + 32);
+                MbarrierInit(Barrier(1, stage), plan.ConsumerWarpGroups * 128);
+                MbarrierInit(Barrier(2, stage), 1);
+                MbarrierInit(Barrier(3, stage), plan.ConsumerWarpGroups * 128);
+            }
+            w.Op("fence.mbarrier_init.release.cluster");
+            w.Label(initDone);
+            w.Op("bar.sync", 0);
+            w.Blank();
+        }
+
+        /// <summary>
+        /// [q_begin, q_end): the query rows that may see any key of [n0, last_key] (a superset: the per-element mask is
+        /// exact). Causal CTAs start at their diagonal, packed ones at their segments.
+        /// </summary>
+        private void QueryRange(Reg lastKey, Reg qEnd)
+        {
+            switch (plan.Mask)
+            {
+                case "Causal":
+                    w.Op("mov.s32", qBegin, n0);
+                    w.Op("mov.s32", qEnd, mq);
+                    break;
+                case "CausalFromBottomRight":
+                    // Row i sees keys j < i + 1 + Mkv − Mq.
+                    w.Op("sub.s32", qBegin, n0, mkv);
+                    w.Op("add.s32", qBegin, qBegin, mq);
+                    w.Op("mov.s32", qEnd, mq);
+                    break;
+                case "BlockDiagonal":
+                case "BlockDiagonalCausal":
+                {
+                    var kvSegment = LoadPointer("kv_segment");
+                    var qStart = LoadPointer("q_start");
+                    var first = w.S32("first_segment");
+                    var last = w.S32("last_segment");
+                    LoadInt(first, kvSegment, n0, 0);
+                    LoadInt(last, kvSegment, lastKey, 0);
+                    LoadInt(qBegin, qStart, first, 0);
+                    LoadInt(qEnd, qStart, last, 1);
+                    if (plan.Mask == "BlockDiagonalCausal")
+                    {
+                        // Key j of segment s is seen from row QStart[s] + (j − KvStart[s]); a later segment's keys from
+                        // its first row.
+                        var kvStart = LoadPointer("kv_start");
+                        var firstKvStart = w.S32("first_kv_start");
+                        var nextQStart = w.S32("next_q_start");
+                        var several = w.Pred("several_segments");
+                        LoadInt(firstKvStart, kvStart, first, 0);
+                        LoadInt(nextQStart, qStart, first, 1);
+                        w.Op("sub.s32", firstKvStart, n0, firstKvStart);
+                        w.Op("add.s32", qBegin, qBegin, firstKvStart);
+                        w.Op("setp.gt.s32", several, last, first);
+                        var bounded = w.Temp("s32");
+                        w.Op("min.s32", bounded, qBegin, nextQStart);
+                        w.OpIf(several, false, "mov.s32", qBegin, bounded);
+                    }
+                    break;
+                }
+                default:
+                    w.Op("mov.s32", qBegin, 0);
+                    w.Op("mov.s32", qEnd, mq);
+                    break;
+            }
+        }
+
+        /// <summary>Tile t of the CTA's walk → its query head h = hk · G + t / m_tiles and first row m0.</summary>
+        private void TileCoordinates(Reg tile, Reg h, Reg m0)
+        {
+            var g = w.Temp("s32");
+            var within = w.Temp("s32");
+            w.Op("div.s32", g, tile, mTiles);
+            w.Op("mul.lo.s32", within, g, mTiles);
+            w.Op("sub.s32", within, tile, within);
+            w.Op("mad.lo.s32", m0, within, plan.BlockN, qBegin);
+            w.Op("mad.lo.s32", h, hk, group, g);
+        }
+
+        // ---------------------------------------------------------------- producer
+
+        /// <summary>
+        /// The producer warpgroup keeps <see cref="HopperPlan.ProducerRegisters"/> registers. Its first thread loads K and V
+        /// once, then walks the tiles: Q into the first ring, dO into the second, each stage once the consumers freed it.
+        /// Its second warp writes each stage's row vectors (−log2(e) · Lse, Delta) and arrives on the Q stage's barrier.
+        /// </summary>
+        private void Producer()
+        {
+            w.Comment("Producer warpgroup: gives registers away (PTX ISA 9.7.19.5).");
+            w.Op("setmaxnreg.dec.sync.aligned.u32", plan.ProducerRegisters);
+            var done = w.NewLabel("producer_done");
+            var vectors = w.NewLabel("row_vectors");
+            var warp = w.U32("producer_warp");
+            var isVectorWarp = w.Pred("vector_warp");
+            var idle = w.Pred("producer_idle");
+            w.Op("shr.u32", warp, tid, 5);
+            w.Op("setp.eq.u32", isVectorWarp, warp, 1);
+            w.BranchIf(isVectorWarp, false, vectors);
+            w.Op("setp.ne.u32", idle, tid, 0);
+            w.BranchIf(idle, false, done);
+
+            var tmapQ = TensorMap("tmap_q");
+            var tmapDo = TensorMap("tmap_do");
+            var tmapK = TensorMap("tmap_k");
+            var tmapV = TensorMap("tmap_v");
+
+            w.Comment("K and V: BlockM rows each, one TMA copy per 64-column chunk.");
+            var barQ = BarrierAddress(BarrierQ());
+            w.Op("mbarrier.arrive.expect_tx.shared::cta.b64", state, $"[{barQ}]", plan.QBytes * 2);
+            for (int tileIndex = 0; tileIndex < 2; tileIndex++)
+            {
+                for (int chunk = 0; chunk < plan.Chunks; chunk++)
+                {
+                    var dst = w.Temp("u32");
+                    w.Op("add.u32", dst, smem, tileIndex * plan.QBytes + chunk * plan.BlockM * 128);
+                    TmaLoad(dst, tileIndex == 0 ? tmapK : tmapV, chunk, hk, n0, barQ);
+                }
+            }
+
+            var (tile, stage, phase, freeParity, h, m0, loop, end) = RingLoop("p");
+            for (int operand = 0; operand < 2; operand++)
+            {
+                w.Comment($"{(operand == 0 ? "Q" : "dO")} tile: wait until the consumers released this stage, then copy BlockN rows into it.");
+                MbarrierWait(StageBarrier(operand == 0 ? 1 : 3, stage), freeParity);
+                var full = StageBarrier(operand == 0 ? 0 : 2, stage);
+                w.Op("mbarrier.arrive.expect_tx.shared::cta.b64", state, $"[{full}]", plan.KvTileBytes);
+                int offset = operand == 0 ? plan.KOffset : plan.VOffset;
+                for (int chunk = 0; chunk < plan.Chunks; chunk++)
+                {
+                    var dst = w.Temp("u32");
+                    w.Op("mad.lo.u32", dst, stage, plan.KvTileBytes, smem);
+                    w.Op("add.u32", dst, dst, offset + chunk * plan.BlockN * 128);
+                    TmaLoad(dst, operand == 0 ? tmapQ : tmapDo, chunk, h, m0, full);
+                }
+            }
+            Advance(tile, stage, phase);
+            w.Branch(loop);
+            w.Label(end);
+            w.Branch(done);
+
+            RowVectors(vectors);
+            w.Label(done);
+            w.Op("ret");
+            w.Blank();
+        }
+
+        /// <summary>The head of a walk over the CTA's tiles (producer or consumer): counters, the exit test, h and m0.</summary>
+        private (Reg Tile, Reg Stage, Reg Phase, Reg FreeParity, Reg H, Reg M0, string Loop, string End) RingLoop(string prefix)
+        {
+            var loop = w.NewLabel(prefix + "_loop");
+            var end = w.NewLabel(prefix + "_end");
+            var tile = w.S32(prefix + "_tile");
+            var stage = w.U32(prefix + "_stage");
+            var phase = w.U32(prefix + "_phase");
+            w.Op("mov.s32", tile, 0);
+            w.Op("mov.u32", stage, 0);
+            w.Op("mov.u32", phase, 0);
+            w.Label(loop);
+            var finished = w.Pred(prefix + "_finished");
+            w.Op("setp.ge.s32", finished, tile, total);
+            w.BranchIf(finished, false, end);
+            var h = w.U32(prefix + "_h");
+            var m0 = w.S32(prefix + "_m0");
+            TileCoordinates(tile, h, m0);
+            var freeParity = w.U32(prefix + "_free_parity");
+            w.Op("xor.b32", freeParity, phase, 1);
+            return (tile, stage, phase, freeParity, h, m0, loop, end);
+        }
+
+        /// <summary>
+        /// The producer's second warp: for each tile, once its Q stage is free, −log2(e) · Lse and Delta of the tile's rows
+        /// into the stage's vectors (−inf and 0 past Mq; −inf for a row that saw no key, whose P must be 0), then one arrival
+        /// each on the Q stage's barrier (release: the consumers' wait on it sees the stores).
+        /// </summary>
+        private void RowVectors(string label)
+        {
+            w.Label(label);
+            var lane = w.U32("vector_lane");
+            w.Op("and.b32", lane, tid, 31);
+            var lsePointer = LoadPointer("lse");
+            var deltaPointer = LoadPointer("delta");
+            var (tile, stage, phase, freeParity, h, m0, loop, end) = RingLoop("v");
+            MbarrierWait(StageBarrier(1, stage), freeParity);
+            var slot = w.U32("vector_slot");
+            w.Op("mad.lo.u32", slot, stage, plan.StageVectorBytes, smem);
+            w.Op("add.u32", slot, slot, plan.VectorOffset);
+            var headRow = w.Scalar("u64", "vector_head_row");
+            var wide = w.Temp("u64");
+            w.Op("mul.wide.u32", headRow, b, hq);
+            w.Op("cvt.u64.u32", wide, h);
+            w.Op("add.s64", headRow, headRow, wide);
+            w.Op("cvt.u64.s32", wide, mq);
+            w.Op("mul.lo.u64", headRow, headRow, wide);
+            for (int k = 0; k < plan.BlockN / 32; k++)
+            {
+                var column = w.Temp("s32");
+                var i = w.Temp("s32");
+                var valid = w.Temp("pred");
+                var offset = w.Temp("u64");
+                var lse = w.Temp("f32");
+                var delta = w.Temp("f32");
+                var noKey = w.Temp("pred");
+                w.Op("add.s32", column, lane, 32 * k);
+                w.Op("add.s32", i, m0, column);
+                w.Op("setp.lt.s32", valid, i, mq);
+                w.Op("cvt.u64.s32", offset, i);
+                w.Op("add.s64", offset, offset, headRow);
+                w.Op("shl.b64", offset, offset, 2);
+                var lseAddress = w.Temp("u64");
+                var deltaAddress = w.Temp("u64");
+                w.Op("add.s64", lseAddress, lsePointer, offset);
+                w.Op("add.s64", deltaAddress, deltaPointer, offset);
+                w.Op("mov.f32", lse, NegativeInfinity);
+                w.Op("mov.f32", delta, Zero);
+                w.OpIf(valid, false, "ld.global.nc.f32", lse, $"[{lseAddress}]");
+                w.OpIf(valid, false, "ld.global.nc.f32", delta, $"[{deltaAddress}]");
+                w.Op("setp.eq.f32", noKey, lse, NegativeInfinity);
+                w.Op("mul.f32", lse, lse, PtxWriter.Float(-Log2E));
+                w.OpIf(noKey, false, "mov.f32", lse, NegativeInfinity);
+                var address = w.Temp("u32");
+                w.Op("mad.lo.u32", address, column, 4, slot);
+                w.Op("st.shared.f32", $"[{address}]", lse);
+                w.Op("st.shared.f32", $"[{address}+{plan.BlockN * 4}]", delta);
+            }
+            w.Op("mbarrier.arrive.shared::cta.b64", state, $"[{StageBarrier(0, stage)}]");
+            Advance(tile, stage, phase);
+            w.Branch(loop);
+            w.Label(end);
+        }
+
+        // ---------------------------------------------------------------- consumers
+
+        private Reg quad2, cLog2, scale, warpGroup, warpMaxLo, warpMinHi, biasStrideM2;
+        private readonly Reg[] key = new Reg[2], keyValid = new Reg[2], lo = new Reg[2], hi = new Reg[2];
+        private readonly Reg[] biasKey = new Reg[2], alibiKey = new Reg[2];
+        private RegArray s = null!, dp = null!, p = null!, ds = null!, dk = null!, dv = null!;
+
+        private void Consumer()
+        {
+            w.Comment("Consumer warpgroups: 64 key rows each; registers from the producer (PTX ISA 9.7.19.5).");
+            w.Op("setmaxnreg.inc.sync.aligned.u32", plan.ConsumerRegisters);
+            ConsumerSetup();
+
+            s = w.Array("f32", "s", plan.BlockN / 2);
+            dp = w.Array("f32", "dp", plan.BlockN / 2);
+            p = w.Array("b32", "p", plan.BlockN / 4);
+            ds = w.Array("b32", "ds", plan.BlockN / 4);
+            dk = w.Array("f32", "dk", plan.HeadDim / 2);
+            dv = w.Array("f32", "dv", plan.HeadDim / 2);
+            for (int i = 0; i < dk.Count; i++)
+            {
+                w.Op("mov.f32", dk[i], Zero);
+                w.Op("mov.f32", dv[i], Zero);
+            }
+
+            w.Comment("Shared-memory matrix descriptors (PTX ISA 9.7.15.5.1): 128-byte swizzle, 8-row groups 1024 bytes apart.");
+            var kAddress = w.U32("k_tile");
+            w.Op("mad.lo.u32", kAddress, warpGroup, HopperPlan.WarpGroupRows * 128, smem);
+            var vAddress = w.U32("v_tile");
+            w.Op("add.u32", vAddress, kAddress, plan.QBytes);
+            var qRing = w.U32("q_ring");
+            var doRing = w.U32("do_ring");
+            w.Op("add.u32", qRing, smem, plan.KOffset);
+            w.Op("add.u32", doRing, smem, plan.VOffset);
+            var descK = Descriptor("desc_k", kAddress, leadingBytes: 16);
+            var descV = Descriptor("desc_v", vAddress, leadingBytes: 16);
+            // Q and dO are B operands twice: K-major for Sᵀ and dPᵀ, MN-major (their head dim contiguous) for dK and dV.
+            var descQRows = Descriptor("desc_q_rows", qRing, leadingBytes: 16);
+            var descDoRows = Descriptor("desc_do_rows", doRing, leadingBytes: 16);
+            var descQColumns = Descriptor("desc_q_columns", qRing, leadingBytes: plan.BlockN * 128);
+            var descDoColumns = Descriptor("desc_do_columns", doRing, leadingBytes: plan.BlockN * 128);
+
+            var accumulate = w.Pred("accumulate");
+            var overwrite = w.Pred("overwrite");
+            var zero = w.U32("zero");
+            w.Op("mov.u32", zero, 0);
+            w.Op("setp.eq.u32", accumulate, zero, 0);
+            w.Op("setp.ne.u32", overwrite, zero, 0);
+            w.Comment("Wait for K and V.");
+            MbarrierWait(BarrierAddress(BarrierQ()), zero);
+
+            var (tile, stage, phase, _, h, m0, loop, end) = RingLoop("c");
+            MbarrierWait(StageBarrier(0, stage), phase);
+            IssueSharedShared(s, plan.BlockN, descK, plan.BlockM, StageDescriptor(descQRows, stage), plan.BlockN, overwrite, accumulate);
+            w.Op("wgmma.commit_group.sync.aligned");
+            MbarrierWait(StageBarrier(2, stage), phase);
+            IssueSharedShared(dp, plan.BlockN, descV, plan.BlockM, StageDescriptor(descDoRows, stage), plan.BlockN, overwrite, accumulate);
+            w.Op("wgmma.commit_group.sync.aligned");
+
+            var columnBase = w.S32("column_base");
+            w.Op("add.s32", columnBase, m0, quad2);
+            var vectors = w.U32("vectors");
+            w.Op("mad.lo.u32", vectors, stage, plan.StageVectorBytes, smem);
+            w.Op("add.u32", vectors, vectors, plan.VectorOffset);
+            var quadBytes = w.Temp("u32");
+            w.Op("mul.lo.u32", quadBytes, quad2, 4);
+            w.Op("add.u32", vectors, vectors, quadBytes);
+            w.Op("wgmma.wait_group.sync.aligned", 1);
+
+            if (plan.HasBias)
+                AddBias(h, columnBase);
+            MaskBoundaryTile(m0, columnBase, s, NegativeInfinity);
+            w.Comment("P^T = exp2(c * s - log2(e) * Lse[column]), the column's value from the stage's vectors.");
+            var pair = w.Array("f32", "row_pair", 2);
+            for (int group8 = 0; group8 < s.Count / 4; group8++)
+            {
+                w.Op("ld.shared.v2.f32", pair.List(), $"[{vectors}+{32 * group8}]");
+                for (int i = 4 * group8; i < 4 * group8 + 4; i++)
+                {
+                    w.Op("fma.rn.f32", s[i], s[i], cLog2, pair[i % 2]);
+                    w.Op("ex2.approx.ftz.f32", s[i], s[i]);
+                }
+            }
+            w.Op("wgmma.wait_group.sync.aligned", 0);
+            w.Comment("dS^T = P^T * (dP^T - Delta[column]), in dP's registers.");
+            for (int group8 = 0; group8 < dp.Count / 4; group8++)
+            {
+                w.Op("ld.shared.v2.f32", pair.List(), $"[{vectors}+{plan.BlockN * 4 + 32 * group8}]");
+                for (int i = 4 * group8; i < 4 * group8 + 4; i++)
+                {
+                    w.Op("sub.f32", dp[i], dp[i], pair[i % 2]);
+                    w.Op("mul.f32", dp[i], dp[i], s[i]);
+                }
+            }
+            // A NaN or Inf in dP where P is masked must not reach dK: masked entries are zeroed, not multiplied.
+            MaskBoundaryTile(m0, columnBase, dp, Zero);
+            Pack(p, s);
+            Pack(ds, dp);
+            IssueRegisterShared(dv, p, StageDescriptor(descDoColumns, stage), plan.BlockN, accumulate, fence: true);
+            IssueRegisterShared(dk, ds, StageDescriptor(descQColumns, stage), plan.BlockN, accumulate, fence: false);
+            w.Op("wgmma.commit_group.sync.aligned");
+            w.Op("wgmma.wait_group.sync.aligned", 0);
+            w.Op("mbarrier.arrive.shared::cta.b64", state, $"[{StageBarrier(1, stage)}]");
+            w.Op("mbarrier.arrive.shared::cta.b64", state, $"[{StageBarrier(3, stage)}]");
+            Advance(tile, stage, phase);
+            w.Branch(loop);
+
+            w.Label(end);
+            w.Comment("Epilogue: dV = P^T dO and dK = scale * dS^T Q, summed over the group's query heads.");
+            var hkv = w.U32("hkv");
+            w.Op("div.u32", hkv, hq, group);
+            StoreRows(dv, LoadPointer("dv"), key, keyValid, mkv, hkv, hk, quad2, new[] { PtxWriter.Float(1f), PtxWriter.Float(1f) });
+            StoreRows(dk, LoadPointer("dk"), key, keyValid, mkv, hkv, hk, quad2, new[] { scale.Name, scale.Name });
+            w.Op("ret");
+        }
+
+        /// <summary>
+        /// A thread's two key rows (r and r + 8 of its warp's 16) and, for each, the query rows [lo, hi) that see it; the
+        /// warp's tightest bounds decide which tiles need the mask at all. Every valid key row's bound stops at Mq, so the
+        /// last tile's rows past Mq are masked too.
+        /// </summary>
+        private void ConsumerSetup()
+        {
+            var ct = w.U32("consumer_tid");
+            warpGroup = w.U32("consumer_warp_group");
+            var warp = w.U32("warp");
+            var lane = w.U32("lane");
+            w.Op("sub.u32", ct, tid, 128);
+            w.Op("shr.u32", warpGroup, ct, 7);
+            w.Op("shr.u32", warp, ct, 5);
+            w.Op("and.b32", warp, warp, 3);
+            w.Op("and.b32", lane, tid, 31);
+            quad2 = w.S32("quad2");
+            w.Op("and.b32", quad2, lane, 3);
+            w.Op("shl.b32", quad2, quad2, 1);
+            var laneRow = w.U32("lane_row");
+            w.Op("shr.u32", laneRow, lane, 2);
+
+            scale = w.F32("scale");
+            cLog2 = w.F32("c_log2");
+            w.Op("ld.param.f32", scale, "[scale]");
+            if (plan.HasBias)
+                w.Op("mov.f32", cLog2, PtxWriter.Float(Log2E));
+            else
+                w.Op("ld.param.f32", cLog2, "[scale_log2]");
+
+            var first = w.S32("first_key");
+            w.Op("mad.lo.s32", first, warpGroup, HopperPlan.WarpGroupRows, n0);
+            w.Op("mad.lo.s32", first, warp, 16, first);
+            w.Op("add.s32", first, first, laneRow);
+
+            Reg kvSegment = default, qStart = default, kvStart = default;
+            if (plan.BlockDiagonal)
+            {
+                kvSegment = LoadPointer("kv_segment");
+                qStart = LoadPointer("q_start");
+                kvStart = LoadPointer("kv_start");
+            }
+            if (plan.TensorBias)
+            {
+                var strideM = w.Scalar("s64", "bias_sm");
+                w.Op("ld.param.u64", strideM, "[bias_stride_m]");
+                biasStrideM2 = w.Scalar("s64", "bias_sm2");
+                w.Op("shl.b64", biasStrideM2, strideM, 1);
+            }
+            for (int r = 0; r < 2; r++)
+            {
+                key[r] = w.S32("key" + r);
+                keyValid[r] = w.Pred("key_valid" + r);
+                lo[r] = w.S32("lo" + r);
+                hi[r] = w.S32("hi" + r);
+                w.Op("add.s32", key[r], first, 8 * r);
+                w.Op("setp.lt.s32", keyValid[r], key[r], mkv);
+                VisibleQueries(r, kvSegment, qStart, kvStart);
+                if (plan.TensorBias)
+                {
+                    // The key's part of the bias offset: 2 · j · stride_n bytes.
+                    var strideN = w.Temp("s64");
+                    var index = w.Temp("s64");
+                    var safeKey = w.Temp("s32");
+                    biasKey[r] = w.Scalar("s64", "bias_key" + r);
+                    w.Op("ld.param.u64", strideN, "[bias_stride_n]");
+                    w.Op("selp.s32", safeKey, key[r], 0, keyValid[r]);
+                    w.Op("cvt.s64.s32", index, safeKey);
+                    w.Op("mul.lo.s64", biasKey[r], index, strideN);
+                    w.Op("shl.b64", biasKey[r], biasKey[r], 1);
+                }
+            }
+
+            w.Comment("The warp's tightest query bounds: a tile inside [max lo, min hi) needs no mask.");
+            warpMaxLo = w.S32("warp_max_lo");
+            warpMinHi = w.S32("warp_min_hi");
+            w.Op("max.s32", warpMaxLo, lo[0], lo[1]);
+            w.Op("min.s32", warpMinHi, hi[0], hi[1]);
+            foreach (int distance in new[] { 16, 8, 4, 2, 1 })
+            {
+                var other = w.Temp("s32");
+                w.Op("shfl.sync.bfly.b32", other, warpMaxLo, distance, "0x1f", "0xffffffff");
+                w.Op("max.s32", warpMaxLo, warpMaxLo, other);
+                var other2 = w.Temp("s32");
+                w.Op("shfl.sync.bfly.b32", other2, warpMinHi, distance, "0x1f", "0xffffffff");
+                w.Op("min.s32", warpMinHi, warpMinHi, other2);
+            }
+            w.Blank();
+        }
+
+        /// <summary>
+        /// Key row r's viewers [lo, hi) by the mask kind (the transpose of the forward's visible keys); a key row past Mkv
+        /// is seen by every query (it is never stored).
+        /// </summary>
+        private void VisibleQueries(int r, Reg kvSegment, Reg qStart, Reg kvStart)
+        {
+            var j = key[r];
+            w.Op("mov.s32", hi[r], mq);
+            switch (plan.Mask)
+            {
+                case "Causal":
+                    w.Op("mov.s32", lo[r], j);
+                    break;
+                case "CausalFromBottomRight":
+                    w.Op("sub.s32", lo[r], j, mkv);
+                    w.Op("add.s32", lo[r], lo[r], mq);
+                    break;
+                case "BlockDiagonal":
+                case "BlockDiagonalCausal":
+                {
+                    var segment = w.S32("segment" + r);
+                    var safeKey = w.Temp("s32");
+                    w.Op("selp.s32", safeKey, j, 0, keyValid[r]);
+                    LoadInt(segment, kvSegment, safeKey, 0);
+                    LoadInt(lo[r], qStart, segment, 0);
+                    LoadInt(hi[r], qStart, segment, 1);
+                    var segmentKvStart = w.S32("segment_kv_start" + r);
+                    LoadInt(segmentKvStart, kvStart, segment, 0);
+                    if (plan.Mask == "BlockDiagonalCausal")
+                    {
+                        var offset = w.Temp("s32");
+                        w.Op("sub.s32", offset, j, segmentKvStart);
+                        w.Op("add.s32", lo[r], lo[r], offset);
+                    }
+                    if (plan.Alibi)
+                    {
+                        // ALiBi within the segment: slope · ((j − KvStart[s]) − (i − QStart[s])) = slope · (a_j − i).
+                        alibiKey[r] = w.S32("alibi_key" + r);
+                        var segmentQStart = w.Temp("s32");
+                        LoadInt(segmentQStart, qStart, segment, 0);
+                        w.Op("sub.s32", alibiKey[r], j, segmentKvStart);
+                        w.Op("add.s32", alibiKey[r], alibiKey[r], segmentQStart);
+                    }
+                    break;
+                }
+                default:
+                    w.Op("mov.s32", lo[r], 0);
+                    break;
+            }
+            if (plan.Alibi && !plan.BlockDiagonal)
+            {
+                alibiKey[r] = w.S32("alibi_key" + r);
+                w.Op("mov.s32", alibiKey[r], j);
+            }
+            w.Op("max.s32", lo[r], lo[r], 0);
+            w.Op("selp.s32", lo[r], lo[r], 0, keyValid[r]);
+            w.Op("selp.s32", hi[r], hi[r], 0x7fffffff, keyValid[r]);
+        }
+
+        /// <summary>score = scale · qk + bias in natural units, element (key j, query i) of the transposed tile.</summary>
+        private void AddBias(Reg h, Reg columnBase)
+        {
+            if (plan.TensorBias)
+            {
+                w.Comment("Tensor bias: element (i, j) at 2 * (b*sb + h*sh + i*sm + j*sn) bytes; columns past Mq read nothing.");
+                var basePointer = LoadPointer("bias");
+                var offset = w.Scalar("s64", "bias_tile");
+                var stride = w.Temp("s64");
+                var index = w.Temp("s64");
+                w.Op("ld.param.u64", stride, "[bias_stride_b]");
+                w.Op("cvt.s64.u32", index, b);
+                w.Op("mul.lo.s64", offset, index, stride);
+                w.Op("ld.param.u64", stride, "[bias_stride_h]");
+                w.Op("cvt.s64.u32", index, h);
+                w.Op("mad.lo.s64", offset, index, stride, offset);
+                w.Op("shl.b64", offset, offset, 1);
+                w.Op("cvt.s64.s32", index, columnBase);
+                w.Op("mad.lo.s64", offset, index, biasStrideM2, offset);
+                w.Op("add.s64", offset, offset, basePointer);
+                var limit = w.S32("bias_limit");
+                w.Op("sub.s32", limit, mq, columnBase);
+                var tileRow = new Reg[2];
+                for (int r = 0; r < 2; r++)
+                {
+                    tileRow[r] = w.U64("bias_tile_row" + r);
+                    w.Op("add.s64", tileRow[r], offset, biasKey[r]);
+                }
+                var raw = w.Scalar("b16", "bias_raw");
+                var zero16 = w.Scalar("b16", "bias_zero16");
+                var wide = w.B32("bias_wide");
+                var value = w.F32("bias_value");
+                var inRange = w.Pred("bias_in_range");
+                var address = w.U64("bias_address");
+                w.Op("mov.b16", zero16, 0);
+                for (int i = 0; i < s.Count; i++)
+                {
+                    var (half, column) = Element(i);
+                    w.Op("setp.gt.and.s32", inRange, limit, column, keyValid[half]);
+                    w.Op("mad.lo.s64", address, biasStrideM2, column, tileRow[half]);
+                    w.Op("mov.b16", raw, zero16);
+                    w.OpIf(inRange, false, "ld.global.nc.b16", raw, $"[{address}]");
+                    if (plan.Element == "bf16")
+                    {
+                        w.Op("mov.b32", wide, $"{{{zero16}, {raw}}}");
+                        w.Op("mov.b32", value, wide);
+                    }
+                    else
+                    {
+                        w.Op("cvt.f32.f16", value, raw);
+                    }
+                    w.Op("fma.rn.f32", s[i], s[i], scale, value);
+                }
+            }
+            else
+            {
+                w.Comment("ALiBi in the kernel: score = scale * qk + slope * (j - i) (within the segment for packed rows).");
+                var slopes = LoadPointer("alibi_slopes");
+                var slope = w.F32("alibi_slope");
+                var address = w.Temp("u64");
+                w.Op("mul.wide.u32", address, h, 4);
+                w.Op("add.s64", address, address, slopes);
+                w.Op("ld.global.nc.f32", slope, $"[{address}]");
+                var negSlope = w.F32("alibi_neg_slope");
+                w.Op("neg.f32", negSlope, slope);
+                var rowBias = new Reg[2];
+                for (int r = 0; r < 2; r++)
+                {
+                    var distance = w.Temp("s32");
+                    var distanceF = w.Temp("f32");
+                    rowBias[r] = w.F32("alibi_row" + r);
+                    w.Op("sub.s32", distance, alibiKey[r], columnBase);
+                    w.Op("cvt.rn.f32.s32", distanceF, distance);
+                    w.Op("mul.f32", rowBias[r], distanceF, slope);
+                }
+                var value = w.F32("alibi_value");
+                for (int i = 0; i < s.Count; i++)
+                {
+                    var (half, column) = Element(i);
+                    w.Op("fma.rn.f32", value, negSlope, PtxWriter.Float(column), rowBias[half]);
+                    w.Op("fma.rn.f32", s[i], s[i], scale, value);
+                }
+            }
+        }
+
+        /// <summary>
+        /// On a tile that cuts some key row's viewers [lo, hi) (the warp's bounds say so), every element outside becomes
+        /// <paramref name="value"/>; interior tiles branch over this.
+        /// </summary>
+        private void MaskBoundaryTile(Reg m0, Reg columnBase, RegArray target, string value)
+        {
+            w.Comment("Mask only where the tile cuts a key row's viewers (rows past Mq included).");
+            var interior = w.NewLabel("interior_tile");
+            var needsMask = w.Pred("needs_mask");
+            var tileEnd = w.Temp("s32");
+            w.Op("add.s32", tileEnd, m0, plan.BlockN);
+            w.Op("setp.lt.s32", needsMask, m0, warpMaxLo);
+            w.Op("setp.gt.or.s32", needsMask, tileEnd, warpMinHi, needsMask);
+            w.BranchIf(needsMask, true, interior);
+            var relLo = new Reg[2];
+            var relHi = new Reg[2];
+            for (int r = 0; r < 2; r++)
+            {
+                relLo[r] = w.S32("rel_lo" + r);
+                relHi[r] = w.S32("rel_hi" + r);
+                w.Op("sub.s32", relLo[r], lo[r], columnBase);
+                w.Op("sub.s32", relHi[r], hi[r], columnBase);
+            }
+            var hidden = w.Pred("hidden");
+            for (int i = 0; i < target.Count; i++)
+            {
+                var (half, column) = Element(i);
+                w.Op("setp.gt.s32", hidden, relLo[half], column);
+                w.Op("setp.le.or.s32", hidden, relHi[half], column, hidden);
+                w.Op("selp.f32", target[i], value, target[i], hidden);
+            }
+            w.Label(interior);
+        }
+    }
+}

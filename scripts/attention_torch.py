@@ -120,7 +120,7 @@ def bench(out):
             do = torch.randn(b, m, hq, k, device="cuda", dtype=dtype).transpose(1, 2)
             mask = alibi_bias(hq, m, dtype, "cuda") if alibi else None
             fl = flops(b, m, hq, k, causal)
-            for backend_name, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("efficient", SDPBackend.EFFICIENT_ATTENTION)):
+            for backend_name, backend in BACKENDS:
                 kwargs = dict(attn_mask=mask, is_causal=causal and mask is None, enable_gqa=hkv != hq)
 
                 def fwd():
@@ -158,16 +158,16 @@ def table(out):
             theirs[(r["name"], r["dtype"], r["k"], r["mode"], r["backend"])] = r["tflops"]
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
     print()
-    print("| case | dtype | K | mode | ours ms | ours TFLOP/s | flash TFLOP/s | efficient TFLOP/s | ours/flash | ours/efficient |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| case | dtype | K | mode | ours ms | ours TFLOP/s | flash TFLOP/s | efficient TFLOP/s | cuDNN TFLOP/s | ours/flash | ours/cuDNN |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in ours:
         if r["name"].startswith("seed-"):
             continue
         key = (r["name"], r["dtype"], r["k"], r["mode"])
-        fl, ef = theirs.get(key + ("flash",), ""), theirs.get(key + ("efficient",), "")
+        fl, ef, cu = (theirs.get(key + (b,), "") for b in ("flash", "efficient", "cudnn"))
         mine = float(r["tflops"])
         ratio = lambda t: f"{mine / float(t):.2f}" if t else "n/a"
-        print(f"| {r['name']} | {r['dtype']} | {r['k']} | {r['mode']} | {float(r['ms']):.2f} | {mine:.1f} | {fl or 'n/a'} | {ef or 'n/a'} | {ratio(fl)} | {ratio(ef)} |")
+        print(f"| {r['name']} | {r['dtype']} | {r['k']} | {r['mode']} | {float(r['ms']):.2f} | {mine:.1f} | {fl or 'n/a'} | {ef or 'n/a'} | {cu or 'n/a'} | {ratio(fl)} | {ratio(cu)} |")
 
 
 def check(path):

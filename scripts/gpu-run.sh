@@ -37,11 +37,11 @@ for step in "$@"; do
         echo "$name: HGMMA $hgmma, UTMALDG $tma, LDL/STL $ldl; $usage"' | sort | tee "$out/hopper-ptx.log"
       for f in /tmp/hptx/*.ptxas; do echo "== $f"; cat "$f"; done > "$out/hopper-ptxas.log" ;;
     first)
-      # Time to the first result in a fresh process, cold (empty cubin cache) then warm, per variant named in FIRST.
+      # Time to the first result in a fresh process, cold (empty driver JIT cache) then warm, per variant named in FIRST.
       cache=$(mktemp -d)
       for v in ${FIRST:-None_None_F16_128 Causal_None_BF16_64}; do
-        XFORMERS_CUBIN_CACHE=$cache/$v "$bin" first-result --filter "$v" | grep first-result | sed 's/^/cold: /' | tee -a "$out/first.log"
-        XFORMERS_CUBIN_CACHE=$cache/$v "$bin" first-result --filter "$v" | grep first-result | sed 's/^/warm: /' | tee -a "$out/first.log"
+        CUDA_CACHE_PATH=$cache/$v "$bin" first-result --filter "$v" | grep first-result | sed 's/^/cold: /' | tee -a "$out/first.log"
+        CUDA_CACHE_PATH=$cache/$v "$bin" first-result --filter "$v" | grep first-result | sed 's/^/warm: /' | tee -a "$out/first.log"
       done
       "$bin" ptx-target | grep ptx-target | tee -a "$out/first.log" ;;
     gate)

@@ -124,7 +124,7 @@ namespace XFormers.Bench
             {
                 foreach (var (name, c) in GateCases())
                 {
-                    if (!Selected(only, name, dtype))
+                    if (!Selected(only, name, dtype, c.HeadDim))
                         continue;
                     double fwd = dtype == "fp16" ? TimeCase<ILGPU.Half>(context, c, backward: false).Forward : TimeCase<BFloat16>(context, c, backward: false).Forward;
                     double flops = c.ForwardFlops();
@@ -149,9 +149,9 @@ namespace XFormers.Bench
             }
         }
 
-        /// <summary>Whether a throughput case is selected by --only (a comma-separated list of substrings of "name/dtype"; null: all).</summary>
-        private static bool Selected(string? only, string name, string dtype) =>
-            only is null || only.Split(',').Any(part => $"{name}/{dtype}".Contains(part, StringComparison.Ordinal));
+        /// <summary>Whether a case is selected by --only (a comma-separated list of substrings of "name/dtype/Kk"; null: all).</summary>
+        private static bool Selected(string? only, string name, string dtype, int headDim) =>
+            only is null || only.Split(',').Any(part => $"{name}/{dtype}/K{headDim}".Contains(part, StringComparison.Ordinal));
 
         private static void Throughput(XFormersContext context, Action<Row> add, string? only)
         {
@@ -160,7 +160,7 @@ namespace XFormers.Bench
             {
                 foreach (var (name, c) in ThroughputCases())
                 {
-                    if (dtype == "bf16" && name is not ("B4-H16-M4096" or "B4-H16-M4096-causal") || !Selected(only, name, dtype))
+                    if (dtype == "bf16" && name is not ("B4-H16-M4096" or "B4-H16-M4096-causal") || !Selected(only, name, dtype, c.HeadDim))
                         continue;
                     bool causal = c.Mask != MaskKind.None;
                     bool backward = true;
@@ -185,7 +185,7 @@ namespace XFormers.Bench
         private static void Breakdown(XFormersContext context, string? only)
         {
             Console.WriteLine("breakdown: fp16 fwd+bwd, ms per kernel (median of 5, synchronized after each launch)");
-            foreach (var (name, c) in ThroughputCases().Where(x => x.Name.StartsWith("B4-H16-M4096", StringComparison.Ordinal) && Selected(only, x.Name, "fp16")))
+            foreach (var (name, c) in ThroughputCases().Where(x => x.Name.StartsWith("B4-H16-M4096", StringComparison.Ordinal) && Selected(only, x.Name, "fp16", x.Case.HeadDim)))
             {
                 using var x = c.Create<ILGPU.Half>(context);
                 using var o = Tensor<ILGPU.Half>.Empty(context, x.Q.Shape.ToArray());

@@ -61,7 +61,7 @@ namespace XFormers.Bench
             var outDir = new Option<string?>("--out") { Description = "folder for the tables (default bench-out)", HelpName = "DIR" };
             var seed = new Option<bool>("--seed") { Description = "the seed table" };
             var throughput = new Option<bool>("--throughput") { Description = "the throughput table" };
-            var only = new Option<string?>("--only") { Description = "keep the throughput cases whose \"name/dtype\" contains one of the comma-separated substrings", HelpName = "S" };
+            var only = new Option<string?>("--only") { Description = "keep the cases whose \"name/dtype/Kk\" (e.g. B4-H16-M4096/fp16/K128) contains one of the comma-separated substrings", HelpName = "S" };
             var bdn = new Option<bool>("--bdn") { Description = "BenchmarkDotNet runs (in-process toolchain)" };
             var gate = new Option<bool>("--gate") { Description = "the forward gate's cases, forward only (ours-gate.csv; --only filters them too)" };
             var bench = new Command("bench", "time the kernels (all tables unless --seed, --throughput, --gate or --bdn picks)") { outDir, seed, throughput, only, bdn, gate };
@@ -89,7 +89,7 @@ namespace XFormers.Bench
             });
 
             var ptxDir = new Argument<string>("DIR") { Description = "folder for the .ptx files", DefaultValueFactory = _ => "ptx" };
-            var hopperOnly = new Option<bool>("--hopper-only") { Description = "only the generator's sm_90a forward modules (NAME.sm90a.ptx)" };
+            var hopperOnly = new Option<bool>("--hopper-only") { Description = "only the generator's sm_90a modules (NAME.sm90a.ptx, NAME-bwd.sm90a.ptx)" };
             var ptx = new Command("ptx", "write the PTX of the selected variants' kernels for sm_90, and their sm_90a forward modules (no GPU needed)") { ptxDir, filter, hopperOnly };
             ptx.SetAction(parsed => WritePtx(parsed.GetValue(ptxDir)!, parsed.GetValue(filter), parsed.GetValue(hopperOnly)));
 
@@ -155,7 +155,7 @@ namespace XFormers.Bench
 
         /// <summary>
         /// Time from this process's start to the first forward result of the selected stock variants (one each, B1 H8
-        /// M1024): the sm_90a module comes from the cubin cache when warm, through the driver's JIT when cold.
+        /// M1024): the sm_90a module comes from the driver's JIT cache when warm, through its JIT when cold.
         /// </summary>
         private static int FirstResult(XFormersContext context, string filter)
         {
@@ -242,6 +242,14 @@ namespace XFormers.Bench
                 };
                 if (module is not null)
                     File.WriteAllText(Path.Combine(dir, $"{kernel.Variant.Name.Split('.').Last()}.sm90a.ptx"), module.Ptx);
+                var backward = kernel switch
+                {
+                    AttentionKernel<ILGPU.Half> h => h.HopperBackward,
+                    AttentionKernel<BFloat16> b => b.HopperBackward,
+                    _ => null,
+                };
+                if (backward is not null)
+                    File.WriteAllText(Path.Combine(dir, $"{kernel.Variant.Name.Split('.').Last()}-bwd.sm90a.ptx"), backward.Ptx);
             }
             if (hopperOnly)
                 return 0;

@@ -83,6 +83,7 @@ namespace XFormers
         private readonly Action<AttentionArgs<T>>? backwardQ;
         private readonly TensorCoreKernels<T>? tensorCore;
         private readonly Hopper.HopperForwardModule? hopperForward;
+        private readonly Hopper.HopperBackwardModule? hopperBackward;
 
         /// <summary>Wraps the generated kernel methods (the backward ones are null when Backward = false).</summary>
         public AttentionKernel(
@@ -92,7 +93,8 @@ namespace XFormers
             Action<AttentionArgs<T>>? backwardKv = null,
             Action<AttentionArgs<T>>? backwardQ = null,
             TensorCoreKernels<T>? tensorCore = null,
-            Hopper.HopperForwardModule? hopperForward = null)
+            Hopper.HopperForwardModule? hopperForward = null,
+            Hopper.HopperBackwardModule? hopperBackward = null)
             : base(variant)
         {
             if (XFormers.ElementType.Of<T>() != variant.DType)
@@ -103,6 +105,7 @@ namespace XFormers
             this.backwardQ = backwardQ;
             this.tensorCore = tensorCore;
             this.hopperForward = hopperForward;
+            this.hopperBackward = hopperBackward;
         }
 
         /// <summary>The forward as an sm_90a PTX module (fp16/bf16 variants with HeadDim a multiple of 64 up to 256), else null.</summary>
@@ -112,10 +115,18 @@ namespace XFormers
         public bool UsesHopperForward(Accelerator accelerator) =>
             hopperForward is not null && Hopper.HopperLauncher.IsAvailable(accelerator);
 
+        /// <summary>The backward's dK/dV and dQ passes as an sm_90a PTX module (fp16/bf16, HeadDim 64 or 128), else null.</summary>
+        public Hopper.HopperBackwardModule? HopperBackward => hopperBackward;
+
+        /// <summary>Whether the next backward on <paramref name="accelerator"/> may run the sm_90a module (compute capability 9.0).</summary>
+        public bool UsesHopperBackward(Accelerator accelerator) =>
+            hopperBackward is not null && Hopper.HopperLauncher.IsAvailable(accelerator);
+
         /// <summary>Which kernels the forward and backward take on <paramref name="accelerator"/>, in words (for <c>info</c>).</summary>
         public override string BackendOn(Accelerator accelerator)
         {
             string backward = !Variant.Backward ? "no backward"
+                : UsesHopperBackward(accelerator) ? "backward: sm_90a PTX (wgmma, TMA, deterministic)"
                 : UsesTensorCoreBackward(accelerator) ? "backward: ILGPU mma.sync" : "backward: ILGPU SIMT";
             string forward = UsesHopperForward(accelerator) ? "forward: sm_90a PTX (wgmma, TMA)"
                 : UsesTensorCores(accelerator) ? "forward: ILGPU mma.sync" : "forward: ILGPU SIMT";
@@ -188,6 +199,12 @@ namespace XFormers
         {
             if (backwardDelta is null || backwardKv is null || backwardQ is null)
                 throw new InvalidOperationException($"Variant {Variant.Name} was declared with Backward = false.");
+            if (hopperBackward is not null && Hopper.HopperLauncher.IsAvailable(accelerator) && Hopper.HopperLauncher.CanLaunchBackward(args))
+            {
+                LaunchDelta(accelerator, args);
+                Hopper.HopperLauncher.LaunchBackward(accelerator, hopperBackward, Variant.DType, args, LaunchObserver);
+                return;
+            }
             if (UsesTensorCoreBackward(accelerator) && tensorCore is { BackwardDelta: { } tcDelta, BackwardKv: { } tcKv, BackwardQ: { } tcQ } tc)
             {
                 var threads = new Index3D(tc.Threads, 1, 1);
@@ -211,11 +228,23 @@ namespace XFormers
             LaunchObserver?.Invoke("dQ");
         }
 
+        /// <summary>Delta = rowsum(dO ∘ O), the one backward pass the sm_90a module leaves to the ILGPU kernels.</summary>
+        private void LaunchDelta(Accelerator accelerator, in AttentionArgs<T> args)
+        {
+            if (UsesTensorCores(accelerator) && tensorCore is { BackwardDelta: { } tcDelta } tc)
+                Launcher(accelerator, tcDelta)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.DeltaRows), args.Hq, args.Batch), new Index3D(tc.Threads, 1, 1)), args);
+            else
+                Launcher(accelerator, backwardDelta!)(new KernelConfig(new Index3D(DivUp(args.Mq, Variant.BlockM), args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1)), args);
+            LaunchObserver?.Invoke("delta");
+        }
+
         public override void Prepare(Accelerator accelerator, bool includeBackward)
         {
             ArgumentNullException.ThrowIfNull(accelerator);
             if (hopperForward is not null)
                 Hopper.HopperLauncher.Prepare(accelerator, hopperForward);
+            if (includeBackward && hopperBackward is not null)
+                Hopper.HopperLauncher.Prepare(accelerator, hopperBackward);
             foreach (var kernel in KernelsFor(accelerator, includeBackward))
                 Launcher(accelerator, kernel);
         }
@@ -240,7 +269,12 @@ namespace XFormers
                 yield return UsesTensorCores(accelerator) ? tensorCore!.Forward : forward;
             if (!includeBackward)
                 yield break;
-            if (UsesTensorCoreBackward(accelerator))
+            if (UsesHopperBackward(accelerator))
+            {
+                // The sm_90a module runs dK/dV and dQ; Delta stays an ILGPU kernel.
+                yield return UsesTensorCores(accelerator) && tensorCore?.BackwardDelta is { } delta ? delta : backwardDelta!;
+            }
+            else if (UsesTensorCoreBackward(accelerator))
             {
                 yield return tensorCore!.BackwardDelta!;
                 yield return tensorCore.BackwardKv!;

@@ -43,7 +43,7 @@ namespace XFormers.Hopper
         /// <summary>Throughput of one CTA relative to the variant's first module (the launcher's weight for waves).</summary>
         public double RelativeThroughput { get; init; } = 1.0;
 
-        /// <summary>The PTX's SHA-256 (hex), the key of the on-disk cubin cache.</summary>
+        /// <summary>The PTX's SHA-256 (hex): the launcher loads a module once per context under it.</summary>
         public string Hash { get; }
 
         public override string ToString() => $"{EntryPoint} (BlockM {BlockM}, BlockN {BlockN}, HeadDim {HeadDim}, {SharedBytes} B shared)";

@@ -14,19 +14,16 @@ using XFormers.Kernels;
 namespace XFormers.Hopper
 {
     /// <summary>
-    /// Runs a variant's sm_90a forward module on ILGPU's CUDA context, buffers and stream: compiles the PTX through the
-    /// driver once per context (the cubin is kept on disk, keyed by the PTX's hash, the device and the driver, so a second
-    /// process skips the JIT), raises the kernel's dynamic shared-memory limit, encodes the Q, K and V tensor maps and
-    /// launches. A call it cannot serve (not compute capability 9.0, <c>XFORMERS_BACKEND=ilgpu</c>, an unaligned view, an
-    /// empty tensor) returns false and the ILGPU kernels run instead.
+    /// Runs a variant's sm_90a modules (the forward; the backward's dK/dV and dQ passes) on ILGPU's CUDA context, buffers
+    /// and stream: compiles the PTX through the driver once per context (the driver's JIT cache keeps the result for later
+    /// processes), raises each kernel's dynamic shared-memory limit, encodes the tensor maps and launches. A call it cannot
+    /// serve (not compute capability 9.0, <c>XFORMERS_BACKEND=ilgpu</c>, an unaligned view, an empty tensor) takes the ILGPU
+    /// kernels instead.
     /// </summary>
     internal static unsafe class HopperLauncher
     {
         /// <summary><c>XFORMERS_BACKEND=ilgpu</c> keeps every launch on the ILGPU kernels (for comparison).</summary>
         public const string BackendVariable = "XFORMERS_BACKEND";
-
-        /// <summary><c>XFORMERS_CUBIN_CACHE</c>: where compiled modules are kept (default: the user's cache folder).</summary>
-        public const string CacheVariable = "XFORMERS_CUBIN_CACHE";
 
         private static readonly bool ForcedOff =
             string.Equals(Environment.GetEnvironmentVariable(BackendVariable), "ilgpu", StringComparison.OrdinalIgnoreCase);
@@ -40,7 +37,7 @@ namespace XFormers.Hopper
         public static bool IsAvailable(Accelerator accelerator) =>
             !ForcedOff && accelerator is CudaAccelerator && State(accelerator).IsHopper;
 
-        /// <summary>Milliseconds the driver spent compiling modules on this accelerator (0 when every cubin came from disk).</summary>
+        /// <summary>Milliseconds spent loading modules on this accelerator (the driver's JIT, or its cache when warm).</summary>
         public static double CompileMilliseconds(Accelerator accelerator) => State(accelerator).CompileMilliseconds;
 
         /// <summary>Compiles and loads the module now (otherwise on its first launch).</summary>
@@ -51,6 +48,101 @@ namespace XFormers.Hopper
             Function(accelerator, module);
             if (module.SmallGrid is { } small)
                 Function(accelerator, small);
+        }
+
+        /// <summary>Compiles and loads the backward module now (otherwise on its first launch).</summary>
+        public static void Prepare(Accelerator accelerator, HopperBackwardModule module)
+        {
+            if (!IsAvailable(accelerator))
+                return;
+            BackwardFunction(accelerator, module, keysAndValues: true);
+            BackwardFunction(accelerator, module, keysAndValues: false);
+        }
+
+        /// <summary>Whether the sm_90a backward can take this call (16-bit, non-empty, 16-byte aligned operands).</summary>
+        public static bool CanLaunchBackward<T>(in AttentionArgs<T> a)
+            where T : unmanaged =>
+            sizeof(T) == 2 && a.Batch > 0 && a.Mq > 0 && a.Mkv > 0 && a.Scale > 0f && !float.IsInfinity(a.Scale) &&
+            Pointer(a.Q) % 16 == 0 && Pointer(a.K) % 16 == 0 && Pointer(a.V) % 16 == 0 && Pointer(a.dO) % 16 == 0;
+
+        /// <summary>
+        /// Launches the backward's dK/dV pass, then its dQ pass, on the default stream (Delta must already be in
+        /// <c>a.Delta</c>). The caller has checked <see cref="IsAvailable"/> and <see cref="CanLaunchBackward{T}"/>.
+        /// </summary>
+        public static void LaunchBackward<T>(
+            Accelerator accelerator, HopperBackwardModule module, DType dtype, in AttentionArgs<T> a, Action<string>? observer = null)
+            where T : unmanaged
+        {
+            var kvFunction = BackwardFunction(accelerator, module, keysAndValues: true);
+            var qFunction = BackwardFunction(accelerator, module, keysAndValues: false);
+            var maps = (byte*)NativeMemory.AlignedAlloc(4 * 128, 64);
+            try
+            {
+                int dataType = dtype == DType.BFloat16 ? CudaDriver.TensorMapBFloat16 : CudaDriver.TensorMapFloat16;
+                ulong q = Pointer(a.Q), dO = Pointer(a.dO), k = Pointer(a.K), v = Pointer(a.V);
+
+                // The kernels' parameters, in HopperBackwardEmitter.Parameters' order; the four tensor maps first.
+                const int count = 26;
+                var values = stackalloc ulong[count];
+                var parameters = stackalloc void*[count];
+                for (int i = 0; i < 4; i++)
+                    parameters[i] = maps + 128 * i;
+                values[4] = Pointer(a.Lse);
+                values[5] = Pointer(a.Delta);
+                values[6] = Pointer(a.dQ);
+                values[7] = Pointer(a.dK);
+                values[8] = Pointer(a.dV);
+                values[9] = Pointer(a.dBias);
+                values[10] = Pointer(a.Bias);
+                values[11] = (ulong)a.BiasStrideB;
+                values[12] = (ulong)a.BiasStrideH;
+                values[13] = (ulong)a.BiasStrideM;
+                values[14] = (ulong)a.BiasStrideN;
+                values[15] = Pointer(a.AlibiSlopes);
+                values[16] = Pointer(a.QSegment);
+                values[17] = Pointer(a.KvSegment);
+                values[18] = Pointer(a.QStart);
+                values[19] = Pointer(a.KvStart);
+                values[20] = (uint)a.Mq;
+                values[21] = (uint)a.Mkv;
+                values[22] = (uint)a.Hq;
+                values[23] = (uint)Math.Max(1, a.GroupSize);
+                *(float*)&values[24] = a.Scale;
+                *(float*)&values[25] = a.Scale * 1.44269504088896341f;
+                for (int i = 4; i < count; i++)
+                    parameters[i] = &values[i];
+
+                var stream = ((CudaStream)accelerator.DefaultStream).StreamPtr;
+                CudaDriver.Check(CudaDriver.cuCtxSetCurrent(accelerator.NativePtr), "cuCtxSetCurrent");
+
+                // dK/dV: K and V resident (KeyRows), Q and dO streamed (QueryTileRows).
+                EncodeRows(maps, dataType, q, module.HeadDim, a.Hq, a.Mq, a.Batch, module.QueryTileRows);
+                EncodeRows(maps + 128, dataType, dO, module.HeadDim, a.Hq, a.Mq, a.Batch, module.QueryTileRows);
+                EncodeRows(maps + 256, dataType, k, module.HeadDim, a.Hkv, a.Mkv, a.Batch, module.KeyRows);
+                EncodeRows(maps + 384, dataType, v, module.HeadDim, a.Hkv, a.Mkv, a.Batch, module.KeyRows);
+                uint kvBlocks = (uint)((a.Mkv + module.KeyRows - 1) / module.KeyRows);
+                CudaDriver.Check(
+                    CudaDriver.cuLaunchKernel(kvFunction, kvBlocks, (uint)a.Hkv, (uint)a.Batch, (uint)module.KeysAndValuesThreads, 1, 1,
+                        (uint)module.KeysAndValuesSharedBytes, stream, parameters, null),
+                    "cuLaunchKernel " + module.KeysAndValuesEntryPoint);
+                observer?.Invoke("dK/dV");
+
+                // dQ: Q and dO resident (QueryRows), K and V streamed (KeyTileRows). The launch has copied the parameters.
+                EncodeRows(maps, dataType, q, module.HeadDim, a.Hq, a.Mq, a.Batch, module.QueryRows);
+                EncodeRows(maps + 128, dataType, dO, module.HeadDim, a.Hq, a.Mq, a.Batch, module.QueryRows);
+                EncodeRows(maps + 256, dataType, k, module.HeadDim, a.Hkv, a.Mkv, a.Batch, module.KeyTileRows);
+                EncodeRows(maps + 384, dataType, v, module.HeadDim, a.Hkv, a.Mkv, a.Batch, module.KeyTileRows);
+                uint qBlocks = (uint)((a.Mq + module.QueryRows - 1) / module.QueryRows);
+                CudaDriver.Check(
+                    CudaDriver.cuLaunchKernel(qFunction, qBlocks, (uint)a.Hq, (uint)a.Batch, (uint)module.QueriesThreads, 1, 1,
+                        (uint)module.QueriesSharedBytes, stream, parameters, null),
+                    "cuLaunchKernel " + module.QueriesEntryPoint);
+                observer?.Invoke("dQ");
+            }
+            finally
+            {
+                NativeMemory.AlignedFree(maps);
+            }
         }
 
         /// <summary>Launches the forward; false when this call must take the ILGPU kernels instead.</summary>
@@ -155,96 +247,51 @@ namespace XFormers.Hopper
         private static DeviceState State(Accelerator accelerator) => Devices.GetValue(accelerator, a => new DeviceState(a));
 
         private static IntPtr Function(Accelerator accelerator, HopperForwardModule module) =>
-            State(accelerator).Functions.GetOrAdd(module.Hash, _ => new Lazy<IntPtr>(() => Load(accelerator, module))).Value;
+            Function(accelerator, module.Hash, module.Ptx, module.EntryPoint, module.SharedBytes);
 
-        /// <summary>The cubin from disk, else the driver's JIT (then written to disk); the function with its shared memory raised.</summary>
-        private static IntPtr Load(Accelerator accelerator, HopperForwardModule module)
+        private static IntPtr BackwardFunction(Accelerator accelerator, HopperBackwardModule module, bool keysAndValues) =>
+            keysAndValues
+                ? Function(accelerator, module.Hash, module.Ptx, module.KeysAndValuesEntryPoint, module.KeysAndValuesSharedBytes)
+                : Function(accelerator, module.Hash, module.Ptx, module.QueriesEntryPoint, module.QueriesSharedBytes);
+
+        /// <summary>An entry point of a module (loaded once per context), its dynamic shared-memory limit raised.</summary>
+        private static IntPtr Function(Accelerator accelerator, string hash, string ptx, string entryPoint, int sharedBytes) =>
+            State(accelerator).Functions.GetOrAdd(hash + "/" + entryPoint, _ => new Lazy<IntPtr>(() =>
+            {
+                var handle = Module(accelerator, hash, ptx, entryPoint);
+                CudaDriver.Check(CudaDriver.cuModuleGetFunction(out var function, handle, entryPoint), "cuModuleGetFunction " + entryPoint);
+                CudaDriver.Check(
+                    CudaDriver.cuFuncSetAttribute(function, CudaDriver.FunctionAttributeMaxDynamicSharedSizeBytes, sharedBytes),
+                    "cuFuncSetAttribute (dynamic shared memory " + sharedBytes + " B)");
+                return function;
+            })).Value;
+
+        private static IntPtr Module(Accelerator accelerator, string hash, string ptx, string name) =>
+            State(accelerator).Modules.GetOrAdd(hash, _ => new Lazy<IntPtr>(() => Load(accelerator, ptx, name))).Value;
+
+        /// <summary>
+        /// The PTX compiled by the driver's JIT and loaded into the context (the driver's JIT cache, CUDA_CACHE_PATH, keeps the
+        /// result for later processes), with ptxas's error log in the exception when it does not compile.
+        /// </summary>
+        private static IntPtr Load(Accelerator accelerator, string ptxText, string name)
         {
             var state = State(accelerator);
             CudaDriver.Check(CudaDriver.cuCtxSetCurrent(accelerator.NativePtr), "cuCtxSetCurrent");
-            string? path = CachePath(module, state);
-            byte[]? cubin = null;
-            if (path is not null && File.Exists(path))
-            {
-                try { cubin = File.ReadAllBytes(path); }
-                catch (IOException) { cubin = null; }
-                catch (UnauthorizedAccessException) { cubin = null; }
-            }
-            if (cubin is null)
-            {
-                var clock = Stopwatch.StartNew();
-                cubin = Link(module);
-                state.AddCompileTime(clock.Elapsed.TotalMilliseconds);
-                if (path is not null)
-                    TryWrite(path, cubin);
-            }
-            IntPtr handle;
-            fixed (byte* image = cubin)
-                CudaDriver.Check(CudaDriver.cuModuleLoadData(out handle, image), "cuModuleLoadData " + module.EntryPoint);
-            CudaDriver.Check(CudaDriver.cuModuleGetFunction(out var function, handle, module.EntryPoint), "cuModuleGetFunction " + module.EntryPoint);
-            CudaDriver.Check(
-                CudaDriver.cuFuncSetAttribute(function, CudaDriver.FunctionAttributeMaxDynamicSharedSizeBytes, module.SharedBytes),
-                "cuFuncSetAttribute (dynamic shared memory " + module.SharedBytes + " B)");
-            return function;
-        }
-
-        /// <summary>PTX → cubin through the driver's linker (cuLink*), with its error log in the exception.</summary>
-        private static byte[] Link(HopperForwardModule module)
-        {
             const int logSize = 16 * 1024;
             var errorLog = stackalloc byte[logSize];
             var options = stackalloc int[2] { CudaDriver.JitErrorLogBuffer, CudaDriver.JitErrorLogBufferSizeBytes };
             var values = stackalloc void*[2] { errorLog, (void*)logSize };
-            CudaDriver.Check(CudaDriver.cuLinkCreate(2, options, values, out var link), "cuLinkCreate");
-            try
-            {
-                var ptx = Encoding.UTF8.GetBytes(module.Ptx + "\0");
-                fixed (byte* data = ptx)
-                {
-                    int result = CudaDriver.cuLinkAddData(link, CudaDriver.JitInputPtx, data, (nuint)ptx.Length, module.EntryPoint + ".ptx", 0, null, null);
-                    if (result != 0)
-                        throw new InvalidOperationException(
-                            $"CUDA driver: the PTX of {module.EntryPoint} did not compile (error {result}): {Marshal.PtrToStringUTF8((IntPtr)errorLog)}");
-                }
-                CudaDriver.Check(CudaDriver.cuLinkComplete(link, out var cubin, out var size), "cuLinkComplete");
-                return new ReadOnlySpan<byte>(cubin, checked((int)size)).ToArray();
-            }
-            finally
-            {
-                CudaDriver.cuLinkDestroy(link);
-            }
-        }
-
-        private static string? CachePath(HopperForwardModule module, DeviceState state)
-        {
-            string? root = Environment.GetEnvironmentVariable(CacheVariable);
-            if (string.IsNullOrEmpty(root))
-            {
-                string? home = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-                if (string.IsNullOrEmpty(home))
-                {
-                    string user = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-                    if (string.IsNullOrEmpty(user))
-                        return null;
-                    home = Path.Combine(user, ".cache");
-                }
-                root = Path.Combine(home, "xformers-dotnet", "cubin");
-            }
-            return Path.Combine(root, $"{module.Hash.Substring(0, 40)}-sm{state.Major}{state.Minor}-driver{state.DriverVersion}.cubin");
-        }
-
-        /// <summary>Writes beside the target, then renames: a reader never sees half a file. A cache that cannot be written is skipped.</summary>
-        private static void TryWrite(string path, byte[] cubin)
-        {
-            try
-            {
-                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                string temporary = path + "." + Environment.ProcessId + ".tmp";
-                File.WriteAllBytes(temporary, cubin);
-                File.Move(temporary, path, overwrite: true);
-            }
-            catch (IOException) { }
-            catch (UnauthorizedAccessException) { }
+            var ptx = Encoding.UTF8.GetBytes(ptxText + "\0");
+            var clock = Stopwatch.StartNew();
+            IntPtr handle;
+            int result;
+            fixed (byte* image = ptx)
+                result = CudaDriver.cuModuleLoadDataEx(out handle, image, 2, options, values);
+            state.AddCompileTime(clock.Elapsed.TotalMilliseconds);
+            if (result != 0)
+                throw new InvalidOperationException(
+                    $"CUDA driver: the PTX of {name} did not compile (error {result}): {Marshal.PtrToStringUTF8((IntPtr)errorLog)}");
+            return handle;
         }
 
         private sealed class DeviceState
@@ -271,6 +318,7 @@ namespace XFormers.Hopper
             public int Minor { get; }
             public int DriverVersion { get; }
             public bool IsHopper { get; }
+            public ConcurrentDictionary<string, Lazy<IntPtr>> Modules { get; } = new();
             public ConcurrentDictionary<string, Lazy<IntPtr>> Functions { get; } = new();
             public double CompileMilliseconds => System.Threading.Interlocked.Read(ref compileMicroseconds) / 1000.0;
 

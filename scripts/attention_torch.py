@@ -26,6 +26,8 @@ def cases():
             yield (f"B4-H16-M4096{'-causal' if causal else ''}", 4, 4096, 16, 16, k, causal, False)
         yield ("gqa-16/4-causal", 4, 4096, 16, 4, k, True, False)
         yield ("alibi-causal", 4, 4096, 16, 16, k, True, True)
+    for causal in (False, True):
+        yield (f"B4-H16-M4096{'-causal' if causal else ''}", 4, 4096, 16, 16, 256, causal, False)
 
 
 def gate_cases():

@@ -135,7 +135,7 @@ namespace XFormers.Bench
             }
         }
 
-        /// <summary>Issue 3's throughput cases at B=4 H=16 M=4096 (and the same token count packed, with GQA, with ALiBi).</summary>
+        /// <summary>The throughput cases at B=4 H=16 M=4096 (and the same token count packed, with GQA, with ALiBi), HeadDim 64, 128 and 256.</summary>
         public static IEnumerable<(string Name, Case Case)> ThroughputCases()
         {
             foreach (int k in new[] { 64, 128 })
@@ -147,6 +147,9 @@ namespace XFormers.Bench
                 yield return ("gqa-16/4-causal", new Case(4, 4096, 4096, 16, 4, k, MaskKind.Causal, BiasKind.None));
                 yield return ("alibi-causal", new Case(4, 4096, 4096, 16, 16, k, MaskKind.Causal, BiasKind.Alibi));
             }
+            // HeadDim 256: the stock variants have no mask or a causal one.
+            foreach (bool causal in new[] { false, true })
+                yield return ($"B4-H16-M4096{(causal ? "-causal" : "")}", new Case(4, 4096, 4096, 16, 16, 256, causal ? MaskKind.Causal : MaskKind.None, BiasKind.None));
         }
 
         /// <summary>Whether a case is selected by --only (a comma-separated list of substrings of "name/dtype/Kk"; null: all).</summary>

@@ -37,11 +37,11 @@ namespace XFormers.Generators
                 string subject = model.DeclaringTypeName + "." + model.MethodName + " (" + model.Summary + ")";
                 string Ptx(HopperPlan? plan) => plan is null ? "" : Hopper.HopperForwardEmitter.Emit(plan, subject).Replace("\"", "\"\"");
                 string backward = model.HopperBackwardKv is { } kv && model.HopperBackwardQ is { } q
-                    ? Hopper.HopperBackwardEmitter.Emit(kv, q, subject).Replace("\"", "\"\"")
+                    ? Hopper.HopperBackwardEmitter.Emit(kv, model.HopperBackwardV, q, subject).Replace("\"", "\"\"")
                     : "";
                 return Render(HopperTemplate, new HopperSource(
                     model, model.Hopper!, Hopper.HopperForwardEmitter.EntryPoint, Ptx(model.Hopper), model.HopperSmallGrid, Ptx(model.HopperSmallGrid),
-                    model.HopperBackwardKv, model.HopperBackwardQ, backward));
+                    model.HopperBackwardKv, model.HopperBackwardV, model.HopperBackwardQ, backward));
             }
             public static string EmitStub(StubModel model) => Render(StubTemplate, model);
 

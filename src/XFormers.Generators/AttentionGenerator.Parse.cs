@@ -288,7 +288,8 @@ namespace XFormers.Generators
                     BackwardKvSharedBytes = BackwardKvShared(backwardBlockM, headDim),
                     Hopper = HopperPlan.For(headDim, dtype, maskName, bias),
                     HopperSmallGrid = HopperPlan.SmallGridFor(headDim, dtype, maskName, bias),
-                    HopperBackwardKv = backward ? HopperPlan.BackwardFor(headDim, dtype, maskName, bias, biasGradient)?.KeysAndValues : null,
+                    HopperBackwardKv = backward ? HopperPlan.BackwardFor(headDim, dtype, maskName, bias, biasGradient)?.Keys : null,
+                    HopperBackwardV = backward ? HopperPlan.BackwardFor(headDim, dtype, maskName, bias, biasGradient)?.Values : null,
                     HopperBackwardQ = backward ? HopperPlan.BackwardFor(headDim, dtype, maskName, bias, biasGradient)?.Queries : null,
                     Summary = $"Mask = {maskName}, Bias = {biasName}{(biasGradient ? " (with gradient)" : "")}, HeadDim = {headDim}, " +
                               $"DType = {dtypeName}, Heads = {(heads > 0 ? heads.ToString() : "any")}, KvHeads = {(kvHeads > 0 ? kvHeads.ToString() : heads > 0 ? heads.ToString() : "any")}, " +

@@ -115,7 +115,7 @@ namespace XFormers
         public bool UsesHopperForward(Accelerator accelerator) =>
             hopperForward is not null && Hopper.HopperLauncher.IsAvailable(accelerator);
 
-        /// <summary>The backward's dK/dV and dQ passes as an sm_90a PTX module (fp16/bf16, HeadDim 64 or 128), else null.</summary>
+        /// <summary>The backward's dK/dV and dQ passes as an sm_90a PTX module (fp16/bf16, HeadDim a multiple of 64 up to 256), else null.</summary>
         public Hopper.HopperBackwardModule? HopperBackward => hopperBackward;
 
         /// <summary>Whether the next backward on <paramref name="accelerator"/> may run the sm_90a module (compute capability 9.0).</summary>

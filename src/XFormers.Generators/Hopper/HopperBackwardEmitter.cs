@@ -22,6 +22,8 @@ namespace XFormers.Generators.Hopper
     {
         public const string KeysAndValuesEntryPoint = "xformers_backward_kv_sm90a";
         public const string QueriesEntryPoint = "xformers_backward_q_sm90a";
+        /// <summary>The dV pass where dK and dV take a pass each (HeadDim 256); the first entry then computes dK alone.</summary>
+        public const string ValuesEntryPoint = "xformers_backward_v_sm90a";
 
         /// <summary>Both entry points' parameters, in the order HopperLauncher passes them.</summary>
         public static readonly string[] Parameters =
@@ -60,16 +62,28 @@ namespace XFormers.Generators.Hopper
         }
 
         /// <summary>The module: the dK/dV entry point, then the dQ one.</summary>
-        public static string Emit(HopperPlan keysAndValues, HopperPlan queries, string summary)
+        public static string Emit(HopperPlan keysAndValues, HopperPlan? values, HopperPlan queries, string summary)
         {
             var emitter = new HopperBackwardEmitter(keysAndValues);
             emitter.Kernel();
-            string tiles = Tiles(keysAndValues).Replace("// Tiles:", "// dK/dV tiles (BlockM keys, BlockN queries):") +
+            string tiles = Tiles(keysAndValues).Replace("// Tiles:", values is null ? "// dK/dV tiles (BlockM keys, BlockN queries):" : "// dK tiles (BlockM keys, BlockN queries):") +
+                           (values is null ? "" : Tiles(values).Replace("// Tiles:", "// dV tiles (BlockM keys, BlockN queries):")) +
                            Tiles(queries).Replace("// Tiles:", "// dQ tiles:");
-            return Header("the sm_90a backward", summary, tiles) +
-                   emitter.Entry(KeysAndValuesEntryPoint, Parameters) + "\n" +
-                   HopperForwardEmitter.EmitBackwardQ(queries);
+            string text = Header("the sm_90a backward", summary, tiles) + emitter.Entry(KeysAndValuesEntryPoint, Parameters) + "\n";
+            if (values is not null)
+            {
+                var valuesEmitter = new HopperBackwardEmitter(values);
+                valuesEmitter.Kernel();
+                text += valuesEmitter.Entry(ValuesEntryPoint, Parameters) + "\n";
+            }
+            return text + HopperForwardEmitter.EmitBackwardQ(queries);
         }
+
+        /// <summary>dPᵀ, dSᵀ and dK: all but the dV pass.</summary>
+        private bool Keys => plan.Gradients != KvGradients.Values;
+
+        /// <summary>dV: all but the dK pass.</summary>
+        private bool Values => plan.Gradients != KvGradients.Keys;
 
         // Registers every role reads.
         private Reg tid, hk, mq, mkv, hq, group, n0, qBegin, mTiles, total;
@@ -389,15 +403,20 @@ namespace XFormers.Generators.Hopper
             ConsumerSetup();
 
             s = w.Array("f32", "s", plan.BlockN / 2);
-            dp = w.Array("f32", "dp", plan.BlockN / 2);
-            p = w.Array("b32", "p", plan.BlockN / 4);
-            ds = w.Array("b32", "ds", plan.BlockN / 4);
-            dk = w.Array("f32", "dk", plan.HeadDim / 2);
-            dv = w.Array("f32", "dv", plan.HeadDim / 2);
-            for (int i = 0; i < dk.Count; i++)
+            if (Keys)
             {
-                w.Op("mov.f32", dk[i], Zero);
-                w.Op("mov.f32", dv[i], Zero);
+                dp = w.Array("f32", "dp", plan.BlockN / 2);
+                ds = w.Array("b32", "ds", plan.BlockN / 4);
+                dk = w.Array("f32", "dk", plan.HeadDim / 2);
+                for (int i = 0; i < dk.Count; i++)
+                    w.Op("mov.f32", dk[i], Zero);
+            }
+            if (Values)
+            {
+                p = w.Array("b32", "p", plan.BlockN / 4);
+                dv = w.Array("f32", "dv", plan.HeadDim / 2);
+                for (int i = 0; i < dv.Count; i++)
+                    w.Op("mov.f32", dv[i], Zero);
             }
 
             w.Comment("Shared-memory matrix descriptors (PTX ISA 9.7.15.5.1): 128-byte swizzle, 8-row groups 1024 bytes apart.");
@@ -431,8 +450,11 @@ namespace XFormers.Generators.Hopper
             IssueSharedShared(s, plan.BlockN, descK, plan.BlockM, StageDescriptor(descQRows, stage), plan.BlockN, overwrite, accumulate);
             w.Op("wgmma.commit_group.sync.aligned");
             MbarrierWait(StageBarrier(2, stage), phase);
-            IssueSharedShared(dp, plan.BlockN, descV, plan.BlockM, StageDescriptor(descDoRows, stage), plan.BlockN, overwrite, accumulate);
-            w.Op("wgmma.commit_group.sync.aligned");
+            if (Keys)
+            {
+                IssueSharedShared(dp, plan.BlockN, descV, plan.BlockM, StageDescriptor(descDoRows, stage), plan.BlockN, overwrite, accumulate);
+                w.Op("wgmma.commit_group.sync.aligned");
+            }
 
             var columnBase = w.S32("column_base");
             w.Op("add.s32", columnBase, m0, quad2);
@@ -442,7 +464,7 @@ namespace XFormers.Generators.Hopper
             var quadBytes = w.Temp("u32");
             w.Op("mul.lo.u32", quadBytes, quad2, 4);
             w.Op("add.u32", vectors, vectors, quadBytes);
-            w.Op("wgmma.wait_group.sync.aligned", 1);
+            w.Op("wgmma.wait_group.sync.aligned", Keys ? 1 : 0);
 
             if (plan.HasBias)
                 AddBias(h, columnBase);
@@ -458,23 +480,30 @@ namespace XFormers.Generators.Hopper
                     w.Op("ex2.approx.ftz.f32", s[i], s[i]);
                 }
             }
-            w.Op("wgmma.wait_group.sync.aligned", 0);
-            w.Comment("dS^T = P^T * (dP^T - Delta[column]), in dP's registers.");
-            for (int group8 = 0; group8 < dp.Count / 4; group8++)
+            if (Keys)
             {
-                w.Op("ld.shared.v2.f32", pair.List(), $"[{vectors}+{plan.BlockN * 4 + 32 * group8}]");
-                for (int i = 4 * group8; i < 4 * group8 + 4; i++)
+                w.Op("wgmma.wait_group.sync.aligned", 0);
+                w.Comment("dS^T = P^T * (dP^T - Delta[column]), in dP's registers.");
+                for (int group8 = 0; group8 < dp.Count / 4; group8++)
                 {
-                    w.Op("sub.f32", dp[i], dp[i], pair[i % 2]);
-                    w.Op("mul.f32", dp[i], dp[i], s[i]);
+                    w.Op("ld.shared.v2.f32", pair.List(), $"[{vectors}+{plan.BlockN * 4 + 32 * group8}]");
+                    for (int i = 4 * group8; i < 4 * group8 + 4; i++)
+                    {
+                        w.Op("sub.f32", dp[i], dp[i], pair[i % 2]);
+                        w.Op("mul.f32", dp[i], dp[i], s[i]);
+                    }
                 }
+                // A NaN or Inf in dP where P is masked must not reach dK: masked entries are zeroed, not multiplied.
+                MaskBoundaryTile(m0, columnBase, dp, Zero);
             }
-            // A NaN or Inf in dP where P is masked must not reach dK: masked entries are zeroed, not multiplied.
-            MaskBoundaryTile(m0, columnBase, dp, Zero);
-            Pack(p, s);
-            Pack(ds, dp);
-            IssueRegisterShared(dv, p, StageDescriptor(descDoColumns, stage), plan.BlockN, accumulate, fence: true);
-            IssueRegisterShared(dk, ds, StageDescriptor(descQColumns, stage), plan.BlockN, accumulate, fence: false);
+            if (Values)
+                Pack(p, s);
+            if (Keys)
+                Pack(ds, dp);
+            if (Values)
+                IssueRegisterShared(dv, p, StageDescriptor(descDoColumns, stage), plan.BlockN, accumulate, fence: true);
+            if (Keys)
+                IssueRegisterShared(dk, ds, StageDescriptor(descQColumns, stage), plan.BlockN, accumulate, fence: !Values);
             w.Op("wgmma.commit_group.sync.aligned");
             w.Op("wgmma.wait_group.sync.aligned", 0);
             w.Op("mbarrier.arrive.shared::cta.b64", state, $"[{StageBarrier(1, stage)}]");
@@ -483,11 +512,18 @@ namespace XFormers.Generators.Hopper
             w.Branch(loop);
 
             w.Label(end);
-            w.Comment("Epilogue: dV = P^T dO and dK = scale * dS^T Q, summed over the group's query heads.");
+            w.Comment(plan.Gradients switch
+            {
+                KvGradients.Keys => "Epilogue: dK = scale * dS^T Q, summed over the group's query heads.",
+                KvGradients.Values => "Epilogue: dV = P^T dO, summed over the group's query heads.",
+                _ => "Epilogue: dV = P^T dO and dK = scale * dS^T Q, summed over the group's query heads.",
+            });
             var hkv = w.U32("hkv");
             w.Op("div.u32", hkv, hq, group);
-            StoreRows(dv, LoadPointer("dv"), key, keyValid, mkv, hkv, hk, quad2, new[] { PtxWriter.Float(1f), PtxWriter.Float(1f) });
-            StoreRows(dk, LoadPointer("dk"), key, keyValid, mkv, hkv, hk, quad2, new[] { scale.Name, scale.Name });
+            if (Values)
+                StoreRows(dv, LoadPointer("dv"), key, keyValid, mkv, hkv, hk, quad2, new[] { PtxWriter.Float(1f), PtxWriter.Float(1f) });
+            if (Keys)
+                StoreRows(dk, LoadPointer("dk"), key, keyValid, mkv, hkv, hk, quad2, new[] { scale.Name, scale.Name });
             w.Op("ret");
         }
 

@@ -1,3 +1,5 @@
+using System;
+
 namespace XFormers.Generators.Models
 {
     /// <summary>
@@ -38,6 +40,8 @@ namespace XFormers.Generators.Models
         public string Mask { get; init; } = "None";
         public bool TensorBias { get; init; }
         public bool Alibi { get; init; }
+        /// <summary>Which gradients a dK/dV pass accumulates: both, or (HeadDim 256, two passes) dK or dV alone.</summary>
+        public KvGradients Gradients { get; init; } = KvGradients.Both;
         /// <summary>Whether the dQ pass writes dBias (a tensor bias declared with BiasGradient).</summary>
         public bool BiasGradient { get; init; }
 
@@ -102,23 +106,31 @@ namespace XFormers.Generators.Models
             ThreeConsumers(headDim, bias) && For(headDim, dtype, mask, bias, 2) is { } plan ? plan with { RelativeThroughput = 0.82 } : null;
 
         /// <summary>
-        /// The backward's two passes for a 16-bit variant with HeadDim 64 or 128, else null (the mma.sync kernels serve it;
-        /// above 128, dK and dV alone would take every register a consumer thread can have). Both have two consumer
-        /// warpgroups of 240 registers and 128 resident rows. dK/dV: 128 keys a CTA, 64-query tiles streamed (dK, dV, Sᵀ,
-        /// dPᵀ and the packed Pᵀ, dSᵀ take 64 + 64 + 32 + 32 + 32 registers at HeadDim 128). dQ: 128 queries a CTA, key tiles
-        /// of 128 at HeadDim 64 and 64 at 128 (dQ, S, dP and the packed dS: 64 + 32 + 32 + 16 at HeadDim 128).
+        /// The backward's passes for a 16-bit variant with HeadDim 64, 128 or 256, else null (the mma.sync kernels serve it).
+        /// All have two consumer warpgroups of 240 registers and 128 resident rows. dK/dV: 128 keys a CTA, 64-query tiles
+        /// streamed (dK, dV, Sᵀ, dPᵀ and the packed Pᵀ, dSᵀ take 64 + 64 + 32 + 32 + 32 registers at HeadDim 128). dQ: 128
+        /// queries a CTA, key tiles of 128 at HeadDim 64 and 64 at 128 (dQ, S, dP and the packed dS: 64 + 32 + 32 + 16 at
+        /// HeadDim 128). At HeadDim 256 dK and dV would take 256 registers together, so a dK pass and a dV pass share the
+        /// work (the dV pass recomputes Sᵀ and skips dPᵀ), and every streamed tile is 32 rows: two resident 128 × 256 tiles
+        /// take 128 KB of the 227.
         /// </summary>
-        public static (HopperPlan KeysAndValues, HopperPlan Queries)? BackwardFor(int headDim, int dtype, string mask, int bias, bool biasGradient)
+        public static (HopperPlan Keys, HopperPlan? Values, HopperPlan Queries)? BackwardFor(int headDim, int dtype, string mask, int bias, bool biasGradient)
         {
-            if (headDim > 128 || For(headDim, dtype, mask, bias, 2) is not { } forward)
+            if (For(headDim, dtype, mask, bias, 2) is not { } forward)
                 return null;
-            var kv = Fill(forward with { Kernel = HopperKernel.BackwardKv, BlockM = 128, BlockN = 64, Stages = 2 });
-            var q = Fill(forward with
+            int streamed = headDim <= 64 ? 128 : headDim <= 128 ? 64 : 32;
+            var keys = Fill(forward with
             {
-                Kernel = HopperKernel.BackwardQ, BlockM = 128, BlockN = headDim <= 64 ? 128 : 64, Stages = 2,
+                Kernel = HopperKernel.BackwardKv, BlockM = 128, BlockN = Math.Min(64, streamed), Stages = 2,
+                Gradients = headDim <= 128 ? KvGradients.Both : KvGradients.Keys,
+            });
+            var values = headDim <= 128 ? null : keys with { Gradients = KvGradients.Values };
+            var queries = Fill(forward with
+            {
+                Kernel = HopperKernel.BackwardQ, BlockM = 128, BlockN = streamed, Stages = 2,
                 BiasGradient = biasGradient && bias == 1,
             });
-            return kv.SharedBytes <= SharedMemoryLimit && q.SharedBytes <= SharedMemoryLimit ? (kv, q) : null;
+            return keys.SharedBytes <= SharedMemoryLimit && queries.SharedBytes <= SharedMemoryLimit ? (keys, values, queries) : null;
         }
 
         /// <summary>As many stages as 227 KB allow, up to 4.</summary>
@@ -152,6 +164,14 @@ namespace XFormers.Generators.Models
             plan = Fill(plan);
             return plan.SharedBytes <= SharedMemoryLimit ? plan : null;
         }
+    }
+
+    /// <summary>The gradients a dK/dV pass accumulates.</summary>
+    internal enum KvGradients
+    {
+        Both,
+        Keys,
+        Values,
     }
 
     /// <summary>The three sm_90a kernels a variant can have.</summary>

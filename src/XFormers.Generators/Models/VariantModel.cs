@@ -99,8 +99,10 @@ namespace XFormers.Generators.Models
         public HopperPlan? Hopper { get; init; }
         /// <summary>The sm_90a forward's second plan, for grids that fill the device badly with the first (HeadDim 64), else null.</summary>
         public HopperPlan? HopperSmallGrid { get; init; }
-        /// <summary>The sm_90a backward's dK/dV pass (fp16/bf16 with a backward, HeadDim 64 or 128), else null.</summary>
+        /// <summary>The sm_90a backward's dK/dV pass (fp16/bf16 with a backward, HeadDim 64, 128 or 256; dK alone at 256), else null.</summary>
         public HopperPlan? HopperBackwardKv { get; init; }
+        /// <summary>The sm_90a backward's dV pass where dK and dV take a pass each (HeadDim 256), else null.</summary>
+        public HopperPlan? HopperBackwardV { get; init; }
         /// <summary>The sm_90a backward's dQ (and dBias) pass, present with <see cref="HopperBackwardKv"/>.</summary>
         public HopperPlan? HopperBackwardQ { get; init; }
         /// <summary>The declaration's settings as one line, for comments and the variant's description.</summary>
@@ -119,8 +121,9 @@ namespace XFormers.Generators.Models
     /// <summary>What Templates/Hopper.liquid prints: the variant, its sm_90a plan, and the PTX as a verbatim-string body.</summary>
     internal sealed record HopperSource(
         VariantModel Variant, HopperPlan Plan, string EntryPoint, string Ptx, HopperPlan? SmallGrid, string SmallGridPtx,
-        HopperPlan? BackwardKv, HopperPlan? BackwardQ, string BackwardPtx)
+        HopperPlan? BackwardKv, HopperPlan? BackwardV, HopperPlan? BackwardQ, string BackwardPtx)
     {
+        public string BackwardVEntryPoint => Hopper.HopperBackwardEmitter.ValuesEntryPoint;
         public string BackwardKvEntryPoint => Hopper.HopperBackwardEmitter.KeysAndValuesEntryPoint;
         public string BackwardQEntryPoint => Hopper.HopperBackwardEmitter.QueriesEntryPoint;
     }

@@ -65,6 +65,16 @@ namespace XFormers.Hopper
         /// <summary>Rows of the K and V tiles the dQ pass streams.</summary>
         public int KeyTileRows { get; }
 
+        /// <summary>
+        /// Where dK and dV take a pass each (HeadDim 256: together they would need every register a thread has), the dV
+        /// pass's entry point, launched with the dK/dV pass's grid and tensor maps; the first entry point then computes dK
+        /// alone. Null when one pass computes both.
+        /// </summary>
+        public string? ValuesEntryPoint { get; init; }
+
+        /// <summary>Dynamic shared memory a dV CTA asks for, in bytes (with <see cref="ValuesEntryPoint"/>).</summary>
+        public int ValuesSharedBytes { get; init; }
+
         public override string ToString() =>
             $"{KeysAndValuesEntryPoint} ({KeyRows} keys, {QueryTileRows}-row query tiles, {KeysAndValuesSharedBytes} B shared) + " +
             $"{QueriesEntryPoint} ({QueryRows} queries, {KeyTileRows}-row key tiles, {QueriesSharedBytes} B shared), HeadDim {HeadDim}";

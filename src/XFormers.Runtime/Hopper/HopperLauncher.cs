@@ -57,6 +57,8 @@ namespace XFormers.Hopper
                 return;
             BackwardFunction(accelerator, module, keysAndValues: true);
             BackwardFunction(accelerator, module, keysAndValues: false);
+            if (module.ValuesEntryPoint is { } valuesEntry)
+                Function(accelerator, module.Hash, module.Ptx, valuesEntry, module.ValuesSharedBytes);
         }
 
         /// <summary>Whether the sm_90a backward can take this call (16-bit, non-empty, 16-byte aligned operands).</summary>
@@ -125,6 +127,14 @@ namespace XFormers.Hopper
                     CudaDriver.cuLaunchKernel(kvFunction, kvBlocks, (uint)a.Hkv, (uint)a.Batch, (uint)module.KeysAndValuesThreads, 1, 1,
                         (uint)module.KeysAndValuesSharedBytes, stream, parameters, null),
                     "cuLaunchKernel " + module.KeysAndValuesEntryPoint);
+                if (module.ValuesEntryPoint is { } valuesEntry)
+                {
+                    var vFunction = Function(accelerator, module.Hash, module.Ptx, valuesEntry, module.ValuesSharedBytes);
+                    CudaDriver.Check(
+                        CudaDriver.cuLaunchKernel(vFunction, kvBlocks, (uint)a.Hkv, (uint)a.Batch, (uint)module.KeysAndValuesThreads, 1, 1,
+                            (uint)module.ValuesSharedBytes, stream, parameters, null),
+                        "cuLaunchKernel " + valuesEntry);
+                }
                 observer?.Invoke("dK/dV");
 
                 // dQ: Q and dO resident (QueryRows), K and V streamed (KeyTileRows). The launch has copied the parameters.

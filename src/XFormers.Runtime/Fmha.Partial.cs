@@ -11,13 +11,32 @@ namespace XFormers
         /// <summary>
         /// Attention of the queries over these keys only: O, and the log-sum-exp of each row [B, Hq, Mq] (float; −∞ for a
         /// row that sees no key here, whose O is 0). Parts computed over disjoint key subsets (split along the keys, or on
-        /// several devices) combine exactly with <see cref="MergeAttentions{T}"/>. Takes every bias <see cref="Fmha"/> takes.
+        /// several devices) combine exactly with <see cref="MergeAttentions{T}"/>. Takes every bias <see cref="Fmha"/> takes,
+        /// the KV-cache masks included (then the LSE is [1, Hq, ΣqSeqlen]).
         /// </summary>
         public static AttentionOutput<T> MemoryEfficientAttentionPartial<T>(
             Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias = null, float? scale = null)
             where T : unmanaged
         {
-            return MemoryEfficientAttentionForward(query, key, value, attnBias, scale);
+            if (attnBias is not KvCacheMask mask)
+                return MemoryEfficientAttentionForward(query, key, value, attnBias, scale);
+            ArgumentNullException.ThrowIfNull(query);
+            query.ThrowIfDisposed(nameof(query));
+            int heads = query.Rank == 5 ? query.Dim(2) * query.Dim(3) : query.Rank >= 3 ? query.Dim(2) : 0;
+            var output = Tensor<T>.Empty(query.Context, query.Shape.ToArray());
+            var lse = Tensor<float>.Empty(query.Context, 1, heads, query.Rank >= 2 ? query.Dim(1) : 0);
+            try
+            {
+                KvCacheForward(query, key, value, mask, scale, output, lse);
+            }
+            catch
+            {
+                output.Dispose();
+                lse.Dispose();
+                throw;
+            }
+            lse.MarkWritten();
+            return new AttentionOutput<T>(output, lse);
         }
 
         /// <summary>

@@ -25,6 +25,24 @@ namespace XFormers
             Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias = null, float? scale = null)
             where T : unmanaged
         {
+            if (attnBias is KvCacheMask kvCache)
+            {
+                ArgumentNullException.ThrowIfNull(query);
+                query.ThrowIfDisposed(nameof(query));
+                var cached = Tensor<T>.Empty(query.Context, query.Shape.ToArray());
+                try
+                {
+                    KvCacheForward(query, key, value, kvCache, scale, cached, lse: null);
+                }
+                catch
+                {
+                    cached.Dispose();
+                    throw;
+                }
+                return cached;
+            }
+            if (TrySplitKvDecode(query, key, value, attnBias, scale) is { } decoded)
+                return decoded;
             if (IsSystemHalf<T>())
                 return SystemHalfAttention(query, key, value, attnBias, scale);
             var problem = AttentionProblem.Create(query, key, value, attnBias, scale);

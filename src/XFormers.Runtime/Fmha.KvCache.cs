@@ -1,6 +1,8 @@
 using System;
+using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Linq;
+using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
 using XFormers.Dsl;
@@ -124,7 +126,7 @@ namespace XFormers
                 var lseView = lse?.View ?? context.Scratch(LseSlot, problem.Hq * (long)problem.Mq);
                 if (mask.GatherMap() is not { } map)
                 {
-                    RunPieces(query, key, value, sequences, mask.IsCausalWithOffset, scale, chunks, output, lseView);
+                    RunPieces(query, key, value, sequences, mask.IsCausalWithOffset, scale, chunks, output, lseView, mask);
                     return;
                 }
                 // A paged cache: each sequence's pages gathered into contiguous rows (one read and one write of the filled cache).
@@ -138,7 +140,7 @@ namespace XFormers
                     long width = problem.Hkv * (long)problem.HeadDim;
                     RowGather.Gather(context.Accelerator, key.View, gatheredKey.View, rows.View, width);
                     RowGather.Gather(context.Accelerator, value.View, gatheredValue.View, rows.View, width);
-                    RunPieces(query, gatheredKey, gatheredValue, sequences, mask.IsCausalWithOffset, scale, chunks, output, lseView);
+                    RunPieces(query, gatheredKey, gatheredValue, sequences, mask.IsCausalWithOffset, scale, chunks, output, lseView, mask);
                 }
                 finally
                 {
@@ -191,17 +193,19 @@ namespace XFormers
             lock (query.Context.LaunchLock)
             {
                 RunPieces(Packed(query), Packed(key), Packed(value), sequences, causal, scale, chunks, Packed(output),
-                    query.Context.Scratch(LseSlot, (long)p.Batch * p.Hq * p.Mq));
+                    query.Context.Scratch(LseSlot, (long)p.Batch * p.Hq * p.Mq), owner: null);
             }
         }
 
         /// <summary>
         /// Runs <paramref name="sequences"/> (over a [1, Mq, …] query and [1, Mkv, …] keys) as pieces into <paramref name="output"/>
-        /// and <paramref name="lse"/> [1, Hq, Mq]. Every check and kernel lookup happens before the first launch.
+        /// and <paramref name="lse"/> [1, Hq, Mq]. Every check and kernel lookup happens before the first launch. The plan
+        /// (and with it the segments uploaded to the device) is kept with <paramref name="owner"/>, so the layers of one
+        /// decoding step that share a mask plan and upload once.
         /// </summary>
         private static void RunPieces<T>(
             Tensor<T> query, Tensor<T> key, Tensor<T> value, IReadOnlyList<SequenceKeys> sequences, bool causalWithOffset, float? scale,
-            int? chunks, Tensor<T> output, ArrayView<float> lse)
+            int? chunks, Tensor<T> output, ArrayView<float> lse, KvCacheMask? owner)
             where T : unmanaged
         {
             var context = query.Context;
@@ -220,15 +224,19 @@ namespace XFormers
                 longest = Math.Max(longest, s.QLength == 0 ? 0 : UnmaskedKeys(s, causalWithOffset));
             }
             int split = chunks ?? SplitKvChunks(tiles, probe.Hq, longest, accelerator.NumMultiprocessors);
-            var (fullPieces, causalPieces) = PlanPieces(sequences, causalWithOffset, split);
+            PiecesLaunch[] Plan()
+            {
+                var (fullPieces, causalPieces) = PlanPieces(sequences, causalWithOffset, split);
+                var launches = new List<PiecesLaunch>();
+                if (fullPieces.Length > 0)
+                    launches.Add(new PiecesLaunch(fullPieces, causal: false, tileRows, mq, mkv));
+                if (causalPieces.Length > 0)
+                    launches.Add(new PiecesLaunch(causalPieces, causal: true, tileRows, mq, mkv));
+                return launches.ToArray();
+            }
+            var passes = owner is null ? Plan() : Plans.GetOrCreateValue(owner).GetOrAdd((tileRows, split, mq, mkv), _ => Plan());
 
-            var passes = new List<PiecesLaunch>();
-            if (fullPieces.Length > 0)
-                passes.Add(new PiecesLaunch(fullPieces, causal: false, tileRows, mq, mkv));
-            if (causalPieces.Length > 0)
-                passes.Add(new PiecesLaunch(causalPieces, causal: true, tileRows, mq, mkv));
-
-            if (passes.Count == 1 && passes[0].IsIdentity)
+            if (passes.Length == 1 && passes[0].IsIdentity)
             {
                 // One piece per sequence, in order, unpadded: the query itself is the launch's layout.
                 var direct = AttentionProblem.Create(query, key, value, passes[0].Mask, scale);
@@ -295,6 +303,9 @@ namespace XFormers
                     t.Dispose();
             }
         }
+
+        /// <summary>Plans kept per mask, by tile rows, chunks and the query and key row counts.</summary>
+        private static readonly ConditionalWeakTable<KvCacheMask, ConcurrentDictionary<(int TileRows, int Split, int Mq, int Mkv), PiecesLaunch[]>> Plans = new();
 
         private static TDisposable Keep<TDisposable>(List<IDisposable> temporaries, TDisposable item)
             where TDisposable : IDisposable

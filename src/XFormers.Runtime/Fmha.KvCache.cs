@@ -166,7 +166,7 @@ namespace XFormers
             if (p.IsEmpty || p.Mq > SplitKvMaxQueries || p.Mkv == 0)
                 return null;
             int chunks = SplitKvChunks(p.Batch, p.Hq, UnmaskedKeys(new SequenceKeys(0, p.Mq, 0, p.Mkv), causal), query.Context.Accelerator.NumMultiprocessors);
-            if (chunks <= 1)
+            if (chunks <= 1 || !CanRunPieces(p, ElementType.Of<T>(), query.Context, causal && p.Mq > 1))
                 return null;
             var output = Tensor<T>.Empty(query.Context, p.QueryShape);
             try
@@ -183,6 +183,15 @@ namespace XFormers
             }
             output.MarkWritten();
             return output;
+        }
+
+        /// <summary>Whether the block-diagonal variant (and the causal one, when asked) that pieces run on is registered and fits the device.</summary>
+        private static bool CanRunPieces(AttentionProblem p, DType dtype, XFormersContext context, bool causal)
+        {
+            bool Fits(MaskKind mask) =>
+                AttentionRegistry.Find(mask, BiasKind.None, dtype, p.HeadDim, p.Hq, p.Hkv, needBackward: false, needBiasGradient: false) is { } kernel
+                && kernel.CanRunOn(context);
+            return Fits(MaskKind.BlockDiagonal) && (!causal || Fits(MaskKind.BlockDiagonalCausal));
         }
 
         private static void RunDecode<T>(AttentionProblem p, Tensor<T> query, Tensor<T> key, Tensor<T> value, bool causal, float? scale, int chunks, Tensor<T> output)

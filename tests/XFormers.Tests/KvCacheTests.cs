@@ -138,6 +138,19 @@ public class KvCacheTests(CpuContextFixture fixture)
     }
 
     [Fact]
+    public void DenseDecodingWithoutABlockDiagonalVariantRunsUnsplit()
+    {
+        // Head dim 48 has a declared variant without a mask (UserVariantTests) and no block-diagonal one to split with.
+        const int k = 48, mkv = 1100;
+        using var q = Tensor<float>.RandomNormal(Ctx, 1, 1f, 1, 1, 1, k);
+        using var key = Tensor<float>.RandomNormal(Ctx, 2, 1f, 1, mkv, 1, k);
+        using var o = Fmha.MemoryEfficientAttention(q, key, key);
+        var problem = new ReferenceAttention.Problem(1, 1, mkv, 1, 1, k, 1.0 / Math.Sqrt(k));
+        var expected = ReferenceAttention.Forward(problem, q.ToDoubleArray(), key.ToDoubleArray(), key.ToDoubleArray());
+        AttentionCheck.Error(o.ToDoubleArray(), expected.Output).ShouldBeLessThan(1e-5);
+    }
+
+    [Fact]
     public void SplitKvHeuristicFillsTheDeviceAndNoMore()
     {
         // H200: 132 SMs. B64 × 32 heads already fill it; B8 × 32 heads over 32768 keys need two chunks; one head needs many.

@@ -77,6 +77,22 @@ public class KvCacheTests(CpuContextFixture fixture)
         Check<float>(mask, pages * pageSize, keyRows, chunks: 2);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void EmptyCachesGiveZeroRowsAndMinusInfinity(bool causal)
+    {
+        var table = new int[,] { { -1 }, { -1 } };
+        KvCacheMask mask = causal
+            ? PagedBlockDiagonalCausalWithOffsetPaddedKeysMask.FromSeqlens(new[] { 2, 1 }, new[] { 0, 0 }, table, 4)
+            : PagedBlockDiagonalPaddedKeysMask.FromSeqlens(new[] { 2, 1 }, new[] { 0, 0 }, table, 4);
+        using var q = Tensor<float>.RandomNormal(Ctx, 1, 1f, 1, 3, Hq, K);
+        using var key = Tensor<float>.RandomNormal(Ctx, 2, 1f, 1, 8, Hkv, K);
+        using var result = Fmha.MemoryEfficientAttentionPartial(q, key, key, mask);
+        result.Output.ToFloatArray().ShouldAllBe(x => x == 0f);
+        result.Lse.ToFloatArray().ShouldAllBe(x => float.IsNegativeInfinity(x));
+    }
+
     [Fact]
     public void PaddedKeysRunForwardAndBackwardThroughTheBlockDiagonalKernels()
     {

@@ -96,6 +96,30 @@ namespace XFormers
         private static int UnmaskedKeys(SequenceKeys s, bool causalWithOffset) =>
             causalWithOffset ? Math.Clamp(s.KvLength - s.QLength + 1, 0, s.KvLength) : s.KvLength;
 
+        /// <summary>A KV-cache mask's forward: O, and with <paramref name="keepLse"/> the LSE [1, Hq, ΣqSeqlen] (else it goes to scratch).</summary>
+        private static (Tensor<T> Output, Tensor<float>? Lse) KvCacheAttention<T>(
+            Tensor<T> query, Tensor<T> key, Tensor<T> value, KvCacheMask mask, float? scale, bool keepLse)
+            where T : unmanaged
+        {
+            var p = IsSystemHalf<T>()
+                ? AttentionProblem.Create(AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), null, scale)
+                : AttentionProblem.Create(query, key, value, null, scale);
+            var output = Tensor<T>.Empty(query.Context, p.QueryShape);
+            var lse = keepLse ? Tensor<float>.Empty(query.Context, p.LseShape) : null;
+            try
+            {
+                KvCacheForward(query, key, value, mask, scale, output, lse);
+            }
+            catch
+            {
+                output.Dispose();
+                lse?.Dispose();
+                throw;
+            }
+            lse?.MarkWritten();
+            return (output, lse);
+        }
+
         /// <summary>
         /// A KV-cache mask's forward into <paramref name="output"/> and <paramref name="lse"/> [1, Hq, ΣqSeqlen] (the context's
         /// scratch when null); System.Half runs on aliases of the same storage.

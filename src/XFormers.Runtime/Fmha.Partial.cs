@@ -20,23 +20,8 @@ namespace XFormers
         {
             if (attnBias is not KvCacheMask mask)
                 return MemoryEfficientAttentionForward(query, key, value, attnBias, scale);
-            ArgumentNullException.ThrowIfNull(query);
-            query.ThrowIfDisposed(nameof(query));
-            int heads = query.Rank == 5 ? query.Dim(2) * query.Dim(3) : query.Rank >= 3 ? query.Dim(2) : 0;
-            var output = Tensor<T>.Empty(query.Context, query.Shape.ToArray());
-            var lse = Tensor<float>.Empty(query.Context, 1, heads, query.Rank >= 2 ? query.Dim(1) : 0);
-            try
-            {
-                KvCacheForward(query, key, value, mask, scale, output, lse);
-            }
-            catch
-            {
-                output.Dispose();
-                lse.Dispose();
-                throw;
-            }
-            lse.MarkWritten();
-            return new AttentionOutput<T>(output, lse);
+            var (output, lse) = KvCacheAttention(query, key, value, mask, scale, keepLse: true);
+            return new AttentionOutput<T>(output, lse!);
         }
 
         /// <summary>

@@ -26,21 +26,7 @@ namespace XFormers
             where T : unmanaged
         {
             if (attnBias is KvCacheMask kvCache)
-            {
-                ArgumentNullException.ThrowIfNull(query);
-                query.ThrowIfDisposed(nameof(query));
-                var cached = Tensor<T>.Empty(query.Context, query.Shape.ToArray());
-                try
-                {
-                    KvCacheForward(query, key, value, kvCache, scale, cached, lse: null);
-                }
-                catch
-                {
-                    cached.Dispose();
-                    throw;
-                }
-                return cached;
-            }
+                return KvCacheAttention(query, key, value, kvCache, scale, keepLse: false).Output;
             if (TrySplitKvDecode(query, key, value, attnBias, scale) is { } decoded)
                 return decoded;
             if (IsSystemHalf<T>())

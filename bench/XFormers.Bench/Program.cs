@@ -22,6 +22,7 @@ namespace XFormers.Bench
     /// "name/dtype" contains one of the substrings); <c>--dump DIR</c> writes a case as
     /// .safetensors; <c>ptx DIR [--filter S] [--hopper-only]</c> writes the PTX of the selected variants' kernels, the generator's sm_90a modules
     /// as NAME.sm90a.ptx (no GPU needed);
+    /// <c>decode [--out DIR] [--check-only]</c> checks the KV-cache paths against fp64 and times decoding (decode.csv);
     /// <c>tutorial</c> runs the main sample (samples/XFormers.Tutorial) on this machine's accelerator.
     /// </summary>
     public static class Program
@@ -80,6 +81,14 @@ namespace XFormers.Bench
                 return 0;
             });
 
+            var checkOnly = new Option<bool>("--check-only") { Description = "only the KV-cache conformance, no timing" };
+            var decode = new Command("decode", "KV-cache decoding: the KV-cache masks and split-KV against fp64, then the decode table (decode.csv); exits 1 on a miss") { outDir, checkOnly };
+            decode.SetAction(parsed =>
+            {
+                using var context = Start(parsed);
+                return Decode.Run(context, parsed.GetValue(outDir) ?? "bench-out", parsed.GetValue(checkOnly)) == 0 ? 0 : 1;
+            });
+
             var tutorial = new Command("tutorial", "run the main sample (samples/XFormers.Tutorial) on this machine's accelerator");
             tutorial.SetAction(parsed =>
             {
@@ -109,6 +118,7 @@ namespace XFormers.Bench
 
             root.Add(conformance);
             root.Add(bench);
+            root.Add(decode);
             root.Add(tutorial);
             root.Add(ptx);
             root.Add(firstResult);

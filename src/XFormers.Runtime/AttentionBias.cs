@@ -318,7 +318,7 @@ namespace XFormers
             return parts;
         }
 
-        private protected static (int[] Q, int[] Kv) CheckSeqlens(IReadOnlyList<int> qSeqlen, IReadOnlyList<int>? kvSeqlen)
+        internal static (int[] Q, int[] Kv) CheckSeqlens(IReadOnlyList<int> qSeqlen, IReadOnlyList<int>? kvSeqlen)
         {
             ArgumentNullException.ThrowIfNull(qSeqlen);
             if (qSeqlen.Count == 0)
@@ -344,7 +344,7 @@ namespace XFormers
             return (qSeqlen.ToArray(), (kvSeqlen ?? qSeqlen).ToArray());
         }
 
-        private static int[] Starts(int[] lengths)
+        internal static int[] Starts(int[] lengths)
         {
             var starts = new int[lengths.Length + 1];
             for (int s = 0; s < lengths.Length; s++)

@@ -133,6 +133,27 @@ namespace XFormers
             return forward + "; " + backward;
         }
 
+        /// <summary>
+        /// Query rows one group of the forward owns on <paramref name="accelerator"/> (a multiple of every plan's for the
+        /// sm_90a module): pieces of a packed layout that start on multiples of it never share a group.
+        /// </summary>
+        internal int ForwardRowsPerGroup(Accelerator accelerator)
+        {
+            if (UsesHopperForward(accelerator))
+            {
+                int rows = hopperForward!.BlockM;
+                for (var plan = hopperForward.SmallGrid; plan is not null; plan = plan.SmallGrid)
+                {
+                    int a = rows, b = plan.BlockM;
+                    while (b != 0)
+                        (a, b) = (b, a % b);
+                    rows = rows / a * plan.BlockM;
+                }
+                return rows;
+            }
+            return UsesTensorCores(accelerator) ? tensorCore!.ForwardBlockM : Variant.BlockM;
+        }
+
         /// <summary>Whether this variant has tensor-core kernels (fp16/bf16, HeadDim % 16 == 0).</summary>
         public bool HasTensorCoreKernels => tensorCore is not null;
 

@@ -107,6 +107,8 @@ namespace XFormers
             var mask = attnBias?.Mask ?? MaskKind.None;
             var biasKind = attnBias?.Bias ?? BiasKind.None;
 
+            if (mask is MaskKind.BlockDiagonal or MaskKind.BlockDiagonalCausal && attnBias!.Segments is null)
+                throw new ArgumentException($"attnBias: {attnBias} runs only through Fmha.MemoryEfficientAttention and Fmha.MemoryEfficientAttentionPartial, without an additive bias.", nameof(attnBias));
             if (attnBias?.Segments is { } segments)
             {
                 if (batch != 1)

@@ -25,6 +25,10 @@ namespace XFormers
             Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias = null, float? scale = null)
             where T : unmanaged
         {
+            if (attnBias is KvCacheMask kvCache)
+                return KvCacheAttention(query, key, value, kvCache, scale, keepLse: false).Output;
+            if (TrySplitKvDecode(query, key, value, attnBias, scale) is { } decoded)
+                return decoded;
             if (IsSystemHalf<T>())
                 return SystemHalfAttention(query, key, value, attnBias, scale);
             var problem = AttentionProblem.Create(query, key, value, attnBias, scale);

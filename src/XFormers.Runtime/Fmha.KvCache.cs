@@ -1,0 +1,452 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Linq;
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime;
+using XFormers.Dsl;
+using XFormers.Kernels;
+
+namespace XFormers
+{
+    /// <summary>
+    /// Inference with a KV cache, and split-KV decoding. Every case is planned as pieces: the query rows of one sequence
+    /// against one contiguous range of its keys, with or without a top-left causal mask inside the piece. A launch of the
+    /// block-diagonal (or block-diagonal causal) variant runs all the pieces of one kind at once, one segment each, and
+    /// pieces that cover the same query row are merged by their log-sum-exp (<see cref="AttentionMerge"/>):
+    /// <list type="bullet">
+    /// <item>a padded cache: one piece per sequence, keys [s · padding, s · padding + kvSeqlen);</item>
+    /// <item>a paged cache: the pages are first gathered into contiguous rows, then as padded;</item>
+    /// <item>causal with offset: query a of a sequence sees key t ≤ a + kvSeqlen − qSeqlen, so every query sees the first
+    /// kvSeqlen − qSeqlen + 1 keys (one piece without a mask) and the last rows see the remaining keys causally, top-left
+    /// (one piece in a causal launch);</item>
+    /// <item>split-KV: the unmasked piece of each sequence is cut into key chunks, so that few queries over long caches
+    /// still fill the device (<see cref="SplitKvChunks"/>).</item>
+    /// </list>
+    /// When pieces hold fewer query rows than a group of the forward owns, each piece's rows are padded to a multiple of
+    /// that tile (copied into a temporary; padding rows see no key), so that no group walks another piece's keys.
+    /// </summary>
+    public static partial class Fmha
+    {
+        /// <summary>Split-KV cuts keys into chunks of at least this many (a few K/V tiles each).</summary>
+        internal const int SplitKvMinChunk = 256;
+
+        /// <summary>Chunks are multiples of this many keys (whole K/V tiles of every variant).</summary>
+        internal const int SplitKvChunkAlign = 64;
+
+        /// <summary>Split-KV never cuts a sequence's keys into more chunks than this.</summary>
+        internal const int SplitKvMaxChunks = 64;
+
+        /// <summary>Split-KV applies to dense inputs with at most this many queries per batch entry.</summary>
+        internal const int SplitKvMaxQueries = 16;
+
+        /// <summary>One sequence: query rows [QStart, QStart + QLength) of the packed query, keys [KvStart, KvStart + KvLength).</summary>
+        internal readonly record struct SequenceKeys(int QStart, int QLength, int KvStart, int KvLength);
+
+        /// <summary>Query rows [QStart, QStart + QLength) against keys [KvStart, KvStart + KvLength): one segment of a launch.</summary>
+        internal readonly record struct KeyPiece(int QStart, int QLength, int KvStart, int KvLength);
+
+        /// <summary>
+        /// How many chunks split-KV cuts the longest key range into. The forward runs one group per (query tile, query head);
+        /// when those groups number fewer than two per multiprocessor (<paramref name="multiprocessors"/>: SMs on CUDA), the
+        /// keys are cut so that the groups reach two per multiprocessor, in chunks of at least <see cref="SplitKvMinChunk"/>
+        /// keys and at most <see cref="SplitKvMaxChunks"/> chunks. 1 means no split.
+        /// </summary>
+        internal static int SplitKvChunks(long queryTiles, int heads, int longestKeys, int multiprocessors)
+        {
+            long groups = queryTiles * heads;
+            long target = 2L * Math.Max(1, multiprocessors);
+            if (groups <= 0 || groups >= target || longestKeys < 2 * SplitKvMinChunk)
+                return 1;
+            long byOccupancy = (target + groups - 1) / groups;
+            long byLength = longestKeys / SplitKvMinChunk;
+            return (int)Math.Min(Math.Min(byOccupancy, byLength), SplitKvMaxChunks);
+        }
+
+        /// <summary>
+        /// The pieces of a plan: those without a mask (the unmasked keys of every sequence, in <paramref name="chunks"/>
+        /// chunks for the longest) and, for <paramref name="causalWithOffset"/>, the causal ones. Both lists are in key order.
+        /// </summary>
+        internal static (KeyPiece[] Full, KeyPiece[] Causal) PlanPieces(IReadOnlyList<SequenceKeys> sequences, bool causalWithOffset, int chunks)
+        {
+            int longest = 0;
+            foreach (var s in sequences)
+                longest = Math.Max(longest, s.QLength == 0 ? 0 : UnmaskedKeys(s, causalWithOffset));
+            int chunk = chunks <= 1 || longest == 0 ? int.MaxValue : RoundUp((longest + chunks - 1) / chunks, SplitKvChunkAlign);
+            var full = new List<KeyPiece>();
+            var causal = new List<KeyPiece>();
+            foreach (var s in sequences)
+            {
+                if (s.QLength == 0)
+                    continue;
+                int prefix = UnmaskedKeys(s, causalWithOffset);
+                int diagonal = s.KvLength - prefix;
+                for (int start = 0; start < prefix; start += chunk)
+                    full.Add(new KeyPiece(s.QStart, s.QLength, s.KvStart + start, Math.Min(chunk, prefix - start)));
+                if (diagonal > 0)
+                    causal.Add(new KeyPiece(s.QStart + s.QLength - diagonal, diagonal, s.KvStart + prefix, diagonal));
+                else if (prefix == 0)
+                    full.Add(new KeyPiece(s.QStart, s.QLength, s.KvStart, 0)); // no key: O = 0, LSE = -inf
+            }
+            return (full.ToArray(), causal.ToArray());
+        }
+
+        /// <summary>Keys every query of the sequence sees: all of them, or for causal with offset the first kvSeqlen − qSeqlen + 1.</summary>
+        private static int UnmaskedKeys(SequenceKeys s, bool causalWithOffset) =>
+            causalWithOffset ? Math.Clamp(s.KvLength - s.QLength + 1, 0, s.KvLength) : s.KvLength;
+
+        /// <summary>A KV-cache mask's forward: O, and with <paramref name="keepLse"/> the LSE [1, Hq, ΣqSeqlen] (else it goes to scratch).</summary>
+        private static (Tensor<T> Output, Tensor<float>? Lse) KvCacheAttention<T>(
+            Tensor<T> query, Tensor<T> key, Tensor<T> value, KvCacheMask mask, float? scale, bool keepLse)
+            where T : unmanaged
+        {
+            var p = IsSystemHalf<T>()
+                ? AttentionProblem.Create(AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), null, scale)
+                : AttentionProblem.Create(query, key, value, null, scale);
+            var output = Tensor<T>.Empty(query.Context, p.QueryShape);
+            var lse = keepLse ? Tensor<float>.Empty(query.Context, p.LseShape) : null;
+            try
+            {
+                KvCacheForward(query, key, value, mask, scale, output, lse);
+            }
+            catch
+            {
+                output.Dispose();
+                lse?.Dispose();
+                throw;
+            }
+            lse?.MarkWritten();
+            return (output, lse);
+        }
+
+        /// <summary>
+        /// A KV-cache mask's forward into <paramref name="output"/> and <paramref name="lse"/> [1, Hq, ΣqSeqlen] (the context's
+        /// scratch when null); System.Half runs on aliases of the same storage.
+        /// </summary>
+        internal static void KvCacheForward<T>(
+            Tensor<T> query, Tensor<T> key, Tensor<T> value, KvCacheMask mask, float? scale, Tensor<T> output, Tensor<float>? lse, int? chunks = null)
+            where T : unmanaged
+        {
+            if (IsSystemHalf<T>())
+            {
+                KvCacheForward(AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), mask, scale, AsIlgpu(output), lse, chunks);
+                return;
+            }
+            var problem = AttentionProblem.Create(query, key, value, null, scale);
+            if (problem.Batch != 1)
+                throw new ArgumentException($"query is {query.ShapeString}; a KV-cache mask packs sequences along dim 1 and needs batch 1.", nameof(query));
+            if (mask.TotalQ != problem.Mq)
+                throw new ArgumentException($"attnBias: the query seqlens sum to {mask.TotalQ} tokens but query has {problem.Mq} (dim 1 of {query.ShapeString}).", "attnBias");
+            mask.CheckKeyRows(problem.Mkv, key.ShapeString);
+
+            var starts = mask.KeyStarts();
+            var sequences = new SequenceKeys[mask.Count];
+            for (int s = 0; s < sequences.Length; s++)
+                sequences[s] = new SequenceKeys(mask.QSeqStarts[s], mask.QSeqlens[s], starts[s], mask.KvSeqlens[s]);
+            var context = query.Context;
+            lock (context.LaunchLock)
+            {
+                var lseView = lse?.View ?? context.Scratch(LseSlot, problem.Hq * (long)problem.Mq);
+                if (mask.GatherMap() is not { } map)
+                {
+                    RunPieces(query, key, value, sequences, mask.IsCausalWithOffset, scale, chunks, output, lseView, mask);
+                    return;
+                }
+                // A paged cache: each sequence's pages gathered into contiguous rows (one read and one write of the filled cache).
+                var gatheredShape = key.Shape.ToArray();
+                gatheredShape[1] = map.Length;
+                using var rows = Tensor<int>.FromArray(context, map.Length == 0 ? new[] { -1 } : map, Math.Max(1, map.Length));
+                using var gatheredKey = Tensor<T>.Empty(context, gatheredShape);
+                using var gatheredValue = Tensor<T>.Empty(context, gatheredShape);
+                try
+                {
+                    long width = problem.Hkv * (long)problem.HeadDim;
+                    RowGather.Gather(context.Accelerator, key.View, gatheredKey.View, rows.View, width);
+                    RowGather.Gather(context.Accelerator, value.View, gatheredValue.View, rows.View, width);
+                    RunPieces(query, gatheredKey, gatheredValue, sequences, mask.IsCausalWithOffset, scale, chunks, output, lseView, mask);
+                }
+                finally
+                {
+                    context.Synchronize();
+                }
+            }
+        }
+
+        /// <summary>
+        /// Dense decoding (at most <see cref="SplitKvMaxQueries"/> queries per batch entry, no bias, no mask or
+        /// <see cref="LowerTriangularFromBottomRightMask"/>) when <see cref="SplitKvChunks"/> says the keys should be split:
+        /// the batch is read as packed sequences of equal lengths (a reshape, no copy) and run as pieces. Null otherwise.
+        /// </summary>
+        private static Tensor<T>? TrySplitKvDecode<T>(Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias, float? scale)
+            where T : unmanaged
+        {
+            if (attnBias is not (null or NoMask or LowerTriangularFromBottomRightMask))
+                return null;
+            var p = IsSystemHalf<T>()
+                ? AttentionProblem.Create(AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), attnBias, scale)
+                : AttentionProblem.Create(query, key, value, attnBias, scale);
+            bool causal = p.Mask == MaskKind.CausalFromBottomRight;
+            if (p.IsEmpty || p.Mq > SplitKvMaxQueries || p.Mkv == 0)
+                return null;
+            int chunks = SplitKvChunks(p.Batch, p.Hq, UnmaskedKeys(new SequenceKeys(0, p.Mq, 0, p.Mkv), causal), query.Context.Accelerator.NumMultiprocessors);
+            if (chunks <= 1 || !CanRunPieces(p, ElementType.Of<T>(), query.Context, causal && p.Mq > 1))
+                return null;
+            var output = Tensor<T>.Empty(query.Context, p.QueryShape);
+            try
+            {
+                if (IsSystemHalf<T>())
+                    RunDecode(p, AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), causal, scale, chunks, AsIlgpu(output));
+                else
+                    RunDecode(p, query, key, value, causal, scale, chunks, output);
+            }
+            catch
+            {
+                output.Dispose();
+                throw;
+            }
+            output.MarkWritten();
+            return output;
+        }
+
+        /// <summary>Whether the block-diagonal variant (and the causal one, when asked) that pieces run on is registered and fits the device.</summary>
+        private static bool CanRunPieces(AttentionProblem p, DType dtype, XFormersContext context, bool causal)
+        {
+            bool Fits(MaskKind mask) =>
+                AttentionRegistry.Find(mask, BiasKind.None, dtype, p.HeadDim, p.Hq, p.Hkv, needBackward: false, needBiasGradient: false) is { } kernel
+                && kernel.CanRunOn(context);
+            return Fits(MaskKind.BlockDiagonal) && (!causal || Fits(MaskKind.BlockDiagonalCausal));
+        }
+
+        private static void RunDecode<T>(AttentionProblem p, Tensor<T> query, Tensor<T> key, Tensor<T> value, bool causal, float? scale, int chunks, Tensor<T> output)
+            where T : unmanaged
+        {
+            Tensor<T> Packed(Tensor<T> x) => x.Reshape(new[] { 1, p.Batch * x.Dim(1) }.Concat(x.Shape[2..].ToArray()).ToArray());
+            var sequences = Enumerable.Range(0, p.Batch).Select(b => new SequenceKeys(b * p.Mq, p.Mq, b * p.Mkv, p.Mkv)).ToArray();
+            lock (query.Context.LaunchLock)
+            {
+                RunPieces(Packed(query), Packed(key), Packed(value), sequences, causal, scale, chunks, Packed(output),
+                    query.Context.Scratch(LseSlot, (long)p.Batch * p.Hq * p.Mq), owner: null);
+            }
+        }
+
+        /// <summary>
+        /// Runs <paramref name="sequences"/> (over a [1, Mq, …] query and [1, Mkv, …] keys) as pieces into <paramref name="output"/>
+        /// and <paramref name="lse"/> [1, Hq, Mq]. Every check and kernel lookup happens before the first launch. The plan
+        /// (and with it the segments uploaded to the device) is kept with <paramref name="owner"/>, so the layers of one
+        /// decoding step that share a mask plan and upload once.
+        /// </summary>
+        private static void RunPieces<T>(
+            Tensor<T> query, Tensor<T> key, Tensor<T> value, IReadOnlyList<SequenceKeys> sequences, bool causalWithOffset, float? scale,
+            int? chunks, Tensor<T> output, ArrayView<float> lse, KvCacheMask? owner)
+            where T : unmanaged
+        {
+            var context = query.Context;
+            var accelerator = context.Accelerator;
+            int mq = query.Dim(1), mkv = key.Dim(1);
+            var probe = AttentionProblem.Create(query, key, value, BlockDiagonalMask.FromSeqlens(new[] { mq }, new[] { mkv }), scale);
+            var fullKernel = Resolve<T>(probe, context, null, needBackward: false);
+            if (probe.IsEmpty)
+                return;
+            int tileRows = fullKernel.ForwardRowsPerGroup(accelerator);
+            long tiles = 0;
+            int longest = 0;
+            foreach (var s in sequences)
+            {
+                tiles += (s.QLength + tileRows - 1) / tileRows;
+                longest = Math.Max(longest, s.QLength == 0 ? 0 : UnmaskedKeys(s, causalWithOffset));
+            }
+            int split = chunks ?? SplitKvChunks(tiles, probe.Hq, longest, accelerator.NumMultiprocessors);
+            PiecesLaunch[] Plan()
+            {
+                var (fullPieces, causalPieces) = PlanPieces(sequences, causalWithOffset, split);
+                var launches = new List<PiecesLaunch>();
+                if (fullPieces.Length > 0)
+                    launches.Add(new PiecesLaunch(fullPieces, causal: false, tileRows, mq, mkv));
+                if (causalPieces.Length > 0)
+                    launches.Add(new PiecesLaunch(causalPieces, causal: true, tileRows, mq, mkv));
+                return launches.ToArray();
+            }
+            var passes = owner is null ? Plan() : Plans.GetOrCreateValue(owner).GetOrAdd((tileRows, split, mq, mkv), _ => Plan());
+
+            if (passes.Length == 1 && passes[0].IsIdentity)
+            {
+                // One piece per sequence, in order, unpadded: the query itself is the launch's layout.
+                var direct = AttentionProblem.Create(query, key, value, passes[0].Mask, scale);
+                RunForward(fullKernel, direct, query, key, value, output.View, lse);
+                output.MarkWritten();
+                return;
+            }
+
+            var temporaries = new List<IDisposable>();
+            try
+            {
+                var prepared = new List<(PiecesLaunch Launch, AttentionProblem Problem, AttentionKernel<T> Kernel, Tensor<T> Q, Tensor<T> O, Tensor<float> Lse, Tensor<int> QueryRows, Tensor<int>[] Merges)>();
+                foreach (var launch in passes)
+                {
+                    var shape = query.Shape.ToArray();
+                    shape[1] = launch.Rows;
+                    var q = Keep(temporaries, Tensor<T>.Empty(context, shape));
+                    var o = Keep(temporaries, Tensor<T>.Empty(context, shape));
+                    var l = Keep(temporaries, Tensor<float>.Empty(context, 1, probe.Hq, launch.Rows));
+                    var queryRows = Keep(temporaries, Tensor<int>.FromArray(context, launch.QueryRows, launch.QueryRows.Length));
+                    var merges = launch.MergeMaps(mq).Select(m => Keep(temporaries, Tensor<int>.FromArray(context, m, m.Length))).ToArray();
+                    var problem = AttentionProblem.Create(q, key, value, launch.Mask, scale);
+                    var kernel = launch.Causal ? Resolve<T>(problem, context, null, needBackward: false) : fullKernel;
+                    prepared.Add((launch, problem, kernel, q, o, l, queryRows, merges));
+                }
+                var acc = Keep(temporaries, Tensor<float>.Empty(context, (int)Math.Max(1, output.Length)));
+                var rowSum = Keep(temporaries, Tensor<float>.Empty(context, (int)Math.Max(1, (long)probe.Hq * mq)));
+
+                long width = probe.Hq * (long)probe.HeadDim;
+                var merge = new MergeArgs<T>
+                {
+                    Batch = 1,
+                    Rows = mq,
+                    Heads = probe.Hq,
+                    HeadDim = probe.HeadDim,
+                    First = 1,
+                    Acc = acc.View,
+                    RowMax = lse,
+                    RowSum = rowSum.View,
+                    Merged = output.View,
+                    MergedLse = lse,
+                };
+                foreach (var (launch, problem, kernel, q, o, l, queryRows, merges) in prepared)
+                {
+                    RowGather.Gather(accelerator, query.View, q.View, queryRows.View, width);
+                    RunForward(kernel, problem, q, key, value, o.View, l.View);
+                    foreach (var map in merges)
+                    {
+                        merge.SourceRows = launch.Rows;
+                        merge.Output = o.View;
+                        merge.Lse = l.View;
+                        merge.RowMap = map.View;
+                        AttentionMerge.Step(accelerator, merge);
+                        merge.First = 0;
+                    }
+                }
+                AttentionMerge.Finish(accelerator, merge);
+                output.MarkWritten();
+            }
+            finally
+            {
+                context.Synchronize();
+                foreach (var t in temporaries)
+                    t.Dispose();
+            }
+        }
+
+        /// <summary>Plans kept per mask, by tile rows, chunks and the query and key row counts.</summary>
+        private static readonly ConditionalWeakTable<KvCacheMask, ConcurrentDictionary<(int TileRows, int Split, int Mq, int Mkv), PiecesLaunch[]>> Plans = new();
+
+        private static TDisposable Keep<TDisposable>(List<IDisposable> temporaries, TDisposable item)
+            where TDisposable : IDisposable
+        {
+            temporaries.Add(item);
+            return item;
+        }
+
+        private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
+
+        /// <summary>
+        /// One launch's layout: its pieces in key order, each piece's query rows at <see cref="RowStarts"/> (padded to the
+        /// forward's tile when pieces are short), and the block-diagonal mask that makes each piece a segment: gaps between
+        /// pieces' keys and the padding rows become segments with no queries or no keys.
+        /// </summary>
+        private sealed class PiecesLaunch
+        {
+            public PiecesLaunch(KeyPiece[] pieces, bool causal, int tileRows, int queryRows, int keyRows)
+            {
+                Pieces = pieces;
+                Causal = causal;
+                long rowsInPieces = pieces.Sum(p => (long)p.QLength);
+                int align = rowsInPieces < (long)tileRows * pieces.Length ? tileRows : 1;
+                RowStarts = new int[pieces.Length];
+                var qLens = new List<int>();
+                var kvLens = new List<int>();
+                int rows = 0, cursor = 0;
+                bool identity = align == 1;
+                for (int i = 0; i < pieces.Length; i++)
+                {
+                    var piece = pieces[i];
+                    identity &= piece.QStart == rows;
+                    RowStarts[i] = rows;
+                    if (piece.KvStart > cursor)
+                    {
+                        qLens.Add(0);
+                        kvLens.Add(piece.KvStart - cursor);
+                    }
+                    qLens.Add(piece.QLength);
+                    kvLens.Add(piece.KvLength);
+                    int padded = RoundUp(piece.QLength, align);
+                    if (padded > piece.QLength)
+                    {
+                        qLens.Add(padded - piece.QLength);
+                        kvLens.Add(0);
+                    }
+                    rows = checked(rows + padded);
+                    cursor = piece.KvStart + piece.KvLength;
+                }
+                if (cursor < keyRows)
+                {
+                    qLens.Add(0);
+                    kvLens.Add(keyRows - cursor);
+                }
+                Rows = rows;
+                IsIdentity = identity && rows == queryRows;
+                var segments = BlockDiagonalMask.FromSeqlens(qLens, kvLens);
+                Mask = causal ? segments.MakeCausal() : segments;
+                QueryRows = new int[Math.Max(1, rows)];
+                Array.Fill(QueryRows, -1);
+                for (int i = 0; i < pieces.Length; i++)
+                {
+                    for (int a = 0; a < pieces[i].QLength; a++)
+                        QueryRows[RowStarts[i] + a] = pieces[i].QStart + a;
+                }
+            }
+
+            public KeyPiece[] Pieces { get; }
+
+            public bool Causal { get; }
+
+            public int[] RowStarts { get; }
+
+            /// <summary>Query rows of the launch (padding included).</summary>
+            public int Rows { get; }
+
+            /// <summary>Whether the launch's rows are the query's rows, in order (the query can be used as it is).</summary>
+            public bool IsIdentity { get; }
+
+            public BlockDiagonalMask Mask { get; }
+
+            /// <summary>The query row each launch row copies (−1 for padding).</summary>
+            public int[] QueryRows { get; }
+
+            /// <summary>
+            /// One map per merge step: query row m reads launch row map[m] (−1: none in this step). A query row with n pieces
+            /// in this launch (its key chunks) appears in the first n maps.
+            /// </summary>
+            public IEnumerable<int[]> MergeMaps(int queryRows)
+            {
+                var layers = new List<int[]>();
+                var count = new int[queryRows];
+                for (int i = 0; i < Pieces.Length; i++)
+                {
+                    for (int a = 0; a < Pieces[i].QLength; a++)
+                    {
+                        int m = Pieces[i].QStart + a;
+                        if (count[m] == layers.Count)
+                        {
+                            var layer = new int[queryRows];
+                            Array.Fill(layer, -1);
+                            layers.Add(layer);
+                        }
+                        layers[count[m]++][m] = RowStarts[i] + a;
+                    }
+                }
+                return layers;
+            }
+        }
+    }
+}

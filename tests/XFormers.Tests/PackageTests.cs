@@ -111,7 +111,10 @@ public class PackageTests
         Regex.Matches(readme, @"\]\(([^)]*)\)").Select(m => m.Groups[1].Value).ShouldAllBe(link => link.StartsWith("https://"));
         foreach (var jargon in new[] { "design card", "package registry", "the seed's", "{{" })
             readme.ShouldNotContain(jargon, Case.Insensitive);
-        zip.GetEntry("lib/net10.0/XFormers.Dsl.dll").ShouldNotBeNull("the attributes ship inside the one package");
+        zip.Entries.Where(e => e.FullName.StartsWith("lib/")).Select(e => e.FullName).OrderBy(n => n, StringComparer.Ordinal).ShouldBe(
+            new[] { "lib/net10.0/XFormers.Dsl.dll", "lib/net10.0/XFormers.Dsl.xml", "lib/net10.0/XFormers.Runtime.dll", "lib/net10.0/XFormers.Runtime.xml" },
+            ignoreOrder: false, "the runtime and the attributes; the trainer is a project of its own");
+        Read("lib/net10.0/XFormers.Runtime.xml").ShouldNotContain("XFormers.Training");
         zip.GetEntry("analyzers/dotnet/cs/XFormers.Generators.dll").ShouldNotBeNull();
         zip.Entries.Where(e => e.FullName.StartsWith("analyzers/")).Select(e => e.FullName).OrderBy(n => n, StringComparer.Ordinal).ShouldBe(
             new[] { "analyzers/dotnet/cs/Scriban.Signed.dll", "analyzers/dotnet/cs/XFormers.Generators.dll" }, ignoreOrder: false,

@@ -37,7 +37,7 @@ internal static class Cli
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             // Every failure the samples can meet is reported by message; XFORMERS_TRACE=1 shows the stack trace.
-            string detail = e is ArgumentException or XFormers.Training.CheckpointException or IOException or UnauthorizedAccessException or InvalidOperationException or NotSupportedException
+            string detail = e is ArgumentException or CheckpointException or IOException or UnauthorizedAccessException or InvalidOperationException or NotSupportedException
                 or FormatException or System.Text.Json.JsonException or OperationCanceledException
                 ? OneLine(e.Message) : $"{e.GetType().Name}: {OneLine(e.Message)}";
             Console.Error.WriteLine($"{name}: {detail}");

@@ -1,7 +1,13 @@
 namespace XFormers.Dsl
 {
     /// <summary>The additive bias applied to the scaled scores before the softmax.</summary>
-    public enum BiasKind
+    // Linked into the generator too (its parser reads declarations as these enums), where it is internal.
+#if XFORMERS_GENERATOR
+    internal
+#else
+    public
+#endif
+    enum BiasKind
     {
         /// <summary>No bias.</summary>
         None = 0,

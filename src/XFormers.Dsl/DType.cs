@@ -1,7 +1,13 @@
 namespace XFormers.Dsl
 {
     /// <summary>Element type of the attention tensors. Arithmetic is float32 inside the kernels.</summary>
-    public enum DType
+    // Linked into the generator too (its parser reads declarations as these enums), where it is internal.
+#if XFORMERS_GENERATOR
+    internal
+#else
+    public
+#endif
+    enum DType
     {
         /// <summary>IEEE binary32.</summary>
         Float32 = 0,

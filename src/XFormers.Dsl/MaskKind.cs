@@ -1,7 +1,13 @@
 namespace XFormers.Dsl
 {
     /// <summary>Which keys a query may attend to. Query row i, key row j, both counted from 0.</summary>
-    public enum MaskKind
+    // Linked into the generator too (its parser reads declarations as these enums), where it is internal.
+#if XFORMERS_GENERATOR
+    internal
+#else
+    public
+#endif
+    enum MaskKind
     {
         /// <summary>Every query attends to every key.</summary>
         None = 0,

@@ -3,8 +3,9 @@ using System.Collections.Generic;
 using System.Collections.Immutable;
 using System.IO;
 using System.Linq;
-using Fluid;
 using Microsoft.CodeAnalysis;
+using Scriban;
+using Scriban.Runtime;
 using XFormers.Generators.Diagnostics;
 using XFormers.Generators.Models;
 
@@ -15,12 +16,11 @@ namespace XFormers.Generators
         /// <summary>Model → source. Formatting only: the templates read like the kernels they make.</summary>
         internal static class Emitter
         {
-            private static readonly TemplateOptions Options = CreateOptions();
-            private static readonly IFluidTemplate VariantTemplate = Load("Variant.liquid");
-            private static readonly IFluidTemplate RegistryTemplate = Load("Registry.liquid");
-            private static readonly IFluidTemplate TensorCoreTemplate = Load("TensorCore.liquid");
-            private static readonly IFluidTemplate HopperTemplate = Load("Hopper.liquid");
-            private static readonly IFluidTemplate StubTemplate = Load("Stub.liquid");
+            private static readonly Template VariantTemplate = Load("Variant.liquid");
+            private static readonly Template RegistryTemplate = Load("Registry.liquid");
+            private static readonly Template TensorCoreTemplate = Load("TensorCore.liquid");
+            private static readonly Template HopperTemplate = Load("Hopper.liquid");
+            private static readonly Template StubTemplate = Load("Stub.liquid");
 
             public static string EmitVariant(VariantModel model) => Render(VariantTemplate, model);
 
@@ -117,34 +117,46 @@ namespace XFormers.Generators
                 return new FilePlan(new EquatableArray<VariantFile>(files), new EquatableArray<RegistryModel>(registries), new EquatableArray<StubFile>(stubFiles));
             }
 
-            private static string Render(IFluidTemplate template, object model)
+            /// <summary>
+            /// Renders <paramref name="template"/> with <paramref name="model"/>'s properties as its globals, named by
+            /// <see cref="SnakeCase"/>, as are the members of the objects they hold.
+            /// </summary>
+            private static string Render(Template template, object model)
             {
-                var context = new TemplateContext(model, Options);
+                var globals = new ScriptObject();
+                globals.Import(model, renamer: SnakeCase);
+                var context = new LiquidTemplateContext { MemberRenamer = SnakeCase, StrictVariables = true };
+                context.PushGlobal(globals);
                 return template.Render(context).Replace("\r\n", "\n");
             }
 
-            private static TemplateOptions CreateOptions()
+            /// <summary>
+            /// A member's name in snake case with a break before every capital: <c>HeadDim</c> is <c>head_dim</c>,
+            /// <c>DType</c> is <c>d_type</c>, <c>TcFwdMTiles</c> is <c>tc_fwd_m_tiles</c>. (Scriban's own renamer
+            /// joins runs of capitals: <c>dtype</c>.)
+            /// </summary>
+            private static string SnakeCase(System.Reflection.MemberInfo member)
             {
-                var options = new TemplateOptions();
-                options.MemberAccessStrategy.MemberNameStrategy = MemberNameStrategies.SnakeCase;
-                options.MemberAccessStrategy.Register<VariantModel>();
-                options.MemberAccessStrategy.Register<RegistryModel>();
-                options.MemberAccessStrategy.Register<ContainingTypeInfo>();
-                options.MemberAccessStrategy.Register<HopperSource>();
-                options.MemberAccessStrategy.Register<HopperPlan>();
-                options.MemberAccessStrategy.Register<StubModel>();
-                return options;
+                var name = new System.Text.StringBuilder(member.Name.Length + 8);
+                foreach (char c in member.Name)
+                {
+                    if (char.IsUpper(c) && name.Length > 0)
+                        name.Append('_');
+                    name.Append(char.ToLowerInvariant(c));
+                }
+                return name.ToString();
             }
 
-            private static IFluidTemplate Load(string name)
+            /// <summary>An embedded template in Liquid syntax, parsed by Scriban.</summary>
+            private static Template Load(string name)
             {
                 var assembly = typeof(Emitter).Assembly;
                 using var stream = assembly.GetManifestResourceStream("XFormers.Generators.Templates." + name)
                     ?? throw new FileNotFoundException("Embedded template not found", name);
                 using var reader = new StreamReader(stream);
-                var parser = new FluidParser();
-                if (!parser.TryParse(reader.ReadToEnd(), out var template, out var error))
-                    throw new InvalidDataException($"Template {name}: {error}");
+                var template = Template.ParseLiquid(reader.ReadToEnd(), name);
+                if (template.HasErrors)
+                    throw new InvalidDataException($"Template {name}: {string.Join("; ", template.Messages)}");
                 return template;
             }
         }

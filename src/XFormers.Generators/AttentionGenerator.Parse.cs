@@ -5,6 +5,7 @@ using System.Threading;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
+using XFormers.Dsl;
 using XFormers.Generators.Diagnostics;
 using XFormers.Generators.Models;
 
@@ -15,17 +16,8 @@ namespace XFormers.Generators
         /// <summary>Symbols and syntax → <see cref="VariantModel"/>: every check and every decision lives here.</summary>
         internal static class Parser
         {
-            /// <summary>Bytes of shared memory one group may use (the 48 KB every CUDA device gives statically).</summary>
-            public const int SharedMemoryBudget = 48 * 1024;
-
-            /// <summary>Tensor-core tiles: 4 warps of 16 query rows, 64 key rows per shared-memory tile.</summary>
-            public const int TensorCoreBlockM = 64;
-            public const int TensorCoreBlockN = 64;
+            /// <summary>The largest head dim with tensor-core kernels (what the device conformance covers).</summary>
             public const int TensorCoreMaxHeadDim = 128;
-
-            private static readonly string[] MaskNames = { "None", "Causal", "CausalFromBottomRight", "BlockDiagonal", "BlockDiagonalCausal" };
-            private static readonly string[] BiasNames = { "None", "Tensor", "Alibi" };
-            private static readonly string[] DTypeNames = { "Float32", "Float16", "BFloat16" };
 
             public static Result<VariantModel> Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
             {
@@ -126,22 +118,58 @@ namespace XFormers.Generators
                     }
                 }
 
-                // The attribute's named arguments.
+                var declared = ReadOptions(context, diagnostics, cancellationToken);
+                var tiles = ChooseTiles(declared, diagnostics);
+                int groupSize = ReadGrouping(declared, diagnostics);
+                CheckConflicts(declared, diagnostics);
+
+                if (diagnostics.Count > 0)
+                {
+                    bool implementable = isPartial && !hasBody && !isExtern && typesExtendable && !symbol.IsGenericMethod
+                        && (isStatic || !symbol.ContainingType.IsStatic)
+                        && symbol.ReturnType.TypeKind != TypeKind.Error && symbol.Parameters.All(p => p.Type.TypeKind != TypeKind.Error);
+                    var ids = string.Join(", ", diagnostics.Select(d => d.Descriptor.Id).Distinct().OrderBy(id => id, StringComparer.Ordinal));
+                    return new Result<VariantModel>(null, new EquatableArray<DiagnosticInfo>(diagnostics), implementable ? Stub(symbol, syntax, containingTypes, ids) : null);
+                }
+
+                var tensorCore = PlanTensorCores(declared);
+                var model = Model(symbol, syntax, containingTypes, declared, tiles, groupSize, tensorCore);
+                return new Result<VariantModel>(model, EquatableArray<DiagnosticInfo>.Empty);
+            }
+
+            /// <summary>The attribute's named arguments, with the DSL's defaults; an unknown enum value is XFA0009 and reads as the default.</summary>
+            private sealed record Declared(
+                MaskKind Mask, BiasKind Bias, DType DType, bool BiasGradient, bool Backward,
+                int HeadDim, int Heads, int KvHeads, int BlockM, int BlockN, Options Options);
+
+            private static Declared ReadOptions(GeneratorAttributeSyntaxContext context, List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
+            {
                 var attribute = context.Attributes[0];
                 var attributeSyntax = attribute.ApplicationSyntaxReference?.GetSyntax(cancellationToken) as AttributeSyntax;
                 var options = new Options(attribute, attributeSyntax);
+                return new Declared(
+                    options.Enum("Mask", MaskKind.None, diagnostics),
+                    options.Enum("Bias", BiasKind.None, diagnostics),
+                    options.Enum("DType", DType.Float16, diagnostics),
+                    options.Bool("BiasGradient", false),
+                    options.Bool("Backward", true),
+                    options.Int("HeadDim", 64),
+                    options.Int("Heads", 0),
+                    options.Int("KvHeads", 0),
+                    options.Int("BlockM", 0),
+                    options.Int("BlockN", 0),
+                    options);
+            }
 
-                int mask = options.Enum("Mask", 0, MaskNames, "MaskKind", diagnostics);
-                int bias = options.Enum("Bias", 0, BiasNames, "BiasKind", diagnostics);
-                int dtype = options.Enum("DType", 1, DTypeNames, "DType", diagnostics);
-                bool biasGradient = options.Bool("BiasGradient", false);
-                bool backward = options.Bool("Backward", true);
-                int headDim = options.Int("HeadDim", 64);
-                int heads = options.Int("Heads", 0);
-                int kvHeads = options.Int("KvHeads", 0);
-                int blockM = options.Int("BlockM", 0);
-                int blockN = options.Int("BlockN", 0);
+            /// <summary>The SIMT kernels' tiles: the declared ones when valid, else the defaults for the head dim.</summary>
+            /// <param name="HeadDim">The declared head dim, or 64 where it is invalid (so the other checks still run).</param>
+            /// <param name="BackwardBlockM">Query rows per shared tile of the dK/dV pass: BlockM, halved until the tiles fit.</param>
+            private sealed record Tiles(int HeadDim, int BlockM, int BlockN, int BackwardBlockM, int ForwardSharedBytes);
 
+            private static Tiles ChooseTiles(Declared declared, List<DiagnosticInfo> diagnostics)
+            {
+                var options = declared.Options;
+                int headDim = declared.HeadDim, blockM = declared.BlockM, blockN = declared.BlockN;
                 bool headDimValid = headDim >= 8 && headDim <= 256 && headDim % 8 == 0;
                 if (!headDimValid)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedHeadDim, options.LocationOf("HeadDim"), headDim.ToString()));
@@ -167,11 +195,11 @@ namespace XFormers.Generators
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TilesDoNotDivide, where, blockM.ToString(), blockN.ToString()));
                 }
 
-                int forwardShared = 2 * blockN * effectiveHeadDim * sizeof(float);
-                if (headDimValid && forwardShared > SharedMemoryBudget)
+                int forwardShared = SharedMemoryLayout.SimtForward(blockN, effectiveHeadDim);
+                if (headDimValid && forwardShared > SharedMemoryLayout.Budget)
                 {
                     int fits = 16;
-                    while (fits * 2 * 2 * effectiveHeadDim * sizeof(float) <= SharedMemoryBudget)
+                    while (SharedMemoryLayout.SimtForward(fits * 2, effectiveHeadDim) <= SharedMemoryLayout.Budget)
                         fits *= 2;
                     var where = options.Has("BlockN") ? options.LocationOf("BlockN") : options.LocationOf("HeadDim");
                     diagnostics.Add(DiagnosticInfo.Create(
@@ -180,16 +208,21 @@ namespace XFormers.Generators
                         blockN.ToString(),
                         effectiveHeadDim.ToString(),
                         forwardShared.ToString(),
-                        SharedMemoryBudget.ToString(),
+                        SharedMemoryLayout.Budget.ToString(),
                         fits.ToString()));
                 }
 
                 int backwardBlockM = blockM;
-                while (backwardBlockM > 8 && BackwardKvShared(backwardBlockM, effectiveHeadDim) > SharedMemoryBudget)
+                while (backwardBlockM > 8 && SharedMemoryLayout.SimtBackwardKv(backwardBlockM, effectiveHeadDim) > SharedMemoryLayout.Budget)
                     backwardBlockM /= 2;
+                return new Tiles(effectiveHeadDim, blockM, blockN, backwardBlockM, forwardShared);
+            }
 
-                // Head grouping (GQA / MQA).
-                int groupSize = 0;
+            /// <summary>Head grouping (GQA / MQA): query heads per KV head, or 0 when the tensors tell at run time.</summary>
+            private static int ReadGrouping(Declared declared, List<DiagnosticInfo> diagnostics)
+            {
+                var options = declared.Options;
+                int heads = declared.Heads, kvHeads = declared.KvHeads;
                 if (heads < 0)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidGrouping, options.LocationOf("Heads"), $"Heads = {heads} must be positive, or 0 for any head count"));
                 else if (kvHeads < 0)
@@ -199,111 +232,131 @@ namespace XFormers.Generators
                 else if (kvHeads > 0 && heads % kvHeads != 0)
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidGrouping, options.LocationOf("KvHeads"), $"KvHeads = {kvHeads} does not divide Heads = {heads}; each KV head must serve the same number of query heads"));
                 else if (heads > 0)
-                    groupSize = kvHeads > 0 ? heads / kvHeads : 1;
+                    return kvHeads > 0 ? heads / kvHeads : 1;
+                return 0;
+            }
 
-                // Options that contradict each other.
-                if (biasGradient && bias != 1)
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConflictingOptions, options.LocationOf("BiasGradient"), $"BiasGradient = true needs Bias = BiasKind.Tensor (this variant has Bias = BiasKind.{Name(BiasNames, bias)}, which has no gradient)"));
-                else if (biasGradient && !backward)
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConflictingOptions, options.LocationOf("BiasGradient"), "BiasGradient = true needs Backward = true: the bias gradient is written by the backward kernels"));
+            /// <summary>Options that contradict each other.</summary>
+            private static void CheckConflicts(Declared declared, List<DiagnosticInfo> diagnostics)
+            {
+                if (declared.BiasGradient && declared.Bias != BiasKind.Tensor)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConflictingOptions, declared.Options.LocationOf("BiasGradient"), $"BiasGradient = true needs Bias = BiasKind.Tensor (this variant has Bias = BiasKind.{declared.Bias}, which has no gradient)"));
+                else if (declared.BiasGradient && !declared.Backward)
+                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConflictingOptions, declared.Options.LocationOf("BiasGradient"), "BiasGradient = true needs Backward = true: the bias gradient is written by the backward kernels"));
+            }
 
-                if (diagnostics.Count > 0)
+            /// <summary>The tensor-core kernels' shape, or null when the variant has none.</summary>
+            /// <param name="ForwardMTiles">16-row m-tiles per warp of the forward (see <see cref="TensorCoreForwardMTiles"/>).</param>
+            /// <param name="Backward">Whether the dK/dV and dQ passes are emitted (Backward = true and their tiles fit).</param>
+            /// <param name="BlockQ">Query rows per tile of the dK/dV pass.</param>
+            /// <param name="BlockKv">Key rows per tile of the dQ pass.</param>
+            /// <param name="VInShared">Whether the dK/dV pass reads V's fragments from a shared tile at each use.</param>
+            private sealed record TensorCorePlan(
+                int ForwardMTiles, bool Backward, int BlockQ, int BlockKv, bool VInShared,
+                int ForwardSharedBytes, int BackwardKvSharedBytes, int BackwardQSharedBytes);
+
+            /// <summary>
+            /// Tensor cores take 16-bit inputs in k-steps of 16: fp16/bf16 with HeadDim % 16 == 0, up to HeadDim 128, what the
+            /// device conformance covers (the forward's tiles there: 2 · 64 · 136 · 2 B + 128 B + 3 KB = 38 KB of 48; 144 and
+            /// 160 would fit but never ran, and their accumulators would not fit in registers). Larger head dims keep the SIMT kernels.
+            /// </summary>
+            private static TensorCorePlan? PlanTensorCores(Declared declared)
+            {
+                int headDim = declared.HeadDim;
+                int forwardMTiles = TensorCoreForwardMTiles(headDim, declared.Mask);
+                int forwardShared = SharedMemoryLayout.TensorCoreForward(headDim, forwardMTiles);
+                if (declared.DType == DType.Float32 || headDim % 16 != 0 || headDim > TensorCoreMaxHeadDim
+                    || forwardShared + SharedMemoryLayout.TensorCoreExchangeBytes > SharedMemoryLayout.Budget)
+                    return null;
+                int blockQ = TensorCoreBackwardBlockQ(headDim), blockKv = TensorCoreBackwardBlockKv(headDim);
+                bool vInShared = headDim > 64;
+                int kvShared = SharedMemoryLayout.TensorCoreBackwardKv(headDim, blockQ, vInShared);
+                int qShared = SharedMemoryLayout.TensorCoreBackwardQ(headDim, blockKv);
+                bool backward = declared.Backward
+                    && kvShared + SharedMemoryLayout.TensorCoreBackwardKvStatic(blockQ) <= SharedMemoryLayout.Budget
+                    && qShared + SharedMemoryLayout.TensorCoreExchangeBytes <= SharedMemoryLayout.Budget;
+                return new TensorCorePlan(forwardMTiles, backward, blockQ, blockKv, vInShared, forwardShared, kvShared, qShared);
+            }
+
+            /// <summary>Every value the templates print.</summary>
+            private static VariantModel Model(
+                IMethodSymbol symbol, MethodDeclarationSyntax syntax, List<ContainingTypeInfo> containingTypes,
+                Declared declared, Tiles tiles, int groupSize, TensorCorePlan? tc)
+            {
+                var (mask, bias, dtype) = (declared.Mask, declared.Bias, declared.DType);
+                int headDim = declared.HeadDim, heads = declared.Heads, kvHeads = declared.KvHeads;
+                bool bf16 = dtype == DType.BFloat16;
+                int forwardMTiles = tc?.ForwardMTiles ?? TensorCoreForwardMTiles(headDim, mask);
+                int blockQ = tc?.BlockQ ?? TensorCoreBackwardBlockQ(headDim), blockKv = tc?.BlockKv ?? TensorCoreBackwardBlockKv(headDim);
+                var hopperBackward = declared.Backward
+                    ? HopperPlan.BackwardFor(headDim, (int)dtype, mask.ToString(), (int)bias, declared.BiasGradient)
+                    : null;
+                return new VariantModel
                 {
-                    bool implementable = isPartial && !hasBody && !isExtern && typesExtendable && !symbol.IsGenericMethod
-                        && (isStatic || !symbol.ContainingType.IsStatic)
-                        && symbol.ReturnType.TypeKind != TypeKind.Error && symbol.Parameters.All(p => p.Type.TypeKind != TypeKind.Error);
-                    var ids = string.Join(", ", diagnostics.Select(d => d.Descriptor.Id).Distinct().OrderBy(id => id, StringComparer.Ordinal));
-                    return new Result<VariantModel>(null, new EquatableArray<DiagnosticInfo>(diagnostics), implementable ? Stub(symbol, syntax, containingTypes, ids) : null);
-                }
-
-                // Tensor cores take 16-bit inputs in k-steps of 16: fp16/bf16 with HeadDim % 16 == 0, up to HeadDim 128, what the
-                // device conformance covers (the forward's tiles there: 2 · 64 · 136 · 2 B + 128 B + 3 KB = 38 KB of 48; 144 and
-                // 160 would fit but never ran, and their accumulators would not fit in registers). Larger head dims keep the SIMT kernels.
-                int forwardMTiles = TensorCoreForwardMTiles(headDim, mask);
-                bool tensorCore = dtype != 0 && headDim % 16 == 0 && headDim <= TensorCoreMaxHeadDim && TensorCoreShared(headDim, forwardMTiles) <= SharedMemoryBudget;
-                // The tensor-core backward's tiles (see TensorCoreBackwardKvShared and TensorCoreBackwardQShared for the bytes).
-                int tcBlockQ = TensorCoreBackwardBlockQ(headDim), tcBlockKv = TensorCoreBackwardBlockKv(headDim);
-                bool tcVInShared = headDim > 64;
-                bool tcBackward = tensorCore && backward
-                    && TensorCoreBackwardKvShared(headDim, tcBlockQ, tcVInShared) <= SharedMemoryBudget
-                    && TensorCoreBackwardQShared(headDim, tcBlockKv) <= SharedMemoryBudget;
-
-                var ns = symbol.ContainingType.ContainingNamespace.IsGlobalNamespace ? "" : symbol.ContainingType.ContainingNamespace.ToDisplayString();
-                var declaringTypeName = MetadataName(symbol.ContainingType);
-                string maskName = MaskNames[mask], biasName = BiasNames[bias], dtypeName = DTypeNames[dtype];
-                var model = new VariantModel
-                {
-                    Namespace = ns,
+                    Namespace = symbol.ContainingType.ContainingNamespace.IsGlobalNamespace ? "" : symbol.ContainingType.ContainingNamespace.ToDisplayString(),
                     ContainingTypes = new EquatableArray<ContainingTypeInfo>(containingTypes),
-                    DeclaringTypeName = declaringTypeName,
-                    MethodName = name,
+                    DeclaringTypeName = MetadataName(symbol.ContainingType),
+                    MethodName = symbol.Name,
                     MethodIdentifier = syntax.Identifier.Text,
                     MethodModifiers = Modifiers(syntax),
-                    KernelClassName = "__XFormers_" + name,
-                    Mask = maskName,
-                    Bias = biasName,
-                    DType = dtypeName,
-                    BiasGradient = biasGradient,
-                    Backward = backward,
+                    KernelClassName = ReservedPrefix + symbol.Name,
+                    Mask = mask,
+                    Bias = bias,
+                    DType = dtype,
+                    BiasGradient = declared.BiasGradient,
+                    Backward = declared.Backward,
                     HeadDim = headDim,
                     Heads = heads,
                     KvHeads = kvHeads,
                     GroupSize = groupSize,
-                    BlockM = blockM,
-                    BlockN = blockN,
-                    BackwardBlockM = backwardBlockM,
-                    ElementType = dtype switch { 0 => "float", 1 => "global::ILGPU.Half", _ => "global::XFormers.BFloat16" },
-                    StoreElement = dtype switch { 0 => "ToSingle", 1 => "ToHalf", _ => "ToBFloat16" },
-                    CausalTopLeft = mask == 1,
-                    CausalBottomRight = mask == 2,
-                    BlockDiagonal = mask == 3 || mask == 4,
-                    BlockDiagonalCausal = mask == 4,
-                    HasMask = mask != 0,
-                    TensorBias = bias == 1,
-                    Alibi = bias == 2,
+                    BlockM = tiles.BlockM,
+                    BlockN = tiles.BlockN,
+                    BackwardBlockM = tiles.BackwardBlockM,
+                    ElementType = dtype switch { DType.Float32 => "float", DType.Float16 => "global::ILGPU.Half", _ => "global::XFormers.BFloat16" },
+                    StoreElement = dtype switch { DType.Float32 => "ToSingle", DType.Float16 => "ToHalf", _ => "ToBFloat16" },
+                    CausalTopLeft = mask == MaskKind.Causal,
+                    CausalBottomRight = mask == MaskKind.CausalFromBottomRight,
+                    BlockDiagonal = mask is MaskKind.BlockDiagonal or MaskKind.BlockDiagonalCausal,
+                    BlockDiagonalCausal = mask == MaskKind.BlockDiagonalCausal,
+                    TensorBias = bias == BiasKind.Tensor,
+                    Alibi = bias == BiasKind.Alibi,
                     GroupSizeExpression = groupSize > 0 ? groupSize.ToString() : "a.GroupSize",
-                    ForwardSharedBytes = forwardShared,
-                    TensorCore = tensorCore,
-                    TcBlockM = TensorCoreBlockM,
-                    TcBlockN = TensorCoreBlockN,
-                    TcThreads = TensorCoreBlockM / 16 * 32,
+                    ForwardSharedBytes = tiles.ForwardSharedBytes,
+                    TensorCore = tc is not null,
+                    TcBlockM = SharedMemoryLayout.TensorCoreBlockM,
+                    TcBlockN = SharedMemoryLayout.TensorCoreBlockN,
+                    TcThreads = SharedMemoryLayout.TensorCoreThreads,
                     TcKStepLast = headDim / 16 - 1,
-                    TcSTileLast = TensorCoreBlockN / 8 - 1,
-                    TcSPairLast = TensorCoreBlockN / 16 - 1,
+                    TcSTileLast = SharedMemoryLayout.TensorCoreBlockN / 8 - 1,
+                    TcSPairLast = SharedMemoryLayout.TensorCoreBlockN / 16 - 1,
                     TcOTileLast = headDim / 8 - 1,
-                    TcStageLast = TensorCoreBlockN * headDim / 4 / (TensorCoreBlockM / 16 * 32) - 1,
+                    TcStageLast = SharedMemoryLayout.TensorCoreBlockN * headDim / 4 / SharedMemoryLayout.TensorCoreThreads - 1,
                     TcFwdMTiles = forwardMTiles,
                     TcFwdMTileLast = forwardMTiles - 1,
-                    TcBackward = tcBackward,
-                    TcBwdBlockQ = tcBlockQ,
-                    TcBwdQTileLast = tcBlockQ / 8 - 1,
-                    TcBwdQPairLast = tcBlockQ / 16 - 1,
-                    TcBwdBlockKv = tcBlockKv,
-                    TcBwdKvTileLast = tcBlockKv / 8 - 1,
-                    TcBwdKvPairLast = tcBlockKv / 16 - 1,
-                    TcBwdVInShared = tcVInShared,
-                    TcMma = dtype == 2 ? "MmaM16N8K16Bf16" : "MmaM16N8K16",
-                    TcDot4 = dtype == 2 ? "Dot4BFloat16" : "Dot4Half",
-                    TcPack = dtype == 2 ? "PackBFloat162" : "PackHalf2",
-                    BackwardKvSharedBytes = BackwardKvShared(backwardBlockM, headDim),
-                    Hopper = HopperPlan.For(headDim, dtype, maskName, bias),
-                    HopperSmallGrid = HopperPlan.SmallGridFor(headDim, dtype, maskName, bias),
-                    HopperBackwardKv = backward ? HopperPlan.BackwardFor(headDim, dtype, maskName, bias, biasGradient)?.Keys : null,
-                    HopperBackwardV = backward ? HopperPlan.BackwardFor(headDim, dtype, maskName, bias, biasGradient)?.Values : null,
-                    HopperBackwardQ = backward ? HopperPlan.BackwardFor(headDim, dtype, maskName, bias, biasGradient)?.Queries : null,
-                    Summary = $"Mask = {maskName}, Bias = {biasName}{(biasGradient ? " (with gradient)" : "")}, HeadDim = {headDim}, " +
-                              $"DType = {dtypeName}, Heads = {(heads > 0 ? heads.ToString() : "any")}, KvHeads = {(kvHeads > 0 ? kvHeads.ToString() : heads > 0 ? heads.ToString() : "any")}, " +
-                              $"BlockM = {blockM}, BlockN = {blockN}, Backward = {(backward ? "yes" : "no")}",
+                    TcForwardSharedBytes = tc?.ForwardSharedBytes ?? 0,
+                    TcBackward = tc is { Backward: true },
+                    TcBwdBlockQ = blockQ,
+                    TcBwdQTileLast = blockQ / 8 - 1,
+                    TcBwdQPairLast = blockQ / 16 - 1,
+                    TcBwdBlockKv = blockKv,
+                    TcBwdKvTileLast = blockKv / 8 - 1,
+                    TcBwdKvPairLast = blockKv / 16 - 1,
+                    TcBwdVInShared = tc?.VInShared ?? headDim > 64,
+                    TcBackwardKvSharedBytes = tc?.BackwardKvSharedBytes ?? 0,
+                    TcBackwardQSharedBytes = tc?.BackwardQSharedBytes ?? 0,
+                    TcMma = bf16 ? "MmaM16N8K16Bf16" : "MmaM16N8K16",
+                    TcDot4 = bf16 ? "Dot4BFloat16" : "Dot4Half",
+                    TcPack = bf16 ? "PackBFloat162" : "PackHalf2",
+                    Hopper = HopperPlan.For(headDim, (int)dtype, mask.ToString(), (int)bias),
+                    HopperSmallGrid = HopperPlan.SmallGridFor(headDim, (int)dtype, mask.ToString(), (int)bias),
+                    HopperBackwardKv = hopperBackward?.Keys,
+                    HopperBackwardV = hopperBackward?.Values,
+                    HopperBackwardQ = hopperBackward?.Queries,
+                    Summary = $"Mask = {mask}, Bias = {bias}{(declared.BiasGradient ? " (with gradient)" : "")}, HeadDim = {headDim}, " +
+                              $"DType = {dtype}, Heads = {(heads > 0 ? heads.ToString() : "any")}, KvHeads = {(kvHeads > 0 ? kvHeads.ToString() : heads > 0 ? heads.ToString() : "any")}, " +
+                              $"BlockM = {tiles.BlockM}, BlockN = {tiles.BlockN}, Backward = {(declared.Backward ? "yes" : "no")}",
                 };
-                return new Result<VariantModel>(model, EquatableArray<DiagnosticInfo>.Empty);
             }
-
-            /// <summary>
-            /// The tensor-core forward's dynamic K and V tiles (HeadDim + 8 halves a row; Q's rows pass through them first),
-            /// 128 bytes of alignment slack, and the static exchange words (TensorCore.liquid, TcForwardSharedBytes).
-            /// </summary>
-            private static int TensorCoreShared(int headDim, int forwardMTiles) =>
-                Math.Max(TensorCoreBlockM * forwardMTiles, 2 * TensorCoreBlockN) * (headDim + 8) * 2 + 128 + TensorCoreExchangeBytes;
 
             /// <summary>
             /// 16-row m-tiles per warp of the tensor-core forward: 2 up to HeadDim 64 without a mask (Q fragments, O and S
@@ -311,7 +364,7 @@ namespace XFormers.Generators
             /// 2.86 → 2.47 ms on the H100), else 1 — above HeadDim 64 the forward already uses 255 registers, and with a causal or
             /// block-diagonal mask the 128-row groups skip less and mask more (K64 causal 1.62 → 1.86 ms, packed varlen 4.9 → 6.2).
             /// </summary>
-            private static int TensorCoreForwardMTiles(int headDim, int mask) => headDim <= 64 && mask == 0 ? 2 : 1;
+            private static int TensorCoreForwardMTiles(int headDim, MaskKind mask) => headDim <= 64 && mask == MaskKind.None ? 2 : 1;
 
             /// <summary>
             /// Query rows per tile of the tensor-core dK/dV pass. Each thread holds dK and dV (HeadDim / 2 floats each), K and V
@@ -322,24 +375,6 @@ namespace XFormers.Generators
 
             /// <summary>Key rows per tile of the tensor-core dQ pass: Q, dO fragments, dQ, S and dP live in registers.</summary>
             private static int TensorCoreBackwardBlockKv(int headDim) => headDim <= 64 ? 64 : 32;
-
-            /// <summary>
-            /// The dK/dV pass: Q and dO tiles row-major (HeadDim + 8 halves a row), V's rows when its fragments do not stay in
-            /// registers, 128 bytes of alignment slack (dynamic), Lse and D of the tile's rows and the CPU twins' exchange words.
-            /// </summary>
-            private static int TensorCoreBackwardKvShared(int headDim, int blockQ, bool vInShared) =>
-                (2 * blockQ + (vInShared ? TensorCoreBlockM : 0)) * (headDim + 8) * 2 + 128 + 2 * blockQ * sizeof(float) + TensorCoreExchangeBytes;
-
-            /// <summary>The dQ pass: K and V tiles row-major, 128 bytes of alignment slack, and the exchange words.</summary>
-            private static int TensorCoreBackwardQShared(int headDim, int blockKv) =>
-                2 * blockKv * (headDim + 8) * 2 + 128 + TensorCoreExchangeBytes;
-
-            /// <summary>Six words a thread for the scalar twins' exchange (TensorCore.ExchangeWordsPerThread; unused on CUDA).</summary>
-            private const int TensorCoreExchangeBytes = TensorCoreBlockM / 16 * 32 * 6 * 4;
-
-            /// <summary>Q and dO tiles (float) plus their LSE and D rows, for the dK/dV pass.</summary>
-            private static int BackwardKvShared(int blockM, int headDim) =>
-                2 * blockM * headDim * sizeof(float) + 2 * blockM * sizeof(float);
 
             /// <summary>The prefix of the members the generator adds to a declaring type.</summary>
             private const string ReservedPrefix = "__XFormers_";
@@ -392,9 +427,6 @@ namespace XFormers.Generators
 
             private static bool IsPowerOfTwo(int value) => value > 0 && (value & (value - 1)) == 0;
 
-            private static string Name(string[] names, int value) =>
-                value >= 0 && value < names.Length ? names[value] : value.ToString();
-
             private static string Keyword(TypeDeclarationSyntax type) => type switch
             {
                 RecordDeclarationSyntax record when record.ClassOrStructKeyword.IsKind(SyntaxKind.StructKeyword) => "record struct",
@@ -440,13 +472,17 @@ namespace XFormers.Generators
                 public bool Bool(string name, bool fallback) =>
                     values.TryGetValue(name, out var value) && value.Value is bool b ? b : fallback;
 
-                public int Enum(string name, int fallback, string[] names, string enumName, List<DiagnosticInfo> diagnostics)
+                /// <summary>A DSL enum's value; one the enum does not name is XFA0009 and reads as <paramref name="fallback"/>.</summary>
+                public TEnum Enum<TEnum>(string name, TEnum fallback, List<DiagnosticInfo> diagnostics)
+                    where TEnum : struct, System.Enum
                 {
-                    int value = Int(name, fallback);
-                    if (value >= 0 && value < names.Length)
-                        return value;
+                    int value = Int(name, Convert.ToInt32(fallback));
+                    var typed = (TEnum)(object)value;
+                    if (System.Enum.IsDefined(typeof(TEnum), typed))
+                        return typed;
                     diagnostics.Add(DiagnosticInfo.Create(
-                        DiagnosticDescriptors.UnknownEnumValue, LocationOf(name), name, value.ToString(), enumName, string.Join(", ", names)));
+                        DiagnosticDescriptors.UnknownEnumValue, LocationOf(name), name, value.ToString(), typeof(TEnum).Name,
+                        string.Join(", ", System.Enum.GetNames(typeof(TEnum)))));
                     return fallback;
                 }
 

@@ -43,7 +43,7 @@ namespace XFormers
         /// <summary>Whether this variant can run on the given context's accelerator.</summary>
         public virtual bool CanRunOn(XFormersContext context) =>
             context.Accelerator.MaxNumThreadsPerGroup >= Math.Max(Variant.BlockM, Variant.BlockN)
-            && context.Accelerator.MaxSharedMemoryPerGroup >= 2 * Variant.BlockN * Variant.HeadDim * sizeof(float);
+            && context.Accelerator.MaxSharedMemoryPerGroup >= Variant.ForwardSharedBytes;
 
         /// <summary>Forward with this variant: the output, and the log-sum-exp the backward needs.</summary>
         public AttentionOutput<T> Forward<T>(Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias = null, float? scale = null)

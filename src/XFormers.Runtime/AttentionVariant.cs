@@ -25,6 +25,12 @@ namespace XFormers
         bool Backward,
         string Summary)
     {
+        /// <summary>
+        /// Bytes of shared memory a group of the forward's portable kernel needs (its K and V tiles), as the generator
+        /// computed them; <see cref="AttentionKernel.CanRunOn"/> compares them with the device's.
+        /// </summary>
+        public int ForwardSharedBytes { get; init; }
+
         /// <summary>Whether the grouping is fixed at build time.</summary>
         public bool HasFixedGrouping => GroupSize > 0;
 

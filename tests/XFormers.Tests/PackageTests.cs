@@ -12,7 +12,7 @@ public sealed class DotnetCliCollection
 
 /// <summary>
 /// `dotnet pack` gives one package (and its symbols package) whose consumer gets the attributes, the generator (an
-/// analyzer, with Fluid beside it) and the runtime from a single PackageReference. A fresh console project outside
+/// analyzer, with Scriban beside it) and the runtime from a single PackageReference. A fresh console project outside
 /// the solution, with the default implicit usings and the README's example as Program.cs (System.Half, a
 /// [B, H, M, K] buffer passed as a view, forward and backward, a safetensors round trip), restores only that
 /// package (offline: the local feed plus the packages this machine already restored), builds, and runs on the CPU.
@@ -111,8 +111,14 @@ public class PackageTests
         Regex.Matches(readme, @"\]\(([^)]*)\)").Select(m => m.Groups[1].Value).ShouldAllBe(link => link.StartsWith("https://"));
         foreach (var jargon in new[] { "design card", "package registry", "the seed's", "{{" })
             readme.ShouldNotContain(jargon, Case.Insensitive);
-        zip.GetEntry("lib/net10.0/XFormers.Dsl.dll").ShouldNotBeNull("the attributes ship inside the one package");
+        zip.Entries.Where(e => e.FullName.StartsWith("lib/")).Select(e => e.FullName).OrderBy(n => n, StringComparer.Ordinal).ShouldBe(
+            new[] { "lib/net10.0/XFormers.Dsl.dll", "lib/net10.0/XFormers.Dsl.xml", "lib/net10.0/XFormers.Runtime.dll", "lib/net10.0/XFormers.Runtime.xml" },
+            ignoreOrder: false, "the runtime and the attributes; the trainer is a project of its own");
+        Read("lib/net10.0/XFormers.Runtime.xml").ShouldNotContain("XFormers.Training");
         zip.GetEntry("analyzers/dotnet/cs/XFormers.Generators.dll").ShouldNotBeNull();
+        zip.Entries.Where(e => e.FullName.StartsWith("analyzers/")).Select(e => e.FullName).OrderBy(n => n, StringComparer.Ordinal).ShouldBe(
+            new[] { "analyzers/dotnet/cs/Scriban.Signed.dll", "analyzers/dotnet/cs/XFormers.Generators.dll" }, ignoreOrder: false,
+            "the generator and the template engine it loads, nothing else");
     }
 
     /// <summary>The README's first C# code block.</summary>

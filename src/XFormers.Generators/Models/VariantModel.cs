@@ -1,3 +1,5 @@
+using XFormers.Dsl;
+
 namespace XFormers.Generators.Models
 {
     /// <summary>
@@ -21,9 +23,9 @@ namespace XFormers.Generators.Models
         public string KernelClassName { get; init; } = "";
 
         // The declared constants.
-        public string Mask { get; init; } = "None";
-        public string Bias { get; init; } = "None";
-        public string DType { get; init; } = "Float16";
+        public MaskKind Mask { get; init; }
+        public BiasKind Bias { get; init; }
+        public DType DType { get; init; } = DType.Float16;
         public bool BiasGradient { get; init; }
         public bool Backward { get; init; }
         public int HeadDim { get; init; }
@@ -43,12 +45,11 @@ namespace XFormers.Generators.Models
         public bool CausalBottomRight { get; init; }
         public bool BlockDiagonal { get; init; }
         public bool BlockDiagonalCausal { get; init; }
-        public bool HasMask { get; init; }
         public bool TensorBias { get; init; }
         public bool Alibi { get; init; }
         public string GroupSizeExpression { get; init; } = "a.GroupSize";
+        /// <summary>Shared memory of the SIMT forward's group (its K and V tiles): <see cref="SharedMemoryLayout.SimtForward"/>.</summary>
         public int ForwardSharedBytes { get; init; }
-        public int BackwardKvSharedBytes { get; init; }
 
         // The tensor-core path (fp16/bf16, HeadDim % 16 == 0): warp tiles of mma.sync.m16n8k16, loops unrolled by the template.
         /// <summary>Whether Templates/TensorCore.liquid emits tensor-core kernels for this variant.</summary>
@@ -72,6 +73,8 @@ namespace XFormers.Generators.Models
         public int TcFwdMTiles { get; init; }
         /// <summary>TcFwdMTiles − 1.</summary>
         public int TcFwdMTileLast { get; init; }
+        /// <summary>Dynamic shared memory of the tensor-core forward: <see cref="SharedMemoryLayout.TensorCoreForward"/>.</summary>
+        public int TcForwardSharedBytes { get; init; }
         /// <summary>Whether the tensor-core backward (a dK/dV pass and a dQ pass) is emitted too: Backward = true.</summary>
         public bool TcBackward { get; init; }
         /// <summary>Query rows per shared-memory tile of the dK/dV pass (its groups own TcBlockM keys).</summary>
@@ -91,6 +94,10 @@ namespace XFormers.Generators.Models
         /// registers (HeadDim 128: dK, dV, K and V in registers would need ~210 of the 255 a thread can have).
         /// </summary>
         public bool TcBwdVInShared { get; init; }
+        /// <summary>Dynamic shared memory of the dK/dV pass: <see cref="SharedMemoryLayout.TensorCoreBackwardKv"/>.</summary>
+        public int TcBackwardKvSharedBytes { get; init; }
+        /// <summary>Dynamic shared memory of the dQ pass: <see cref="SharedMemoryLayout.TensorCoreBackwardQ"/>.</summary>
+        public int TcBackwardQSharedBytes { get; init; }
         public string TcMma { get; init; } = "";
         /// <summary>The dot product of four packed elements (TensorCore.Dot4Half or Dot4BFloat16), for the D pass.</summary>
         public string TcDot4 { get; init; } = "";

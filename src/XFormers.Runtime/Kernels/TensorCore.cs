@@ -30,41 +30,47 @@ namespace XFormers.Kernels
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void MmaM16N8K16(
             ref float d0, ref float d1, ref float d2, ref float d3,
-            uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, ArrayView<uint> exchange)
-        {
-            if (CudaAsm.IsSupported)
-            {
-                Ref<float> c0 = d0, c1 = d1, c2 = d2, c3 = d3;
-                Input<uint> x0 = a0, x1 = a1, x2 = a2, x3 = a3, y0 = b0, y1 = b1;
-                CudaAsm.EmitRef(
-                    "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};",
-                    ref c0, ref c1, ref c2, ref c3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
-                (d0, d1, d2, d3) = (c0.Value, c1.Value, c2.Value, c3.Value);
-            }
-            else
-            {
-                MmaTwin(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1, exchange, bfloat16: false);
-            }
-        }
+            uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, ArrayView<uint> exchange) =>
+            Mma(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1, exchange, bfloat16: false);
 
         /// <summary>D += A·B for one 16×8×16 tile, bf16 inputs, fp32 accumulators.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void MmaM16N8K16Bf16(
             ref float d0, ref float d1, ref float d2, ref float d3,
-            uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, ArrayView<uint> exchange)
+            uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, ArrayView<uint> exchange) =>
+            Mma(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1, exchange, bfloat16: true);
+
+        /// <summary>
+        /// mma.sync.aligned.m16n8k16.row.col.f32 (PTX ISA 9.7.14.5.8) with fp16 or bf16 inputs. Both callers pass
+        /// <paramref name="bfloat16"/> as a constant, so one branch is left once ILGPU inlines them; the instruction
+        /// itself must be a literal (ILGPU reads it while it builds the kernel), hence one EmitRef per input type.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Mma(
+            ref float d0, ref float d1, ref float d2, ref float d3,
+            uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, ArrayView<uint> exchange, bool bfloat16)
         {
             if (CudaAsm.IsSupported)
             {
                 Ref<float> c0 = d0, c1 = d1, c2 = d2, c3 = d3;
                 Input<uint> x0 = a0, x1 = a1, x2 = a2, x3 = a3, y0 = b0, y1 = b1;
-                CudaAsm.EmitRef(
-                    "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};",
-                    ref c0, ref c1, ref c2, ref c3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
+                if (bfloat16)
+                {
+                    CudaAsm.EmitRef(
+                        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};",
+                        ref c0, ref c1, ref c2, ref c3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
+                }
+                else
+                {
+                    CudaAsm.EmitRef(
+                        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};",
+                        ref c0, ref c1, ref c2, ref c3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
+                }
                 (d0, d1, d2, d3) = (c0.Value, c1.Value, c2.Value, c3.Value);
             }
             else
             {
-                MmaTwin(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1, exchange, bfloat16: true);
+                MmaTwin(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1, exchange, bfloat16);
             }
         }
 

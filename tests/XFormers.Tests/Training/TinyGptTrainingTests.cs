@@ -17,6 +17,23 @@ public sealed class TinyGptTrainingTests(CpuContextFixture fixture)
         Vocab = 11, Dim = 32, Layers = 2, Heads = 2, Sequence = 8, Batch = 2, DType = DType.Float32, Steps = 6, LearningRate = 1e-2f,
     };
 
+    /// <summary>The typed parameters sit on the tensors of PyTorch's names (what checkpoints and tinygpt_torch.py read).</summary>
+    [Fact]
+    public void Typed_parameters_resolve_the_PyTorch_names_once()
+    {
+        using var store = new ParameterStore<float>(context, Tiny.ParameterLayout());
+        var p = new TinyGptParameters<float>(store, Tiny);
+        string[] Names(LayerNormParameters<float> ln) => new[] { ln.Weight.Slice.Name, ln.Bias.Slice.Name };
+        new[] { p.TokenEmbedding.Slice.Name, p.PositionEmbedding.Slice.Name, p.Head.Slice.Name }.ShouldBe(new[] { "tok_emb.weight", "pos_emb.weight", "head.weight" });
+        Names(p.FinalNorm).ShouldBe(new[] { "ln_f.weight", "ln_f.bias" });
+        p.Blocks.Count.ShouldBe(Tiny.Layers);
+        var block = p.Blocks[1];
+        Names(block.Ln1).Concat(new[] { block.Qkv.Slice.Name, block.Proj.Slice.Name }).Concat(Names(block.Ln2)).Concat(new[] { block.W12.Slice.Name, block.W3.Slice.Name })
+            .ShouldBe(new[] { "blocks.1.ln1.weight", "blocks.1.ln1.bias", "blocks.1.attn.qkv.weight", "blocks.1.attn.proj.weight", "blocks.1.ln2.weight", "blocks.1.ln2.bias", "blocks.1.mlp.w12.weight", "blocks.1.mlp.w3.weight" });
+        block.Ln1.Values.Length.ShouldBe(2 * Tiny.Dim);
+        block.Qkv.Weight.Length.ShouldBe(3L * Tiny.Dim * Tiny.Dim);
+    }
+
     [Fact]
     public void Model_gradients_match_finite_differences_of_the_loss()
     {

@@ -41,7 +41,7 @@ partial class Kernels
                 BackwardBlockM: BackwardBlockM,
                 DType: global::XFormers.Dsl.DType.BFloat16,
                 Backward: true,
-                Summary: "Mask = BlockDiagonalCausal, Bias = Alibi, HeadDim = 128, DType = BFloat16, Heads = any, KvHeads = any, BlockM = 64, BlockN = 32, Backward = yes"),
+                Summary: "Mask = BlockDiagonalCausal, Bias = Alibi, HeadDim = 128, DType = BFloat16, Heads = any, KvHeads = any, BlockM = 64, BlockN = 32, Backward = yes") { ForwardSharedBytes = 32768 },
             Forward,
             BackwardDelta,
             BackwardKv,

@@ -27,19 +27,19 @@ partial class Kernels
         /// <summary>Query rows per warp of the forward (1 m-tile of 16) and per group.</summary>
         public const int TcWarpRows = 16, TcFwdBlockM = TcThreads / 32 * TcWarpRows;
         /// <summary>Dynamic shared memory of the forward: the K and V tiles (also Q's TcFwdBlockM rows at the start) and 128 bytes to align them.</summary>
-        public const int TcForwardSharedBytes = (TcFwdBlockM > 2 * TcBlockN ? TcFwdBlockM : 2 * TcBlockN) * TcRow * 2 + 128;
+        public const int TcForwardSharedBytes = 18560;
         /// <summary>Query rows per tile of the dK/dV pass.</summary>
         public const int TcBwdBlockQ = 64;
         /// <summary>The dK/dV pass's dynamic shared memory: Q and dO tiles (row-major, TcRow halves a row); 128 bytes to align them.</summary>
         private const int TcBwdQTile = 0, TcBwdDoTile = TcBwdBlockQ * TcRow;
-        public const int TcBackwardKvSharedBytes = (2 * TcBwdBlockQ) * TcRow * 2 + 128;
+        public const int TcBackwardKvSharedBytes = 18560;
         /// <summary>Rows of D per group of the D pass: HeadDim / 4 threads a row, 8 bytes of dO and O each.</summary>
         public const int TcDeltaRows = TcThreads / (HeadDim / 4);
         /// <summary>Key rows per tile of the dQ pass.</summary>
         public const int TcBwdBlockKv = 64;
         /// <summary>The dQ pass's dynamic shared memory: K and V tiles (row-major), 128 bytes to align them.</summary>
         private const int TcBwdKTile = 0, TcBwdKvVTile = TcBwdBlockKv * TcRow;
-        public const int TcBackwardQSharedBytes = 2 * TcBwdBlockKv * TcRow * 2 + 128;
+        public const int TcBackwardQSharedBytes = 18560;
 
         /// <summary>The tensor-core kernels, picked by AttentionKernel on CUDA (a property: no static-initializer order across files).</summary>
         private static global::XFormers.Kernels.TensorCoreKernels<global::ILGPU.Half> TensorCoreKernels =>

@@ -27,7 +27,7 @@ partial class Kernels
         /// <summary>Query rows per warp of the forward (1 m-tile of 16) and per group.</summary>
         public const int TcWarpRows = 16, TcFwdBlockM = TcThreads / 32 * TcWarpRows;
         /// <summary>Dynamic shared memory of the forward: the K and V tiles (also Q's TcFwdBlockM rows at the start) and 128 bytes to align them.</summary>
-        public const int TcForwardSharedBytes = (TcFwdBlockM > 2 * TcBlockN ? TcFwdBlockM : 2 * TcBlockN) * TcRow * 2 + 128;
+        public const int TcForwardSharedBytes = 10368;
 
         /// <summary>The tensor-core kernels, picked by AttentionKernel on CUDA (a property: no static-initializer order across files).</summary>
         private static global::XFormers.Kernels.TensorCoreKernels<global::ILGPU.Half> TensorCoreKernels =>

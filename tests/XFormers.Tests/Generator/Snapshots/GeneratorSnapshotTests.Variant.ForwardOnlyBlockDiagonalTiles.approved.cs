@@ -41,7 +41,7 @@ partial class Kernels
                 BackwardBlockM: BackwardBlockM,
                 DType: global::XFormers.Dsl.DType.Float16,
                 Backward: false,
-                Summary: "Mask = BlockDiagonal, Bias = None, HeadDim = 32, DType = Float16, Heads = any, KvHeads = any, BlockM = 128, BlockN = 16, Backward = no"),
+                Summary: "Mask = BlockDiagonal, Bias = None, HeadDim = 32, DType = Float16, Heads = any, KvHeads = any, BlockM = 128, BlockN = 16, Backward = no") { ForwardSharedBytes = 4096 },
             Forward,
             tensorCore: TensorCoreKernels);
 

@@ -41,7 +41,7 @@ partial class Kernels
                 BackwardBlockM: BackwardBlockM,
                 DType: global::XFormers.Dsl.DType.Float16,
                 Backward: true,
-                Summary: "Mask = CausalFromBottomRight, Bias = None, HeadDim = 64, DType = Float16, Heads = 8, KvHeads = 2, BlockM = 64, BlockN = 64, Backward = yes"),
+                Summary: "Mask = CausalFromBottomRight, Bias = None, HeadDim = 64, DType = Float16, Heads = 8, KvHeads = 2, BlockM = 64, BlockN = 64, Backward = yes") { ForwardSharedBytes = 32768 },
             Forward,
             BackwardDelta,
             BackwardKv,

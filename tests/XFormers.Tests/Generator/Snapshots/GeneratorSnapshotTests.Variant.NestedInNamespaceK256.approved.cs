@@ -43,7 +43,7 @@ partial struct Inner
                 BackwardBlockM: BackwardBlockM,
                 DType: global::XFormers.Dsl.DType.Float32,
                 Backward: true,
-                Summary: "Mask = None, Bias = None, HeadDim = 256, DType = Float32, Heads = any, KvHeads = any, BlockM = 32, BlockN = 16, Backward = yes"),
+                Summary: "Mask = None, Bias = None, HeadDim = 256, DType = Float32, Heads = any, KvHeads = any, BlockM = 32, BlockN = 16, Backward = yes") { ForwardSharedBytes = 32768 },
             Forward,
             BackwardDelta,
             BackwardKv,

@@ -41,7 +41,7 @@ partial class Kernels
                 BackwardBlockM: BackwardBlockM,
                 DType: global::XFormers.Dsl.DType.Float32,
                 Backward: true,
-                Summary: "Mask = None, Bias = Tensor (with gradient), HeadDim = 32, DType = Float32, Heads = any, KvHeads = any, BlockM = 64, BlockN = 64, Backward = yes"),
+                Summary: "Mask = None, Bias = Tensor (with gradient), HeadDim = 32, DType = Float32, Heads = any, KvHeads = any, BlockM = 64, BlockN = 64, Backward = yes") { ForwardSharedBytes = 16384 },
             Forward,
             BackwardDelta,
             BackwardKv,

@@ -12,7 +12,33 @@ namespace XFormers.Training
     {
         public long Length => Shape.Aggregate(1L, (a, d) => a * d);
 
-        public override string ToString() => $"{Name} {Tensor<float>.FormatShape(Shape)}";
+        public override string ToString() => $"{Name} [{string.Join(", ", Shape)}]";
+    }
+
+    /// <summary>
+    /// One parameter tensor resolved into a <see cref="ParameterStore{T}"/>'s flat buffers: its fp32 master weights,
+    /// its fp32 gradient and the compute-type copy the matrix products read.
+    /// </summary>
+    public readonly struct Parameter<T>
+        where T : unmanaged
+    {
+        internal Parameter(ParameterSlice slice, ArrayView<float> value, ArrayView<float> grad, ArrayView<T> weight)
+        {
+            Slice = slice;
+            Value = value;
+            Grad = grad;
+            Weight = weight;
+        }
+
+        public ParameterSlice Slice { get; }
+
+        public ArrayView<float> Value { get; }
+
+        public ArrayView<float> Grad { get; }
+
+        public ArrayView<T> Weight { get; }
+
+        public override string ToString() => Slice.ToString();
     }
 
     /// <summary>
@@ -66,14 +92,15 @@ namespace XFormers.Training
 
         public ArrayView<T> Compute => compute.View;
 
-        public ParameterSlice this[string name] =>
-            byName.TryGetValue(name, out var slice) ? slice : throw new KeyNotFoundException($"no parameter named '{name}'.");
-
-        public ArrayView<float> Param(string name) => Slice(Params, this[name]);
-
-        public ArrayView<float> Grad(string name) => Slice(Grads, this[name]);
-
-        public ArrayView<T> Weight(string name) => Slice(Compute, this[name]);
+        /// <summary>The parameter named <paramref name="name"/>, resolved once by the model that owns it (never in a step).</summary>
+        public Parameter<T> this[string name]
+        {
+            get
+            {
+                var slice = byName.TryGetValue(name, out var found) ? found : throw new KeyNotFoundException($"no parameter named '{name}'.");
+                return new(slice, Slice(Params, slice), Slice(Grads, slice), Slice(Compute, slice));
+            }
+        }
 
         private static ArrayView<TElement> Slice<TElement>(ArrayView<TElement> view, ParameterSlice slice)
             where TElement : unmanaged => view.SubView(slice.Offset, slice.Length);

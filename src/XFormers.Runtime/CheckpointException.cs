@@ -1,6 +1,6 @@
 using System;
 
-namespace XFormers.Training
+namespace XFormers
 {
     /// <summary>
     /// A checkpoint that cannot be read, trusted or written: one line naming the file and the tensor or metadata key

@@ -64,6 +64,7 @@ namespace XFormers.Training
         private readonly List<IDisposable> owned = new();
         private readonly AttentionKernel<T> attention;
         private readonly ParameterStore<T> store;
+        private readonly TinyGptParameters<T> parameters;
         private readonly AdamW optimizer;
         private readonly TokenBatch data;
         private readonly int rows;
@@ -100,6 +101,7 @@ namespace XFormers.Training
             owned.Add(Gemm);
             store = new ParameterStore<T>(context, config.ParameterLayout());
             owned.Add(store);
+            parameters = new TinyGptParameters<T>(store, config);
             Scaler = new GradScaler(context, dynamic: config.DType == DType.Float16);
             owned.Add(Scaler);
             optimizer = Own(new AdamW(config.LearningRate, weightDecay: config.WeightDecay));
@@ -225,27 +227,28 @@ namespace XFormers.Training
         {
             var cfg = Config;
             int n = batch * cfg.Sequence, c = cfg.Dim, h = cfg.HiddenWidth;
-            Embedding.Forward(Launcher, batch, cfg.Sequence, c, tokens, store.Param("tok_emb.weight"), store.Param("pos_emb.weight"), residual[0]);
+            var w = parameters;
+            Embedding.Forward(Launcher, batch, cfg.Sequence, c, tokens, w.TokenEmbedding.Value, w.PositionEmbedding.Value, residual[0]);
             for (int l = 0; l < cfg.Layers; l++)
             {
                 var layer = layers[l];
-                string p = $"blocks.{l}.";
+                var p = w.Blocks[l];
                 var input = residual[2 * l];
                 var afterAttention = residual[2 * l + 1];
                 var output = residual[2 * l + 2];
-                LayerNorm.Forward<T, TConvert>(Launcher, n, c, input, Ln(p + "ln1"), layer.Ln1Out, layer.Ln1Mean, layer.Ln1Rstd, afterAttention);
-                Linear(layer.Ln1Out, p + "attn.qkv.weight", qkv, n, 3 * c, c);
+                LayerNorm.Forward<T, TConvert>(Launcher, n, c, input, p.Ln1.Values, layer.Ln1Out, layer.Ln1Mean, layer.Ln1Rstd, afterAttention);
+                Linear(layer.Ln1Out, p.Qkv, qkv, n, 3 * c, c);
                 var (q, k, v, attn, lse) = (Rows(layer.Q, batch), Rows(layer.K, batch), Rows(layer.V, batch), Rows(layer.Attn, batch), Rows(layer.Lse, batch));
                 CausalSelfAttention.Split(Launcher, n, c, qkv, q.View, k.View, v.View);
                 Launcher.Measure("attention forward", () => CausalSelfAttention.Forward(attention, q, k, v, attn, lse));
-                LinearAdd(attn.View, p + "attn.proj.weight", afterAttention, n, c, c);
-                LayerNorm.Forward<T, TConvert>(Launcher, n, c, afterAttention, Ln(p + "ln2"), layer.Ln2Out, layer.Ln2Mean, layer.Ln2Rstd, output);
-                Linear(layer.Ln2Out, p + "mlp.w12.weight", layer.X12, n, 2 * h, c);
+                LinearAdd(attn.View, p.Proj, afterAttention, n, c, c);
+                LayerNorm.Forward<T, TConvert>(Launcher, n, c, afterAttention, p.Ln2.Values, layer.Ln2Out, layer.Ln2Mean, layer.Ln2Rstd, output);
+                Linear(layer.Ln2Out, p.W12, layer.X12, n, 2 * h, c);
                 SwiGlu.Forward<T, TConvert>(Launcher, n, h, layer.X12, layer.Hidden);
-                LinearAdd(layer.Hidden, p + "mlp.w3.weight", output, n, c, h);
+                LinearAdd(layer.Hidden, p.W3, output, n, c, h);
             }
-            LayerNorm.Forward<T, TConvert>(Launcher, n, c, residual[2 * cfg.Layers], Ln("ln_f"), lnfOut, lnfMean, lnfRstd, default);
-            Linear(lnfOut, "head.weight", logits, n, cfg.Vocab, c);
+            LayerNorm.Forward<T, TConvert>(Launcher, n, c, residual[2 * cfg.Layers], w.FinalNorm.Values, lnfOut, lnfMean, lnfRstd, default);
+            Linear(lnfOut, w.Head, logits, n, cfg.Vocab, c);
             if (training)
                 CrossEntropy.ForwardBackward<T, TConvert>(Launcher, n, cfg.Vocab, logits, targets, rowLoss, rowCorrect, Scaler.State.SubView(GradScaler.Scale, 1), writeGradient: true);
         }
@@ -255,51 +258,47 @@ namespace XFormers.Training
         {
             var cfg = Config;
             int n = rows, c = cfg.Dim, h = cfg.HiddenWidth, batch = cfg.Batch;
+            var w = parameters;
             // Head and final LayerNorm: dlogits sit in the logits buffer.
-            LinearBackward(logits, "head.weight", lnfOut, dLnOut, n, cfg.Vocab, c);
-            LayerNorm.Backward<T, TConvert>(Launcher, Gemm, n, c, dLnOut, residual[2 * cfg.Layers], Ln("ln_f"), lnfMean, lnfRstd,
-                dResidual, dResidualCompute, accumulate: false, LnGrad("ln_f"), paramRows, ones);
+            LinearBackward(logits, w.Head, lnfOut, dLnOut, n, cfg.Vocab, c);
+            LayerNorm.Backward<T, TConvert>(Launcher, Gemm, n, c, dLnOut, residual[2 * cfg.Layers], w.FinalNorm.Values, lnfMean, lnfRstd,
+                dResidual, dResidualCompute, accumulate: false, w.FinalNorm.Grads, paramRows, ones);
             for (int l = cfg.Layers - 1; l >= 0; l--)
             {
                 var layer = layers[l];
-                string p = $"blocks.{l}.";
+                var p = w.Blocks[l];
                 // MLP: dResidual holds d(output); the SwiGLU branch adds its input gradient through ln2.
-                LinearBackward(dResidualCompute, p + "mlp.w3.weight", layer.Hidden, dHidden, n, c, h);
+                LinearBackward(dResidualCompute, p.W3, layer.Hidden, dHidden, n, c, h);
                 SwiGlu.Backward<T, TConvert>(Launcher, n, h, layer.X12, dHidden, dX12);
-                LinearBackward(dX12, p + "mlp.w12.weight", layer.Ln2Out, dLnOut, n, 2 * h, c);
-                LayerNorm.Backward<T, TConvert>(Launcher, Gemm, n, c, dLnOut, residual[2 * l + 1], Ln(p + "ln2"), layer.Ln2Mean, layer.Ln2Rstd,
-                    dResidual, dResidualCompute, accumulate: true, LnGrad(p + "ln2"), paramRows, ones);
+                LinearBackward(dX12, p.W12, layer.Ln2Out, dLnOut, n, 2 * h, c);
+                LayerNorm.Backward<T, TConvert>(Launcher, Gemm, n, c, dLnOut, residual[2 * l + 1], p.Ln2.Values, layer.Ln2Mean, layer.Ln2Rstd,
+                    dResidual, dResidualCompute, accumulate: true, p.Ln2.Grads, paramRows, ones);
                 // Attention branch.
-                LinearBackward(dResidualCompute, p + "attn.proj.weight", layer.Attn.View, dAttn.View, n, c, c);
+                LinearBackward(dResidualCompute, p.Proj, layer.Attn.View, dAttn.View, n, c, c);
                 Launcher.Measure("attention backward", () => CausalSelfAttention.Backward(attention, dAttn, layer.Attn, layer.Lse, layer.Q, layer.K, layer.V, dq, dk, dv));
                 CausalSelfAttention.Merge(Launcher, n, c, dq.View, dk.View, dv.View, dQkv);
-                LinearBackward(dQkv, p + "attn.qkv.weight", layer.Ln1Out, dLnOut, n, 3 * c, c);
-                LayerNorm.Backward<T, TConvert>(Launcher, Gemm, n, c, dLnOut, residual[2 * l], Ln(p + "ln1"), layer.Ln1Mean, layer.Ln1Rstd,
-                    dResidual, dResidualCompute, accumulate: true, LnGrad(p + "ln1"), paramRows, ones);
+                LinearBackward(dQkv, p.Qkv, layer.Ln1Out, dLnOut, n, 3 * c, c);
+                LayerNorm.Backward<T, TConvert>(Launcher, Gemm, n, c, dLnOut, residual[2 * l], p.Ln1.Values, layer.Ln1Mean, layer.Ln1Rstd,
+                    dResidual, dResidualCompute, accumulate: true, p.Ln1.Grads, paramRows, ones);
             }
             Embedding.Backward(Launcher, Gemm, batch, cfg.Sequence, c, tokens, dResidual,
-                store.Grad("tok_emb.weight"), store.Grad("pos_emb.weight"), order, ones);
+                w.TokenEmbedding.Grad, w.PositionEmbedding.Grad, order, ones);
         }
 
         /// <summary>y[n, out] = x[n, in] · Wᵀ (W is [out, in], PyTorch's layout).</summary>
-        private void Linear(ArrayView<T> x, string weight, ArrayView<T> y, int n, int outFeatures, int inFeatures) =>
-            Gemm.Run<T, TConvert, T, TConvert>(false, true, n, outFeatures, inFeatures, 1f, x, inFeatures, store.Weight(weight), inFeatures, 0f, y, outFeatures);
+        private void Linear(ArrayView<T> x, Parameter<T> weight, ArrayView<T> y, int n, int outFeatures, int inFeatures) =>
+            Gemm.Run<T, TConvert, T, TConvert>(false, true, n, outFeatures, inFeatures, 1f, x, inFeatures, weight.Weight, inFeatures, 0f, y, outFeatures);
 
         /// <summary>residual[n, out] += x · Wᵀ, accumulated in fp32.</summary>
-        private void LinearAdd(ArrayView<T> x, string weight, ArrayView<float> residualOut, int n, int outFeatures, int inFeatures) =>
-            Gemm.Run<T, TConvert, float, FloatConvert>(false, true, n, outFeatures, inFeatures, 1f, x, inFeatures, store.Weight(weight), inFeatures, 1f, residualOut, outFeatures);
+        private void LinearAdd(ArrayView<T> x, Parameter<T> weight, ArrayView<float> residualOut, int n, int outFeatures, int inFeatures) =>
+            Gemm.Run<T, TConvert, float, FloatConvert>(false, true, n, outFeatures, inFeatures, 1f, x, inFeatures, weight.Weight, inFeatures, 1f, residualOut, outFeatures);
 
         /// <summary>dx = dy · W and dW = dyᵀ · x (fp32, overwritten).</summary>
-        private void LinearBackward(ArrayView<T> dy, string weight, ArrayView<T> x, ArrayView<T> dx, int n, int outFeatures, int inFeatures)
+        private void LinearBackward(ArrayView<T> dy, Parameter<T> weight, ArrayView<T> x, ArrayView<T> dx, int n, int outFeatures, int inFeatures)
         {
-            Gemm.Run<T, TConvert, T, TConvert>(false, false, n, inFeatures, outFeatures, 1f, dy, outFeatures, store.Weight(weight), inFeatures, 0f, dx, inFeatures);
-            Gemm.Run<T, TConvert, float, FloatConvert>(true, false, outFeatures, inFeatures, n, 1f, dy, outFeatures, x, inFeatures, 0f, store.Grad(weight), inFeatures);
+            Gemm.Run<T, TConvert, T, TConvert>(false, false, n, inFeatures, outFeatures, 1f, dy, outFeatures, weight.Weight, inFeatures, 0f, dx, inFeatures);
+            Gemm.Run<T, TConvert, float, FloatConvert>(true, false, outFeatures, inFeatures, n, 1f, dy, outFeatures, x, inFeatures, 0f, weight.Grad, inFeatures);
         }
-
-        /// <summary>A LayerNorm's weight and bias, adjacent in the flat buffer.</summary>
-        private ArrayView<float> Ln(string prefix) => store.Params.SubView(store[prefix + ".weight"].Offset, 2 * Config.Dim);
-
-        private ArrayView<float> LnGrad(string prefix) => store.Grads.SubView(store[prefix + ".weight"].Offset, 2 * Config.Dim);
 
         private static Tensor<TElement> Rows<TElement>(Tensor<TElement> tensor, int batch)
             where TElement : unmanaged => batch == tensor.Dim(0) ? tensor : tensor.Narrow(0, 0, batch);

@@ -6,7 +6,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 
-namespace XFormers.Training
+namespace XFormers
 {
     /// <summary>One tensor of a safetensors file: dtype string ("F32", "F16", "BF16", "I32", …), shape, raw little-endian bytes.</summary>
     public sealed record SafeTensor(string Name, string DType, long[] Shape, byte[] Data)

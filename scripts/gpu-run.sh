@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, from the folder scripts/publish-gpu.sh made: one call does every step named.
-#   gpu-run.sh [ptx] [conformance] [bench] [tutorial] [dump]   (FILTER=S,... narrows conformance and ptx to
+#   gpu-run.sh [ptx] [conformance] [bench] [tutorial] [dump] [reliability]   (FILTER=S,... narrows conformance and ptx to
 #                                                      variants whose names contain one of the substrings;
 #                                                      BENCH_ARGS adds options to 'bench', e.g. "--throughput --bdn")
 # Logs go to $OUT (the device tool brings them back); the exit status is non-zero when conformance misses.
@@ -70,6 +70,15 @@ for step in "$@"; do
     dump)
       "$bin" --dump /tmp/dump 2>&1 | tail -1
       python3 "$here/attention_torch.py" check /tmp/dump/dump.safetensors 2>&1 | tee "$out/dump.log"
+      status=$((status | PIPESTATUS[0])) ;;
+    reliability)
+      # docs/RELIABILITY.md on the device: past 2^31 K/V elements, the non-finite matrix, bad inputs, 200 create/run/dispose
+      # rounds (the sm_90a kernels where a variant has them); then the non-finite matrix again on ILGPU's mma.sync kernels.
+      # PASS / KNOWN (a documented limit, with its size) / FAIL lines; RELIABILITY_ARGS adds options (e.g. "--rounds 50").
+      "$bin" reliability --large ${RELIABILITY_ARGS:-} 2>&1 | tee "$out/reliability.log"
+      status=$((status | PIPESTATUS[0]))
+      echo "== XFORMERS_BACKEND=ilgpu" | tee -a "$out/reliability.log"
+      XFORMERS_BACKEND=ilgpu "$bin" reliability --cases nonfinite --families F16,BF16 2>&1 | tee -a "$out/reliability.log"
       status=$((status | PIPESTATUS[0])) ;;
     *) echo "unknown step $step"; status=2 ;;
   esac

@@ -23,7 +23,8 @@ namespace XFormers.Bench
     /// .safetensors; <c>ptx DIR [--filter S] [--hopper-only]</c> writes the PTX of the selected variants' kernels, the generator's sm_90a modules
     /// as NAME.sm90a.ptx (no GPU needed);
     /// <c>decode [--out DIR] [--check-only]</c> checks the KV-cache paths against fp64 and times decoding (decode.csv);
-    /// <c>tutorial</c> runs the main sample (samples/XFormers.Tutorial) on this machine's accelerator.
+    /// <c>tutorial</c> runs the main sample (samples/XFormers.Tutorial) on this machine's accelerator;
+    /// <c>reliability [--large] [--cases S] [--families S] [--rounds N]</c> runs the device checks of docs/RELIABILITY.md (Reliability.cs).
     /// </summary>
     public static class Program
     {
@@ -116,6 +117,30 @@ namespace XFormers.Bench
                 return PtxTarget(context);
             });
 
+            var large = new Option<bool>("--large") { Description = "also the device-sized case: one fp16 call over more than 2^31 K/V elements (about 18 GB)" };
+            var largeKeys = new Option<int>("--mkv") { Description = "keys of the --large case (4,200,000: 8 heads × 64 × Mkv > 2^31; a few thousand run its code on the CPU)", DefaultValueFactory = _ => 4_200_000 };
+            var cases = new Option<string?>("--cases") { Description = "comma-separated: large, nonfinite, badinput, leak (default all; large only with --large)", HelpName = "S" };
+            var families = new Option<string?>("--families") { Description = "non-finite matrix families whose name (F32_64, F16_64, F16_128, BF16_64) contains one of the comma-separated substrings", HelpName = "S" };
+            var rounds = new Option<int>("--rounds") { Description = "create / run / dispose rounds of the leak check", DefaultValueFactory = _ => 200 };
+            var twins = new Option<bool>("--tensor-core-twins") { Description = "on the CPU, run the tensor-core kernels' scalar twins (32-lane warps) instead of the portable kernels" };
+            var reliability = new Command("reliability", "issue 13 on this device: past 2^31 elements (--large), NaN/Inf reach exactly the rows that see them, bad inputs, leaks; exits 1 on a FAIL")
+            {
+                large, largeKeys, cases, families, rounds, twins,
+            };
+            reliability.SetAction(parsed =>
+            {
+                var options = new Reliability.Options(parsed.GetValue(large), parsed.GetValue(largeKeys), parsed.GetValue(cases), parsed.GetValue(families), parsed.GetValue(rounds));
+                if (!parsed.GetValue(twins))
+                {
+                    using var context = Start(parsed);
+                    return Reliability.Run(context, options) == 0 ? 0 : 1;
+                }
+                AttentionKernel.TensorCores = Kernels.TensorCorePolicy.Always;
+                using var cpu = XFormersContext.CreateCpu(null, threadsPerWarp: 32);
+                Console.WriteLine(cpu.Description + ", 32-lane warps: the tensor-core kernels' twins");
+                return Reliability.Run(cpu, options) == 0 ? 0 : 1;
+            });
+
             root.Add(conformance);
             root.Add(bench);
             root.Add(decode);
@@ -123,6 +148,7 @@ namespace XFormers.Bench
             root.Add(ptx);
             root.Add(firstResult);
             root.Add(ptxTarget);
+            root.Add(reliability);
             return Cli.Run(root, args);
 
             // The context of a run, and the dump when --dump asks for one.

@@ -7,7 +7,9 @@ namespace XFormers.Reference
     /// <summary>
     /// Attention in float64 on the host, the plain textbook way: the full score matrix, softmax, then P V,
     /// and the backward by the chain rule through the same matrices. The oracle for tests and conformance.
-    /// Independent of the generated kernels: it shares none of their code.
+    /// Independent of the generated kernels: it shares none of their code. A key of weight exactly 0 (masked, or
+    /// underflowed) contributes nothing, even against a NaN or infinite value or gradient, so a non-finite input
+    /// reaches exactly the rows that can see it (docs/RELIABILITY.md), here as in the kernels.
     /// </summary>
     public static class ReferenceAttention
     {
@@ -91,16 +93,21 @@ namespace XFormers.Reference
                     probs[(long)i * p.Mkv + j] = s;
                     max = Math.Max(max, s);
                 }
+                // A row that sees no key has weights 0 and LSE −∞. A NaN or +∞ score makes the weight of every key the row
+                // sees, and its LSE, NaN (a softmax subtracting its maximum computes ∞ − ∞). Masked keys keep a weight of 0.
+                bool seesNothing = double.IsNegativeInfinity(max);
+                bool poisoned = double.IsNaN(max) || double.IsPositiveInfinity(max);
                 double sum = 0;
                 for (int j = 0; j < p.Mkv; j++)
                 {
-                    double e = double.IsNegativeInfinity(max) ? 0 : Math.Exp(probs[(long)i * p.Mkv + j] - max);
+                    double s = probs[(long)i * p.Mkv + j];
+                    double e = seesNothing || double.IsNegativeInfinity(s) ? 0 : poisoned ? double.NaN : Math.Exp(s - max);
                     probs[(long)i * p.Mkv + j] = e;
                     sum += e;
                 }
-                lse[i] = sum > 0 ? max + Math.Log(sum) : double.NegativeInfinity;
+                lse[i] = seesNothing ? double.NegativeInfinity : max + Math.Log(sum);
                 for (int j = 0; j < p.Mkv; j++)
-                    probs[(long)i * p.Mkv + j] = sum > 0 ? probs[(long)i * p.Mkv + j] / sum : 0;
+                    probs[(long)i * p.Mkv + j] = seesNothing || probs[(long)i * p.Mkv + j] == 0 ? 0 : probs[(long)i * p.Mkv + j] / sum;
             }
             return probs;
         }
@@ -123,7 +130,11 @@ namespace XFormers.Reference
                         {
                             double acc = 0;
                             for (int j = 0; j < p.Mkv; j++)
-                                acc += probs[(long)i * p.Mkv + j] * v[Index(b, j, hk, d, p.Mkv, p.Hkv, p.HeadDim)];
+                            {
+                                double prob = probs[(long)i * p.Mkv + j];
+                                if (prob != 0)
+                                    acc += prob * v[Index(b, j, hk, d, p.Mkv, p.Hkv, p.HeadDim)];
+                            }
                             o[Index(b, i, h, d, p.Mq, p.Hq, p.HeadDim)] = acc;
                         }
                     }
@@ -158,11 +169,15 @@ namespace XFormers.Reference
                             for (int d = 0; d < p.HeadDim; d++)
                                 acc += dO[Index(b, i, h, d, p.Mq, p.Hq, p.HeadDim)] * v[Index(b, j, hk, d, p.Mkv, p.Hkv, p.HeadDim)];
                             dP[j] = acc;
-                            rowDot += probs[(long)i * p.Mkv + j] * acc;
+                            double prob = probs[(long)i * p.Mkv + j];
+                            if (prob != 0)
+                                rowDot += prob * acc;
                         }
                         for (int j = 0; j < p.Mkv; j++)
                         {
                             double prob = probs[(long)i * p.Mkv + j];
+                            if (prob == 0)
+                                continue;
                             double dS = prob * (dP[j] - rowDot);
                             dbias[((long)(b * p.Hq + h) * p.Mq + i) * p.Mkv + j] = dS;
                             for (int d = 0; d < p.HeadDim; d++)

@@ -25,6 +25,8 @@ namespace XFormers.Generators.Hopper
         /// <summary>The dV pass where dK and dV take a pass each (HeadDim 256); the first entry then computes dK alone.</summary>
         public const string ValuesEntryPoint = "xformers_backward_v_sm90a";
 
+        private const string QueryMaskComment = "Mask only where the tile cuts a key row's viewers (rows past Mq included).";
+
         /// <summary>Both entry points' parameters, in the order HopperLauncher passes them.</summary>
         public static readonly string[] Parameters =
         {
@@ -391,8 +393,8 @@ namespace XFormers.Generators.Hopper
 
         // ---------------------------------------------------------------- consumers
 
-        private Reg quad2, cLog2, scale, warpGroup, warpMaxLo, warpMinHi, biasStrideM2;
-        private readonly Reg[] key = new Reg[2], keyValid = new Reg[2], lo = new Reg[2], hi = new Reg[2];
+        private Reg quad2, cLog2, scale, warpGroup, biasStrideM2;
+        private readonly Reg[] key = new Reg[2], keyValid = new Reg[2];
         private readonly Reg[] biasKey = new Reg[2], alibiKey = new Reg[2];
         private RegArray s = null!, dp = null!, p = null!, ds = null!, dk = null!, dv = null!;
 
@@ -436,12 +438,7 @@ namespace XFormers.Generators.Hopper
             var descQColumns = Descriptor("desc_q_columns", qRing, leadingBytes: plan.BlockN * 128);
             var descDoColumns = Descriptor("desc_do_columns", doRing, leadingBytes: plan.BlockN * 128);
 
-            var accumulate = w.Pred("accumulate");
-            var overwrite = w.Pred("overwrite");
-            var zero = w.U32("zero");
-            w.Op("mov.u32", zero, 0);
-            w.Op("setp.eq.u32", accumulate, zero, 0);
-            w.Op("setp.ne.u32", overwrite, zero, 0);
+            var (accumulate, overwrite, zero) = ScalePredicates();
             w.Comment("Wait for K and V.");
             MbarrierWait(BarrierAddress(BarrierQ()), zero);
 
@@ -468,7 +465,7 @@ namespace XFormers.Generators.Hopper
 
             if (plan.HasBias)
                 AddBias(h, columnBase);
-            MaskBoundaryTile(m0, columnBase, s, NegativeInfinity);
+            MaskBoundaryTile(QueryMaskComment, m0, columnBase, s, NegativeInfinity);
             w.Comment("P^T = exp2(c * s - log2(e) * Lse[column]), the column's value from the stage's vectors.");
             var pair = w.Array("f32", "row_pair", 2);
             for (int group8 = 0; group8 < s.Count / 4; group8++)
@@ -494,7 +491,7 @@ namespace XFormers.Generators.Hopper
                     }
                 }
                 // A NaN or Inf in dP where P is masked must not reach dK: masked entries are zeroed, not multiplied.
-                MaskBoundaryTile(m0, columnBase, dp, Zero);
+                MaskBoundaryTile(QueryMaskComment, m0, columnBase, dp, Zero);
             }
             if (Values)
                 Pack(p, s);
@@ -600,20 +597,7 @@ namespace XFormers.Generators.Hopper
                 }
             }
 
-            w.Comment("The warp's tightest query bounds: a tile inside [max lo, min hi) needs no mask.");
-            warpMaxLo = w.S32("warp_max_lo");
-            warpMinHi = w.S32("warp_min_hi");
-            w.Op("max.s32", warpMaxLo, lo[0], lo[1]);
-            w.Op("min.s32", warpMinHi, hi[0], hi[1]);
-            foreach (int distance in new[] { 16, 8, 4, 2, 1 })
-            {
-                var other = w.Temp("s32");
-                w.Op("shfl.sync.bfly.b32", other, warpMaxLo, distance, "0x1f", "0xffffffff");
-                w.Op("max.s32", warpMaxLo, warpMaxLo, other);
-                var other2 = w.Temp("s32");
-                w.Op("shfl.sync.bfly.b32", other2, warpMinHi, distance, "0x1f", "0xffffffff");
-                w.Op("min.s32", warpMinHi, warpMinHi, other2);
-            }
+            WarpBounds("The warp's tightest query bounds: a tile inside [max lo, min hi) needs no mask.");
             w.Blank();
         }
 
@@ -761,38 +745,5 @@ namespace XFormers.Generators.Hopper
             }
         }
 
-        /// <summary>
-        /// On a tile that cuts some key row's viewers [lo, hi) (the warp's bounds say so), every element outside becomes
-        /// <paramref name="value"/>; interior tiles branch over this.
-        /// </summary>
-        private void MaskBoundaryTile(Reg m0, Reg columnBase, RegArray target, string value)
-        {
-            w.Comment("Mask only where the tile cuts a key row's viewers (rows past Mq included).");
-            var interior = w.NewLabel("interior_tile");
-            var needsMask = w.Pred("needs_mask");
-            var tileEnd = w.Temp("s32");
-            w.Op("add.s32", tileEnd, m0, plan.BlockN);
-            w.Op("setp.lt.s32", needsMask, m0, warpMaxLo);
-            w.Op("setp.gt.or.s32", needsMask, tileEnd, warpMinHi, needsMask);
-            w.BranchIf(needsMask, true, interior);
-            var relLo = new Reg[2];
-            var relHi = new Reg[2];
-            for (int r = 0; r < 2; r++)
-            {
-                relLo[r] = w.S32("rel_lo" + r);
-                relHi[r] = w.S32("rel_hi" + r);
-                w.Op("sub.s32", relLo[r], lo[r], columnBase);
-                w.Op("sub.s32", relHi[r], hi[r], columnBase);
-            }
-            var hidden = w.Pred("hidden");
-            for (int i = 0; i < target.Count; i++)
-            {
-                var (half, column) = Element(i);
-                w.Op("setp.gt.s32", hidden, relLo[half], column);
-                w.Op("setp.le.or.s32", hidden, relHi[half], column, hidden);
-                w.Op("selp.f32", target[i], value, target[i], hidden);
-            }
-            w.Label(interior);
-        }
     }
 }

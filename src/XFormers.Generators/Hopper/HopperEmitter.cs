@@ -21,6 +21,10 @@ namespace XFormers.Generators.Hopper
         /// <summary>Shared memory's base address, the batch index (every TMA copy names it) and mbarrier arrival state.</summary>
         protected Reg smem, b, state;
 
+        /// <summary>A consumer thread's two rows' visible column ranges [lo, hi), and its warp's tightest bounds.</summary>
+        protected readonly Reg[] lo = new Reg[2], hi = new Reg[2];
+        protected Reg warpMaxLo, warpMinHi;
+
         protected HopperEmitter(HopperPlan plan) => this.plan = plan;
 
         /// <summary>The module's first lines: where it came from, its tiles, the PTX version and target.</summary>
@@ -48,6 +52,73 @@ namespace XFormers.Generators.Hopper
         /// from the thread's first column.
         /// </summary>
         protected static (int RowHalf, int Column) Element(int i) => (i % 4 / 2, 8 * (i / 4) + i % 2);
+
+        /// <summary>
+        /// On a tile that cuts some row's visible range [lo, hi) (the warp's bounds say so), every element of
+        /// <paramref name="target"/> outside its row's range becomes <paramref name="value"/>; interior tiles branch over
+        /// this (FlashAttention's masking steps, decided per warp). The forward's rows are queries and its columns keys; the
+        /// dK/dV pass's rows are keys and its columns the queries that see them.
+        /// </summary>
+        protected void MaskBoundaryTile(string comment, Reg first, Reg columnBase, RegArray target, string value)
+        {
+            w.Comment(comment);
+            var interior = w.NewLabel("interior_tile");
+            var needsMask = w.Pred("needs_mask");
+            var tileEnd = w.Temp("s32");
+            w.Op("add.s32", tileEnd, first, plan.BlockN);
+            w.Op("setp.lt.s32", needsMask, first, warpMaxLo);
+            w.Op("setp.gt.or.s32", needsMask, tileEnd, warpMinHi, needsMask);
+            w.BranchIf(needsMask, true, interior);
+            var relLo = new Reg[2];
+            var relHi = new Reg[2];
+            for (int r = 0; r < 2; r++)
+            {
+                relLo[r] = w.S32("rel_lo" + r);
+                relHi[r] = w.S32("rel_hi" + r);
+                w.Op("sub.s32", relLo[r], lo[r], columnBase);
+                w.Op("sub.s32", relHi[r], hi[r], columnBase);
+            }
+            var hidden = w.Pred("hidden");
+            for (int i = 0; i < target.Count; i++)
+            {
+                var (half, column) = Element(i);
+                w.Op("setp.gt.s32", hidden, relLo[half], column);
+                w.Op("setp.le.or.s32", hidden, relHi[half], column, hidden);
+                w.Op("selp.f32", target[i], value, target[i], hidden);
+            }
+            w.Label(interior);
+        }
+
+        /// <summary>The warp's tightest bounds over its threads' rows: max lo and min hi, by butterfly shuffles.</summary>
+        protected void WarpBounds(string comment)
+        {
+            w.Comment(comment);
+            warpMaxLo = w.S32("warp_max_lo");
+            warpMinHi = w.S32("warp_min_hi");
+            w.Op("max.s32", warpMaxLo, lo[0], lo[1]);
+            w.Op("min.s32", warpMinHi, hi[0], hi[1]);
+            foreach (int distance in new[] { 16, 8, 4, 2, 1 })
+            {
+                var other = w.Temp("s32");
+                w.Op("shfl.sync.bfly.b32", other, warpMaxLo, distance, "0x1f", "0xffffffff");
+                w.Op("max.s32", warpMaxLo, warpMaxLo, other);
+                var other2 = w.Temp("s32");
+                w.Op("shfl.sync.bfly.b32", other2, warpMinHi, distance, "0x1f", "0xffffffff");
+                w.Op("min.s32", warpMinHi, warpMinHi, other2);
+            }
+        }
+
+        /// <summary>The wgmma scale-d predicates (accumulate, overwrite) and a zero register (also the first parity waited on).</summary>
+        protected (Reg Accumulate, Reg Overwrite, Reg Zero) ScalePredicates()
+        {
+            var accumulate = w.Pred("accumulate");
+            var overwrite = w.Pred("overwrite");
+            var zero = w.U32("zero");
+            w.Op("mov.u32", zero, 0);
+            w.Op("setp.eq.u32", accumulate, zero, 0);
+            w.Op("setp.ne.u32", overwrite, zero, 0);
+            return (accumulate, overwrite, zero);
+        }
 
         // ---------------------------------------------------------------- barriers
 

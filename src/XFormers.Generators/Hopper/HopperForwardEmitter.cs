@@ -23,6 +23,8 @@ namespace XFormers.Generators.Hopper
     {
         public const string EntryPoint = "xformers_forward_sm90a";
 
+        private const string KeyMaskComment = "Mask only where the tile cuts a row's visible keys (columns past Mkv included).";
+
         /// <summary>Whether this is the backward's dQ pass (<see cref="HopperKernel.BackwardQ"/>) rather than the forward.</summary>
         private readonly bool dq;
 
@@ -304,10 +306,10 @@ namespace XFormers.Generators.Hopper
         // ---------------------------------------------------------------- consumers
 
         private Reg quad2, cLog2;
-        private readonly Reg[] row = new Reg[2], rowValid = new Reg[2], lo = new Reg[2], hi = new Reg[2];
+        private readonly Reg[] row = new Reg[2], rowValid = new Reg[2];
         private readonly Reg[] rowMax = new Reg[2], rowSum = new Reg[2];
         private readonly Reg[] biasRow = new Reg[2], alibiOffset = new Reg[2];
-        private Reg scale, warpMaxLo, warpMinHi, alibiSlope, biasStrideN2, warpGroup;
+        private Reg scale, alibiSlope, biasStrideN2, warpGroup;
 
         private void Consumer()
         {
@@ -348,12 +350,7 @@ namespace XFormers.Generators.Hopper
             // V is the B operand of O += P V with its N (head dim) contiguous: MN-major, chunks of 64 columns LBO apart.
             var descV = Descriptor("desc_v", vBase, leadingBytes: plan.BlockN * 128);
 
-            var accumulate = w.Pred("accumulate");
-            var overwrite = w.Pred("overwrite");
-            var zero = w.U32("zero");
-            w.Op("mov.u32", zero, 0);
-            w.Op("setp.eq.u32", accumulate, zero, 0);
-            w.Op("setp.ne.u32", overwrite, zero, 0);
+            var (accumulate, overwrite, zero) = ScalePredicates();
 
             w.Comment("Wait for Q.");
             MbarrierWait(BarrierAddress(BarrierQ()), zero);
@@ -362,20 +359,7 @@ namespace XFormers.Generators.Hopper
             // read. The consumer warpgroups run it side by side, so one's softmax overlaps the other's wgmma. (Issuing the
             // next tile's S beside P V within a warpgroup, FlashAttention-3's intra-warpgroup overlap, measured slower here:
             // K128 forward 495 -> 385 TFLOP/s on the H200, K64 unchanged; see docs/PERF.md.)
-            var loop = w.NewLabel("consumer_loop");
-            var end = w.NewLabel("epilogue");
-            var tile = w.S32("c_tile");
-            var stage = w.U32("c_stage");
-            var phase = w.U32("c_phase");
-            var n0 = w.S32("c_n0");
-            var finished = w.Pred("c_finished");
-            w.Op("mov.s32", tile, 0);
-            w.Op("mov.u32", stage, 0);
-            w.Op("mov.u32", phase, 0);
-            w.Label(loop);
-            w.Op("setp.ge.s32", finished, tile, nTiles);
-            w.BranchIf(finished, false, end);
-            w.Op("mad.lo.s32", n0, tile, plan.BlockN, kvBegin);
+            var (tile, stage, phase, n0, loop, end) = KeyTileLoop();
             IssueScores(descQ, descK, stage, phase, overwrite, accumulate);
             w.Op("wgmma.wait_group.sync.aligned", 0);
             w.Op("mbarrier.arrive.shared::cta.b64", state, $"[{StageBarrier(1, stage)}]");
@@ -391,6 +375,29 @@ namespace XFormers.Generators.Hopper
             w.Label(end);
             Epilogue();
             w.Op("ret");
+        }
+
+        /// <summary>
+        /// The head of the consumers' walk over the CTA's key tiles: counters, the exit test (to the epilogue), the tile's
+        /// first key n0.
+        /// </summary>
+        private (Reg Tile, Reg Stage, Reg Phase, Reg N0, string Loop, string End) KeyTileLoop()
+        {
+            var loop = w.NewLabel("consumer_loop");
+            var end = w.NewLabel("epilogue");
+            var tile = w.S32("c_tile");
+            var stage = w.U32("c_stage");
+            var phase = w.U32("c_phase");
+            var n0 = w.S32("c_n0");
+            var finished = w.Pred("c_finished");
+            w.Op("mov.s32", tile, 0);
+            w.Op("mov.u32", stage, 0);
+            w.Op("mov.u32", phase, 0);
+            w.Label(loop);
+            w.Op("setp.ge.s32", finished, tile, nTiles);
+            w.BranchIf(finished, false, end);
+            w.Op("mad.lo.s32", n0, tile, plan.BlockN, kvBegin);
+            return (tile, stage, phase, n0, loop, end);
         }
 
         /// <summary>
@@ -430,29 +437,11 @@ namespace XFormers.Generators.Hopper
         /// </summary>
         private void BackwardQLoop(Reg descQ, Reg descDo, Reg descK, Reg descVRows, Reg descKColumns)
         {
-            var accumulate = w.Pred("accumulate");
-            var overwrite = w.Pred("overwrite");
-            var zero = w.U32("zero");
-            w.Op("mov.u32", zero, 0);
-            w.Op("setp.eq.u32", accumulate, zero, 0);
-            w.Op("setp.ne.u32", overwrite, zero, 0);
+            var (accumulate, overwrite, zero) = ScalePredicates();
             w.Comment("Wait for Q and dO.");
             MbarrierWait(BarrierAddress(BarrierQ()), zero);
 
-            var loop = w.NewLabel("consumer_loop");
-            var end = w.NewLabel("epilogue");
-            var tile = w.S32("c_tile");
-            var stage = w.U32("c_stage");
-            var phase = w.U32("c_phase");
-            var n0 = w.S32("c_n0");
-            var finished = w.Pred("c_finished");
-            w.Op("mov.s32", tile, 0);
-            w.Op("mov.u32", stage, 0);
-            w.Op("mov.u32", phase, 0);
-            w.Label(loop);
-            w.Op("setp.ge.s32", finished, tile, nTiles);
-            w.BranchIf(finished, false, end);
-            w.Op("mad.lo.s32", n0, tile, plan.BlockN, kvBegin);
+            var (tile, stage, phase, n0, loop, end) = KeyTileLoop();
             IssueScores(descQ, descK, stage, phase, overwrite, accumulate);
             MbarrierWait(StageBarrier(2, stage), phase);
             var stageDescV = StageDescriptor(descVRows, stage);
@@ -464,7 +453,7 @@ namespace XFormers.Generators.Hopper
             w.Op("add.s32", columnBase, n0, quad2);
             if (plan.HasBias)
                 AddBias(columnBase);
-            MaskBoundaryTile(n0, columnBase, s, NegativeInfinity);
+            MaskBoundaryTile(KeyMaskComment, n0, columnBase, s, NegativeInfinity);
             w.Comment("P = exp2(c * s - log2(e) * Lse): the forward's probabilities from its log-sum-exp.");
             for (int i = 0; i < s.Count; i++)
             {
@@ -480,7 +469,7 @@ namespace XFormers.Generators.Hopper
                 w.Op("mul.f32", dp[i], dp[i], s[i]);
             }
             // A NaN or Inf in dP where P is masked must not reach dQ (or dBias): masked entries are zeroed, not multiplied.
-            MaskBoundaryTile(n0, columnBase, dp, Zero);
+            MaskBoundaryTile(KeyMaskComment, n0, columnBase, dp, Zero);
             if (plan.BiasGradient)
                 StoreBiasGradient(columnBase);
             Pack(p, dp);
@@ -553,7 +542,7 @@ namespace XFormers.Generators.Hopper
             w.Op("add.s32", columnBase, n0, quad2);
             if (plan.HasBias)
                 AddBias(columnBase);
-            MaskBoundaryTile(n0, columnBase, s, NegativeInfinity);
+            MaskBoundaryTile(KeyMaskComment, n0, columnBase, s, NegativeInfinity);
             return OnlineSoftmax();
         }
 
@@ -634,20 +623,7 @@ namespace XFormers.Generators.Hopper
                     LseAndDelta(r);
             }
 
-            w.Comment("The warp's tightest key bounds: a tile inside [max lo, min hi) needs no mask.");
-            warpMaxLo = w.S32("warp_max_lo");
-            warpMinHi = w.S32("warp_min_hi");
-            w.Op("max.s32", warpMaxLo, lo[0], lo[1]);
-            w.Op("min.s32", warpMinHi, hi[0], hi[1]);
-            foreach (int distance in new[] { 16, 8, 4, 2, 1 })
-            {
-                var other = w.Temp("s32");
-                w.Op("shfl.sync.bfly.b32", other, warpMaxLo, distance, "0x1f", "0xffffffff");
-                w.Op("max.s32", warpMaxLo, warpMaxLo, other);
-                var other2 = w.Temp("s32");
-                w.Op("shfl.sync.bfly.b32", other2, warpMinHi, distance, "0x1f", "0xffffffff");
-                w.Op("min.s32", warpMinHi, warpMinHi, other2);
-            }
+            WarpBounds("The warp's tightest key bounds: a tile inside [max lo, min hi) needs no mask.");
             w.Blank();
         }
 
@@ -843,39 +819,6 @@ namespace XFormers.Generators.Hopper
             }
         }
 
-        /// <summary>
-        /// On a tile that cuts some row's [lo, hi) (the warp's bounds say so), every score outside its row's range becomes
-        /// −inf; interior tiles branch over this (FlashAttention's masking steps, decided per warp).
-        /// </summary>
-        private void MaskBoundaryTile(Reg n0, Reg columnBase, RegArray target, string value)
-        {
-            w.Comment("Mask only where the tile cuts a row's visible keys (columns past Mkv included).");
-            var interior = w.NewLabel("interior_tile");
-            var needsMask = w.Pred("needs_mask");
-            var tileEnd = w.Temp("s32");
-            w.Op("add.s32", tileEnd, n0, plan.BlockN);
-            w.Op("setp.lt.s32", needsMask, n0, warpMaxLo);
-            w.Op("setp.gt.or.s32", needsMask, tileEnd, warpMinHi, needsMask);
-            w.BranchIf(needsMask, true, interior);
-            var relLo = new Reg[2];
-            var relHi = new Reg[2];
-            for (int r = 0; r < 2; r++)
-            {
-                relLo[r] = w.S32("rel_lo" + r);
-                relHi[r] = w.S32("rel_hi" + r);
-                w.Op("sub.s32", relLo[r], lo[r], columnBase);
-                w.Op("sub.s32", relHi[r], hi[r], columnBase);
-            }
-            var hidden = w.Pred("hidden");
-            for (int i = 0; i < target.Count; i++)
-            {
-                var (half, column) = Element(i);
-                w.Op("setp.gt.s32", hidden, relLo[half], column);
-                w.Op("setp.le.or.s32", hidden, relHi[half], column, hidden);
-                w.Op("selp.f32", target[i], value, target[i], hidden);
-            }
-            w.Label(interior);
-        }
 
         /// <summary>
         /// The online softmax (Dao 2023, Algorithm 1, lines 9–10) in log2 units, first half: the row maximum over the quad

@@ -88,7 +88,7 @@ namespace XFormers.Generators.Hopper
         private bool Values => plan.Gradients != KvGradients.Keys;
 
         // Registers every role reads.
-        private Reg tid, hk, mq, mkv, hq, group, n0, qBegin, mTiles, total;
+        private Reg hk, mq, mkv, hq, group, n0, qBegin, mTiles, total;
 
         private void Kernel()
         {
@@ -393,7 +393,7 @@ namespace XFormers.Generators.Hopper
 
         // ---------------------------------------------------------------- consumers
 
-        private Reg quad2, cLog2, scale, warpGroup, biasStrideM2;
+        private Reg biasStrideM2;
         private readonly Reg[] key = new Reg[2], keyValid = new Reg[2];
         private readonly Reg[] biasKey = new Reg[2], alibiKey = new Reg[2];
         private RegArray s = null!, dp = null!, p = null!, ds = null!, dk = null!, dv = null!;
@@ -531,28 +531,7 @@ namespace XFormers.Generators.Hopper
         /// </summary>
         private void ConsumerSetup()
         {
-            var ct = w.U32("consumer_tid");
-            warpGroup = w.U32("consumer_warp_group");
-            var warp = w.U32("warp");
-            var lane = w.U32("lane");
-            w.Op("sub.u32", ct, tid, 128);
-            w.Op("shr.u32", warpGroup, ct, 7);
-            w.Op("shr.u32", warp, ct, 5);
-            w.Op("and.b32", warp, warp, 3);
-            w.Op("and.b32", lane, tid, 31);
-            quad2 = w.S32("quad2");
-            w.Op("and.b32", quad2, lane, 3);
-            w.Op("shl.b32", quad2, quad2, 1);
-            var laneRow = w.U32("lane_row");
-            w.Op("shr.u32", laneRow, lane, 2);
-
-            scale = w.F32("scale");
-            cLog2 = w.F32("c_log2");
-            w.Op("ld.param.f32", scale, "[scale]");
-            if (plan.HasBias)
-                w.Op("mov.f32", cLog2, PtxWriter.Float(Log2E));
-            else
-                w.Op("ld.param.f32", cLog2, "[scale_log2]");
+            var (warp, laneRow) = ConsumerLanes();
 
             var first = w.S32("first_key");
             w.Op("mad.lo.s32", first, warpGroup, HopperPlan.WarpGroupRows, n0);

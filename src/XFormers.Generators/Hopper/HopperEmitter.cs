@@ -21,6 +21,9 @@ namespace XFormers.Generators.Hopper
         /// <summary>Shared memory's base address, the batch index (every TMA copy names it) and mbarrier arrival state.</summary>
         protected Reg smem, b, state;
 
+        /// <summary>The thread index; a consumer's warpgroup (0-based among consumers), 2 · (lane mod 4), scale and c = the exp2 factor.</summary>
+        protected Reg tid, warpGroup, quad2, scale, cLog2;
+
         /// <summary>A consumer thread's two rows' visible column ranges [lo, hi), and its warp's tightest bounds.</summary>
         protected readonly Reg[] lo = new Reg[2], hi = new Reg[2];
         protected Reg warpMaxLo, warpMinHi;
@@ -87,6 +90,38 @@ namespace XFormers.Generators.Hopper
                 w.Op("selp.f32", target[i], value, target[i], hidden);
             }
             w.Label(interior);
+        }
+
+        /// <summary>
+        /// A consumer thread's place in the m64nNk16 fragments (its warpgroup, warp within it, lane row and 2 · lane mod 4) and
+        /// the softmax's factors: the scale, and c = log2(e) with a bias (the score is then scale · qk + bias) or
+        /// scale · log2(e) without.
+        /// </summary>
+        protected (Reg Warp, Reg LaneRow) ConsumerLanes()
+        {
+            var ct = w.U32("consumer_tid");
+            warpGroup = w.U32("consumer_warp_group");
+            var warp = w.U32("warp");
+            var lane = w.U32("lane");
+            w.Op("sub.u32", ct, tid, 128);
+            w.Op("shr.u32", warpGroup, ct, 7);
+            w.Op("shr.u32", warp, ct, 5);
+            w.Op("and.b32", warp, warp, 3);
+            w.Op("and.b32", lane, tid, 31);
+            quad2 = w.S32("quad2");
+            w.Op("and.b32", quad2, lane, 3);
+            w.Op("shl.b32", quad2, quad2, 1);
+            var laneRow = w.U32("lane_row");
+            w.Op("shr.u32", laneRow, lane, 2);
+
+            scale = w.F32("scale");
+            cLog2 = w.F32("c_log2");
+            w.Op("ld.param.f32", scale, "[scale]");
+            if (plan.HasBias)
+                w.Op("mov.f32", cLog2, PtxWriter.Float(Log2E));
+            else
+                w.Op("ld.param.f32", cLog2, "[scale_log2]");
+            return (warp, laneRow);
         }
 
         /// <summary>The warp's tightest bounds over its threads' rows: max lo and min hi, by butterfly shuffles.</summary>

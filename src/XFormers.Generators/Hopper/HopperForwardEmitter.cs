@@ -73,7 +73,7 @@ namespace XFormers.Generators.Hopper
         };
 
         // Registers every role reads.
-        private Reg tid, h, hk, mq, mkv, hq, m0, kvBegin, nTiles;
+        private Reg h, hk, mq, mkv, hq, m0, kvBegin, nTiles;
 
         /// <summary>The S = Q Kᵀ accumulator of a consumer thread (m64nBlockN: BlockN / 2 floats).</summary>
         private RegArray s = null!;
@@ -305,11 +305,10 @@ namespace XFormers.Generators.Hopper
 
         // ---------------------------------------------------------------- consumers
 
-        private Reg quad2, cLog2;
         private readonly Reg[] row = new Reg[2], rowValid = new Reg[2];
         private readonly Reg[] rowMax = new Reg[2], rowSum = new Reg[2];
         private readonly Reg[] biasRow = new Reg[2], alibiOffset = new Reg[2];
-        private Reg scale, alibiSlope, biasStrideN2, warpGroup;
+        private Reg alibiSlope, biasStrideN2;
 
         private void Consumer()
         {
@@ -505,17 +504,7 @@ namespace XFormers.Generators.Hopper
             for (int r = 0; r < 2; r++)
             {
                 // ((b · Hq + h) · Mq + i) · Mkv + column_base, in bytes.
-                var index = w.Temp("u64");
-                var wide = w.Temp("u64");
-                var safeRow = w.Temp("s32");
-                w.Op("selp.s32", safeRow, row[r], 0, rowValid[r]);
-                w.Op("mul.wide.u32", index, b, hq);
-                w.Op("cvt.u64.u32", wide, h);
-                w.Op("add.s64", index, index, wide);
-                w.Op("cvt.u64.s32", wide, mq);
-                w.Op("mul.lo.u64", index, index, wide);
-                w.Op("cvt.u64.s32", wide, safeRow);
-                w.Op("add.s64", index, index, wide);
+                var (index, wide) = RowIndex(r);
                 w.Op("cvt.u64.s32", wide, mkv);
                 w.Op("mul.lo.u64", index, index, wide);
                 w.Op("cvt.u64.s32", wide, columnBase);
@@ -552,28 +541,7 @@ namespace XFormers.Generators.Hopper
         /// </summary>
         private void ConsumerSetup()
         {
-            var ct = w.U32("consumer_tid");
-            warpGroup = w.U32("consumer_warp_group");
-            var warp = w.U32("warp");
-            var lane = w.U32("lane");
-            w.Op("sub.u32", ct, tid, 128);
-            w.Op("shr.u32", warpGroup, ct, 7);
-            w.Op("shr.u32", warp, ct, 5);
-            w.Op("and.b32", warp, warp, 3);
-            w.Op("and.b32", lane, tid, 31);
-            quad2 = w.S32("quad2");
-            w.Op("and.b32", quad2, lane, 3);
-            w.Op("shl.b32", quad2, quad2, 1);
-            var laneRow = w.U32("lane_row");
-            w.Op("shr.u32", laneRow, lane, 2);
-
-            scale = w.F32("scale");
-            cLog2 = w.F32("c_log2");
-            w.Op("ld.param.f32", scale, "[scale]");
-            if (plan.HasBias)
-                w.Op("mov.f32", cLog2, PtxWriter.Float(Log2E));
-            else
-                w.Op("ld.param.f32", cLog2, "[scale_log2]");
+            var (warp, laneRow) = ConsumerLanes();
 
             var first = w.S32("first_row");
             w.Op("mad.lo.s32", first, warpGroup, HopperPlan.WarpGroupRows, m0);
@@ -692,10 +660,10 @@ namespace XFormers.Generators.Hopper
         }
 
         /// <summary>
-        /// The dQ pass's row constants: −log2(e) · Lse (−inf for a row past Mq or one that saw no key, so its P is 0; a NaN
-        /// stays NaN) and Delta (0 past Mq), from [B, Hq, Mq] fp32.
+        /// (b · Hq + h) · Mq + i for row r (0 for a row past Mq), the index of its Lse, Delta and dBias rows, and a scratch
+        /// register for the caller's next terms.
         /// </summary>
-        private void LseAndDelta(int r)
+        private (Reg Index, Reg Wide) RowIndex(int r)
         {
             var index = w.Temp("u64");
             var wide = w.Temp("u64");
@@ -708,6 +676,16 @@ namespace XFormers.Generators.Hopper
             w.Op("mul.lo.u64", index, index, wide);
             w.Op("cvt.u64.s32", wide, safeRow);
             w.Op("add.s64", index, index, wide);
+            return (index, wide);
+        }
+
+        /// <summary>
+        /// The dQ pass's row constants: −log2(e) · Lse (−inf for a row past Mq or one that saw no key, so its P is 0; a NaN
+        /// stays NaN) and Delta (0 past Mq), from [B, Hq, Mq] fp32.
+        /// </summary>
+        private void LseAndDelta(int r)
+        {
+            var (index, wide) = RowIndex(r);
             w.Op("shl.b64", index, index, 2);
             var lsePointer = w.Temp("u64");
             var deltaPointer = w.Temp("u64");

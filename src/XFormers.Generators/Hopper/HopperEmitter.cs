@@ -124,6 +124,40 @@ namespace XFormers.Generators.Hopper
             return (warp, laneRow);
         }
 
+        /// <summary>
+        /// score = scale · qk + bias for a tensor bias: each thread loads its own 16-bit elements, at
+        /// <paramref name="tileRow"/>[row half] + column · <paramref name="columnStride2"/> bytes, where the column is below
+        /// <paramref name="limit"/> and the row <paramref name="valid"/> (0 elsewhere: the mask drops those entries).
+        /// </summary>
+        protected void AddTensorBias(RegArray s, Reg limit, Reg[] valid, Reg columnStride2, Reg[] tileRow)
+        {
+            var raw = w.Scalar("b16", "bias_raw");
+            var zero16 = w.Scalar("b16", "bias_zero16");
+            var wide = w.B32("bias_wide");
+            var value = w.F32("bias_value");
+            var inRange = w.Pred("bias_in_range");
+            var address = w.U64("bias_address");
+            w.Op("mov.b16", zero16, 0);
+            for (int i = 0; i < s.Count; i++)
+            {
+                var (half, column) = Element(i);
+                w.Op("setp.gt.and.s32", inRange, limit, column, valid[half]);
+                w.Op("mad.lo.s64", address, columnStride2, column, tileRow[half]);
+                w.Op("mov.b16", raw, zero16);
+                w.OpIf(inRange, false, "ld.global.nc.b16", raw, $"[{address}]");
+                if (plan.Element == "bf16")
+                {
+                    w.Op("mov.b32", wide, $"{{{zero16}, {raw}}}");
+                    w.Op("mov.b32", value, wide);
+                }
+                else
+                {
+                    w.Op("cvt.f32.f16", value, raw);
+                }
+                w.Op("fma.rn.f32", s[i], s[i], scale, value);
+            }
+        }
+
         /// <summary>The warp's tightest bounds over its threads' rows: max lo and min hi, by butterfly shuffles.</summary>
         protected void WarpBounds(string comment)
         {

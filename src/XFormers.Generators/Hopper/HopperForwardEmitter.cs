@@ -748,31 +748,7 @@ namespace XFormers.Generators.Hopper
                     tileRow[r] = w.U64("bias_tile_row" + r);
                     w.Op("mad.lo.s64", tileRow[r], columnBase64, biasStrideN2, biasRow[r]);
                 }
-                var raw = w.Scalar("b16", "bias_raw");
-                var zero16 = w.Scalar("b16", "bias_zero16");
-                var wide = w.B32("bias_wide");
-                var value = w.F32("bias_value");
-                var inRange = w.Pred("bias_in_range");
-                var address = w.U64("bias_address");
-                w.Op("mov.b16", zero16, 0);
-                for (int i = 0; i < s.Count; i++)
-                {
-                    var (half, column) = Element(i);
-                    w.Op("setp.gt.and.s32", inRange, limit, column, rowValid[half]);
-                    w.Op("mad.lo.s64", address, biasStrideN2, column, tileRow[half]);
-                    w.Op("mov.b16", raw, zero16);
-                    w.OpIf(inRange, false, "ld.global.nc.b16", raw, $"[{address}]");
-                    if (plan.Element == "bf16")
-                    {
-                        w.Op("mov.b32", wide, $"{{{zero16}, {raw}}}");
-                        w.Op("mov.b32", value, wide);
-                    }
-                    else
-                    {
-                        w.Op("cvt.f32.f16", value, raw);
-                    }
-                    w.Op("fma.rn.f32", s[i], s[i], scale, value);
-                }
+                AddTensorBias(s, limit, rowValid, biasStrideN2, tileRow);
             }
             else
             {

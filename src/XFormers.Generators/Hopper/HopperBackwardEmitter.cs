@@ -90,23 +90,9 @@ namespace XFormers.Generators.Hopper
         // Registers every role reads.
         private Reg hk, mq, mkv, hq, group, n0, qBegin, mTiles, total;
 
-        private void Kernel()
-        {
-            Setup();
-            var consumer = w.NewLabel("consumer");
-            var isConsumer = w.Pred("is_consumer");
-            var role = w.U32("warp_group");
-            w.Op("shr.u32", role, tid, 7);
-            w.Op("setp.ne.u32", isConsumer, role, 0);
-            w.BranchIf(isConsumer, false, consumer);
-            Producer();
-            w.Label(consumer);
-            Consumer();
-        }
-
         // ---------------------------------------------------------------- setup (every thread)
 
-        private void Setup()
+        protected override void Setup()
         {
             w.Comment("Block coordinates, sizes, and the query rows that can see this CTA's keys (every role computes the same).");
             tid = w.U32("thread");
@@ -151,25 +137,8 @@ namespace XFormers.Generators.Hopper
 
             w.Blank();
             w.Comment("Shared memory: K, V, the Q ring, the dO ring, the row vectors, then the mbarriers (HopperPlan's layout).");
-            smem = w.U32("smem");
-            state = w.B64("mbarrier_state");
-            w.Op("mov.u32", smem, "smem");
-            var notFirst = w.Pred("not_first_thread");
-            var initDone = w.NewLabel("init_done");
-            w.Op("setp.ne.u32", notFirst, tid, 0);
-            w.BranchIf(notFirst, false, initDone);
-            MbarrierInit(BarrierQ(), 1);
-            for (int stage = 0; stage < plan.Stages; stage++)
-            {
-                // The Q stage completes with its TMA bytes and the 32 arrivals of the warp that writes the row vectors.
-                MbarrierInit(Barrier(0, stage), 1 + 32);
-                MbarrierInit(Barrier(1, stage), plan.ConsumerWarpGroups * 128);
-                MbarrierInit(Barrier(2, stage), 1);
-                MbarrierInit(Barrier(3, stage), plan.ConsumerWarpGroups * 128);
-            }
-            w.Op("fence.mbarrier_init.release.cluster");
-            w.Label(initDone);
-            w.Op("bar.sync", 0);
+            // The Q stage completes with its TMA bytes and the 32 arrivals of the warp that writes the row vectors.
+            InitBarriers(firstFullArrivals: 1 + 32);
             w.Blank();
         }
 
@@ -247,7 +216,7 @@ namespace XFormers.Generators.Hopper
         /// once, then walks the tiles: Q into the first ring, dO into the second, each stage once the consumers freed it.
         /// Its second warp writes each stage's row vectors (−log2(e) · Lse, Delta) and arrives on the Q stage's barrier.
         /// </summary>
-        private void Producer()
+        protected override void Producer()
         {
             w.Comment("Producer warpgroup: gives registers away (PTX ISA 9.7.19.5).");
             w.Op("setmaxnreg.dec.sync.aligned.u32", plan.ProducerRegisters);
@@ -398,7 +367,7 @@ namespace XFormers.Generators.Hopper
         private readonly Reg[] biasKey = new Reg[2], alibiKey = new Reg[2];
         private RegArray s = null!, dp = null!, p = null!, ds = null!, dk = null!, dv = null!;
 
-        private void Consumer()
+        protected override void Consumer()
         {
             w.Comment("Consumer warpgroups: 64 key rows each; registers from the producer (PTX ISA 9.7.19.5).");
             w.Op("setmaxnreg.inc.sync.aligned.u32", plan.ConsumerRegisters);

@@ -189,7 +189,62 @@ namespace XFormers.Generators.Hopper
             return (accumulate, overwrite, zero);
         }
 
+        // ---------------------------------------------------------------- roles
+
+        /// <summary>
+        /// The kernel: every thread's setup, then warpgroup 0 takes the producer's branch and the others the consumers'.
+        /// </summary>
+        protected void Kernel()
+        {
+            Setup();
+            var consumer = w.NewLabel("consumer");
+            var isConsumer = w.Pred("is_consumer");
+            var role = w.U32("warp_group");
+            w.Op("shr.u32", role, tid, 7);
+            w.Op("setp.ne.u32", isConsumer, role, 0);
+            w.BranchIf(isConsumer, false, consumer);
+            Producer();
+            w.Label(consumer);
+            Consumer();
+        }
+
+        /// <summary>Coordinates, sizes and the CTA's range of streamed tiles; ends with <see cref="InitBarriers"/>.</summary>
+        protected abstract void Setup();
+
+        protected abstract void Producer();
+
+        protected abstract void Consumer();
+
         // ---------------------------------------------------------------- barriers
+
+        /// <summary>
+        /// Shared memory's base and the mbarriers, initialized by thread 0 and fenced before the CTA's first barrier: the
+        /// resident tiles' barrier (one arrival), then per stage the first ring's full barrier (<paramref name="firstFullArrivals"/>:
+        /// its TMA thread, and in the dK/dV pass the 32 lanes that write the row vectors), its empty barrier, the second
+        /// ring's full and empty barriers (empties: one arrival per consumer thread).
+        /// </summary>
+        protected void InitBarriers(int firstFullArrivals)
+        {
+            smem = w.U32("smem");
+            state = w.B64("mbarrier_state");
+            w.Op("mov.u32", smem, "smem");
+            var notFirst = w.Pred("not_first_thread");
+            var initDone = w.NewLabel("init_done");
+            w.Op("setp.ne.u32", notFirst, tid, 0);
+            w.BranchIf(notFirst, false, initDone);
+            MbarrierInit(BarrierQ(), 1);
+            for (int stage = 0; stage < plan.Stages; stage++)
+            {
+                MbarrierInit(Barrier(0, stage), firstFullArrivals);
+                MbarrierInit(Barrier(1, stage), plan.ConsumerWarpGroups * 128);
+                MbarrierInit(Barrier(2, stage), 1);
+                MbarrierInit(Barrier(3, stage), plan.ConsumerWarpGroups * 128);
+            }
+            w.Comment("PTX ISA 9.7.12.15.2: make the initialized barriers visible before any thread uses them.");
+            w.Op("fence.mbarrier_init.release.cluster");
+            w.Label(initDone);
+            w.Op("bar.sync", 0);
+        }
 
         /// <summary>Barrier kinds per stage: 0 K full, 1 K empty, 2 V full, 3 V empty; the resident tiles' barrier is index 0.</summary>
         protected static int BarrierQ() => 0;

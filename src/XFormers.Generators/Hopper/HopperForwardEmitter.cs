@@ -82,23 +82,9 @@ namespace XFormers.Generators.Hopper
         /// <summary>P as the A operand of O += P V: four packed pairs a 16-key k-step.</summary>
         private RegArray p = null!;
 
-        private void Kernel()
-        {
-            Setup();
-            var consumer = w.NewLabel("consumer");
-            var isConsumer = w.Pred("is_consumer");
-            var role = w.U32("warp_group");
-            w.Op("shr.u32", role, tid, 7);
-            w.Op("setp.ne.u32", isConsumer, role, 0);
-            w.BranchIf(isConsumer, false, consumer);
-            Producer();
-            w.Label(consumer);
-            Consumer();
-        }
-
         // ---------------------------------------------------------------- setup (every thread)
 
-        private void Setup()
+        protected override void Setup()
         {
             w.Comment("Block coordinates, sizes, and this CTA's key range (every role computes the same).");
             tid = w.U32("thread");
@@ -153,25 +139,7 @@ namespace XFormers.Generators.Hopper
 
             w.Blank();
             w.Comment("Shared memory: Q, the K ring, the V ring, then the mbarriers (HopperPlan's layout).");
-            smem = w.U32("smem");
-            state = w.B64("mbarrier_state");
-            w.Op("mov.u32", smem, "smem");
-            var notFirst = w.Pred("not_first_thread");
-            var initDone = w.NewLabel("init_done");
-            w.Op("setp.ne.u32", notFirst, tid, 0);
-            w.BranchIf(notFirst, false, initDone);
-            MbarrierInit(BarrierQ(), 1);
-            for (int stage = 0; stage < plan.Stages; stage++)
-            {
-                MbarrierInit(Barrier(0, stage), 1);
-                MbarrierInit(Barrier(1, stage), plan.ConsumerWarpGroups * 128);
-                MbarrierInit(Barrier(2, stage), 1);
-                MbarrierInit(Barrier(3, stage), plan.ConsumerWarpGroups * 128);
-            }
-            w.Comment("PTX ISA 9.7.12.15.2: make the initialized barriers visible before any thread uses them.");
-            w.Op("fence.mbarrier_init.release.cluster");
-            w.Label(initDone);
-            w.Op("bar.sync", 0);
+            InitBarriers(firstFullArrivals: 1);
             w.Blank();
         }
 
@@ -235,7 +203,7 @@ namespace XFormers.Generators.Hopper
         /// The producer warpgroup keeps <see cref="HopperPlan.ProducerRegisters"/> registers; its first thread loads Q once,
         /// then walks the key tiles: wait until consumers freed the stage, announce the bytes, issue the TMA copies.
         /// </summary>
-        private void Producer()
+        protected override void Producer()
         {
             w.Comment("Producer warpgroup: gives registers away (PTX ISA 9.7.19.5), one thread issues every TMA copy.");
             w.Op("setmaxnreg.dec.sync.aligned.u32", plan.ProducerRegisters);
@@ -310,7 +278,7 @@ namespace XFormers.Generators.Hopper
         private readonly Reg[] biasRow = new Reg[2], alibiOffset = new Reg[2];
         private Reg alibiSlope, biasStrideN2;
 
-        private void Consumer()
+        protected override void Consumer()
         {
             w.Comment(dq
                 ? "Consumer warpgroups: 64 query rows each (dQ); registers from the producer (PTX ISA 9.7.19.5)."

@@ -3325,6 +3325,7 @@ $L_epilogue_9:
     mbarrier.init.shared::cta.b64 [%tmp_u32_17], 1;
     add.u32 %tmp_u32_18, %smem, 100480;
     mbarrier.init.shared::cta.b64 [%tmp_u32_18], 256;
+    // PTX ISA 9.7.12.15.2: make the initialized barriers visible before any thread uses them.
     fence.mbarrier_init.release.cluster;
 $L_init_done_0:
     bar.sync 0;

@@ -226,30 +226,29 @@ namespace XFormers
                 Hopper.HopperLauncher.LaunchBackward(accelerator, hopperBackward, Variant.DType, args, LaunchObserver);
                 return;
             }
-            if (UsesTensorCoreBackward(accelerator) && tensorCore is { BackwardDelta: { } tcDelta, BackwardKv: { } tcKv, BackwardQ: { } tcQ } tc)
+            if (UsesTensorCoreBackward(accelerator) && tensorCore is { BackwardKv: { } tcKv, BackwardQ: { } tcQ } tc)
             {
                 var threads = new Index3D(tc.Threads, 1, 1);
-                Launcher(accelerator, tcDelta)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.DeltaRows), args.Hq, args.Batch), threads), args);
-                LaunchObserver?.Invoke("delta");
+                LaunchDelta(accelerator, args);
                 Launcher(accelerator, tcKv)(new KernelConfig(new Index3D(DivUp(args.Mkv, tc.BlockM), args.Hkv, args.Batch), threads, Dynamic(tc.BackwardKvSharedBytes)), args);
                 LaunchObserver?.Invoke("dK/dV");
                 Launcher(accelerator, tcQ)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), threads, Dynamic(tc.BackwardQSharedBytes)), args);
                 LaunchObserver?.Invoke("dQ");
                 return;
             }
-            int qTiles = DivUp(args.Mq, Variant.BlockM);
-            var rows = new KernelConfig(new Index3D(qTiles, args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1));
-            Launcher(accelerator, backwardDelta)(rows, args);
-            LaunchObserver?.Invoke("delta");
+            LaunchDelta(accelerator, args);
             int kvTiles = DivUp(args.Mkv, Variant.BlockN);
             if (kvTiles > 0)
                 Launcher(accelerator, backwardKv)(new KernelConfig(new Index3D(kvTiles, args.Hkv, args.Batch), new Index3D(Variant.BlockN, 1, 1)), args);
             LaunchObserver?.Invoke("dK/dV");
-            Launcher(accelerator, backwardQ)(rows, args);
+            Launcher(accelerator, backwardQ)(new KernelConfig(new Index3D(DivUp(args.Mq, Variant.BlockM), args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1)), args);
             LaunchObserver?.Invoke("dQ");
         }
 
-        /// <summary>Delta = rowsum(dO ∘ O), the one backward pass the sm_90a module leaves to the ILGPU kernels.</summary>
+        /// <summary>
+        /// Delta = rowsum(dO ∘ O), the backward's first pass on every path (the sm_90a module leaves it to the ILGPU kernels):
+        /// the tensor-core kernel where the tensor-core kernels run, else the portable one.
+        /// </summary>
         private void LaunchDelta(Accelerator accelerator, in AttentionArgs<T> args)
         {
             if (UsesTensorCores(accelerator) && tensorCore is { BackwardDelta: { } tcDelta } tc)

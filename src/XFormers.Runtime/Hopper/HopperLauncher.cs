@@ -64,8 +64,16 @@ namespace XFormers.Hopper
         /// <summary>Whether the sm_90a backward can take this call (16-bit, non-empty, 16-byte aligned operands).</summary>
         public static bool CanLaunchBackward<T>(in AttentionArgs<T> a)
             where T : unmanaged =>
+            CanLaunchForward(a) && Pointer(a.dO) % 16 == 0;
+
+        /// <summary>
+        /// Whether the sm_90a kernels can take this call's forward operands: 16-bit, non-empty, a positive finite scale, and
+        /// Q, K, V 16-byte aligned (tensor maps need it).
+        /// </summary>
+        private static bool CanLaunchForward<T>(in AttentionArgs<T> a)
+            where T : unmanaged =>
             sizeof(T) == 2 && a.Batch > 0 && a.Mq > 0 && a.Mkv > 0 && a.Scale > 0f && !float.IsInfinity(a.Scale) &&
-            Pointer(a.Q) % 16 == 0 && Pointer(a.K) % 16 == 0 && Pointer(a.V) % 16 == 0 && Pointer(a.dO) % 16 == 0;
+            Pointer(a.Q) % 16 == 0 && Pointer(a.K) % 16 == 0 && Pointer(a.V) % 16 == 0;
 
         /// <summary>
         /// Launches the backward's dK/dV pass, then its dQ pass, on the default stream (Delta must already be in
@@ -159,13 +167,9 @@ namespace XFormers.Hopper
         public static bool TryLaunchForward<T>(Accelerator accelerator, HopperForwardModule module, DType dtype, in AttentionArgs<T> a)
             where T : unmanaged
         {
-            if (!IsAvailable(accelerator) || sizeof(T) != 2)
-                return false;
-            if (a.Batch <= 0 || a.Mq <= 0 || a.Mkv <= 0 || !(a.Scale > 0f) || float.IsInfinity(a.Scale))
+            if (!IsAvailable(accelerator) || !CanLaunchForward(a))
                 return false;
             ulong q = Pointer(a.Q), k = Pointer(a.K), v = Pointer(a.V);
-            if (q % 16 != 0 || k % 16 != 0 || v % 16 != 0)
-                return false;
 
             module = Pick(module, a.Mq, a.Hq * a.Batch, accelerator.NumMultiprocessors);
             var function = Function(accelerator, module);

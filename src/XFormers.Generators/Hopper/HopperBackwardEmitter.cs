@@ -1,4 +1,3 @@
-using System.Linq;
 using XFormers.Generators.Models;
 
 namespace XFormers.Generators.Hopper

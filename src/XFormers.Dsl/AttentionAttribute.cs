@@ -59,5 +59,20 @@ namespace XFormers.Dsl
 
         /// <summary>Whether to emit the backward kernels. Default true.</summary>
         public bool Backward { get; set; } = true;
+
+        /// <summary>
+        /// The name of a static method of the declaring type that rewrites each score: <c>float M(float score, int batch,
+        /// int head, int q, int kv)</c>, optionally with a trailing <c>in TArgs args</c>. The score is the scaled QKᵀ entry
+        /// plus any bias. The generator compiles the method's body into every kernel and its derivative with respect to
+        /// the score into the backward (docs/DSL.md lists what a mod may use). Default none.
+        /// </summary>
+        public string? ScoreMod { get; set; }
+
+        /// <summary>
+        /// The name of a static method of the declaring type that says which scores are kept: <c>bool M(int batch, int head,
+        /// int q, int kv)</c>, optionally with a trailing <c>in TArgs args</c>; it combines with <see cref="Mask"/> (a score
+        /// is kept when both keep it). Tiles it hides entirely are skipped. Default none.
+        /// </summary>
+        public string? MaskMod { get; set; }
     }
 }

@@ -45,5 +45,16 @@ namespace XFormers.Kernels
         public ArrayView<T> dK;
         public ArrayView<T> dV;
         public ArrayView<T> dBias;
+
+        /// <summary>The run-time arguments of the variant's score and mask mods (empty for a variant without them).</summary>
+        public ModArgs Mod;
+
+        /// <summary>
+        /// For a variant with a mask mod: each tile's class for the launch's tile shape (0: every score hidden, skip it;
+        /// 1: some hidden, evaluate the mask; 2: none hidden, skip the mask), [B', H', ceil(Mq / rows), ceil(Mkv / cols)],
+        /// where B' and H' are 1 when the mod reads neither the batch nor the head. Empty: every tile is class 1.
+        /// </summary>
+        public ArrayView<byte> Blocks;
+        public int BlocksStrideB, BlocksStrideH, BlocksCols;
     }
 }

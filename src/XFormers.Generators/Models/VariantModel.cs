@@ -112,6 +112,8 @@ namespace XFormers.Generators.Models
         public HopperPlan? HopperBackwardV { get; init; }
         /// <summary>The sm_90a backward's dQ (and dBias) pass, present with <see cref="HopperBackwardKv"/>.</summary>
         public HopperPlan? HopperBackwardQ { get; init; }
+        /// <summary>The score and mask mods the declaration names, compiled; null when it names none.</summary>
+        public ModsModel? Mods { get; init; }
         /// <summary>The declaration's settings as one line, for comments and the variant's description.</summary>
         public string Summary { get; init; } = "";
     }

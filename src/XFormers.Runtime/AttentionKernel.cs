@@ -19,6 +19,43 @@ namespace XFormers
         /// <summary>The variant's compile-time constants.</summary>
         public AttentionVariant Variant { get; }
 
+        /// <summary>The generated <c>BindMods</c> (a <see cref="ModBinder{TArgs}"/>) of a variant whose mods take arguments, else null.</summary>
+        private protected Delegate? ModBinder { get; init; }
+
+        /// <summary>The mods' run-time arguments bound by <see cref="WithArguments{TArgs}"/>, else null.</summary>
+        public ModBinding? Arguments { get; private set; }
+
+        /// <summary>
+        /// This variant with its mods' run-time arguments bound: the kernel to pass to <see cref="Forward{T}"/>, <see cref="Backward{T}"/>
+        /// or <see cref="Fmha"/>. Scalars are copied now; tables are read at each launch (and checked then: alive, on the inputs'
+        /// context, of the rank the mods index them with). The original stays unbound.
+        /// </summary>
+        public AttentionKernel WithArguments<TArgs>(in TArgs args)
+            where TArgs : struct
+        {
+            if (Variant.ModArgsType is null || ModBinder is null)
+                throw new InvalidOperationException($"Variant {Variant.Name} has no mod that takes run-time arguments.");
+            if (ModBinder is not ModBinder<TArgs> binder)
+                throw new ArgumentException($"args: the mods of variant {Variant.Name} take {Variant.ModArgsType.FullName}, not {typeof(TArgs).FullName}.", nameof(args));
+            var bound = (AttentionKernel)MemberwiseClone();
+            bound.Arguments = binder(args);
+            return bound;
+        }
+
+        /// <summary>
+        /// The mods' arguments as the kernels read them, checked (the arguments are bound when the mods take any; each table is
+        /// alive and on <paramref name="context"/>). Throws naming the argument, before any launch.
+        /// </summary>
+        internal ModArgs ModArguments(XFormersContext context)
+        {
+            if (Variant.ModArgsType is null)
+                return default;
+            if (Arguments is null)
+                throw new ArgumentException(
+                    $"kernel: the mods of variant {Variant.Name} read {Variant.ModArgsType.Name}; pass kernel.WithArguments(new {Variant.ModArgsType.Name} {{ … }}).", "kernel");
+            return Arguments.ToKernelArgs(context);
+        }
+
         /// <summary>The element type of the tensors this variant takes.</summary>
         public abstract Type ElementType { get; }
 
@@ -84,6 +121,7 @@ namespace XFormers
         private readonly TensorCoreKernels<T>? tensorCore;
         private readonly Hopper.HopperForwardModule? hopperForward;
         private readonly Hopper.HopperBackwardModule? hopperBackward;
+        private readonly Action<AttentionArgs<T>>? blockClasses;
 
         /// <summary>Wraps the generated kernel methods (the backward ones are null when Backward = false).</summary>
         public AttentionKernel(
@@ -94,9 +132,17 @@ namespace XFormers
             Action<AttentionArgs<T>>? backwardQ = null,
             TensorCoreKernels<T>? tensorCore = null,
             Hopper.HopperForwardModule? hopperForward = null,
-            Hopper.HopperBackwardModule? hopperBackward = null)
+            Hopper.HopperBackwardModule? hopperBackward = null,
+            Delegate? modBinder = null,
+            Action<AttentionArgs<T>>? blockClasses = null)
             : base(variant)
         {
+            if ((variant.ModArgsType is null) != (modBinder is null))
+                throw new ArgumentException($"Variant {variant.Name}: a mod binder is given exactly when the mods take arguments.", nameof(modBinder));
+            if ((variant.MaskMod is null) != (blockClasses is null))
+                throw new ArgumentException($"Variant {variant.Name}: the block classifier is given exactly when there is a mask mod.", nameof(blockClasses));
+            ModBinder = modBinder;
+            this.blockClasses = blockClasses;
             if (XFormers.ElementType.Of<T>() != variant.DType)
                 throw new ArgumentException($"Variant {variant.Name} is {variant.DType} but its kernels take {typeof(T).Name}.", nameof(variant));
             this.forward = forward ?? throw new ArgumentNullException(nameof(forward));
@@ -211,7 +257,9 @@ namespace XFormers
             else
             {
                 int tiles = DivUp(args.Mq, Variant.BlockM);
-                Launcher(accelerator, forward)(new KernelConfig(new Index3D(tiles, args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1)), args);
+                Launcher(accelerator, forward)(
+                    new KernelConfig(new Index3D(tiles, args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1)),
+                    WithBlocks(accelerator, args, Variant.BlockM, Variant.BlockN));
             }
             LaunchObserver?.Invoke("forward");
         }
@@ -230,19 +278,41 @@ namespace XFormers
             {
                 var threads = new Index3D(tc.Threads, 1, 1);
                 LaunchDelta(accelerator, args);
-                Launcher(accelerator, tcKv)(new KernelConfig(new Index3D(DivUp(args.Mkv, tc.BlockM), args.Hkv, args.Batch), threads, Dynamic(tc.BackwardKvSharedBytes)), args);
+                Launcher(accelerator, tcKv)(
+                    new KernelConfig(new Index3D(DivUp(args.Mkv, tc.BlockM), args.Hkv, args.Batch), threads, Dynamic(tc.BackwardKvSharedBytes)),
+                    args);
                 LaunchObserver?.Invoke("dK/dV");
-                Launcher(accelerator, tcQ)(new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), threads, Dynamic(tc.BackwardQSharedBytes)), args);
+                Launcher(accelerator, tcQ)(
+                    new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), threads, Dynamic(tc.BackwardQSharedBytes)),
+                    args);
                 LaunchObserver?.Invoke("dQ");
                 return;
             }
             LaunchDelta(accelerator, args);
             int kvTiles = DivUp(args.Mkv, Variant.BlockN);
             if (kvTiles > 0)
-                Launcher(accelerator, backwardKv)(new KernelConfig(new Index3D(kvTiles, args.Hkv, args.Batch), new Index3D(Variant.BlockN, 1, 1)), args);
+            {
+                Launcher(accelerator, backwardKv)(
+                    new KernelConfig(new Index3D(kvTiles, args.Hkv, args.Batch), new Index3D(Variant.BlockN, 1, 1)),
+                    WithBlocks(accelerator, args, Variant.BackwardBlockM, Variant.BlockN));
+            }
             LaunchObserver?.Invoke("dK/dV");
-            Launcher(accelerator, backwardQ)(new KernelConfig(new Index3D(DivUp(args.Mq, Variant.BlockM), args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1)), args);
+            Launcher(accelerator, backwardQ)(
+                new KernelConfig(new Index3D(DivUp(args.Mq, Variant.BlockM), args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1)),
+                WithBlocks(accelerator, args, Variant.BlockM, Variant.BlockN));
             LaunchObserver?.Invoke("dQ");
+        }
+
+        /// <summary>
+        /// <paramref name="args"/> with the block mask of a variant with a mask mod for tiles of <paramref name="rows"/> query rows
+        /// by <paramref name="cols"/> keys (cached per accelerator, shape and arguments: <see cref="BlockMasks"/>); unchanged otherwise.
+        /// </summary>
+        private AttentionArgs<T> WithBlocks(Accelerator accelerator, in AttentionArgs<T> args, int rows, int cols)
+        {
+            var result = args;
+            if (blockClasses is not null)
+                BlockMasks.Attach(accelerator, Variant, Arguments, Launcher(accelerator, blockClasses), ref result, rows, cols);
+            return result;
         }
 
         /// <summary>
@@ -284,6 +354,8 @@ namespace XFormers
         /// <summary>The kernel methods a launch on <paramref name="accelerator"/> would use.</summary>
         private IEnumerable<Action<AttentionArgs<T>>> KernelsFor(Accelerator accelerator, bool includeBackward)
         {
+            if (blockClasses is not null)
+                yield return blockClasses;
             // The sm_90a module is compiled by HopperLauncher.Prepare; the ILGPU forward then stays a fallback compiled on first use.
             if (!UsesHopperForward(accelerator))
                 yield return UsesTensorCores(accelerator) ? tensorCore!.Forward : forward;

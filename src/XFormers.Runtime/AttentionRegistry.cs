@@ -45,7 +45,7 @@ namespace XFormers
             foreach (var kernel in Variants)
             {
                 var v = kernel.Variant;
-                if (v.Mask != mask || v.Bias != bias || v.DType != dtype || v.HeadDim != headDim)
+                if (v.Mask != mask || v.Bias != bias || v.DType != dtype || v.HeadDim != headDim || v.HasMods)
                     continue;
                 if ((needBackward && !v.Backward) || (needBiasGradient && !v.BiasGradient))
                     continue;
@@ -64,7 +64,7 @@ namespace XFormers
         /// <summary>Head dims registered for a (mask, bias, dtype) combination, for error messages.</summary>
         public static IReadOnlyList<int> HeadDimsFor(MaskKind mask, BiasKind bias, DType dtype) =>
             Variants.Select(k => k.Variant)
-                .Where(v => v.Mask == mask && v.Bias == bias && v.DType == dtype)
+                .Where(v => v.Mask == mask && v.Bias == bias && v.DType == dtype && !v.HasMods)
                 .Select(v => v.HeadDim).Distinct().OrderBy(d => d).ToArray();
 
         internal static bool GroupingFits(AttentionVariant v, int queryHeads, int kvHeads)

@@ -1,3 +1,4 @@
+using System;
 using XFormers.Dsl;
 
 namespace XFormers
@@ -30,6 +31,27 @@ namespace XFormers
         /// computed them; <see cref="AttentionKernel.CanRunOn"/> compares them with the device's.
         /// </summary>
         public int ForwardSharedBytes { get; init; }
+
+        /// <summary>The score mod's method name (<see cref="AttentionAttribute.ScoreMod"/>), or null.</summary>
+        public string? ScoreMod { get; init; }
+
+        /// <summary>The mask mod's method name (<see cref="AttentionAttribute.MaskMod"/>), or null.</summary>
+        public string? MaskMod { get; init; }
+
+        /// <summary>The mods' run-time argument struct (their trailing <c>in TArgs args</c>), or null when they take none.</summary>
+        public Type? ModArgsType { get; init; }
+
+        /// <summary>Whether the mask mod reads the batch index (else one block mask serves every batch).</summary>
+        public bool MaskReadsBatch { get; init; }
+
+        /// <summary>Whether the mask mod reads the head index (else one block mask serves every head).</summary>
+        public bool MaskReadsHead { get; init; }
+
+        /// <summary>
+        /// Whether the variant has a score or mask mod: it computes something other than its mask and bias say, so the
+        /// registry never picks it for a plain call; pass it as the kernel.
+        /// </summary>
+        public bool HasMods => ScoreMod is not null || MaskMod is not null;
 
         /// <summary>Whether the grouping is fixed at build time.</summary>
         public bool HasFixedGrouping => GroupSize > 0;

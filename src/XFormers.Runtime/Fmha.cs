@@ -253,6 +253,8 @@ namespace XFormers
                     null;
                 if (mismatch is not null)
                     throw new ArgumentException($"kernel {v.Name} cannot run these inputs: {mismatch}.", "kernel");
+                // The mods' arguments are bound and their tables alive, on this context, of the right rank.
+                _ = requested.ModArguments(context);
                 return (AttentionKernel<T>)requested;
             }
 
@@ -319,6 +321,7 @@ namespace XFormers
             if (p.IsEmpty)
                 return;
             var args = Arguments(p, query, key, value);
+            args.Mod = kernel.ModArguments(query.Context);
             args.O = output;
             args.Lse = lse;
             kernel.LaunchForward(query.Context.Accelerator, args);
@@ -340,6 +343,7 @@ namespace XFormers
                 return;
             }
             var args = Arguments(p, query, key, value);
+            args.Mod = kernel.ModArguments(context);
             args.O = output.View;
             args.Lse = lse.View;
             args.dO = gradOutput.View;

@@ -135,6 +135,37 @@ namespace XFormers
             return FromFloats(context, HostRandom.Uniform(seed, length, low, high), shape);
         }
 
+        /// <summary>
+        /// Element (i0) of a rank-1 tensor, read to the host (one small copy: for mods' host-side twins, tests and
+        /// inspection, not for loops over a tensor). A mod's <c>args.Table[i]</c> reads a table this way when the C# runs on the host.
+        /// </summary>
+        public T this[int i0] => Element(i0, 0, 0, 1);
+
+        /// <summary>Element (i0, i1) of a rank-2 tensor, read to the host.</summary>
+        public T this[int i0, int i1] => Element(i0, i1, 0, 2);
+
+        /// <summary>Element (i0, i1, i2) of a rank-3 tensor, read to the host.</summary>
+        public T this[int i0, int i1, int i2] => Element(i0, i1, i2, 3);
+
+        private T Element(int i0, int i1, int i2, int rank)
+        {
+            ThrowIfDisposed("this");
+            if (Rank != rank)
+                throw new ArgumentException($"{this} has rank {Rank}; it was indexed with {rank} indices.");
+            int[] index = { i0, i1, i2 };
+            long offset = 0;
+            for (int d = 0; d < rank; d++)
+            {
+                if ((uint)index[d] >= (uint)shape[d])
+                    throw new IndexOutOfRangeException($"Index {index[d]} of dim {d} is outside {this}.");
+                offset = offset * shape[d] + index[d];
+            }
+            var result = new T[1];
+            Context.Accelerator.Synchronize();
+            View.SubView(offset, 1).CopyToCPU(result);
+            return result[0];
+        }
+
         /// <summary>Copies the data to a new host array.</summary>
         public T[] ToArray()
         {

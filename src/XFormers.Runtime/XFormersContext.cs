@@ -220,6 +220,7 @@ namespace XFormers
                     buffer?.Dispose();
             }
             KernelCache.Release(accelerator);
+            BlockMasks.Release(accelerator);
             accelerator.Dispose();
             IlgpuContext.Dispose();
         }

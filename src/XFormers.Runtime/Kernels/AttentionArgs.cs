@@ -56,5 +56,8 @@ namespace XFormers.Kernels
         /// </summary>
         public ArrayView<byte> Blocks;
         public int BlocksStrideB, BlocksStrideH, BlocksCols;
+
+        /// <summary>The tile shape the block mask classifies (read by the classifier kernel only).</summary>
+        public int BlockRows, BlockCols;
     }
 }

@@ -30,7 +30,9 @@ public static class AttentionCheck
     /// <summary>The bound on scaled errors against the fp64 reference (see <see cref="ReferenceAttention.Tolerance"/>).</summary>
     public static double Tolerance(DType dtype, int headDim = 64) => ReferenceAttention.Tolerance(dtype, headDim);
 
-    public static AttentionErrors Run<T>(XFormersContext context, AttentionCase c, bool backward = true, AttentionKernel? kernel = null, bool naive = false)
+    public static AttentionErrors Run<T>(
+        XFormersContext context, AttentionCase c, bool backward = true, AttentionKernel? kernel = null, bool naive = false,
+        ReferenceAttention.ScoreModFunction? scoreMod = null, ReferenceAttention.MaskModFunction? maskMod = null)
         where T : unmanaged
     {
         int[] qShape, kShape;
@@ -76,7 +78,7 @@ public static class AttentionCheck
                 attnBias = (mask ?? NoMask.Instance).WithAlibi(AlibiBias.DefaultSlopes(c.Hq));
             }
 
-            var problem = ReferenceAttention.ProblemFor(q, k, attnBias);
+            var problem = ReferenceAttention.ProblemFor(q, k, attnBias) with { ScoreMod = scoreMod, MaskMod = maskMod };
             var qd = q.ToDoubleArray();
             var kd = k.ToDoubleArray();
             var vd = v.ToDoubleArray();

@@ -20,11 +20,19 @@ namespace XFormers.Reference
             int[]? QStarts = null,
             int[]? KvStarts = null,
             double[]? Bias = null,
-            double[]? AlibiSlopes = null)
+            double[]? AlibiSlopes = null,
+            ScoreModFunction? ScoreMod = null,
+            MaskModFunction? MaskMod = null)
         {
             /// <summary>The key/value head that query head h reads.</summary>
             public int KvHead(int h) => h / (Hq / Hkv);
         }
+
+        /// <summary>A score mod in float64: the new score from the scaled, biased score (docs/DSL.md).</summary>
+        public delegate double ScoreModFunction(double score, int batch, int head, int q, int kv);
+
+        /// <summary>A mask mod: whether the score is kept.</summary>
+        public delegate bool MaskModFunction(int batch, int head, int q, int kv);
 
         /// <summary>O [B, Mq, Hq, K] and Lse [B, Hq, Mq] (-inf for a row that sees no key; its O is 0).</summary>
         public sealed record ForwardResult(double[] Output, double[] Lse);
@@ -32,7 +40,53 @@ namespace XFormers.Reference
         /// <summary>dQ, dK, dV and dBias [B, Hq, Mq, Mkv] (dense).</summary>
         public sealed record BackwardResult(double[] Query, double[] Key, double[] Value, double[] Bias);
 
-        /// <summary>Whether key j is visible to query i under the problem's mask.</summary>
+        /// <summary>Whether key j is visible to query i of head h of batch b under the problem's mask and mask mod.</summary>
+        public static bool Visible(Problem p, int b, int h, int i, int j)
+        {
+            if (!Visible(p, i, j))
+                return false;
+            if (p.MaskMod is null)
+                return true;
+            var (batch, q, kv) = ModPositions(p, b, i, j);
+            return p.MaskMod(batch, h, q, kv);
+        }
+
+        /// <summary>
+        /// What a mod sees of score (b, i, j): the batch and the positions within the sequence; for block-diagonal masks the
+        /// segment and the positions within it.
+        /// </summary>
+        public static (int Batch, int Q, int Kv) ModPositions(Problem p, int b, int i, int j)
+        {
+            if (p.Mask is MaskKind.BlockDiagonal or MaskKind.BlockDiagonalCausal)
+            {
+                int s = Segment(p.QStarts!, i);
+                return (s, i - p.QStarts![s], j - p.KvStarts![s]);
+            }
+            return (b, i, j);
+        }
+
+        /// <summary>The score after the score mod (the score itself without one).</summary>
+        public static double ModScore(Problem p, int b, int h, int i, int j, double score)
+        {
+            if (p.ScoreMod is null)
+                return score;
+            var (batch, q, kv) = ModPositions(p, b, i, j);
+            return p.ScoreMod(score, batch, h, q, kv);
+        }
+
+        /// <summary>
+        /// d ModScore / d score by a central difference in float64 (step 1e-5 · max(1, |score|)): independent of the
+        /// generator's symbolic derivative, and accurate to about 1e-9 relative for the smooth mods the tests use.
+        /// </summary>
+        public static double ModScoreDerivative(Problem p, int b, int h, int i, int j, double score)
+        {
+            if (p.ScoreMod is null)
+                return 1;
+            double step = 1e-5 * Math.Max(1, Math.Abs(score));
+            return (ModScore(p, b, h, i, j, score + step) - ModScore(p, b, h, i, j, score - step)) / (2 * step);
+        }
+
+        /// <summary>Whether key j is visible to query i under the problem's declared mask (mods aside).</summary>
         public static bool Visible(Problem p, int i, int j)
         {
             switch (p.Mask)
@@ -83,13 +137,8 @@ namespace XFormers.Reference
                 for (int j = 0; j < p.Mkv; j++)
                 {
                     double s = double.NegativeInfinity;
-                    if (Visible(p, i, j))
-                    {
-                        double dot = 0;
-                        for (int d = 0; d < p.HeadDim; d++)
-                            dot += q[Index(b, i, h, d, p.Mq, p.Hq, p.HeadDim)] * k[Index(b, j, hk, d, p.Mkv, p.Hkv, p.HeadDim)];
-                        s = dot * p.Scale + BiasAt(p, b, h, i, j);
-                    }
+                    if (Visible(p, b, h, i, j))
+                        s = ModScore(p, b, h, i, j, RawScore(p, q, k, b, h, i, j));
                     probs[(long)i * p.Mkv + j] = s;
                     max = Math.Max(max, s);
                 }
@@ -110,6 +159,16 @@ namespace XFormers.Reference
                     probs[(long)i * p.Mkv + j] = seesNothing || probs[(long)i * p.Mkv + j] == 0 ? 0 : probs[(long)i * p.Mkv + j] / sum;
             }
             return probs;
+        }
+
+        /// <summary>scale · q_i · k_j + bias: the score before the score mod.</summary>
+        private static double RawScore(Problem p, double[] q, double[] k, int b, int h, int i, int j)
+        {
+            int hk = p.KvHead(h);
+            double dot = 0;
+            for (int d = 0; d < p.HeadDim; d++)
+                dot += q[Index(b, i, h, d, p.Mq, p.Hq, p.HeadDim)] * k[Index(b, j, hk, d, p.Mkv, p.Hkv, p.HeadDim)];
+            return dot * p.Scale + BiasAt(p, b, h, i, j);
         }
 
         public static ForwardResult Forward(Problem p, double[] q, double[] k, double[] v)
@@ -144,7 +203,8 @@ namespace XFormers.Reference
         }
 
         /// <summary>
-        /// dV = Pᵀ dO; dP = dO Vᵀ; dS = P ∘ (dP − rowsum(P ∘ dP)); dQ = scale · dS K; dK = scale · dSᵀ Q; dBias = dS.
+        /// dV = Pᵀ dO; dP = dO Vᵀ; dS = P ∘ (dP − rowsum(P ∘ dP)), times the score mod's derivative where there is one;
+        /// dQ = scale · dS K; dK = scale · dSᵀ Q; dBias = dS.
         /// </summary>
         public static BackwardResult Backward(Problem p, double[] q, double[] k, double[] v, double[] dO)
         {
@@ -178,7 +238,10 @@ namespace XFormers.Reference
                             double prob = probs[(long)i * p.Mkv + j];
                             if (prob == 0)
                                 continue;
+                            // dS of the score before the mod (the chain rule through the mod's derivative); dBias is the same.
                             double dS = prob * (dP[j] - rowDot);
+                            if (p.ScoreMod is not null)
+                                dS *= ModScoreDerivative(p, b, h, i, j, RawScore(p, q, k, b, h, i, j));
                             dbias[((long)(b * p.Hq + h) * p.Mq + i) * p.Mkv + j] = dS;
                             for (int d = 0; d < p.HeadDim; d++)
                             {

@@ -6,7 +6,8 @@ namespace XFormers.Generators.Mods
 {
     /// <summary>
     /// Smart constructors that fold constants and drop neutral terms (0·x, 1·x, x + 0, x − 0, x / 1, −−x, a decided ?:),
-    /// so a derivative reads like one written by hand. Folding follows C#: float results are rounded to float, an int
+    /// so a derivative reads like one written by hand. Folding follows C#: float results are rounded to float (a float
+    /// quotient folds only when exact), an int
     /// division by a constant zero is left for the kernel. 0·x folds to 0 even where x could be infinite or NaN: the
     /// derivative's convention for a term that does not depend on the score.
     /// </summary>
@@ -49,6 +50,9 @@ namespace XFormers.Generators.Mods
             if (IsOne(b)) return a;
             if (a is ModConstant { Value: -1 }) return Neg(b);
             if (b is ModConstant { Value: -1 }) return Neg(a);
+            // x · (1 / c) reads better as x / c.
+            if (b is ModBinary { Op: ModBinaryOp.Divide, Left: ModConstant { Value: 1 } } rb) return Div(a, rb.Right);
+            if (a is ModBinary { Op: ModBinaryOp.Divide, Left: ModConstant { Value: 1 } } ra) return Div(b, ra.Right);
             return Arithmetic(ModBinaryOp.Multiply, a, b);
         }
 
@@ -62,7 +66,12 @@ namespace XFormers.Generators.Mods
         private static ModExpr Arithmetic(ModBinaryOp op, ModExpr a, ModExpr b)
         {
             if (a is ModConstant ca && b is ModConstant cb && !(a.Type == ModType.Int && op is ModBinaryOp.Divide or ModBinaryOp.Remainder && cb.Value == 0))
-                return Fold(a.Type, ModEvaluator.Binary(op, a.Type, ca.Value, cb.Value));
+            {
+                var folded = Fold(a.Type, ModEvaluator.Binary(op, a.Type, ca.Value, cb.Value));
+                // A float quotient folds only when exact: 1f / 30f stays readable (and as precise as the source).
+                if (!(a.Type == ModType.Float && op == ModBinaryOp.Divide && folded.Value * cb.Value != ca.Value))
+                    return folded;
+            }
             return new ModBinary(a.Type, op, a, b);
         }
 

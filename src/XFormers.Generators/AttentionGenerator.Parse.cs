@@ -8,6 +8,7 @@ using Microsoft.CodeAnalysis.CSharp.Syntax;
 using XFormers.Dsl;
 using XFormers.Generators.Diagnostics;
 using XFormers.Generators.Models;
+using XFormers.Generators.Mods;
 
 namespace XFormers.Generators
 {
@@ -122,6 +123,8 @@ namespace XFormers.Generators
                 var tiles = ChooseTiles(declared, diagnostics);
                 int groupSize = ReadGrouping(declared, diagnostics);
                 CheckConflicts(declared, diagnostics);
+                var mods = ModCompiler.Compile(
+                    context.SemanticModel, symbol.ContainingType, declared.Options.Mod("ScoreMod"), declared.Options.Mod("MaskMod"), diagnostics, cancellationToken);
 
                 if (diagnostics.Count > 0)
                 {
@@ -133,7 +136,7 @@ namespace XFormers.Generators
                 }
 
                 var tensorCore = PlanTensorCores(declared);
-                var model = Model(symbol, syntax, containingTypes, declared, tiles, groupSize, tensorCore);
+                var model = Model(symbol, syntax, containingTypes, declared, tiles, groupSize, tensorCore, mods);
                 return new Result<VariantModel>(model, EquatableArray<DiagnosticInfo>.Empty);
             }
 
@@ -281,7 +284,7 @@ namespace XFormers.Generators
             /// <summary>Every value the templates print.</summary>
             private static VariantModel Model(
                 IMethodSymbol symbol, MethodDeclarationSyntax syntax, List<ContainingTypeInfo> containingTypes,
-                Declared declared, Tiles tiles, int groupSize, TensorCorePlan? tc)
+                Declared declared, Tiles tiles, int groupSize, TensorCorePlan? tc, ModsModel? mods)
             {
                 var (mask, bias, dtype) = (declared.Mask, declared.Bias, declared.DType);
                 int headDim = declared.HeadDim, heads = declared.Heads, kvHeads = declared.KvHeads;
@@ -352,11 +355,16 @@ namespace XFormers.Generators
                     HopperBackwardKv = hopperBackward?.Keys,
                     HopperBackwardV = hopperBackward?.Values,
                     HopperBackwardQ = hopperBackward?.Queries,
+                    Mods = mods,
                     Summary = $"Mask = {mask}, Bias = {bias}{(declared.BiasGradient ? " (with gradient)" : "")}, HeadDim = {headDim}, " +
                               $"DType = {dtype}, Heads = {(heads > 0 ? heads.ToString() : "any")}, KvHeads = {(kvHeads > 0 ? kvHeads.ToString() : heads > 0 ? heads.ToString() : "any")}, " +
-                              $"BlockM = {tiles.BlockM}, BlockN = {tiles.BlockN}, Backward = {(declared.Backward ? "yes" : "no")}",
+                              $"BlockM = {tiles.BlockM}, BlockN = {tiles.BlockN}, Backward = {(declared.Backward ? "yes" : "no")}" + ModsSummary(mods),
                 };
             }
+
+            /// <summary>The mods for the summary line: <c>, score mod Softcap, mask mod Window</c>, or nothing.</summary>
+            private static string ModsSummary(ModsModel? mods) =>
+                (mods is { HasScore: true } ? ", score mod " + mods.ScoreMethod : "") + (mods is { HasMask: true } ? ", mask mod " + mods.MaskMethod : "");
 
             /// <summary>
             /// 16-row m-tiles per warp of the tensor-core forward: 2 up to HeadDim 64 without a mask (Q fragments, O and S
@@ -465,6 +473,15 @@ namespace XFormers.Generators
                 }
 
                 public bool Has(string name) => values.ContainsKey(name);
+
+                /// <summary>A mod the attribute names (<c>ScoreMod = nameof(M)</c>), with the argument's expression; null when none (or null) is named.</summary>
+                public ModReference? Mod(string name)
+                {
+                    if (!values.TryGetValue(name, out var value) || value.Value is not string text)
+                        return null;
+                    var expression = syntax?.ArgumentList?.Arguments.FirstOrDefault(a => a.NameEquals?.Name.Identifier.Text == name)?.Expression;
+                    return new ModReference(text, expression);
+                }
 
                 public int Int(string name, int fallback) =>
                     values.TryGetValue(name, out var value) && value.Value is int i ? i : fallback;

@@ -139,6 +139,90 @@ namespace XFormers.Generators.Diagnostics
             defaultSeverity: DiagnosticSeverity.Error,
             isEnabledByDefault: true);
 
+        /// <summary>XFA0015: <c>ScoreMod</c> or <c>MaskMod</c> names no method of the declaring type, or several (overloads).</summary>
+        public static readonly DiagnosticDescriptor ModNotFound = new(
+            id: "XFA0015",
+            title: "Mod method not found",
+            messageFormat: "{0} = \"{1}\" {2}; name one static method of '{3}' with nameof, like '{0} = nameof(MyMod)'",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0016: the mod method's signature is not the one its kind takes.</summary>
+        public static readonly DiagnosticDescriptor ModSignature = new(
+            id: "XFA0016",
+            title: "Mod method has the wrong signature",
+            messageFormat: "Mod '{0}' {1}; declare it as '{2}'",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0017: the mod method has no body the generator can read (extern, abstract, a partial definition without an implementation).</summary>
+        public static readonly DiagnosticDescriptor ModWithoutBody = new(
+            id: "XFA0017",
+            title: "Mod method has no body",
+            messageFormat: "Mod '{0}' has no body to compile; give it an expression body or a block body in the declaring type",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>
+        /// XFA0018: the mod method, its argument struct or a constant it reads is declared in another file than the
+        /// [Attention] method (the generator re-reads a declaration only when its own file changes).
+        /// </summary>
+        public static readonly DiagnosticDescriptor ModInOtherFile = new(
+            id: "XFA0018",
+            title: "Mod must be declared in the same file as its attention method",
+            messageFormat: "{0} '{1}' is declared in another file than '{2}'; move it into the file that declares '{2}', so an edit to it rebuilds the kernels",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0019: the mod's body uses something the mod compiler does not translate into kernel code.</summary>
+        public static readonly DiagnosticDescriptor ModUnsupported = new(
+            id: "XFA0019",
+            title: "Unsupported construct in a mod",
+            messageFormat: "'{0}' is not supported in mod '{1}': {2}",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0020: a field of the mods' argument struct has a type with no slot.</summary>
+        public static readonly DiagnosticDescriptor ModArgsFieldType = new(
+            id: "XFA0020",
+            title: "Unsupported mod argument field",
+            messageFormat: "Field '{0}' of '{1}' has type '{2}'; mod arguments are int, bool, float, Tensor<int> or Tensor<float> fields",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0021: the argument struct has more fields of a kind than the kernels have slots for.</summary>
+        public static readonly DiagnosticDescriptor ModArgsTooMany = new(
+            id: "XFA0021",
+            title: "Too many mod arguments",
+            messageFormat: "Field '{0}' of '{1}' is one {2} too many: the kernels have {3}; pack the values into a table (Tensor<int> or Tensor<float>)",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0022: the score mod and the mask mod take different argument structs.</summary>
+        public static readonly DiagnosticDescriptor ModArgsMismatch = new(
+            id: "XFA0022",
+            title: "Mods take different argument types",
+            messageFormat: "Mod '{0}' takes '{1}' but mod '{2}' takes '{3}'; both mods of a variant take the same argument struct",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
+        /// <summary>XFA0023: a table field is indexed with two different ranks.</summary>
+        public static readonly DiagnosticDescriptor ModTableRank = new(
+            id: "XFA0023",
+            title: "Mod table indexed with different ranks",
+            messageFormat: "Table '{0}' is indexed with {1} index(es) here and {2} elsewhere; index each table with one rank (1 to 3) everywhere",
+            category: Category,
+            defaultSeverity: DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+
         /// <summary>XFA0099: the generator met something it did not expect; it reports instead of throwing.</summary>
         public static readonly DiagnosticDescriptor InternalError = new(
             id: "XFA0099",

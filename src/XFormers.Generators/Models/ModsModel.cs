@@ -1,3 +1,5 @@
+using XFormers.Generators.Mods;
+
 namespace XFormers.Generators.Models
 {
     /// <summary>
@@ -45,5 +47,23 @@ namespace XFormers.Generators.Models
 
         /// <summary>Whether the mask mod reads the head index (else one block mask serves every head).</summary>
         public bool MaskReadsHead { get; init; }
+
+        /// <summary>The score mod's method name, or empty.</summary>
+        public string ScoreMethod { get; init; } = "";
+
+        /// <summary>The mask mod's method name, or empty.</summary>
+        public string MaskMethod { get; init; } = "";
+
+        /// <summary>The score mod as IR (what <see cref="ScoreBody"/> prints and the sm_90a backend lowers with <see cref="ModPtxWriter"/>), or null.</summary>
+        public ModBody? Score { get; init; }
+
+        /// <summary>d Score / d score as IR (<see cref="ScoreGradBody"/>), or null.</summary>
+        public ModBody? ScoreGrad { get; init; }
+
+        /// <summary>The mask mod as IR (<see cref="MaskBody"/>), or null.</summary>
+        public ModBody? Mask { get; init; }
+
+        /// <summary>Every field of the argument struct with its slot, in declaration order (empty without arguments).</summary>
+        public EquatableArray<ModField> Fields { get; init; } = EquatableArray<ModField>.Empty;
     }
 }

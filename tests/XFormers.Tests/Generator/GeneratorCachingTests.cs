@@ -1,6 +1,8 @@
+extern alias Generators;
+
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
-using XFormers.Generators;
+using Generators::XFormers.Generators;
 
 namespace XFormers.Tests.Generator;
 

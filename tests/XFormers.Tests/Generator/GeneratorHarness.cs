@@ -1,8 +1,10 @@
+extern alias Generators;
+
 using System.Collections.Immutable;
 using System.IO;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
-using XFormers.Generators;
+using Generators::XFormers.Generators;
 
 namespace XFormers.Tests.Generator;
 

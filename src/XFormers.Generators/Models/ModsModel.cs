@@ -8,12 +8,6 @@ namespace XFormers.Generators.Models
     /// </summary>
     internal sealed record ModsModel
     {
-        /// <summary>The score mod's method name, or empty.</summary>
-        public string ScoreName { get; init; } = "";
-
-        /// <summary>The mask mod's method name, or empty.</summary>
-        public string MaskName { get; init; } = "";
-
         /// <summary>Whether the variant declares a score mod.</summary>
         public bool HasScore { get; init; }
 

@@ -207,9 +207,53 @@ def check(path):
     return 0 if worst <= tolerance else 1
 
 
+def flex(out):
+    """FlexAttention (torch.compile(flex_attention)) on the mods harness's cases, bf16, block masks built outside the timing."""
+    from torch.nn.attention.flex_attention import flex_attention, create_block_mask
+    compiled = torch.compile(flex_attention)
+    dev = "cuda"
+    h = 16
+    slopes = torch.tensor([2 ** (-8 * (i + 1) / h) for i in range(h)], device=dev, dtype=torch.float32)
+
+    def causal(b, hh, q, kv):
+        return q >= kv
+
+    cases = []
+    for k in (64, 128):
+        cases += [
+            ("causal", k, 4, 4096, None, causal),
+            ("softcap", k, 4, 4096, lambda s, b, hh, q, kv: 30 * torch.tanh(s / 30), causal),
+            ("alibi", k, 4, 4096, lambda s, b, hh, q, kv: s + slopes[hh] * (kv - q), causal),
+            ("window", k, 4, 4096, None, lambda b, hh, q, kv: (q >= kv) & (q - kv < 1024)),
+            ("prefix", k, 4, 4096, None, lambda b, hh, q, kv: (kv < 1024) | (q >= kv)),
+        ]
+    cases.append(("document", 64, 1, 16384, None, None))
+    rows = []
+    for name, k, b, m, score_mod, mask_mod in cases:
+        torch.manual_seed(0)
+        q, kk, v = (torch.randn(b, h, m, k, device=dev, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+        if name == "document":
+            doc = (torch.arange(m, device=dev) * 8 // m)
+            mask_mod = lambda bb, hh, qi, kv: (doc[qi] == doc[kv]) & (qi >= kv)
+        block = create_block_mask(mask_mod, None, None, m, m, device=dev)
+        fwd = lambda: compiled(q, kk, v, score_mod=score_mod, block_mask=block)
+        o = fwd()
+        grad = torch.randn_like(o)
+        def both():
+            out_ = compiled(q, kk, v, score_mod=score_mod, block_mask=block)
+            out_.backward(grad)
+        with torch.no_grad():
+            f_ms = median_ms(lambda: compiled(q, kk, v, score_mod=score_mod, block_mask=block))
+        b_ms = median_ms(both)
+        rows.append(f"{name},{k},{b},{h},{m},flex,{f_ms:.3f},{b_ms:.3f}")
+        print("flex " + rows[-1], flush=True)
+    with open(os.path.join(out, "flex.csv"), "w") as f:
+        f.write("name,k,batch,heads,tokens,backend,fwd_ms,fwdbwd_ms\n" + "\n".join(rows) + "\n")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["bench", "table", "check", "gate", "gate-table"])
+    parser.add_argument("command", choices=["bench", "table", "check", "gate", "gate-table", "flex"])
     parser.add_argument("file", nargs="?")
     parser.add_argument("--out", default=".")
     args = parser.parse_args()
@@ -221,5 +265,7 @@ if __name__ == "__main__":
         gate(args.out)
     elif args.command == "gate-table":
         gate_table(args.out)
+    elif args.command == "flex":
+        flex(args.out)
     else:
         sys.exit(check(args.file))

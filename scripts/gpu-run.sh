@@ -64,6 +64,11 @@ for step in "$@"; do
       "$bin" bench --out "$out" ${BENCH_ARGS:-} 2>&1 | tee "$out/bench.log"
       python3 "$here/attention_torch.py" bench --out "$out" 2>&1 | tee -a "$out/bench.log"
       python3 "$here/attention_torch.py" table --out "$out" 2>&1 | tee "$out/table.md" ;;
+    mods)
+      # Score and mask mods (issue 11): FlexAttention's cases against fp64, then timed beside FlexAttention (mods.csv, flex.csv).
+      "$bin" mods --out "$out" 2>&1 | tee "$out/mods.log"
+      status=$((status | PIPESTATUS[0]))
+      python3 "$here/attention_torch.py" flex --out "$out" 2>&1 | tee -a "$out/mods.log" ;;
     tutorial)
       "$bin" tutorial 2>&1 | tee "$out/tutorial.log"
       status=$((status | PIPESTATUS[0])) ;;

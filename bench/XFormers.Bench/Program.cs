@@ -90,6 +90,13 @@ namespace XFormers.Bench
                 return Decode.Run(context, parsed.GetValue(outDir) ?? "bench-out", parsed.GetValue(checkOnly)) == 0 ? 0 : 1;
             });
 
+            var mods = new Command("mods", "score and mask mods: FlexAttention's cases against fp64, then timed (mods.csv); exits 1 on a miss") { outDir };
+            mods.SetAction(parsed =>
+            {
+                using var context = Start(parsed);
+                return Mods.Run(context, parsed.GetValue(outDir) ?? "bench-out") == 0 ? 0 : 1;
+            });
+
             var tutorial = new Command("tutorial", "run the main sample (samples/XFormers.Tutorial) on this machine's accelerator");
             tutorial.SetAction(parsed =>
             {
@@ -144,6 +151,7 @@ namespace XFormers.Bench
             root.Add(conformance);
             root.Add(bench);
             root.Add(decode);
+            root.Add(mods);
             root.Add(tutorial);
             root.Add(ptx);
             root.Add(firstResult);

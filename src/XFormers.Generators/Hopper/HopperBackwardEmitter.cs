@@ -433,7 +433,6 @@ namespace XFormers.Generators.Hopper
 
             if (plan.HasBias)
                 AddBias(h, columnBase);
-            MaskBoundaryTile(QueryMaskComment, m0, columnBase, s, NegativeInfinity);
             w.Comment("P^T = exp2(c * s - log2(e) * Lse[column]), the column's value from the stage's vectors.");
             var pair = w.Array("f32", "row_pair", 2);
             for (int group8 = 0; group8 < s.Count / 4; group8++)
@@ -445,6 +444,9 @@ namespace XFormers.Generators.Hopper
                     w.Op("ex2.approx.ftz.f32", s[i], s[i]);
                 }
             }
+            // Masked P^T is zeroed after the exp, not set to -inf before it: a NaN Lse (a row that saw a NaN) would make
+            // exp2(-inf - NaN) = NaN on keys the row cannot see, and that NaN would reach their dV.
+            MaskBoundaryTile(QueryMaskComment, m0, columnBase, s, Zero);
             if (Keys)
             {
                 w.Op("wgmma.wait_group.sync.aligned", 0);

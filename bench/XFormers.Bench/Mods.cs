@@ -104,7 +104,7 @@ namespace XFormers.Bench
         {
             const int tokens = 300, heads = 16;
             var kernel = Bind(c.Kernel, context, tokens, check: true, slopes, out var docIds, out var ids);
-            using var _ = docIds;
+            using var docIdsScope = docIds;
             using var q = Tensor<BFloat16>.RandomNormal(context, 1, 1f, 1, tokens, heads, k);
             using var key = Tensor<BFloat16>.RandomNormal(context, 2, 1f, 1, tokens, heads, k);
             using var v = Tensor<BFloat16>.RandomNormal(context, 3, 1f, 1, tokens, heads, k);
@@ -133,8 +133,8 @@ namespace XFormers.Bench
 
         private static void Time(XFormersContext context, StreamWriter csv, Case c, int k, int heads, Tensor<float> slopes)
         {
-            var kernel = Bind(c.Kernel, context, c.Tokens, check: false, slopes, out var docIds, out _);
-            using var _ = docIds;
+            var kernel = Bind(c.Kernel, context, c.Tokens, check: false, slopes, out var docIds, out var unusedIds);
+            using var docIdsScope = docIds;
             using var q = Tensor<BFloat16>.RandomNormal(context, 1, 1f, c.Batch, c.Tokens, heads, k);
             using var key = Tensor<BFloat16>.RandomNormal(context, 2, 1f, c.Batch, c.Tokens, heads, k);
             using var v = Tensor<BFloat16>.RandomNormal(context, 3, 1f, c.Batch, c.Tokens, heads, k);

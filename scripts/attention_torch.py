@@ -210,6 +210,12 @@ def check(path):
 def flex(out):
     """FlexAttention (torch.compile(flex_attention)) on the mods harness's cases, bf16, block masks built outside the timing."""
     from torch.nn.attention.flex_attention import flex_attention, create_block_mask
+    import torch._dynamo
+    # Each case's mods are new functions, and each one a recompilation: past the default limit (8) torch falls back to the
+    # unfused implementation, which would time something else.
+    torch._dynamo.config.cache_size_limit = 256
+    if hasattr(torch._dynamo.config, "recompile_limit"):
+        torch._dynamo.config.recompile_limit = 256
     compiled = torch.compile(flex_attention)
     dev = "cuda"
     h = 16

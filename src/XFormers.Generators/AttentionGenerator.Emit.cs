@@ -35,7 +35,7 @@ namespace XFormers.Generators
             public static string EmitHopper(VariantModel model)
             {
                 string subject = model.DeclaringTypeName + "." + model.MethodName + " (" + model.Summary + ")";
-                string Ptx(HopperPlan? plan) => plan is null ? "" : Hopper.HopperForwardEmitter.Emit(plan, subject).Replace("\"", "\"\"");
+                string Ptx(HopperPlan? plan) => plan is null ? "" : Hopper.HopperForwardEmitter.Emit(plan, subject, model.Mods).Replace("\"", "\"\"");
                 string backward = model.HopperBackwardKv is { } kv && model.HopperBackwardQ is { } q
                     ? Hopper.HopperBackwardEmitter.Emit(kv, model.HopperBackwardV, q, subject).Replace("\"", "\"\"")
                     : "";

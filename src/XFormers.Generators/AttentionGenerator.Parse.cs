@@ -291,7 +291,7 @@ namespace XFormers.Generators
                 bool bf16 = dtype == DType.BFloat16;
                 int forwardMTiles = tc?.ForwardMTiles ?? TensorCoreForwardMTiles(headDim, mask);
                 int blockQ = tc?.BlockQ ?? TensorCoreBackwardBlockQ(headDim), blockKv = tc?.BlockKv ?? TensorCoreBackwardBlockKv(headDim);
-                // The sm_90a modules do not lower mods yet: a variant with mods runs the ILGPU kernels everywhere.
+                // The sm_90a backward does not lower mods yet: a variant with mods takes the sm_90a forward and the ILGPU backward.
                 bool hopper = mods is null;
                 var hopperBackward = declared.Backward && hopper
                     ? HopperPlan.BackwardFor(headDim, (int)dtype, mask.ToString(), (int)bias, declared.BiasGradient)
@@ -352,7 +352,9 @@ namespace XFormers.Generators
                     TcMma = bf16 ? "MmaM16N8K16Bf16" : "MmaM16N8K16",
                     TcDot4 = bf16 ? "Dot4BFloat16" : "Dot4Half",
                     TcPack = bf16 ? "PackBFloat162" : "PackHalf2",
-                    Hopper = hopper ? HopperPlan.For(headDim, (int)dtype, mask.ToString(), (int)bias) : null,
+                    Hopper = hopper
+                        ? HopperPlan.For(headDim, (int)dtype, mask.ToString(), (int)bias)
+                        : HopperPlan.ForMods(headDim, (int)dtype, mask.ToString(), (int)bias, mods!.HasScore, mods.HasMask),
                     HopperSmallGrid = hopper ? HopperPlan.SmallGridFor(headDim, (int)dtype, mask.ToString(), (int)bias) : null,
                     HopperBackwardKv = hopperBackward?.Keys,
                     HopperBackwardV = hopperBackward?.Values,

@@ -242,7 +242,8 @@ namespace XFormers
 
         internal void LaunchForward(Accelerator accelerator, in AttentionArgs<T> args)
         {
-            if (hopperForward is not null && Hopper.HopperLauncher.TryLaunchForward(accelerator, hopperForward, Variant.DType, args))
+            if (hopperForward is not null && HopperForwardArgs(accelerator, args) is { } hopperArgs
+                && Hopper.HopperLauncher.TryLaunchForward(accelerator, hopperForward, Variant.DType, hopperArgs, Variant.HasMods))
             {
                 LaunchObserver?.Invoke("forward");
                 return;
@@ -301,6 +302,20 @@ namespace XFormers
                 new KernelConfig(new Index3D(DivUp(args.Mq, Variant.BlockM), args.Hq, args.Batch), new Index3D(Variant.BlockM, 1, 1)),
                 WithBlocks(accelerator, args, Variant.BlockM, Variant.BlockN));
             LaunchObserver?.Invoke("dQ");
+        }
+
+        /// <summary>
+        /// The sm_90a forward's arguments where it can run them (with its block list for a mask mod, whose tiles are the
+        /// module's), else null.
+        /// </summary>
+        private AttentionArgs<T>? HopperForwardArgs(Accelerator accelerator, in AttentionArgs<T> args)
+        {
+            if (!Hopper.HopperLauncher.IsAvailable(accelerator) || !Hopper.HopperLauncher.CanLaunchForward(args))
+                return null;
+            var result = args;
+            if (blockClasses is not null)
+                BlockMasks.Attach(accelerator, Variant, Arguments, Launcher(accelerator, blockClasses), ref result, hopperForward!.BlockM, hopperForward.BlockN, list: true);
+            return result;
         }
 
         /// <summary>

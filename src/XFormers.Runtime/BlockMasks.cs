@@ -25,14 +25,51 @@ namespace XFormers
             string Variant, int Rows, int Cols, int Batch, int Heads, int Mq, int Mkv,
             object? SegmentBuffer, long SegmentOffset, ModBinding.Key? Arguments);
 
+        private sealed class Entry
+        {
+            public Entry(Key key, MemoryBuffer1D<byte, Stride1D.Dense> classes)
+            {
+                Key = key;
+                Classes = classes;
+            }
+
+            public Key Key { get; }
+            public MemoryBuffer1D<byte, Stride1D.Dense> Classes { get; }
+            /// <summary>The classes as lists (<see cref="AttentionArgs{T}.BlockList"/>), made on first request.</summary>
+            public MemoryBuffer1D<int, Stride1D.Dense>? List { get; set; }
+
+            public void Dispose()
+            {
+                Classes.Dispose();
+                List?.Dispose();
+            }
+        }
+
         private sealed class Cache
         {
-            public readonly LinkedList<(Key Key, MemoryBuffer1D<byte, Stride1D.Dense> Buffer)> Entries = new();
+            public readonly LinkedList<Entry> Entries = new();
+        }
+
+        /// <summary>One thread per row of tiles: the indices of the tiles not hidden, in order, each times 2 plus its full bit.</summary>
+        private static void CompactKernel(Index1D row, ArrayView<byte> classes, ArrayView<int> list, int cols)
+        {
+            long source = (long)(int)row * cols, target = (long)(int)row * (cols + 1);
+            int count = 0;
+            for (int tile = 0; tile < cols; tile++)
+            {
+                int value = classes[source + tile];
+                if (value != 0)
+                {
+                    list[target + 1 + count] = 2 * tile + (value == 2 ? 1 : 0);
+                    count++;
+                }
+            }
+            list[target] = count;
         }
 
         /// <summary>Sets <paramref name="args"/>' block mask for tiles of <paramref name="rows"/> × <paramref name="cols"/>, classifying them first when not cached.</summary>
         public static void Attach<T>(
-            Accelerator accelerator, AttentionVariant variant, ModBinding? arguments, Action<KernelConfig, AttentionArgs<T>> classifier, ref AttentionArgs<T> args, int rows, int cols)
+            Accelerator accelerator, AttentionVariant variant, ModBinding? arguments, Action<KernelConfig, AttentionArgs<T>> classifier, ref AttentionArgs<T> args, int rows, int cols, bool list = false)
             where T : unmanaged
         {
             int tilesM = (args.Mq + rows - 1) / rows, tilesN = (args.Mkv + cols - 1) / cols;
@@ -57,27 +94,44 @@ namespace XFormers
             var cache = Caches.GetValue(accelerator, static _ => new Cache());
             lock (cache)
             {
+                Entry? found = null;
                 for (var node = cache.Entries.First; node is not null; node = node.Next)
                 {
                     if (node.Value.Key.Equals(key))
                     {
                         cache.Entries.Remove(node);
                         cache.Entries.AddFirst(node);
-                        args.Blocks = node.Value.Buffer.View;
-                        return;
+                        found = node.Value;
+                        break;
                     }
                 }
-                var buffer = accelerator.Allocate1D<byte>(length);
-                args.Blocks = buffer.View;
-                // The classifier writes every tile's class: one thread per tile, rows of 32 tiles per group.
-                classifier(new KernelConfig(new Index3D((tilesN + 31) / 32, tilesM, batches * heads), new Index3D(32, 1, 1)), args);
-                cache.Entries.AddFirst((key, buffer));
-                while (cache.Entries.Count > Capacity)
+                if (found is null)
                 {
-                    // Stream-ordered launches may still read the evicted mask: wait before freeing it.
-                    accelerator.Synchronize();
-                    cache.Entries.Last!.Value.Buffer.Dispose();
-                    cache.Entries.RemoveLast();
+                    found = new Entry(key, accelerator.Allocate1D<byte>(length));
+                    args.Blocks = found.Classes.View;
+                    // The classifier writes every tile's class: one thread per tile, rows of 32 tiles per group.
+                    classifier(new KernelConfig(new Index3D((tilesN + 31) / 32, tilesM, batches * heads), new Index3D(32, 1, 1)), args);
+                    cache.Entries.AddFirst(found);
+                    while (cache.Entries.Count > Capacity)
+                    {
+                        // Stream-ordered launches may still read the evicted mask: wait before freeing it.
+                        accelerator.Synchronize();
+                        cache.Entries.Last!.Value.Dispose();
+                        cache.Entries.RemoveLast();
+                    }
+                }
+                args.Blocks = found.Classes.View;
+                if (list)
+                {
+                    if (found.List is null)
+                    {
+                        int tileRows = batches * heads * tilesM;
+                        found.List = accelerator.Allocate1D<int>((long)tileRows * (tilesN + 1));
+                        var compact = KernelCache.GetOrAdd(accelerator, (Action<Index1D, ArrayView<byte>, ArrayView<int>, int>)CompactKernel,
+                            static (acc, k) => acc.LoadAutoGroupedStreamKernel(k));
+                        compact(tileRows, found.Classes.View, found.List.View, tilesN);
+                    }
+                    args.BlockList = found.List.View;
                 }
             }
         }
@@ -90,7 +144,7 @@ namespace XFormers
             lock (cache)
             {
                 foreach (var entry in cache.Entries)
-                    entry.Buffer.Dispose();
+                    entry.Dispose();
                 cache.Entries.Clear();
             }
             Caches.Remove(accelerator);

@@ -117,7 +117,7 @@ namespace XFormers.Generators.Hopper
             scale = w.F32("scale");
             cLog2 = w.F32("c_log2");
             w.Op("ld.param.f32", scale, "[scale]");
-            if (plan.HasBias)
+            if (plan.NaturalScores)
                 w.Op("mov.f32", cLog2, PtxWriter.Float(Log2E));
             else
                 w.Op("ld.param.f32", cLog2, "[scale_log2]");

@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Linq;
 using System.Text;
 using XFormers.Generators.Models;
+using XFormers.Generators.Mods;
 
 namespace XFormers.Generators.Hopper
 {
@@ -28,16 +29,39 @@ namespace XFormers.Generators.Hopper
         /// <summary>Whether this is the backward's dQ pass (<see cref="HopperKernel.BackwardQ"/>) rather than the forward.</summary>
         private readonly bool dq;
 
-        private HopperForwardEmitter(HopperPlan plan)
-            : base(plan) => dq = plan.Kernel == HopperKernel.BackwardQ;
+        /// <summary>The variant's mods (the forward lowers them: <see cref="HopperPlan.ScoreMod"/>, <see cref="HopperPlan.MaskMod"/>), or null.</summary>
+        private readonly ModsModel? mods;
+
+        private HopperForwardEmitter(HopperPlan plan, ModsModel? mods = null)
+            : base(plan)
+        {
+            dq = plan.Kernel == HopperKernel.BackwardQ;
+            this.mods = mods;
+        }
 
         /// <summary>The whole module: header, the one entry point, its body.</summary>
-        public static string Emit(HopperPlan plan, string summary)
+        public static string Emit(HopperPlan plan, string summary, ModsModel? mods = null)
         {
-            var emitter = new HopperForwardEmitter(plan);
+            var emitter = new HopperForwardEmitter(plan, mods);
             emitter.Kernel();
-            return Header("the sm_90a forward", summary, Tiles(plan)) + emitter.Entry(EntryPoint, Parameters);
+            var parameters = plan.ScoreMod || plan.MaskMod ? Parameters.Concat(ModParameters) : Parameters;
+            return Header("the sm_90a forward", summary, Tiles(plan)) + emitter.Entry(EntryPoint, parameters);
         }
+
+        /// <summary>
+        /// The parameters a variant with mods adds, after <see cref="Parameters"/>: the mods' arguments (<see cref="ModParamLayout"/>),
+        /// and the launch's block list, one row per (batch, head, query tile) the mask reads: the count of tiles to visit, then
+        /// each tile's index times 2, plus 1 where no score of it is masked (rows of ceil(Mkv / BlockN) + 1 ints; the row of
+        /// (b, h, tile) is b · rows_b + h · rows_h + tile).
+        /// </summary>
+        private static readonly string[] ModParameters =
+        {
+            ModPtxWriter.ParamDeclaration("mod_args"),
+            ".param .u64 block_list",
+            ".param .u32 block_rows_b",
+            ".param .u32 block_rows_h",
+            ".param .u32 block_cols",
+        };
 
         /// <summary>The dQ pass's entry point (its module's header is the caller's).</summary>
         public static string EmitBackwardQ(HopperPlan plan)
@@ -129,6 +153,15 @@ namespace XFormers.Generators.Hopper
             var kvEnd = w.S32("kv_end");
             KeyRange(lastRow, kvEnd);
             nTiles = w.S32("n_tiles");
+            if (plan.MaskMod)
+            {
+                BlockListRow(mBlock);
+                w.Blank();
+                w.Comment("Shared memory: Q, the K ring, the V ring, then the mbarriers (HopperPlan's layout).");
+                InitBarriers(firstFullArrivals: 1);
+                w.Blank();
+                return;
+            }
             var span = w.Temp("s32");
             var empty = w.Temp("pred");
             w.Op("sub.s32", span, kvEnd, kvBegin);
@@ -141,6 +174,50 @@ namespace XFormers.Generators.Hopper
             w.Comment("Shared memory: Q, the K ring, the V ring, then the mbarriers (HopperPlan's layout).");
             InitBarriers(firstFullArrivals: 1);
             w.Blank();
+        }
+
+        /// <summary>The block list's entries for this CTA's query tile (a mask mod): its address and the count of key tiles to visit.</summary>
+        private Reg blockRow;
+
+        private void BlockListRow(Reg mBlock)
+        {
+            w.Comment("A mask mod: the key tiles come from the launch's block list (their count, then each tile's index and full bit).");
+            var rowsB = w.U32("block_rows_b");
+            var rowsH = w.U32("block_rows_h");
+            var cols = w.U32("block_cols");
+            w.Op("ld.param.u32", rowsB, "[block_rows_b]");
+            w.Op("ld.param.u32", rowsH, "[block_rows_h]");
+            w.Op("ld.param.u32", cols, "[block_cols]");
+            var rowIndex = w.U32("block_row_index");
+            w.Op("mul.lo.u32", rowIndex, b, rowsB);
+            w.Op("mad.lo.u32", rowIndex, h, rowsH, rowIndex);
+            w.Op("add.u32", rowIndex, rowIndex, mBlock);
+            var width = w.Temp("u32");
+            w.Op("add.u32", width, cols, 1);
+            var offset = w.Temp("u64");
+            w.Op("mul.wide.u32", offset, rowIndex, width);
+            w.Op("shl.b64", offset, offset, 2);
+            blockRow = LoadPointer("block_list");
+            w.Op("add.s64", blockRow, blockRow, offset);
+            w.Op("ld.global.nc.s32", nTiles, $"[{blockRow}]");
+            w.Op("mov.s32", kvBegin, 0);
+        }
+
+        /// <summary>Entry <paramref name="tile"/> of the CTA's block list: the tile's first key and whether it is fully visible.</summary>
+        private (Reg N0, Reg Full) BlockListEntry(Reg tile, Reg n0, string prefix)
+        {
+            var entry = w.S32(prefix + "_block_entry");
+            var address = w.Temp("u64");
+            w.Op("mul.wide.s32", address, tile, 4);
+            w.Op("add.s64", address, address, blockRow);
+            w.Op("ld.global.nc.s32", entry, $"[{address}+4]");
+            var full = w.Pred(prefix + "_full_tile");
+            var bit = w.Temp("b32");
+            w.Op("and.b32", bit, entry, 1);
+            w.Op("setp.ne.b32", full, bit, 0);
+            w.Op("shr.s32", entry, entry, 1);
+            w.Op("mul.lo.s32", n0, entry, plan.BlockN);
+            return (n0, full);
         }
 
         /// <summary>
@@ -243,7 +320,10 @@ namespace XFormers.Generators.Hopper
             w.Op("setp.ge.s32", finished, tile, nTiles);
             w.BranchIf(finished, false, end);
             var n0 = w.S32("p_n0");
-            w.Op("mad.lo.s32", n0, tile, plan.BlockN, kvBegin);
+            if (plan.MaskMod)
+                BlockListEntry(tile, n0, "p");
+            else
+                w.Op("mad.lo.s32", n0, tile, plan.BlockN, kvBegin);
             var freeParity = w.U32("p_free_parity");
             w.Op("xor.b32", freeParity, phase, 1);
             for (int operand = 0; operand < 2; operand++)
@@ -363,7 +443,10 @@ namespace XFormers.Generators.Hopper
             w.Label(loop);
             w.Op("setp.ge.s32", finished, tile, nTiles);
             w.BranchIf(finished, false, end);
-            w.Op("mad.lo.s32", n0, tile, plan.BlockN, kvBegin);
+            if (plan.MaskMod)
+                fullTile = BlockListEntry(tile, n0, "c").Full;
+            else
+                w.Op("mad.lo.s32", n0, tile, plan.BlockN, kvBegin);
             return (tile, stage, phase, n0, loop, end);
         }
 
@@ -499,8 +582,59 @@ namespace XFormers.Generators.Hopper
             w.Op("add.s32", columnBase, n0, quad2);
             if (plan.HasBias)
                 AddBias(columnBase);
+            else if (plan.ScoreMod)
+            {
+                w.Comment("Natural units for the score mod: score = scale * qk.");
+                for (int i = 0; i < s.Count; i++)
+                    w.Op("mul.f32", s[i], s[i], scale);
+            }
+            if (plan.ScoreMod)
+                ApplyScoreMod(columnBase);
             MaskBoundaryTile(KeyMaskComment, n0, columnBase, s, NegativeInfinity);
+            if (plan.MaskMod)
+                ApplyMaskMod(columnBase);
             return OnlineSoftmax();
+        }
+
+        /// <summary>Whether the consumers' current key tile is fully visible (its block-list bit): no mask mod to evaluate.</summary>
+        private Reg fullTile;
+
+        /// <summary>What the mods see of a thread's row r: the batch (the segment when packed), the query's position, the key shift.</summary>
+        private readonly Reg[] modBatch = new Reg[2], modQ = new Reg[2], modKvShift = new Reg[2];
+
+        /// <summary>The mod's inputs for element i of S: its row's batch and position, the head, the key's position.</summary>
+        private ModPtxInputs ModInputs(int i, Reg columnBase, Reg score)
+        {
+            var (half, column) = Element(i);
+            var kv = w.Temp("s32");
+            w.Op("add.s32", kv, columnBase, column);
+            w.Op("sub.s32", kv, kv, modKvShift[half]);
+            return new ModPtxInputs(score, modBatch[half], h, modQ[half], kv, "mod_args");
+        }
+
+        /// <summary>score = ScoreMod(score, batch, head, q, kv) for every element of the tile (docs/DSL.md).</summary>
+        private void ApplyScoreMod(Reg columnBase)
+        {
+            w.Comment("The score mod " + mods!.ScoreMethod + " on every score of the tile.");
+            for (int i = 0; i < s.Count; i++)
+            {
+                var result = ModPtxWriter.EmitScore(w, mods, ModInputs(i, columnBase, s[i]));
+                w.Op("mov.f32", s[i], result);
+            }
+        }
+
+        /// <summary>On a partial tile (its block-list bit clear), every score the mask mod hides becomes −inf.</summary>
+        private void ApplyMaskMod(Reg columnBase)
+        {
+            w.Comment("The mask mod " + mods!.MaskMethod + ", on tiles the block list marks partial.");
+            var skip = w.NewLabel("full_tile");
+            w.BranchIf(fullTile, false, skip);
+            for (int i = 0; i < s.Count; i++)
+            {
+                var keep = ModPtxWriter.EmitMask(w, mods, ModInputs(i, columnBase, s[i]));
+                w.Op("selp.f32", s[i], s[i], NegativeInfinity, keep);
+            }
+            w.Label(skip);
         }
 
         /// <summary>
@@ -553,6 +687,8 @@ namespace XFormers.Generators.Hopper
                 w.Op("mov.f32", rowMax[r], NegativeInfinity);
                 w.Op("mov.f32", rowSum[r], Zero);
                 VisibleKeys(r, qSegment, qStart, kvStart);
+                if (plan.ScoreMod || plan.MaskMod)
+                    ModPositions(r, qSegment, qStart, kvStart);
                 if (plan.TensorBias)
                     BiasRow(r);
                 if (dq)
@@ -561,6 +697,33 @@ namespace XFormers.Generators.Hopper
 
             WarpBounds("The warp's tightest key bounds: a tile inside [max lo, min hi) needs no mask.");
             w.Blank();
+        }
+
+        /// <summary>
+        /// What the mods see of row r: batch b and the row's index, or, packed, its segment, its index within the segment and
+        /// the segment's first key (subtracted from each key's index).
+        /// </summary>
+        private void ModPositions(int r, Reg qSegment, Reg qStart, Reg kvStart)
+        {
+            modBatch[r] = w.S32("mod_batch" + r);
+            modQ[r] = w.S32("mod_q" + r);
+            modKvShift[r] = w.S32("mod_kv_shift" + r);
+            if (plan.BlockDiagonal)
+            {
+                var safeRow = w.Temp("s32");
+                w.Op("selp.s32", safeRow, row[r], 0, rowValid[r]);
+                LoadInt(modBatch[r], qSegment, safeRow, 0);
+                var start = w.Temp("s32");
+                LoadInt(start, qStart, modBatch[r], 0);
+                w.Op("sub.s32", modQ[r], row[r], start);
+                LoadInt(modKvShift[r], kvStart, modBatch[r], 0);
+            }
+            else
+            {
+                w.Op("mov.b32", modBatch[r], b);
+                w.Op("mov.s32", modQ[r], row[r]);
+                w.Op("mov.s32", modKvShift[r], 0);
+            }
         }
 
         /// <summary>Row r's visible keys [lo, hi) by the mask kind; a row past Mq sees every key (it is never stored).</summary>

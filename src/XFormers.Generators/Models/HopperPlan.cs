@@ -44,6 +44,10 @@ namespace XFormers.Generators.Models
         public KvGradients Gradients { get; init; } = KvGradients.Both;
         /// <summary>Whether the dQ pass writes dBias (a tensor bias declared with BiasGradient).</summary>
         public bool BiasGradient { get; init; }
+        /// <summary>Whether the variant has a score mod: the kernel applies it to each score (natural units).</summary>
+        public bool ScoreMod { get; init; }
+        /// <summary>Whether the variant has a mask mod: the kernel walks the launch's block list and masks its partial tiles.</summary>
+        public bool MaskMod { get; init; }
 
         /// <summary>
         /// Throughput of one CTA of this plan relative to the variant's first plan, as measured on the H200 (the runtime
@@ -77,6 +81,8 @@ namespace XFormers.Generators.Models
         public bool Causal => Mask is "Causal" or "CausalFromBottomRight" or "BlockDiagonalCausal";
         public bool BlockDiagonal => Mask is "BlockDiagonal" or "BlockDiagonalCausal";
         public bool HasBias => TensorBias || Alibi;
+        /// <summary>Whether scores are formed in natural units (scale · qk + bias, then the score mod) before the exp2 softmax.</summary>
+        public bool NaturalScores => HasBias || ScoreMod;
 
         /// <summary>Shared memory an sm_90 CTA may use (227 KB).</summary>
         public const int SharedMemoryLimit = 227 * 1024;
@@ -140,6 +146,13 @@ namespace XFormers.Generators.Models
                 plan = plan with { Stages = plan.Stages + 1 };
             return plan;
         }
+
+        /// <summary>
+        /// The forward plan of a variant with mods: two consumer warpgroups at every head dim (a mod's per-element code needs
+        /// the registers a third warpgroup would take), no second grid.
+        /// </summary>
+        public static HopperPlan? ForMods(int headDim, int dtype, string mask, int bias, bool scoreMod, bool maskMod) =>
+            For(headDim, dtype, mask, bias, 2) is { } plan ? plan with { ScoreMod = scoreMod, MaskMod = maskMod } : null;
 
         private static HopperPlan? For(int headDim, int dtype, string mask, int bias, int consumers)
         {

@@ -70,7 +70,7 @@ namespace XFormers.Hopper
         /// Whether the sm_90a kernels can take this call's forward operands: 16-bit, non-empty, a positive finite scale, and
         /// Q, K, V 16-byte aligned (tensor maps need it).
         /// </summary>
-        private static bool CanLaunchForward<T>(in AttentionArgs<T> a)
+        internal static bool CanLaunchForward<T>(in AttentionArgs<T> a)
             where T : unmanaged =>
             sizeof(T) == 2 && a.Batch > 0 && a.Mq > 0 && a.Mkv > 0 && a.Scale > 0f && !float.IsInfinity(a.Scale) &&
             Pointer(a.Q) % 16 == 0 && Pointer(a.K) % 16 == 0 && Pointer(a.V) % 16 == 0;
@@ -164,7 +164,7 @@ namespace XFormers.Hopper
         }
 
         /// <summary>Launches the forward; false when this call must take the ILGPU kernels instead.</summary>
-        public static bool TryLaunchForward<T>(Accelerator accelerator, HopperForwardModule module, DType dtype, in AttentionArgs<T> a)
+        public static bool TryLaunchForward<T>(Accelerator accelerator, HopperForwardModule module, DType dtype, in AttentionArgs<T> a, bool mods = false)
             where T : unmanaged
         {
             if (!IsAvailable(accelerator) || !CanLaunchForward(a))
@@ -173,7 +173,7 @@ namespace XFormers.Hopper
 
             module = Pick(module, a.Mq, a.Hq * a.Batch, accelerator.NumMultiprocessors);
             var function = Function(accelerator, module);
-            var maps = (byte*)NativeMemory.AlignedAlloc(3 * 128, 64);
+            var maps = (byte*)NativeMemory.AlignedAlloc(3 * 128 + ModArgsBytes, 64);
             try
             {
                 int dataType = dtype == DType.BFloat16 ? CudaDriver.TensorMapBFloat16 : CudaDriver.TensorMapFloat16;
@@ -181,10 +181,10 @@ namespace XFormers.Hopper
                 EncodeRows(maps + 128, dataType, k, module.HeadDim, a.Hkv, a.Mkv, a.Batch, module.BlockN);
                 EncodeRows(maps + 256, dataType, v, module.HeadDim, a.Hkv, a.Mkv, a.Batch, module.BlockN);
 
-                // The kernel's parameters, in HopperForwardEmitter's order.
-                const int count = 20;
-                var values = stackalloc ulong[count];
-                var parameters = stackalloc void*[count];
+                // The kernel's parameters, in HopperForwardEmitter's order (a variant with mods adds five).
+                int count = mods ? 25 : 20;
+                var values = stackalloc ulong[25];
+                var parameters = stackalloc void*[25];
                 parameters[0] = maps;
                 parameters[1] = maps + 128;
                 parameters[2] = maps + 256;
@@ -207,6 +207,18 @@ namespace XFormers.Hopper
                 *(float*)&values[19] = a.Scale * 1.44269504088896341f;
                 for (int i = 3; i < count; i++)
                     parameters[i] = &values[i];
+                if (mods)
+                {
+                    var blob = maps + 3 * 128;
+                    WriteModArgs(blob, a.Mod);
+                    parameters[20] = blob;
+                    // The block list's rows: (b · rows_b + h · rows_h + tile) · (cols + 1) ints (strides 0 when the mask reads no b or h).
+                    int cols = Math.Max(1, a.BlocksCols);
+                    values[21] = Pointer(a.BlockList);
+                    values[22] = (uint)(a.BlocksStrideB / cols);
+                    values[23] = (uint)(a.BlocksStrideH / cols);
+                    values[24] = (uint)a.BlocksCols;
+                }
 
                 var stream = ((CudaStream)accelerator.DefaultStream).StreamPtr;
                 CudaDriver.Check(CudaDriver.cuCtxSetCurrent(accelerator.NativePtr), "cuCtxSetCurrent");
@@ -221,6 +233,37 @@ namespace XFormers.Hopper
                 NativeMemory.AlignedFree(maps);
             }
             return true;
+        }
+
+        /// <summary>The mods' argument block a module with mods takes (HopperForwardEmitter's <c>mod_args</c>, ModParamLayout's offsets).</summary>
+        private const int ModArgsBytes = 320;
+
+        private static void WriteModArgs(byte* blob, in ModArgs m)
+        {
+            new Span<byte>(blob, ModArgsBytes).Clear();
+            int* ints = (int*)blob;
+            float* floats = (float*)(blob + 32);
+            ints[0] = m.Int0; ints[1] = m.Int1; ints[2] = m.Int2; ints[3] = m.Int3;
+            ints[4] = m.Int4; ints[5] = m.Int5; ints[6] = m.Int6; ints[7] = m.Int7;
+            floats[0] = m.Float0; floats[1] = m.Float1; floats[2] = m.Float2; floats[3] = m.Float3;
+            floats[4] = m.Float4; floats[5] = m.Float5; floats[6] = m.Float6; floats[7] = m.Float7;
+            void Table<TElement>(int kind, int slot, ArrayView<TElement> view, long stride0, long stride1)
+                where TElement : unmanaged
+            {
+                // Pointers at 64 (int) / 96 (float), lengths at 128 / 160, strides at 192 / 256, 8 bytes each (16 a slot for strides).
+                *(ulong*)(blob + 64 + 32 * kind + 8 * slot) = view.IsValid ? Pointer(view) : 0;
+                *(long*)(blob + 128 + 32 * kind + 8 * slot) = view.IsValid ? view.Length : 0;
+                *(long*)(blob + 192 + 64 * kind + 16 * slot) = stride0;
+                *(long*)(blob + 200 + 64 * kind + 16 * slot) = stride1;
+            }
+            Table(0, 0, m.IntTable0, m.IntTable0Stride0, m.IntTable0Stride1);
+            Table(0, 1, m.IntTable1, m.IntTable1Stride0, m.IntTable1Stride1);
+            Table(0, 2, m.IntTable2, m.IntTable2Stride0, m.IntTable2Stride1);
+            Table(0, 3, m.IntTable3, m.IntTable3Stride0, m.IntTable3Stride1);
+            Table(1, 0, m.FloatTable0, m.FloatTable0Stride0, m.FloatTable0Stride1);
+            Table(1, 1, m.FloatTable1, m.FloatTable1Stride0, m.FloatTable1Stride1);
+            Table(1, 2, m.FloatTable2, m.FloatTable2Stride0, m.FloatTable2Stride1);
+            Table(1, 3, m.FloatTable3, m.FloatTable3Stride0, m.FloatTable3Stride1);
         }
 
         /// <summary>

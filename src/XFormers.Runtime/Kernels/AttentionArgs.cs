@@ -59,5 +59,11 @@ namespace XFormers.Kernels
 
         /// <summary>The tile shape the block mask classifies (read by the classifier kernel only).</summary>
         public int BlockRows, BlockCols;
+
+        /// <summary>
+        /// The block mask as lists, for the sm_90a kernels: per row of tiles (the rows of <see cref="Blocks"/>), the count of
+        /// tiles not hidden, then each one's index times 2, plus 1 when fully visible (BlocksCols + 1 ints a row). Empty unless asked for.
+        /// </summary>
+        public ArrayView<int> BlockList;
     }
 }

@@ -75,9 +75,9 @@ namespace XFormers.Generators.Mods
                 return null;
             }
 
-            var method = candidates[0];
-            var declaration = method.PartialImplementationPart ?? method;
-            var syntax = declaration.DeclaringSyntaxReferences.Select(r => r.GetSyntax(cancellationToken)).OfType<MethodDeclarationSyntax>().FirstOrDefault();
+            // A partial method's implementing part: its body, and the parameters that body binds to.
+            var method = candidates[0].PartialImplementationPart ?? candidates[0];
+            var syntax = method.DeclaringSyntaxReferences.Select(r => r.GetSyntax(cancellationToken)).OfType<MethodDeclarationSyntax>().FirstOrDefault();
             if (syntax is null)
             {
                 diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ModWithoutBody, at, method.Name));
@@ -455,8 +455,8 @@ namespace XFormers.Generators.Mods
                 {
                     case IParameterSymbol parameter when SymbolEqualityComparer.Default.Equals(parameter, mod.Args):
                         return Unsupported(expression, "the arguments as a whole: read one of their fields, like 'args.Window'");
-                    case IParameterSymbol parameter when SymbolEqualityComparer.Default.Equals(parameter.ContainingSymbol, mod.Method.PartialImplementationPart ?? mod.Method)
-                        || SymbolEqualityComparer.Default.Equals(parameter.ContainingSymbol, mod.Method):
+                    case IParameterSymbol parameter when SymbolEqualityComparer.Default.Equals(parameter.ContainingSymbol, mod.Method)
+                        && parameter.Ordinal < FixedParameters(mod.Kind):
                         return new ModParameterRead((ModParameter)(parameter.Ordinal + (mod.Kind == ModKind.Score ? 0 : 1)));
                     case ILocalSymbol local when locals.TryGetValue(local, out var bound):
                         return bound;

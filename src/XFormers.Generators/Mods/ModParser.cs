@@ -75,9 +75,9 @@ namespace XFormers.Generators.Mods
                 return null;
             }
 
-            var method = candidates[0];
-            var declaration = method.PartialImplementationPart ?? method;
-            var syntax = declaration.DeclaringSyntaxReferences.Select(r => r.GetSyntax(cancellationToken)).OfType<MethodDeclarationSyntax>().FirstOrDefault();
+            // A partial method's implementing part: its body, and the parameters that body binds to.
+            var method = candidates[0].PartialImplementationPart ?? candidates[0];
+            var syntax = method.DeclaringSyntaxReferences.Select(r => r.GetSyntax(cancellationToken)).OfType<MethodDeclarationSyntax>().FirstOrDefault();
             if (syntax is null)
             {
                 diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ModWithoutBody, at, method.Name));
@@ -180,6 +180,8 @@ namespace XFormers.Generators.Mods
             {
                 var statements = new List<ModStatement>();
                 var syntax = mod.Syntax;
+                if (ForbiddenConstructs(syntax))
+                    return null;
                 if (syntax.ExpressionBody is { } arrow)
                 {
                     var value = Lower(arrow.Expression);
@@ -291,26 +293,61 @@ namespace XFormers.Generators.Mods
                 }
             }
 
+            /// <summary>
+            /// Reports the constructs no mod may hold (loops, assignments, ++ and --, new, lambdas, local functions, throw, this)
+            /// wherever they are, each on its own node and nothing inside it: they would otherwise surface as a less precise
+            /// error around them (a lambda as the type of the local it is assigned to). True when any was found.
+            /// </summary>
+            private bool ForbiddenConstructs(MethodDeclarationSyntax syntax)
+            {
+                bool found = false;
+                var pending = new Stack<SyntaxNode>();
+                SyntaxNode? root = (SyntaxNode?)syntax.Body ?? syntax.ExpressionBody;
+                if (root is not null)
+                    pending.Push(root);
+                while (pending.Count > 0)
+                {
+                    var node = pending.Pop();
+                    string? hint = node switch
+                    {
+                        ForStatementSyntax or ForEachStatementSyntax or WhileStatementSyntax or DoStatementSyntax =>
+                            "loops: a mod runs once per score; write the result as a formula, or precompute it into a table of the arguments",
+                        AssignmentExpressionSyntax => "assignments: bind a new local instead ('var y = x + 1;'): each local is assigned once, where it is declared",
+                        PrefixUnaryExpressionSyntax or PostfixUnaryExpressionSyntax when node.Kind() is SyntaxKind.PreIncrementExpression
+                            or SyntaxKind.PreDecrementExpression or SyntaxKind.PostIncrementExpression or SyntaxKind.PostDecrementExpression =>
+                            "++ and --: bind 'x + 1' to a new local instead",
+                        BaseObjectCreationExpressionSyntax or ArrayCreationExpressionSyntax or ImplicitArrayCreationExpressionSyntax
+                            or StackAllocArrayCreationExpressionSyntax or CollectionExpressionSyntax or AnonymousObjectCreationExpressionSyntax =>
+                            "new: mods allocate nothing; pass tables in the arguments",
+                        AnonymousFunctionExpressionSyntax => "lambdas: write the expression inline",
+                        LocalFunctionStatementSyntax => "local functions: write the expression inline",
+                        ThrowExpressionSyntax or ThrowStatementSyntax => ThrowHint,
+                        ThisExpressionSyntax or BaseExpressionSyntax => "this: mods are static; read run-time values from the arguments parameter",
+                        _ => null,
+                    };
+                    if (hint is not null)
+                    {
+                        Unsupported(node.GetLocation(), node, hint);
+                        found = true;
+                        continue;
+                    }
+                    foreach (var child in node.ChildNodes().Reverse())
+                        pending.Push(child);
+                }
+                return found;
+            }
+
             private void UnsupportedStatement(StatementSyntax statement)
             {
                 switch (statement)
                 {
-                    case ForStatementSyntax or ForEachStatementSyntax or WhileStatementSyntax or DoStatementSyntax:
-                        Unsupported(statement.GetLocation(), statement, "loops: a mod runs once per score; write the result as a formula, or precompute it into a table of the arguments");
-                        break;
                     case ExpressionStatementSyntax expression:
-                        // An assignment, ++, a call: the expression itself says what is wrong.
+                        // A call: the expression itself says what is wrong (assignments and ++ are found before lowering).
                         if (Lower(expression.Expression) is not null)
                             Unsupported(expression.GetLocation(), expression, "an expression statement does nothing here; return it or bind it to a local");
                         break;
-                    case ThrowStatementSyntax:
-                        Unsupported(statement.GetLocation(), statement, ThrowHint);
-                        break;
                     case SwitchStatementSyntax:
                         Unsupported(statement.GetLocation(), statement, "switch: write 'if (…) return …;' or '?:'");
-                        break;
-                    case LocalFunctionStatementSyntax:
-                        Unsupported(statement.GetLocation(), statement, "local functions: write the expression inline");
                         break;
                     case IfStatementSyntax or BlockSyntax:
                         Unsupported(statement.GetLocation(), statement, "nested blocks: a branch is one 'return …;'");
@@ -363,7 +400,8 @@ namespace XFormers.Generators.Mods
                     if (symbol is IFieldSymbol { IsConst: true } or ILocalSymbol { IsConst: true }
                         && symbol.Locations.Any(l => l.IsInSource && l.SourceTree != expression.SyntaxTree))
                     {
-                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ModInOtherFile, LocationInfo.From(name), "Constant", symbol.Name, mod.Name));
+                        SyntaxNode at = name.Parent is MemberAccessExpressionSyntax access && access.Name == name ? access : name;
+                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ModInOtherFile, LocationInfo.From(at), "Constant", symbol.Name, mod.Name));
                         return null;
                     }
                 }
@@ -403,20 +441,6 @@ namespace XFormers.Generators.Mods
                         return Call(invocation, type);
                     case CheckedExpressionSyntax:
                         return Unsupported(expression, "checked and unchecked: mods compute with C#'s default (unchecked) int arithmetic");
-                    case AssignmentExpressionSyntax:
-                        return Unsupported(expression, "assignments: bind a new local instead ('var y = x + 1;'): each local is assigned once, where it is declared");
-                    case PrefixUnaryExpressionSyntax or PostfixUnaryExpressionSyntax when expression.Kind() is SyntaxKind.PreIncrementExpression
-                        or SyntaxKind.PreDecrementExpression or SyntaxKind.PostIncrementExpression or SyntaxKind.PostDecrementExpression:
-                        return Unsupported(expression, "++ and --: bind 'x + 1' to a new local instead");
-                    case BaseObjectCreationExpressionSyntax or ArrayCreationExpressionSyntax or ImplicitArrayCreationExpressionSyntax
-                        or StackAllocArrayCreationExpressionSyntax or CollectionExpressionSyntax or AnonymousObjectCreationExpressionSyntax:
-                        return Unsupported(expression, "new: mods allocate nothing; pass tables in the arguments");
-                    case AnonymousFunctionExpressionSyntax:
-                        return Unsupported(expression, "lambdas: write the expression inline");
-                    case ThrowExpressionSyntax:
-                        return Unsupported(expression, ThrowHint);
-                    case ThisExpressionSyntax or BaseExpressionSyntax:
-                        return Unsupported(expression, "this: mods are static; read run-time values from the arguments parameter");
                     case LiteralExpressionSyntax or InterpolatedStringExpressionSyntax:
                         return UnsupportedType(expression, type);
                     default:
@@ -431,8 +455,8 @@ namespace XFormers.Generators.Mods
                 {
                     case IParameterSymbol parameter when SymbolEqualityComparer.Default.Equals(parameter, mod.Args):
                         return Unsupported(expression, "the arguments as a whole: read one of their fields, like 'args.Window'");
-                    case IParameterSymbol parameter when SymbolEqualityComparer.Default.Equals(parameter.ContainingSymbol, mod.Method.PartialImplementationPart ?? mod.Method)
-                        || SymbolEqualityComparer.Default.Equals(parameter.ContainingSymbol, mod.Method):
+                    case IParameterSymbol parameter when SymbolEqualityComparer.Default.Equals(parameter.ContainingSymbol, mod.Method)
+                        && parameter.Ordinal < FixedParameters(mod.Kind):
                         return new ModParameterRead((ModParameter)(parameter.Ordinal + (mod.Kind == ModKind.Score ? 0 : 1)));
                     case ILocalSymbol local when locals.TryGetValue(local, out var bound):
                         return bound;
@@ -468,6 +492,8 @@ namespace XFormers.Generators.Mods
                 {
                     if (field is not null && ArgsReceiver(element.Expression) && slot is null)
                         return null; // reported on the field
+                    if (field is null && Lower(element.Expression) is null)
+                        return null; // what is indexed is wrong already
                     return Unsupported(element, "indexing: only tables of the arguments (Tensor<int> and Tensor<float> fields) can be indexed, like 'args.DocId[q]'");
                 }
                 var arguments = element.ArgumentList.Arguments;
@@ -527,8 +553,9 @@ namespace XFormers.Generators.Mods
                 var resultType = TypeOf(type);
                 if (resultType is null)
                     return UnsupportedType(binary, type);
+                // One diagnostic per expression: the right side is read only when the left one is fine.
                 var left = Lower(binary.Left);
-                var right = Lower(binary.Right);
+                var right = left is null ? null : Lower(binary.Right);
                 if (left is null || right is null)
                     return null;
                 if (left.Type != right.Type)
@@ -546,8 +573,8 @@ namespace XFormers.Generators.Mods
                 if (resultType is null)
                     return UnsupportedType(conditional, type);
                 var condition = Lower(conditional.Condition);
-                var whenTrue = Lower(conditional.WhenTrue);
-                var whenFalse = Lower(conditional.WhenFalse);
+                var whenTrue = condition is null ? null : Lower(conditional.WhenTrue);
+                var whenFalse = whenTrue is null ? null : Lower(conditional.WhenFalse);
                 if (condition is null || whenTrue is null || whenFalse is null)
                     return null;
                 if (whenTrue.Type != resultType || whenFalse.Type != resultType)

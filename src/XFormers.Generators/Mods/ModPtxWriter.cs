@@ -15,7 +15,8 @@ namespace XFormers.Generators.Mods
     /// <summary>
     /// Mods as PTX for the sm_90a kernels, through <see cref="PtxWriter"/>: straight-line code (every statement is
     /// evaluated; mods are pure and their table reads are bounds-checked, so nothing faults), early returns folded into
-    /// <c>selp</c> from the last to the first. Every register is a fresh temporary, so a kernel may emit a mod at several sites.
+    /// <c>selp</c> from the last to the first; an expression that occurs twice is computed once. Every register is a fresh
+    /// temporary, so a kernel may emit a mod at several sites.
     /// </summary>
     internal static class ModPtxWriter
     {
@@ -47,6 +48,8 @@ namespace XFormers.Generators.Mods
             private readonly PtxWriter w;
             private readonly ModPtxInputs inputs;
             private readonly Dictionary<string, Reg> locals = new(System.StringComparer.Ordinal);
+            // Mods are pure and the code is straight-line: an expression met twice (tanh in tanh's derivative) is computed once.
+            private readonly Dictionary<ModExpr, Reg> computed = new();
 
             public Emitter(PtxWriter w, ModPtxInputs inputs)
             {
@@ -84,6 +87,15 @@ namespace XFormers.Generators.Mods
             private Reg Temp(ModType type) => w.Temp(Ptx(type));
 
             private Reg Value(ModExpr e)
+            {
+                if (e is ModParameterRead or ModLocal)
+                    return Compute(e);
+                if (!computed.TryGetValue(e, out var r))
+                    computed[e] = r = Compute(e);
+                return r;
+            }
+
+            private Reg Compute(ModExpr e)
             {
                 switch (e)
                 {

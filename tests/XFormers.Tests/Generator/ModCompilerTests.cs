@@ -101,6 +101,21 @@ public class ModCompilerTests
         mods.MaskReadsHead.ShouldBeFalse();
     }
 
+    [Fact]
+    public void APartialModIsReadFromItsImplementingPart()
+    {
+        var mods = ModTestSupport.Mods("""
+            public struct A { public int W; }
+
+            [Attention(MaskMod = nameof(M))]
+            public static partial AttentionKernel V();
+
+            private static partial bool M(int b, int h, int q, int kv, in A args);
+            private static partial bool M(int batch, int head, int query, int key, in A arguments) => query - key < arguments.W;
+            """);
+        mods.MaskBody.ShouldBe(new[] { "return q - kv < a.Mod.Int0;" });
+    }
+
     /// <summary>Every construct the parser takes, in one block body.</summary>
     private const string Everything = """
         public struct Args { public Tensor<int> DocId; public int Window; public float Cap; public bool Flag; public Tensor<float> Slopes; public Tensor<int> Grid; public Tensor<float> Cube; }

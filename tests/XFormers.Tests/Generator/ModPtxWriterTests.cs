@@ -1,0 +1,124 @@
+extern alias Generators;
+
+using System.Text.RegularExpressions;
+using Generators::XFormers.Generators.Hopper;
+using Generators::XFormers.Generators.Models;
+using Generators::XFormers.Generators.Mods;
+
+namespace XFormers.Tests.Generator;
+
+/// <summary>
+/// The mods as sm_90a PTX (Mods/ModPtxWriter.cs), checked without a GPU or ptxas: the instructions each construct needs,
+/// the argument parameter's offsets (ModParamLayout), bounds-checked table loads, every register declared, ASCII only.
+/// The device harness assembles and runs the kernels that use them.
+/// </summary>
+public class ModPtxWriterTests
+{
+    private const string Everything = """
+        public struct Args { public Tensor<int> DocId; public int Window; public float Cap; public bool Flag; public Tensor<float> Slopes; public Tensor<int> Grid; public Tensor<float> Cube; }
+
+        [Attention(ScoreMod = nameof(Score), MaskMod = nameof(Mask))]
+        public static partial AttentionKernel V();
+
+        static float Score(float s, int b, int h, int q, int kv, in Args args)
+        {
+            float capped = args.Cap * MathF.Tanh(s / args.Cap);
+            int distance = Math.Abs(q - kv) / 16 % 5;
+            if (!args.Flag) return capped;
+            var bias = args.Slopes[h] * (kv - q) + (float)args.Grid[q, kv];
+            if (distance > args.Window) return -capped;
+            return MathF.Max(capped, bias) + MathF.Min(MathF.Log(MathF.Sqrt(s * s + 1f)), args.Cube[b, h, q]) + MathF.Exp(-s) + MathF.Pow(s, 3f) + MathF.Pow(s, 1.5f) + MathF.Pow(s, 5f);
+        }
+
+        static bool Mask(int b, int h, int q, int kv, in Args args) => args.DocId[q] == args.DocId[kv] && (q >= kv || args.Flag);
+        """;
+
+    private static (string Ptx, Reg Score, Reg Grad, Reg Mask) Emit()
+    {
+        var mods = ModTestSupport.Mods(Everything);
+        var w = new PtxWriter();
+        var inputs = new ModPtxInputs(w.F32("s"), w.S32("batch"), w.S32("head"), w.S32("q"), w.S32("kv"), "mod_args");
+        var score = ModPtxWriter.EmitScore(w, mods, inputs);
+        var grad = ModPtxWriter.EmitScoreGrad(w, mods, inputs);
+        var mask = ModPtxWriter.EmitMask(w, mods, inputs);
+        return (w.Body(), score, grad, mask);
+    }
+
+    [Fact]
+    public void EachConstructHasItsInstructions()
+    {
+        var (ptx, _, _, _) = Emit();
+        foreach (var instruction in new[]
+        {
+            "tanh.approx.f32", "ex2.approx.ftz.f32", "lg2.approx.f32", "sqrt.rn.f32", "div.rn.f32", "max.NaN.f32", "min.NaN.f32",
+            "abs.s32", "div.s32", "rem.s32", "selp.f32", "setp.gt.s32", "setp.eq.s32", "setp.ge.s32", "and.pred", "or.pred",
+            "not.pred", "neg.f32", "cvt.rn.f32.s32", "copysign.f32", "mul.rn.f32",
+        })
+        {
+            ptx.ShouldContain(instruction + " ", customMessage: instruction);
+        }
+    }
+
+    [Fact]
+    public void ArgumentsAreReadAtTheLayoutsOffsets()
+    {
+        var (ptx, _, _, _) = Emit();
+        ptx.ShouldContain($"ld.param.s32 %tmp_s32_", customMessage: "int slots");
+        ptx.ShouldContain($"[mod_args+{ModParamLayout.Int(0)}]");      // Window
+        ptx.ShouldContain($"[mod_args+{ModParamLayout.Float(0)}]");    // Cap
+        ptx.ShouldContain($"[mod_args+{ModParamLayout.Int(1)}]");      // Flag
+        ptx.ShouldContain($"[mod_args+{ModParamLayout.TablePointer(false, 1)}]");    // Grid
+        ptx.ShouldContain($"[mod_args+{ModParamLayout.TableStride(false, 1, 0)}]");  // Grid's Stride0 (rank 2)
+        ptx.ShouldContain($"[mod_args+{ModParamLayout.TableStride(true, 1, 1)}]");   // Cube's Stride1 (rank 3)
+        ptx.ShouldContain($"[mod_args+{ModParamLayout.TableLength(true, 0)}]");      // Slopes' length
+        ModParamLayout.TableStride(true, 3, 1).ShouldBe(ModParamLayout.Bytes - 8); // the last field, float table 3's Stride1, ends the parameter
+        ModPtxWriter.ParamDeclaration("mod_args").ShouldBe(".param .align 8 .b8 mod_args[320]");
+    }
+
+    [Fact]
+    public void TableLoadsAreGuardedByTheirBoundsCheck()
+    {
+        var (ptx, _, _, _) = Emit();
+        var loads = Regex.Matches(ptx, @"(?m)^\s*(@%\w+ )?ld\.global\.nc\.(s32|f32) ").Cast<Match>().ToList();
+        loads.Count.ShouldBe(8); // Slopes, Grid, Cube in the score and again in its gradient (max and min compare them); DocId twice in the mask
+        loads.ShouldAllBe(m => m.Groups[1].Success);
+        Regex.Matches(ptx, @"setp\.lt\.u64").Count.ShouldBe(loads.Count);
+        ptx.ShouldContain("mov.f32 %tmp_f32_", customMessage: "a float table's default");
+        ptx.ShouldContain(", 0f7FFFFFFF;");
+    }
+
+    [Fact]
+    public void TheModuleTextIsWellFormed()
+    {
+        var (ptx, score, grad, mask) = Emit();
+        ptx.All(c => c < 128).ShouldBeTrue();
+        ptx.Count(c => c == '[').ShouldBe(ptx.Count(c => c == ']'));
+        ptx.Count(c => c == '{').ShouldBe(ptx.Count(c => c == '}'));
+        var declared = Regex.Matches(ptx, @"\.reg \.\w+ %(\w+);").Select(m => m.Groups[1].Value).ToHashSet();
+        var used = Regex.Matches(ptx, @"%(\w+)").Select(m => m.Groups[1].Value).ToHashSet();
+        used.Except(declared).ShouldBeEmpty();
+        Regex.IsMatch(ptx, @"\.reg \.f32 " + Regex.Escape(score.Name) + ";").ShouldBeTrue();
+        Regex.IsMatch(ptx, @"\.reg \.f32 " + Regex.Escape(grad.Name) + ";").ShouldBeTrue();
+        Regex.IsMatch(ptx, @"\.reg \.pred " + Regex.Escape(mask.Name) + ";").ShouldBeTrue();
+        foreach (var line in ptx.Split('\n').Where(l => l.StartsWith("    ", StringComparison.Ordinal) && !l.TrimStart().StartsWith("//", StringComparison.Ordinal) && !l.Contains(".reg")))
+            line.TrimEnd().ShouldEndWith(";");
+    }
+
+    [Fact]
+    public void EarlyReturnsFoldIntoSelectsInSourceOrder()
+    {
+        var mods = ModTestSupport.Mods("""
+            [Attention(ScoreMod = nameof(S))] public static partial AttentionKernel V();
+            static float S(float score, int batch, int head, int q, int kv) { if (q < kv) return 1f; if (q == kv) return 2f; return score; }
+            """);
+        var w = new PtxWriter();
+        var inputs = new ModPtxInputs(w.F32("s"), w.S32("batch"), w.S32("head"), w.S32("q"), w.S32("kv"), "mod_args");
+        var result = ModPtxWriter.EmitScore(w, mods, inputs);
+        var selects = Regex.Matches(w.Body(), @"selp\.f32 (%\w+), (%\w+), (%\w+), (%\w+);").Cast<Match>().ToList();
+        selects.Count.ShouldBe(2);
+        // The second return's select is inside the first's: first(q < kv) ? 1 : (q == kv ? 2 : score).
+        selects[0].Groups[3].Value.ShouldBe("%s");
+        selects[1].Groups[3].Value.ShouldBe(selects[0].Groups[1].Value);
+        selects[1].Groups[1].Value.ShouldBe(result.Name);
+    }
+}

@@ -128,6 +128,24 @@ namespace XFormers.Bench
             bool pass = worst <= tolerance;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{(pass ? "PASS" : "FAIL")} mods {c.Name} K{k}: worst scaled error {worst:E2} (tolerance {tolerance:E2}); {kernel.BackendOn(context.Accelerator)}"));
+            if (!pass)
+            {
+                // Where the output misses: the worst error of each 64-row band of query rows (head 0), and of the LSE.
+                var o = forward.Output.ToDoubleArray();
+                var lse = forward.Lse.ToDoubleArray();
+                var bands = Enumerable.Range(0, (tokens + 63) / 64).Select(band =>
+                {
+                    double e = 0, l = 0;
+                    for (int i = band * 64; i < Math.Min(tokens, band * 64 + 64); i++)
+                    {
+                        for (int d = 0; d < k; d++)
+                            e = Math.Max(e, Math.Abs(o[(long)i * heads * k + d] - expected.Output[(long)i * heads * k + d]));
+                        l = Math.Max(l, Math.Abs(lse[i] - expected.Lse[i]));
+                    }
+                    return string.Create(CultureInfo.InvariantCulture, $"rows {band * 64}+: O {e:E1} Lse {l:E1}");
+                });
+                Console.WriteLine("  " + string.Join("; ", bands));
+            }
             return pass ? 0 : 1;
         }
 

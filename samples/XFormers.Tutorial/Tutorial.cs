@@ -36,13 +36,14 @@ public sealed partial class Tutorial(XFormersContext context, IAnsiConsole conso
             case 6: CustomAlibi(); break;
             case 7: Training(); break;
             case 8: KvCacheDecoding(); break;
+            case 9: Mods(); break;
             default: throw new ArgumentOutOfRangeException(nameof(section), $"sections are 1..{SectionCount}");
         }
         console.MarkupLine($"[grey]section {section}: {watch.Elapsed.TotalSeconds:F1} s[/]");
         console.WriteLine();
     }
 
-    public const int SectionCount = 8;
+    public const int SectionCount = 9;
 
     private void Heading(int number, string title) => console.Write(new Rule($"[yellow]{number}. {Markup.Escape(title)}[/]").LeftJustified());
 

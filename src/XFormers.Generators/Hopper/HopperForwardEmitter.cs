@@ -182,13 +182,24 @@ namespace XFormers.Generators.Hopper
         private void BlockListRow(Reg mBlock)
         {
             w.Comment("A mask mod: the key tiles come from the launch's block list (their count, then each tile's index and full bit).");
-            var rowsB = w.U32("block_rows_b");
-            var rowsH = w.U32("block_rows_h");
-            var cols = w.U32("block_cols");
+            blockRow = BlockListRowPointer(mBlock, "block_list_row");
+            w.Op("ld.global.nc.s32", nTiles, $"[{blockRow}]");
+            w.Op("mov.s32", kvBegin, 0);
+        }
+
+        /// <summary>
+        /// The address of this CTA's row of the block list. The producer computes it again after <c>setmaxnreg.dec</c> rather
+        /// than keep a 64-bit value across it.
+        /// </summary>
+        private Reg BlockListRowPointer(Reg mBlock, string name)
+        {
+            var rowsB = w.Temp("u32");
+            var rowsH = w.Temp("u32");
+            var cols = w.Temp("u32");
             w.Op("ld.param.u32", rowsB, "[block_rows_b]");
             w.Op("ld.param.u32", rowsH, "[block_rows_h]");
             w.Op("ld.param.u32", cols, "[block_cols]");
-            var rowIndex = w.U32("block_row_index");
+            var rowIndex = w.Temp("u32");
             w.Op("mul.lo.u32", rowIndex, b, rowsB);
             w.Op("mad.lo.u32", rowIndex, h, rowsH, rowIndex);
             w.Op("add.u32", rowIndex, rowIndex, mBlock);
@@ -197,19 +208,19 @@ namespace XFormers.Generators.Hopper
             var offset = w.Temp("u64");
             w.Op("mul.wide.u32", offset, rowIndex, width);
             w.Op("shl.b64", offset, offset, 2);
-            blockRow = LoadPointer("block_list");
-            w.Op("add.s64", blockRow, blockRow, offset);
-            w.Op("ld.global.nc.s32", nTiles, $"[{blockRow}]");
-            w.Op("mov.s32", kvBegin, 0);
+            var pointer = w.U64(name);
+            w.Op("ld.param.u64", pointer, "[block_list]");
+            w.Op("add.s64", pointer, pointer, offset);
+            return pointer;
         }
 
         /// <summary>Entry <paramref name="tile"/> of the CTA's block list: the tile's first key and whether it is fully visible.</summary>
-        private (Reg N0, Reg Full) BlockListEntry(Reg tile, Reg n0, string prefix)
+        private (Reg N0, Reg Full) BlockListEntry(Reg tile, Reg n0, string prefix, Reg row)
         {
             var entry = w.S32(prefix + "_block_entry");
             var address = w.Temp("u64");
             w.Op("mul.wide.s32", address, tile, 4);
-            w.Op("add.s64", address, address, blockRow);
+            w.Op("add.s64", address, address, row);
             w.Op("ld.global.nc.s32", entry, $"[{address}+4]");
             var full = w.Pred(prefix + "_full_tile");
             var bit = w.Temp("b32");
@@ -307,6 +318,14 @@ namespace XFormers.Generators.Hopper
                 }
             }
 
+            Reg? producerBlockRow = null;
+            if (plan.MaskMod)
+            {
+                var mBlock = w.U32("p_m_block");
+                w.Op("div.u32", mBlock, m0, plan.BlockM);
+                producerBlockRow = BlockListRowPointer(mBlock, "p_block_list_row");
+            }
+
             var loop = w.NewLabel("producer_loop");
             var end = w.NewLabel("producer_end");
             var tile = w.S32("p_tile");
@@ -321,7 +340,7 @@ namespace XFormers.Generators.Hopper
             w.BranchIf(finished, false, end);
             var n0 = w.S32("p_n0");
             if (plan.MaskMod)
-                BlockListEntry(tile, n0, "p");
+                BlockListEntry(tile, n0, "p", producerBlockRow!.Value);
             else
                 w.Op("mad.lo.s32", n0, tile, plan.BlockN, kvBegin);
             var freeParity = w.U32("p_free_parity");
@@ -444,7 +463,7 @@ namespace XFormers.Generators.Hopper
             w.Op("setp.ge.s32", finished, tile, nTiles);
             w.BranchIf(finished, false, end);
             if (plan.MaskMod)
-                fullTile = BlockListEntry(tile, n0, "c").Full;
+                fullTile = BlockListEntry(tile, n0, "c", blockRow).Full;
             else
                 w.Op("mad.lo.s32", n0, tile, plan.BlockN, kvBegin);
             return (tile, stage, phase, n0, loop, end);

@@ -18,15 +18,14 @@ static int Train(Options options)
     using var context = XFormersContext.Create(Cli.Device(options.Device));
     Console.WriteLine($"device: {context.Description}");
 
-    // Text data: a character vocabulary (kept in the checkpoint so --resume maps characters the same way).
-    string? chars = null;
-    int[]? text = null;
+    // Text data: GPT-2 BPE or characters (the tokenizer's name and table go into the checkpoint, so --resume maps text the same way).
+    TextTokenizer? tokenizer = null;
     IReadOnlyDictionary<string, string>? resumed = null;
     TinyGptConfig config;
     if (options.Resume is not null)
     {
         (config, resumed) = TinyGptTrainer.ReadCheckpointConfig(options.Resume);
-        resumed.TryGetValue("chars", out chars);
+        tokenizer = TokenizerOf(resumed);
         config = config with { Steps = options.Steps ?? config.Steps };
     }
     else
@@ -61,16 +60,40 @@ static int Train(Options options)
             DType = options.DType ?? config.DType,
         };
     }
+    int[]? text = null;
+    TokenFile? tokenFile = null;
     if (options.Data is not null)
     {
-        string content = File.ReadAllText(options.Data);
-        chars ??= new string(content.Distinct().OrderBy(c => c).ToArray());
-        var index = chars.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i);
-        text = content.Where(index.ContainsKey).Select(c => index[c]).ToArray();
+        if (TokenFile.IsTokenFile(options.Data))
+        {
+            tokenFile = TokenFile.Open(options.Data);
+            if (tokenizer is not null && (tokenizer.Name != tokenFile.Tokenizer.Name || tokenizer.Table != tokenFile.Tokenizer.Table))
+                throw new ArgumentException($"--data {options.Data} was written by the {tokenFile.Tokenizer.Name} tokenizer; the checkpoint's is {tokenizer.Name} (another table).");
+            tokenizer ??= tokenFile.Tokenizer;
+            Console.WriteLine($"data: {options.Data}, {tokenFile.Count:N0} {tokenizer.Name} tokens (memory-mapped), vocabulary of {tokenizer.VocabSize:N0}");
+        }
+        else
+        {
+            string content = File.ReadAllText(options.Data);
+            tokenizer ??= options.Tokenizer == TextTokenizer.CharacterName ? CharacterTokenizer.FromText(content) : Gpt2Tokenizer.Instance;
+            text = tokenizer.Encode(content);
+            Console.WriteLine($"data: {options.Data}, {content.Length:N0} characters, {text.Length:N0} {tokenizer.Name} tokens, vocabulary of {tokenizer.VocabSize:N0}");
+            if (options.Prepare is string prepared)
+            {
+                TokenFile.Write(prepared, text, tokenizer);
+                Console.WriteLine($"token file: {Path.GetFullPath(prepared)} ({new FileInfo(prepared).Length:N0} bytes); train on it with --data {prepared}");
+                return 0;
+            }
+        }
+        // GPT-2's 50,257 ids padded to a multiple of 128 (50,304, as llm.c does) keep the head's GEMM on fast tile shapes.
         if (options.Resume is null)
-            config = config with { Vocab = chars.Length };
-        Console.WriteLine($"data: {options.Data}, {text.Length} characters, vocabulary of {chars.Length}");
+            config = config with { Vocab = options.Vocab ?? (tokenizer is Gpt2Tokenizer ? (tokenizer.VocabSize + 127) / 128 * 128 : tokenizer.VocabSize) };
+        if (config.Vocab < tokenizer.VocabSize)
+            throw new ArgumentException($"--vocab {config.Vocab} is smaller than the {tokenizer.Name} tokenizer's {tokenizer.VocabSize} ids.");
     }
+    using var mapped = tokenFile;
+    if (options.Prepare is not null && text is null)
+        throw new ArgumentException("--prepare needs --data with a text file to tokenize.");
 
     var gemm = options.Gemm switch
     {
@@ -80,7 +103,9 @@ static int Train(Options options)
         _ => GemmBackend.Auto,
     };
     var attention = config.HeadDim == 16 && config.DType == DType.Float16 ? Variants.CausalAttention() : null;
-    var data = text is null ? TokenBatch.Counting(context, config.Vocab, config.Seed) : TokenBatch.FromTokens(context, config.Vocab, text, config.Seed);
+    var data = tokenFile is not null ? TokenBatch.FromTokenFile(context, config.Vocab, tokenFile, config.Seed)
+        : text is not null ? TokenBatch.FromTokens(context, config.Vocab, text, config.Seed)
+        : TokenBatch.Counting(context, config.Vocab, config.Seed);
     using var trainer = new TinyGptTrainer(context, config, data, attention, gemm);
     // Checked before the first step: an unwritable target fails now, not after the training (and stale temp files go).
     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.Checkpoint))!);
@@ -138,7 +163,9 @@ static int Train(Options options)
         Console.Error.WriteLine("interrupted: stopping after this step and writing the checkpoint (Ctrl+C again to quit now)");
     };
     Console.CancelKeyPress += onCancel;
-    var extra = chars is null ? null : new Dictionary<string, string> { ["chars"] = chars };
+    var extra = tokenizer is null ? null : new Dictionary<string, string> { ["tokenizer"] = tokenizer.Name };
+    if (tokenizer?.Table is string table)
+        extra!["chars"] = table;
     void Save()
     {
         string? folder = Path.GetDirectoryName(Path.GetFullPath(options.Checkpoint));
@@ -233,14 +260,16 @@ static int Train(Options options)
     Save();
     Console.WriteLine($"checkpoint: {Path.GetFullPath(options.Checkpoint)} (step {trainer.Step})");
 
-    if (text is not null && chars is not null && options.SampleLength > 0)
+    if (tokenizer is not null && options.SampleLength > 0)
     {
-        var prompt = text.Take(Math.Min(8, text.Length)).ToArray();
-        var generated = trainer.Generate(prompt, options.SampleLength, temperature: 0.8f, seed: config.Seed);
+        var prompt = text is not null ? text.Take(Math.Min(8, text.Length)).ToArray()
+            : tokenFile is not null ? tokenFile.Tokens(0, (int)Math.Min(8, tokenFile.Count)).ToArray().Select(t => (int)t).ToArray()
+            : new[] { 0 };
+        var generated = trainer.Generate(prompt, options.SampleLength, temperature: 0.8f, seed: config.Seed, vocabulary: tokenizer.VocabSize);
         Console.WriteLine("sample:");
-        Console.WriteLine(new string(prompt.Concat(generated).Select(i => chars[i]).ToArray()));
+        Console.WriteLine(tokenizer.Decode(prompt.Concat(generated)));
     }
-    else if (text is null)
+    else if (tokenizer is null)
     {
         var prompt = new[] { 5, 6, 7 };
         var generated = trainer.Generate(prompt, 12, temperature: 0f);
@@ -248,3 +277,9 @@ static int Train(Options options)
     }
     return 0;
 }
+
+// The tokenizer a checkpoint names; checkpoints from before the GPT-2 tokenizer hold only a character table.
+static TextTokenizer? TokenizerOf(IReadOnlyDictionary<string, string> metadata) =>
+    metadata.TryGetValue("tokenizer", out var name) ? TextTokenizer.Create(name, metadata.GetValueOrDefault("chars"))
+    : metadata.TryGetValue("chars", out var chars) ? new CharacterTokenizer(chars)
+    : null;

@@ -261,9 +261,10 @@ namespace XFormers.Training
 
         /// <summary>
         /// Continues <paramref name="prompt"/> by <paramref name="count"/> tokens, sampling from softmax(logits /
-        /// temperature) with a seeded generator (temperature 0: argmax).
+        /// temperature) with a seeded generator (temperature 0: argmax), over the first <paramref name="vocabulary"/> ids
+        /// (default: all; a tokenizer's size leaves out the padding of a vocabulary rounded up for speed).
         /// </summary>
-        public int[] Generate(int[] prompt, int count, float temperature = 0.8f, int seed = 0)
+        public int[] Generate(int[] prompt, int count, float temperature = 0.8f, int seed = 0, int? vocabulary = null)
         {
             ArgumentNullException.ThrowIfNull(prompt);
             var tokens = prompt.Length > 0 ? prompt.ToList() : new List<int> { 0 };
@@ -275,6 +276,8 @@ namespace XFormers.Training
                 var padded = new int[t];
                 window.CopyTo(padded, 0);
                 var logits = Model.NextTokenLogits(padded, window.Length - 1);
+                if (vocabulary is int valid && valid > 0 && valid < logits.Length)
+                    logits = logits[..valid];
                 tokens.Add(Sample(logits, temperature, random));
             }
             return tokens.Skip(prompt.Length).ToArray();

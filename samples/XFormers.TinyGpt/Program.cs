@@ -241,14 +241,9 @@ static int Train(Options options)
         Console.WriteLine($"accuracy {reachedText}");
         try
         {
-            var plot = new ScottPlot.Plot();
-            var line = plot.Add.Scatter(history.Select(m => (double)m.Step).ToArray(), history.Select(m => (double)m.Loss).ToArray());
-            line.MarkerSize = 0;
-            plot.Title($"TinyGPT {config.DType} on {(context.IsCuda ? "CUDA" : "CPU")}");
-            plot.XLabel("step");
-            plot.YLabel("cross-entropy loss");
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.Plot))!);
-            plot.SavePng(options.Plot, 800, 500);
+            double tokensPerSecond = (double)history.Count * config.Batch * config.Sequence / Math.Max(final.Seconds, 1e-9);
+            string title = LossPlot.Title(config.Layers, config.Dim, trainer.Model.ParameterCount, config.DType.ToString(), tokensPerSecond, context.IsCuda ? "CUDA" : "CPU");
+            LossPlot.Save(options.Plot, history.Select(m => (m.Step, m.Loss)).ToArray(), title);
             Console.WriteLine($"loss curve: {Path.GetFullPath(options.Plot)}");
         }
         catch (Exception e)

@@ -27,15 +27,29 @@ namespace XFormers.Training
         private readonly TokenBatch data;
         private double elapsedBefore;
 
-        public TinyGptTrainer(XFormersContext context, TinyGptConfig config, TokenBatch? data = null, AttentionKernel? attention = null, GemmBackend gemm = GemmBackend.Auto)
+        /// <param name="communicator">
+        /// Data parallelism: this trainer is one rank; <paramref name="config"/> holds the global batch, which the ranks
+        /// split evenly in rank order, so every rank count sees the batches and the loss one process would (up to the
+        /// order of fp32 sums) and checkpoints resume across rank counts.
+        /// </param>
+        public TinyGptTrainer(
+            XFormersContext context, TinyGptConfig config, TokenBatch? data = null, AttentionKernel? attention = null, GemmBackend gemm = GemmBackend.Auto,
+            ICommunicator? communicator = null, long bucketElements = GradientBuckets.DefaultBucketElements)
         {
             ArgumentNullException.ThrowIfNull(context);
             ArgumentNullException.ThrowIfNull(config);
+            int world = communicator?.WorldSize ?? 1;
+            if (config.Batch % world != 0)
+                throw new ArgumentException($"the global batch {config.Batch} does not split evenly over {world} ranks.", nameof(config));
             Context = context;
             Config = config;
+            Communicator = communicator;
             this.data = data ?? TokenBatch.Counting(context, config.Vocab, config.Seed);
-            Model = TinyGpt.Create(context, config, this.data, attention, gemm);
+            Model = TinyGpt.Create(context, config with { Batch = config.Batch / world }, this.data, attention, gemm, communicator, bucketElements);
         }
+
+        /// <summary>The data-parallel communicator, or null for one process.</summary>
+        public ICommunicator? Communicator { get; }
 
         public XFormersContext Context { get; }
 

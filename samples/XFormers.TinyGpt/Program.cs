@@ -11,12 +11,22 @@ using XFormers.Samples;
 using XFormers.Samples.TinyGpt;
 using XFormers.Training;
 
-return Cli.Run(Options.Command(Train), args);
+return Cli.Run(Options.Command(options => Train(options, args)), args);
 
-static int Train(Options options)
+static int Train(Options options, string[] args)
 {
+    // Data parallel: --gpus N starts N ranks of this same command (RankLauncher); a rank finds its place in its environment.
+    var rankEnvironment = RankEnvironment.FromEnvironment();
+    if (options.Gpus is int gpus && gpus > 1 && rankEnvironment is null)
+        return RankLauncher.Run(gpus, args);
+    int rank = rankEnvironment?.Rank ?? 0;
+    int world = rankEnvironment?.WorldSize ?? 1;
+    if (rank != 0)
+        Console.SetOut(TextWriter.Null);    // rank 0 logs, plots and writes checkpoints; the others only train
+
     using var context = XFormersContext.Create(Cli.Device(options.Device));
     Console.WriteLine($"device: {context.Description}");
+    using var communicator = world > 1 ? new NcclCommunicator(context, rank, world, rankEnvironment!.NcclId) : null;
 
     // Text data: GPT-2 BPE or characters (the tokenizer's name and table go into the checkpoint, so --resume maps text the same way).
     TextTokenizer? tokenizer = null;
@@ -106,10 +116,13 @@ static int Train(Options options)
     var data = tokenFile is not null ? TokenBatch.FromTokenFile(context, config.Vocab, tokenFile, config.Seed)
         : text is not null ? TokenBatch.FromTokens(context, config.Vocab, text, config.Seed)
         : TokenBatch.Counting(context, config.Vocab, config.Seed);
-    using var trainer = new TinyGptTrainer(context, config, data, attention, gemm);
+    using var trainer = new TinyGptTrainer(context, config, data, attention, gemm, communicator);
     // Checked before the first step: an unwritable target fails now, not after the training (and stale temp files go).
-    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.Checkpoint))!);
-    trainer.CheckpointPath = Path.GetFullPath(options.Checkpoint);
+    if (rank == 0)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.Checkpoint))!);
+        trainer.CheckpointPath = Path.GetFullPath(options.Checkpoint);
+    }
     if (options.Resume is not null)
     {
         trainer.LoadCheckpoint(options.Resume, options.AllowNonFinite);
@@ -119,6 +132,11 @@ static int Train(Options options)
     Console.WriteLine($"model: {config.Layers} layers, d {config.Dim}, {config.Heads} heads, hidden {config.HiddenWidth}, vocab {config.Vocab}; {trainer.Model.ParameterCount:N0} parameters");
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"training: {config.DType}, batch {config.Batch} x seq {config.Sequence}, lr {config.LearningRate}, steps {config.Steps}, seed {config.Seed}"));
     Console.WriteLine($"attention: {trainer.Model.Attention.Variant.Name}; GEMM: {trainer.Model.Gemm.Description}");
+    if (world > 1)
+    {
+        var buckets = trainer.Model.Buckets!.Buckets;
+        Console.WriteLine($"data parallel: {world} ranks over NCCL {Nccl.Version()}, batch {config.Batch} = {world} x {config.Batch / world}; gradients averaged in {buckets.Count} buckets during the backward");
+    }
 
     if (options.Bench is int timed)
     {
@@ -162,12 +180,16 @@ static int Train(Options options)
         interrupt.Cancel();
         Console.Error.WriteLine("interrupted: stopping after this step and writing the checkpoint (Ctrl+C again to quit now)");
     };
-    Console.CancelKeyPress += onCancel;
+    // Ranks would stop at different steps and wait on each other in NCCL: with several, Ctrl+C ends them (--save-every keeps progress).
+    if (world == 1)
+        Console.CancelKeyPress += onCancel;
     var extra = tokenizer is null ? null : new Dictionary<string, string> { ["tokenizer"] = tokenizer.Name };
     if (tokenizer?.Table is string table)
         extra!["chars"] = table;
     void Save()
     {
+        if (rank != 0)
+            return;
         string? folder = Path.GetDirectoryName(Path.GetFullPath(options.Checkpoint));
         if (folder is not null)
             Directory.CreateDirectory(folder);
@@ -229,6 +251,8 @@ static int Train(Options options)
         return 130;
     }
 
+    if (rank != 0)
+        return 0;
     var history = trainer.History;
     if (history.Count > 0)
     {

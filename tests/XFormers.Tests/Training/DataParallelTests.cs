@@ -178,6 +178,25 @@ public sealed class DataParallelTests(CpuContextFixture fixture)
         Nccl.Version().ShouldStartWith("2.");
     }
 
+    [Fact]
+    public void The_launcher_hands_each_rank_its_place_and_one_GPU()
+    {
+        string id = new('a', 2 * Nccl.UniqueIdBytes);
+        var info = RankLauncher.StartInfo("/opt/tinygpt", new[] { "--gpus", "2", "--steps", "10" }, 1, 2, id);
+        info.FileName.ShouldBe("/opt/tinygpt");
+        info.ArgumentList.ShouldBe(new[] { "--gpus", "2", "--steps", "10" });
+        info.Environment["CUDA_VISIBLE_DEVICES"].ShouldBe("1");
+        var rank = RankEnvironment.From(name => info.Environment.TryGetValue(name, out var v) ? v : null)!;
+        rank.ShouldBe(new RankEnvironment(1, 2, 1, id));
+        // A narrowed CUDA_VISIBLE_DEVICES is kept: rank r gets its r-th entry.
+        RankLauncher.StartInfo("/opt/tinygpt", Array.Empty<string>(), 1, 2, id, new[] { "4", "6" }).Environment["CUDA_VISIBLE_DEVICES"].ShouldBe("6");
+
+        RankEnvironment.From(_ => null).ShouldBeNull("not started as a rank");
+        Should.Throw<ArgumentException>(() => RankEnvironment.From(n => n == "WORLD_SIZE" ? "2" : n == "RANK" ? "2" : null)).Message.ShouldContain("RANK=2");
+        Should.Throw<ArgumentException>(() => RankEnvironment.From(n => n == "WORLD_SIZE" ? "2" : n == "RANK" ? "0" : null)).Message.ShouldContain("XFORMERS_NCCL_ID");
+        Should.Throw<ArgumentException>(() => new TinyGptTrainer(context, Tiny with { Batch = 3 }, communicator: InProcessGroup.Create(2)[0])).Message.ShouldContain("does not split evenly");
+    }
+
     /// <summary>Runs <paramref name="world"/> ranks of a trainer (global batch <see cref="Tiny"/>'s) in threads; rank 0's losses and parameters.</summary>
     private static (float[] Losses, float[] Params) RunRanks(int world, Action<TinyGptTrainer, int> body)
     {

@@ -109,8 +109,10 @@ internal static class LossPlot
         }
         if (inside >= 2)
             return ticks;
-        // Ticks even in log10(loss) are uneven in loss: four digits tell neighbours apart.
-        return new ScottPlot.TickGenerators.NumericAutomatic { LabelFormatter = y => Label(Math.Pow(10, y), "G4") };
+        // Ticks even in log10(loss) are uneven in loss: enough significant digits to tell neighbours apart.
+        int digits = Math.Clamp(3 + (int)Math.Ceiling(-Math.Log10(Math.Max((max - min) / max, 1e-7))), 3, 9);
+        string format = "G" + digits.ToString(CultureInfo.InvariantCulture);
+        return new ScottPlot.TickGenerators.NumericAutomatic { LabelFormatter = y => Label(Math.Pow(10, y), format) };
     }
 
     private static string Label(double value, string format = "G3") => value.ToString(format, CultureInfo.InvariantCulture);

@@ -80,8 +80,9 @@ namespace XFormers.Training
             ArgumentNullException.ThrowIfNull(arguments);
             string program = Environment.ProcessPath ?? throw new InvalidOperationException("this process's executable is unknown.");
             bool host = Path.GetFileNameWithoutExtension(program).Equals("dotnet", StringComparison.OrdinalIgnoreCase);
-            string? entry = System.Reflection.Assembly.GetEntryAssembly()?.Location;
-            return host && !string.IsNullOrEmpty(entry) ? (program, arguments.Prepend(entry).ToArray()) : (program, arguments.ToArray());
+            // Under the dotnet host the first command-line argument is the app's DLL (a single-file app has no DLL path).
+            string entry = Environment.GetCommandLineArgs()[0];
+            return host && entry.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? (program, arguments.Prepend(entry).ToArray()) : (program, arguments.ToArray());
         }
 
         /// <summary>Runs <paramref name="gpus"/> ranks of this program with <paramref name="arguments"/>; returns the exit code.</summary>
@@ -93,13 +94,19 @@ namespace XFormers.Training
             var visible = Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             if (visible is { Length: > 0 } && visible.Length < gpus)
                 throw new ArgumentException($"--gpus {gpus}, but CUDA_VISIBLE_DEVICES={string.Join(",", visible)} names {visible.Length}.");
+            return Run(Enumerable.Range(0, gpus).Select(rank => StartInfo(program, args, rank, gpus, id, visible)).ToArray());
+        }
+
+        /// <summary>Starts every rank, waits for all, and stops the rest when one fails; the first failure's exit code, else 0.</summary>
+        internal static int Run(IReadOnlyList<ProcessStartInfo> starts)
+        {
             var ranks = new List<Process>();
             int firstFailure = 0;
             var gate = new object();
             try
             {
-                for (int rank = 0; rank < gpus; rank++)
-                    ranks.Add(Process.Start(StartInfo(program, args, rank, gpus, id, visible)) ?? throw new InvalidOperationException($"rank {rank} did not start."));
+                for (int rank = 0; rank < starts.Count; rank++)
+                    ranks.Add(Process.Start(starts[rank]) ?? throw new InvalidOperationException($"rank {rank} did not start."));
                 // Wait for all; the first rank to fail stops the others (a rank waiting in NCCL for a dead peer never returns).
                 var waits = ranks.Select((process, rank) => new Thread(() =>
                 {

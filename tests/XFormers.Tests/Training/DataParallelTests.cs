@@ -197,6 +197,19 @@ public sealed class DataParallelTests(CpuContextFixture fixture)
         Should.Throw<ArgumentException>(() => new TinyGptTrainer(context, Tiny with { Batch = 3 }, communicator: InProcessGroup.Create(2)[0])).Message.ShouldContain("does not split evenly");
     }
 
+    [Fact]
+    public void When_one_rank_fails_the_launcher_stops_the_others_and_returns_its_code()
+    {
+        // Rank 1 fails at once; rank 0 would wait a minute (as a rank blocked in NCCL on a dead peer would, forever).
+        var starts = Enumerable.Range(0, 2).Select(rank =>
+            RankLauncher.StartInfo("sh", new[] { "-c", "if [ \"$RANK\" = 1 ]; then exit 3; fi; sleep 60" }, rank, 2, "id")).ToArray();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        RankLauncher.Run(starts).ShouldBe(3);
+        clock.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(30));
+        var clean = Enumerable.Range(0, 2).Select(rank => RankLauncher.StartInfo("sh", new[] { "-c", "test \"$WORLD_SIZE\" = 2" }, rank, 2, "id")).ToArray();
+        RankLauncher.Run(clean).ShouldBe(0);
+    }
+
     /// <summary>Runs <paramref name="world"/> ranks of a trainer (global batch <see cref="Tiny"/>'s) in threads; rank 0's losses and parameters.</summary>
     private static (float[] Losses, float[] Params) RunRanks(int world, Action<TinyGptTrainer, int> body)
     {

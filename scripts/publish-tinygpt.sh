@@ -8,6 +8,6 @@ out=${1:-$root/.publish/tinygpt}
 dotnet publish "$root/samples/XFormers.TinyGpt/XFormers.TinyGpt.csproj" -c Release -r linux-x64 --self-contained \
   -p:PublishSingleFile=true -p:EnableCompressionInSingleFile=true -p:InvariantGlobalization=true \
   -p:DebugType=none -o "$out" --nologo -v quiet
-cp "$root/scripts/tinygpt-device.sh" "$root/scripts/tinygpt_torch.py" "$out/"
+cp "$root/scripts/tinygpt-device.sh" "$root/scripts/gpu-train-dp.sh" "$root/scripts/tinygpt_torch.py" "$out/"
 cat "$root"/docs/*.md > "$out/sample.txt"
 ls -la "$out"

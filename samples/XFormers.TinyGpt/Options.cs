@@ -9,7 +9,10 @@ namespace XFormers.Samples.TinyGpt;
 /// <summary>The trainer's command line (System.CommandLine), and the values one parse gave.</summary>
 internal sealed class Options
 {
-    private static readonly Option<string?> DataOption = new("--data") { Description = "character-level training on a text file, with sampled text at the end", HelpName = "FILE.txt" };
+    private static readonly Option<string?> DataOption = new("--data") { Description = "train on a text file (tokenized on start) or a token file from --prepare (memory-mapped), with sampled text at the end", HelpName = "FILE" };
+    private static readonly Option<string?> TokenizerOption = Choice("--tokenizer", "how --data text becomes tokens: GPT-2 BPE (default) or one token per character", "gpt2", "char");
+    private static readonly Option<string?> PrepareOption = new("--prepare") { Description = "tokenize the --data text once into a token file (llm.c's .bin layout) and exit; train with --data PATH", HelpName = "PATH" };
+    private static readonly Option<int?> GpusOption = Int("--gpus", "data parallel over N GPUs of this host: starts one process per GPU (NCCL); --batch is the global batch", min: 1);
     private static readonly Option<int?> LayersOption = Int("--layers", "transformer blocks", min: 1);
     private static readonly Option<int?> DimOption = Int("--d", "model width", min: 1);
     private static readonly Option<int?> HeadsOption = Int("--heads", "attention heads", min: 1);
@@ -34,10 +37,10 @@ internal sealed class Options
     private static readonly Option<bool> PlainOption = new("--plain") { Description = "plain lines, no live progress bar (the default when output is redirected)" };
     private static readonly Option<bool> AllowNonFiniteOption = new("--allow-nonfinite") { Description = "resume from a checkpoint even if its weights hold NaN or infinity" };
 
-    public int? Layers, Dim, Heads, Sequence, Batch, Steps, Vocab, Seed, SaveEvery, Bench, Profile;
+    public int? Gpus, Layers, Dim, Heads, Sequence, Batch, Steps, Vocab, Seed, SaveEvery, Bench, Profile;
     public float? LearningRate;
     public DType? DType;
-    public string? Device, Data, Resume, Gemm;
+    public string? Device, Data, Resume, Gemm, Tokenizer, Prepare;
     public string OutDir = "";
     public string Checkpoint = "";
     public string Plot = "";
@@ -47,9 +50,9 @@ internal sealed class Options
     /// <summary>The root command: every option above, and <paramref name="run"/> as its action.</summary>
     public static RootCommand Command(Func<Options, int> run)
     {
-        var root = new RootCommand("Trains TinyGPT on the counting task (next token = previous + 1 modulo the vocabulary) or a character model of a text file.")
+        var root = new RootCommand("Trains TinyGPT on the counting task (next token = previous + 1 modulo the vocabulary) or a language model of a text file (GPT-2 BPE or characters).")
         {
-            DataOption, LayersOption, DimOption, HeadsOption, SequenceOption, BatchOption, StepsOption, LearningRateOption, VocabOption, SeedOption,
+            DataOption, TokenizerOption, PrepareOption, GpusOption, LayersOption, DimOption, HeadsOption, SequenceOption, BatchOption, StepsOption, LearningRateOption, VocabOption, SeedOption,
             DTypeOption, DeviceOpt, OutOption, CheckpointOption, SaveEveryOption, ResumeOption, PlotOption, SampleOption, BenchOption, ProfileOption,
             GemmOption, PrintEveryOption, PlainOption, AllowNonFiniteOption,
         };
@@ -63,6 +66,9 @@ internal sealed class Options
         return new Options
         {
             Data = p.GetValue(DataOption),
+            Tokenizer = p.GetValue(TokenizerOption),
+            Prepare = p.GetValue(PrepareOption),
+            Gpus = p.GetValue(GpusOption),
             Layers = p.GetValue(LayersOption),
             Dim = p.GetValue(DimOption),
             Heads = p.GetValue(HeadsOption),

@@ -11,22 +11,31 @@ using XFormers.Samples;
 using XFormers.Samples.TinyGpt;
 using XFormers.Training;
 
-return Cli.Run(Options.Command(Train), args);
+return Cli.Run(Options.Command(options => Train(options, args)), args);
 
-static int Train(Options options)
+static int Train(Options options, string[] args)
 {
+    // Data parallel: --gpus N starts N ranks of this same command (RankLauncher); a rank finds its place in its environment.
+    var rankEnvironment = RankEnvironment.FromEnvironment();
+    if (options.Gpus is int gpus && gpus > 1 && rankEnvironment is null)
+        return RankLauncher.Run(gpus, args);
+    int rank = rankEnvironment?.Rank ?? 0;
+    int world = rankEnvironment?.WorldSize ?? 1;
+    if (rank != 0)
+        Console.SetOut(TextWriter.Null);    // rank 0 logs, plots and writes checkpoints; the others only train
+
     using var context = XFormersContext.Create(Cli.Device(options.Device));
     Console.WriteLine($"device: {context.Description}");
+    using var communicator = world > 1 ? new NcclCommunicator(context, rank, world, rankEnvironment!.NcclId) : null;
 
-    // Text data: a character vocabulary (kept in the checkpoint so --resume maps characters the same way).
-    string? chars = null;
-    int[]? text = null;
+    // Text data: GPT-2 BPE or characters (the tokenizer's name and table go into the checkpoint, so --resume maps text the same way).
+    TextTokenizer? tokenizer = null;
     IReadOnlyDictionary<string, string>? resumed = null;
     TinyGptConfig config;
     if (options.Resume is not null)
     {
         (config, resumed) = TinyGptTrainer.ReadCheckpointConfig(options.Resume);
-        resumed.TryGetValue("chars", out chars);
+        tokenizer = TokenizerOf(resumed);
         config = config with { Steps = options.Steps ?? config.Steps };
     }
     else
@@ -61,16 +70,40 @@ static int Train(Options options)
             DType = options.DType ?? config.DType,
         };
     }
+    int[]? text = null;
+    TokenFile? tokenFile = null;
     if (options.Data is not null)
     {
-        string content = File.ReadAllText(options.Data);
-        chars ??= new string(content.Distinct().OrderBy(c => c).ToArray());
-        var index = chars.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i);
-        text = content.Where(index.ContainsKey).Select(c => index[c]).ToArray();
+        if (TokenFile.IsTokenFile(options.Data))
+        {
+            tokenFile = TokenFile.Open(options.Data);
+            if (tokenizer is not null && (tokenizer.Name != tokenFile.Tokenizer.Name || tokenizer.Table != tokenFile.Tokenizer.Table))
+                throw new ArgumentException($"--data {options.Data} was written by the {tokenFile.Tokenizer.Name} tokenizer; the checkpoint's is {tokenizer.Name} (another table).");
+            tokenizer ??= tokenFile.Tokenizer;
+            Console.WriteLine($"data: {options.Data}, {tokenFile.Count:N0} {tokenizer.Name} tokens (memory-mapped), vocabulary of {tokenizer.VocabSize:N0}");
+        }
+        else
+        {
+            string content = File.ReadAllText(options.Data);
+            tokenizer ??= options.Tokenizer == TextTokenizer.CharacterName ? CharacterTokenizer.FromText(content) : Gpt2Tokenizer.Instance;
+            text = tokenizer.Encode(content);
+            Console.WriteLine($"data: {options.Data}, {content.Length:N0} characters, {text.Length:N0} {tokenizer.Name} tokens, vocabulary of {tokenizer.VocabSize:N0}");
+            if (options.Prepare is string prepared)
+            {
+                TokenFile.Write(prepared, text, tokenizer);
+                Console.WriteLine($"token file: {Path.GetFullPath(prepared)} ({new FileInfo(prepared).Length:N0} bytes); train on it with --data {prepared}");
+                return 0;
+            }
+        }
+        // GPT-2's 50,257 ids padded to a multiple of 128 (50,304, as llm.c does) keep the head's GEMM on fast tile shapes.
         if (options.Resume is null)
-            config = config with { Vocab = chars.Length };
-        Console.WriteLine($"data: {options.Data}, {text.Length} characters, vocabulary of {chars.Length}");
+            config = config with { Vocab = options.Vocab ?? (tokenizer is Gpt2Tokenizer ? (tokenizer.VocabSize + 127) / 128 * 128 : tokenizer.VocabSize) };
+        if (config.Vocab < tokenizer.VocabSize)
+            throw new ArgumentException($"--vocab {config.Vocab} is smaller than the {tokenizer.Name} tokenizer's {tokenizer.VocabSize} ids.");
     }
+    using var mapped = tokenFile;
+    if (options.Prepare is not null && text is null)
+        throw new ArgumentException("--prepare needs --data with a text file to tokenize.");
 
     var gemm = options.Gemm switch
     {
@@ -80,11 +113,16 @@ static int Train(Options options)
         _ => GemmBackend.Auto,
     };
     var attention = config.HeadDim == 16 && config.DType == DType.Float16 ? Variants.CausalAttention() : null;
-    var data = text is null ? TokenBatch.Counting(context, config.Vocab, config.Seed) : TokenBatch.FromTokens(context, config.Vocab, text, config.Seed);
-    using var trainer = new TinyGptTrainer(context, config, data, attention, gemm);
+    var data = tokenFile is not null ? TokenBatch.FromTokenFile(context, config.Vocab, tokenFile, config.Seed)
+        : text is not null ? TokenBatch.FromTokens(context, config.Vocab, text, config.Seed)
+        : TokenBatch.Counting(context, config.Vocab, config.Seed);
+    using var trainer = new TinyGptTrainer(context, config, data, attention, gemm, communicator);
     // Checked before the first step: an unwritable target fails now, not after the training (and stale temp files go).
-    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.Checkpoint))!);
-    trainer.CheckpointPath = Path.GetFullPath(options.Checkpoint);
+    if (rank == 0)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.Checkpoint))!);
+        trainer.CheckpointPath = Path.GetFullPath(options.Checkpoint);
+    }
     if (options.Resume is not null)
     {
         trainer.LoadCheckpoint(options.Resume, options.AllowNonFinite);
@@ -94,6 +132,11 @@ static int Train(Options options)
     Console.WriteLine($"model: {config.Layers} layers, d {config.Dim}, {config.Heads} heads, hidden {config.HiddenWidth}, vocab {config.Vocab}; {trainer.Model.ParameterCount:N0} parameters");
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"training: {config.DType}, batch {config.Batch} x seq {config.Sequence}, lr {config.LearningRate}, steps {config.Steps}, seed {config.Seed}"));
     Console.WriteLine($"attention: {trainer.Model.Attention.Variant.Name}; GEMM: {trainer.Model.Gemm.Description}");
+    if (world > 1)
+    {
+        var buckets = trainer.Model.Buckets!.Buckets;
+        Console.WriteLine($"data parallel: {world} ranks over NCCL {Nccl.Version()}, batch {config.Batch} = {world} x {config.Batch / world}; gradients averaged in {buckets.Count} buckets during the backward");
+    }
 
     if (options.Bench is int timed)
     {
@@ -137,10 +180,16 @@ static int Train(Options options)
         interrupt.Cancel();
         Console.Error.WriteLine("interrupted: stopping after this step and writing the checkpoint (Ctrl+C again to quit now)");
     };
-    Console.CancelKeyPress += onCancel;
-    var extra = chars is null ? null : new Dictionary<string, string> { ["chars"] = chars };
+    // Ranks would stop at different steps and wait on each other in NCCL: with several, Ctrl+C ends them (--save-every keeps progress).
+    if (world == 1)
+        Console.CancelKeyPress += onCancel;
+    var extra = tokenizer is null ? null : new Dictionary<string, string> { ["tokenizer"] = tokenizer.Name };
+    if (tokenizer?.Table is string table)
+        extra!["chars"] = table;
     void Save()
     {
+        if (rank != 0)
+            return;
         string? folder = Path.GetDirectoryName(Path.GetFullPath(options.Checkpoint));
         if (folder is not null)
             Directory.CreateDirectory(folder);
@@ -202,6 +251,8 @@ static int Train(Options options)
         return 130;
     }
 
+    if (rank != 0)
+        return 0;
     var history = trainer.History;
     if (history.Count > 0)
     {
@@ -214,14 +265,9 @@ static int Train(Options options)
         Console.WriteLine($"accuracy {reachedText}");
         try
         {
-            var plot = new ScottPlot.Plot();
-            var line = plot.Add.Scatter(history.Select(m => (double)m.Step).ToArray(), history.Select(m => (double)m.Loss).ToArray());
-            line.MarkerSize = 0;
-            plot.Title($"TinyGPT {config.DType} on {(context.IsCuda ? "CUDA" : "CPU")}");
-            plot.XLabel("step");
-            plot.YLabel("cross-entropy loss");
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.Plot))!);
-            plot.SavePng(options.Plot, 800, 500);
+            double tokensPerSecond = (double)history.Count * config.Batch * config.Sequence / Math.Max(final.Seconds, 1e-9);
+            string title = LossPlot.Title(config.Layers, config.Dim, trainer.Model.ParameterCount, config.DType.ToString(), tokensPerSecond, context.IsCuda ? "CUDA" : "CPU");
+            LossPlot.Save(options.Plot, history.Select(m => (m.Step, m.Loss)).ToArray(), title);
             Console.WriteLine($"loss curve: {Path.GetFullPath(options.Plot)}");
         }
         catch (Exception e)
@@ -233,14 +279,16 @@ static int Train(Options options)
     Save();
     Console.WriteLine($"checkpoint: {Path.GetFullPath(options.Checkpoint)} (step {trainer.Step})");
 
-    if (text is not null && chars is not null && options.SampleLength > 0)
+    if (tokenizer is not null && options.SampleLength > 0)
     {
-        var prompt = text.Take(Math.Min(8, text.Length)).ToArray();
-        var generated = trainer.Generate(prompt, options.SampleLength, temperature: 0.8f, seed: config.Seed);
+        var prompt = text is not null ? text.Take(Math.Min(8, text.Length)).ToArray()
+            : tokenFile is not null ? tokenFile.Tokens(0, (int)Math.Min(8, tokenFile.Count)).ToArray().Select(t => (int)t).ToArray()
+            : new[] { 0 };
+        var generated = trainer.Generate(prompt, options.SampleLength, temperature: 0.8f, seed: config.Seed, vocabulary: tokenizer.VocabSize);
         Console.WriteLine("sample:");
-        Console.WriteLine(new string(prompt.Concat(generated).Select(i => chars[i]).ToArray()));
+        Console.WriteLine(tokenizer.Decode(prompt.Concat(generated)));
     }
-    else if (text is null)
+    else if (tokenizer is null)
     {
         var prompt = new[] { 5, 6, 7 };
         var generated = trainer.Generate(prompt, 12, temperature: 0f);
@@ -248,3 +296,9 @@ static int Train(Options options)
     }
     return 0;
 }
+
+// The tokenizer a checkpoint names; checkpoints from before the GPT-2 tokenizer hold only a character table.
+static TextTokenizer? TokenizerOf(IReadOnlyDictionary<string, string> metadata) =>
+    metadata.TryGetValue("tokenizer", out var name) ? TextTokenizer.Create(name, metadata.GetValueOrDefault("chars"))
+    : metadata.TryGetValue("chars", out var chars) ? new CharacterTokenizer(chars)
+    : null;

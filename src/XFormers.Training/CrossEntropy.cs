@@ -7,7 +7,7 @@ namespace XFormers.Training
     /// <summary>
     /// Softmax cross-entropy over the vocabulary, fused with its backward like llm.c's
     /// <c>fused_classifier</c>: one thread per row reads the logits (compute type), computes the fp32
-    /// log-sum-exp, the row's loss and whether its argmax is the target, and, when asked, overwrites the logits
+    /// log-sum-exp (online, in the same pass as the max), the row's loss and whether its argmax is the target, and, when asked, overwrites the logits
     /// with dlogits = (softmax − onehot) · lossScale / count, the gradient of the mean loss scaled by the
     /// GradScaler's current scale (read from device memory, so no host sync is needed). On a GPU each row is
     /// one warp (a 50k vocabulary row per thread took 140 ms at the GPT-2-small shape); host loops keep the
@@ -38,8 +38,11 @@ namespace XFormers.Training
         }
 
         /// <summary>
-        /// One row, its lanes striding over the vocabulary. The target's logit is read before the reductions:
-        /// after them the lanes overwrite the row with the gradient.
+        /// One row, its lanes striding over the vocabulary, in two passes over the logits (the row is read twice and
+        /// written once; the unfused max, sum and gradient passes read it three times). Pass 1 keeps an online softmax
+        /// (Milakov and Gimelshein): each lane's running max m and Σ exp(z − m), rescaled by exp(m_old − m) when m grows,
+        /// and its first argmax; the lanes then agree on the row max M and add their sums rescaled by exp(m − M). Pass 2
+        /// overwrites the row with the gradient. The target's logit is read before pass 2 overwrites it.
         /// </summary>
         private static void Row<T, TConvert, TReduce>(in Args<T> a, int row, int lane, int width)
             where T : unmanaged
@@ -49,22 +52,34 @@ namespace XFormers.Training
             long start = (long)row * a.Vocab;
             int target = a.Targets[row];
             float targetLogit = default(TConvert).ToFloat(a.Logits[start + target]);
+            // Pass 1: RowMax, RowSum (relative to the lane's max) and the argmax, online.
             float max = float.NegativeInfinity;
+            float sum = 0f;
             int argmax = a.Vocab;
             for (int v = lane; v < a.Vocab; v += width)
             {
                 float z = default(TConvert).ToFloat(a.Logits[start + v]);
-                if (z > max || argmax == a.Vocab)
+                if (argmax == a.Vocab)
                 {
+                    sum = 1f;
                     max = z;
                     argmax = v;
                 }
+                else if (z > max)
+                {
+                    sum = sum * KernelMath.Exp(max - z) + 1f;
+                    max = z;
+                    argmax = v;
+                }
+                else
+                {
+                    sum += KernelMath.Exp(z - max);
+                }
             }
+            float laneMax = max;
             default(TReduce).MaxWithIndex(ref max, ref argmax);
-            float sum = 0f;
-            for (int v = lane; v < a.Vocab; v += width)
-                sum += KernelMath.Exp(default(TConvert).ToFloat(a.Logits[start + v]) - max);
-            sum = default(TReduce).Sum(sum);
+            // A lane that saw no logit has sum 0 (and max −inf): it adds nothing.
+            sum = default(TReduce).Sum(sum == 0f ? 0f : sum * KernelMath.Exp(laneMax - max));
             if (lane == 0)
             {
                 a.RowLoss[row] = max + KernelMath.Log(sum) - targetLogit;
@@ -72,6 +87,7 @@ namespace XFormers.Training
             }
             if (a.WriteGradient == 0)
                 return;
+            // Pass 2: dlogits = (softmax − onehot) · lossScale / count, in place.
             float scale = a.LossScale[0] / a.Count;
             float inverseSum = 1f / sum;
             for (int v = lane; v < a.Vocab; v += width)

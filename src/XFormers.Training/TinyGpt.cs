@@ -23,6 +23,9 @@ namespace XFormers.Training
         /// <summary>The attention variant the blocks run.</summary>
         AttentionKernel Attention { get; }
 
+        /// <summary>The data-parallel gradient buckets, or null without a communicator.</summary>
+        GradientBuckets? Buckets { get; }
+
         IReadOnlyList<ParameterSlice> Parameters { get; }
 
         long ParameterCount { get; }
@@ -67,6 +70,9 @@ namespace XFormers.Training
         private readonly TinyGptParameters<T> parameters;
         private readonly AdamW optimizer;
         private readonly TokenBatch data;
+        private readonly ICommunicator? communicator;
+        private readonly GradientBuckets? buckets;
+        private readonly int firstSequence;
         private readonly int rows;
         private readonly int metricsChunks;
         private readonly Layer[] layers;
@@ -86,7 +92,14 @@ namespace XFormers.Training
         private readonly Tensor<T> dAttn, dq, dk, dv;
         private readonly ArrayView<int> order;
 
-        public TinyGpt(XFormersContext context, TinyGptConfig config, TokenBatch data, AttentionKernel? attentionKernel = null, GemmBackend gemm = GemmBackend.Auto, bool ilgpuOnCpu = false)
+        /// <param name="communicator">
+        /// Data parallelism: this model is rank <c>communicator.Rank</c> and <paramref name="config"/>'s batch is its share of the
+        /// global batch (sequences [rank · batch, (rank + 1) · batch) of each step's); gradients and metrics are averaged over
+        /// the ranks in buckets of <paramref name="bucketElements"/> during the backward (<see cref="GradientBuckets"/>).
+        /// </param>
+        public TinyGpt(
+            XFormersContext context, TinyGptConfig config, TokenBatch data, AttentionKernel? attentionKernel = null, GemmBackend gemm = GemmBackend.Auto,
+            bool ilgpuOnCpu = false, ICommunicator? communicator = null, long bucketElements = GradientBuckets.DefaultBucketElements)
         {
             ArgumentNullException.ThrowIfNull(context);
             ArgumentNullException.ThrowIfNull(config);
@@ -156,6 +169,12 @@ namespace XFormers.Training
             ones.CopyFromCPU(Enumerable.Repeat(1f, rows).ToArray());
             order = Ints(Embedding.SortScratch(rows));
             store.Load<TConvert>(Launcher, InitialParameters(config, store));
+            this.communicator = communicator;
+            if (communicator is not null)
+            {
+                buckets = new GradientBuckets(communicator, store.Grads, store.Slices, bucketElements);
+                firstSequence = communicator.Rank * config.Batch;
+            }
         }
 
         public TinyGptConfig Config { get; }
@@ -167,6 +186,8 @@ namespace XFormers.Training
         public GradScaler Scaler { get; }
 
         public AttentionKernel Attention => attention;
+
+        public GradientBuckets? Buckets => buckets;
 
         public IReadOnlyList<ParameterSlice> Parameters => store.Slices;
 
@@ -195,15 +216,21 @@ namespace XFormers.Training
         {
             // The step picks the batch and the metrics slot; a negative one would index before both.
             ArgumentOutOfRangeException.ThrowIfNegative(step);
-            data.Make(Launcher, step, Config.Batch, Config.Sequence, tokens, targets);
+            data.Make(Launcher, step, Config.Batch, Config.Sequence, tokens, targets, firstSequence);
             Forward(Config.Batch, training: true);
             Backward();
             Scaler.Check(Launcher, store.Grads);
             optimizer.LearningRate = learningRate;
             optimizer.Step<T, TConvert>(Launcher, store, Scaler);
             Scaler.Update(Launcher);
-            CrossEntropy.Metrics(Launcher, rows, RowsPerMetricsChunk, rowLoss, rowCorrect,
-                metrics.SubView((long)(step % MetricsRing) * metricsChunks * 2, metricsChunks * 2));
+            var slot = metrics.SubView((long)(step % MetricsRing) * metricsChunks * 2, metricsChunks * 2);
+            CrossEntropy.Metrics(Launcher, rows, RowsPerMetricsChunk, rowLoss, rowCorrect, slot);
+            // The ranks' chunk sums averaged: divided by this rank's rows they are the global batch's means.
+            if (communicator is not null)
+            {
+                communicator.StartAverage(Launcher, slot);
+                communicator.WaitAll(Launcher);
+            }
         }
 
         /// <summary>
@@ -213,7 +240,7 @@ namespace XFormers.Training
         public double LossAndGradients(int step)
         {
             ArgumentOutOfRangeException.ThrowIfNegative(step);
-            data.Make(Launcher, step, Config.Batch, Config.Sequence, tokens, targets);
+            data.Make(Launcher, step, Config.Batch, Config.Sequence, tokens, targets, firstSequence);
             Forward(Config.Batch, training: true);
             Backward();
             Launcher.Synchronize();
@@ -253,16 +280,21 @@ namespace XFormers.Training
                 CrossEntropy.ForwardBackward<T, TConvert>(Launcher, n, cfg.Vocab, logits, targets, rowLoss, rowCorrect, Scaler.State.SubView(GradScaler.Scale, 1), writeGradient: true);
         }
 
-        /// <summary>The backward pass, the forward in reverse; every weight gradient is overwritten.</summary>
+        /// <summary>
+        /// The backward pass, the forward in reverse; every weight gradient is overwritten once. With a communicator, each
+        /// finished layer hands its gradients' start to the buckets, which start averaging what is complete.
+        /// </summary>
         private void Backward()
         {
             var cfg = Config;
             int n = rows, c = cfg.Dim, h = cfg.HiddenWidth, batch = cfg.Batch;
             var w = parameters;
+            buckets?.Begin();
             // Head and final LayerNorm: dlogits sit in the logits buffer.
             LinearBackward(logits, w.Head, lnfOut, dLnOut, n, cfg.Vocab, c);
             LayerNorm.Backward<T, TConvert>(Launcher, Gemm, n, c, dLnOut, residual[2 * cfg.Layers], w.FinalNorm.Values, lnfMean, lnfRstd,
                 dResidual, dResidualCompute, accumulate: false, w.FinalNorm.Grads, paramRows, ones);
+            buckets?.Ready(Launcher, w.FinalNorm.Weight.Slice.Offset);
             for (int l = cfg.Layers - 1; l >= 0; l--)
             {
                 var layer = layers[l];
@@ -280,9 +312,11 @@ namespace XFormers.Training
                 LinearBackward(dQkv, p.Qkv, layer.Ln1Out, dLnOut, n, 3 * c, c);
                 LayerNorm.Backward<T, TConvert>(Launcher, Gemm, n, c, dLnOut, residual[2 * l], p.Ln1.Values, layer.Ln1Mean, layer.Ln1Rstd,
                     dResidual, dResidualCompute, accumulate: true, p.Ln1.Grads, paramRows, ones);
+                buckets?.Ready(Launcher, p.Ln1.Weight.Slice.Offset);
             }
             Embedding.Backward(Launcher, Gemm, batch, cfg.Sequence, c, tokens, dResidual,
                 w.TokenEmbedding.Grad, w.PositionEmbedding.Grad, order, ones);
+            buckets?.Finish(Launcher);
         }
 
         /// <summary>y[n, out] = x[n, in] · Wᵀ (W is [out, in], PyTorch's layout).</summary>
@@ -385,12 +419,14 @@ namespace XFormers.Training
     /// <summary>Creates the model for a configuration's dtype.</summary>
     public static class TinyGpt
     {
-        public static ITinyGpt Create(XFormersContext context, TinyGptConfig config, TokenBatch data, AttentionKernel? attention = null, GemmBackend gemm = GemmBackend.Auto) =>
+        public static ITinyGpt Create(
+            XFormersContext context, TinyGptConfig config, TokenBatch data, AttentionKernel? attention = null, GemmBackend gemm = GemmBackend.Auto,
+            ICommunicator? communicator = null, long bucketElements = GradientBuckets.DefaultBucketElements) =>
             config.DType switch
             {
-                DType.Float32 => new TinyGpt<float, FloatConvert>(context, config, data, attention, gemm),
-                DType.Float16 => new TinyGpt<Half, HalfConvert>(context, config, data, attention, gemm),
-                DType.BFloat16 => new TinyGpt<BFloat16, BFloat16Convert>(context, config, data, attention, gemm),
+                DType.Float32 => new TinyGpt<float, FloatConvert>(context, config, data, attention, gemm, false, communicator, bucketElements),
+                DType.Float16 => new TinyGpt<Half, HalfConvert>(context, config, data, attention, gemm, false, communicator, bucketElements),
+                DType.BFloat16 => new TinyGpt<BFloat16, BFloat16Convert>(context, config, data, attention, gemm, false, communicator, bucketElements),
                 _ => throw new ArgumentOutOfRangeException(nameof(config), config.DType, "unsupported dtype"),
             };
     }

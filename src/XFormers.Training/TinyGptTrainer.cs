@@ -27,15 +27,29 @@ namespace XFormers.Training
         private readonly TokenBatch data;
         private double elapsedBefore;
 
-        public TinyGptTrainer(XFormersContext context, TinyGptConfig config, TokenBatch? data = null, AttentionKernel? attention = null, GemmBackend gemm = GemmBackend.Auto)
+        /// <param name="communicator">
+        /// Data parallelism: this trainer is one rank; <paramref name="config"/> holds the global batch, which the ranks
+        /// split evenly in rank order, so every rank count sees the batches and the loss one process would (up to the
+        /// order of fp32 sums) and checkpoints resume across rank counts.
+        /// </param>
+        public TinyGptTrainer(
+            XFormersContext context, TinyGptConfig config, TokenBatch? data = null, AttentionKernel? attention = null, GemmBackend gemm = GemmBackend.Auto,
+            ICommunicator? communicator = null, long bucketElements = GradientBuckets.DefaultBucketElements)
         {
             ArgumentNullException.ThrowIfNull(context);
             ArgumentNullException.ThrowIfNull(config);
+            int world = communicator?.WorldSize ?? 1;
+            if (config.Batch % world != 0)
+                throw new ArgumentException($"the global batch {config.Batch} does not split evenly over {world} ranks.", nameof(config));
             Context = context;
             Config = config;
+            Communicator = communicator;
             this.data = data ?? TokenBatch.Counting(context, config.Vocab, config.Seed);
-            Model = TinyGpt.Create(context, config, this.data, attention, gemm);
+            Model = TinyGpt.Create(context, config with { Batch = config.Batch / world }, this.data, attention, gemm, communicator, bucketElements);
         }
+
+        /// <summary>The data-parallel communicator, or null for one process.</summary>
+        public ICommunicator? Communicator { get; }
 
         public XFormersContext Context { get; }
 
@@ -261,9 +275,10 @@ namespace XFormers.Training
 
         /// <summary>
         /// Continues <paramref name="prompt"/> by <paramref name="count"/> tokens, sampling from softmax(logits /
-        /// temperature) with a seeded generator (temperature 0: argmax).
+        /// temperature) with a seeded generator (temperature 0: argmax), over the first <paramref name="vocabulary"/> ids
+        /// (default: all; a tokenizer's size leaves out the padding of a vocabulary rounded up for speed).
         /// </summary>
-        public int[] Generate(int[] prompt, int count, float temperature = 0.8f, int seed = 0)
+        public int[] Generate(int[] prompt, int count, float temperature = 0.8f, int seed = 0, int? vocabulary = null)
         {
             ArgumentNullException.ThrowIfNull(prompt);
             var tokens = prompt.Length > 0 ? prompt.ToList() : new List<int> { 0 };
@@ -275,6 +290,8 @@ namespace XFormers.Training
                 var padded = new int[t];
                 window.CopyTo(padded, 0);
                 var logits = Model.NextTokenLogits(padded, window.Length - 1);
+                if (vocabulary is int valid && valid > 0 && valid < logits.Length)
+                    logits = logits[..valid];
                 tokens.Add(Sample(logits, temperature, random));
             }
             return tokens.Skip(prompt.Length).ToArray();

@@ -13,7 +13,7 @@ namespace XFormers.Training
     {
         private readonly MemoryBuffer1D<int, Stride1D.Dense>? data;
 
-        private TokenBatch(XFormersContext context, int vocab, int[]? tokens, int seed)
+        private TokenBatch(XFormersContext context, int vocab, int[]? tokens, int seed, long allocate = 0)
         {
             Vocab = vocab;
             Seed = seed;
@@ -21,6 +21,13 @@ namespace XFormers.Training
             {
                 data = context.Accelerator.Allocate1D(tokens);
                 TextLength = tokens.Length;
+            }
+            else if (allocate > 0)
+            {
+                if (allocate > int.MaxValue)
+                    throw new ArgumentOutOfRangeException(nameof(allocate), $"{allocate} tokens; batches index at most {int.MaxValue}.");
+                data = context.Accelerator.Allocate1D<int>(allocate);
+                TextLength = (int)allocate;
             }
         }
 
@@ -41,6 +48,30 @@ namespace XFormers.Training
             return new TokenBatch(context, vocab, tokens, seed);
         }
 
+        /// <summary>
+        /// The tokens of a memory-mapped <see cref="TokenFile"/>, widened to int on the way to the device a chunk at a
+        /// time (the file is never read whole into managed memory). Every token must be below <paramref name="vocab"/>.
+        /// </summary>
+        public static TokenBatch FromTokenFile(XFormersContext context, int vocab, TokenFile file, int seed)
+        {
+            ArgumentNullException.ThrowIfNull(context);
+            ArgumentNullException.ThrowIfNull(file);
+            if (file.VocabSize > vocab)
+                throw new ArgumentException($"{file.Path} holds ids up to {file.VocabSize - 1}; the model's vocabulary is {vocab}.", nameof(vocab));
+            var batch = new TokenBatch(context, vocab, null, seed, file.Count);
+            const int Chunk = 1 << 20;
+            var widened = new int[(int)Math.Min(Chunk, Math.Max(1, file.Count))];
+            for (long start = 0; start < file.Count; start += Chunk)
+            {
+                int n = (int)Math.Min(Chunk, file.Count - start);
+                var tokens = file.Tokens(start, n);
+                for (int i = 0; i < n; i++)
+                    widened[i] = tokens[i];
+                ((ArrayView<int>)batch.data!.View).SubView(start, n).CopyFromCPU(widened.AsSpan(0, n));
+            }
+            return batch;
+        }
+
         internal struct Args
         {
             public ArrayView<int> Data;
@@ -52,6 +83,7 @@ namespace XFormers.Training
             public uint Seed;
             public uint Step;
             public int Counting;
+            public int FirstSequence;
         }
 
         /// <summary>A 32-bit integer hash (lowbias32): one avalanche per call.</summary>
@@ -73,7 +105,7 @@ namespace XFormers.Training
         {
             int b = index / a.Sequence;
             int t = index - b * a.Sequence;
-            int start = Start(a.Seed, a.Step, b, a.Span);
+            int start = Start(a.Seed, a.Step, a.FirstSequence + b, a.Span);
             if (a.Counting != 0)
             {
                 a.Inputs[index] = (start + t) % a.Vocab;
@@ -86,9 +118,14 @@ namespace XFormers.Training
             }
         }
 
-        /// <summary>Writes inputs and targets [batch, sequence] for <paramref name="step"/>.</summary>
-        public void Make(DeviceLauncher launcher, int step, int batch, int sequence, ArrayView<int> inputs, ArrayView<int> targets)
+        /// <summary>
+        /// Writes inputs and targets [batch, sequence] for <paramref name="step"/>: sequences
+        /// [<paramref name="firstSequence"/>, firstSequence + batch) of the step's global batch (a data-parallel rank's share;
+        /// the ranks together see the batches one process would).
+        /// </summary>
+        public void Make(DeviceLauncher launcher, int step, int batch, int sequence, ArrayView<int> inputs, ArrayView<int> targets, int firstSequence = 0)
         {
+            ArgumentNullException.ThrowIfNull(launcher);
             int span = IsCounting ? Vocab : TextLength - sequence;
             if (span <= 0)
                 throw new InvalidOperationException($"the text has {TextLength} tokens; sequences of {sequence} need at least {sequence + 1}.");
@@ -103,6 +140,7 @@ namespace XFormers.Training
                 Seed = (uint)Seed,
                 Step = (uint)step,
                 Counting = IsCounting ? 1 : 0,
+                FirstSequence = firstSequence,
             });
         }
 

@@ -72,7 +72,7 @@ namespace XFormers.Training
                 if (!resolverSet)
                 {
                     resolverSet = true;
-                    NativeLibrary.SetDllImportResolver(typeof(CuBlas).Assembly, Resolve);
+                    NativeResolver.Register(Library, () => TryLoad() ? handle : IntPtr.Zero);
                     var tried = new List<string>();
                     foreach (var candidate in Candidates())
                     {
@@ -93,9 +93,6 @@ namespace XFormers.Training
                 return handle != IntPtr.Zero;
             }
         }
-
-        private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? path) =>
-            name == Library && TryLoad() ? handle : IntPtr.Zero;
 
         private static IEnumerable<string> Candidates()
         {

@@ -58,7 +58,8 @@ namespace XFormers.Training
                 if (!resolverSet)
                 {
                     resolverSet = true;
-                    NativeLibrary.SetDllImportResolver(typeof(Nccl).Assembly, Resolve);
+                    NativeResolver.Register(Library, () => TryLoad() ? handle : IntPtr.Zero);
+                    NativeResolver.Register(Driver, static () => NativeLibrary.TryLoad("libcuda.so.1", out var cuda) ? cuda : IntPtr.Zero);
                     foreach (var candidate in Candidates())
                     {
                         if (NativeLibrary.TryLoad(candidate, out handle))
@@ -154,13 +155,6 @@ namespace XFormers.Training
             if (!TryLoad())
                 throw new DllNotFoundException(failure);
         }
-
-        private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? path) => name switch
-        {
-            Library when TryLoad() => handle,
-            Driver => NativeLibrary.TryLoad("libcuda.so.1", out var cuda) ? cuda : IntPtr.Zero,
-            _ => IntPtr.Zero,
-        };
 
         private static string[] Candidates()
         {

@@ -252,6 +252,9 @@ namespace XFormers.Training
             WorldSize = worldSize;
             context.Accelerator.Bind();
             Nccl.Check(Nccl.CommInitRank(out comm, worldSize, id, rank), $"ncclCommInitRank (rank {rank} of {worldSize})");
+            // NCCL goes through the CUDA runtime, which makes the device's primary context current; ILGPU's context (where the
+            // model's buffers and cuBLAS's work live) must be current again, or the next GEMM fails (EXECUTION_FAILED).
+            context.Accelerator.Bind();
             Nccl.CheckDriver(Nccl.StreamCreate(out stream, NonBlocking), "cuStreamCreate");
             // One event each way is enough: cuStreamWaitEvent waits for the record current at the call, so recording the
             // event again afterwards never changes what an earlier wait waits for.
@@ -272,6 +275,7 @@ namespace XFormers.Training
             Nccl.CheckDriver(Nccl.StreamWaitEvent(stream, computeReady, 0), "cuStreamWaitEvent");
             IntPtr pointer = data.LoadEffectiveAddressAsPtr();
             Nccl.Check(Nccl.AllReduce(pointer, pointer, (nuint)data.Length, Nccl.Float32, Nccl.Avg, comm, stream), "ncclAllReduce");
+            launcher.Accelerator.Bind();
         }
 
         public void WaitAll(DeviceLauncher launcher)

@@ -15,7 +15,7 @@ public class SampleCommandLineTests
 {
     public static TheoryData<string, string, string> BadFlags() => new()
     {
-        { "XFormers.Tutorial", "--section 9", "--section 9" },
+        { "XFormers.Tutorial", "--section 10", "--section 10" },
         { "XFormers.Tutorial", "--section abc", "--section abc" },
         { "XFormers.Tutorial", "--device gpu0", "--device gpu0: use one of auto, cpu, cuda" },
         { "XFormers.Tutorial", "info --device gpu0", "--device gpu0" },

@@ -352,11 +352,9 @@ namespace XFormers.Generators
                     TcMma = bf16 ? "MmaM16N8K16Bf16" : "MmaM16N8K16",
                     TcDot4 = bf16 ? "Dot4BFloat16" : "Dot4Half",
                     TcPack = bf16 ? "PackBFloat162" : "PackHalf2",
-                    // A mask mod keeps the ILGPU forward too: the sm_90a forward's block-list walk (HopperPlan.MaskMod) gave wrong
-                    // rows on the H200 (docs/PERF.md, mods) and stays off until that is found.
                     Hopper = hopper
                         ? HopperPlan.For(headDim, (int)dtype, mask.ToString(), (int)bias)
-                        : mods!.HasMask ? null : HopperPlan.ForMods(headDim, (int)dtype, mask.ToString(), (int)bias, mods.HasScore, maskMod: false),
+                        : HopperPlan.ForMods(headDim, (int)dtype, mask.ToString(), (int)bias, mods!.HasScore, mods.HasMask),
                     HopperSmallGrid = hopper ? HopperPlan.SmallGridFor(headDim, (int)dtype, mask.ToString(), (int)bias) : null,
                     HopperBackwardKv = hopperBackward?.Keys,
                     HopperBackwardV = hopperBackward?.Values,

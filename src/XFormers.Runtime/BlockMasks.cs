@@ -50,8 +50,13 @@ namespace XFormers
             public readonly LinkedList<Entry> Entries = new();
         }
 
-        /// <summary>One thread per row of tiles: the indices of the tiles not hidden, in order, each times 2 plus its full bit.</summary>
-        private static void CompactKernel(Index1D row, ArrayView<byte> classes, ArrayView<int> list, int cols)
+        /// <summary>
+        /// One thread per row of tiles: the indices of the tiles not hidden, in order, each times 2 plus its full bit (0 for
+        /// every tile when <paramref name="withoutFullBits"/> is 1: every listed tile then evaluates the mask). The kernel
+        /// keeps this five-parameter shape: its four-parameter form (without the flag) produced wrong lists on the H200
+        /// while the same code passed on the CPU accelerator; this one passed every mods case there (docs/PERF.md).
+        /// </summary>
+        private static void CompactKernel(Index1D row, ArrayView<byte> classes, ArrayView<int> list, int cols, int withoutFullBits)
         {
             long source = (long)(int)row * cols, target = (long)(int)row * (cols + 1);
             int count = 0;
@@ -60,7 +65,7 @@ namespace XFormers
                 int value = classes[source + tile];
                 if (value != 0)
                 {
-                    list[target + 1 + count] = 2 * tile + (value == 2 ? 1 : 0);
+                    list[target + 1 + count] = 2 * tile + (value == 2 && withoutFullBits == 0 ? 1 : 0);
                     count++;
                 }
             }
@@ -127,9 +132,9 @@ namespace XFormers
                     {
                         int tileRows = batches * heads * tilesM;
                         found.List = accelerator.Allocate1D<int>((long)tileRows * (tilesN + 1));
-                        var compact = KernelCache.GetOrAdd(accelerator, (Action<Index1D, ArrayView<byte>, ArrayView<int>, int>)CompactKernel,
+                        var compact = KernelCache.GetOrAdd(accelerator, (Action<Index1D, ArrayView<byte>, ArrayView<int>, int, int>)CompactKernel,
                             static (acc, k) => acc.LoadAutoGroupedStreamKernel(k));
-                        compact(tileRows, found.Classes.View, found.List.View, tilesN);
+                        compact(tileRows, found.Classes.View, found.List.View, tilesN, 0);
                     }
                     args.BlockList = found.List.View;
                 }

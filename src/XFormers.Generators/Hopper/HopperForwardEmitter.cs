@@ -156,19 +156,17 @@ namespace XFormers.Generators.Hopper
             if (plan.MaskMod)
             {
                 BlockListRow(mBlock);
-                w.Blank();
-                w.Comment("Shared memory: Q, the K ring, the V ring, then the mbarriers (HopperPlan's layout).");
-                InitBarriers(firstFullArrivals: 1);
-                w.Blank();
-                return;
             }
-            var span = w.Temp("s32");
-            var empty = w.Temp("pred");
-            w.Op("sub.s32", span, kvEnd, kvBegin);
-            w.Op("add.s32", nTiles, span, plan.BlockN - 1);
-            w.Op("div.s32", nTiles, nTiles, plan.BlockN);
-            w.Op("setp.le.s32", empty, span, 0);
-            w.OpIf(empty, false, "mov.s32", nTiles, 0);
+            else
+            {
+                var span = w.Temp("s32");
+                var empty = w.Temp("pred");
+                w.Op("sub.s32", span, kvEnd, kvBegin);
+                w.Op("add.s32", nTiles, span, plan.BlockN - 1);
+                w.Op("div.s32", nTiles, nTiles, plan.BlockN);
+                w.Op("setp.le.s32", empty, span, 0);
+                w.OpIf(empty, false, "mov.s32", nTiles, 0);
+            }
 
             w.Blank();
             w.Comment("Shared memory: Q, the K ring, the V ring, then the mbarriers (HopperPlan's layout).");

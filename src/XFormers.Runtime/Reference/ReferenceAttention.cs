@@ -113,13 +113,8 @@ namespace XFormers.Reference
                 bias += p.Bias[((long)(b * p.Hq + h) * p.Mq + i) * p.Mkv + j];
             if (p.AlibiSlopes is not null)
             {
-                int qi = i, kj = j;
-                if (p.Mask is MaskKind.BlockDiagonal or MaskKind.BlockDiagonalCausal)
-                {
-                    int s = Segment(p.QStarts!, i);
-                    qi = i - p.QStarts![s];
-                    kj = j - p.KvStarts![s];
-                }
+                // Positions within the segment for packed rows: what a mod sees too.
+                var (_, qi, kj) = ModPositions(p, b, i, j);
                 bias += p.AlibiSlopes[h] * (kj - qi);
             }
             return bias;

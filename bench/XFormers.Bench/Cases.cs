@@ -7,24 +7,28 @@ namespace XFormers.Bench
     /// <summary>One attention problem (shapes, mask, bias), and the seeded inputs for it.</summary>
     internal sealed record Case(
         int Batch, int Mq, int Mkv, int Hq, int Hkv, int HeadDim, MaskKind Mask, BiasKind Bias,
-        int[]? QSeqlens = null, int[]? KvSeqlens = null, bool BiasRequiresGrad = false, int Seed = 7)
+        int[]? QSeqlens = null, int[]? KvSeqlens = null, bool BiasRequiresGrad = false, int Seed = 7, int Window = 0)
     {
         public override string ToString() =>
-            QSeqlens is null
+            (QSeqlens is null
                 ? $"B{Batch} Mq{Mq} Mkv{Mkv} H{Hq}/{Hkv} K{HeadDim}"
-                : $"packed q[{string.Join(",", QSeqlens)}] kv[{string.Join(",", KvSeqlens ?? QSeqlens)}] H{Hq}/{Hkv} K{HeadDim}";
+                : $"packed q[{string.Join(",", QSeqlens)}] kv[{string.Join(",", KvSeqlens ?? QSeqlens)}] H{Hq}/{Hkv} K{HeadDim}") +
+            (Mask.IsLocal() ? $" window {Window}" : "");
+
+        /// <summary>The window the conformance gives local masks: a third of the keys, so bands cut several tiles.</summary>
+        public static int WindowFor(int mkv) => Math.Max(1, mkv / 3);
 
         /// <summary>A case of the variant's mask and bias: packed segments for block-diagonal masks, else Batch × M.</summary>
         public static Case For(AttentionVariant v, int batch, int mq, int mkv, int hq, int hkv, int seed = 7)
         {
-            bool blockDiagonal = v.Mask is MaskKind.BlockDiagonal or MaskKind.BlockDiagonalCausal;
-            if (!blockDiagonal)
-                return new Case(batch, mq, mkv, hq, hkv, v.HeadDim, v.Mask, v.Bias, BiasRequiresGrad: v.BiasGradient, Seed: seed);
+            int window = v.Mask.IsLocal() ? WindowFor(mkv) : 0;
+            if (!v.Mask.IsBlockDiagonal())
+                return new Case(batch, mq, mkv, hq, hkv, v.HeadDim, v.Mask, v.Bias, BiasRequiresGrad: v.BiasGradient, Seed: seed, Window: window);
             // Ragged segments, one of them empty on the query side, totalling about batch × M tokens.
             int[] q = Split(batch * mq, seed), kv = Split(batch * mkv, seed + 1);
             q[1] = 0;
             q[0] = batch * mq - q.Skip(1).Sum();
-            return new Case(1, q.Sum(), kv.Sum(), hq, hkv, v.HeadDim, v.Mask, v.Bias, q, kv, v.BiasGradient, seed);
+            return new Case(1, q.Sum(), kv.Sum(), hq, hkv, v.HeadDim, v.Mask, v.Bias, q, kv, v.BiasGradient, seed, window);
         }
 
         private static int[] Split(int total, int seed)
@@ -83,8 +87,14 @@ namespace XFormers.Bench
                 MaskKind.None => null,
                 MaskKind.Causal => new LowerTriangularMask(),
                 MaskKind.CausalFromBottomRight => new LowerTriangularFromBottomRightMask(),
+                MaskKind.CausalLocalFromBottomRight => new LowerTriangularFromBottomRightMask().MakeLocalAttention(Window),
                 MaskKind.BlockDiagonal => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens),
-                _ => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausal(),
+                MaskKind.BlockDiagonalCausal => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausal(),
+                MaskKind.BlockDiagonalCausalFromBottomRight => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausalFromBottomRight(),
+                MaskKind.BlockDiagonalCausalLocal => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausal().MakeLocalAttention(Window),
+                MaskKind.BlockDiagonalCausalLocalFromBottomRight =>
+                    BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausalFromBottomRight().MakeLocalAttention(Window),
+                _ => throw new ArgumentOutOfRangeException(nameof(Mask), Mask, null),
             };
             return Bias switch
             {
@@ -98,6 +108,22 @@ namespace XFormers.Bench
         public double ForwardFlops()
         {
             double pairs = 0;
+            if (Mask.IsLocal() || Mask == MaskKind.BlockDiagonalCausalFromBottomRight)
+            {
+                // Count the visible pairs row by row: the band's rows see min(window, keys up to the diagonal).
+                int[] q = QSeqlens ?? new[] { Mq }, kv = KvSeqlens ?? QSeqlens ?? new[] { Mkv };
+                for (int s = 0; s < q.Length; s++)
+                {
+                    int shift = Mask.IsFromBottomRight() ? kv[s] - q[s] : 0;
+                    for (int i = 0; i < q[s]; i++)
+                    {
+                        int hi = Math.Clamp(i + shift + 1, 0, kv[s]);
+                        int lo = Mask.IsLocal() ? Math.Clamp(i + shift + 1 - Window, 0, kv[s]) : 0;
+                        pairs += hi - lo;
+                    }
+                }
+                return 4 * pairs * (QSeqlens is null ? Batch : 1) * Hq * HeadDim;
+            }
             if (QSeqlens is null)
             {
                 pairs = (double)Mq * Mkv;

@@ -98,12 +98,13 @@ namespace XFormers.Bench
         {
             if (v.DType == DType.Float32)
                 return null;
-            if (v.Mask is MaskKind.BlockDiagonal or MaskKind.BlockDiagonalCausal)
+            int window = v.Mask.IsLocal() ? 37 : 0;
+            if (v.Mask.IsBlockDiagonal())
             {
                 int[] q = { 1, 0, 77, 130, 3 }, kv = { 1, 9, 0, 64, 2 };
-                return new Case(1, q.Sum(), kv.Sum(), 4, 1, v.HeadDim, v.Mask, v.Bias, q, kv, v.BiasGradient, Seed: 5);
+                return new Case(1, q.Sum(), kv.Sum(), 4, 1, v.HeadDim, v.Mask, v.Bias, q, kv, v.BiasGradient, Seed: 5, Window: window);
             }
-            return new Case(2, 150, 70, 4, 1, v.HeadDim, v.Mask, v.Bias, BiasRequiresGrad: v.BiasGradient, Seed: 5);
+            return new Case(2, 150, 70, 4, 1, v.HeadDim, v.Mask, v.Bias, BiasRequiresGrad: v.BiasGradient, Seed: 5, Window: window);
         }
 
         private static Errors Compare<T>(XFormersContext context, AttentionKernel kernel, Case c, bool naive)

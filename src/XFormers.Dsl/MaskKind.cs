@@ -32,5 +32,26 @@ namespace XFormers.Dsl
 
         /// <summary>Block-diagonal, and causal (top-left) inside each segment.</summary>
         BlockDiagonalCausal = 4,
+        /// <summary>
+        /// xFormers' <c>LowerTriangularFromBottomRightLocalAttentionMask</c>: <see cref="CausalFromBottomRight"/> with a
+        /// sliding window, j − i ≤ Mkv − Mq and j − i &gt; Mkv − Mq − window: each query sees at most <c>window</c> keys,
+        /// ending at its diagonal. The window is a run-time value of the call's mask.
+        /// </summary>
+        CausalLocalFromBottomRight = 5,
+        /// <summary>
+        /// xFormers' <c>BlockDiagonalCausalFromBottomRightMask</c>: block-diagonal, and causal inside each segment aligned
+        /// to the segment's bottom-right corner (its last query sees all of its keys: a KV-cache step).
+        /// </summary>
+        BlockDiagonalCausalFromBottomRight = 6,
+        /// <summary>
+        /// xFormers' <c>BlockDiagonalCausalLocalAttentionMask</c>: <see cref="BlockDiagonalCausal"/> with a sliding window
+        /// inside each segment (a run-time value of the call's mask).
+        /// </summary>
+        BlockDiagonalCausalLocal = 7,
+        /// <summary>
+        /// xFormers' <c>BlockDiagonalCausalLocalAttentionFromBottomRightMask</c>:
+        /// <see cref="BlockDiagonalCausalFromBottomRight"/> with a sliding window inside each segment.
+        /// </summary>
+        BlockDiagonalCausalLocalFromBottomRight = 8,
     }
 }

@@ -28,6 +28,12 @@ namespace XFormers
         /// <summary>The segments of a block-diagonal mask, else null.</summary>
         public virtual BlockDiagonalMask? Segments => null;
 
+        /// <summary>
+        /// A local mask's window (<see cref="MaskKindExtensions.IsLocal"/>): each query sees at most this many keys, ending at
+        /// its diagonal; 0 for the other masks.
+        /// </summary>
+        public virtual int Window => 0;
+
         /// <summary>The bias tensor of a tensor bias (a <see cref="Tensor{T}"/>; see <see cref="BiasTensorAs{T}"/>), else null.</summary>
         public virtual ITensor? BiasTensor => null;
 
@@ -104,6 +110,35 @@ namespace XFormers
     public sealed class LowerTriangularFromBottomRightMask : AttentionBias
     {
         public override MaskKind Mask => MaskKind.CausalFromBottomRight;
+
+        /// <summary>The same diagonal with a sliding window: xFormers' <c>make_local_attention(window_size)</c>.</summary>
+        public LowerTriangularFromBottomRightLocalAttentionMask MakeLocalAttention(int window) => new(window);
+    }
+
+    /// <summary>
+    /// xFormers' <c>LowerTriangularFromBottomRightLocalAttentionMask</c>: <see cref="LowerTriangularFromBottomRightMask"/>
+    /// with a sliding window. Key j is visible to query i when Mkv − Mq − window &lt; j − i ≤ Mkv − Mq: each query sees at
+    /// most <see cref="Window"/> keys, ending at its diagonal (Mistral's sliding window when Mq = Mkv). Tiles outside the
+    /// band are never loaded, so the cost grows with the window, not with the sequence.
+    /// </summary>
+    public sealed class LowerTriangularFromBottomRightLocalAttentionMask : AttentionBias
+    {
+        /// <summary>A local mask of <paramref name="window"/> keys (at least 1).</summary>
+        public LowerTriangularFromBottomRightLocalAttentionMask(int window) => Window = LocalWindow.Check(window);
+
+        public override MaskKind Mask => MaskKind.CausalLocalFromBottomRight;
+
+        public override int Window { get; }
+
+        public override string ToString() => $"{GetType().Name}(window={Window})";
+    }
+
+    /// <summary>The window check the local masks share.</summary>
+    internal static class LocalWindow
+    {
+        public static int Check(int window) => window >= 1
+            ? window
+            : throw new ArgumentOutOfRangeException(nameof(window), window, "A local attention window holds at least one key.");
     }
 
     /// <summary>An additive bias tensor [B, Hq, Mq, Mkv] (or [B, G, H, Mq, Mkv] for 5-D inputs) that may hold -inf.</summary>
@@ -290,6 +325,15 @@ namespace XFormers
         /// <summary>The same segments, causal (top-left) inside each: xFormers' <c>make_causal()</c>.</summary>
         public BlockDiagonalCausalMask MakeCausal() => new(qSeqlens, kvSeqlens);
 
+        /// <summary>
+        /// The same segments, causal inside each with the diagonal at the segment's bottom-right corner: xFormers'
+        /// <c>make_causal_from_bottomright()</c>.
+        /// </summary>
+        public BlockDiagonalCausalFromBottomRightMask MakeCausalFromBottomRight() => new(qSeqlens, kvSeqlens);
+
+        /// <summary>The lengths, for the subclasses' derived masks.</summary>
+        private protected (int[] Q, int[] Kv) Seqlens => (qSeqlens, kvSeqlens);
+
         /// <summary>Splits a packed query-side tensor [1, TotalQ, ...] into one view [1, M_i, ...] per sequence.</summary>
         public IReadOnlyList<Tensor<T>> Split<T>(Tensor<T> tensor)
             where T : unmanaged => SplitBy(tensor, qStarts, TotalQ, nameof(tensor));
@@ -406,6 +450,83 @@ namespace XFormers
         }
 
         public override MaskKind Mask => MaskKind.BlockDiagonalCausal;
+
+        /// <summary>The same mask with a sliding window inside each segment: xFormers' <c>make_local_attention(window_size)</c>.</summary>
+        public BlockDiagonalCausalLocalAttentionMask MakeLocalAttention(int window) => new(Seqlens.Q, Seqlens.Kv, window);
+    }
+
+    /// <summary>
+    /// xFormers' <c>BlockDiagonalCausalFromBottomRightMask</c>: block-diagonal, causal inside each segment with the diagonal at
+    /// the segment's bottom-right corner (key j of segment s visible to query i when j − KvStart[s+1] ≤ i − QStart[s+1]):
+    /// each segment's last query sees all of its keys, as a KV-cache step with several new tokens per sequence needs.
+    /// </summary>
+    public sealed class BlockDiagonalCausalFromBottomRightMask : BlockDiagonalMask
+    {
+        internal BlockDiagonalCausalFromBottomRightMask(int[] qSeqlens, int[] kvSeqlens)
+            : base(qSeqlens, kvSeqlens)
+        {
+        }
+
+        /// <summary>Bottom-right causal segments from sequence lengths.</summary>
+        public static new BlockDiagonalCausalFromBottomRightMask FromSeqlens(IReadOnlyList<int> qSeqlen, IReadOnlyList<int>? kvSeqlen = null)
+        {
+            var (q, kv) = CheckSeqlens(qSeqlen, kvSeqlen);
+            return new BlockDiagonalCausalFromBottomRightMask(q, kv);
+        }
+
+        public override MaskKind Mask => MaskKind.BlockDiagonalCausalFromBottomRight;
+
+        /// <summary>The same mask with a sliding window inside each segment: xFormers' <c>make_local_attention(window_size)</c>.</summary>
+        public BlockDiagonalCausalLocalAttentionFromBottomRightMask MakeLocalAttention(int window) => new(Seqlens.Q, Seqlens.Kv, window);
+    }
+
+    /// <summary>
+    /// xFormers' <c>BlockDiagonalCausalLocalAttentionMask</c>: <see cref="BlockDiagonalCausalMask"/> with a sliding window
+    /// inside each segment. Key j of segment s is visible to query i when −window &lt; (j − KvStart[s]) − (i − QStart[s]) ≤ 0.
+    /// </summary>
+    public sealed class BlockDiagonalCausalLocalAttentionMask : BlockDiagonalMask
+    {
+        internal BlockDiagonalCausalLocalAttentionMask(int[] qSeqlens, int[] kvSeqlens, int window)
+            : base(qSeqlens, kvSeqlens) => Window = LocalWindow.Check(window);
+
+        /// <summary>Local causal segments from sequence lengths and a window of at least one key.</summary>
+        public static BlockDiagonalCausalLocalAttentionMask FromSeqlens(IReadOnlyList<int> qSeqlen, IReadOnlyList<int>? kvSeqlen, int window)
+        {
+            LocalWindow.Check(window);
+            var (q, kv) = CheckSeqlens(qSeqlen, kvSeqlen);
+            return new BlockDiagonalCausalLocalAttentionMask(q, kv, window);
+        }
+
+        public override MaskKind Mask => MaskKind.BlockDiagonalCausalLocal;
+
+        public override int Window { get; }
+
+        public override string ToString() => base.ToString()[..^1] + $", window={Window})";
+    }
+
+    /// <summary>
+    /// xFormers' <c>BlockDiagonalCausalLocalAttentionFromBottomRightMask</c>: <see cref="BlockDiagonalCausalFromBottomRightMask"/>
+    /// with a sliding window inside each segment. Key j of segment s is visible to query i when
+    /// −window &lt; (j − KvStart[s+1]) − (i − QStart[s+1]) ≤ 0.
+    /// </summary>
+    public sealed class BlockDiagonalCausalLocalAttentionFromBottomRightMask : BlockDiagonalMask
+    {
+        internal BlockDiagonalCausalLocalAttentionFromBottomRightMask(int[] qSeqlens, int[] kvSeqlens, int window)
+            : base(qSeqlens, kvSeqlens) => Window = LocalWindow.Check(window);
+
+        /// <summary>Local bottom-right causal segments from sequence lengths and a window of at least one key.</summary>
+        public static BlockDiagonalCausalLocalAttentionFromBottomRightMask FromSeqlens(IReadOnlyList<int> qSeqlen, IReadOnlyList<int>? kvSeqlen, int window)
+        {
+            LocalWindow.Check(window);
+            var (q, kv) = CheckSeqlens(qSeqlen, kvSeqlen);
+            return new BlockDiagonalCausalLocalAttentionFromBottomRightMask(q, kv, window);
+        }
+
+        public override MaskKind Mask => MaskKind.BlockDiagonalCausalLocalFromBottomRight;
+
+        public override int Window { get; }
+
+        public override string ToString() => base.ToString()[..^1] + $", window={Window})";
     }
 
     /// <summary>A mask combined with an additive bias.</summary>
@@ -425,6 +546,8 @@ namespace XFormers
         public override BiasKind Bias => bias.Bias;
 
         public override BlockDiagonalMask? Segments => mask.Segments;
+
+        public override int Window => mask.Window;
 
         public override ITensor? BiasTensor => bias.BiasTensor;
 

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using ILGPU;
 using ILGPU.Runtime;
+using XFormers.Dsl;
 using XFormers.Kernels;
 
 namespace XFormers
@@ -243,7 +244,7 @@ namespace XFormers
         internal void LaunchForward(Accelerator accelerator, in AttentionArgs<T> args)
         {
             if (hopperForward is not null && HopperForwardArgs(accelerator, args) is { } hopperArgs
-                && Hopper.HopperLauncher.TryLaunchForward(accelerator, hopperForward, Variant.DType, hopperArgs, Variant.HasMods))
+                && Hopper.HopperLauncher.TryLaunchForward(accelerator, hopperForward, Variant.DType, hopperArgs, Variant.HasMods, Variant.Mask.IsLocal()))
             {
                 LaunchObserver?.Invoke("forward");
                 return;
@@ -272,7 +273,7 @@ namespace XFormers
             if (hopperBackward is not null && Hopper.HopperLauncher.IsAvailable(accelerator) && Hopper.HopperLauncher.CanLaunchBackward(args))
             {
                 LaunchDelta(accelerator, args);
-                Hopper.HopperLauncher.LaunchBackward(accelerator, hopperBackward, Variant.DType, args, LaunchObserver);
+                Hopper.HopperLauncher.LaunchBackward(accelerator, hopperBackward, Variant.DType, args, Variant.Mask.IsLocal(), LaunchObserver);
                 return;
             }
             if (UsesTensorCoreBackward(accelerator) && tensorCore is { BackwardKv: { } tcKv, BackwardQ: { } tcQ } tc)

@@ -107,7 +107,9 @@ namespace XFormers
             var mask = attnBias?.Mask ?? MaskKind.None;
             var biasKind = attnBias?.Bias ?? BiasKind.None;
 
-            if (mask is MaskKind.BlockDiagonal or MaskKind.BlockDiagonalCausal && attnBias!.Segments is null)
+            if (mask.IsLocal() && attnBias!.Window < 1)
+                throw new ArgumentException($"attnBias: {attnBias} is a local mask with a window of {attnBias.Window}; a window holds at least one key.", nameof(attnBias));
+            if (mask.IsBlockDiagonal() && attnBias!.Segments is null)
                 throw new ArgumentException($"attnBias: {attnBias} runs only through Fmha.MemoryEfficientAttention and Fmha.MemoryEfficientAttentionPartial, without an additive bias.", nameof(attnBias));
             if (attnBias?.Segments is { } segments)
             {

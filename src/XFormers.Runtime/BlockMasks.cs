@@ -22,7 +22,7 @@ namespace XFormers
         private static readonly ConditionalWeakTable<Accelerator, Cache> Caches = new();
 
         private sealed record Key(
-            string Variant, int Rows, int Cols, int Batch, int Heads, int Mq, int Mkv,
+            string Variant, int Rows, int Cols, int Batch, int Heads, int Mq, int Mkv, int Window,
             object? SegmentBuffer, long SegmentOffset, ModBinding.Key? Arguments);
 
         private sealed class Entry
@@ -95,7 +95,7 @@ namespace XFormers
                 segmentBuffer = ((IContiguousArrayView)args.QStart).Buffer;
                 segmentOffset = ((IContiguousArrayView)args.QStart).IndexInBytes;
             }
-            var key = new Key(variant.Name, rows, cols, batches, heads, args.Mq, args.Mkv, segmentBuffer, segmentOffset, arguments?.Identity());
+            var key = new Key(variant.Name, rows, cols, batches, heads, args.Mq, args.Mkv, args.Window, segmentBuffer, segmentOffset, arguments?.Identity());
             var cache = Caches.GetValue(accelerator, static _ => new Cache());
             lock (cache)
             {

@@ -290,6 +290,7 @@ namespace XFormers
                 Q = query.View,
                 K = key.View,
                 V = value.View,
+                Window = p.AttnBias?.Window ?? 0,
             };
             if (p.AttnBias?.Segments is { } segments)
             {

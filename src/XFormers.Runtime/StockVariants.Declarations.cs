@@ -561,4 +561,54 @@ internal static partial class StockVariants
 
     [Attention(Mask = MaskKind.Causal, Bias = BiasKind.None, HeadDim = 256, DType = DType.BFloat16)]
     internal static partial AttentionKernel Causal_None_BF16_256();
+
+    // Float16: CausalLocalFromBottomRight, BlockDiagonalCausalFromBottomRight, BlockDiagonalCausalLocal, BlockDiagonalCausalLocalFromBottomRight × None × head dim 64, 128
+    [Attention(Mask = MaskKind.CausalLocalFromBottomRight, Bias = BiasKind.None, HeadDim = 64, DType = DType.Float16)]
+    internal static partial AttentionKernel CausalLocalFromBottomRight_None_F16_64();
+
+    [Attention(Mask = MaskKind.CausalLocalFromBottomRight, Bias = BiasKind.None, HeadDim = 128, DType = DType.Float16)]
+    internal static partial AttentionKernel CausalLocalFromBottomRight_None_F16_128();
+
+    [Attention(Mask = MaskKind.BlockDiagonalCausalFromBottomRight, Bias = BiasKind.None, HeadDim = 64, DType = DType.Float16)]
+    internal static partial AttentionKernel BlockDiagonalCausalFromBottomRight_None_F16_64();
+
+    [Attention(Mask = MaskKind.BlockDiagonalCausalFromBottomRight, Bias = BiasKind.None, HeadDim = 128, DType = DType.Float16)]
+    internal static partial AttentionKernel BlockDiagonalCausalFromBottomRight_None_F16_128();
+
+    [Attention(Mask = MaskKind.BlockDiagonalCausalLocal, Bias = BiasKind.None, HeadDim = 64, DType = DType.Float16)]
+    internal static partial AttentionKernel BlockDiagonalCausalLocal_None_F16_64();
+
+    [Attention(Mask = MaskKind.BlockDiagonalCausalLocal, Bias = BiasKind.None, HeadDim = 128, DType = DType.Float16)]
+    internal static partial AttentionKernel BlockDiagonalCausalLocal_None_F16_128();
+
+    [Attention(Mask = MaskKind.BlockDiagonalCausalLocalFromBottomRight, Bias = BiasKind.None, HeadDim = 64, DType = DType.Float16)]
+    internal static partial AttentionKernel BlockDiagonalCausalLocalFromBottomRight_None_F16_64();
+
+    [Attention(Mask = MaskKind.BlockDiagonalCausalLocalFromBottomRight, Bias = BiasKind.None, HeadDim = 128, DType = DType.Float16)]
+    internal static partial AttentionKernel BlockDiagonalCausalLocalFromBottomRight_None_F16_128();
+
+    // BFloat16: CausalLocalFromBottomRight, BlockDiagonalCausalFromBottomRight, BlockDiagonalCausalLocal, BlockDiagonalCausalLocalFromBottomRight × None × head dim 64, 128
+    [Attention(Mask = MaskKind.CausalLocalFromBottomRight, Bias = BiasKind.None, HeadDim = 64, DType = DType.BFloat16)]
+    internal static partial AttentionKernel CausalLocalFromBottomRight_None_BF16_64();
+
+    [Attention(Mask = MaskKind.CausalLocalFromBottomRight, Bias = BiasKind.None, HeadDim = 128, DType = DType.BFloat16)]
+    internal static partial AttentionKernel CausalLocalFromBottomRight_None_BF16_128();
+
+    [Attention(Mask = MaskKind.BlockDiagonalCausalFromBottomRight, Bias = BiasKind.None, HeadDim = 64, DType = DType.BFloat16)]
+    internal static partial AttentionKernel BlockDiagonalCausalFromBottomRight_None_BF16_64();
+
+    [Attention(Mask = MaskKind.BlockDiagonalCausalFromBottomRight, Bias = BiasKind.None, HeadDim = 128, DType = DType.BFloat16)]
+    internal static partial AttentionKernel BlockDiagonalCausalFromBottomRight_None_BF16_128();
+
+    [Attention(Mask = MaskKind.BlockDiagonalCausalLocal, Bias = BiasKind.None, HeadDim = 64, DType = DType.BFloat16)]
+    internal static partial AttentionKernel BlockDiagonalCausalLocal_None_BF16_64();
+
+    [Attention(Mask = MaskKind.BlockDiagonalCausalLocal, Bias = BiasKind.None, HeadDim = 128, DType = DType.BFloat16)]
+    internal static partial AttentionKernel BlockDiagonalCausalLocal_None_BF16_128();
+
+    [Attention(Mask = MaskKind.BlockDiagonalCausalLocalFromBottomRight, Bias = BiasKind.None, HeadDim = 64, DType = DType.BFloat16)]
+    internal static partial AttentionKernel BlockDiagonalCausalLocalFromBottomRight_None_BF16_64();
+
+    [Attention(Mask = MaskKind.BlockDiagonalCausalLocalFromBottomRight, Bias = BiasKind.None, HeadDim = 128, DType = DType.BFloat16)]
+    internal static partial AttentionKernel BlockDiagonalCausalLocalFromBottomRight_None_BF16_128();
 }

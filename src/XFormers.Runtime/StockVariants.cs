@@ -21,6 +21,12 @@ internal static partial class StockVariants
     private static readonly MaskKind[] AllMasks =
         { MaskKind.None, MaskKind.Causal, MaskKind.CausalFromBottomRight, MaskKind.BlockDiagonal, MaskKind.BlockDiagonalCausal };
 
+    private static readonly MaskKind[] LocalMasks =
+    {
+        MaskKind.CausalLocalFromBottomRight, MaskKind.BlockDiagonalCausalFromBottomRight, MaskKind.BlockDiagonalCausalLocal,
+        MaskKind.BlockDiagonalCausalLocalFromBottomRight,
+    };
+
     private static readonly BiasKind[] AllBiases = { BiasKind.None, BiasKind.Tensor, BiasKind.Alibi };
 
     /// <summary>The stock set, one product a row; declarations follow it row by row, then by dtype, mask, bias, head dim.</summary>
@@ -29,6 +35,8 @@ internal static partial class StockVariants
         new(AllMasks, AllBiases, new[] { DType.Float32, DType.Float16, DType.BFloat16 }, new[] { 16, 32, 64, 128 }),
         // 16-bit, no mask and causal: the sm_90a forward on Hopper (64-key tiles), the SIMT kernels elsewhere.
         new(new[] { MaskKind.None, MaskKind.Causal }, new[] { BiasKind.None }, new[] { DType.Float16, DType.BFloat16 }, new[] { 256 }),
+        // 16-bit local (sliding-window) masks and the bottom-right block-diagonal one: the window is a run-time value.
+        new(LocalMasks, new[] { BiasKind.None }, new[] { DType.Float16, DType.BFloat16 }, new[] { 64, 128 }),
     };
 
     /// <summary>Every stock variant, in declaration order.</summary>

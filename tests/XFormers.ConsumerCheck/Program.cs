@@ -74,6 +74,9 @@ public static partial class Variants
     [Attention(Mask = MaskKind.BlockDiagonalCausal, Bias = BiasKind.Alibi, HeadDim = 32, DType = DType.Float32)]
     public static partial AttentionKernel PackedCausalAlibi();
 
+    [Attention(Mask = MaskKind.BlockDiagonalCausalLocal, Bias = BiasKind.Alibi, HeadDim = 32, DType = DType.Float32)]
+    public static partial AttentionKernel PackedLocalAlibi();
+
     /// <summary>Grouped-query: 8 query heads over 2 KV heads, fixed at build time.</summary>
     [Attention(Mask = MaskKind.Causal, HeadDim = 64, DType = DType.Float16, Heads = 8, KvHeads = 2)]
     public static partial AttentionKernel GroupedQuery();
@@ -91,7 +94,7 @@ internal static class Check
     {
         var v = kernel.Variant;
         int hq = v.Heads > 0 ? v.Heads : 2, hkv = v.KvHeads > 0 ? v.KvHeads : hq, k = v.HeadDim;
-        bool packed = v.Mask is MaskKind.BlockDiagonal or MaskKind.BlockDiagonalCausal;
+        bool packed = v.Mask.IsBlockDiagonal();
         int[] qLens = { 5, 0, 23, 1 }, kvLens = { 7, 3, 19, 1 };
         int mq = packed ? qLens.Sum() : 29, mkv = packed ? kvLens.Sum() : 21;
         using var q = Tensor<T>.RandomNormal(context, 1, 1f, 1, mq, hq, k);
@@ -105,7 +108,9 @@ internal static class Check
             MaskKind.Causal => new LowerTriangularMask(),
             MaskKind.CausalFromBottomRight => new LowerTriangularFromBottomRightMask(),
             MaskKind.BlockDiagonal => BlockDiagonalMask.FromSeqlens(qLens, kvLens),
-            _ => BlockDiagonalMask.FromSeqlens(qLens, kvLens).MakeCausal(),
+            MaskKind.BlockDiagonalCausal => BlockDiagonalMask.FromSeqlens(qLens, kvLens).MakeCausal(),
+            MaskKind.BlockDiagonalCausalLocal => BlockDiagonalMask.FromSeqlens(qLens, kvLens).MakeCausal().MakeLocalAttention(4),
+            _ => throw new NotSupportedException($"no inputs for {v.Mask}"),
         };
         AttentionBias bias = v.Bias switch
         {

@@ -7,16 +7,32 @@ public sealed record AttentionCase(
     int Batch, int Mq, int Mkv, int Hq, int Hkv, int HeadDim,
     MaskKind Mask = MaskKind.None, BiasKind Bias = BiasKind.None,
     int[]? QSeqlens = null, int[]? KvSeqlens = null,
-    bool BiasRequiresGrad = false, bool BroadcastBias = false, bool FiveD = false, int Seed = 1)
+    bool BiasRequiresGrad = false, bool BroadcastBias = false, bool FiveD = false, int Seed = 1, int Window = 0)
 {
     public override string ToString() =>
-        $"B{Batch} Mq{Mq} Mkv{Mkv} H{Hq}/{Hkv} K{HeadDim} {Mask}/{Bias}" +
+        $"B{Batch} Mq{Mq} Mkv{Mkv} H{Hq}/{Hkv} K{HeadDim} {Mask}/{Bias}" + (Window > 0 ? $" window {Window}" : "") +
         (QSeqlens is null ? "" : $" q[{string.Join(",", QSeqlens)}] kv[{string.Join(",", KvSeqlens ?? QSeqlens)}]") +
         (FiveD ? " BMGHK" : "") + (BroadcastBias ? " broadcast" : "");
 
     /// <summary>A packed case from seqlens (batch 1; totals become Mq and Mkv).</summary>
-    public static AttentionCase Packed(int[] q, int[] kv, int hq, int hkv, int headDim, MaskKind mask, BiasKind bias = BiasKind.None, int seed = 1) =>
-        new(1, q.Sum(), kv.Sum(), hq, hkv, headDim, mask, bias, q, kv, Seed: seed);
+    public static AttentionCase Packed(int[] q, int[] kv, int hq, int hkv, int headDim, MaskKind mask, BiasKind bias = BiasKind.None, int seed = 1, int window = 0) =>
+        new(1, q.Sum(), kv.Sum(), hq, hkv, headDim, mask, bias, q, kv, Seed: seed, Window: window);
+
+    /// <summary>The mask the case names, as the runtime's <see cref="AttentionBias"/> class (null for none).</summary>
+    public AttentionBias? MaskBias() => Mask switch
+    {
+        MaskKind.None => null,
+        MaskKind.Causal => new LowerTriangularMask(),
+        MaskKind.CausalFromBottomRight => new LowerTriangularFromBottomRightMask(),
+        MaskKind.CausalLocalFromBottomRight => new LowerTriangularFromBottomRightMask().MakeLocalAttention(Window),
+        MaskKind.BlockDiagonal => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens),
+        MaskKind.BlockDiagonalCausal => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausal(),
+        MaskKind.BlockDiagonalCausalFromBottomRight => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausalFromBottomRight(),
+        MaskKind.BlockDiagonalCausalLocal => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausal().MakeLocalAttention(Window),
+        MaskKind.BlockDiagonalCausalLocalFromBottomRight =>
+            BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausalFromBottomRight().MakeLocalAttention(Window),
+        _ => throw new ArgumentOutOfRangeException(nameof(Mask), Mask, null),
+    };
 }
 
 /// <summary>Max errors of one run against the fp64 reference, each divided by max(1, ‖reference‖∞).</summary>
@@ -54,14 +70,7 @@ public static class AttentionCheck
         Tensor<T>? biasTensor = null;
         try
         {
-            AttentionBias? mask = c.Mask switch
-            {
-                MaskKind.None => null,
-                MaskKind.Causal => new LowerTriangularMask(),
-                MaskKind.CausalFromBottomRight => new LowerTriangularFromBottomRightMask(),
-                MaskKind.BlockDiagonal => BlockDiagonalMask.FromSeqlens(c.QSeqlens!, c.KvSeqlens),
-                _ => BlockDiagonalMask.FromSeqlens(c.QSeqlens!, c.KvSeqlens).MakeCausal(),
-            };
+            AttentionBias? mask = c.MaskBias();
             AttentionBias? attnBias = mask;
             if (c.Bias == BiasKind.Tensor)
             {

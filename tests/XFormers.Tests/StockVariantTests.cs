@@ -19,18 +19,20 @@ public class StockVariantTests(CpuContextFixture fixture)
     public static IEnumerable<AttentionCase> CasesFor(AttentionVariant v)
     {
         int k = v.HeadDim;
-        if (v.Mask is MaskKind.BlockDiagonal or MaskKind.BlockDiagonalCausal)
+        // Local masks: a window shorter than the sequences, so each band has both edges.
+        int window = v.Mask.IsLocal() ? 6 : 0;
+        if (v.Mask.IsBlockDiagonal())
         {
-            yield return AttentionCase.Packed(new[] { 1, 0, 37, 5 }, new[] { 1, 0, 37, 5 }, 2, 2, k, v.Mask, v.Bias) with { BiasRequiresGrad = v.Bias == BiasKind.Tensor };
+            yield return AttentionCase.Packed(new[] { 1, 0, 37, 5 }, new[] { 1, 0, 37, 5 }, 2, 2, k, v.Mask, v.Bias, window: window) with { BiasRequiresGrad = v.Bias == BiasKind.Tensor };
             // Mq != Mkv per segment, an empty key segment (its queries see nothing), GQA 4 → 2.
-            yield return AttentionCase.Packed(new[] { 3, 20, 1 }, new[] { 5, 0, 9 }, 4, 2, k, v.Mask, v.Bias, seed: 7);
+            yield return AttentionCase.Packed(new[] { 3, 20, 1 }, new[] { 5, 0, 9 }, 4, 2, k, v.Mask, v.Bias, seed: 7, window: window);
         }
         else
         {
-            yield return new AttentionCase(2, 37, 37, 2, 2, k, v.Mask, v.Bias, BiasRequiresGrad: v.Bias == BiasKind.Tensor);
-            yield return new AttentionCase(1, 1, 50, 2, 2, k, v.Mask, v.Bias, BroadcastBias: v.Bias == BiasKind.Tensor, Seed: 3);
+            yield return new AttentionCase(2, 37, 37, 2, 2, k, v.Mask, v.Bias, BiasRequiresGrad: v.Bias == BiasKind.Tensor, Window: window);
+            yield return new AttentionCase(1, 1, 50, 2, 2, k, v.Mask, v.Bias, BroadcastBias: v.Bias == BiasKind.Tensor, Seed: 3, Window: window);
             // Mq > Mkv: bottom-right causal leaves the first rows with no key; GQA 4 → 2.
-            yield return new AttentionCase(1, 70, 33, 4, 2, k, v.Mask, v.Bias, Seed: 5);
+            yield return new AttentionCase(1, 70, 33, 4, 2, k, v.Mask, v.Bias, Seed: 5, Window: window);
         }
     }
 

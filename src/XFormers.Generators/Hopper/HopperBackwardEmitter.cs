@@ -70,12 +70,12 @@ namespace XFormers.Generators.Hopper
             string tiles = Tiles(keysAndValues).Replace("// Tiles:", values is null ? "// dK/dV tiles (BlockM keys, BlockN queries):" : "// dK tiles (BlockM keys, BlockN queries):") +
                            (values is null ? "" : Tiles(values).Replace("// Tiles:", "// dV tiles (BlockM keys, BlockN queries):")) +
                            Tiles(queries).Replace("// Tiles:", "// dQ tiles:");
-            string text = Header("the sm_90a backward", summary, tiles) + emitter.Entry(KeysAndValuesEntryPoint, Parameters) + "\n";
+            string text = Header("the sm_90a backward", summary, tiles) + emitter.Entry(KeysAndValuesEntryPoint, WithWindow(keysAndValues, Parameters)) + "\n";
             if (values is not null)
             {
                 var valuesEmitter = new HopperBackwardEmitter(values);
                 valuesEmitter.Kernel();
-                text += valuesEmitter.Entry(ValuesEntryPoint, Parameters) + "\n";
+                text += valuesEmitter.Entry(ValuesEntryPoint, WithWindow(values, Parameters)) + "\n";
             }
             return text + HopperForwardEmitter.EmitBackwardQ(queries);
         }
@@ -120,6 +120,7 @@ namespace XFormers.Generators.Hopper
 
             qBegin = w.S32("q_begin");
             var qEnd = w.S32("q_end");
+            LoadWindow();
             QueryRange(lastKey, qEnd);
             w.Op("max.s32", qBegin, qBegin, 0);
             w.Op("min.s32", qEnd, qEnd, mq);
@@ -159,6 +160,48 @@ namespace XFormers.Generators.Hopper
                     w.Op("add.s32", qBegin, qBegin, mq);
                     w.Op("mov.s32", qEnd, mq);
                     break;
+                case "CausalLocalFromBottomRight":
+                    // Row i sees keys i + Mkv − Mq − window < j <= i + Mkv − Mq: the last key's last viewer ends the range.
+                    w.Op("sub.s32", qBegin, n0, mkv);
+                    w.Op("add.s32", qBegin, qBegin, mq);
+                    w.Op("sub.s32", qEnd, lastKey, mkv);
+                    w.Op("add.s32", qEnd, qEnd, mq);
+                    w.Op("add.s32", qEnd, qEnd, window);
+                    w.Op("max.s32", qEnd, qEnd, 0);
+                    break;
+                case "BlockDiagonalCausalFromBottomRight":
+                case "BlockDiagonalCausalLocal":
+                case "BlockDiagonalCausalLocalFromBottomRight":
+                {
+                    // The first key's first viewer (a later segment's keys are seen from its first row on) and, with a window,
+                    // the last key's last viewer (the earlier segments' rows all come before it).
+                    var kvSegment = LoadPointer("kv_segment");
+                    var qStart = LoadPointer("q_start");
+                    var kvStart = LoadPointer("kv_start");
+                    var first = w.S32("first_segment");
+                    var last = w.S32("last_segment");
+                    LoadInt(first, kvSegment, n0, 0);
+                    LoadInt(last, kvSegment, lastKey, 0);
+                    LoadInt(qBegin, qStart, first, 0);
+                    LoadInt(qEnd, qStart, last, 1);
+                    var viewer = w.Temp("s32");
+                    var bound = w.Temp("s32");
+                    SegmentDiagonal(viewer, first, qStart, kvStart);
+                    w.Op("sub.s32", viewer, n0, viewer);
+                    w.Op("max.s32", qBegin, qBegin, viewer);
+                    LoadInt(bound, qStart, first, 1);
+                    w.Op("min.s32", qBegin, qBegin, bound);
+                    if (plan.Local)
+                    {
+                        SegmentDiagonal(viewer, last, qStart, kvStart);
+                        w.Op("sub.s32", viewer, lastKey, viewer);
+                        w.Op("add.s32", viewer, viewer, window);
+                        w.Op("min.s32", qEnd, qEnd, viewer);
+                        LoadInt(bound, qStart, last, 0);
+                        w.Op("max.s32", qEnd, qEnd, bound);
+                    }
+                    break;
+                }
                 case "BlockDiagonal":
                 case "BlockDiagonalCausal":
                 {
@@ -567,6 +610,47 @@ namespace XFormers.Generators.Hopper
                     w.Op("sub.s32", lo[r], j, mkv);
                     w.Op("add.s32", lo[r], lo[r], mq);
                     break;
+                case "CausalLocalFromBottomRight":
+                    // [j − (Mkv − Mq), j − (Mkv − Mq) + window).
+                    w.Op("sub.s32", lo[r], j, mkv);
+                    w.Op("add.s32", lo[r], lo[r], mq);
+                    w.Op("add.s32", hi[r], lo[r], window);
+                    w.Op("min.s32", hi[r], hi[r], mq);
+                    break;
+                case "BlockDiagonalCausalFromBottomRight":
+                case "BlockDiagonalCausalLocal":
+                case "BlockDiagonalCausalLocalFromBottomRight":
+                {
+                    var segment = w.S32("segment" + r);
+                    var safeKey = w.Temp("s32");
+                    w.Op("selp.s32", safeKey, j, 0, keyValid[r]);
+                    LoadInt(segment, kvSegment, safeKey, 0);
+                    LoadInt(lo[r], qStart, segment, 0);
+                    LoadInt(hi[r], qStart, segment, 1);
+                    if (plan.Alibi)
+                    {
+                        // ALiBi within the segment: slope · ((j − KvStart[s]) − (i − QStart[s])) = slope · (a_j − i).
+                        var segmentKvStart = w.Temp("s32");
+                        var segmentQStart = w.Temp("s32");
+                        LoadInt(segmentKvStart, kvStart, segment, 0);
+                        LoadInt(segmentQStart, qStart, segment, 0);
+                        alibiKey[r] = w.S32("alibi_key" + r);
+                        w.Op("sub.s32", alibiKey[r], j, segmentKvStart);
+                        w.Op("add.s32", alibiKey[r], alibiKey[r], segmentQStart);
+                    }
+                    // The key's first viewer, j minus the segment's diagonal; with a window, the rows before its first viewer
+                    // plus the window.
+                    var viewer = w.S32("first_viewer" + r);
+                    SegmentDiagonal(viewer, segment, qStart, kvStart);
+                    w.Op("sub.s32", viewer, j, viewer);
+                    w.Op("max.s32", lo[r], lo[r], viewer);
+                    if (plan.Local)
+                    {
+                        w.Op("add.s32", viewer, viewer, window);
+                        w.Op("min.s32", hi[r], hi[r], viewer);
+                    }
+                    break;
+                }
                 case "BlockDiagonal":
                 case "BlockDiagonalCausal":
                 {

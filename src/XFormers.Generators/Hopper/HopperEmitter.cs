@@ -28,7 +28,36 @@ namespace XFormers.Generators.Hopper
         protected readonly Reg[] lo = new Reg[2], hi = new Reg[2];
         protected Reg warpMaxLo, warpMinHi;
 
+        /// <summary>A local mask's window (the <c>window</c> parameter), once <see cref="LoadWindow"/> has read it.</summary>
+        protected Reg window;
+
         protected HopperEmitter(HopperPlan plan) => this.plan = plan;
+
+        /// <summary>A local mask's module takes its window last: <c>.param .u32 window</c>.</summary>
+        protected static IEnumerable<string> WithWindow(HopperPlan plan, IEnumerable<string> parameters) =>
+            plan.Local ? parameters.Concat(new[] { ".param .u32 window" }) : parameters;
+
+        /// <summary>Reads the window of a local mask (nothing for the other masks).</summary>
+        protected void LoadWindow()
+        {
+            if (!plan.Local)
+                return;
+            window = w.S32("window");
+            w.Op("ld.param.u32", window, "[window]");
+        }
+
+        /// <summary>
+        /// Segment s's causal diagonal as j − i (query i sees keys j with j − i at most this): KvStart[s] − QStart[s], or at
+        /// the segment's bottom-right corner KvStart[s + 1] − QStart[s + 1].
+        /// </summary>
+        protected void SegmentDiagonal(Reg destination, Reg segment, Reg qStart, Reg kvStart)
+        {
+            int plus = plan.FromBottomRight ? 1 : 0;
+            var start = w.Temp("s32");
+            LoadInt(destination, kvStart, segment, plus);
+            LoadInt(start, qStart, segment, plus);
+            w.Op("sub.s32", destination, destination, start);
+        }
 
         /// <summary>The module's first lines: where it came from, its tiles, the PTX version and target.</summary>
         protected static string Header(string what, string summary, string tiles) =>

@@ -45,7 +45,7 @@ namespace XFormers.Generators.Hopper
             var emitter = new HopperForwardEmitter(plan, mods);
             emitter.Kernel();
             var parameters = plan.ScoreMod || plan.MaskMod ? Parameters.Concat(ModParameters) : Parameters;
-            return Header("the sm_90a forward", summary, Tiles(plan)) + emitter.Entry(EntryPoint, parameters);
+            return Header("the sm_90a forward", summary, Tiles(plan)) + emitter.Entry(EntryPoint, WithWindow(plan, parameters));
         }
 
         /// <summary>
@@ -68,7 +68,7 @@ namespace XFormers.Generators.Hopper
         {
             var emitter = new HopperForwardEmitter(plan);
             emitter.Kernel();
-            return emitter.Entry(HopperBackwardEmitter.QueriesEntryPoint, HopperBackwardEmitter.Parameters);
+            return emitter.Entry(HopperBackwardEmitter.QueriesEntryPoint, WithWindow(plan, HopperBackwardEmitter.Parameters));
         }
 
         /// <summary>The entry point's parameters, in the order HopperLauncher passes them.</summary>
@@ -151,6 +151,7 @@ namespace XFormers.Generators.Hopper
 
             kvBegin = w.S32("kv_begin");
             var kvEnd = w.S32("kv_end");
+            LoadWindow();
             KeyRange(lastRow, kvEnd);
             nTiles = w.S32("n_tiles");
             if (plan.MaskMod)
@@ -250,6 +251,60 @@ namespace XFormers.Generators.Hopper
                     w.Op("min.s32", kvEnd, kvEnd, mkv);
                     w.Op("max.s32", kvEnd, kvEnd, 0);
                     break;
+                case "CausalLocalFromBottomRight":
+                {
+                    // The last row's diagonal ends the range; the first row's window starts it, rounded down to a whole tile
+                    // so the tiles stay aligned (the per-row mask drops the extra keys).
+                    w.Op("add.s32", kvEnd, lastRow, 1);
+                    w.Op("add.s32", kvEnd, kvEnd, mkv);
+                    w.Op("sub.s32", kvEnd, kvEnd, mq);
+                    w.Op("min.s32", kvEnd, kvEnd, mkv);
+                    w.Op("max.s32", kvEnd, kvEnd, 0);
+                    w.Op("add.s32", kvBegin, m0, 1);
+                    w.Op("add.s32", kvBegin, kvBegin, mkv);
+                    w.Op("sub.s32", kvBegin, kvBegin, mq);
+                    w.Op("sub.s32", kvBegin, kvBegin, window);
+                    w.Op("max.s32", kvBegin, kvBegin, 0);
+                    w.Op("and.b32", kvBegin, kvBegin, -plan.BlockN);
+                    break;
+                }
+                case "BlockDiagonalCausalFromBottomRight":
+                case "BlockDiagonalCausalLocal":
+                case "BlockDiagonalCausalLocalFromBottomRight":
+                {
+                    // The segments of the first and last rows; the last row's diagonal (the earlier segments' keys all come
+                    // before it) and, with a window, the first row's window edge (the later segments' rows never precede it).
+                    var qSegment = LoadPointer("q_segment");
+                    var qStart = LoadPointer("q_start");
+                    var kvStart = LoadPointer("kv_start");
+                    var first = w.S32("first_segment");
+                    var last = w.S32("last_segment");
+                    LoadInt(first, qSegment, m0, 0);
+                    LoadInt(last, qSegment, lastRow, 0);
+                    LoadInt(kvBegin, kvStart, first, 0);
+                    LoadInt(kvEnd, kvStart, last, 1);
+                    var lastStart = w.S32("last_kv_start");
+                    LoadInt(lastStart, kvStart, last, 0);
+                    var diagonal = w.Temp("s32");
+                    SegmentDiagonal(diagonal, last, qStart, kvStart);
+                    w.Op("add.s32", diagonal, diagonal, lastRow);
+                    w.Op("add.s32", diagonal, diagonal, 1);
+                    w.Op("max.s32", diagonal, diagonal, lastStart);
+                    w.Op("min.s32", kvEnd, kvEnd, diagonal);
+                    if (plan.Local)
+                    {
+                        var edge = w.Temp("s32");
+                        var next = w.Temp("s32");
+                        SegmentDiagonal(edge, first, qStart, kvStart);
+                        w.Op("add.s32", edge, edge, m0);
+                        w.Op("add.s32", edge, edge, 1);
+                        w.Op("sub.s32", edge, edge, window);
+                        LoadInt(next, kvStart, first, 1);
+                        w.Op("min.s32", edge, edge, next);
+                        w.Op("max.s32", kvBegin, kvBegin, edge);
+                    }
+                    break;
+                }
                 case "BlockDiagonal":
                 case "BlockDiagonalCausal":
                 {
@@ -762,6 +817,51 @@ namespace XFormers.Generators.Hopper
                     w.Op("min.s32", hi[r], hi[r], mkv);
                     w.Op("max.s32", hi[r], hi[r], 0);
                     break;
+                case "CausalLocalFromBottomRight":
+                {
+                    // [diagonal + 1 − window, diagonal + 1), the diagonal at i + Mkv − Mq.
+                    var end = w.S32("diagonal_end" + r);
+                    w.Op("add.s32", end, i, 1);
+                    w.Op("add.s32", end, end, mkv);
+                    w.Op("sub.s32", end, end, mq);
+                    w.Op("sub.s32", lo[r], end, window);
+                    w.Op("max.s32", lo[r], lo[r], 0);
+                    w.Op("min.s32", hi[r], end, mkv);
+                    w.Op("max.s32", hi[r], hi[r], 0);
+                    break;
+                }
+                case "BlockDiagonalCausalFromBottomRight":
+                case "BlockDiagonalCausalLocal":
+                case "BlockDiagonalCausalLocalFromBottomRight":
+                {
+                    var segment = w.S32("segment" + r);
+                    var safeRow = w.Temp("s32");
+                    w.Op("selp.s32", safeRow, i, 0, rowValid[r]);
+                    LoadInt(segment, qSegment, safeRow, 0);
+                    LoadInt(lo[r], kvStart, segment, 0);
+                    LoadInt(hi[r], kvStart, segment, 1);
+                    if (plan.Alibi)
+                    {
+                        // ALiBi within the segment: slope · ((j − KvStart[s]) − (i − QStart[s])).
+                        var segmentQStart = w.S32("segment_q_start" + r);
+                        LoadInt(segmentQStart, qStart, segment, 0);
+                        alibiOffset[r] = w.S32("alibi_offset" + r);
+                        w.Op("sub.s32", alibiOffset[r], segmentQStart, lo[r]);
+                        w.Op("sub.s32", alibiOffset[r], alibiOffset[r], i);
+                    }
+                    var end = w.S32("diagonal_end" + r);
+                    SegmentDiagonal(end, segment, qStart, kvStart);
+                    w.Op("add.s32", end, end, i);
+                    w.Op("add.s32", end, end, 1);
+                    w.Op("min.s32", hi[r], hi[r], end);
+                    if (plan.Local)
+                    {
+                        var edge = w.Temp("s32");
+                        w.Op("sub.s32", edge, end, window);
+                        w.Op("max.s32", lo[r], lo[r], edge);
+                    }
+                    break;
+                }
                 case "BlockDiagonal":
                 case "BlockDiagonalCausal":
                 {

@@ -1,4 +1,5 @@
 using System;
+using XFormers.Dsl;
 
 namespace XFormers.Generators.Models
 {
@@ -78,8 +79,13 @@ namespace XFormers.Generators.Models
         /// <summary>Dynamic shared memory the kernel asks for (the one formula: the runtime passes this number to the driver).</summary>
         public int SharedBytes => BarrierOffset + Barriers * 8;
 
-        public bool Causal => Mask is "Causal" or "CausalFromBottomRight" or "BlockDiagonalCausal";
-        public bool BlockDiagonal => Mask is "BlockDiagonal" or "BlockDiagonalCausal";
+        private MaskKind Kind => (MaskKind)Enum.Parse(typeof(MaskKind), Mask);
+        public bool Causal => Kind.IsCausal();
+        public bool BlockDiagonal => Kind.IsBlockDiagonal();
+        /// <summary>The causal diagonal at the bottom-right corner (of the problem, or of each segment).</summary>
+        public bool FromBottomRight => Kind.IsFromBottomRight();
+        /// <summary>A sliding window below the diagonal; the module takes it as its last parameter, <c>window</c>.</summary>
+        public bool Local => Kind.IsLocal();
         public bool HasBias => TensorBias || Alibi;
         /// <summary>Whether scores are formed in natural units (scale · qk + bias, then the score mod) before the exp2 softmax.</summary>
         public bool NaturalScores => HasBias || ScoreMod;

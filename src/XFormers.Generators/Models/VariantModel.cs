@@ -45,6 +45,10 @@ namespace XFormers.Generators.Models
         public bool CausalBottomRight { get; init; }
         public bool BlockDiagonal { get; init; }
         public bool BlockDiagonalCausal { get; init; }
+        /// <summary>The causal diagonal sits at the bottom-right corner (of the problem, or of each segment).</summary>
+        public bool FromBottomRight { get; init; }
+        /// <summary>A sliding window below the diagonal, of <c>a.Window</c> keys (a run-time value).</summary>
+        public bool LocalWindow { get; init; }
         public bool TensorBias { get; init; }
         public bool Alibi { get; init; }
         public string GroupSizeExpression { get; init; } = "a.GroupSize";

@@ -80,7 +80,7 @@ namespace XFormers.Hopper
         /// <c>a.Delta</c>). The caller has checked <see cref="IsAvailable"/> and <see cref="CanLaunchBackward{T}"/>.
         /// </summary>
         public static void LaunchBackward<T>(
-            Accelerator accelerator, HopperBackwardModule module, DType dtype, in AttentionArgs<T> a, Action<string>? observer = null)
+            Accelerator accelerator, HopperBackwardModule module, DType dtype, in AttentionArgs<T> a, bool local, Action<string>? observer = null)
             where T : unmanaged
         {
             var kvFunction = BackwardFunction(accelerator, module, keysAndValues: true);
@@ -92,9 +92,10 @@ namespace XFormers.Hopper
                 ulong q = Pointer(a.Q), dO = Pointer(a.dO), k = Pointer(a.K), v = Pointer(a.V);
 
                 // The kernels' parameters, in HopperBackwardEmitter.Parameters' order; the four tensor maps first.
-                const int count = 26;
-                var values = stackalloc ulong[count];
-                var parameters = stackalloc void*[count];
+                // A local mask's module takes the window last.
+                int count = local ? 27 : 26;
+                var values = stackalloc ulong[27];
+                var parameters = stackalloc void*[27];
                 for (int i = 0; i < 4; i++)
                     parameters[i] = maps + 128 * i;
                 values[4] = Pointer(a.Lse);
@@ -119,6 +120,7 @@ namespace XFormers.Hopper
                 values[23] = (uint)Math.Max(1, a.GroupSize);
                 *(float*)&values[24] = a.Scale;
                 *(float*)&values[25] = a.Scale * 1.44269504088896341f;
+                values[26] = (uint)a.Window;
                 for (int i = 4; i < count; i++)
                     parameters[i] = &values[i];
 
@@ -164,7 +166,8 @@ namespace XFormers.Hopper
         }
 
         /// <summary>Launches the forward; false when this call must take the ILGPU kernels instead.</summary>
-        public static bool TryLaunchForward<T>(Accelerator accelerator, HopperForwardModule module, DType dtype, in AttentionArgs<T> a, bool mods = false)
+        public static bool TryLaunchForward<T>(
+            Accelerator accelerator, HopperForwardModule module, DType dtype, in AttentionArgs<T> a, bool mods = false, bool local = false)
             where T : unmanaged
         {
             if (!IsAvailable(accelerator) || !CanLaunchForward(a))
@@ -181,10 +184,10 @@ namespace XFormers.Hopper
                 EncodeRows(maps + 128, dataType, k, module.HeadDim, a.Hkv, a.Mkv, a.Batch, module.BlockN);
                 EncodeRows(maps + 256, dataType, v, module.HeadDim, a.Hkv, a.Mkv, a.Batch, module.BlockN);
 
-                // The kernel's parameters, in HopperForwardEmitter's order (a variant with mods adds five).
-                int count = mods ? 25 : 20;
-                var values = stackalloc ulong[25];
-                var parameters = stackalloc void*[25];
+                // The kernel's parameters, in HopperForwardEmitter's order (a variant with mods adds five, a local mask the window).
+                int count = (mods ? 25 : 20) + (local ? 1 : 0);
+                var values = stackalloc ulong[26];
+                var parameters = stackalloc void*[26];
                 parameters[0] = maps;
                 parameters[1] = maps + 128;
                 parameters[2] = maps + 256;
@@ -218,6 +221,11 @@ namespace XFormers.Hopper
                     values[22] = (uint)(a.BlocksStrideB / cols);
                     values[23] = (uint)(a.BlocksStrideH / cols);
                     values[24] = (uint)a.BlocksCols;
+                }
+                if (local)
+                {
+                    values[count - 1] = (uint)a.Window;
+                    parameters[count - 1] = &values[count - 1];
                 }
 
                 var stream = ((CudaStream)accelerator.DefaultStream).StreamPtr;

@@ -39,6 +39,9 @@ namespace XFormers.Kernels
         public ArrayView<int> QStart;
         public ArrayView<int> KvStart;
 
+        /// <summary>A local mask's window: each query sees at most this many keys, ending at its diagonal (0 for other masks).</summary>
+        public int Window;
+
         public ArrayView<T> dO;
         public ArrayView<float> Delta;
         public ArrayView<T> dQ;

@@ -211,10 +211,24 @@ namespace XFormers.Reference
                     return j <= i;
                 if (n.Mask == (int)MaskKind.CausalFromBottomRight)
                     return j <= i + n.A.Mkv - n.A.Mq;
+                if (n.Mask == (int)MaskKind.CausalLocalFromBottomRight)
+                    return InWindow(n, j - i - (n.A.Mkv - n.A.Mq));
                 int sq = Segment(n.A.QStart, i), sk = Segment(n.A.KvStart, j);
                 if (sq != sk)
                     return false;
-                return n.Mask == (int)MaskKind.BlockDiagonal || j - n.A.KvStart[sk] <= i - n.A.QStart[sq];
+                if (n.Mask == (int)MaskKind.BlockDiagonal)
+                    return true;
+                bool bottomRight = n.Mask == (int)MaskKind.BlockDiagonalCausalFromBottomRight || n.Mask == (int)MaskKind.BlockDiagonalCausalLocalFromBottomRight;
+                int diagonal = bottomRight ? n.A.KvStart[sq + 1] - n.A.QStart[sq + 1] : n.A.KvStart[sq] - n.A.QStart[sq];
+                return InWindow(n, j - i - diagonal);
+            }
+
+            /// <summary>Whether a key at <paramref name="offset"/> = (j − i) − diagonal is visible: on or below the diagonal, and inside a local mask's window.</summary>
+            private static bool InWindow(in NaiveArgs<T> n, int offset)
+            {
+                bool local = n.Mask == (int)MaskKind.CausalLocalFromBottomRight || n.Mask == (int)MaskKind.BlockDiagonalCausalLocal
+                    || n.Mask == (int)MaskKind.BlockDiagonalCausalLocalFromBottomRight;
+                return offset <= 0 && (!local || offset > -n.A.Window);
             }
 
             private static float BiasAt(in NaiveArgs<T> n, int b, int h, int i, int j)
@@ -224,7 +238,8 @@ namespace XFormers.Reference
                 if (n.Bias == (int)BiasKind.Alibi)
                 {
                     int qi = i, kj = j;
-                    if (n.Mask == (int)MaskKind.BlockDiagonal || n.Mask == (int)MaskKind.BlockDiagonalCausal)
+                    if (n.Mask != (int)MaskKind.None && n.Mask != (int)MaskKind.Causal && n.Mask != (int)MaskKind.CausalFromBottomRight
+                        && n.Mask != (int)MaskKind.CausalLocalFromBottomRight)
                     {
                         int s = Segment(n.A.QStart, i);
                         qi = i - n.A.QStart[s];

@@ -22,7 +22,8 @@ namespace XFormers.Reference
             double[]? Bias = null,
             double[]? AlibiSlopes = null,
             ScoreModFunction? ScoreMod = null,
-            MaskModFunction? MaskMod = null)
+            MaskModFunction? MaskMod = null,
+            int Window = 0)
         {
             /// <summary>The key/value head that query head h reads.</summary>
             public int KvHead(int h) => h / (Hq / Hkv);
@@ -57,7 +58,7 @@ namespace XFormers.Reference
         /// </summary>
         public static (int Batch, int Q, int Kv) ModPositions(Problem p, int b, int i, int j)
         {
-            if (p.Mask is MaskKind.BlockDiagonal or MaskKind.BlockDiagonalCausal)
+            if (p.Mask.IsBlockDiagonal())
             {
                 int s = Segment(p.QStarts!, i);
                 return (s, i - p.QStarts![s], j - p.KvStarts![s]);
@@ -97,11 +98,20 @@ namespace XFormers.Reference
                     return j <= i;
                 case MaskKind.CausalFromBottomRight:
                     return j <= i + (p.Mkv - p.Mq);
+                case MaskKind.CausalLocalFromBottomRight:
+                    return LocalAttentionReference.Visible(i, j, p.Mkv - p.Mq, p.Window);
                 default:
                     int sq = Segment(p.QStarts!, i), sk = Segment(p.KvStarts!, j);
                     if (sq != sk)
                         return false;
-                    return p.Mask == MaskKind.BlockDiagonal || j - p.KvStarts![sk] <= i - p.QStarts![sq];
+                    if (p.Mask == MaskKind.BlockDiagonal)
+                        return true;
+                    // Positions within the segment; the diagonal at 0 (top-left) or at the length difference (bottom-right).
+                    int qi = i - p.QStarts![sq], kj = j - p.KvStarts![sk];
+                    int shift = p.Mask.IsFromBottomRight()
+                        ? (p.KvStarts[sk + 1] - p.KvStarts[sk]) - (p.QStarts[sq + 1] - p.QStarts[sq])
+                        : 0;
+                    return p.Mask.IsLocal() ? LocalAttentionReference.Visible(qi, kj, shift, p.Window) : kj - qi <= shift;
             }
         }
 
@@ -275,7 +285,8 @@ namespace XFormers.Reference
                 segments?.QSeqStarts.ToArray(),
                 segments?.KvSeqStarts.ToArray(),
                 bias,
-                attnBias?.AlibiSlopes?.Select(x => (double)x).ToArray());
+                attnBias?.AlibiSlopes?.Select(x => (double)x).ToArray(),
+                Window: attnBias?.Window ?? 0);
         }
 
         /// <summary>A bias tensor [B|1, Hq|1, Mq|1, Mkv|1] (or 5-D) expanded to dense [B, Hq, Mq, Mkv] doubles.</summary>

@@ -344,7 +344,7 @@ public class GeneratorDiagnosticTests
         Verify("""
             public static partial class Kernels
             {
-                [Attention({|XFA0012:Mask = (MaskKind)7|}, {|XFA0012:Bias = (BiasKind)3|})]
+                [Attention({|XFA0012:Mask = (MaskKind)17|}, {|XFA0012:Bias = (BiasKind)3|})]
                 public static partial AttentionKernel MaskAndBias();
 
                 [Attention({|XFA0012:DType = (DType)(-1)|})]
@@ -356,7 +356,8 @@ public class GeneratorDiagnosticTests
             """,
             messages: new[]
             {
-                "Mask = 7 is not a defined MaskKind value; use one of: None, Causal, CausalFromBottomRight, BlockDiagonal, BlockDiagonalCausal",
+                "Mask = 17 is not a defined MaskKind value; use one of: None, Causal, CausalFromBottomRight, BlockDiagonal, BlockDiagonalCausal, " +
+                "CausalLocalFromBottomRight, BlockDiagonalCausalFromBottomRight, BlockDiagonalCausalLocal, BlockDiagonalCausalLocalFromBottomRight",
                 "Bias = 3 is not a defined BiasKind value; use one of: None, Tensor, Alibi",
                 "DType = -1 is not a defined DType value; use one of: Float32, Float16, BFloat16",
             },

@@ -45,7 +45,7 @@ public class GeneratorRejectedDeclarationTests
                 [Attention(BlockM = 64, BlockN = 48)]
                 internal static partial AttentionKernel TilesDoNotDivide();
 
-                [Attention(Mask = (MaskKind)7)]
+                [Attention(Mask = (MaskKind)17)]
                 private static partial AttentionKernel UnknownMask();
 
                 [Attention(Bias = BiasKind.Alibi, BiasGradient = true)]
@@ -196,8 +196,11 @@ public class GeneratorRejectedDeclarationTests
             if (random.NextDouble() < probability)
                 arguments.Add(argument);
         }
-        string masks = Pick("MaskKind.None", "MaskKind.Causal", "MaskKind.CausalFromBottomRight", "MaskKind.BlockDiagonal", "MaskKind.BlockDiagonalCausal");
-        Maybe(0.5, "Mask = " + (random.NextDouble() < 0.1 ? $"(MaskKind)({random.Next(-2, 9)})" : masks));
+        string masks = Pick(
+            "MaskKind.None", "MaskKind.Causal", "MaskKind.CausalFromBottomRight", "MaskKind.BlockDiagonal", "MaskKind.BlockDiagonalCausal",
+            "MaskKind.CausalLocalFromBottomRight", "MaskKind.BlockDiagonalCausalFromBottomRight", "MaskKind.BlockDiagonalCausalLocal",
+            "MaskKind.BlockDiagonalCausalLocalFromBottomRight");
+        Maybe(0.5, "Mask = " + (random.NextDouble() < 0.1 ? $"(MaskKind)({random.Next(-2, 12)})" : masks));
         Maybe(0.4, "Bias = " + (random.NextDouble() < 0.1 ? $"(BiasKind)({random.Next(-2, 6)})" : Pick("BiasKind.None", "BiasKind.Tensor", "BiasKind.Alibi")));
         Maybe(0.6, "DType = " + (random.NextDouble() < 0.1 ? $"(DType)({random.Next(-2, 6)})" : Pick("DType.Float32", "DType.Float16", "DType.BFloat16")));
         Maybe(0.7, "HeadDim = " + (random.NextDouble() < 0.8 ? 8 * random.Next(1, 33) : Pick(0, 7, 50, 264, -8, 1 << 20)));

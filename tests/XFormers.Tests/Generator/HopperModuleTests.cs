@@ -119,6 +119,31 @@ public class HopperModuleTests
     }
 
     [Theory]
+    [InlineData("MaskKind.CausalLocalFromBottomRight", true)]
+    [InlineData("MaskKind.BlockDiagonalCausalLocal", true)]
+    [InlineData("MaskKind.BlockDiagonalCausalLocalFromBottomRight", true)]
+    [InlineData("MaskKind.BlockDiagonalCausalFromBottomRight", false)]
+    [InlineData("MaskKind.CausalFromBottomRight", false)]
+    public void LocalMasksTakeTheirWindowAsEveryEntryPointsLastParameter(string mask, bool local)
+    {
+        // HeadDim 64: the forward (and its small-grid twin where the plan has one), the backward's dK/dV and dQ entry points.
+        var source = Generate("DType.Float16", 64, mask).HopperSources.Values.Single();
+        var entries = Regex.Matches(source, @"\.visible \.entry (\w+)\(\n(.*?)\)\n", RegexOptions.Singleline);
+        entries.Count.ShouldBeGreaterThanOrEqualTo(3);
+        foreach (Match entry in entries)
+        {
+            var parameters = entry.Groups[2].Value.Split(",\n").Select(p => p.Trim()).ToList();
+            if (local)
+                parameters[^1].ShouldBe(".param .u32 window", entry.Groups[1].Value);
+            parameters.Count(p => p.Contains("window", StringComparison.Ordinal)).ShouldBe(local ? 1 : 0, entry.Groups[1].Value);
+        }
+        // Each entry point reads it once, at its setup.
+        Regex.Matches(source, @"ld\.param\.u32 %window, \[window\];").Count.ShouldBe(local ? entries.Count : 0);
+        bool packed = mask.Contains("BlockDiagonal", StringComparison.Ordinal);
+        source.Contains("ld.param.u64 %q_start_pointer, [q_start];", StringComparison.Ordinal).ShouldBe(packed);
+    }
+
+    [Theory]
     [InlineData("DType.Float16", 64, "BiasKind.None", "", true)]
     [InlineData("DType.BFloat16", 128, "BiasKind.Tensor", ", BiasGradient = true", true)]
     [InlineData("DType.Float16", 256, "BiasKind.None", "", true)]

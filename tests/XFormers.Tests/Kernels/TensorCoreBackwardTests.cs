@@ -31,6 +31,9 @@ public sealed class TensorCoreBackwardTests(TensorCoreFixture fixture, ITestOutp
         { nameof(StockVariants.BlockDiagonal_Alibi_F16_16), AttentionCase.Packed(new[] { 1, 0, 37, 5 }, new[] { 1, 0, 37, 5 }, 4, 2, 16, MaskKind.BlockDiagonal, BiasKind.Alibi) },
         // Causal packed, an empty key segment whose queries see nothing, Mq ≠ Mkv per segment, HeadDim 128.
         { nameof(StockVariants.BlockDiagonalCausal_None_F16_128), AttentionCase.Packed(new[] { 30, 6, 40 }, new[] { 20, 0, 40 }, 1, 1, 128, MaskKind.BlockDiagonalCausal) },
+        // A sliding window: both band edges cut tiles, and the tiles outside the band are skipped.
+        { nameof(StockVariants.CausalLocalFromBottomRight_None_F16_64), new AttentionCase(1, 70, 90, 2, 1, 64, MaskKind.CausalLocalFromBottomRight, Seed: 6, Window: 21) },
+        { nameof(StockVariants.BlockDiagonalCausalLocalFromBottomRight_None_BF16_64), AttentionCase.Packed(new[] { 30, 6, 40 }, new[] { 20, 9, 55 }, 2, 1, 64, MaskKind.BlockDiagonalCausalLocalFromBottomRight, seed: 7, window: 13) },
     };
 
     [Theory]

@@ -16,6 +16,8 @@ public sealed class TensorCoreForwardTests(TensorCoreFixture fixture)
         { nameof(StockVariants.Causal_Alibi_BF16_32), new AttentionCase(1, 67, 67, 1, 1, 32, MaskKind.Causal, BiasKind.Alibi) },
         { nameof(StockVariants.CausalFromBottomRight_Tensor_F16_16), new AttentionCase(1, 70, 45, 1, 1, 16, MaskKind.CausalFromBottomRight, BiasKind.Tensor) },
         { nameof(StockVariants.BlockDiagonalCausal_None_F16_128), AttentionCase.Packed(new[] { 30, 0, 40 }, new[] { 20, 9, 40 }, 1, 1, 128, MaskKind.BlockDiagonalCausal) },
+        { nameof(StockVariants.CausalLocalFromBottomRight_None_BF16_128), new AttentionCase(1, 70, 75, 2, 1, 128, MaskKind.CausalLocalFromBottomRight, Window: 17) },
+        { nameof(StockVariants.BlockDiagonalCausalLocal_None_F16_64), AttentionCase.Packed(new[] { 30, 0, 40 }, new[] { 20, 9, 40 }, 2, 2, 64, MaskKind.BlockDiagonalCausalLocal, window: 11) },
     };
 
     [Theory]

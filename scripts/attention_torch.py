@@ -257,9 +257,38 @@ def flex(out):
         f.write("name,k,batch,heads,tokens,backend,fwd_ms,fwdbwd_ms\n" + "\n".join(rows) + "\n")
 
 
+def flex_local(out):
+    """FlexAttention with a sliding-window block mask (window 1024) and with a causal one, B1 H16 M16384, bf16: local.csv's shapes."""
+    from torch.nn.attention.flex_attention import flex_attention, create_block_mask
+    compiled = torch.compile(flex_attention)
+    dev, b, h, m, window = "cuda", 1, 16, 16384, 1024
+    masks = {
+        "local": lambda bb, hh, q, kv: (q >= kv) & (q - kv < window),
+        "causal": lambda bb, hh, q, kv: q >= kv,
+    }
+    rows = []
+    for k in (64, 128):
+        for name, mask_mod in masks.items():
+            torch.manual_seed(0)
+            q, kk, v = (torch.randn(b, h, m, k, device=dev, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+            block = create_block_mask(mask_mod, None, None, m, m, device=dev)
+            o = compiled(q, kk, v, block_mask=block)
+            grad = torch.randn_like(o)
+
+            def both():
+                compiled(q, kk, v, block_mask=block).backward(grad)
+            with torch.no_grad():
+                f_ms = median_ms(lambda: compiled(q, kk, v, block_mask=block))
+            b_ms = median_ms(both)
+            rows.append(f"{name},{k},{b},{h},{m},{window if name == 'local' else m},flex,{f_ms:.3f},{b_ms:.3f}")
+            print("flex " + rows[-1], flush=True)
+    with open(os.path.join(out, "flex_local.csv"), "w") as f:
+        f.write("name,k,batch,heads,tokens,window,backend,fwd_ms,fwdbwd_ms\n" + "\n".join(rows) + "\n")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["bench", "table", "check", "gate", "gate-table", "flex"])
+    parser.add_argument("command", choices=["bench", "table", "check", "gate", "gate-table", "flex", "flex-local"])
     parser.add_argument("file", nargs="?")
     parser.add_argument("--out", default=".")
     args = parser.parse_args()
@@ -273,5 +302,7 @@ if __name__ == "__main__":
         gate_table(args.out)
     elif args.command == "flex":
         flex(args.out)
+    elif args.command == "flex-local":
+        flex_local(args.out)
     else:
         sys.exit(check(args.file))

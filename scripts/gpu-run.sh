@@ -69,6 +69,12 @@ for step in "$@"; do
       "$bin" mods --out "$out" 2>&1 | tee "$out/mods.log"
       status=$((status | PIPESTATUS[0]))
       python3 "$here/attention_torch.py" flex --out "$out" 2>&1 | tee -a "$out/mods.log" ;;
+    local)
+      # Local attention (issue 12): the sliding-window variant against fp64 on sampled rows, timed beside causal (local.csv),
+      # then FlexAttention's sliding-window block mask on the same shapes (flex_local.csv).
+      "$bin" local --out "$out" 2>&1 | tee "$out/local.log"
+      status=$((status | PIPESTATUS[0]))
+      python3 "$here/attention_torch.py" flex-local --out "$out" 2>&1 | tee -a "$out/local.log" ;;
     tutorial)
       "$bin" tutorial 2>&1 | tee "$out/tutorial.log"
       status=$((status | PIPESTATUS[0])) ;;

@@ -97,6 +97,13 @@ namespace XFormers.Bench
                 return Mods.Run(context, parsed.GetValue(outDir) ?? "bench-out") == 0 ? 0 : 1;
             });
 
+            var local = new Command("local", "local attention: the stock sliding-window variant at B1 H16 M16384 window 1024, sampled rows against fp64, then timed beside causal (local.csv); exits 1 on a miss") { outDir };
+            local.SetAction(parsed =>
+            {
+                using var context = Start(parsed);
+                return Local.Run(context, parsed.GetValue(outDir) ?? "bench-out");
+            });
+
             var tutorial = new Command("tutorial", "run the main sample (samples/XFormers.Tutorial) on this machine's accelerator");
             tutorial.SetAction(parsed =>
             {
@@ -152,6 +159,7 @@ namespace XFormers.Bench
             root.Add(bench);
             root.Add(decode);
             root.Add(mods);
+            root.Add(local);
             root.Add(tutorial);
             root.Add(ptx);
             root.Add(firstResult);

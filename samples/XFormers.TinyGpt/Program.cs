@@ -24,7 +24,8 @@ static int Train(Options options, string[] args)
     if (rank != 0)
         Console.SetOut(TextWriter.Null);    // rank 0 logs, plots and writes checkpoints; the others only train
 
-    using var context = XFormersContext.Create(Cli.Device(options.Device));
+    // On CUDA the trainer runs on the device's primary context, the one cuBLAS and NCCL use (docs/TRAINING.md, "One CUDA context").
+    using var context = PrimaryCudaContext.Create(Cli.Device(options.Device));
     Console.WriteLine($"device: {context.Description}");
     using var communicator = world > 1 ? new NcclCommunicator(context, rank, world, rankEnvironment!.NcclId) : null;
 

@@ -61,6 +61,12 @@ namespace XFormers
         public bool IsDisposed => disposed;
 
         /// <summary>
+        /// Raised once by <see cref="Dispose"/>, after the accelerator and the ILGPU context are freed: for what must
+        /// outlive the accelerator's buffers and kernels (a retained CUDA primary context).
+        /// </summary>
+        public event EventHandler? Disposed;
+
+        /// <summary>
         /// The most bytes one tensor may take: the device's memory on CUDA; on the CPU, the memory the runtime reports
         /// as available to the process.
         /// </summary>
@@ -223,6 +229,7 @@ namespace XFormers
             BlockMasks.Release(accelerator);
             accelerator.Dispose();
             IlgpuContext.Dispose();
+            Disposed?.Invoke(this, EventArgs.Empty);
         }
 
         public override string ToString() => Description;

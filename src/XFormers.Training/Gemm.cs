@@ -37,6 +37,7 @@ namespace XFormers.Training
     {
         private readonly DeviceLauncher launcher;
         private IntPtr cublas;
+        private bool traced;
 
         private Gemm(DeviceLauncher launcher, GemmBackend backend)
         {
@@ -44,10 +45,15 @@ namespace XFormers.Training
             Backend = backend;
             if (backend == GemmBackend.CuBlas)
             {
-                launcher.Accelerator.Bind();
+                // The handle and its workspace belong to the context current now (cuBLAS: "tied to the current device"):
+                // the accelerator's, set through the driver since ILGPU's Bind() may think it is bound already.
+                var accelerator = launcher.Accelerator;
+                CudaDriver.MakeCurrent(accelerator);
+                CudaContextTrace.Log("before cublasCreate", accelerator);
                 CuBlas.Check(CuBlas.Create(out cublas), "cublasCreate");
-                var stream = ((CudaStream)launcher.Accelerator.DefaultStream).StreamPtr;
+                var stream = ((CudaStream)accelerator.DefaultStream).StreamPtr;
                 CuBlas.Check(CuBlas.SetStream(cublas, stream), "cublasSetStream");
+                CudaContextTrace.Log("after cublasCreate and cublasSetStream", accelerator);
             }
         }
 
@@ -140,7 +146,14 @@ namespace XFormers.Training
             where TC : unmanaged
         {
             // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands.
-            launcher.Accelerator.Bind();
+            CudaDriver.MakeCurrent(launcher.Accelerator);
+            if (!traced)
+            {
+                traced = true;
+                CudaContextTrace.Log("first cublasGemmEx", launcher.Accelerator,
+                    CudaContextTrace.Handle.Pointer("A", a.LoadEffectiveAddressAsPtr()), CudaContextTrace.Handle.Pointer("B", b.LoadEffectiveAddressAsPtr()),
+                    CudaContextTrace.Handle.Pointer("C", c.LoadEffectiveAddressAsPtr()));
+            }
             var status = CuBlas.GemmEx(
                 cublas,
                 transB ? CuBlas.Operation.T : CuBlas.Operation.N,

@@ -10,14 +10,12 @@ namespace XFormers.Training
 {
     /// <summary>
     /// The NCCL entry points data parallelism needs, bound by P/Invoke to libnccl.so.2 (looked up as the file or folder in
-    /// <c>XFORMERS_NCCL</c>, pip's nvidia-nccl wheel folders, then the loader path), and the three CUDA driver calls that
-    /// order a side stream against the compute stream (events). Every call's status goes through <see cref="Check"/>,
-    /// which names the call and NCCL's own error string.
+    /// <c>XFORMERS_NCCL</c>, pip's nvidia-nccl wheel folders, then the loader path). Every call's status goes through
+    /// <see cref="Check"/>, which names the call and NCCL's own error string.
     /// </summary>
     public static class Nccl
     {
         public const string Library = "xformers_nccl";
-        public const string Driver = "xformers_cuda_driver";
         public const string PathVariable = "XFORMERS_NCCL";
 
         /// <summary>Size of ncclUniqueId.</summary>
@@ -59,7 +57,6 @@ namespace XFormers.Training
                 {
                     resolverSet = true;
                     NativeResolver.Register(Library, () => TryLoad() ? handle : IntPtr.Zero);
-                    NativeResolver.Register(Driver, static () => NativeLibrary.TryLoad("libcuda.so.1", out var cuda) ? cuda : IntPtr.Zero);
                     foreach (var candidate in Candidates())
                     {
                         if (NativeLibrary.TryLoad(candidate, out handle))
@@ -144,12 +141,6 @@ namespace XFormers.Training
                 throw new InvalidOperationException($"{call} failed: {ErrorString(result)} (ncclResult {(int)result}).");
         }
 
-        internal static void CheckDriver(int status, string call)
-        {
-            if (status != 0)
-                throw new InvalidOperationException($"{call} failed: CUDA driver error {status}.");
-        }
-
         internal static void Load()
         {
             if (!TryLoad())
@@ -200,41 +191,24 @@ namespace XFormers.Training
 
         [DllImport(Library, EntryPoint = "ncclGroupEnd")]
         internal static extern Result GroupEnd();
-
-        [DllImport(Driver, EntryPoint = "cuStreamCreate")]
-        internal static extern int StreamCreate(out IntPtr stream, uint flags);
-
-        [DllImport(Driver, EntryPoint = "cuStreamDestroy_v2")]
-        internal static extern int StreamDestroy(IntPtr stream);
-
-        [DllImport(Driver, EntryPoint = "cuEventCreate")]
-        internal static extern int EventCreate(out IntPtr e, uint flags);
-
-        [DllImport(Driver, EntryPoint = "cuEventDestroy_v2")]
-        internal static extern int EventDestroy(IntPtr e);
-
-        [DllImport(Driver, EntryPoint = "cuEventRecord")]
-        internal static extern int EventRecord(IntPtr e, IntPtr stream);
-
-        [DllImport(Driver, EntryPoint = "cuStreamWaitEvent")]
-        internal static extern int StreamWaitEvent(IntPtr stream, IntPtr e, uint flags);
     }
 
     /// <summary>
-    /// One rank of an NCCL communicator on this process's CUDA context. Averages run on a communication stream created
-    /// non-blocking (so ILGPU's default stream, the legacy stream, does not serialize with it): each
-    /// <see cref="StartAverage"/> records an event on the compute stream, makes the communication stream wait for it and
-    /// queues ncclAllReduce(ncclAvg) in place; <see cref="WaitAll"/> records an event on the communication stream and
-    /// makes the compute stream wait for it. No call blocks the host.
+    /// One rank of an NCCL communicator on this process's CUDA context, which must be the device's primary context
+    /// (<see cref="PrimaryCudaContext"/>): <c>ncclCommInitRank</c> and every NCCL launch call <c>cudaSetDevice</c>, which
+    /// makes the primary context current, and NCCL's buffers, kernels and streams live there. Averages run on a
+    /// communication stream created non-blocking (so ILGPU's default stream, the legacy stream, does not serialize with
+    /// it): each <see cref="StartAverage"/> records an event on the compute stream, makes the communication stream wait
+    /// for it and queues ncclAllReduce(ncclAvg) in place; <see cref="WaitAll"/> records an event on the communication
+    /// stream and makes the compute stream wait for it. No call blocks the host.
     /// </summary>
     public sealed class NcclCommunicator : ICommunicator
     {
-        private const uint NonBlocking = 1;      // CU_STREAM_NON_BLOCKING
-        private const uint DisableTiming = 2;    // CU_EVENT_DISABLE_TIMING
         private readonly IntPtr comm;
         private readonly IntPtr stream;
         private readonly IntPtr computeReady;
         private readonly IntPtr averagesDone;
+        private bool traced;
         private bool disposed;
 
         /// <summary>Joins rank <paramref name="rank"/> of <paramref name="worldSize"/> to the communicator of <paramref name="uniqueIdHex"/> (<see cref="Nccl.NewUniqueId"/>).</summary>
@@ -247,19 +221,33 @@ namespace XFormers.Training
             var id = Nccl.ParseUniqueId(uniqueIdHex);
             if (!context.IsCuda)
                 throw new InvalidOperationException($"NCCL needs a CUDA context; this one is {context.Description}.");
+            var accelerator = context.Accelerator;
+            if (!PrimaryCudaContext.IsPrimary(accelerator))
+            {
+                throw new InvalidOperationException(
+                    "NCCL works in the device's primary CUDA context (its cudaSetDevice makes that one current), and ILGPU's buffers " +
+                    "must live there too: create the context with PrimaryCudaContext.Create.");
+            }
             Nccl.Load();
             Rank = rank;
             WorldSize = worldSize;
-            context.Accelerator.Bind();
+            CudaDriver.MakeCurrent(accelerator);
+            CudaContextTrace.Log("before ncclCommInitRank", accelerator);
             Nccl.Check(Nccl.CommInitRank(out comm, worldSize, id, rank), $"ncclCommInitRank (rank {rank} of {worldSize})");
-            // NCCL goes through the CUDA runtime, which makes the device's primary context current; ILGPU's context (where the
-            // model's buffers and cuBLAS's work live) must be current again, or the next GEMM fails (EXECUTION_FAILED).
-            context.Accelerator.Bind();
-            Nccl.CheckDriver(Nccl.StreamCreate(out stream, NonBlocking), "cuStreamCreate");
+            CudaContextTrace.Log("after ncclCommInitRank", accelerator);
+            IntPtr current = CudaDriver.Current();
+            if (current != accelerator.NativePtr)
+            {
+                Nccl.CommDestroy(comm);
+                throw new InvalidOperationException(
+                    $"ncclCommInitRank left context 0x{current.ToInt64():x} current, not the accelerator's primary context 0x{accelerator.NativePtr.ToInt64():x}.");
+            }
+            CudaDriver.Check(CudaDriver.StreamCreate(out stream, CudaDriver.StreamNonBlocking), "cuStreamCreate");
             // One event each way is enough: cuStreamWaitEvent waits for the record current at the call, so recording the
             // event again afterwards never changes what an earlier wait waits for.
-            Nccl.CheckDriver(Nccl.EventCreate(out computeReady, DisableTiming), "cuEventCreate");
-            Nccl.CheckDriver(Nccl.EventCreate(out averagesDone, DisableTiming), "cuEventCreate");
+            CudaDriver.Check(CudaDriver.EventCreate(out computeReady, CudaDriver.EventDisableTiming), "cuEventCreate");
+            CudaDriver.Check(CudaDriver.EventCreate(out averagesDone, CudaDriver.EventDisableTiming), "cuEventCreate");
+            CudaContextTrace.Log("communication stream and events created", accelerator, CudaContextTrace.Handle.Stream("communication stream", stream));
         }
 
         public int Rank { get; }
@@ -271,18 +259,23 @@ namespace XFormers.Training
             ArgumentNullException.ThrowIfNull(launcher);
             if (data.Length == 0)
                 return;
-            Nccl.CheckDriver(Nccl.EventRecord(computeReady, ComputeStream(launcher)), "cuEventRecord");
-            Nccl.CheckDriver(Nccl.StreamWaitEvent(stream, computeReady, 0), "cuStreamWaitEvent");
             IntPtr pointer = data.LoadEffectiveAddressAsPtr();
+            if (!traced)
+            {
+                traced = true;
+                CudaContextTrace.Log("first ncclAllReduce", launcher.Accelerator,
+                    CudaContextTrace.Handle.Pointer("gradients", pointer), CudaContextTrace.Handle.Stream("communication stream", stream));
+            }
+            CudaDriver.Check(CudaDriver.EventRecord(computeReady, ComputeStream(launcher)), "cuEventRecord");
+            CudaDriver.Check(CudaDriver.StreamWaitEvent(stream, computeReady, 0), "cuStreamWaitEvent");
             Nccl.Check(Nccl.AllReduce(pointer, pointer, (nuint)data.Length, Nccl.Float32, Nccl.Avg, comm, stream), "ncclAllReduce");
-            launcher.Accelerator.Bind();
         }
 
         public void WaitAll(DeviceLauncher launcher)
         {
             ArgumentNullException.ThrowIfNull(launcher);
-            Nccl.CheckDriver(Nccl.EventRecord(averagesDone, stream), "cuEventRecord");
-            Nccl.CheckDriver(Nccl.StreamWaitEvent(ComputeStream(launcher), averagesDone, 0), "cuStreamWaitEvent");
+            CudaDriver.Check(CudaDriver.EventRecord(averagesDone, stream), "cuEventRecord");
+            CudaDriver.Check(CudaDriver.StreamWaitEvent(ComputeStream(launcher), averagesDone, 0), "cuStreamWaitEvent");
         }
 
         private static IntPtr ComputeStream(DeviceLauncher launcher) => ((CudaStream)launcher.Accelerator.DefaultStream).StreamPtr;
@@ -295,10 +288,10 @@ namespace XFormers.Training
             foreach (var e in new[] { computeReady, averagesDone })
             {
                 if (e != IntPtr.Zero)
-                    Nccl.EventDestroy(e);
+                    CudaDriver.EventDestroy(e);
             }
             if (stream != IntPtr.Zero)
-                Nccl.StreamDestroy(stream);
+                CudaDriver.StreamDestroy(stream);
             if (comm != IntPtr.Zero)
                 Nccl.CommDestroy(comm);
         }

@@ -54,6 +54,20 @@ public class LifetimeTests(CpuContextFixture fixture)
     }
 
     [Fact]
+    public void DisposedIsRaisedOnceAfterTheAcceleratorIsFreed()
+    {
+        var context = XFormersContext.CreateCpu(1);
+        var accelerator = context.Accelerator;
+        var seen = new List<(object? Sender, bool AcceleratorFreed)>();
+        context.Disposed += (sender, _) => seen.Add((sender, accelerator.IsDisposed));
+        context.Dispose();
+        context.Dispose();
+        seen.Count.ShouldBe(1);
+        seen[0].Sender.ShouldBeSameAs(context);
+        seen[0].AcceleratorFreed.ShouldBeTrue();
+    }
+
+    [Fact]
     public void DisposedContextIsNamed()
     {
         var context = XFormersContext.CreateCpu(1);

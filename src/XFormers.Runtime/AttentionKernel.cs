@@ -252,7 +252,7 @@ namespace XFormers
             {
                 var tc = tensorCore!;
                 Launcher(accelerator, tc.Forward)(
-                    new KernelConfig(new Index3D(DivUp(args.Mq, tc.ForwardBlockM), args.Hq, args.Batch), new Index3D(tc.Threads, 1, 1), Dynamic(tc.ForwardSharedBytes)),
+                    new KernelConfig(new Index3D(DivUp(args.Mq, tc.ForwardBlockM) * tc.ForwardSlices, args.Hq, args.Batch), new Index3D(tc.Threads, 1, 1), Dynamic(tc.ForwardSharedBytes)),
                     args);
             }
             else
@@ -280,11 +280,11 @@ namespace XFormers
                 var threads = new Index3D(tc.Threads, 1, 1);
                 LaunchDelta(accelerator, args);
                 Launcher(accelerator, tcKv)(
-                    new KernelConfig(new Index3D(DivUp(args.Mkv, tc.BlockM), args.Hkv, args.Batch), threads, Dynamic(tc.BackwardKvSharedBytes)),
+                    new KernelConfig(new Index3D(DivUp(args.Mkv, tc.BlockM) * tc.BackwardKvSlices, args.Hkv, args.Batch), threads, Dynamic(tc.BackwardKvSharedBytes)),
                     args);
                 LaunchObserver?.Invoke("dK/dV");
                 Launcher(accelerator, tcQ)(
-                    new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), threads, Dynamic(tc.BackwardQSharedBytes)),
+                    new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM) * tc.BackwardQSlices, args.Hq, args.Batch), threads, Dynamic(tc.BackwardQSharedBytes)),
                     args);
                 LaunchObserver?.Invoke("dQ");
                 return;

@@ -7,10 +7,12 @@ using ILGPU.Runtime;
 namespace XFormers.Training
 {
     /// <summary>
-    /// Inference with a KV cache: each layer keeps the keys and values of one sequence's positions [0, Sequence) in the
-    /// layout xFormers' KV-cache masks read ([1, Sequence, H, K], one sequence padded to Sequence), and attention runs
-    /// through <see cref="Fmha"/>'s decode path with <see cref="BlockDiagonalCausalWithOffsetPaddedKeysMask"/>: the
-    /// new tokens' queries against the cached keys and their own. The rest of a block runs on the new tokens' rows only.
+    /// Inference with a KV cache: each layer keeps the keys and values of one sequence's positions [0, Sequence) as
+    /// [1, Sequence, H, K]. A call's queries attend to the filled part of the cache with
+    /// <see cref="LowerTriangularFromBottomRightMask"/> (the queries are its last rows), which <see cref="Fmha"/> runs as
+    /// a decode: split-KV when one query row and many keys leave the device idle, else one launch. The rest of a block runs
+    /// on the new tokens' rows only. (The same attention through <see cref="BlockDiagonalCausalWithOffsetPaddedKeysMask"/>,
+    /// a mask planned and uploaded on every call, took twice as long per token on the CPU: docs/TRAINING.md.)
     /// </summary>
     public sealed partial class TinyGpt<T, TConvert>
     {
@@ -58,7 +60,7 @@ namespace XFormers.Training
         private sealed class DecodeStep : IDisposable
         {
             private readonly TinyGpt<T, TConvert> model;
-            private readonly BlockDiagonalCausalWithOffsetPaddedKeysMask mask;
+            private static readonly LowerTriangularFromBottomRightMask BottomRight = new();
             private readonly List<Tensor<T>> outputs = new();
 
             public DecodeStep(TinyGpt<T, TConvert> model, int start, int count)
@@ -66,8 +68,6 @@ namespace XFormers.Training
                 this.model = model;
                 Start = start;
                 Count = count;
-                // One sequence: `count` queries at the bottom right of its first start + count cached keys.
-                mask = BlockDiagonalCausalWithOffsetPaddedKeysMask.FromSeqlens(new[] { count }, model.Config.Sequence, new[] { start + count });
             }
 
             /// <summary>Position of the first token.</summary>
@@ -84,11 +84,12 @@ namespace XFormers.Training
             {
                 int c = model.Config.Dim;
                 var queries = model.decodeQueries!.Narrow(1, 0, Count);
-                var keys = model.keyCache![layer];
-                var values = model.valueCache![layer];
+                var keys = model.keyCache![layer].Narrow(1, 0, Start + Count);
+                var values = model.valueCache![layer].Narrow(1, 0, Start + Count);
                 long offset = (long)Start * c, length = (long)Count * c;
                 CausalSelfAttention.Split(model.Launcher, Count, c, qkv, queries.View, keys.View.SubView(offset, length), values.View.SubView(offset, length));
-                var output = Fmha.MemoryEfficientAttention(queries, keys, values, mask, CausalSelfAttention.Scale(model.Config.HeadDim));
+                // The queries sit at the bottom right of the filled cache: a decoding step (one query) sees every key.
+                var output = Fmha.MemoryEfficientAttention(queries, keys, values, BottomRight, CausalSelfAttention.Scale(model.Config.HeadDim));
                 outputs.Add(output);
                 if (queries.Context.IsCpu)
                     queries.Context.Synchronize();

@@ -264,16 +264,16 @@ namespace XFormers.Generators
                 int ForwardSharedBytes, int BackwardKvSharedBytes, int BackwardQSharedBytes);
 
             /// <summary>
-            /// Tensor cores take 16-bit inputs in k-steps of 16 (mma.sync.m16n8k16): fp16/bf16 with HeadDim % 16 == 0, up to 256.
-            /// A head dim that is a multiple of 8 but not of 16 keeps the SIMT kernels: its last k-step would need zero columns
-            /// in every tile and fragment. Tiles are chosen so that the shared memory fits the 48 KB budget
+            /// Tensor cores take 16-bit inputs in k-steps of 16 (mma.sync.m16n8k16): fp16/bf16, any head dim the DSL takes (a
+            /// multiple of 8 up to 256); one of 16·n + 8 computes over 8 more columns of zeros (in the shared tiles' rows and in
+            /// the fragments read from global memory) and writes only its own. Tiles are chosen so that the shared memory fits the 48 KB budget
             /// (<see cref="SharedMemoryLayout"/>) and the registers the <see cref="TensorCoreRegisterBudget"/>: the forward's key
             /// tiles drop from 64 to 32 rows, then each kernel splits its output columns into slices (<see cref="ColumnSlices"/>).
             /// </summary>
             private static TensorCorePlan? PlanTensorCores(Declared declared)
             {
                 int headDim = declared.HeadDim;
-                if (declared.DType == DType.Float32 || headDim % 16 != 0 || headDim > TensorCoreMaxHeadDim)
+                if (declared.DType == DType.Float32 || headDim % 8 != 0 || headDim > TensorCoreMaxHeadDim)
                     return null;
                 int forwardMTiles = TensorCoreForwardMTiles(headDim, declared.Mask);
                 bool Fits(int dynamicBytes, int staticBytes) => dynamicBytes + staticBytes <= SharedMemoryLayout.Budget;
@@ -281,7 +281,7 @@ namespace XFormers.Generators
                 // The forward: 64-key tiles where their shared memory and registers fit, else 32.
                 int blockN = SharedMemoryLayout.TensorCoreBlockN;
                 if (!Fits(SharedMemoryLayout.TensorCoreForward(headDim, forwardMTiles, blockN), SharedMemoryLayout.TensorCoreExchangeBytes)
-                    || ForwardRegisters(headDim, forwardMTiles, blockN, headDim) > TensorCoreRegisterBudget)
+                    || ForwardRegisters(headDim, forwardMTiles, blockN, ColumnSlices.StepDimOf(headDim)) > TensorCoreRegisterBudget)
                     blockN = SharedMemoryLayout.TensorCoreSmallBlockN;
                 int forwardShared = SharedMemoryLayout.TensorCoreForward(headDim, forwardMTiles, blockN);
                 if (!Fits(forwardShared, SharedMemoryLayout.TensorCoreExchangeBytes))
@@ -316,24 +316,24 @@ namespace XFormers.Generators
             /// and the staged words of the next K or V tile (BlockN · HeadDim / 256).
             /// </summary>
             private static int ForwardRegisters(int headDim, int mTiles, int blockN, int width) =>
-                mTiles * (headDim / 4 + width / 2 + blockN / 2) + blockN * headDim / 256;
+                mTiles * (ColumnSlices.StepDimOf(headDim) / 4 + width / 2 + blockN / 2) + (blockN * headDim / 4 + SharedMemoryLayout.TensorCoreThreads - 1) / SharedMemoryLayout.TensorCoreThreads * 2;
 
             /// <summary>The dK/dV pass's: K fragments (HeadDim / 4), V's unless they are in shared memory, dK and dV (Width / 2 each), Sᵀ and dPᵀ (BlockQ / 2 each).</summary>
             private static int BackwardKvRegisters(int headDim, int blockQ, bool vInShared, int width) =>
-                headDim / 4 + (vInShared ? 0 : headDim / 4) + width + blockQ;
+                ColumnSlices.StepDimOf(headDim) / 4 * (vInShared ? 1 : 2) + width + blockQ;
 
             /// <summary>The dQ pass's: Q and dO fragments (HeadDim / 4 each), dQ (Width / 2), S and dP (BlockKv / 2 each).</summary>
-            private static int BackwardQRegisters(int headDim, int blockKv, int width) => headDim / 2 + width / 2 + blockKv;
+            private static int BackwardQRegisters(int headDim, int blockKv, int width) => ColumnSlices.StepDimOf(headDim) / 2 + width / 2 + blockKv;
 
             /// <summary>The fewest slices of whole 16-column steps whose registers fit the budget (one slice when the whole head dim fits).</summary>
             private static ColumnSlices SliceColumns(int headDim, Func<int, int> registers)
             {
-                int steps = headDim / 16;
+                int steps = ColumnSlices.StepDimOf(headDim) / 16;
                 for (int count = 1; count <= steps; count++)
                 {
                     int width = 16 * ((steps + count - 1) / count);
                     // Widths that cover the head dim in fewer slices were tried already (9 steps: 3 slices of 48 before "4 of 48").
-                    if ((headDim + width - 1) / width == count && registers(width) <= TensorCoreRegisterBudget)
+                    if ((steps * 16 + width - 1) / width == count && registers(width) <= TensorCoreRegisterBudget)
                         return new ColumnSlices(width, count, headDim);
                 }
                 return new ColumnSlices(16, steps, headDim);
@@ -391,10 +391,13 @@ namespace XFormers.Generators
                     TcBlockM = SharedMemoryLayout.TensorCoreBlockM,
                     TcBlockN = blockN,
                     TcThreads = SharedMemoryLayout.TensorCoreThreads,
-                    TcKStepLast = headDim / 16 - 1,
+                    TcKStepLast = ColumnSlices.StepDimOf(headDim) / 16 - 1,
+                    TcRow = SharedMemoryLayout.TensorCoreRow(headDim),
+                    TcZeroStep = headDim % 16 != 0 ? headDim / 16 : -1,
                     TcSTileLast = blockN / 8 - 1,
                     TcSPairLast = blockN / 16 - 1,
-                    TcStageLast = blockN * headDim / 4 / SharedMemoryLayout.TensorCoreThreads - 1,
+                    TcStageLast = (blockN * headDim / 4 + SharedMemoryLayout.TensorCoreThreads - 1) / SharedMemoryLayout.TensorCoreThreads - 1,
+                    TcStageRagged = blockN * headDim / 4 % SharedMemoryLayout.TensorCoreThreads != 0,
                     TcFwdMTiles = forwardMTiles,
                     TcFwdMTileLast = forwardMTiles - 1,
                     TcFwdColumns = tc?.ForwardColumns ?? ColumnSlices.Whole(headDim),

@@ -200,7 +200,7 @@ namespace XFormers
             return UsesTensorCores(accelerator) ? tensorCore!.ForwardBlockM : Variant.BlockM;
         }
 
-        /// <summary>Whether this variant has tensor-core kernels (fp16/bf16, HeadDim % 16 == 0).</summary>
+        /// <summary>Whether this variant has tensor-core kernels (fp16/bf16).</summary>
         public bool HasTensorCoreKernels => tensorCore is not null;
 
         /// <summary>Whether the next launch on <paramref name="accelerator"/> runs the tensor-core kernels.</summary>

@@ -31,8 +31,13 @@ namespace XFormers.Generators.Models
         /// <summary>The SIMT dK/dV pass: Q and dO tiles (float) plus their Lse and D rows.</summary>
         public static int SimtBackwardKv(int blockM, int headDim) => 2 * blockM * headDim * sizeof(float) + 2 * blockM * sizeof(float);
 
-        /// <summary>Halves per shared row of a tensor-core tile: HeadDim plus 8 of padding (the 8 rows an ldmatrix reads hit 32 banks).</summary>
-        private static int Row(int headDim) => headDim + 8;
+        /// <summary>
+        /// Halves per shared row of a tensor-core tile: the head dim in whole k-steps of 16 (a head dim of 16·n + 8 gets 8 zero
+        /// columns) plus 8 of padding, so that the 8 rows an ldmatrix reads hit 32 banks.
+        /// </summary>
+        public static int TensorCoreRow(int headDim) => ColumnSlices.StepDimOf(headDim) + 8;
+
+        private static int Row(int headDim) => TensorCoreRow(headDim);
 
         /// <summary>
         /// The tensor-core forward's dynamic tiles: K and V (<paramref name="blockN"/> rows each; Q's rows pass through them

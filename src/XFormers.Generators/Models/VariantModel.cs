@@ -51,7 +51,7 @@ namespace XFormers.Generators.Models
         /// <summary>Shared memory of the SIMT forward's group (its K and V tiles): <see cref="SharedMemoryLayout.SimtForward"/>.</summary>
         public int ForwardSharedBytes { get; init; }
 
-        // The tensor-core path (fp16/bf16, HeadDim % 16 == 0, up to 256): warp tiles of mma.sync.m16n8k16, loops unrolled by the template.
+        // The tensor-core path (fp16/bf16, every head dim): warp tiles of mma.sync.m16n8k16, loops unrolled by the template.
         /// <summary>Whether Templates/TensorCore.liquid emits tensor-core kernels for this variant.</summary>
         public bool TensorCore { get; init; }
         /// <summary>Query rows per group: 16 per warp.</summary>
@@ -59,16 +59,22 @@ namespace XFormers.Generators.Models
         /// <summary>Key rows per shared-memory tile of the forward (64, or 32 where 64 do not fit).</summary>
         public int TcBlockN { get; init; }
         public int TcThreads { get; init; }
-        /// <summary>Last index of the head-dim k-steps (HeadDim / 16 − 1) of Q·Kᵀ.</summary>
+        /// <summary>Last index of the head-dim k-steps of Q·Kᵀ (HeadDim rounded up to 16, / 16 − 1).</summary>
         public int TcKStepLast { get; init; }
+        /// <summary>Halves per shared row of a tile: <see cref="SharedMemoryLayout.TensorCoreRow"/>.</summary>
+        public int TcRow { get; init; }
+        /// <summary>The k-step whose last 8 columns are zeros (a head dim of 16·n + 8: n), or −1.</summary>
+        public int TcZeroStep { get; init; } = -1;
         /// <summary>Last index of the 8-column tiles of a BlockN-wide score row.</summary>
         public int TcSTileLast { get; init; }
         /// <summary>Last index of the 16-column pairs of those tiles (also the k-steps of P·V).</summary>
         public int TcSPairLast { get; init; }
         /// <summary>The forward's O columns per group (one slice up to HeadDim 208).</summary>
         public ColumnSlices TcFwdColumns { get; init; } = ColumnSlices.Whole(0);
-        /// <summary>Last index of the 8-byte words a thread stages of a TcBlockN-row K or V tile (TcBlockN · HeadDim / 4 / TcThreads − 1).</summary>
+        /// <summary>Last index of the 8-byte words a thread stages of a TcBlockN-row K or V tile (⌈TcBlockN · HeadDim / 4 / TcThreads⌉ − 1).</summary>
         public int TcStageLast { get; init; }
+        /// <summary>Whether TcThreads does not divide a tile's words (head dims of 16·n + 8 with 32-key tiles): the last stage tests its word.</summary>
+        public bool TcStageRagged { get; init; }
         /// <summary>16-row m-tiles per warp in the tensor-core forward (2 up to HeadDim 64 without a mask: each K/V fragment feeds two mma; else 1).</summary>
         public int TcFwdMTiles { get; init; }
         /// <summary>TcFwdMTiles − 1.</summary>

@@ -28,11 +28,11 @@ namespace XFormers.Bench
             int index = int.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture);
             int count = int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture);
             var variants = AttentionRegistry.Variants
-                .Where(k => k.Variant.Name.StartsWith("XFormers.StockVariants.", StringComparison.Ordinal))
+                .Where(k => ShortName(k.Variant.Name) is not null)
                 .Where(k => Program.Matches(k.Variant.Name, filter))
                 .Where((_, i) => i % count == index)
                 .ToArray();
-            Console.WriteLine($"conformance: {variants.Length} stock variants on {context.Description}");
+            Console.WriteLine($"conformance: {variants.Length} stock and head-dim variants on {context.Description}");
             int failures = 0;
             double worstSmall = 0, worstLarge = 0;
             var total = Stopwatch.StartNew();
@@ -56,11 +56,17 @@ namespace XFormers.Bench
                 }
                 if (!ok)
                     failures++;
-                Console.WriteLine($"{(ok ? "PASS" : "FAIL")} {kernel.Variant.Name["XFormers.StockVariants.".Length..],-34} {line} ({watch.ElapsedMilliseconds} ms)");
+                Console.WriteLine($"{(ok ? "PASS" : "FAIL")} {ShortName(kernel.Variant.Name),-34} {line} ({watch.ElapsedMilliseconds} ms)");
             }
             Console.WriteLine($"conformance: {variants.Length - failures} passed, {failures} failed; worst scaled error {worstSmall:0.0e+0} vs fp64, {worstLarge:0.0e+0} vs naive ({total.Elapsed.TotalSeconds:0} s)");
             return failures;
         }
+
+        /// <summary>The stock variants and the harness's own head-dim variants (<see cref="HeadDimVariants"/>), by their method names; null for others.</summary>
+        private static string? ShortName(string name) =>
+            name.StartsWith("XFormers.StockVariants.", StringComparison.Ordinal) ? name["XFormers.StockVariants.".Length..]
+            : name.StartsWith("XFormers.Bench.HeadDimVariants.", StringComparison.Ordinal) ? name["XFormers.Bench.".Length..]
+            : null;
 
         /// <summary>Tolerances on scaled errors: float32 1e-4; 8 unit roundoffs for 16-bit types (vs fp64, and vs the naive reference run in float32).</summary>
         private static double Tolerance(DType dtype) =>

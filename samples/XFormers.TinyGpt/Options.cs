@@ -30,6 +30,10 @@ internal sealed class Options
     private static readonly Option<string?> ResumeOption = new("--resume") { Description = "continue from a checkpoint (bit-identical on the same device)", HelpName = "PATH" };
     private static readonly Option<string?> PlotOption = new("--plot") { Description = "loss-curve picture (default DIR/tinygpt-loss.png)", HelpName = "PATH" };
     private static readonly Option<int?> SampleOption = Int("--sample", "characters to generate after --data training (default 300)");
+    private static readonly Option<int?> GenerateOption = Int("--generate", "sample N tokens after training (or --resume) with the KV cache and by recomputing the window; prints the text and both tokens/s", min: 1);
+    private static readonly Option<string?> PromptOption = new("--prompt") { Description = "the text --generate continues (counting task: token ids separated by commas; default: the start of --data, or 5,6,7)", HelpName = "TEXT" };
+    private static readonly Option<float?> TemperatureOption = Float("--temperature", "--generate's sampling temperature (default 0.8; 0: the most likely token)");
+    private static readonly Option<int?> TopKOption = Int("--top-k", "--generate samples among the K most likely tokens (default 0: all)");
     private static readonly Option<int?> BenchOption = Int("--bench", "time N steps after warm-up instead of training; prints ms/step and tokens/s", min: 1);
     private static readonly Option<int?> ProfileOption = Int("--profile", "time N steps with a wait after every operation; prints where the time goes", min: 1);
     private static readonly Option<string?> GemmOption = Choice("--gemm", "matrix-product backend", "auto", "cublas", "kernel", "managed");
@@ -37,8 +41,11 @@ internal sealed class Options
     private static readonly Option<bool> PlainOption = new("--plain") { Description = "plain lines, no live progress bar (the default when output is redirected)" };
     private static readonly Option<bool> AllowNonFiniteOption = new("--allow-nonfinite") { Description = "resume from a checkpoint even if its weights hold NaN or infinity" };
 
-    public int? Gpus, Layers, Dim, Heads, Sequence, Batch, Steps, Vocab, Seed, SaveEvery, Bench, Profile;
+    public int? Gpus, Layers, Dim, Heads, Sequence, Batch, Steps, Vocab, Seed, SaveEvery, Bench, Profile, Generate;
     public float? LearningRate;
+    public string? Prompt;
+    public float Temperature;
+    public int TopK;
     public DType? DType;
     public string? Device, Data, Resume, Gemm, Tokenizer, Prepare;
     public string OutDir = "";
@@ -53,7 +60,7 @@ internal sealed class Options
         var root = new RootCommand("Trains TinyGPT on the counting task (next token = previous + 1 modulo the vocabulary) or a language model of a text file (GPT-2 BPE or characters).")
         {
             DataOption, TokenizerOption, PrepareOption, GpusOption, LayersOption, DimOption, HeadsOption, SequenceOption, BatchOption, StepsOption, LearningRateOption, VocabOption, SeedOption,
-            DTypeOption, DeviceOpt, OutOption, CheckpointOption, SaveEveryOption, ResumeOption, PlotOption, SampleOption, BenchOption, ProfileOption,
+            DTypeOption, DeviceOpt, OutOption, CheckpointOption, SaveEveryOption, ResumeOption, PlotOption, SampleOption, GenerateOption, PromptOption, TemperatureOption, TopKOption, BenchOption, ProfileOption,
             GemmOption, PrintEveryOption, PlainOption, AllowNonFiniteOption,
         };
         root.SetAction(parsed => run(From(parsed)));
@@ -93,6 +100,10 @@ internal sealed class Options
             SaveEvery = p.GetValue(SaveEveryOption),
             Resume = p.GetValue(ResumeOption),
             SampleLength = p.GetValue(SampleOption) ?? 300,
+            Generate = p.GetValue(GenerateOption),
+            Prompt = p.GetValue(PromptOption),
+            Temperature = p.GetValue(TemperatureOption) ?? 0.8f,
+            TopK = p.GetValue(TopKOption) ?? 0,
             Bench = p.GetValue(BenchOption),
             Profile = p.GetValue(ProfileOption),
             Gemm = p.GetValue(GemmOption),

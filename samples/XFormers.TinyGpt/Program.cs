@@ -280,7 +280,15 @@ static int Train(Options options, string[] args)
     Save();
     Console.WriteLine($"checkpoint: {Path.GetFullPath(options.Checkpoint)} (step {trainer.Step})");
 
-    if (tokenizer is not null && options.SampleLength > 0)
+    if (options.Generate is int generate)
+    {
+        var prompt = options.Prompt is string given ? Generation.Prompt(given, tokenizer, config.Vocab)
+            : text is not null ? text.Take(Math.Min(8, text.Length)).ToArray()
+            : tokenFile is not null ? tokenFile.Tokens(0, (int)Math.Min(8, tokenFile.Count)).ToArray().Select(t => (int)t).ToArray()
+            : tokenizer is null ? new[] { 5, 6, 7 } : new[] { 0 };
+        Generation.Run(trainer.Model, tokenizer, prompt, generate, options.Temperature, options.TopK, config.Seed);
+    }
+    else if (tokenizer is not null && options.SampleLength > 0)
     {
         var prompt = text is not null ? text.Take(Math.Min(8, text.Length)).ToArray()
             : tokenFile is not null ? tokenFile.Tokens(0, (int)Math.Min(8, tokenFile.Count)).ToArray().Select(t => (int)t).ToArray()

@@ -17,8 +17,8 @@ namespace XFormers.Generators
         /// <summary>Symbols and syntax → <see cref="VariantModel"/>: every check and every decision lives here.</summary>
         internal static class Parser
         {
-            /// <summary>The largest head dim with tensor-core kernels (what the device conformance covers).</summary>
-            public const int TensorCoreMaxHeadDim = 128;
+            /// <summary>The largest head dim with tensor-core kernels (the largest the DSL takes).</summary>
+            public const int TensorCoreMaxHeadDim = 256;
 
             public static Result<VariantModel> Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
             {
@@ -250,35 +250,93 @@ namespace XFormers.Generators
 
             /// <summary>The tensor-core kernels' shape, or null when the variant has none.</summary>
             /// <param name="ForwardMTiles">16-row m-tiles per warp of the forward (see <see cref="TensorCoreForwardMTiles"/>).</param>
+            /// <param name="ForwardBlockN">Key rows per shared-memory tile of the forward.</param>
+            /// <param name="ForwardColumns">The forward's O columns per group.</param>
             /// <param name="Backward">Whether the dK/dV and dQ passes are emitted (Backward = true and their tiles fit).</param>
             /// <param name="BlockQ">Query rows per tile of the dK/dV pass.</param>
             /// <param name="BlockKv">Key rows per tile of the dQ pass.</param>
             /// <param name="VInShared">Whether the dK/dV pass reads V's fragments from a shared tile at each use.</param>
+            /// <param name="BackwardKvColumns">The dK/dV pass's dK and dV columns per group.</param>
+            /// <param name="BackwardQColumns">The dQ pass's dQ columns per group.</param>
             private sealed record TensorCorePlan(
-                int ForwardMTiles, bool Backward, int BlockQ, int BlockKv, bool VInShared,
+                int ForwardMTiles, int ForwardBlockN, ColumnSlices ForwardColumns,
+                bool Backward, int BlockQ, int BlockKv, bool VInShared, ColumnSlices BackwardKvColumns, ColumnSlices BackwardQColumns,
                 int ForwardSharedBytes, int BackwardKvSharedBytes, int BackwardQSharedBytes);
 
             /// <summary>
-            /// Tensor cores take 16-bit inputs in k-steps of 16: fp16/bf16 with HeadDim % 16 == 0, up to HeadDim 128, what the
-            /// device conformance covers (the forward's tiles there: 2 · 64 · 136 · 2 B + 128 B + 3 KB = 38 KB of 48; 144 and
-            /// 160 would fit but never ran, and their accumulators would not fit in registers). Larger head dims keep the SIMT kernels.
+            /// Tensor cores take 16-bit inputs in k-steps of 16 (mma.sync.m16n8k16): fp16/bf16, any head dim the DSL takes (a
+            /// multiple of 8 up to 256); one of 16·n + 8 computes over 8 more columns of zeros (in the shared tiles' rows and in
+            /// the fragments read from global memory) and writes only its own. Tiles are chosen so that the shared memory fits the 48 KB budget
+            /// (<see cref="SharedMemoryLayout"/>) and the registers the <see cref="TensorCoreRegisterBudget"/>: the forward's key
+            /// tiles drop from 64 to 32 rows, then each kernel splits its output columns into slices (<see cref="ColumnSlices"/>).
             /// </summary>
             private static TensorCorePlan? PlanTensorCores(Declared declared)
             {
                 int headDim = declared.HeadDim;
-                int forwardMTiles = TensorCoreForwardMTiles(headDim, declared.Mask);
-                int forwardShared = SharedMemoryLayout.TensorCoreForward(headDim, forwardMTiles);
-                if (declared.DType == DType.Float32 || headDim % 16 != 0 || headDim > TensorCoreMaxHeadDim
-                    || forwardShared + SharedMemoryLayout.TensorCoreExchangeBytes > SharedMemoryLayout.Budget)
+                if (declared.DType == DType.Float32 || headDim % 8 != 0 || headDim > TensorCoreMaxHeadDim)
                     return null;
+                int forwardMTiles = TensorCoreForwardMTiles(headDim, declared.Mask);
+                bool Fits(int dynamicBytes, int staticBytes) => dynamicBytes + staticBytes <= SharedMemoryLayout.Budget;
+
+                // The forward: 64-key tiles where their shared memory and registers fit, else 32.
+                int blockN = SharedMemoryLayout.TensorCoreBlockN;
+                if (!Fits(SharedMemoryLayout.TensorCoreForward(headDim, forwardMTiles, blockN), SharedMemoryLayout.TensorCoreExchangeBytes)
+                    || ForwardRegisters(headDim, forwardMTiles, blockN, ColumnSlices.StepDimOf(headDim)) > TensorCoreRegisterBudget)
+                    blockN = SharedMemoryLayout.TensorCoreSmallBlockN;
+                int forwardShared = SharedMemoryLayout.TensorCoreForward(headDim, forwardMTiles, blockN);
+                if (!Fits(forwardShared, SharedMemoryLayout.TensorCoreExchangeBytes))
+                    return null;
+                var forwardColumns = SliceColumns(headDim, width => ForwardRegisters(headDim, forwardMTiles, blockN, width));
+
+                // The backward: V's fragments from shared memory above HeadDim 64 where its tile fits; dK/dV and dQ sliced as needed.
                 int blockQ = TensorCoreBackwardBlockQ(headDim), blockKv = TensorCoreBackwardBlockKv(headDim);
-                bool vInShared = headDim > 64;
+                bool vInShared = headDim > 64
+                    && Fits(SharedMemoryLayout.TensorCoreBackwardKv(headDim, blockQ, vInShared: true), SharedMemoryLayout.TensorCoreBackwardKvStatic(blockQ));
                 int kvShared = SharedMemoryLayout.TensorCoreBackwardKv(headDim, blockQ, vInShared);
                 int qShared = SharedMemoryLayout.TensorCoreBackwardQ(headDim, blockKv);
                 bool backward = declared.Backward
-                    && kvShared + SharedMemoryLayout.TensorCoreBackwardKvStatic(blockQ) <= SharedMemoryLayout.Budget
-                    && qShared + SharedMemoryLayout.TensorCoreExchangeBytes <= SharedMemoryLayout.Budget;
-                return new TensorCorePlan(forwardMTiles, backward, blockQ, blockKv, vInShared, forwardShared, kvShared, qShared);
+                    && Fits(kvShared, SharedMemoryLayout.TensorCoreBackwardKvStatic(blockQ))
+                    && Fits(qShared, SharedMemoryLayout.TensorCoreExchangeBytes);
+                var kvColumns = SliceColumns(headDim, width => BackwardKvRegisters(headDim, blockQ, vInShared, width));
+                var qColumns = SliceColumns(headDim, width => BackwardQRegisters(headDim, blockKv, width));
+                return new TensorCorePlan(
+                    forwardMTiles, blockN, forwardColumns, backward, blockQ, blockKv, vInShared, kvColumns, qColumns, forwardShared, kvShared, qShared);
+            }
+
+            /// <summary>
+            /// 32-bit registers a thread may give its fragments and accumulators, as the estimates below count them. The
+            /// HeadDim 128 kernels, which the device conformance runs, come to 160 (forward), 176 (dK/dV) and 160 (dQ); 208
+            /// leaves the compiler about 48 of the 255 for addresses, indices and fragments in flight. Past it a kernel
+            /// splits its output columns into slices rather than spill.
+            /// </summary>
+            private const int TensorCoreRegisterBudget = 208;
+
+            /// <summary>
+            /// The forward's per thread: Q fragments (HeadDim / 4), O accumulators (Width / 2) and S (BlockN / 2) per m-tile,
+            /// and the staged words of the next K or V tile (BlockN · HeadDim / 256).
+            /// </summary>
+            private static int ForwardRegisters(int headDim, int mTiles, int blockN, int width) =>
+                mTiles * (ColumnSlices.StepDimOf(headDim) / 4 + width / 2 + blockN / 2) + (blockN * headDim / 4 + SharedMemoryLayout.TensorCoreThreads - 1) / SharedMemoryLayout.TensorCoreThreads * 2;
+
+            /// <summary>The dK/dV pass's: K fragments (HeadDim / 4), V's unless they are in shared memory, dK and dV (Width / 2 each), Sᵀ and dPᵀ (BlockQ / 2 each).</summary>
+            private static int BackwardKvRegisters(int headDim, int blockQ, bool vInShared, int width) =>
+                ColumnSlices.StepDimOf(headDim) / 4 * (vInShared ? 1 : 2) + width + blockQ;
+
+            /// <summary>The dQ pass's: Q and dO fragments (HeadDim / 4 each), dQ (Width / 2), S and dP (BlockKv / 2 each).</summary>
+            private static int BackwardQRegisters(int headDim, int blockKv, int width) => ColumnSlices.StepDimOf(headDim) / 2 + width / 2 + blockKv;
+
+            /// <summary>The fewest slices of whole 16-column steps whose registers fit the budget (one slice when the whole head dim fits).</summary>
+            private static ColumnSlices SliceColumns(int headDim, Func<int, int> registers)
+            {
+                int steps = ColumnSlices.StepDimOf(headDim) / 16;
+                for (int count = 1; count <= steps; count++)
+                {
+                    int width = 16 * ((steps + count - 1) / count);
+                    // Widths that cover the head dim in fewer slices were tried already (9 steps: 3 slices of 48 before "4 of 48").
+                    if ((steps * 16 + width - 1) / width == count && registers(width) <= TensorCoreRegisterBudget)
+                        return new ColumnSlices(width, count, headDim);
+                }
+                return new ColumnSlices(16, steps, headDim);
             }
 
             /// <summary>Every value the templates print.</summary>
@@ -291,6 +349,8 @@ namespace XFormers.Generators
                 bool bf16 = dtype == DType.BFloat16;
                 int forwardMTiles = tc?.ForwardMTiles ?? TensorCoreForwardMTiles(headDim, mask);
                 int blockQ = tc?.BlockQ ?? TensorCoreBackwardBlockQ(headDim), blockKv = tc?.BlockKv ?? TensorCoreBackwardBlockKv(headDim);
+                int blockN = tc?.ForwardBlockN ?? SharedMemoryLayout.TensorCoreBlockN;
+                int deltaLanes = Math.Min(32, (headDim / 4) & -(headDim / 4));
                 // The sm_90a backward does not lower mods yet: a variant with mods takes the sm_90a forward and the ILGPU backward.
                 bool hopper = mods is null;
                 var hopperBackward = declared.Backward && hopper
@@ -331,15 +391,18 @@ namespace XFormers.Generators
                     ForwardSharedBytes = tiles.ForwardSharedBytes,
                     TensorCore = tc is not null,
                     TcBlockM = SharedMemoryLayout.TensorCoreBlockM,
-                    TcBlockN = SharedMemoryLayout.TensorCoreBlockN,
+                    TcBlockN = blockN,
                     TcThreads = SharedMemoryLayout.TensorCoreThreads,
-                    TcKStepLast = headDim / 16 - 1,
-                    TcSTileLast = SharedMemoryLayout.TensorCoreBlockN / 8 - 1,
-                    TcSPairLast = SharedMemoryLayout.TensorCoreBlockN / 16 - 1,
-                    TcOTileLast = headDim / 8 - 1,
-                    TcStageLast = SharedMemoryLayout.TensorCoreBlockN * headDim / 4 / SharedMemoryLayout.TensorCoreThreads - 1,
+                    TcKStepLast = ColumnSlices.StepDimOf(headDim) / 16 - 1,
+                    TcRow = SharedMemoryLayout.TensorCoreRow(headDim),
+                    TcZeroStep = headDim % 16 != 0 ? headDim / 16 : -1,
+                    TcSTileLast = blockN / 8 - 1,
+                    TcSPairLast = blockN / 16 - 1,
+                    TcStageLast = (blockN * headDim / 4 + SharedMemoryLayout.TensorCoreThreads - 1) / SharedMemoryLayout.TensorCoreThreads - 1,
+                    TcStageRagged = blockN * headDim / 4 % SharedMemoryLayout.TensorCoreThreads != 0,
                     TcFwdMTiles = forwardMTiles,
                     TcFwdMTileLast = forwardMTiles - 1,
+                    TcFwdColumns = tc?.ForwardColumns ?? ColumnSlices.Whole(headDim),
                     TcForwardSharedBytes = tc?.ForwardSharedBytes ?? 0,
                     TcBackward = tc is { Backward: true },
                     TcBwdBlockQ = blockQ,
@@ -349,6 +412,9 @@ namespace XFormers.Generators
                     TcBwdKvTileLast = blockKv / 8 - 1,
                     TcBwdKvPairLast = blockKv / 16 - 1,
                     TcBwdVInShared = tc?.VInShared ?? headDim > 64,
+                    TcBwdKvColumns = tc?.BackwardKvColumns ?? ColumnSlices.Whole(headDim),
+                    TcBwdQColumns = tc?.BackwardQColumns ?? ColumnSlices.Whole(headDim),
+                    TcDeltaLanes = deltaLanes,
                     TcBackwardKvSharedBytes = tc?.BackwardKvSharedBytes ?? 0,
                     TcBackwardQSharedBytes = tc?.BackwardQSharedBytes ?? 0,
                     TcMma = bf16 ? "MmaM16N8K16Bf16" : "MmaM16N8K16",

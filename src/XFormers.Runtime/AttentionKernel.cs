@@ -201,7 +201,7 @@ namespace XFormers
             return UsesTensorCores(accelerator) ? tensorCore!.ForwardBlockM : Variant.BlockM;
         }
 
-        /// <summary>Whether this variant has tensor-core kernels (fp16/bf16, HeadDim % 16 == 0).</summary>
+        /// <summary>Whether this variant has tensor-core kernels (fp16/bf16).</summary>
         public bool HasTensorCoreKernels => tensorCore is not null;
 
         /// <summary>Whether the next launch on <paramref name="accelerator"/> runs the tensor-core kernels.</summary>
@@ -253,7 +253,7 @@ namespace XFormers
             {
                 var tc = tensorCore!;
                 Launcher(accelerator, tc.Forward)(
-                    new KernelConfig(new Index3D(DivUp(args.Mq, tc.ForwardBlockM), args.Hq, args.Batch), new Index3D(tc.Threads, 1, 1), Dynamic(tc.ForwardSharedBytes)),
+                    new KernelConfig(new Index3D(DivUp(args.Mq, tc.ForwardBlockM) * tc.ForwardSlices, args.Hq, args.Batch), new Index3D(tc.Threads, 1, 1), Dynamic(tc.ForwardSharedBytes)),
                     args);
             }
             else
@@ -281,11 +281,11 @@ namespace XFormers
                 var threads = new Index3D(tc.Threads, 1, 1);
                 LaunchDelta(accelerator, args);
                 Launcher(accelerator, tcKv)(
-                    new KernelConfig(new Index3D(DivUp(args.Mkv, tc.BlockM), args.Hkv, args.Batch), threads, Dynamic(tc.BackwardKvSharedBytes)),
+                    new KernelConfig(new Index3D(DivUp(args.Mkv, tc.BlockM) * tc.BackwardKvSlices, args.Hkv, args.Batch), threads, Dynamic(tc.BackwardKvSharedBytes)),
                     args);
                 LaunchObserver?.Invoke("dK/dV");
                 Launcher(accelerator, tcQ)(
-                    new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM), args.Hq, args.Batch), threads, Dynamic(tc.BackwardQSharedBytes)),
+                    new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM) * tc.BackwardQSlices, args.Hq, args.Batch), threads, Dynamic(tc.BackwardQSharedBytes)),
                     args);
                 LaunchObserver?.Invoke("dQ");
                 return;

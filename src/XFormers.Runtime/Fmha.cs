@@ -262,17 +262,39 @@ namespace XFormers
             if (found is null)
             {
                 var dims = AttentionRegistry.HeadDimsFor(p.Mask, p.Bias, dtype);
-                string registered = dims.Count == 0 ? "none" : string.Join(", ", dims);
+                string registered = $"Head dims registered for this mask, bias and dtype: {(dims.Count == 0 ? "none" : string.Join(", ", dims))}.";
+                string Declaration(int headDim) => $"[Attention(Mask = MaskKind.{p.Mask}, Bias = BiasKind.{p.Bias}, HeadDim = {headDim}, DType = DType.{dtype})]";
+                if (NearestDeclarableHeadDim(p.HeadDim) is not int nearest)
+                    throw new ArgumentException(
+                        $"query: head dim {p.HeadDim} is more than any variant takes: a declaration takes a multiple of 8 from 8 to {MaxHeadDim}. {registered}",
+                        "query");
+                if (nearest != p.HeadDim)
+                    throw new ArgumentException(
+                        $"query: no variant can take head dim {p.HeadDim}: a declaration takes a multiple of 8 from 8 to {MaxHeadDim}. The nearest declarable " +
+                        $"head dim is {nearest}: declare {Declaration(nearest)}, zero-pad the last dim of query, key and value to {nearest} " +
+                        $"(the padding adds nothing to the scores; pass scale = 1/√{p.HeadDim}, the default for {p.HeadDim}) and drop the output's last " +
+                        $"{nearest - p.HeadDim} columns. {registered}",
+                        "query");
                 throw new ArgumentException(
                     $"query: no registered {dtype} variant for mask {p.Mask}, bias {p.Bias}, head dim {p.HeadDim}, " +
-                    $"{p.Hq} query / {p.Hkv} key-value heads{(needBackward ? ", with backward" : "")}. Head dims registered for this mask, bias and dtype: {registered}. " +
-                    $"Declare one: [Attention(Mask = MaskKind.{p.Mask}, Bias = BiasKind.{p.Bias}, HeadDim = {p.HeadDim}, DType = DType.{dtype})].",
+                    $"{p.Hq} query / {p.Hkv} key-value heads{(needBackward ? ", with backward" : "")}. {registered} " +
+                    $"Declare one: {Declaration(p.HeadDim)}.",
                     "query");
             }
             if (!found.CanRunOn(context))
                 throw new ArgumentException($"query: variant {found.Variant.Name} needs more threads or shared memory per group than {context.Description} has.", "query");
             return (AttentionKernel<T>)found;
         }
+
+        /// <summary>The largest head dim a declaration takes (<c>[Attention(HeadDim = …)]</c>: a multiple of 8 from 8 to 256).</summary>
+        internal const int MaxHeadDim = 256;
+
+        /// <summary>
+        /// The smallest head dim a declaration takes that is at least <paramref name="headDim"/> (zero padding up to it leaves
+        /// the scores unchanged), or null above <see cref="MaxHeadDim"/>.
+        /// </summary>
+        internal static int? NearestDeclarableHeadDim(int headDim) =>
+            headDim > MaxHeadDim ? null : Math.Max(8, (headDim + 7) / 8 * 8);
 
         internal static AttentionArgs<T> Arguments<T>(AttentionProblem p, Tensor<T> query, Tensor<T> key, Tensor<T> value)
             where T : unmanaged

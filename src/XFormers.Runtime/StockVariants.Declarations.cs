@@ -611,4 +611,30 @@ internal static partial class StockVariants
 
     [Attention(Mask = MaskKind.BlockDiagonalCausalLocalFromBottomRight, Bias = BiasKind.None, HeadDim = 128, DType = DType.BFloat16)]
     internal static partial AttentionKernel BlockDiagonalCausalLocalFromBottomRight_None_BF16_128();
+
+    // Float16: None, Causal × None × head dim 80, 96
+    [Attention(Mask = MaskKind.None, Bias = BiasKind.None, HeadDim = 80, DType = DType.Float16)]
+    internal static partial AttentionKernel None_None_F16_80();
+
+    [Attention(Mask = MaskKind.None, Bias = BiasKind.None, HeadDim = 96, DType = DType.Float16)]
+    internal static partial AttentionKernel None_None_F16_96();
+
+    [Attention(Mask = MaskKind.Causal, Bias = BiasKind.None, HeadDim = 80, DType = DType.Float16)]
+    internal static partial AttentionKernel Causal_None_F16_80();
+
+    [Attention(Mask = MaskKind.Causal, Bias = BiasKind.None, HeadDim = 96, DType = DType.Float16)]
+    internal static partial AttentionKernel Causal_None_F16_96();
+
+    // BFloat16: None, Causal × None × head dim 80, 96
+    [Attention(Mask = MaskKind.None, Bias = BiasKind.None, HeadDim = 80, DType = DType.BFloat16)]
+    internal static partial AttentionKernel None_None_BF16_80();
+
+    [Attention(Mask = MaskKind.None, Bias = BiasKind.None, HeadDim = 96, DType = DType.BFloat16)]
+    internal static partial AttentionKernel None_None_BF16_96();
+
+    [Attention(Mask = MaskKind.Causal, Bias = BiasKind.None, HeadDim = 80, DType = DType.BFloat16)]
+    internal static partial AttentionKernel Causal_None_BF16_80();
+
+    [Attention(Mask = MaskKind.Causal, Bias = BiasKind.None, HeadDim = 96, DType = DType.BFloat16)]
+    internal static partial AttentionKernel Causal_None_BF16_96();
 }

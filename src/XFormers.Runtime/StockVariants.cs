@@ -33,10 +33,12 @@ internal static partial class StockVariants
     internal static readonly StockProduct[] Table =
     {
         new(AllMasks, AllBiases, new[] { DType.Float32, DType.Float16, DType.BFloat16 }, new[] { 16, 32, 64, 128 }),
-        // 16-bit, no mask and causal: the sm_90a forward on Hopper (64-key tiles), the SIMT kernels elsewhere.
+        // 16-bit, no mask and causal: the sm_90a forward on Hopper (64-key tiles), the mma.sync kernels elsewhere.
         new(new[] { MaskKind.None, MaskKind.Causal }, new[] { BiasKind.None }, new[] { DType.Float16, DType.BFloat16 }, new[] { 256 }),
         // 16-bit local (sliding-window) masks and the bottom-right block-diagonal one: the window is a run-time value.
         new(LocalMasks, new[] { BiasKind.None }, new[] { DType.Float16, DType.BFloat16 }, new[] { 64, 128 }),
+        // 16-bit head dims between the powers of two, no mask and causal: the mma.sync kernels (sm_90a takes multiples of 64).
+        new(new[] { MaskKind.None, MaskKind.Causal }, new[] { BiasKind.None }, new[] { DType.Float16, DType.BFloat16 }, new[] { 80, 96 }),
     };
 
     /// <summary>Every stock variant, in declaration order.</summary>

@@ -39,6 +39,14 @@ namespace XFormers.Training
         /// <summary>Logits (fp32) at position <paramref name="position"/> for one sequence of tokens.</summary>
         float[] NextTokenLogits(int[] tokens, int position);
 
+        /// <summary>
+        /// Inference with a KV cache: runs <paramref name="tokens"/> at positions [<paramref name="position"/>, position +
+        /// tokens.Length) of one sequence, attending to the keys and values an earlier call cached at positions [0, position),
+        /// caches theirs, and returns the logits (fp32) of the last one. Position 0 starts a new sequence (a prefill); a
+        /// decoding step passes one token at the next position.
+        /// </summary>
+        float[] DecodeLogits(int[] tokens, int position);
+
         /// <summary>Host copies of master weights, moments and scaler state.</summary>
         TrainingState ReadState();
 
@@ -56,7 +64,7 @@ namespace XFormers.Training
     /// Mixed precision as PyTorch autocast: fp32 master weights and residual stream, LayerNorm and the loss in
     /// fp32, matrix products and attention in <typeparamref name="T"/>.
     /// </summary>
-    public sealed class TinyGpt<T, TConvert> : ITinyGpt
+    public sealed partial class TinyGpt<T, TConvert> : ITinyGpt
         where T : unmanaged
         where TConvert : struct, IElementConvert<T>
     {
@@ -249,13 +257,19 @@ namespace XFormers.Training
             return losses.Sum(x => (double)x) / rows;
         }
 
-        /// <summary>The forward pass over the first <paramref name="batch"/> sequences of the token buffer.</summary>
-        private void Forward(int batch, bool training)
+        /// <summary>
+        /// The forward pass over the first <paramref name="batch"/> sequences of the token buffer, or, with
+        /// <paramref name="decode"/>, over its tokens of one sequence against the KV cache.
+        /// </summary>
+        private void Forward(int batch, bool training, DecodeStep? decode = null)
         {
             var cfg = Config;
-            int n = batch * cfg.Sequence, c = cfg.Dim, h = cfg.HiddenWidth;
+            int n = decode?.Count ?? batch * cfg.Sequence, c = cfg.Dim, h = cfg.HiddenWidth;
             var w = parameters;
-            Embedding.Forward(Launcher, batch, cfg.Sequence, c, tokens, w.TokenEmbedding.Value, w.PositionEmbedding.Value, residual[0]);
+            if (decode is null)
+                Embedding.Forward(Launcher, batch, cfg.Sequence, c, tokens, w.TokenEmbedding.Value, w.PositionEmbedding.Value, residual[0]);
+            else
+                Embedding.Forward(Launcher, 1, n, c, tokens, w.TokenEmbedding.Value, w.PositionEmbedding.Value.SubView((long)decode.Start * c), residual[0]);
             for (int l = 0; l < cfg.Layers; l++)
             {
                 var layer = layers[l];
@@ -265,9 +279,18 @@ namespace XFormers.Training
                 var output = residual[2 * l + 2];
                 LayerNorm.Forward<T, TConvert>(Launcher, n, c, input, p.Ln1.Values, layer.Ln1Out, layer.Ln1Mean, layer.Ln1Rstd, afterAttention);
                 Linear(layer.Ln1Out, p.Qkv, qkv, n, 3 * c, c);
-                var (q, k, v, attn, lse) = (Rows(layer.Q, batch), Rows(layer.K, batch), Rows(layer.V, batch), Rows(layer.Attn, batch), Rows(layer.Lse, batch));
-                CausalSelfAttention.Split(Launcher, n, c, qkv, q.View, k.View, v.View);
-                Launcher.Measure("attention forward", () => CausalSelfAttention.Forward(attention, q, k, v, attn, lse));
+                Tensor<T> attn;
+                if (decode is null)
+                {
+                    var (q, k, v, lse) = (Rows(layer.Q, batch), Rows(layer.K, batch), Rows(layer.V, batch), Rows(layer.Lse, batch));
+                    attn = Rows(layer.Attn, batch);
+                    CausalSelfAttention.Split(Launcher, n, c, qkv, q.View, k.View, v.View);
+                    Launcher.Measure("attention forward", () => CausalSelfAttention.Forward(attention, q, k, v, attn, lse));
+                }
+                else
+                {
+                    attn = decode.Attend(l, qkv);
+                }
                 LinearAdd(attn.View, p.Proj, afterAttention, n, c, c);
                 LayerNorm.Forward<T, TConvert>(Launcher, n, c, afterAttention, p.Ln2.Values, layer.Ln2Out, layer.Ln2Mean, layer.Ln2Rstd, output);
                 Linear(layer.Ln2Out, p.W12, layer.X12, n, 2 * h, c);

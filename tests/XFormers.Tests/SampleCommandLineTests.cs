@@ -25,6 +25,7 @@ public class SampleCommandLineTests
         { "XFormers.TinyGpt", "--dtype fp8", "--dtype fp8: use one of fp16, bf16, fp32" },
         { "XFormers.TinyGpt", "--save-every 0", "--save-every 0" },
         { "XFormers.TinyGpt", "--lr fast", "--lr fast" },
+        { "XFormers.TinyGpt", "--generate 0", "--generate 0" },
         { "XFormers.Bench", "conformance --shard 3", "--shard 3: use i/n" },
         { "XFormers.Bench", "bench --only", "'--only'" },
         { "XFormers.Bench", "benchmark", "'benchmark'" },
@@ -57,7 +58,7 @@ public class SampleCommandLineTests
     {
         var run = Run("XFormers.TinyGpt", "--help");
         run.ExitCode.ShouldBe(0, run.ToString());
-        foreach (var flag in new[] { "--data", "--steps", "--save-every", "--out", "--checkpoint", "--resume", "--plot", "--bench", "--profile", "--gemm", "--print-every", "--plain", "--device" })
+        foreach (var flag in new[] { "--data", "--steps", "--save-every", "--out", "--checkpoint", "--resume", "--plot", "--bench", "--profile", "--gemm", "--print-every", "--plain", "--device", "--generate", "--prompt", "--temperature", "--top-k" })
             run.Stdout.ShouldContain(flag);
     }
 
@@ -137,6 +138,28 @@ public class SampleCommandLineTests
             resumed.ExitCode.ShouldBe(0, resumed.ToString());
             resumed.Stdout.ShouldContain($"resumed {checkpoint} at step {step}");
             resumed.Stdout.ShouldContain($"(step {step + 2})");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Generate_samples_with_the_KV_cache_and_by_recomputing_and_prints_both_speeds()
+    {
+        string dir = Directory.CreateTempSubdirectory("xformers-generate-").FullName;
+        try
+        {
+            var run = Run("XFormers.TinyGpt", "--layers", "1", "--d", "16", "--heads", "1", "--seq", "8", "--batch", "2", "--vocab", "11", "--dtype", "fp32",
+                "--steps", "2", "--plain", "--out", dir, "--generate", "10", "--prompt", "1,2,3", "--temperature", "0");
+            run.ExitCode.ShouldBe(0, run.ToString());
+            run.Stdout.ShouldContain("generate: 10 tokens after a prompt of 3, temperature 0, top-k all");
+            run.Stdout.ShouldContain("KV cache:");
+            run.Stdout.ShouldContain("recompute:");
+            // Greedy in fp32, and 3 + 10 tokens pass the 8 positions: the cache restarts from its last half, the recomputing path slides.
+            run.Stdout.ShouldContain("tokens/s");
+            run.Stdout.ShouldNotContain("sample:");
         }
         finally
         {

@@ -64,6 +64,17 @@ public class ValidationTests(CpuContextFixture fixture)
     }
 
     [Fact]
+    public void HeadDimNoDeclarationTakesNamesTheNearestDeclarableOne()
+    {
+        using var q = Rand(1, 8, 2, 50);
+        ShouldNameArgument(
+            () => Fmha.MemoryEfficientAttention(q, q, q), "query", "head dim 50", "multiple of 8 from 8 to 256", "nearest declarable head dim is 56",
+            "[Attention(Mask = MaskKind.None, Bias = BiasKind.None, HeadDim = 56, DType = DType.Float32)]", "zero-pad", "last 6 columns");
+        using var wide = Rand(1, 2, 1, 260);
+        ShouldNameArgument(() => Fmha.MemoryEfficientAttention(wide, wide, wide), "query", "head dim 260", "from 8 to 256");
+    }
+
+    [Fact]
     public void SeqlensThatDoNotSumToTheTokens()
     {
         using var q = Rand(1, 10, 2, 32);

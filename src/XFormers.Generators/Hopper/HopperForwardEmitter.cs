@@ -253,8 +253,8 @@ namespace XFormers.Generators.Hopper
                     break;
                 case "CausalLocalFromBottomRight":
                 {
-                    // The last row's diagonal ends the range; the first row's window starts it, rounded down to a whole tile
-                    // so the tiles stay aligned (the per-row mask drops the extra keys).
+                    // The last row's diagonal ends the range; the first row's window edge starts it (rows further down start
+                    // later).
                     w.Op("add.s32", kvEnd, lastRow, 1);
                     w.Op("add.s32", kvEnd, kvEnd, mkv);
                     w.Op("sub.s32", kvEnd, kvEnd, mq);
@@ -265,7 +265,6 @@ namespace XFormers.Generators.Hopper
                     w.Op("sub.s32", kvBegin, kvBegin, mq);
                     w.Op("sub.s32", kvBegin, kvBegin, window);
                     w.Op("max.s32", kvBegin, kvBegin, 0);
-                    w.Op("and.b32", kvBegin, kvBegin, -plan.BlockN);
                     break;
                 }
                 case "BlockDiagonalCausalFromBottomRight":

@@ -13,9 +13,10 @@ namespace XFormers.Generators.Models
         /// <summary>Bytes of shared memory one group may use (the 48 KB every CUDA device gives statically).</summary>
         public const int Budget = 48 * 1024;
 
-        /// <summary>Tensor-core tiles: 4 warps of 16 query rows, 64 key rows per shared-memory tile.</summary>
+        /// <summary>Tensor-core tiles: 4 warps of 16 query rows; the forward's key tiles have 64 rows, or 32 where 64 do not fit.</summary>
         public const int TensorCoreBlockM = 64;
         public const int TensorCoreBlockN = 64;
+        public const int TensorCoreSmallBlockN = 32;
         public const int TensorCoreThreads = TensorCoreBlockM / 16 * 32;
 
         /// <summary>Slack to align a kernel's dynamic tiles to 128 bytes.</summary>
@@ -30,15 +31,20 @@ namespace XFormers.Generators.Models
         /// <summary>The SIMT dK/dV pass: Q and dO tiles (float) plus their Lse and D rows.</summary>
         public static int SimtBackwardKv(int blockM, int headDim) => 2 * blockM * headDim * sizeof(float) + 2 * blockM * sizeof(float);
 
-        /// <summary>Halves per shared row of a tensor-core tile: HeadDim plus 8 of padding (the 8 rows an ldmatrix reads hit 32 banks).</summary>
-        private static int Row(int headDim) => headDim + 8;
+        /// <summary>
+        /// Halves per shared row of a tensor-core tile: the head dim in whole k-steps of 16 (a head dim of 16·n + 8 gets 8 zero
+        /// columns) plus 8 of padding, so that the 8 rows an ldmatrix reads hit 32 banks.
+        /// </summary>
+        public static int TensorCoreRow(int headDim) => ColumnSlices.StepDimOf(headDim) + 8;
+
+        private static int Row(int headDim) => TensorCoreRow(headDim);
 
         /// <summary>
-        /// The tensor-core forward's dynamic tiles: K and V (TensorCoreBlockN rows each; Q's rows pass through them first,
-        /// so at least the group's query rows) and the alignment slack.
+        /// The tensor-core forward's dynamic tiles: K and V (<paramref name="blockN"/> rows each; Q's rows pass through them
+        /// first, so at least the group's query rows) and the alignment slack.
         /// </summary>
-        public static int TensorCoreForward(int headDim, int forwardMTiles) =>
-            Math.Max(TensorCoreBlockM * forwardMTiles, 2 * TensorCoreBlockN) * Row(headDim) * 2 + AlignmentSlack;
+        public static int TensorCoreForward(int headDim, int forwardMTiles, int blockN) =>
+            Math.Max(TensorCoreBlockM * forwardMTiles, 2 * blockN) * Row(headDim) * 2 + AlignmentSlack;
 
         /// <summary>The dK/dV pass's dynamic tiles: Q and dO (row-major), V's rows when its fragments do not stay in registers, the slack.</summary>
         public static int TensorCoreBackwardKv(int headDim, int blockQ, bool vInShared) =>

@@ -55,24 +55,30 @@ namespace XFormers.Generators.Models
         /// <summary>Shared memory of the SIMT forward's group (its K and V tiles): <see cref="SharedMemoryLayout.SimtForward"/>.</summary>
         public int ForwardSharedBytes { get; init; }
 
-        // The tensor-core path (fp16/bf16, HeadDim % 16 == 0): warp tiles of mma.sync.m16n8k16, loops unrolled by the template.
+        // The tensor-core path (fp16/bf16, every head dim): warp tiles of mma.sync.m16n8k16, loops unrolled by the template.
         /// <summary>Whether Templates/TensorCore.liquid emits tensor-core kernels for this variant.</summary>
         public bool TensorCore { get; init; }
         /// <summary>Query rows per group: 16 per warp.</summary>
         public int TcBlockM { get; init; }
-        /// <summary>Key rows per shared-memory tile.</summary>
+        /// <summary>Key rows per shared-memory tile of the forward (64, or 32 where 64 do not fit).</summary>
         public int TcBlockN { get; init; }
         public int TcThreads { get; init; }
-        /// <summary>Last index of the head-dim k-steps (HeadDim / 16 − 1) of Q·Kᵀ.</summary>
+        /// <summary>Last index of the head-dim k-steps of Q·Kᵀ (HeadDim rounded up to 16, / 16 − 1).</summary>
         public int TcKStepLast { get; init; }
+        /// <summary>Halves per shared row of a tile: <see cref="SharedMemoryLayout.TensorCoreRow"/>.</summary>
+        public int TcRow { get; init; }
+        /// <summary>The k-step whose last 8 columns are zeros (a head dim of 16·n + 8: n), or −1.</summary>
+        public int TcZeroStep { get; init; } = -1;
         /// <summary>Last index of the 8-column tiles of a BlockN-wide score row.</summary>
         public int TcSTileLast { get; init; }
         /// <summary>Last index of the 16-column pairs of those tiles (also the k-steps of P·V).</summary>
         public int TcSPairLast { get; init; }
-        /// <summary>Last index of the 8-column tiles of an output row (HeadDim / 8 − 1).</summary>
-        public int TcOTileLast { get; init; }
-        /// <summary>Last index of the 8-byte words a thread stages of a TcBlockN-row K or V tile (TcBlockN · HeadDim / 4 / TcThreads − 1).</summary>
+        /// <summary>The forward's O columns per group (one slice up to HeadDim 208).</summary>
+        public ColumnSlices TcFwdColumns { get; init; } = ColumnSlices.Whole(0);
+        /// <summary>Last index of the 8-byte words a thread stages of a TcBlockN-row K or V tile (⌈TcBlockN · HeadDim / 4 / TcThreads⌉ − 1).</summary>
         public int TcStageLast { get; init; }
+        /// <summary>Whether TcThreads does not divide a tile's words (head dims of 16·n + 8 with 32-key tiles): the last stage tests its word.</summary>
+        public bool TcStageRagged { get; init; }
         /// <summary>16-row m-tiles per warp in the tensor-core forward (2 up to HeadDim 64 without a mask: each K/V fragment feeds two mma; else 1).</summary>
         public int TcFwdMTiles { get; init; }
         /// <summary>TcFwdMTiles − 1.</summary>
@@ -98,6 +104,12 @@ namespace XFormers.Generators.Models
         /// registers (HeadDim 128: dK, dV, K and V in registers would need ~210 of the 255 a thread can have).
         /// </summary>
         public bool TcBwdVInShared { get; init; }
+        /// <summary>The dK/dV pass's dK and dV columns per group.</summary>
+        public ColumnSlices TcBwdKvColumns { get; init; } = ColumnSlices.Whole(0);
+        /// <summary>The dQ pass's dQ columns per group.</summary>
+        public ColumnSlices TcBwdQColumns { get; init; } = ColumnSlices.Whole(0);
+        /// <summary>Threads per row of the D pass: the largest power of two, at most 32, that divides HeadDim / 4 (each reads HeadDim / 4 / TcDeltaLanes words of 8 bytes).</summary>
+        public int TcDeltaLanes { get; init; }
         /// <summary>Dynamic shared memory of the dK/dV pass: <see cref="SharedMemoryLayout.TensorCoreBackwardKv"/>.</summary>
         public int TcBackwardKvSharedBytes { get; init; }
         /// <summary>Dynamic shared memory of the dQ pass: <see cref="SharedMemoryLayout.TensorCoreBackwardQ"/>.</summary>

@@ -15,7 +15,17 @@ namespace XFormers.Kernels
         Action<AttentionArgs<T>>? BackwardDelta = null, int DeltaRows = 0,
         Action<AttentionArgs<T>>? BackwardKv = null, int BackwardKvSharedBytes = 0,
         Action<AttentionArgs<T>>? BackwardQ = null, int BackwardQSharedBytes = 0)
-        where T : unmanaged;
+        where T : unmanaged
+    {
+        /// <summary>Groups per row tile of the forward, each writing one slice of O's columns (large head dims; 1: the whole row).</summary>
+        public int ForwardSlices { get; init; } = 1;
+
+        /// <summary>Groups per key tile of the dK/dV pass, each writing one slice of dK's and dV's columns.</summary>
+        public int BackwardKvSlices { get; init; } = 1;
+
+        /// <summary>Groups per row tile of the dQ pass, each writing one slice of dQ's columns.</summary>
+        public int BackwardQSlices { get; init; } = 1;
+    }
 
     /// <summary>When <see cref="AttentionKernel{T}"/> runs a variant's tensor-core kernels instead of its SIMT ones.</summary>
     public enum TensorCorePolicy

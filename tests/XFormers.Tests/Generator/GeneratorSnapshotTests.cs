@@ -58,6 +58,16 @@ public class GeneratorSnapshotTests
                 internal static partial AttentionKernel ForwardOnlyBlockDiagonalTiles();
             }
             """,
+        // K = 256 on tensor cores: 32-key forward tiles, O in two slices of 128 columns, dK/dV in four of 64, dQ in three of 96 (the last 64 wide).
+        ["CausalBFloat16K256"] = """
+            namespace Snapshots;
+
+            public static partial class Kernels
+            {
+                [Attention(Mask = MaskKind.Causal, HeadDim = 256, DType = DType.BFloat16)]
+                public static partial AttentionKernel CausalBFloat16K256();
+            }
+            """,
         // A nested struct in a block namespace; K = 256 shows the halved BackwardBlockM (32 → 16) and BlockN = 16.
         ["NestedInNamespaceK256"] = """
             namespace MyApp.Attention
@@ -183,17 +193,19 @@ internal static class SnapshotText
     }
 }
 
-/// <summary>Which declarations get tensor-core kernels beside their portable ones: the range the device runs cover.</summary>
+/// <summary>Which declarations get tensor-core kernels beside their portable ones: 16-bit, every head dim.</summary>
 public class TensorCoreEmissionTests
 {
     [Theory]
     [InlineData("DType.Float16", 128, true)]
     [InlineData("DType.BFloat16", 16, true)]
-    [InlineData("DType.Float16", 144, false)]
-    [InlineData("DType.BFloat16", 160, false)]
-    [InlineData("DType.Float16", 40, false)]
+    [InlineData("DType.Float16", 144, true)]
+    [InlineData("DType.BFloat16", 160, true)]
+    [InlineData("DType.Float16", 256, true)]
+    [InlineData("DType.Float16", 40, true)]
+    [InlineData("DType.BFloat16", 248, true)]
     [InlineData("DType.Float32", 64, false)]
-    public void OnlyForSixteenBitHeadDimsUpTo128(string dtype, int headDim, bool expected)
+    public void ForEverySixteenBitHeadDim(string dtype, int headDim, bool expected)
     {
         var run = GeneratorHarness.Run(GeneratorHarness.Usings + $$"""
             namespace Emission;

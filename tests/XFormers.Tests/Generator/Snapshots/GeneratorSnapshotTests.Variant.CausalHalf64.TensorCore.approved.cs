@@ -21,7 +21,7 @@ partial class Kernels
         public const int TcBlockN = 64;
         public const int TcThreads = 128;
         /// <summary>Halves per shared row of every tile: HeadDim plus 8 of padding, so the 8 rows one ldmatrix matrix reads (16 bytes each) hit 32 distinct banks.</summary>
-        private const int TcRow = HeadDim + 8;
+        private const int TcRow = 72;
         /// <summary>The forward's K and V tiles in its dynamic shared memory (first halves; row-major, TcRow halves a row; Q passes through both at the start).</summary>
         private const int TcKTile = 0, TcVTile = TcBlockN * TcRow;
         /// <summary>Query rows per warp of the forward (1 m-tile of 16) and per group.</summary>
@@ -33,8 +33,8 @@ partial class Kernels
         /// <summary>The dK/dV pass's dynamic shared memory: Q and dO tiles (row-major, TcRow halves a row); 128 bytes to align them.</summary>
         private const int TcBwdQTile = 0, TcBwdDoTile = TcBwdBlockQ * TcRow;
         public const int TcBackwardKvSharedBytes = 18560;
-        /// <summary>Rows of D per group of the D pass: HeadDim / 4 threads a row, 8 bytes of dO and O each.</summary>
-        public const int TcDeltaRows = TcThreads / (HeadDim / 4);
+        /// <summary>Threads per row of the D pass (each reads HeadDim / 4 / TcDeltaLanes words of 8 bytes of dO and O) and rows per group.</summary>
+        public const int TcDeltaLanes = 16, TcDeltaRows = TcThreads / TcDeltaLanes;
         /// <summary>Key rows per tile of the dQ pass.</summary>
         public const int TcBwdBlockKv = 64;
         /// <summary>The dQ pass's dynamic shared memory: K and V tiles (row-major), 128 bytes to align them.</summary>
@@ -492,16 +492,17 @@ partial class Kernels
             int tid = Group.IdxX;
             int h = Grid.IdxY;
             int b = Grid.IdxZ;
-            int row = Grid.IdxX * TcDeltaRows + tid / (HeadDim / 4), word = tid % (HeadDim / 4);
+            int row = Grid.IdxX * TcDeltaRows + tid / TcDeltaLanes, lane = tid % TcDeltaLanes;
             float sum = 0f;
             if (row < a.Mq)
             {
-                long offset = (((long)b * a.Mq + row) * a.Hq + h) * (HeadDim / 4) + word;
-                sum = Dot4Half(a.dO.Cast<ulong>()[offset], a.O.Cast<ulong>()[offset]);
+                long offset = (((long)b * a.Mq + row) * a.Hq + h) * (HeadDim / 4);
+                for (int word = lane; word < HeadDim / 4; word += TcDeltaLanes)
+                    sum += Dot4Half(a.dO.Cast<ulong>()[offset + word], a.O.Cast<ulong>()[offset + word]);
             }
-            for (int lanes = 1; lanes < HeadDim / 4; lanes <<= 1)
+            for (int lanes = 1; lanes < TcDeltaLanes; lanes <<= 1)
                 sum += Warp.ShuffleXor(sum, lanes);
-            if (row < a.Mq && word == 0)
+            if (row < a.Mq && lane == 0)
                 a.Delta[((long)b * a.Hq + h) * a.Mq + row] = sum;
         }
 

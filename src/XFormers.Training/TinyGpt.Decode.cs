@@ -9,15 +9,18 @@ namespace XFormers.Training
     /// <summary>
     /// Inference with a KV cache: each layer keeps the keys and values of one sequence's positions [0, Sequence) as
     /// [1, Sequence, H, K]. A call's queries attend to the filled part of the cache with
-    /// <see cref="LowerTriangularFromBottomRightMask"/> (the queries are its last rows), which <see cref="Fmha"/> runs as
-    /// a decode: split-KV when one query row and many keys leave the device idle, else one launch. The rest of a block runs
-    /// on the new tokens' rows only. (The same attention through <see cref="BlockDiagonalCausalWithOffsetPaddedKeysMask"/>,
-    /// a mask planned and uploaded on every call, took twice as long per token on the CPU: docs/TRAINING.md.)
+    /// <see cref="LowerTriangularFromBottomRightMask"/> (the queries are its last rows), one launch a layer into an output
+    /// and a log-sum-exp allocated once. The rest of a block runs on the new tokens' rows only. (Through
+    /// <see cref="Fmha.MemoryEfficientAttention{T}(Tensor{T}, Tensor{T}, Tensor{T}, AttentionBias?, float?)"/>, which
+    /// allocates its output and splits one query's keys across launches, a GPT-2-small step took 13 ms on the H200, no
+    /// faster than recomputing the window; through <see cref="BlockDiagonalCausalWithOffsetPaddedKeysMask"/>, a mask planned
+    /// and uploaded on every call, twice as long per token on the CPU: docs/TRAINING.md.)
     /// </summary>
     public sealed partial class TinyGpt<T, TConvert>
     {
         private Tensor<T>[]? keyCache, valueCache;
-        private Tensor<T>? decodeQueries;
+        private Tensor<T>? decodeQueries, decodeOutput;
+        private readonly Dictionary<int, Tensor<float>> decodeLse = new();
         private int cachedTokens;
 
         public float[] DecodeLogits(int[] tokens, int position)
@@ -42,12 +45,13 @@ namespace XFormers.Training
                 keyCache = Enumerable.Range(0, Config.Layers).Select(_ => Cache()).ToArray();
                 valueCache = Enumerable.Range(0, Config.Layers).Select(_ => Cache()).ToArray();
                 decodeQueries = Cache();
+                decodeOutput = Cache();
             }
 
             // Positions at or past `position` are overwritten (a prefill at 0 starts a new sequence).
             cachedTokens = position;
             this.tokens.SubView(0, tokens.Length).CopyFromCPU(tokens);
-            using var step = new DecodeStep(this, position, tokens.Length);
+            var step = new DecodeStep(this, position, tokens.Length);
             Forward(1, training: false, step);
             Launcher.Synchronize();
             cachedTokens = position + tokens.Length;
@@ -56,12 +60,15 @@ namespace XFormers.Training
             return row.Select(x => ElementType.ToFloat(x)).ToArray();
         }
 
-        /// <summary>One call of <see cref="DecodeLogits"/>: its tokens' positions, one mask for all layers, and the attention outputs to free after it.</summary>
-        private sealed class DecodeStep : IDisposable
+        /// <summary>
+        /// One call of <see cref="DecodeLogits"/>: its tokens' positions and one mask for all layers. Every layer's attention
+        /// writes the same output rows: the next launch on the stream, the projection, reads them before the next layer
+        /// writes them again.
+        /// </summary>
+        private sealed class DecodeStep
         {
             private readonly TinyGpt<T, TConvert> model;
             private static readonly LowerTriangularFromBottomRightMask BottomRight = new();
-            private readonly List<Tensor<T>> outputs = new();
 
             public DecodeStep(TinyGpt<T, TConvert> model, int start, int count)
             {
@@ -89,17 +96,13 @@ namespace XFormers.Training
                 long offset = (long)Start * c, length = (long)Count * c;
                 CausalSelfAttention.Split(model.Launcher, Count, c, qkv, queries.View, keys.View.SubView(offset, length), values.View.SubView(offset, length));
                 // The queries sit at the bottom right of the filled cache: a decoding step (one query) sees every key.
-                var output = Fmha.MemoryEfficientAttention(queries, keys, values, BottomRight, CausalSelfAttention.Scale(model.Config.HeadDim));
-                outputs.Add(output);
+                var output = model.decodeOutput!.Narrow(1, 0, Count);
+                if (!model.decodeLse.TryGetValue(Count, out var lse))
+                    model.decodeLse[Count] = lse = model.Own(Tensor<float>.Empty(queries.Context, 1, model.Config.Heads, Count));
+                Fmha.MemoryEfficientAttentionForward(queries, keys, values, output, lse, BottomRight, CausalSelfAttention.Scale(model.Config.HeadDim));
                 if (queries.Context.IsCpu)
                     queries.Context.Synchronize();
                 return output;
-            }
-
-            public void Dispose()
-            {
-                foreach (var output in outputs)
-                    output.Dispose();
             }
         }
     }

@@ -32,6 +32,24 @@ namespace XFormers.Bench
                 pass &= Check(context, q, key, v, local, k);
                 Time(context, csv, "local", k, q, key, v, dO, local);
                 Time(context, csv, "causal", k, q, key, v, dO, new LowerTriangularMask());
+                if (k == 64)
+                {
+                    // HeadDim 64 has two forward modules: 192-row CTAs (three consumer warpgroups) and 128-row ones (two);
+                    // a band of 1024 keys costs a CTA (1024 + rows) / 128 key tiles, so the smaller CTA wastes less.
+                    foreach (bool small in new[] { false, true })
+                    {
+                        Hopper.HopperLauncher.ForceFirstModule = !small;
+                        Hopper.HopperLauncher.ForceSmallGrid = small;
+                        try
+                        {
+                            Time(context, csv, small ? "local-128-rows" : "local-192-rows", k, q, key, v, dO, local);
+                        }
+                        finally
+                        {
+                            Hopper.HopperLauncher.ForceFirstModule = Hopper.HopperLauncher.ForceSmallGrid = false;
+                        }
+                    }
+                }
             }
             Console.WriteLine(pass ? "local check: PASS" : "local check: FAIL");
             return pass ? 0 : 1;

@@ -33,6 +33,9 @@ namespace XFormers.Hopper
         /// <summary>For the device harness: always the variant's first module, whatever the grid (its conformance checks both).</summary>
         internal static bool ForceFirstModule { get; set; }
 
+        /// <summary>For the device harness: the variant's small-grid module where it has one, whatever the grid (to time both).</summary>
+        internal static bool ForceSmallGrid { get; set; }
+
         /// <summary>Whether launches on <paramref name="accelerator"/> may take the sm_90a modules.</summary>
         public static bool IsAvailable(Accelerator accelerator) =>
             !ForcedOff && accelerator is CudaAccelerator && State(accelerator).IsHopper;
@@ -283,6 +286,8 @@ namespace XFormers.Hopper
         {
             if (module.SmallGrid is not { } small || ForceFirstModule)
                 return module;
+            if (ForceSmallGrid)
+                return small;
             int sms = Math.Max(1, multiprocessors);
             double Cost(HopperForwardModule m) =>
                 Math.Ceiling((double)((mq + m.BlockM - 1) / m.BlockM) * heads / sms) * m.BlockM / m.RelativeThroughput;

@@ -98,6 +98,31 @@ public sealed class KvCacheDecodingTests(CpuContextFixture fixture)
     }
 
     [Fact]
+    public void Sampler_draws_in_proportion_to_exp_logit_over_temperature()
+    {
+        // Weights 1 : 2 : 3 at temperature 1 (a NaN never drawn); with top-k 2, ids 1 and 2 at 2 : 3.
+        float[] logits = { 0f, MathF.Log(2f), MathF.Log(3f), float.NaN };
+        const int draws = 60000;
+        var all = new TokenSampler(temperature: 1f, seed: 5);
+        var counts = new int[4];
+        for (int i = 0; i < draws; i++)
+            counts[all.Sample(logits)]++;
+        counts[3].ShouldBe(0);
+        for (int id = 0; id < 3; id++)
+            ((double)counts[id] / draws).ShouldBe((id + 1) / 6.0, 0.01, $"id {id}");
+
+        var top = new TokenSampler(temperature: 1f, topK: 2, seed: 6);
+        var topCounts = new int[4];
+        for (int i = 0; i < draws; i++)
+            topCounts[top.Sample(logits)]++;
+        (topCounts[0] + topCounts[3]).ShouldBe(0);
+        ((double)topCounts[2] / draws).ShouldBe(0.6, 0.01);
+
+        // Greedy: ties go to the smaller id; a NaN is never the largest.
+        new TokenSampler(temperature: 0f).Sample(new[] { float.NaN, 1f, 4f, 4f }).ShouldBe(2);
+    }
+
+    [Fact]
     public void Bad_decoding_input_names_the_argument()
     {
         using var data = TokenBatch.Counting(context, 13, 1);

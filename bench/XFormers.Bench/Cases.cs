@@ -82,20 +82,7 @@ namespace XFormers.Bench
         private AttentionBias? AttnBias<T>(Tensor<T>? biasTensor)
             where T : unmanaged
         {
-            AttentionBias? mask = Mask switch
-            {
-                MaskKind.None => null,
-                MaskKind.Causal => new LowerTriangularMask(),
-                MaskKind.CausalFromBottomRight => new LowerTriangularFromBottomRightMask(),
-                MaskKind.CausalLocalFromBottomRight => new LowerTriangularFromBottomRightMask().MakeLocalAttention(Window),
-                MaskKind.BlockDiagonal => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens),
-                MaskKind.BlockDiagonalCausal => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausal(),
-                MaskKind.BlockDiagonalCausalFromBottomRight => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausalFromBottomRight(),
-                MaskKind.BlockDiagonalCausalLocal => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausal().MakeLocalAttention(Window),
-                MaskKind.BlockDiagonalCausalLocalFromBottomRight =>
-                    BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausalFromBottomRight().MakeLocalAttention(Window),
-                _ => throw new ArgumentOutOfRangeException(nameof(Mask), Mask, null),
-            };
+            AttentionBias? mask = AttentionBias.ForMaskKind(Mask, QSeqlens, KvSeqlens, Window);
             return Bias switch
             {
                 BiasKind.Tensor => (mask ?? NoMask.Instance).WithTensorBias(biasTensor!, BiasRequiresGrad),

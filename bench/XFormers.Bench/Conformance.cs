@@ -62,10 +62,14 @@ namespace XFormers.Bench
             return failures;
         }
 
-        /// <summary>The stock variants and the harness's own head-dim variants (<see cref="HeadDimVariants"/>), by their method names; null for others.</summary>
+        /// <summary>
+        /// The stock variants and the harness's own (<see cref="HeadDimVariants"/>, <see cref="LocalVariants"/>), by their method
+        /// names; null for others.
+        /// </summary>
         private static string? ShortName(string name) =>
             name.StartsWith("XFormers.StockVariants.", StringComparison.Ordinal) ? name["XFormers.StockVariants.".Length..]
             : name.StartsWith("XFormers.Bench.HeadDimVariants.", StringComparison.Ordinal) ? name["XFormers.Bench.".Length..]
+            : name.StartsWith("XFormers.Bench.LocalVariants.", StringComparison.Ordinal) ? name["XFormers.Bench.".Length..]
             : null;
 
         /// <summary>Tolerances on scaled errors: float32 1e-4; 8 unit roundoffs for 16-bit types (vs fp64, and vs the naive reference run in float32).</summary>

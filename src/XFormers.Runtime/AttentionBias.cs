@@ -79,6 +79,29 @@ namespace XFormers
 
         public override string ToString() => Bias == BiasKind.None ? GetType().Name : $"{Mask} + {Bias}";
 
+        /// <summary>
+        /// The mask object of a kind (null for <see cref="MaskKind.None"/>): seqlens for the block-diagonal kinds, a window for
+        /// the local ones. For the test and device harnesses, which make every kind.
+        /// </summary>
+        internal static AttentionBias? ForMaskKind(MaskKind mask, IReadOnlyList<int>? qSeqlens = null, IReadOnlyList<int>? kvSeqlens = null, int window = 0)
+        {
+            BlockDiagonalMask Segments() => BlockDiagonalMask.FromSeqlens(
+                qSeqlens ?? throw new ArgumentException($"{mask} needs the query seqlens.", nameof(qSeqlens)), kvSeqlens);
+            return mask switch
+            {
+                MaskKind.None => null,
+                MaskKind.Causal => new LowerTriangularMask(),
+                MaskKind.CausalFromBottomRight => new LowerTriangularFromBottomRightMask(),
+                MaskKind.CausalLocalFromBottomRight => new LowerTriangularFromBottomRightLocalAttentionMask(window),
+                MaskKind.BlockDiagonal => Segments(),
+                MaskKind.BlockDiagonalCausal => Segments().MakeCausal(),
+                MaskKind.BlockDiagonalCausalFromBottomRight => Segments().MakeCausalFromBottomRight(),
+                MaskKind.BlockDiagonalCausalLocal => Segments().MakeCausal().MakeLocalAttention(window),
+                MaskKind.BlockDiagonalCausalLocalFromBottomRight => Segments().MakeCausalFromBottomRight().MakeLocalAttention(window),
+                _ => throw new ArgumentOutOfRangeException(nameof(mask), mask, "not a mask kind."),
+            };
+        }
+
         private void RequireMaskOnly(string method)
         {
             if (Bias != BiasKind.None)

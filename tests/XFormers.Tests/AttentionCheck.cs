@@ -19,20 +19,7 @@ public sealed record AttentionCase(
         new(1, q.Sum(), kv.Sum(), hq, hkv, headDim, mask, bias, q, kv, Seed: seed, Window: window);
 
     /// <summary>The mask the case names, as the runtime's <see cref="AttentionBias"/> class (null for none).</summary>
-    public AttentionBias? MaskBias() => Mask switch
-    {
-        MaskKind.None => null,
-        MaskKind.Causal => new LowerTriangularMask(),
-        MaskKind.CausalFromBottomRight => new LowerTriangularFromBottomRightMask(),
-        MaskKind.CausalLocalFromBottomRight => new LowerTriangularFromBottomRightMask().MakeLocalAttention(Window),
-        MaskKind.BlockDiagonal => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens),
-        MaskKind.BlockDiagonalCausal => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausal(),
-        MaskKind.BlockDiagonalCausalFromBottomRight => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausalFromBottomRight(),
-        MaskKind.BlockDiagonalCausalLocal => BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausal().MakeLocalAttention(Window),
-        MaskKind.BlockDiagonalCausalLocalFromBottomRight =>
-            BlockDiagonalMask.FromSeqlens(QSeqlens!, KvSeqlens).MakeCausalFromBottomRight().MakeLocalAttention(Window),
-        _ => throw new ArgumentOutOfRangeException(nameof(Mask), Mask, null),
-    };
+    public AttentionBias? MaskBias() => AttentionBias.ForMaskKind(Mask, QSeqlens, KvSeqlens, Window);
 }
 
 /// <summary>Max errors of one run against the fp64 reference, each divided by max(1, ‖reference‖∞).</summary>

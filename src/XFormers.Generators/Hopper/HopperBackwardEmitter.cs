@@ -621,12 +621,7 @@ namespace XFormers.Generators.Hopper
                 case "BlockDiagonalCausalLocal":
                 case "BlockDiagonalCausalLocalFromBottomRight":
                 {
-                    var segment = w.S32("segment" + r);
-                    var safeKey = w.Temp("s32");
-                    w.Op("selp.s32", safeKey, j, 0, keyValid[r]);
-                    LoadInt(segment, kvSegment, safeKey, 0);
-                    LoadInt(lo[r], qStart, segment, 0);
-                    LoadInt(hi[r], qStart, segment, 1);
+                    var segment = SegmentRange(r, j, keyValid[r], kvSegment, qStart);
                     if (plan.Alibi)
                     {
                         // ALiBi within the segment: slope · ((j − KvStart[s]) − (i − QStart[s])) = slope · (a_j − i).
@@ -654,12 +649,7 @@ namespace XFormers.Generators.Hopper
                 case "BlockDiagonal":
                 case "BlockDiagonalCausal":
                 {
-                    var segment = w.S32("segment" + r);
-                    var safeKey = w.Temp("s32");
-                    w.Op("selp.s32", safeKey, j, 0, keyValid[r]);
-                    LoadInt(segment, kvSegment, safeKey, 0);
-                    LoadInt(lo[r], qStart, segment, 0);
-                    LoadInt(hi[r], qStart, segment, 1);
+                    var segment = SegmentRange(r, j, keyValid[r], kvSegment, qStart);
                     var segmentKvStart = w.S32("segment_kv_start" + r);
                     LoadInt(segmentKvStart, kvStart, segment, 0);
                     if (plan.Mask == "BlockDiagonalCausal")

@@ -47,6 +47,21 @@ namespace XFormers.Generators.Hopper
         }
 
         /// <summary>
+        /// A packed row's segment, segments[index] (index 0 stands in for an invalid row), and the segment's range of the other
+        /// side, [starts[s], starts[s + 1]), into row r's [lo, hi).
+        /// </summary>
+        protected Reg SegmentRange(int r, Reg index, Reg valid, Reg segments, Reg starts)
+        {
+            var segment = w.S32("segment" + r);
+            var safeIndex = w.Temp("s32");
+            w.Op("selp.s32", safeIndex, index, 0, valid);
+            LoadInt(segment, segments, safeIndex, 0);
+            LoadInt(lo[r], starts, segment, 0);
+            LoadInt(hi[r], starts, segment, 1);
+            return segment;
+        }
+
+        /// <summary>
         /// Segment s's causal diagonal as j − i (query i sees keys j with j − i at most this): KvStart[s] − QStart[s], or at
         /// the segment's bottom-right corner KvStart[s + 1] − QStart[s + 1].
         /// </summary>

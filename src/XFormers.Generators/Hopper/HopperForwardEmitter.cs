@@ -831,52 +831,19 @@ namespace XFormers.Generators.Hopper
                     w.Op("max.s32", hi[r], hi[r], 0);
                     break;
                 }
+                case "BlockDiagonal":
+                case "BlockDiagonalCausal":
                 case "BlockDiagonalCausalFromBottomRight":
                 case "BlockDiagonalCausalLocal":
                 case "BlockDiagonalCausalLocalFromBottomRight":
                 {
-                    var segment = w.S32("segment" + r);
-                    var safeRow = w.Temp("s32");
-                    w.Op("selp.s32", safeRow, i, 0, rowValid[r]);
-                    LoadInt(segment, qSegment, safeRow, 0);
-                    LoadInt(lo[r], kvStart, segment, 0);
-                    LoadInt(hi[r], kvStart, segment, 1);
-                    if (plan.Alibi)
-                    {
-                        // ALiBi within the segment: slope · ((j − KvStart[s]) − (i − QStart[s])).
-                        var segmentQStart = w.S32("segment_q_start" + r);
-                        LoadInt(segmentQStart, qStart, segment, 0);
-                        alibiOffset[r] = w.S32("alibi_offset" + r);
-                        w.Op("sub.s32", alibiOffset[r], segmentQStart, lo[r]);
-                        w.Op("sub.s32", alibiOffset[r], alibiOffset[r], i);
-                    }
-                    var end = w.S32("diagonal_end" + r);
-                    SegmentDiagonal(end, segment, qStart, kvStart);
-                    w.Op("add.s32", end, end, i);
-                    w.Op("add.s32", end, end, 1);
-                    w.Op("min.s32", hi[r], hi[r], end);
-                    if (plan.Local)
-                    {
-                        var edge = w.Temp("s32");
-                        w.Op("sub.s32", edge, end, window);
-                        w.Op("max.s32", lo[r], lo[r], edge);
-                    }
-                    break;
-                }
-                case "BlockDiagonal":
-                case "BlockDiagonalCausal":
-                {
-                    var segment = w.S32("segment" + r);
-                    var safeRow = w.Temp("s32");
-                    w.Op("selp.s32", safeRow, i, 0, rowValid[r]);
-                    LoadInt(segment, qSegment, safeRow, 0);
-                    LoadInt(lo[r], kvStart, segment, 0);
-                    LoadInt(hi[r], kvStart, segment, 1);
-                    if (plan.Mask == "BlockDiagonalCausal" || plan.Alibi)
+                    var segment = SegmentRange(r, i, rowValid[r], qSegment, kvStart);
+                    bool topLeft = plan.Mask == "BlockDiagonalCausal";
+                    if (topLeft || plan.Alibi)
                     {
                         var segmentQStart = w.S32("segment_q_start" + r);
                         LoadInt(segmentQStart, qStart, segment, 0);
-                        if (plan.Mask == "BlockDiagonalCausal")
+                        if (topLeft)
                         {
                             var diagonal = w.Temp("s32");
                             w.Op("sub.s32", diagonal, i, segmentQStart);
@@ -890,6 +857,21 @@ namespace XFormers.Generators.Hopper
                             alibiOffset[r] = w.S32("alibi_offset" + r);
                             w.Op("sub.s32", alibiOffset[r], segmentQStart, lo[r]);
                             w.Op("sub.s32", alibiOffset[r], alibiOffset[r], i);
+                        }
+                    }
+                    if (plan.FromBottomRight || plan.Local)
+                    {
+                        // The diagonal from SegmentDiagonal (either corner), and the window's edge below it.
+                        var end = w.S32("diagonal_end" + r);
+                        SegmentDiagonal(end, segment, qStart, kvStart);
+                        w.Op("add.s32", end, end, i);
+                        w.Op("add.s32", end, end, 1);
+                        w.Op("min.s32", hi[r], hi[r], end);
+                        if (plan.Local)
+                        {
+                            var edge = w.Temp("s32");
+                            w.Op("sub.s32", edge, end, window);
+                            w.Op("max.s32", lo[r], lo[r], edge);
                         }
                     }
                     break;

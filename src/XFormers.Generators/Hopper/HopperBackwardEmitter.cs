@@ -175,15 +175,8 @@ namespace XFormers.Generators.Hopper
                 {
                     // The first key's first viewer (a later segment's keys are seen from its first row on) and, with a window,
                     // the last key's last viewer (the earlier segments' rows all come before it).
-                    var kvSegment = LoadPointer("kv_segment");
-                    var qStart = LoadPointer("q_start");
+                    var (first, last, qStart) = SegmentSpan("kv_segment", "q_start", n0, lastKey, qBegin, qEnd);
                     var kvStart = LoadPointer("kv_start");
-                    var first = w.S32("first_segment");
-                    var last = w.S32("last_segment");
-                    LoadInt(first, kvSegment, n0, 0);
-                    LoadInt(last, kvSegment, lastKey, 0);
-                    LoadInt(qBegin, qStart, first, 0);
-                    LoadInt(qEnd, qStart, last, 1);
                     var viewer = w.Temp("s32");
                     var bound = w.Temp("s32");
                     SegmentDiagonal(viewer, first, qStart, kvStart);
@@ -205,14 +198,7 @@ namespace XFormers.Generators.Hopper
                 case "BlockDiagonal":
                 case "BlockDiagonalCausal":
                 {
-                    var kvSegment = LoadPointer("kv_segment");
-                    var qStart = LoadPointer("q_start");
-                    var first = w.S32("first_segment");
-                    var last = w.S32("last_segment");
-                    LoadInt(first, kvSegment, n0, 0);
-                    LoadInt(last, kvSegment, lastKey, 0);
-                    LoadInt(qBegin, qStart, first, 0);
-                    LoadInt(qEnd, qStart, last, 1);
+                    var (first, last, qStart) = SegmentSpan("kv_segment", "q_start", n0, lastKey, qBegin, qEnd);
                     if (plan.Mask == "BlockDiagonalCausal")
                     {
                         // Key j of segment s is seen from row QStart[s] + (j − KvStart[s]); a later segment's keys from

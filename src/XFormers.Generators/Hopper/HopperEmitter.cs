@@ -47,6 +47,23 @@ namespace XFormers.Generators.Hopper
         }
 
         /// <summary>
+        /// A packed CTA's span: the segments of its first and last rows (segments[firstRow], segments[lastRow]) and the other
+        /// side's range they cover, [starts[first], starts[last + 1]), into <paramref name="begin"/> and <paramref name="end"/>.
+        /// </summary>
+        protected (Reg First, Reg Last, Reg Starts) SegmentSpan(string segments, string starts, Reg firstRow, Reg lastRow, Reg begin, Reg end)
+        {
+            var segmentIds = LoadPointer(segments);
+            var startArray = LoadPointer(starts);
+            var first = w.S32("first_segment");
+            var last = w.S32("last_segment");
+            LoadInt(first, segmentIds, firstRow, 0);
+            LoadInt(last, segmentIds, lastRow, 0);
+            LoadInt(begin, startArray, first, 0);
+            LoadInt(end, startArray, last, 1);
+            return (first, last, startArray);
+        }
+
+        /// <summary>
         /// A packed row's segment, segments[index] (index 0 stands in for an invalid row), and the segment's range of the other
         /// side, [starts[s], starts[s + 1]), into row r's [lo, hi).
         /// </summary>

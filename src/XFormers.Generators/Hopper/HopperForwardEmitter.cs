@@ -275,15 +275,8 @@ namespace XFormers.Generators.Hopper
                 {
                     // The segments of the first and last rows; the last row's diagonal (the earlier segments' keys all come
                     // before it) and, with a window, the first row's window edge (the later segments' rows never precede it).
-                    var qSegment = LoadPointer("q_segment");
+                    var (first, last, kvStart) = SegmentSpan("q_segment", "kv_start", m0, lastRow, kvBegin, kvEnd);
                     var qStart = LoadPointer("q_start");
-                    var kvStart = LoadPointer("kv_start");
-                    var first = w.S32("first_segment");
-                    var last = w.S32("last_segment");
-                    LoadInt(first, qSegment, m0, 0);
-                    LoadInt(last, qSegment, lastRow, 0);
-                    LoadInt(kvBegin, kvStart, first, 0);
-                    LoadInt(kvEnd, kvStart, last, 1);
                     var lastStart = w.S32("last_kv_start");
                     LoadInt(lastStart, kvStart, last, 0);
                     var diagonal = w.Temp("s32");
@@ -309,14 +302,7 @@ namespace XFormers.Generators.Hopper
                 case "BlockDiagonal":
                 case "BlockDiagonalCausal":
                 {
-                    var qSegment = LoadPointer("q_segment");
-                    var kvStart = LoadPointer("kv_start");
-                    var first = w.S32("first_segment");
-                    var last = w.S32("last_segment");
-                    LoadInt(first, qSegment, m0, 0);
-                    LoadInt(last, qSegment, lastRow, 0);
-                    LoadInt(kvBegin, kvStart, first, 0);
-                    LoadInt(kvEnd, kvStart, last, 1);
+                    var (first, last, kvStart) = SegmentSpan("q_segment", "kv_start", m0, lastRow, kvBegin, kvEnd);
                     if (plan.Mask == "BlockDiagonalCausal")
                     {
                         var qStart = LoadPointer("q_start");

@@ -37,23 +37,21 @@ namespace XFormers.Generators.Models
         /// </summary>
         public static int TensorCoreRow(int headDim) => ColumnSlices.StepDimOf(headDim) + 8;
 
-        private static int Row(int headDim) => TensorCoreRow(headDim);
-
         /// <summary>
         /// The tensor-core forward's dynamic tiles: K and V (<paramref name="blockN"/> rows each; Q's rows pass through them
         /// first, so at least the group's query rows) and the alignment slack.
         /// </summary>
         public static int TensorCoreForward(int headDim, int forwardMTiles, int blockN) =>
-            Math.Max(TensorCoreBlockM * forwardMTiles, 2 * blockN) * Row(headDim) * 2 + AlignmentSlack;
+            Math.Max(TensorCoreBlockM * forwardMTiles, 2 * blockN) * TensorCoreRow(headDim) * 2 + AlignmentSlack;
 
         /// <summary>The dK/dV pass's dynamic tiles: Q and dO (row-major), V's rows when its fragments do not stay in registers, the slack.</summary>
         public static int TensorCoreBackwardKv(int headDim, int blockQ, bool vInShared) =>
-            (2 * blockQ + (vInShared ? TensorCoreBlockM : 0)) * Row(headDim) * 2 + AlignmentSlack;
+            (2 * blockQ + (vInShared ? TensorCoreBlockM : 0)) * TensorCoreRow(headDim) * 2 + AlignmentSlack;
 
         /// <summary>The dK/dV pass's static arrays: Lse and D of the tile's rows, and the exchange.</summary>
         public static int TensorCoreBackwardKvStatic(int blockQ) => 2 * blockQ * sizeof(float) + TensorCoreExchangeBytes;
 
         /// <summary>The dQ pass's dynamic tiles: K and V (row-major) and the slack.</summary>
-        public static int TensorCoreBackwardQ(int headDim, int blockKv) => 2 * blockKv * Row(headDim) * 2 + AlignmentSlack;
+        public static int TensorCoreBackwardQ(int headDim, int blockKv) => 2 * blockKv * TensorCoreRow(headDim) * 2 + AlignmentSlack;
     }
 }

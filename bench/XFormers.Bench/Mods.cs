@@ -83,7 +83,10 @@ namespace XFormers.Bench
                     cases = cases.Append(new Case("document", Document64(), 1, 16384, null, null, null)).ToArray();
                 foreach (var c in cases)
                 {
-                    failures += Check(context, c, k, slopeTable, slopes);
+                    // One sequence of 16 heads, then two of 8 query heads over 2 key/value heads (GQA: the dK/dV pass walks
+                    // the group's query heads from its block list).
+                    failures += Check(context, c, k, slopeTable, batch: 1, tokens: 300, heads: 16, kvHeads: 16);
+                    failures += Check(context, c, k, slopeTable, batch: 2, tokens: 200, heads: 8, kvHeads: 2);
                     Time(context, csv, c, k, heads, slopeTable);
                 }
             }
@@ -100,15 +103,14 @@ namespace XFormers.Bench
             return kernel.Variant.ModArgsType is null ? kernel : kernel.WithArguments(new Args { Window = span, Prefix = span, DocId = docIds, Slopes = slopes });
         }
 
-        private static int Check(XFormersContext context, Case c, int k, Tensor<float> slopes, float[] slopeValues)
+        private static int Check(XFormersContext context, Case c, int k, Tensor<float> slopes, int batch, int tokens, int heads, int kvHeads)
         {
-            const int tokens = 300, heads = 16;
             var kernel = Bind(c.Kernel, context, tokens, check: true, slopes, out var docIds, out var ids);
             using var docIdsScope = docIds;
-            using var q = Tensor<BFloat16>.RandomNormal(context, 1, 1f, 1, tokens, heads, k);
-            using var key = Tensor<BFloat16>.RandomNormal(context, 2, 1f, 1, tokens, heads, k);
-            using var v = Tensor<BFloat16>.RandomNormal(context, 3, 1f, 1, tokens, heads, k);
-            using var dO = Tensor<BFloat16>.RandomNormal(context, 4, 1f, 1, tokens, heads, k);
+            using var q = Tensor<BFloat16>.RandomNormal(context, 1, 1f, batch, tokens, heads, k);
+            using var key = Tensor<BFloat16>.RandomNormal(context, 2, 1f, batch, tokens, kvHeads, k);
+            using var v = Tensor<BFloat16>.RandomNormal(context, 3, 1f, batch, tokens, kvHeads, k);
+            using var dO = Tensor<BFloat16>.RandomNormal(context, 4, 1f, batch, tokens, heads, k);
             ReferenceAttention.MaskModFunction? mask = c.Name == "document" ? (b, h, i, j) => ids[i] == ids[j] && i >= j : c.Mask?.Invoke(tokens / 4);
             var problem = ReferenceAttention.ProblemFor(q, key, c.Bias) with { ScoreMod = c.Score, MaskMod = mask };
             double[] qd = q.ToDoubleArray(), kd = key.ToDoubleArray(), vd = v.ToDoubleArray();
@@ -116,20 +118,23 @@ namespace XFormers.Bench
             var grads = ReferenceAttention.Backward(problem, qd, kd, vd, dO.ToDoubleArray());
             using var forward = kernel.Forward(q, key, v, c.Bias);
             using var actual = kernel.Backward(dO, forward, q, key, v, c.Bias);
-            double worst = new[]
+            double[] errors =
             {
                 ReferenceAttention.ScaledError(forward.Output.ToDoubleArray(), expected.Output),
                 ReferenceAttention.ScaledError(forward.Lse.ToDoubleArray(), expected.Lse),
                 ReferenceAttention.ScaledError(actual.Query.ToDoubleArray(), grads.Query),
                 ReferenceAttention.ScaledError(actual.Key.ToDoubleArray(), grads.Key),
                 ReferenceAttention.ScaledError(actual.Value.ToDoubleArray(), grads.Value),
-            }.Max();
+            };
+            double worst = errors.Max();
             double tolerance = ReferenceAttention.Tolerance(DType.BFloat16, k);
             bool pass = worst <= tolerance;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{(pass ? "PASS" : "FAIL")} mods {c.Name} K{k}: worst scaled error {worst:E2} (tolerance {tolerance:E2}); {kernel.BackendOn(context.Accelerator)}"));
+                $"{(pass ? "PASS" : "FAIL")} mods {c.Name} K{k} B{batch} Hq{heads} Hkv{kvHeads} M{tokens}: worst scaled error {worst:E2} (tolerance {tolerance:E2}); {kernel.BackendOn(context.Accelerator)}"));
             if (!pass)
             {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  O {errors[0]:E1}, Lse {errors[1]:E1}, dQ {errors[2]:E1}, dK {errors[3]:E1}, dV {errors[4]:E1}"));
                 // Where the output misses: the worst error of each 64-row band of query rows (head 0), and of the LSE.
                 var o = forward.Output.ToDoubleArray();
                 var lse = forward.Lse.ToDoubleArray();

@@ -37,7 +37,7 @@ namespace XFormers.Generators
                 string subject = model.DeclaringTypeName + "." + model.MethodName + " (" + model.Summary + ")";
                 string Ptx(HopperPlan? plan) => plan is null ? "" : Hopper.HopperForwardEmitter.Emit(plan, subject, model.Mods).Replace("\"", "\"\"");
                 string backward = model.HopperBackwardKv is { } kv && model.HopperBackwardQ is { } q
-                    ? Hopper.HopperBackwardEmitter.Emit(kv, model.HopperBackwardV, q, subject).Replace("\"", "\"\"")
+                    ? Hopper.HopperBackwardEmitter.Emit(kv, model.HopperBackwardV, q, subject, model.Mods).Replace("\"", "\"\"")
                     : "";
                 return Render(HopperTemplate, new HopperSource(
                     model, model.Hopper!, Hopper.HopperForwardEmitter.EntryPoint, Ptx(model.Hopper), model.HopperSmallGrid, Ptx(model.HopperSmallGrid),

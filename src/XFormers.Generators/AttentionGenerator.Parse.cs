@@ -351,10 +351,9 @@ namespace XFormers.Generators
                 int blockQ = tc?.BlockQ ?? TensorCoreBackwardBlockQ(headDim), blockKv = tc?.BlockKv ?? TensorCoreBackwardBlockKv(headDim);
                 int blockN = tc?.ForwardBlockN ?? SharedMemoryLayout.TensorCoreBlockN;
                 int deltaLanes = Math.Min(32, (headDim / 4) & -(headDim / 4));
-                // The sm_90a backward does not lower mods yet: a variant with mods takes the sm_90a forward and the ILGPU backward.
                 bool hopper = mods is null;
-                var hopperBackward = declared.Backward && hopper
-                    ? HopperPlan.BackwardFor(headDim, (int)dtype, mask.ToString(), (int)bias, declared.BiasGradient)
+                var hopperBackward = declared.Backward
+                    ? HopperPlan.BackwardFor(headDim, (int)dtype, mask.ToString(), (int)bias, declared.BiasGradient, mods?.HasScore ?? false, mods?.HasMask ?? false)
                     : null;
                 return new VariantModel
                 {

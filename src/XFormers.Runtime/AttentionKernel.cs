@@ -273,7 +273,16 @@ namespace XFormers
             if (hopperBackward is not null && Hopper.HopperLauncher.IsAvailable(accelerator) && Hopper.HopperLauncher.CanLaunchBackward(args))
             {
                 LaunchDelta(accelerator, args);
-                Hopper.HopperLauncher.LaunchBackward(accelerator, hopperBackward, Variant.DType, args, Variant.Mask.IsLocal(), LaunchObserver);
+                BlockMasks.ListLayout keysList = default, queriesList = default;
+                if (blockClasses is not null)
+                {
+                    // The mask mod's tiles as each pass walks them: by key tile for dK/dV, by query tile for dQ.
+                    var classifier = Launcher(accelerator, blockClasses);
+                    keysList = BlockMasks.Columns(accelerator, Variant, Arguments, classifier, args, hopperBackward.QueryTileRows, hopperBackward.KeyRows);
+                    queriesList = BlockMasks.Rows(accelerator, Variant, Arguments, classifier, args, hopperBackward.QueryRows, hopperBackward.KeyTileRows);
+                }
+                Hopper.HopperLauncher.LaunchBackward(
+                    accelerator, hopperBackward, Variant.DType, args, Variant.Mask.IsLocal(), LaunchObserver, Variant.HasMods, keysList, queriesList);
                 return;
             }
             if (UsesTensorCoreBackward(accelerator) && tensorCore is { BackwardKv: { } tcKv, BackwardQ: { } tcQ } tc)

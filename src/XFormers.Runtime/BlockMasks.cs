@@ -38,10 +38,17 @@ namespace XFormers
             /// <summary>The classes as lists (<see cref="AttentionArgs{T}.BlockList"/>), made on first request.</summary>
             public MemoryBuffer1D<int, Stride1D.Dense>? List { get; set; }
 
+            /// <summary>The classes as lists by key tile for the sm_90a dK/dV pass (<see cref="Columns{T}"/>), made on first request.</summary>
+            public MemoryBuffer1D<int, Stride1D.Dense>? ColumnList { get; set; }
+
+            /// <summary>The group size (query heads a key/value head serves) <see cref="ColumnList"/> was made for.</summary>
+            public int ColumnGroup { get; set; }
+
             public void Dispose()
             {
                 Classes.Dispose();
                 List?.Dispose();
+                ColumnList?.Dispose();
             }
         }
 
@@ -72,8 +79,97 @@ namespace XFormers
             list[target] = count;
         }
 
-        /// <summary>Sets <paramref name="args"/>' block mask for tiles of <paramref name="rows"/> × <paramref name="cols"/>, classifying them first when not cached.</summary>
-        public static void Attach<T>(
+        /// <summary>
+        /// One thread per (batch, key/value head, key tile) row of the sm_90a dK/dV pass's list: the (query head within the
+        /// group g, query tile r) pairs whose tile is not hidden, as 2 · (g · tilesM + r) plus the full bit, g-major. A mask
+        /// that reads no head has one row per key tile, each pair's class read from the one head row of classes.
+        /// </summary>
+        private static void CompactColumnsKernel(
+            Index1D index, ArrayView<byte> classes, ArrayView<int> list, int tilesM, int tilesN, int group, int kvHeadRows, int readsHead)
+        {
+            int col = index % tilesN, rest = index / tilesN;
+            int hk = rest % kvHeadRows, batch = rest / kvHeadRows;
+            int heads = readsHead != 0 ? kvHeadRows * group : 1;
+            long target = (long)(int)index * (group * tilesM + 1);
+            int count = 0;
+            for (int g = 0; g < group; g++)
+            {
+                int h = readsHead != 0 ? hk * group + g : 0;
+                long rowBase = ((long)batch * heads + h) * tilesM;
+                for (int r = 0; r < tilesM; r++)
+                {
+                    int value = classes[(rowBase + r) * tilesN + col];
+                    if (value != 0)
+                    {
+                        list[target + 1 + count] = 2 * (g * tilesM + r) + (value == 2 ? 1 : 0);
+                        count++;
+                    }
+                }
+            }
+            list[target] = count;
+        }
+
+        /// <summary>
+        /// A block list as an sm_90a kernel reads it: the list, and its row of (b, head, block) at b · RowsB + head · RowsH +
+        /// block, each row <see cref="Cols"/> + 1 ints.
+        /// </summary>
+        internal readonly record struct ListLayout(ArrayView<int> List, int RowsB, int RowsH, int Cols);
+
+        /// <summary>The block list by query tile (the forward's and the dQ pass's) for tiles of <paramref name="rows"/> queries × <paramref name="cols"/> keys.</summary>
+        public static ListLayout Rows<T>(
+            Accelerator accelerator, AttentionVariant variant, ModBinding? arguments, Action<KernelConfig, AttentionArgs<T>> classifier, in AttentionArgs<T> args, int rows, int cols)
+            where T : unmanaged
+        {
+            var result = args;
+            AttachEntry(accelerator, variant, arguments, classifier, ref result, rows, cols, list: true);
+            int width = Math.Max(1, result.BlocksCols);
+            return new ListLayout(result.BlockList, result.BlocksStrideB / width, result.BlocksStrideH / width, result.BlocksCols);
+        }
+
+        /// <summary>
+        /// The block list by key tile for the sm_90a dK/dV pass, for tiles of <paramref name="rows"/> queries ×
+        /// <paramref name="cols"/> keys: a row per (batch, key/value head, key tile) the mask reads, listing the (query head
+        /// within the group, query tile) pairs to visit (<see cref="CompactColumnsKernel"/>).
+        /// </summary>
+        public static ListLayout Columns<T>(
+            Accelerator accelerator, AttentionVariant variant, ModBinding? arguments, Action<KernelConfig, AttentionArgs<T>> classifier, in AttentionArgs<T> args, int rows, int cols)
+            where T : unmanaged
+        {
+            var result = args;
+            var entry = AttachEntry(accelerator, variant, arguments, classifier, ref result, rows, cols);
+            if (entry is null)
+                return default;
+            int tilesM = (args.Mq + rows - 1) / rows, tilesN = (args.Mkv + cols - 1) / cols;
+            int group = Math.Max(1, args.GroupSize);
+            int batches = variant.MaskReadsBatch ? args.Batch : 1, kvHeadRows = variant.MaskReadsHead ? args.Hkv : 1;
+            var cache = Caches.GetValue(accelerator, static _ => new Cache());
+            lock (cache)
+            {
+                if (entry.ColumnList is null || entry.ColumnGroup != group)
+                {
+                    if (entry.ColumnList is not null)
+                    {
+                        // Stream-ordered launches may still read the old list: wait before freeing it.
+                        accelerator.Synchronize();
+                        entry.ColumnList.Dispose();
+                    }
+                    int listRows = batches * kvHeadRows * tilesN;
+                    entry.ColumnList = accelerator.Allocate1D<int>((long)listRows * (group * tilesM + 1));
+                    entry.ColumnGroup = group;
+                    var compact = KernelCache.GetOrAdd(accelerator,
+                        (Action<Index1D, ArrayView<byte>, ArrayView<int>, int, int, int, int, int>)CompactColumnsKernel,
+                        static (acc, k) => acc.LoadAutoGroupedStreamKernel(k));
+                    compact(listRows, entry.Classes.View, entry.ColumnList.View, tilesM, tilesN, group, kvHeadRows, variant.MaskReadsHead ? 1 : 0);
+                }
+                return new ListLayout(entry.ColumnList.View, variant.MaskReadsBatch ? kvHeadRows * tilesN : 0, variant.MaskReadsHead ? tilesN : 0, group * tilesM);
+            }
+        }
+
+        /// <summary>
+        /// Sets <paramref name="args"/>' block mask for tiles of <paramref name="rows"/> × <paramref name="cols"/>, classifying them
+        /// first when not cached; returns the cache entry (null for an empty problem).
+        /// </summary>
+        private static Entry? AttachEntry<T>(
             Accelerator accelerator, AttentionVariant variant, ModBinding? arguments, Action<KernelConfig, AttentionArgs<T>> classifier, ref AttentionArgs<T> args, int rows, int cols, bool list = false)
             where T : unmanaged
         {
@@ -86,7 +182,7 @@ namespace XFormers
             args.BlocksStrideB = variant.MaskReadsBatch ? heads * tilesM * tilesN : 0;
             long length = (long)batches * heads * tilesM * tilesN;
             if (length == 0)
-                return;
+                return null;
 
             object? segmentBuffer = null;
             long segmentOffset = 0;
@@ -138,8 +234,15 @@ namespace XFormers
                     }
                     args.BlockList = found.List.View;
                 }
+                return found;
             }
         }
+
+        /// <summary>Sets <paramref name="args"/>' block mask for tiles of <paramref name="rows"/> × <paramref name="cols"/>, classifying them first when not cached.</summary>
+        public static void Attach<T>(
+            Accelerator accelerator, AttentionVariant variant, ModBinding? arguments, Action<KernelConfig, AttentionArgs<T>> classifier, ref AttentionArgs<T> args, int rows, int cols, bool list = false)
+            where T : unmanaged =>
+            AttachEntry(accelerator, variant, arguments, classifier, ref args, rows, cols, list);
 
         /// <summary>Frees the masks kept for <paramref name="accelerator"/> (its context is being disposed).</summary>
         public static void Release(Accelerator accelerator)

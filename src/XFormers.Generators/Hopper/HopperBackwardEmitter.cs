@@ -1,4 +1,5 @@
 using XFormers.Generators.Models;
+using XFormers.Generators.Mods;
 
 namespace XFormers.Generators.Hopper
 {
@@ -57,27 +58,27 @@ namespace XFormers.Generators.Hopper
             ".param .f32 scale_log2",
         };
 
-        private HopperBackwardEmitter(HopperPlan plan)
-            : base(plan)
+        private HopperBackwardEmitter(HopperPlan plan, ModsModel? mods)
+            : base(plan, mods)
         {
         }
 
         /// <summary>The module: the dK/dV entry point, then the dQ one.</summary>
-        public static string Emit(HopperPlan keysAndValues, HopperPlan? values, HopperPlan queries, string summary)
+        public static string Emit(HopperPlan keysAndValues, HopperPlan? values, HopperPlan queries, string summary, ModsModel? mods = null)
         {
-            var emitter = new HopperBackwardEmitter(keysAndValues);
+            var emitter = new HopperBackwardEmitter(keysAndValues, mods);
             emitter.Kernel();
             string tiles = Tiles(keysAndValues).Replace("// Tiles:", values is null ? "// dK/dV tiles (BlockM keys, BlockN queries):" : "// dK tiles (BlockM keys, BlockN queries):") +
                            (values is null ? "" : Tiles(values).Replace("// Tiles:", "// dV tiles (BlockM keys, BlockN queries):")) +
                            Tiles(queries).Replace("// Tiles:", "// dQ tiles:");
-            string text = Header("the sm_90a backward", summary, tiles) + emitter.Entry(KeysAndValuesEntryPoint, WithWindow(keysAndValues, Parameters)) + "\n";
+            string text = Header("the sm_90a backward", summary, tiles) + emitter.Entry(KeysAndValuesEntryPoint, WithWindow(keysAndValues, WithMods(keysAndValues, Parameters))) + "\n";
             if (values is not null)
             {
-                var valuesEmitter = new HopperBackwardEmitter(values);
+                var valuesEmitter = new HopperBackwardEmitter(values, mods);
                 valuesEmitter.Kernel();
-                text += valuesEmitter.Entry(ValuesEntryPoint, WithWindow(values, Parameters)) + "\n";
+                text += valuesEmitter.Entry(ValuesEntryPoint, WithWindow(values, WithMods(values, Parameters))) + "\n";
             }
-            return text + HopperForwardEmitter.EmitBackwardQ(queries);
+            return text + HopperForwardEmitter.EmitBackwardQ(queries, mods);
         }
 
         /// <summary>dPᵀ, dSᵀ and dK: all but the dV pass.</summary>
@@ -87,7 +88,7 @@ namespace XFormers.Generators.Hopper
         private bool Values => plan.Gradients != KvGradients.Keys;
 
         // Registers every role reads.
-        private Reg hk, mq, mkv, hq, group, n0, qBegin, mTiles, total;
+        private Reg hk, mq, mkv, hq, group, nBlock, n0, qBegin, mTiles, total;
 
         // ---------------------------------------------------------------- setup (every thread)
 
@@ -101,7 +102,7 @@ namespace XFormers.Generators.Hopper
             mkv = w.S32("mkv");
             hq = w.U32("hq");
             group = w.U32("group");
-            var nBlock = w.U32("n_block");
+            nBlock = w.U32("n_block");
             w.Op("mov.u32", tid, "%tid.x");
             w.Op("mov.u32", nBlock, "%ctaid.x");
             w.Op("mov.u32", hk, "%ctaid.y");
@@ -134,6 +135,16 @@ namespace XFormers.Generators.Hopper
             w.Op("setp.le.s32", empty, span, 0);
             w.OpIf(empty, false, "mov.s32", mTiles, 0);
             w.Op("mul.lo.s32", total, mTiles, group);
+            if (plan.MaskMod)
+            {
+                w.Comment("A mask mod: the (query head, query tile) pairs come from the launch's block list, which the mask and the");
+                w.Comment("built-in mask decided; a listed index is g · m_tiles + query tile, with m_tiles = ceil(Mq / BlockN).");
+                w.Op("mov.s32", qBegin, 0);
+                w.Op("add.s32", mTiles, mq, plan.BlockN - 1);
+                w.Op("div.s32", mTiles, mTiles, plan.BlockN);
+                var row = BlockListRowPointer(hk, nBlock, "block_list_row");
+                w.Op("ld.global.nc.s32", total, $"[{row}]");
+            }
 
             w.Blank();
             w.Comment("Shared memory: K, V, the Q ring, the dO ring, the row vectors, then the mbarriers (HopperPlan's layout).");
@@ -225,7 +236,10 @@ namespace XFormers.Generators.Hopper
             }
         }
 
-        /// <summary>Tile t of the CTA's walk → its query head h = hk · G + t / m_tiles and first row m0.</summary>
+        /// <summary>
+        /// Tile t of the CTA's walk → its query head h = hk · G + t / m_tiles and first row m0 (with a mask mod, t is the
+        /// index the block list's entry t names).
+        /// </summary>
         private void TileCoordinates(Reg tile, Reg h, Reg m0)
         {
             var g = w.Temp("s32");
@@ -236,6 +250,9 @@ namespace XFormers.Generators.Hopper
             w.Op("mad.lo.s32", m0, within, plan.BlockN, qBegin);
             w.Op("mad.lo.s32", h, hk, group, g);
         }
+
+        /// <summary>A mask mod's walk: the current role's block-list row, and (consumers) whether the current tile is fully visible.</summary>
+        private Reg blockRow, fullTile;
 
         // ---------------------------------------------------------------- producer
 
@@ -307,6 +324,9 @@ namespace XFormers.Generators.Hopper
         /// <summary>The head of a walk over the CTA's tiles (producer or consumer): counters, the exit test, h and m0.</summary>
         private (Reg Tile, Reg Stage, Reg Phase, Reg FreeParity, Reg H, Reg M0, string Loop, string End) RingLoop(string prefix)
         {
+            // Each role computes its block-list row after its setmaxnreg rather than keep a 64-bit value across it.
+            if (plan.MaskMod)
+                blockRow = BlockListRowPointer(hk, nBlock, prefix + "_block_row");
             var loop = w.NewLabel(prefix + "_loop");
             var end = w.NewLabel(prefix + "_end");
             var tile = w.S32(prefix + "_tile");
@@ -321,7 +341,18 @@ namespace XFormers.Generators.Hopper
             w.BranchIf(finished, false, end);
             var h = w.U32(prefix + "_h");
             var m0 = w.S32(prefix + "_m0");
-            TileCoordinates(tile, h, m0);
+            if (plan.MaskMod)
+            {
+                var index = w.S32(prefix + "_block_entry");
+                var full = BlockListIndex(tile, blockRow, index, prefix);
+                if (prefix == "c")
+                    fullTile = full;
+                TileCoordinates(index, h, m0);
+            }
+            else
+            {
+                TileCoordinates(tile, h, m0);
+            }
             var freeParity = w.U32(prefix + "_free_parity");
             w.Op("xor.b32", freeParity, phase, 1);
             return (tile, stage, phase, freeParity, h, m0, loop, end);
@@ -462,6 +493,10 @@ namespace XFormers.Generators.Hopper
 
             if (plan.HasBias)
                 AddBias(h, columnBase);
+            else if (plan.ScoreMod)
+                ScaleScores(s);
+            if (plan.ScoreMod)
+                ApplyScoreMod(h, columnBase, vectors);
             w.Comment("P^T = exp2(c * s - log2(e) * Lse[column]), the column's value from the stage's vectors.");
             var pair = w.Array("f32", "row_pair", 2);
             for (int group8 = 0; group8 < s.Count / 4; group8++)
@@ -476,21 +511,34 @@ namespace XFormers.Generators.Hopper
             // Masked P^T is zeroed after the exp, not set to -inf before it: a NaN Lse (a row that saw a NaN) would make
             // exp2(-inf - NaN) = NaN on keys the row cannot see, and that NaN would reach their dV.
             MaskBoundaryTile(QueryMaskComment, m0, columnBase, s, Zero);
+            if (plan.MaskMod)
+                ApplyMaskMod(h, columnBase);
             if (Keys)
             {
-                w.Op("wgmma.wait_group.sync.aligned", 0);
-                w.Comment("dS^T = P^T * (dP^T - Delta[column]), in dP's registers.");
-                for (int group8 = 0; group8 < dp.Count / 4; group8++)
+                if (plan.ScoreMod)
                 {
-                    w.Op("ld.shared.v2.f32", pair.List(), $"[{vectors}+{plan.BlockN * 4 + 32 * group8}]");
-                    for (int i = 4 * group8; i < 4 * group8 + 4; i++)
-                    {
-                        w.Op("sub.f32", dp[i], dp[i], pair[i % 2]);
+                    w.Comment("dS^T = P^T * dP', dP' = (dP^T - Delta[column]) * d(score mod)/d(score) already in dP's registers.");
+                    for (int i = 0; i < dp.Count; i++)
                         w.Op("mul.f32", dp[i], dp[i], s[i]);
+                }
+                else
+                {
+                    w.Op("wgmma.wait_group.sync.aligned", 0);
+                    w.Comment("dS^T = P^T * (dP^T - Delta[column]), in dP's registers.");
+                    for (int group8 = 0; group8 < dp.Count / 4; group8++)
+                    {
+                        w.Op("ld.shared.v2.f32", pair.List(), $"[{vectors}+{plan.BlockN * 4 + 32 * group8}]");
+                        for (int i = 4 * group8; i < 4 * group8 + 4; i++)
+                        {
+                            w.Op("sub.f32", dp[i], dp[i], pair[i % 2]);
+                            w.Op("mul.f32", dp[i], dp[i], s[i]);
+                        }
                     }
                 }
                 // A NaN or Inf in dP where P is masked must not reach dK: masked entries are zeroed, not multiplied.
                 MaskBoundaryTile(QueryMaskComment, m0, columnBase, dp, Zero);
+                if (plan.MaskMod)
+                    ZeroWhereHidden(dp, s, fullTile);
             }
             if (Values)
                 Pack(p, s);
@@ -560,6 +608,8 @@ namespace XFormers.Generators.Hopper
                 w.Op("add.s32", key[r], first, 8 * r);
                 w.Op("setp.lt.s32", keyValid[r], key[r], mkv);
                 VisibleQueries(r, kvSegment, qStart, kvStart);
+                if (plan.ScoreMod || plan.MaskMod)
+                    ModPositions(r, kvSegment, qStart, kvStart);
                 if (plan.TensorBias)
                 {
                     // The key's part of the bias offset: 2 · j · stride_n bytes.
@@ -667,6 +717,96 @@ namespace XFormers.Generators.Hopper
             w.Op("max.s32", lo[r], lo[r], 0);
             w.Op("selp.s32", lo[r], lo[r], 0, keyValid[r]);
             w.Op("selp.s32", hi[r], hi[r], 0x7fffffff, keyValid[r]);
+        }
+
+        /// <summary>What the mods see of a thread's key row r: the batch (the segment when packed), the key's position, the query shift.</summary>
+        private readonly Reg[] modBatch = new Reg[2], modKv = new Reg[2], modQShift = new Reg[2];
+
+        /// <summary>
+        /// What the mods see of key row r: batch b and the key's index, or, packed, its segment, its index within the segment
+        /// and the segment's first query (subtracted from each query's index).
+        /// </summary>
+        private void ModPositions(int r, Reg kvSegment, Reg qStart, Reg kvStart)
+        {
+            modBatch[r] = w.S32("mod_batch" + r);
+            modKv[r] = w.S32("mod_kv" + r);
+            modQShift[r] = w.S32("mod_q_shift" + r);
+            if (plan.BlockDiagonal)
+            {
+                var safeKey = w.Temp("s32");
+                w.Op("selp.s32", safeKey, key[r], 0, keyValid[r]);
+                LoadInt(modBatch[r], kvSegment, safeKey, 0);
+                var start = w.Temp("s32");
+                LoadInt(start, kvStart, modBatch[r], 0);
+                w.Op("sub.s32", modKv[r], key[r], start);
+                LoadInt(modQShift[r], qStart, modBatch[r], 0);
+            }
+            else
+            {
+                w.Op("mov.b32", modBatch[r], b);
+                w.Op("mov.s32", modKv[r], key[r]);
+                w.Op("mov.s32", modQShift[r], 0);
+            }
+        }
+
+        /// <summary>The mods' inputs for element i of Sᵀ: its key row's batch and position, the tile's query head, the query's position.</summary>
+        private ModPtxInputs ModInputs(int i, Reg h, Reg columnBase, Reg score)
+        {
+            var (half, column) = Element(i);
+            var q = w.Temp("s32");
+            w.Op("add.s32", q, columnBase, column);
+            w.Op("sub.s32", q, q, modQShift[half]);
+            return new ModPtxInputs(score, modBatch[half], h, q, modKv[half], "mod_args");
+        }
+
+        /// <summary>
+        /// score = ScoreMod(score, …) on every score of the tile; in a pass that forms dSᵀ, first dP' = (dPᵀ − Delta) ·
+        /// d(ScoreMod)/d(score) at the unmodified score, into dP's registers (the chain rule: dSᵀ = Pᵀ ∘ dP' is then the
+        /// gradient of the score before the mod, the bias's and scale · qk's).
+        /// </summary>
+        private void ApplyScoreMod(Reg h, Reg columnBase, Reg vectors)
+        {
+            if (Keys)
+            {
+                w.Op("wgmma.wait_group.sync.aligned", 0);
+                w.Comment("The score mod " + mods!.ScoreMethod + " on every score of the tile, and dP' = (dP^T - Delta[column]) * its derivative.");
+            }
+            else
+            {
+                w.Comment("The score mod " + mods!.ScoreMethod + " on every score of the tile.");
+            }
+            var pair = w.Array("f32", "delta_pair", 2);
+            for (int group8 = 0; group8 < s.Count / 4; group8++)
+            {
+                if (Keys)
+                    w.Op("ld.shared.v2.f32", pair.List(), $"[{vectors}+{plan.BlockN * 4 + 32 * group8}]");
+                for (int i = 4 * group8; i < 4 * group8 + 4; i++)
+                {
+                    var inputs = ModInputs(i, h, columnBase, s[i]);
+                    if (Keys)
+                    {
+                        var derivative = ModPtxWriter.EmitScoreGrad(w, mods, inputs);
+                        w.Op("sub.f32", dp[i], dp[i], pair[i % 2]);
+                        w.Op("mul.f32", dp[i], dp[i], derivative);
+                    }
+                    var result = ModPtxWriter.EmitScore(w, mods, inputs);
+                    w.Op("mov.f32", s[i], result);
+                }
+            }
+        }
+
+        /// <summary>On a tile the block list marks partial, Pᵀ is zeroed wherever the mask mod hides the score.</summary>
+        private void ApplyMaskMod(Reg h, Reg columnBase)
+        {
+            w.Comment("The mask mod " + mods!.MaskMethod + ", on tiles the block list marks partial: P^T = 0 where it hides the score.");
+            var skip = w.NewLabel("full_tile");
+            w.BranchIf(fullTile, false, skip);
+            for (int i = 0; i < s.Count; i++)
+            {
+                var keep = ModPtxWriter.EmitMask(w, mods, ModInputs(i, h, columnBase, s[i]));
+                w.Op("selp.f32", s[i], s[i], Zero, keep);
+            }
+            w.Label(skip);
         }
 
         /// <summary>score = scale · qk + bias in natural units, element (key j, query i) of the transposed tile.</summary>

@@ -1,6 +1,7 @@
 using System.Collections.Generic;
 using System.Linq;
 using XFormers.Generators.Models;
+using XFormers.Generators.Mods;
 
 namespace XFormers.Generators.Hopper
 {
@@ -31,7 +32,80 @@ namespace XFormers.Generators.Hopper
         /// <summary>A local mask's window (the <c>window</c> parameter), once <see cref="LoadWindow"/> has read it.</summary>
         protected Reg window;
 
-        protected HopperEmitter(HopperPlan plan) => this.plan = plan;
+        /// <summary>The variant's mods (<see cref="HopperPlan.ScoreMod"/>, <see cref="HopperPlan.MaskMod"/>), or null.</summary>
+        protected readonly ModsModel? mods;
+
+        protected HopperEmitter(HopperPlan plan, ModsModel? mods = null)
+        {
+            this.plan = plan;
+            this.mods = mods;
+        }
+
+        /// <summary>
+        /// The parameters a variant with mods adds, after an entry point's own: the mods' arguments (<see cref="ModParamLayout"/>),
+        /// and the launch's block list. Its rows list, for one CTA, the tiles it visits: their count, then each tile's index
+        /// times 2, plus 1 where no score of it is masked (rows of <c>block_cols</c> + 1 ints; the row of (b, head, block) is
+        /// b · rows_b + head · rows_h + block). The forward and the dQ pass index rows by query tile and list key tiles; the
+        /// dK/dV pass indexes them by key tile and lists (query head within the group, query tile) pairs.
+        /// </summary>
+        private static readonly string[] ModParameters =
+        {
+            ModPtxWriter.ParamDeclaration("mod_args"),
+            ".param .u64 block_list",
+            ".param .u32 block_rows_b",
+            ".param .u32 block_rows_h",
+            ".param .u32 block_cols",
+        };
+
+        /// <summary>A variant with mods adds <see cref="ModParameters"/> to every entry point, before a local mask's window.</summary>
+        protected static IEnumerable<string> WithMods(HopperPlan plan, IEnumerable<string> parameters) =>
+            plan.ScoreMod || plan.MaskMod ? parameters.Concat(ModParameters) : parameters;
+
+        /// <summary>
+        /// The address of this CTA's row of the block list (row b · rows_b + <paramref name="head"/> · rows_h +
+        /// <paramref name="block"/>). The producer computes it again after <c>setmaxnreg.dec</c> rather than keep a 64-bit
+        /// value across it.
+        /// </summary>
+        protected Reg BlockListRowPointer(Reg head, Reg block, string name)
+        {
+            var rowsB = w.Temp("u32");
+            var rowsH = w.Temp("u32");
+            var cols = w.Temp("u32");
+            w.Op("ld.param.u32", rowsB, "[block_rows_b]");
+            w.Op("ld.param.u32", rowsH, "[block_rows_h]");
+            w.Op("ld.param.u32", cols, "[block_cols]");
+            var rowIndex = w.Temp("u32");
+            w.Op("mul.lo.u32", rowIndex, b, rowsB);
+            w.Op("mad.lo.u32", rowIndex, head, rowsH, rowIndex);
+            w.Op("add.u32", rowIndex, rowIndex, block);
+            var width = w.Temp("u32");
+            w.Op("add.u32", width, cols, 1);
+            var offset = w.Temp("u64");
+            w.Op("mul.wide.u32", offset, rowIndex, width);
+            w.Op("shl.b64", offset, offset, 2);
+            var pointer = w.U64(name);
+            w.Op("ld.param.u64", pointer, "[block_list]");
+            w.Op("add.s64", pointer, pointer, offset);
+            return pointer;
+        }
+
+        /// <summary>
+        /// Entry <paramref name="tile"/> of a CTA's block-list row: the listed index (the entry shifted right once) into
+        /// <paramref name="index"/>, and whether the tile is fully visible (its low bit).
+        /// </summary>
+        protected Reg BlockListIndex(Reg tile, Reg row, Reg index, string prefix)
+        {
+            var address = w.Temp("u64");
+            w.Op("mul.wide.s32", address, tile, 4);
+            w.Op("add.s64", address, address, row);
+            w.Op("ld.global.nc.s32", index, $"[{address}+4]");
+            var full = w.Pred(prefix + "_full_tile");
+            var bit = w.Temp("b32");
+            w.Op("and.b32", bit, index, 1);
+            w.Op("setp.ne.b32", full, bit, 0);
+            w.Op("shr.s32", index, index, 1);
+            return full;
+        }
 
         /// <summary>A local mask's module takes its window last: <c>.param .u32 window</c>.</summary>
         protected static IEnumerable<string> WithWindow(HopperPlan plan, IEnumerable<string> parameters) =>
@@ -151,6 +225,32 @@ namespace XFormers.Generators.Hopper
                 w.Op("selp.f32", target[i], value, target[i], hidden);
             }
             w.Label(interior);
+        }
+
+        /// <summary>Natural units for a score mod without a bias: score = scale · qk.</summary>
+        protected void ScaleScores(RegArray s)
+        {
+            w.Comment("Natural units for the score mod: score = scale * qk.");
+            for (int i = 0; i < s.Count; i++)
+                w.Op("mul.f32", s[i], s[i], scale);
+        }
+
+        /// <summary>
+        /// With a mask mod, on a tile the block list marks partial: dS becomes 0 wherever P is 0, so that dS = P ∘ (…) does
+        /// not carry a NaN or Inf of dP through a hidden score (0 · NaN); where P merely underflowed, dS was 0 already.
+        /// </summary>
+        protected void ZeroWhereHidden(RegArray ds, RegArray p, Reg fullTile)
+        {
+            w.Comment("Mask mod: dS = 0 wherever P = 0 on a partial tile (a NaN or Inf of dP must not pass a hidden score).");
+            var skip = w.NewLabel("full_tile");
+            w.BranchIf(fullTile, false, skip);
+            var hidden = w.Pred("mod_hidden");
+            for (int i = 0; i < ds.Count; i++)
+            {
+                w.Op("setp.eq.f32", hidden, p[i], Zero);
+                w.Op("selp.f32", ds[i], Zero, ds[i], hidden);
+            }
+            w.Label(skip);
         }
 
         /// <summary>

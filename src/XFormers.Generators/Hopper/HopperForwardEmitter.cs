@@ -29,14 +29,10 @@ namespace XFormers.Generators.Hopper
         /// <summary>Whether this is the backward's dQ pass (<see cref="HopperKernel.BackwardQ"/>) rather than the forward.</summary>
         private readonly bool dq;
 
-        /// <summary>The variant's mods (the forward lowers them: <see cref="HopperPlan.ScoreMod"/>, <see cref="HopperPlan.MaskMod"/>), or null.</summary>
-        private readonly ModsModel? mods;
-
         private HopperForwardEmitter(HopperPlan plan, ModsModel? mods = null)
-            : base(plan)
+            : base(plan, mods)
         {
             dq = plan.Kernel == HopperKernel.BackwardQ;
-            this.mods = mods;
         }
 
         /// <summary>The whole module: header, the one entry point, its body.</summary>
@@ -44,31 +40,15 @@ namespace XFormers.Generators.Hopper
         {
             var emitter = new HopperForwardEmitter(plan, mods);
             emitter.Kernel();
-            var parameters = plan.ScoreMod || plan.MaskMod ? Parameters.Concat(ModParameters) : Parameters;
-            return Header("the sm_90a forward", summary, Tiles(plan)) + emitter.Entry(EntryPoint, WithWindow(plan, parameters));
+            return Header("the sm_90a forward", summary, Tiles(plan)) + emitter.Entry(EntryPoint, WithWindow(plan, WithMods(plan, Parameters)));
         }
 
-        /// <summary>
-        /// The parameters a variant with mods adds, after <see cref="Parameters"/>: the mods' arguments (<see cref="ModParamLayout"/>),
-        /// and the launch's block list, one row per (batch, head, query tile) the mask reads: the count of tiles to visit, then
-        /// each tile's index times 2, plus 1 where no score of it is masked (rows of ceil(Mkv / BlockN) + 1 ints; the row of
-        /// (b, h, tile) is b · rows_b + h · rows_h + tile).
-        /// </summary>
-        private static readonly string[] ModParameters =
-        {
-            ModPtxWriter.ParamDeclaration("mod_args"),
-            ".param .u64 block_list",
-            ".param .u32 block_rows_b",
-            ".param .u32 block_rows_h",
-            ".param .u32 block_cols",
-        };
-
         /// <summary>The dQ pass's entry point (its module's header is the caller's).</summary>
-        public static string EmitBackwardQ(HopperPlan plan)
+        public static string EmitBackwardQ(HopperPlan plan, ModsModel? mods = null)
         {
-            var emitter = new HopperForwardEmitter(plan);
+            var emitter = new HopperForwardEmitter(plan, mods);
             emitter.Kernel();
-            return emitter.Entry(HopperBackwardEmitter.QueriesEntryPoint, WithWindow(plan, HopperBackwardEmitter.Parameters));
+            return emitter.Entry(HopperBackwardEmitter.QueriesEntryPoint, WithWindow(plan, WithMods(plan, HopperBackwardEmitter.Parameters)));
         }
 
         /// <summary>The entry point's parameters, in the order HopperLauncher passes them.</summary>
@@ -181,51 +161,16 @@ namespace XFormers.Generators.Hopper
         private void BlockListRow(Reg mBlock)
         {
             w.Comment("A mask mod: the key tiles come from the launch's block list (their count, then each tile's index and full bit).");
-            blockRow = BlockListRowPointer(mBlock, "block_list_row");
+            blockRow = BlockListRowPointer(h, mBlock, "block_list_row");
             w.Op("ld.global.nc.s32", nTiles, $"[{blockRow}]");
             w.Op("mov.s32", kvBegin, 0);
-        }
-
-        /// <summary>
-        /// The address of this CTA's row of the block list. The producer computes it again after <c>setmaxnreg.dec</c> rather
-        /// than keep a 64-bit value across it.
-        /// </summary>
-        private Reg BlockListRowPointer(Reg mBlock, string name)
-        {
-            var rowsB = w.Temp("u32");
-            var rowsH = w.Temp("u32");
-            var cols = w.Temp("u32");
-            w.Op("ld.param.u32", rowsB, "[block_rows_b]");
-            w.Op("ld.param.u32", rowsH, "[block_rows_h]");
-            w.Op("ld.param.u32", cols, "[block_cols]");
-            var rowIndex = w.Temp("u32");
-            w.Op("mul.lo.u32", rowIndex, b, rowsB);
-            w.Op("mad.lo.u32", rowIndex, h, rowsH, rowIndex);
-            w.Op("add.u32", rowIndex, rowIndex, mBlock);
-            var width = w.Temp("u32");
-            w.Op("add.u32", width, cols, 1);
-            var offset = w.Temp("u64");
-            w.Op("mul.wide.u32", offset, rowIndex, width);
-            w.Op("shl.b64", offset, offset, 2);
-            var pointer = w.U64(name);
-            w.Op("ld.param.u64", pointer, "[block_list]");
-            w.Op("add.s64", pointer, pointer, offset);
-            return pointer;
         }
 
         /// <summary>Entry <paramref name="tile"/> of the CTA's block list: the tile's first key and whether it is fully visible.</summary>
         private (Reg N0, Reg Full) BlockListEntry(Reg tile, Reg n0, string prefix, Reg row)
         {
             var entry = w.S32(prefix + "_block_entry");
-            var address = w.Temp("u64");
-            w.Op("mul.wide.s32", address, tile, 4);
-            w.Op("add.s64", address, address, row);
-            w.Op("ld.global.nc.s32", entry, $"[{address}+4]");
-            var full = w.Pred(prefix + "_full_tile");
-            var bit = w.Temp("b32");
-            w.Op("and.b32", bit, entry, 1);
-            w.Op("setp.ne.b32", full, bit, 0);
-            w.Op("shr.s32", entry, entry, 1);
+            var full = BlockListIndex(tile, row, entry, prefix);
             w.Op("mul.lo.s32", n0, entry, plan.BlockN);
             return (n0, full);
         }
@@ -363,7 +308,7 @@ namespace XFormers.Generators.Hopper
             {
                 var mBlock = w.U32("p_m_block");
                 w.Op("div.u32", mBlock, m0, plan.BlockM);
-                producerBlockRow = BlockListRowPointer(mBlock, "p_block_list_row");
+                producerBlockRow = BlockListRowPointer(h, mBlock, "p_block_list_row");
             }
 
             var loop = w.NewLabel("producer_loop");
@@ -562,23 +507,44 @@ namespace XFormers.Generators.Hopper
             w.Op("add.s32", columnBase, n0, quad2);
             if (plan.HasBias)
                 AddBias(columnBase);
+            else if (plan.ScoreMod)
+                ScaleScores(s);
+            if (plan.ScoreMod)
+            {
+                w.Op("wgmma.wait_group.sync.aligned", 0);
+                w.Op("mbarrier.arrive.shared::cta.b64", state, $"[{StageBarrier(3, stage)}]");
+                ApplyScoreModWithGradient(columnBase);
+            }
             MaskBoundaryTile(KeyMaskComment, n0, columnBase, s, NegativeInfinity);
+            if (plan.MaskMod)
+                ApplyMaskMod(columnBase);
             w.Comment("P = exp2(c * s - log2(e) * Lse): the forward's probabilities from its log-sum-exp.");
             for (int i = 0; i < s.Count; i++)
             {
                 w.Op("fma.rn.f32", s[i], s[i], cLog2, negLse[Element(i).RowHalf]);
                 w.Op("ex2.approx.ftz.f32", s[i], s[i]);
             }
-            w.Op("wgmma.wait_group.sync.aligned", 0);
-            w.Op("mbarrier.arrive.shared::cta.b64", state, $"[{StageBarrier(3, stage)}]");
-            w.Comment("dS = P * (dP - Delta), in dP's registers.");
-            for (int i = 0; i < dp.Count; i++)
+            if (plan.ScoreMod)
             {
-                w.Op("sub.f32", dp[i], dp[i], delta[Element(i).RowHalf]);
-                w.Op("mul.f32", dp[i], dp[i], s[i]);
+                w.Comment("dS = P * dP', dP' = (dP - Delta) * d(score mod)/d(score) already in dP's registers.");
+                for (int i = 0; i < dp.Count; i++)
+                    w.Op("mul.f32", dp[i], dp[i], s[i]);
+            }
+            else
+            {
+                w.Op("wgmma.wait_group.sync.aligned", 0);
+                w.Op("mbarrier.arrive.shared::cta.b64", state, $"[{StageBarrier(3, stage)}]");
+                w.Comment("dS = P * (dP - Delta), in dP's registers.");
+                for (int i = 0; i < dp.Count; i++)
+                {
+                    w.Op("sub.f32", dp[i], dp[i], delta[Element(i).RowHalf]);
+                    w.Op("mul.f32", dp[i], dp[i], s[i]);
+                }
             }
             // A NaN or Inf in dP where P is masked must not reach dQ (or dBias): masked entries are zeroed, not multiplied.
             MaskBoundaryTile(KeyMaskComment, n0, columnBase, dp, Zero);
+            if (plan.MaskMod)
+                ZeroWhereHidden(dp, s, fullTile);
             if (plan.BiasGradient)
                 StoreBiasGradient(columnBase);
             Pack(p, dp);
@@ -642,11 +608,7 @@ namespace XFormers.Generators.Hopper
             if (plan.HasBias)
                 AddBias(columnBase);
             else if (plan.ScoreMod)
-            {
-                w.Comment("Natural units for the score mod: score = scale * qk.");
-                for (int i = 0; i < s.Count; i++)
-                    w.Op("mul.f32", s[i], s[i], scale);
-            }
+                ScaleScores(s);
             if (plan.ScoreMod)
                 ApplyScoreMod(columnBase);
             MaskBoundaryTile(KeyMaskComment, n0, columnBase, s, NegativeInfinity);
@@ -669,6 +631,24 @@ namespace XFormers.Generators.Hopper
             w.Op("add.s32", kv, columnBase, column);
             w.Op("sub.s32", kv, kv, modKvShift[half]);
             return new ModPtxInputs(score, modBatch[half], h, modQ[half], kv, "mod_args");
+        }
+
+        /// <summary>
+        /// The dQ pass's score mod: dP' = (dP − Delta) · d(ScoreMod)/d(score) at the unmodified score, into dP's registers,
+        /// then score = ScoreMod(score, …) (dS = P ∘ dP' is then the gradient of the score before the mod).
+        /// </summary>
+        private void ApplyScoreModWithGradient(Reg columnBase)
+        {
+            w.Comment("The score mod " + mods!.ScoreMethod + " on every score of the tile, and dP' = (dP - Delta) * its derivative.");
+            for (int i = 0; i < s.Count; i++)
+            {
+                var inputs = ModInputs(i, columnBase, s[i]);
+                var derivative = ModPtxWriter.EmitScoreGrad(w, mods, inputs);
+                w.Op("sub.f32", dp[i], dp[i], delta[Element(i).RowHalf]);
+                w.Op("mul.f32", dp[i], dp[i], derivative);
+                var result = ModPtxWriter.EmitScore(w, mods, inputs);
+                w.Op("mov.f32", s[i], result);
+            }
         }
 
         /// <summary>score = ScoreMod(score, batch, head, q, kv) for every element of the tile (docs/DSL.md).</summary>

@@ -126,20 +126,30 @@ namespace XFormers.Generators.Models
         /// work (the dV pass recomputes Sᵀ and skips dPᵀ), and every streamed tile is 32 rows: two resident 128 × 256 tiles
         /// take 128 KB of the 227.
         /// </summary>
-        public static (HopperPlan Keys, HopperPlan? Values, HopperPlan Queries)? BackwardFor(int headDim, int dtype, string mask, int bias, bool biasGradient)
+        /// <remarks>
+        /// With mods, the streamed tiles are half as long where the registers are tight (dK/dV at HeadDim 128: 32 queries;
+        /// dQ at HeadDim 64: 64 keys), so that a mod's per-element code, its derivative included, fits beside the
+        /// accumulators.
+        /// </remarks>
+        public static (HopperPlan Keys, HopperPlan? Values, HopperPlan Queries)? BackwardFor(
+            int headDim, int dtype, string mask, int bias, bool biasGradient, bool scoreMod = false, bool maskMod = false)
         {
             if (For(headDim, dtype, mask, bias, 2) is not { } forward)
                 return null;
+            bool mods = scoreMod || maskMod;
+            forward = forward with { ScoreMod = scoreMod, MaskMod = maskMod };
             int streamed = headDim <= 64 ? 128 : headDim <= 128 ? 64 : 32;
+            int keysStreamed = mods && headDim > 64 ? 32 : Math.Min(64, streamed);
+            int queriesStreamed = mods ? Math.Min(64, streamed) : streamed;
             var keys = Fill(forward with
             {
-                Kernel = HopperKernel.BackwardKv, BlockM = 128, BlockN = Math.Min(64, streamed), Stages = 2,
+                Kernel = HopperKernel.BackwardKv, BlockM = 128, BlockN = keysStreamed, Stages = 2,
                 Gradients = headDim <= 128 ? KvGradients.Both : KvGradients.Keys,
             });
             var values = headDim <= 128 ? null : keys with { Gradients = KvGradients.Values };
             var queries = Fill(forward with
             {
-                Kernel = HopperKernel.BackwardQ, BlockM = 128, BlockN = streamed, Stages = 2,
+                Kernel = HopperKernel.BackwardQ, BlockM = 128, BlockN = queriesStreamed, Stages = 2,
                 BiasGradient = biasGradient && bias == 1,
             });
             return keys.SharedBytes <= SharedMemoryLimit && queries.SharedBytes <= SharedMemoryLimit ? (keys, values, queries) : null;

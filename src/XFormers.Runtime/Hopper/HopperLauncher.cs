@@ -80,25 +80,28 @@ namespace XFormers.Hopper
 
         /// <summary>
         /// Launches the backward's dK/dV pass, then its dQ pass, on the default stream (Delta must already be in
-        /// <c>a.Delta</c>). The caller has checked <see cref="IsAvailable"/> and <see cref="CanLaunchBackward{T}"/>.
+        /// <c>a.Delta</c>). The caller has checked <see cref="IsAvailable"/> and <see cref="CanLaunchBackward{T}"/>. A variant
+        /// with mods passes <paramref name="mods"/> and, with a mask mod, each pass's block list (by key tile for dK/dV, by
+        /// query tile for dQ; <see cref="BlockMasks"/>).
         /// </summary>
         public static void LaunchBackward<T>(
-            Accelerator accelerator, HopperBackwardModule module, DType dtype, in AttentionArgs<T> a, bool local, Action<string>? observer = null)
+            Accelerator accelerator, HopperBackwardModule module, DType dtype, in AttentionArgs<T> a, bool local, Action<string>? observer = null,
+            bool mods = false, BlockMasks.ListLayout keysList = default, BlockMasks.ListLayout queriesList = default)
             where T : unmanaged
         {
             var kvFunction = BackwardFunction(accelerator, module, keysAndValues: true);
             var qFunction = BackwardFunction(accelerator, module, keysAndValues: false);
-            var maps = (byte*)NativeMemory.AlignedAlloc(4 * 128, 64);
+            var maps = (byte*)NativeMemory.AlignedAlloc(4 * 128 + ModArgsBytes, 64);
             try
             {
                 int dataType = dtype == DType.BFloat16 ? CudaDriver.TensorMapBFloat16 : CudaDriver.TensorMapFloat16;
                 ulong q = Pointer(a.Q), dO = Pointer(a.dO), k = Pointer(a.K), v = Pointer(a.V);
 
                 // The kernels' parameters, in HopperBackwardEmitter.Parameters' order; the four tensor maps first.
-                // A local mask's module takes the window last.
-                int count = local ? 27 : 26;
-                var values = stackalloc ulong[27];
-                var parameters = stackalloc void*[27];
+                // A variant with mods adds five (the arguments, the block list and its layout), a local mask the window last.
+                int count = 26 + (mods ? 5 : 0) + (local ? 1 : 0);
+                var values = stackalloc ulong[32];
+                var parameters = stackalloc void*[32];
                 for (int i = 0; i < 4; i++)
                     parameters[i] = maps + 128 * i;
                 values[4] = Pointer(a.Lse);
@@ -123,9 +126,17 @@ namespace XFormers.Hopper
                 values[23] = (uint)Math.Max(1, a.GroupSize);
                 *(float*)&values[24] = a.Scale;
                 *(float*)&values[25] = a.Scale * 1.44269504088896341f;
-                values[26] = (uint)a.Window;
                 for (int i = 4; i < count; i++)
                     parameters[i] = &values[i];
+                if (mods)
+                {
+                    var blob = maps + 4 * 128;
+                    WriteModArgs(blob, a.Mod);
+                    parameters[26] = blob;
+                    SetBlockList(values, 27, keysList);
+                }
+                if (local)
+                    values[count - 1] = (uint)a.Window;
 
                 var stream = ((CudaStream)accelerator.DefaultStream).StreamPtr;
                 CudaDriver.Check(CudaDriver.cuCtxSetCurrent(accelerator.NativePtr), "cuCtxSetCurrent");
@@ -150,7 +161,10 @@ namespace XFormers.Hopper
                 }
                 observer?.Invoke("dK/dV");
 
-                // dQ: Q and dO resident (QueryRows), K and V streamed (KeyTileRows). The launch has copied the parameters.
+                // dQ: Q and dO resident (QueryRows), K and V streamed (KeyTileRows), its own block list. The launch has copied
+                // the parameters.
+                if (mods)
+                    SetBlockList(values, 27, queriesList);
                 EncodeRows(maps, dataType, q, module.HeadDim, a.Hq, a.Mq, a.Batch, module.QueryRows);
                 EncodeRows(maps + 128, dataType, dO, module.HeadDim, a.Hq, a.Mq, a.Batch, module.QueryRows);
                 EncodeRows(maps + 256, dataType, k, module.HeadDim, a.Hkv, a.Mkv, a.Batch, module.KeyTileRows);
@@ -244,6 +258,15 @@ namespace XFormers.Hopper
                 NativeMemory.AlignedFree(maps);
             }
             return true;
+        }
+
+        /// <summary>A block list's four parameters (list, rows_b, rows_h, cols) from <paramref name="first"/> on.</summary>
+        private static void SetBlockList(ulong* values, int first, in BlockMasks.ListLayout list)
+        {
+            values[first] = Pointer(list.List);
+            values[first + 1] = (uint)list.RowsB;
+            values[first + 2] = (uint)list.RowsH;
+            values[first + 3] = (uint)list.Cols;
         }
 
         /// <summary>The mods' argument block a module with mods takes (HopperForwardEmitter's <c>mod_args</c>, ModParamLayout's offsets).</summary>

@@ -219,6 +219,60 @@ public class HopperModuleTests
         kv.ShouldNotContain("[dbias]");
     }
 
+    [Theory]
+    [InlineData(64, "ScoreMod = nameof(Softcap)", true, false)]
+    [InlineData(128, "MaskMod = nameof(Window)", false, true)]
+    [InlineData(128, "Mask = MaskKind.Causal, ScoreMod = nameof(Softcap), MaskMod = nameof(Window)", true, true)]
+    [InlineData(256, "MaskMod = nameof(Window)", false, true)]
+    public void AVariantWithModsHasAnSm90aBackwardThatLowersThem(int headDim, string mods, bool score, bool mask)
+    {
+        var run = GeneratorHarness.Run(GeneratorHarness.Usings + $$"""
+            using System;
+
+            namespace Hopper;
+
+            public static partial class Kernels
+            {
+                [Attention(HeadDim = {{headDim}}, DType = DType.BFloat16, {{mods}})]
+                public static partial AttentionKernel Variant();
+
+                static float Softcap(float score, int batch, int head, int q, int kv) => 30f * MathF.Tanh(score / 30f);
+                static bool Window(int batch, int head, int q, int kv) => q >= kv && q - kv < 256;
+            }
+            """).ShouldNotHaveThrown();
+        run.Diagnostics.ShouldBeEmpty();
+        run.OutputErrors.ShouldBeEmpty();
+        var source = run.HopperSources.Values.Single();
+        run.Sources.Values.Single(s => s.Contains(" Variant() =>", StringComparison.Ordinal))
+            .ShouldContain("hopperBackward: HopperBackward");
+        var ptxMatch = Regex.Match(source, @"HopperBackwardPtx => @""(.*?)""u8;", RegexOptions.Singleline);
+        ptxMatch.Success.ShouldBeTrue();
+        string ptx = ptxMatch.Groups[1].Value.Replace("\"\"", "\"");
+        Regex.IsMatch(ptx, @"^\s+(@!?%\w+\s+)?(atom|red)\.", RegexOptions.Multiline).ShouldBeFalse();
+        int Number(string name) => int.Parse(Regex.Match(source, name + @": (\d+)").Groups[1].Value, CultureInfo.InvariantCulture);
+        // The mods' per-element code needs registers: the streamed tiles are shorter than without mods where they are tight.
+        Number("queryTileRows").ShouldBe(headDim == 64 ? 64 : 32);
+        Number("keyTileRows").ShouldBe(headDim == 256 ? 32 : 64);
+
+        var entries = Regex.Split(ptx, @"\.visible \.entry ").Skip(1).ToList();
+        entries.Count.ShouldBe(headDim > 128 ? 3 : 2);
+        foreach (var entry in entries)
+        {
+            // Every entry point takes the mods' arguments and a block list after the backward's own parameters.
+            Regex.Matches(entry, @"\.param [^\n]*?(\w+)(\[\d+\])?[,)]?\n").Select(m => m.Groups[1].Value).TakeLast(6)
+                .ShouldBe(new[] { "scale_log2", "mod_args", "block_list", "block_rows_b", "block_rows_h", "block_cols" });
+            bool valuesOnly = entry.StartsWith("xformers_backward_v_sm90a", StringComparison.Ordinal);
+            // The score mod everywhere; its derivative wherever dS is formed (every pass but HeadDim 256's dV pass).
+            entry.Contains("// score mod Softcap", StringComparison.Ordinal).ShouldBe(score);
+            entry.Contains("// d(score mod Softcap)/d(score)", StringComparison.Ordinal).ShouldBe(score && !valuesOnly);
+            // The mask mod on partial tiles of the block list; dS zeroed where it hides a score.
+            entry.Contains("// mask mod Window", StringComparison.Ordinal).ShouldBe(mask);
+            entry.Contains("ld.param.u64 %", StringComparison.Ordinal).ShouldBeTrue();
+            Regex.IsMatch(entry, @"ld\.param\.u64 %\w+, \[block_list\];").ShouldBe(mask);
+            entry.Contains("Mask mod: dS = 0 wherever P = 0", StringComparison.Ordinal).ShouldBe(mask && !valuesOnly);
+        }
+    }
+
     /// <summary>The modules a generated Hopper file constructs, with their numbers and PTX.</summary>
     private static List<(string EntryPoint, int Threads, int SharedBytes, int BlockM, int BlockN, int HeadDim, string Ptx)> Modules(string source)
     {

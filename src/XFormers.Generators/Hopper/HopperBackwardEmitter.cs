@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using XFormers.Generators.Models;
 using XFormers.Generators.Mods;
 
@@ -471,6 +472,8 @@ namespace XFormers.Generators.Hopper
             MbarrierWait(BarrierAddress(BarrierQ()), zero);
 
             var (tile, stage, phase, _, h, m0, loop, end) = RingLoop("c");
+            if (plan.ScoreMod || plan.MaskMod)
+                modInvariant = ModPtxWriter.EmitHeadInvariant(w, mods!, h, "mod_args");
             MbarrierWait(StageBarrier(0, stage), phase);
             IssueSharedShared(s, plan.BlockN, descK, plan.BlockM, StageDescriptor(descQRows, stage), plan.BlockN, overwrite, accumulate);
             w.Op("wgmma.commit_group.sync.aligned");
@@ -719,6 +722,9 @@ namespace XFormers.Generators.Hopper
             w.Op("selp.s32", hi[r], hi[r], 0x7fffffff, keyValid[r]);
         }
 
+        /// <summary>The mods' subexpressions of the current tile's query head alone, computed once a tile (<see cref="ModPtxWriter.EmitHeadInvariant"/>).</summary>
+        private IReadOnlyDictionary<ModExpr, Reg>? modInvariant;
+
         /// <summary>What the mods see of a thread's key row r: the batch (the segment when packed), the key's position, the query shift.</summary>
         private readonly Reg[] modBatch = new Reg[2], modKv = new Reg[2], modQShift = new Reg[2];
 
@@ -756,7 +762,7 @@ namespace XFormers.Generators.Hopper
             var q = w.Temp("s32");
             w.Op("add.s32", q, columnBase, column);
             w.Op("sub.s32", q, q, modQShift[half]);
-            return new ModPtxInputs(score, modBatch[half], h, q, modKv[half], "mod_args");
+            return new ModPtxInputs(score, modBatch[half], h, q, modKv[half], "mod_args", modInvariant);
         }
 
         /// <summary>
@@ -785,12 +791,15 @@ namespace XFormers.Generators.Hopper
                     var inputs = ModInputs(i, h, columnBase, s[i]);
                     if (Keys)
                     {
-                        var derivative = ModPtxWriter.EmitScoreGrad(w, mods, inputs);
+                        var (result, derivative) = ModPtxWriter.EmitScoreAndGrad(w, mods, inputs);
                         w.Op("sub.f32", dp[i], dp[i], pair[i % 2]);
                         w.Op("mul.f32", dp[i], dp[i], derivative);
+                        w.Op("mov.f32", s[i], result);
                     }
-                    var result = ModPtxWriter.EmitScore(w, mods, inputs);
-                    w.Op("mov.f32", s[i], result);
+                    else
+                    {
+                        w.Op("mov.f32", s[i], ModPtxWriter.EmitScore(w, mods, inputs));
+                    }
                 }
             }
         }

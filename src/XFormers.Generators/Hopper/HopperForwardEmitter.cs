@@ -620,6 +620,9 @@ namespace XFormers.Generators.Hopper
         /// <summary>Whether the consumers' current key tile is fully visible (its block-list bit): no mask mod to evaluate.</summary>
         private Reg fullTile;
 
+        /// <summary>The mods' subexpressions of the CTA's head alone, computed once at the consumers' setup (<see cref="ModPtxWriter.EmitHeadInvariant"/>).</summary>
+        private IReadOnlyDictionary<ModExpr, Reg>? modInvariant;
+
         /// <summary>What the mods see of a thread's row r: the batch (the segment when packed), the query's position, the key shift.</summary>
         private readonly Reg[] modBatch = new Reg[2], modQ = new Reg[2], modKvShift = new Reg[2];
 
@@ -630,7 +633,7 @@ namespace XFormers.Generators.Hopper
             var kv = w.Temp("s32");
             w.Op("add.s32", kv, columnBase, column);
             w.Op("sub.s32", kv, kv, modKvShift[half]);
-            return new ModPtxInputs(score, modBatch[half], h, modQ[half], kv, "mod_args");
+            return new ModPtxInputs(score, modBatch[half], h, modQ[half], kv, "mod_args", modInvariant);
         }
 
         /// <summary>
@@ -642,11 +645,9 @@ namespace XFormers.Generators.Hopper
             w.Comment("The score mod " + mods!.ScoreMethod + " on every score of the tile, and dP' = (dP - Delta) * its derivative.");
             for (int i = 0; i < s.Count; i++)
             {
-                var inputs = ModInputs(i, columnBase, s[i]);
-                var derivative = ModPtxWriter.EmitScoreGrad(w, mods, inputs);
+                var (result, derivative) = ModPtxWriter.EmitScoreAndGrad(w, mods, ModInputs(i, columnBase, s[i]));
                 w.Op("sub.f32", dp[i], dp[i], delta[Element(i).RowHalf]);
                 w.Op("mul.f32", dp[i], dp[i], derivative);
-                var result = ModPtxWriter.EmitScore(w, mods, inputs);
                 w.Op("mov.f32", s[i], result);
             }
         }
@@ -735,6 +736,8 @@ namespace XFormers.Generators.Hopper
             }
 
             WarpBounds("The warp's tightest key bounds: a tile inside [max lo, min hi) needs no mask.");
+            if (plan.ScoreMod || plan.MaskMod)
+                modInvariant = ModPtxWriter.EmitHeadInvariant(w, mods!, h, "mod_args");
             w.Blank();
         }
 

@@ -1,5 +1,6 @@
 using System.Collections.Generic;
 using System.Globalization;
+using System.Linq;
 using XFormers.Generators.Hopper;
 using XFormers.Generators.Models;
 
@@ -10,7 +11,11 @@ namespace XFormers.Generators.Mods
     /// name of the kernel parameter that holds the run-time arguments (<see cref="ModPtxWriter.ParamDeclaration"/>, laid
     /// out as <see cref="ModParamLayout"/>).
     /// </summary>
-    internal sealed record ModPtxInputs(Reg Score, Reg Batch, Reg Head, Reg Q, Reg Kv, string ArgsParam);
+    /// <remarks>
+    /// <see cref="Invariant"/> holds subexpressions already computed where the kernel put them (<see
+    /// cref="ModPtxWriter.EmitHeadInvariant"/>): an emission uses those registers instead of computing them again.
+    /// </remarks>
+    internal sealed record ModPtxInputs(Reg Score, Reg Batch, Reg Head, Reg Q, Reg Kv, string ArgsParam, IReadOnlyDictionary<ModExpr, Reg>? Invariant = null);
 
     /// <summary>
     /// Mods as PTX for the sm_90a kernels, through <see cref="PtxWriter"/>: straight-line code (every statement is
@@ -32,6 +37,94 @@ namespace XFormers.Generators.Mods
 
         /// <summary>d(score mod)/d(score) (f32).</summary>
         public static Reg EmitScoreGrad(PtxWriter w, ModsModel mods, ModPtxInputs inputs) => Emit(w, mods.ScoreGrad!, inputs, "d(score mod " + mods.ScoreMethod + ")/d(score)");
+
+        /// <summary>
+        /// d(score mod)/d(score), then the score mod's value, in one emission: what the two share (tanh(score / 30) in a
+        /// softcap and its derivative) is computed once.
+        /// </summary>
+        public static (Reg Score, Reg Grad) EmitScoreAndGrad(PtxWriter w, ModsModel mods, ModPtxInputs inputs)
+        {
+            var emitter = new Emitter(w, inputs);
+            w.Comment("d(score mod " + mods.ScoreMethod + ")/d(score)");
+            var grad = emitter.Body(mods.ScoreGrad!);
+            w.Comment("score mod " + mods.ScoreMethod);
+            var score = emitter.Body(mods.Score!);
+            return (score, grad);
+        }
+
+        /// <summary>
+        /// The mods' largest subexpressions that read nothing but the head, the run-time scalars, tables indexed by those,
+        /// and constants (ALiBi's <c>args.Slopes[head]</c>), emitted once here; pass the result as
+        /// <see cref="ModPtxInputs.Invariant"/> so that per-score emissions reuse them. Empty when there are none.
+        /// </summary>
+        public static IReadOnlyDictionary<ModExpr, Reg> EmitHeadInvariant(PtxWriter w, ModsModel mods, Reg head, string argsParam)
+        {
+            var found = new List<ModExpr>();
+            foreach (var body in new[] { mods.Score, mods.ScoreGrad, mods.Mask })
+            {
+                if (body is null)
+                    continue;
+                foreach (var statement in body.Statements)
+                {
+                    switch (statement)
+                    {
+                        case ModLet let:
+                            CollectInvariant(let.Value, found);
+                            break;
+                        case ModReturnIf returnIf:
+                            CollectInvariant(returnIf.Condition, found);
+                            CollectInvariant(returnIf.Value, found);
+                            break;
+                        case ModReturn ret:
+                            CollectInvariant(ret.Value, found);
+                            break;
+                    }
+                }
+            }
+            var result = new Dictionary<ModExpr, Reg>();
+            if (found.Count == 0)
+                return result;
+            w.Comment("Mod subexpressions that read only the head and the run-time arguments, once for every score that uses them.");
+            var emitter = new Emitter(w, new ModPtxInputs(default, default, head, default, default, argsParam));
+            foreach (var e in found)
+            {
+                if (!result.ContainsKey(e))
+                    result[e] = emitter.Value(e);
+            }
+            return result;
+        }
+
+        /// <summary>The largest subexpressions of <paramref name="e"/> that <see cref="IsHeadInvariant"/> holds for and that cost an instruction.</summary>
+        private static void CollectInvariant(ModExpr e, List<ModExpr> found)
+        {
+            if (IsHeadInvariant(e))
+            {
+                if (e is not (ModConstant or ModParameterRead))
+                    found.Add(e);
+                return;
+            }
+            foreach (var child in Children(e))
+                CollectInvariant(child, found);
+        }
+
+        private static bool IsHeadInvariant(ModExpr e) => e switch
+        {
+            ModConstant or ModScalarRead => true,
+            ModParameterRead parameter => parameter.Parameter == ModParameter.Head,
+            ModLocal => false,
+            _ => Children(e).All(IsHeadInvariant),
+        };
+
+        private static IEnumerable<ModExpr> Children(ModExpr e) => e switch
+        {
+            ModTableRead table => table.Indices,
+            ModUnary unary => new[] { unary.Operand },
+            ModBinary binary => new[] { binary.Left, binary.Right },
+            ModConditional conditional => new[] { conditional.Condition, conditional.WhenTrue, conditional.WhenFalse },
+            ModCast cast => new[] { cast.Operand },
+            ModCall call => call.Arguments,
+            _ => System.Array.Empty<ModExpr>(),
+        };
 
         /// <summary>Whether the mask mod keeps the score (pred).</summary>
         public static Reg EmitMask(PtxWriter w, ModsModel mods, ModPtxInputs inputs) => Emit(w, mods.Mask!, inputs, "mask mod " + mods.MaskMethod);
@@ -55,6 +148,15 @@ namespace XFormers.Generators.Mods
             {
                 this.w = w;
                 this.inputs = inputs;
+                Seed();
+            }
+
+            private void Seed()
+            {
+                if (inputs.Invariant is null)
+                    return;
+                foreach (var pair in inputs.Invariant)
+                    computed[pair.Key] = pair.Value;
             }
 
             public Reg Body(ModBody body)
@@ -66,8 +168,17 @@ namespace XFormers.Generators.Mods
                     switch (statement)
                     {
                         case ModLet let:
-                            locals[let.Local.Name] = Value(let.Value);
+                        {
+                            var value = Value(let.Value);
+                            if (locals.ContainsKey(let.Local.Name))
+                            {
+                                // A second body rebinds the name: what was computed from the old binding must not be reused.
+                                computed.Clear();
+                                Seed();
+                            }
+                            locals[let.Local.Name] = value;
                             break;
+                        }
                         case ModReturnIf returnIf:
                             earlyReturns.Add((Value(returnIf.Condition), Value(returnIf.Value)));
                             break;
@@ -86,7 +197,7 @@ namespace XFormers.Generators.Mods
 
             private Reg Temp(ModType type) => w.Temp(Ptx(type));
 
-            private Reg Value(ModExpr e)
+            public Reg Value(ModExpr e)
             {
                 if (e is ModParameterRead or ModLocal)
                     return Compute(e);
@@ -241,7 +352,13 @@ namespace XFormers.Generators.Mods
                     case ModBinaryOp.Add: w.Op(operands == ModType.Float ? "add.rn.f32" : "add.s32", r, a, b); break;
                     case ModBinaryOp.Subtract: w.Op(operands == ModType.Float ? "sub.rn.f32" : "sub.s32", r, a, b); break;
                     case ModBinaryOp.Multiply: w.Op(operands == ModType.Float ? "mul.rn.f32" : "mul.lo.s32", r, a, b); break;
-                    case ModBinaryOp.Divide: w.Op(operands == ModType.Float ? "div.rn.f32" : "div.s32", r, a, b); break;
+                    case ModBinaryOp.Divide when operands == ModType.Float && binary.Right is ModConstant { Value: var c } && c != 0 && !double.IsInfinity(c):
+                        // By a constant: times its reciprocal (exact for a power of two, else within 1 ulp of the quotient);
+                        // div.rn is a call-sized sequence that a softcap's score / 30 would run on every score.
+                        w.Op("mul.rn.f32", r, a, PtxWriter.Float((float)(1.0 / (float)c)));
+                        break;
+                    // Otherwise div.full (within 2 ulp, PTX ISA 9.7.3.8): FlexAttention's Triton divides the same way.
+                    case ModBinaryOp.Divide: w.Op(operands == ModType.Float ? "div.full.f32" : "div.s32", r, a, b); break;
                     case ModBinaryOp.Remainder:
                         if (operands == ModType.Int)
                         {

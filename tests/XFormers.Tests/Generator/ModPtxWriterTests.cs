@@ -41,6 +41,8 @@ public class ModPtxWriterTests
         var score = ModPtxWriter.EmitScore(w, mods, inputs);
         var grad = ModPtxWriter.EmitScoreGrad(w, mods, inputs);
         var mask = ModPtxWriter.EmitMask(w, mods, inputs);
+        // The backward's one emission of both (the derivative's body binds the score's locals again).
+        ModPtxWriter.EmitScoreAndGrad(w, mods, inputs);
         return (w.Body(), score, grad, mask);
     }
 
@@ -50,7 +52,7 @@ public class ModPtxWriterTests
         var (ptx, _, _, _) = Emit();
         foreach (var instruction in new[]
         {
-            "tanh.approx.f32", "ex2.approx.ftz.f32", "lg2.approx.f32", "sqrt.rn.f32", "div.rn.f32", "max.NaN.f32", "min.NaN.f32",
+            "tanh.approx.f32", "ex2.approx.ftz.f32", "lg2.approx.f32", "sqrt.rn.f32", "div.full.f32", "max.NaN.f32", "min.NaN.f32",
             "abs.s32", "div.s32", "rem.s32", "selp.f32", "setp.gt.s32", "setp.eq.s32", "setp.ge.s32", "and.pred", "or.pred",
             "not.pred", "neg.f32", "cvt.rn.f32.s32", "copysign.f32", "mul.rn.f32",
         })
@@ -80,7 +82,7 @@ public class ModPtxWriterTests
     {
         var (ptx, _, _, _) = Emit();
         var loads = Regex.Matches(ptx, @"(?m)^\s*(@%\w+ )?ld\.global\.nc\.(s32|f32) ").Cast<Match>().ToList();
-        loads.Count.ShouldBe(8); // Slopes, Grid, Cube in the score and again in its gradient (max and min compare them); DocId twice in the mask
+        loads.Count.ShouldBe(14); // Slopes, Grid, Cube in the score and again in its gradient (max and min compare them); DocId twice in the mask; then the score and its gradient again in one emission
         loads.ShouldAllBe(m => m.Groups[1].Success);
         Regex.Matches(ptx, @"setp\.lt\.u64").Count.ShouldBe(loads.Count);
         ptx.ShouldContain("mov.f32 %tmp_f32_", customMessage: "a float table's default");
@@ -120,5 +122,52 @@ public class ModPtxWriterTests
         selects[0].Groups[3].Value.ShouldBe("%s");
         selects[1].Groups[3].Value.ShouldBe(selects[0].Groups[1].Value);
         selects[1].Groups[1].Value.ShouldBe(result.Name);
+    }
+
+    [Fact]
+    public void ADivisionByAConstantIsAMultiplicationByItsReciprocalAndAScoreSharesWorkWithItsDerivative()
+    {
+        var mods = ModTestSupport.Mods("""
+            [Attention(ScoreMod = nameof(Softcap))] public static partial AttentionKernel V();
+            static float Softcap(float score, int batch, int head, int q, int kv) => 30f * MathF.Tanh(score / 30f);
+            """);
+        var w = new PtxWriter();
+        var inputs = new ModPtxInputs(w.F32("s"), w.S32("batch"), w.S32("head"), w.S32("q"), w.S32("kv"), "mod_args");
+        var (score, grad) = ModPtxWriter.EmitScoreAndGrad(w, mods, inputs);
+        string ptx = w.Body();
+        ptx.ShouldNotContain("div.");
+        // score / 30 as score · (1/30f), and the derivative's / 30 the same way.
+        ptx.ShouldContain("mul.rn.f32 %tmp_f32_2, %s, " + PtxWriter.Float(1f / 30f) + ";");
+        // tanh(score / 30) once for both the value and the derivative.
+        Regex.Matches(ptx, @"tanh\.approx\.f32").Count.ShouldBe(1);
+        score.ShouldNotBe(grad);
+    }
+
+    [Fact]
+    public void SubexpressionsOfTheHeadAloneAreComputedOnceForEveryScore()
+    {
+        var mods = ModTestSupport.Mods("""
+            public struct Args { public Tensor<float> Slopes; public int Window; }
+            [Attention(ScoreMod = nameof(Alibi), MaskMod = nameof(Window))] public static partial AttentionKernel V();
+            static float Alibi(float score, int batch, int head, int q, int kv, in Args args) => score + args.Slopes[head] * (kv - q);
+            static bool Window(int batch, int head, int q, int kv, in Args args) => q - kv < args.Window + head;
+            """);
+        var w = new PtxWriter();
+        var head = w.S32("head");
+        var invariant = ModPtxWriter.EmitHeadInvariant(w, mods, head, "mod_args");
+        string hoisted = w.Body();
+        // The slope's bounds-checked load and Window + head: nothing that reads the score, q, kv or the batch.
+        Regex.Matches(hoisted, @"ld\.global\.nc\.f32").Count.ShouldBe(1);
+        hoisted.ShouldContain("add.s32");
+        invariant.Count.ShouldBe(2);
+        var inputs = new ModPtxInputs(w.F32("s"), w.S32("batch"), head, w.S32("q"), w.S32("kv"), "mod_args", invariant);
+        for (int i = 0; i < 3; i++)
+        {
+            ModPtxWriter.EmitScoreAndGrad(w, mods, inputs);
+            ModPtxWriter.EmitMask(w, mods, inputs);
+        }
+        string all = w.Body();
+        Regex.Matches(all, @"ld\.global\.nc\.f32").Count.ShouldBe(1);
+        Regex.Matches(all, @"\[mod_args\+" + ModParamLayout.Int(0) + @"\]").Count.ShouldBe(1);
     }
 }

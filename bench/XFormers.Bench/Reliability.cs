@@ -230,7 +230,11 @@ namespace XFormers.Bench
                 finite &= dqOut.Concat(dkOut).Concat(dvOut).All(double.IsFinite);
             }
             double referenceSeconds = watch.Elapsed.TotalSeconds;
-            double tolerance = ReferenceAttention.Tolerance(DType.Float16, K);
+            // Not the short-row fp16 tolerance (5.9e-3): the other 4.2 million keys each weigh about 1e-7, below fp16's smallest
+            // normal, and their rounding reaches 1e-2 (H200: O 6.0e-3, dK 1.6e-2). A key read from the wrong place moves a
+            // planted row by about half a V row, a scaled error of 0.3-0.5, so 5e-2 still tells the two apart. Short runs
+            // (the CPU's --large-keys) keep the usual tolerance.
+            double tolerance = elements > (1L << 31) ? 5e-2 : ReferenceAttention.Tolerance(DType.Float16, K);
             string memory = $"peak {peak / 1e9:0.00} GB held by the library" +
                             (freeBefore >= 0 ? $", device free {freeBefore / 1e9:0.0} → {freeDuring / 1e9:0.0} GB" : "");
             Report(finite && errors.All(e => e.Error <= tolerance) ? "PASS" : "FAIL",

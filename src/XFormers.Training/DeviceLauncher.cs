@@ -106,15 +106,21 @@ namespace XFormers.Training
         /// intrinsics): <paramref name="groups"/> groups of <paramref name="groupSize"/> threads.
         /// </summary>
         public void LaunchGrouped<TArgs>(Action<TArgs> kernel, int groups, int groupSize, TArgs args)
+            where TArgs : struct =>
+            LaunchGrouped(kernel, groups, groupSize, default, args);
+
+        /// <summary>As <see cref="LaunchGrouped{TArgs}(Action{TArgs}, int, int, TArgs)"/>, with dynamic shared memory for each group.</summary>
+        internal void LaunchGrouped<TArgs>(Action<TArgs> kernel, int groups, int groupSize, SharedMemoryConfig sharedMemory, TArgs args)
             where TArgs : struct
         {
             if (groups <= 0)
                 return;
             var launcher = (Action<KernelConfig, TArgs>)loaded.GetOrAdd(kernel.Method, _ => Accelerator.LoadStreamKernel(kernel));
+            var config = new KernelConfig(groups, groupSize, sharedMemory);
             if (Profile is not null)
-                Measure(kernel.Method.DeclaringType?.Name + "." + kernel.Method.Name, () => launcher(new KernelConfig(groups, groupSize), args));
+                Measure(kernel.Method.DeclaringType?.Name + "." + kernel.Method.Name, () => launcher(config, args));
             else
-                launcher(new KernelConfig(groups, groupSize), args);
+                launcher(config, args);
         }
 
         /// <summary>Sets a view to zero (queued on the accelerator; immediate on the host).</summary>

@@ -162,13 +162,18 @@ public sealed class LayerGradientTests(CpuContextFixture fixture)
         RelativeError(compiled.DxCompute.Select(h => (float)h).ToArray(), ToDouble(host.DxCompute.Select(h => (float)h))).ShouldBeLessThan(1e-3);
     }
 
-    [Fact]
-    public void SwiGlu_forward_and_backward_match_fp64()
+    /// <summary>Width 16: a thread per 8 outputs; 10: a thread per output. ilgpu: the ILGPU-compiled kernel on the CPU accelerator.</summary>
+    [Theory]
+    [InlineData(false, 10)]
+    [InlineData(true, 10)]
+    [InlineData(false, 16)]
+    [InlineData(true, 16)]
+    public void SwiGlu_forward_and_backward_match_fp64(bool ilgpu, int width)
     {
-        int rows = 4, width = 10;
+        int rows = 4;
         var x12 = Random(8, rows * 2 * width, 2f);
         var dh = Random(9, rows * width);
-        var launcher = new DeviceLauncher(context);
+        var launcher = new DeviceLauncher(context) { UseIlgpuOnCpu = ilgpu };
         using var dX12 = Upload(context, x12);
         using var hidden = Upload(context, new float[rows * width]);
         using var dHidden = Upload(context, dh);

@@ -36,7 +36,7 @@ namespace XFormers.Training
             where T : unmanaged
             where TConvert : struct, IElementConvert<T>
         {
-            var p = view.Cast<Pack8<T>>().AsAligned(16)[vector];
+            var p = Wide.Vectors(view)[vector];
             var c = default(TConvert);
             return new Float8
             {
@@ -56,7 +56,7 @@ namespace XFormers.Training
             where TConvert : struct, IElementConvert<T>
         {
             var c = default(TConvert);
-            view.Cast<Pack8<T>>().AsAligned(16)[vector] = new Pack8<T>
+            Wide.Vectors(view)[vector] = new Pack8<T>
             {
                 E0 = c.FromFloat(E0), E1 = c.FromFloat(E1), E2 = c.FromFloat(E2), E3 = c.FromFloat(E3),
                 E4 = c.FromFloat(E4), E5 = c.FromFloat(E5), E6 = c.FromFloat(E6), E7 = c.FromFloat(E7),
@@ -107,6 +107,11 @@ namespace XFormers.Training
             where T : unmanaged =>
             !view.IsValid || view.Length == 0
             || (IndexInBuffer(view) % Float8.Width == 0 && view.LoadEffectiveAddressAsPtr().ToInt64() % 16 == 0);
+
+        /// <summary>The view as <see cref="Pack8{T}"/> vectors, 16-byte aligned (the caller checked <see cref="IsAligned{T}"/>).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static ArrayView<Pack8<T>> Vectors<T>(ArrayView<T> view)
+            where T : unmanaged => view.Cast<Pack8<T>>().AsAligned(16);
 
         /// <summary>The view's element offset into its buffer (a constrained call: no boxing).</summary>
         private static long IndexInBuffer<TView>(TView view)

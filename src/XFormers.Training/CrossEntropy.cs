@@ -225,7 +225,7 @@ namespace XFormers.Training
             if (launcher.RunsOnHost)
                 launcher.Launch(Kernel<T, TConvert>, rows, args);
             else
-                launcher.LaunchGrouped(RowsKernel<T, TConvert>, rows, Math.Min(GroupSize, launcher.Accelerator.MaxNumThreadsPerGroup), args);
+                launcher.LaunchGrouped(RowsKernel<T, TConvert>, rows, launcher.GroupSizeFor<Args<T>>(RowsKernel<T, TConvert>, GroupSize), args);
         }
 
         /// <summary>Chunk sums of loss and correctness into <paramref name="partials"/> (2 floats per chunk).</summary>

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The trainer's GPU checks and timings in one device call, from the folder scripts/publish-tinygpt.sh made
 # (XFormers.TinyGpt single-file, tinygpt_torch.py, sample.txt). Logs and artifacts go to $OUT.
-#   tinygpt-device.sh [full|quick]   quick: no torch.compile, no --data run, 3 GPT-2-shaped steps
+#   tinygpt-device.sh [full|quick|gate]   quick: no torch.compile, no --data run, 3 GPT-2-shaped steps
+#   gate: the seed run and its bit-identical resume (the GPU kernels' correctness), then the GPT-2-small shape against
+#   torch.compile in the same call, its profile, and the odd-vocabulary and bf16 paths
 set -uo pipefail
 mode=${1:-full}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,6 +14,27 @@ bin="$here/XFormers.TinyGpt"
 py="python3 $here/tinygpt_torch.py"
 export XFORMERS_DEVICE=cuda PYTHONUNBUFFERED=1
 gpt2="--layers 12 --d 768 --heads 12 --seq 1024 --batch 8 --vocab 50304"
+if [ "$mode" = gate ]; then
+{
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv
+echo "== .NET seed run (400 steps), then 200 steps and --resume to 400 against it"
+timeout 240 "$bin" --plain --checkpoint seed.safetensors --plot seed-loss.png | tail -3
+timeout 120 "$bin" --plain --steps 200 --checkpoint half.safetensors --plot /tmp/half.png > half.log 2>&1
+timeout 120 "$bin" --plain --resume half.safetensors --steps 400 --checkpoint resumed.safetensors --plot /tmp/resumed.png > resumed.log 2>&1
+tail -2 resumed.log
+timeout 120 $py same seed.safetensors resumed.safetensors
+echo "== GPT-2-small shape: .NET, then torch.compile, same call"
+timeout 300 "$bin" --plain --bench 20 $gpt2
+timeout 300 $py bench --gpt2 --compile --timed 10 --repeats 3
+echo "== .NET profile (a wait after every operation)"
+timeout 300 "$bin" --profile 3 $gpt2
+echo "== odd vocabulary (50257: rows off the 8-element grid), bf16"
+timeout 300 "$bin" --plain --bench 5 ${gpt2/50304/50257}
+timeout 300 "$bin" --plain --bench 5 --dtype bf16 $gpt2
+rm -f half.safetensors resumed.safetensors
+} 2>&1 | tee "$out/device.log"
+exit
+fi
 {
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv
 echo "== .NET seed run (400 steps)"

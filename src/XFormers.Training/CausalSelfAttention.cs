@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using ILGPU;
 using XFormers.Dsl;
 
@@ -23,39 +24,80 @@ namespace XFormers.Training
             public ArrayView<T> K;
             public ArrayView<T> V;
             public int Channels;
+
+            /// <summary>1: a thread moves 8 elements of each (<see cref="Pack8{T}"/>, 16 bytes in fp16); 0: one.</summary>
+            public int Aligned;
         }
 
         public static void SplitKernel<T>(Index1D index, SplitArgs<T> a)
             where T : unmanaged
         {
-            int n = index / a.Channels;
-            int c = index - n * a.Channels;
-            long row = (long)n * 3 * a.Channels + c;
-            a.Q[index] = a.Qkv[row];
-            a.K[index] = a.Qkv[row + a.Channels];
-            a.V[index] = a.Qkv[row + 2 * a.Channels];
+            if (a.Aligned != 0)
+                Move(index, a.Channels / Float8.Width, Wide.Vectors(a.Qkv), Wide.Vectors(a.Q), Wide.Vectors(a.K), Wide.Vectors(a.V), split: true);
+            else
+                Move(index, a.Channels, a.Qkv, a.Q, a.K, a.V, split: true);
         }
 
         public static void MergeKernel<T>(Index1D index, SplitArgs<T> a)
             where T : unmanaged
         {
-            int n = index / a.Channels;
-            int c = index - n * a.Channels;
-            long row = (long)n * 3 * a.Channels + c;
-            a.Qkv[row] = a.Q[index];
-            a.Qkv[row + a.Channels] = a.K[index];
-            a.Qkv[row + 2 * a.Channels] = a.V[index];
+            if (a.Aligned != 0)
+                Move(index, a.Channels / Float8.Width, Wide.Vectors(a.Qkv), Wide.Vectors(a.Q), Wide.Vectors(a.K), Wide.Vectors(a.V), split: false);
+            else
+                Move(index, a.Channels, a.Qkv, a.Q, a.K, a.V, split: false);
+        }
+
+        /// <summary>Unit <paramref name="index"/> of q, k and v from (split) or into (merge) its row of qkv; units are elements or vectors.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Move<TUnit>(int index, int channels, ArrayView<TUnit> qkv, ArrayView<TUnit> q, ArrayView<TUnit> k, ArrayView<TUnit> v, bool split)
+            where TUnit : unmanaged
+        {
+            int n = index / channels;
+            long row = (long)n * 3 * channels + (index - n * channels);
+            if (split)
+            {
+                q[index] = qkv[row];
+                k[index] = qkv[row + channels];
+                v[index] = qkv[row + 2 * channels];
+            }
+            else
+            {
+                qkv[row] = q[index];
+                qkv[row + channels] = k[index];
+                qkv[row + 2 * channels] = v[index];
+            }
         }
 
         /// <summary>qkv [rows, 3·channels] → q, k, v [rows, channels] (= [B, T, H, K]).</summary>
         public static void Split<T>(DeviceLauncher launcher, int rows, int channels, ArrayView<T> qkv, ArrayView<T> q, ArrayView<T> k, ArrayView<T> v)
-            where T : unmanaged =>
-            launcher.Launch(SplitKernel, (long)rows * channels, new SplitArgs<T> { Qkv = qkv, Q = q, K = k, V = v, Channels = channels });
+            where T : unmanaged
+        {
+            var args = Args(channels, qkv, q, k, v);
+            launcher.Launch(SplitKernel, Units(rows, args), args);
+        }
 
         /// <summary>dq, dk, dv [rows, channels] → dqkv [rows, 3·channels].</summary>
         public static void Merge<T>(DeviceLauncher launcher, int rows, int channels, ArrayView<T> dq, ArrayView<T> dk, ArrayView<T> dv, ArrayView<T> dqkv)
+            where T : unmanaged
+        {
+            var args = Args(channels, dqkv, dq, dk, dv);
+            launcher.Launch(MergeKernel, Units(rows, args), args);
+        }
+
+        private static SplitArgs<T> Args<T>(int channels, ArrayView<T> qkv, ArrayView<T> q, ArrayView<T> k, ArrayView<T> v)
+            where T : unmanaged => new()
+        {
+            Qkv = qkv,
+            Q = q,
+            K = k,
+            V = v,
+            Channels = channels,
+            Aligned = channels % Float8.Width == 0 && Wide.IsAligned(qkv) && Wide.IsAligned(q) && Wide.IsAligned(k) && Wide.IsAligned(v) ? 1 : 0,
+        };
+
+        private static long Units<T>(int rows, in SplitArgs<T> args)
             where T : unmanaged =>
-            launcher.Launch(MergeKernel, (long)rows * channels, new SplitArgs<T> { Qkv = dqkv, Q = dq, K = dk, V = dv, Channels = channels });
+            (long)rows * args.Channels / (args.Aligned != 0 ? Float8.Width : 1);
 
         /// <summary>The softmax scale 1/√K, computed as <see cref="Fmha"/> does.</summary>
         public static float Scale(int headDim) => (float)(1.0 / Math.Sqrt(headDim));

@@ -19,6 +19,7 @@ namespace XFormers.Training
         public const uint StreamNonBlocking = 1;      // CU_STREAM_NON_BLOCKING
         public const uint EventDisableTiming = 2;     // CU_EVENT_DISABLE_TIMING
         private const int PointerAttributeContext = 1; // CU_POINTER_ATTRIBUTE_CONTEXT
+        private const int FunctionAttributeMaxThreadsPerBlock = 0; // CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK
 
         /// <summary>Throws <see cref="InvalidOperationException"/> naming <paramref name="call"/> and the driver's error unless it succeeded.</summary>
         public static void Check(int status, string call)
@@ -60,6 +61,13 @@ namespace XFormers.Training
             return primary;
         }
 
+        /// <summary>The most threads a group of <paramref name="function"/> may have: 1024, or fewer when its registers do not fit.</summary>
+        public static int MaxThreadsPerBlock(IntPtr function)
+        {
+            Check(FuncGetAttribute(out int threads, FunctionAttributeMaxThreadsPerBlock, function), "cuFuncGetAttribute");
+            return threads;
+        }
+
         [DllImport(Library, EntryPoint = "cuGetErrorName")]
         private static extern int GetErrorName(int error, out IntPtr name);
 
@@ -93,6 +101,9 @@ namespace XFormers.Training
 
         [DllImport(Library, EntryPoint = "cuPointerGetAttribute")]
         private static extern unsafe int PointerGetAttribute(void* data, int attribute, IntPtr pointer);
+
+        [DllImport(Library, EntryPoint = "cuFuncGetAttribute")]
+        private static extern int FuncGetAttribute(out int value, int attribute, IntPtr function);
 
         [DllImport(Library, EntryPoint = "cuStreamGetCtx")]
         private static extern int StreamGetCtx(IntPtr stream, out IntPtr context);

@@ -6,6 +6,7 @@ using System.Reflection;
 using System.Threading.Tasks;
 using ILGPU;
 using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
 
 namespace XFormers.Training
 {
@@ -22,6 +23,7 @@ namespace XFormers.Training
     {
         private const int CpuChunk = 2048;
         private readonly ConcurrentDictionary<MethodInfo, Delegate> loaded = new();
+        private readonly ConcurrentDictionary<MethodInfo, int> groupSizes = new();
 
         public DeviceLauncher(XFormersContext context)
         {
@@ -106,15 +108,42 @@ namespace XFormers.Training
         /// intrinsics): <paramref name="groups"/> groups of <paramref name="groupSize"/> threads.
         /// </summary>
         public void LaunchGrouped<TArgs>(Action<TArgs> kernel, int groups, int groupSize, TArgs args)
+            where TArgs : struct =>
+            LaunchGrouped(kernel, groups, groupSize, default, args);
+
+        /// <summary>As <see cref="LaunchGrouped{TArgs}(Action{TArgs}, int, int, TArgs)"/>, with dynamic shared memory for each group.</summary>
+        internal void LaunchGrouped<TArgs>(Action<TArgs> kernel, int groups, int groupSize, SharedMemoryConfig sharedMemory, TArgs args)
             where TArgs : struct
         {
             if (groups <= 0)
                 return;
             var launcher = (Action<KernelConfig, TArgs>)loaded.GetOrAdd(kernel.Method, _ => Accelerator.LoadStreamKernel(kernel));
+            var config = new KernelConfig(groups, groupSize, sharedMemory);
             if (Profile is not null)
-                Measure(kernel.Method.DeclaringType?.Name + "." + kernel.Method.Name, () => launcher(new KernelConfig(groups, groupSize), args));
+                Measure(kernel.Method.DeclaringType?.Name + "." + kernel.Method.Name, () => launcher(config, args));
             else
-                launcher(new KernelConfig(groups, groupSize), args);
+                launcher(config, args);
+        }
+
+        /// <summary>
+        /// The largest group size, from <paramref name="preferred"/> down by halves, at which an explicitly grouped kernel can
+        /// start: ptxas does not know the group size ILGPU will launch, and a kernel compiled to more than 64 registers a
+        /// thread cannot start 1024 threads (<c>CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK</c>, asked once per kernel).
+        /// </summary>
+        internal int GroupSizeFor<TArgs>(Action<TArgs> kernel, int preferred)
+            where TArgs : struct
+        {
+            int size = Math.Min(preferred, Accelerator.MaxNumThreadsPerGroup);
+            if (Accelerator is not CudaAccelerator)
+                return size;
+            return groupSizes.GetOrAdd(kernel.Method, _ =>
+            {
+                var compiled = (CudaKernel)((Action<KernelConfig, TArgs>)loaded.GetOrAdd(kernel.Method, _ => Accelerator.LoadStreamKernel(kernel))).GetKernel();
+                int limit = CudaDriver.MaxThreadsPerBlock(compiled.FunctionPtr);
+                while (size > limit && size > Accelerator.WarpSize)
+                    size /= 2;
+                return size;
+            });
         }
 
         /// <summary>Sets a view to zero (queued on the accelerator; immediate on the host).</summary>

@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -18,7 +19,6 @@ namespace XFormers.Training
         public const int GrowthTracker = 1;
         public const int AdamStep = 2;
         public const int SkippedSteps = 3;
-        private const int ChunkSize = 256;
 
         private readonly MemoryBuffer1D<float, Stride1D.Dense> state;
         private readonly MemoryBuffer1D<int, Stride1D.Dense> foundInf;
@@ -56,7 +56,9 @@ namespace XFormers.Training
         {
             public ArrayView<float> Grads;
             public ArrayView<int> FoundInf;
-            public long Count;
+
+            /// <summary>Threads [0, Vectors) check 8 gradients each (<see cref="Float8"/>); the rest one each, from 8 · Vectors on.</summary>
+            public long Vectors;
         }
 
         internal struct UpdateArgs
@@ -69,17 +71,29 @@ namespace XFormers.Training
             public int Dynamic;
         }
 
-        /// <summary>Flags a chunk holding inf or NaN (exponent bits all ones). Every writer stores 1: no atomics needed.</summary>
-        internal static void CheckKernel(Index1D chunk, CheckArgs a)
+        /// <summary>
+        /// Flags inf or NaN (exponent bits all ones) among a thread's 8 gradients, or its one. Neighbouring threads read
+        /// neighbouring vectors (coalesced). Every writer stores 1: no atomics needed.
+        /// </summary>
+        internal static void CheckKernel(Index1D i, CheckArgs a)
         {
-            long first = (long)chunk.X * ChunkSize;
-            long end = Math.Min(a.Count, first + ChunkSize);
-            bool bad = false;
-            for (long i = first; i < end; i++)
-                bad |= (Interop.FloatAsInt(a.Grads[i]) & 0x7F80_0000u) == 0x7F80_0000u;
+            bool bad;
+            if (i < a.Vectors)
+            {
+                var g = Float8.Load(a.Grads, i);
+                bad = (NonFinite(g.E0) | NonFinite(g.E1)) | (NonFinite(g.E2) | NonFinite(g.E3))
+                    | (NonFinite(g.E4) | NonFinite(g.E5)) | (NonFinite(g.E6) | NonFinite(g.E7));
+            }
+            else
+            {
+                bad = NonFinite(a.Grads[Float8.Width * a.Vectors + (i - a.Vectors)]);
+            }
             if (bad)
                 a.FoundInf[0] = 1;
         }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static bool NonFinite(float value) => (Interop.FloatAsInt(value) & 0x7F80_0000u) == 0x7F80_0000u;
 
         /// <summary>After the optimizer: back off or grow the scale, count the step, clear the flag.</summary>
         internal static void UpdateKernel(Index1D index, UpdateArgs a)
@@ -109,8 +123,12 @@ namespace XFormers.Training
         }
 
         /// <summary>Looks for inf/NaN in the (scaled) gradients.</summary>
-        public void Check(DeviceLauncher launcher, ArrayView<float> grads) =>
-            launcher.Launch(CheckKernel, (grads.Length + ChunkSize - 1) / ChunkSize, new CheckArgs { Grads = grads, FoundInf = FoundInf, Count = grads.Length });
+        public void Check(DeviceLauncher launcher, ArrayView<float> grads)
+        {
+            ArgumentNullException.ThrowIfNull(launcher);
+            long vectors = Wide.IsAligned(grads) ? grads.Length / Float8.Width : 0;
+            launcher.Launch(CheckKernel, grads.Length - (Float8.Width - 1) * vectors, new CheckArgs { Grads = grads, FoundInf = FoundInf, Vectors = vectors });
+        }
 
         /// <summary>Updates the scale and counters from this step's flag.</summary>
         public void Update(DeviceLauncher launcher) =>

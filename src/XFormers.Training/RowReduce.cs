@@ -54,6 +54,62 @@ namespace XFormers.Training
         }
     }
 
+    /// <summary>
+    /// A row owned by a whole group (up to <see cref="MaxWarps"/> warps): each warp reduces with shuffles, lane 0 of each
+    /// leaves its result in shared memory, and after a barrier every thread combines the warps' results in warp order, so
+    /// all threads return the same value and the order of the fp32 sums is fixed. A second barrier lets the next
+    /// reduction reuse the shared slots. Every thread of the group must call it.
+    /// </summary>
+    internal struct GroupReduce : IRowReduce
+    {
+        /// <summary>Warps a group may have (1024 threads of 32 lanes; 128 threads of 4 lanes on the CPU accelerator).</summary>
+        public const int MaxWarps = 32;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Sum(float value)
+        {
+            var partial = SharedMemory.Allocate<float>(MaxWarps);
+            value = default(WarpReduce).Sum(value);
+            if (Warp.IsFirstLane)
+                partial[Warp.WarpIdx] = value;
+            Group.Barrier();
+            float sum = 0f;
+            int warps = Group.DimX / Warp.WarpSize;
+            for (int w = 0; w < warps; w++)
+                sum += partial[w];
+            Group.Barrier();
+            return sum;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void MaxWithIndex(ref float max, ref int index)
+        {
+            var maxes = SharedMemory.Allocate<float>(MaxWarps);
+            var indices = SharedMemory.Allocate<int>(MaxWarps);
+            default(WarpReduce).MaxWithIndex(ref max, ref index);
+            if (Warp.IsFirstLane)
+            {
+                maxes[Warp.WarpIdx] = max;
+                indices[Warp.WarpIdx] = index;
+            }
+            Group.Barrier();
+            max = maxes[0];
+            index = indices[0];
+            int warps = Group.DimX / Warp.WarpSize;
+            for (int w = 1; w < warps; w++)
+            {
+                float otherMax = maxes[w];
+                int otherIndex = indices[w];
+                if (otherMax > max || (otherMax == max && otherIndex < index))
+                {
+                    max = otherMax;
+                    index = otherIndex;
+                }
+            }
+            Group.Barrier();
+        }
+    }
+
     /// <summary>Launch helpers for kernels that give each row one warp.</summary>
     internal static class RowLaunch
     {

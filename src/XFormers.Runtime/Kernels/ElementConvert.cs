@@ -26,9 +26,9 @@ namespace XFormers.Kernels
     }
 
     /// <summary>
-    /// fp16 with round-to-nearest-even narrowing done in integer arithmetic, so the host loops and the GPU
-    /// round identically (ILGPU.Half's host cast truncates, while PTX's cvt.rn rounds to nearest: a resumed
-    /// run would otherwise not be bit-identical).
+    /// fp16 with round-to-nearest-even narrowing on every backend, so the host loops and the GPU round identically
+    /// (ILGPU.Half's host cast truncates: a resumed run would otherwise not be bit-identical). On CUDA that is one
+    /// <c>cvt.rn.f16.f32</c>; elsewhere the rounding is done in integer arithmetic (<see cref="ElementMath.ToHalf"/>).
     /// </summary>
     public struct HalfConvert : IElementConvert<Half>
     {
@@ -36,7 +36,7 @@ namespace XFormers.Kernels
         public float ToFloat(Half value) => (float)value;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public Half FromFloat(float value) => (Half)ElementMath.HalfBitsToFloat(ElementMath.RoundToHalfBits(value));
+        public Half FromFloat(float value) => ElementMath.ToHalf(value);
     }
 
     public struct BFloat16Convert : IElementConvert<BFloat16>

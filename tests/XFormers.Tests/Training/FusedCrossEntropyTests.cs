@@ -47,9 +47,16 @@ public sealed class FusedCrossEntropyTests(CpuContextFixture fixture)
         return (loss, correct, grad);
     }
 
+    /// <summary>
+    /// 1037 and 13: rows start off the 8-element grid (a head and a tail around whole vectors); 1040: whole vectors only;
+    /// warpPerRow: the GPU's group-per-row kernel, run by ILGPU on the CPU accelerator (a group of 32 warps of 4 lanes).
+    /// </summary>
     [Theory]
     [InlineData(false, 1037)]
     [InlineData(true, 1037)]
+    [InlineData(false, 1040)]
+    [InlineData(true, 1040)]
+    [InlineData(false, 13)]
     [InlineData(true, 13)]
     public void Fused_matches_the_unfused_composition_in_fp32(bool warpPerRow, int vocab)
     {
@@ -65,6 +72,51 @@ public sealed class FusedCrossEntropyTests(CpuContextFixture fixture)
         if (vocab > 41)
             correct[3].ShouldBe(1f, "the tie at 9 and 40 goes to 9, the target");
         RelativeError(grad, expected.Grad).ShouldBeLessThan(1e-5);
+    }
+
+    /// <summary>
+    /// Each row's max appears twice and the target is the first: within one vector, in neighbouring lanes, in
+    /// different warps, twice in one lane (a vector and the vector a group's width later), and in the head and tail of
+    /// rows off the 8-element grid. The argmax must be the first every time, on the host and in the group kernel.
+    /// </summary>
+    [Theory]
+    [InlineData(false, 2048)]
+    [InlineData(true, 2048)]
+    [InlineData(false, 2045)]
+    [InlineData(true, 2045)]
+    public void Argmax_ties_go_to_the_first_index(bool warpPerRow, int vocab)
+    {
+        int[][] ties = [[16, 17], [16, 24], [16, 48], [16, 16 + 8 * 128], [0, vocab - 1], [vocab - 3, vocab - 1], [2, 1500]];
+        var logits = Random(34, ties.Length * vocab, 1f);
+        for (int n = 0; n < ties.Length; n++)
+            logits[n * vocab + ties[n][0]] = logits[n * vocab + ties[n][1]] = 6f;
+        var targets = ties.Select(t => t[0]).ToArray();
+        var (loss, correct, grad) = Run<float, FloatConvert>(logits, targets, vocab, warpPerRow, scale: 1f);
+        correct.ShouldAllBe(c => c == 1f);
+        var expected = Unfused(logits, targets, ties.Length, vocab, 1.0);
+        RelativeError(loss, expected.Loss).ShouldBeLessThan(1e-6);
+        RelativeError(grad, expected.Grad).ShouldBeLessThan(1e-5);
+    }
+
+    /// <summary>A GPT-2 vocabulary (50,257: odd) in fp16 and a logits view that starts off the 16-byte grid (element-wise path).</summary>
+    [Theory]
+    [InlineData(false, 0)]
+    [InlineData(true, 0)]
+    [InlineData(false, 3)]
+    [InlineData(true, 3)]
+    public void Gpt2_vocabulary_in_fp16_at_any_offset(bool warpPerRow, int offset)
+    {
+        const int Rows = 3, Vocab = 50257;
+        var logits = Random(35, Rows * Vocab, 3f).Select(v => (float)(Half)v).ToArray();
+        var targets = new[] { 0, 50256, 12345 };
+        logits[2 * Vocab + 12345] = 40f;
+        var padded = new Half[offset].Concat(logits.Select(v => (Half)v)).ToArray();
+        var (loss, correct, grad) = Run<Half, HalfConvert>(padded, targets, Vocab, warpPerRow, scale: 65536f, offset);
+        var expected = Unfused(logits, targets, Rows, Vocab, 65536.0);
+        RelativeError(loss, expected.Loss).ShouldBeLessThan(1e-5);
+        correct.ShouldBe(expected.Correct);
+        correct[2].ShouldBe(1f);
+        RelativeError(grad.Skip(offset).Select(g => (float)g).ToArray(), expected.Grad).ShouldBeLessThan(2e-3);
     }
 
     [Fact]
@@ -90,7 +142,8 @@ public sealed class FusedCrossEntropyTests(CpuContextFixture fixture)
         RelativeError(grad.Select(g => (float)g).ToArray(), expected.Grad).ShouldBeLessThan(2e-3);
     }
 
-    private (float[] Loss, float[] Correct, float[] Grad) Run<T, TConvert>(T[] logits, int[] targets, int vocab, bool warpPerRow, float scale)
+    /// <summary>Runs the fused kernel on <paramref name="logits"/> from element <paramref name="offset"/> on; returns the whole buffer's gradient.</summary>
+    private (float[] Loss, float[] Correct, float[] Grad) Run<T, TConvert>(T[] logits, int[] targets, int vocab, bool warpPerRow, float scale, int offset = 0)
         where T : unmanaged
         where TConvert : struct, IElementConvert<T>
     {
@@ -101,7 +154,8 @@ public sealed class FusedCrossEntropyTests(CpuContextFixture fixture)
         using var rowLoss = Upload(context, new float[rows]);
         using var rowCorrect = Upload(context, new float[rows]);
         using var lossScale = Upload(context, new[] { scale });
-        CrossEntropy.ForwardBackward<T, TConvert>(launcher, rows, vocab, dLogits.View, dTargets.View, rowLoss.View, rowCorrect.View, lossScale.View, writeGradient: true);
+        CrossEntropy.ForwardBackward<T, TConvert>(launcher, rows, vocab, dLogits.View.SubView(offset, (long)rows * vocab), dTargets.View, rowLoss.View, rowCorrect.View,
+            lossScale.View, writeGradient: true);
         var grad = Download(context, dLogits).Select(g => ElementType.ToFloat(g)).ToArray();
         return (Download(context, rowLoss), Download(context, rowCorrect), grad);
     }

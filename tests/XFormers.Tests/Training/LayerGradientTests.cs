@@ -33,10 +33,15 @@ public sealed class LayerGradientTests(CpuContextFixture fixture)
         return (y, mean, rstd);
     }
 
-    [Fact]
-    public void LayerNorm_forward_matches_fp64_and_copies_its_input()
+    /// <summary>24 channels: whole vectors of 8; 20: one a lane. warpPerRow: the GPU's kernel on the CPU accelerator.</summary>
+    [Theory]
+    [InlineData(false, 24)]
+    [InlineData(true, 24)]
+    [InlineData(false, 20)]
+    [InlineData(true, 20)]
+    public void LayerNorm_forward_matches_fp64_and_copies_its_input(bool warpPerRow, int c)
     {
-        int rows = 6, c = 24;
+        int rows = 6;
         var x = Random(1, rows * c, 2f);
         var wb = Random(2, c, 0.5f).Select(v => v + 1f).Concat(Random(3, c, 0.1f)).ToArray();
         using var dx = Upload(context, x);
@@ -45,7 +50,7 @@ public sealed class LayerGradientTests(CpuContextFixture fixture)
         using var mean = Upload(context, new float[rows]);
         using var rstd = Upload(context, new float[rows]);
         using var copy = Upload(context, new float[rows * c]);
-        LayerNorm.Forward<float, FloatConvert>(new DeviceLauncher(context), rows, c, dx.View, dwb.View, y.View, mean.View, rstd.View, copy.View);
+        LayerNorm.Forward<float, FloatConvert>(new DeviceLauncher(context) { UseIlgpuOnCpu = warpPerRow }, rows, c, dx.View, dwb.View, y.View, mean.View, rstd.View, copy.View);
         var reference = LayerNormReference(x, wb[..c], wb[c..], rows, c);
         RelativeError(Download(context, y), reference.Y).ShouldBeLessThan(1e-5);
         RelativeError(Download(context, rstd), reference.Rstd).ShouldBeLessThan(1e-5);
@@ -75,12 +80,18 @@ public sealed class LayerGradientTests(CpuContextFixture fixture)
         return grad;
     }
 
+    /// <summary>
+    /// warpPerRow: the GPU's kernel on the CPU accelerator, whose groups of 4 warps (4 lanes each) take 16 rows and sum
+    /// dweight | dbias in shared memory; 37 rows leave the last group part empty. 16 channels: vectors of 8; 12: one a lane.
+    /// </summary>
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void LayerNorm_backward_matches_finite_differences_and_accumulates(bool warpPerRow)
+    [InlineData(false, 5, 16)]
+    [InlineData(true, 5, 16)]
+    [InlineData(true, 37, 16)]
+    [InlineData(false, 37, 12)]
+    [InlineData(true, 37, 12)]
+    public void LayerNorm_backward_matches_finite_differences_and_accumulates(bool warpPerRow, int rows, int c)
     {
-        int rows = 5, c = 16;
         var x = Random(4, rows * c, 1.5f);
         var wb = Random(5, c, 0.3f).Select(v => v + 1f).Concat(Random(6, c, 0.2f)).ToArray();
         var dy = Random(7, rows * c);
@@ -110,13 +121,59 @@ public sealed class LayerGradientTests(CpuContextFixture fixture)
         RelativeError(Download(context, gradWb), expectedDwb).ShouldBeLessThan(1e-3);
     }
 
-    [Fact]
-    public void SwiGlu_forward_and_backward_match_fp64()
+    /// <summary>
+    /// The host loops against the GPU's kernels on the CPU accelerator, in fp16: at 40 channels the grouped kernel (dweight |
+    /// dbias summed in shared memory), at 6152 (2 · 6152 floats of sums a warp exceed 48 KB) the warp-per-row kernel with a
+    /// partial row each. dx, its fp16 copy and dweight | dbias agree.
+    /// </summary>
+    [Theory]
+    [InlineData(40)]
+    [InlineData(6152)]
+    public void LayerNorm_backward_paths_agree(int c)
     {
-        int rows = 4, width = 10;
+        int rows = 9;
+        var x = Random(15, rows * c, 1.5f);
+        var wb = Random(16, c, 0.3f).Select(v => v + 1f).Concat(Random(17, c, 0.2f)).ToArray();
+        var dy = Random(18, rows * c).Select(v => (Half)v).ToArray();
+        (float[] Dx, Half[] DxCompute, float[] Dwb) Run(bool ilgpu)
+        {
+            var launcher = new DeviceLauncher(context) { UseIlgpuOnCpu = ilgpu };
+            using var gemm = Gemm.Create(launcher);
+            using var dX = Upload(context, x);
+            using var dWb = Upload(context, wb);
+            using var y = Upload(context, new Half[rows * c]);
+            using var mean = Upload(context, new float[rows]);
+            using var rstd = Upload(context, new float[rows]);
+            using var dDy = Upload(context, dy);
+            using var dxOut = Upload(context, Random(19, rows * c));
+            using var dxCompute = Upload(context, new Half[rows * c]);
+            using var gradWb = Upload(context, new float[2 * c]);
+            using var scratch = Upload(context, new float[rows * 2 * c]);
+            using var ones = Upload(context, Enumerable.Repeat(1f, rows).ToArray());
+            LayerNorm.Forward<Half, HalfConvert>(launcher, rows, c, dX.View, dWb.View, y.View, mean.View, rstd.View, default);
+            LayerNorm.Backward<Half, HalfConvert>(launcher, gemm, rows, c, dDy.View, dX.View, dWb.View, mean.View, rstd.View,
+                dxOut.View, dxCompute.View, accumulate: true, gradWb.View, scratch.View, ones.View);
+            return (Download(context, dxOut), Download(context, dxCompute), Download(context, gradWb));
+        }
+        var host = Run(ilgpu: false);
+        var compiled = Run(ilgpu: true);
+        RelativeError(compiled.Dx, ToDouble(host.Dx)).ShouldBeLessThan(1e-5);
+        RelativeError(compiled.Dwb, ToDouble(host.Dwb)).ShouldBeLessThan(1e-5);
+        RelativeError(compiled.DxCompute.Select(h => (float)h).ToArray(), ToDouble(host.DxCompute.Select(h => (float)h))).ShouldBeLessThan(1e-3);
+    }
+
+    /// <summary>Width 16: a thread per 8 outputs; 10: a thread per output. ilgpu: the ILGPU-compiled kernel on the CPU accelerator.</summary>
+    [Theory]
+    [InlineData(false, 10)]
+    [InlineData(true, 10)]
+    [InlineData(false, 16)]
+    [InlineData(true, 16)]
+    public void SwiGlu_forward_and_backward_match_fp64(bool ilgpu, int width)
+    {
+        int rows = 4;
         var x12 = Random(8, rows * 2 * width, 2f);
         var dh = Random(9, rows * width);
-        var launcher = new DeviceLauncher(context);
+        var launcher = new DeviceLauncher(context) { UseIlgpuOnCpu = ilgpu };
         using var dX12 = Upload(context, x12);
         using var hidden = Upload(context, new float[rows * width]);
         using var dHidden = Upload(context, dh);
@@ -215,12 +272,17 @@ public sealed class LayerGradientTests(CpuContextFixture fixture)
         RelativeError(Download(context, gradPositions), expectedPositions).ShouldBeLessThan(1e-6);
     }
 
-    [Fact]
-    public void Attention_split_then_merge_is_the_identity()
+    /// <summary>16 channels: a thread moves 8 of each; 12: one. ilgpu: the ILGPU-compiled kernels on the CPU accelerator.</summary>
+    [Theory]
+    [InlineData(false, 16)]
+    [InlineData(true, 16)]
+    [InlineData(false, 12)]
+    [InlineData(true, 12)]
+    public void Attention_split_then_merge_is_the_identity(bool ilgpu, int c)
     {
-        int rows = 6, c = 8;
+        int rows = 6;
         var qkv = Random(14, rows * 3 * c).Select(v => (Half)v).ToArray();
-        var launcher = new DeviceLauncher(context);
+        var launcher = new DeviceLauncher(context) { UseIlgpuOnCpu = ilgpu };
         using var dQkv = Upload(context, qkv);
         using var q = Upload(context, new Half[rows * c]);
         using var k = Upload(context, new Half[rows * c]);

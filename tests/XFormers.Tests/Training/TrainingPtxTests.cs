@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
 using ILGPU;
 using ILGPU.Algorithms;
 using ILGPU.Backends.EntryPoints;
@@ -26,6 +28,23 @@ public sealed class TrainingPtxTests
         ["LayerNorm.BackwardRows<Half>"] = new Action<LayerNorm.BackwardArgs<Half>>(LayerNorm.BackwardRowsKernel<Half, HalfConvert>),
         ["CrossEntropy.Rows<Half>"] = new Action<CrossEntropy.Args<Half>>(CrossEntropy.RowsKernel<Half, HalfConvert>),
         ["LayerNorm.BackwardRows<BFloat16>"] = new Action<LayerNorm.BackwardArgs<BFloat16>>(LayerNorm.BackwardRowsKernel<BFloat16, BFloat16Convert>),
+        ["LayerNorm.BackwardGroups<Half>"] = new Action<LayerNorm.BackwardArgs<Half>>(LayerNorm.BackwardGroupsKernel<Half, HalfConvert>),
+        ["LayerNorm.BackwardGroups<BFloat16>"] = new Action<LayerNorm.BackwardArgs<BFloat16>>(LayerNorm.BackwardGroupsKernel<BFloat16, BFloat16Convert>),
+        ["CrossEntropy.Rows<BFloat16>"] = new Action<CrossEntropy.Args<BFloat16>>(CrossEntropy.RowsKernel<BFloat16, BFloat16Convert>),
+    };
+
+    /// <summary>The wide kernels and the vector instructions their PTX must hold (16 bytes a lane for fp16, 32 for fp32).</summary>
+    public static TheoryData<string, string[]> WideKernels() => new()
+    {
+        { "CrossEntropy.Rows<Half>", ["ld.global.v4.b16", "st.global.v4.b16"] },
+        { "LayerNorm.ForwardRows<Half>", ["ld.global.v4.f32", "st.global.v4.b16", "st.global.v4.f32"] },
+        { "LayerNorm.BackwardGroups<Half>", ["ld.global.v4.b16", "ld.global.v4.f32", "st.global.v4.f32", "st.global.v4.b16", "ld.shared.v4.f32", "st.shared.v4.f32"] },
+        { "SwiGlu.Forward<Half>", ["ld.global.v4.b16", "st.global.v4.b16"] },
+        { "SwiGlu.Backward<Half>", ["ld.global.v4.b16", "st.global.v4.b16"] },
+        { "AdamW<Half>", ["ld.global.v4.f32", "st.global.v4.f32", "st.global.v4.b16"] },
+        { "GradScaler.Check", ["ld.global.v4.f32"] },
+        { "Attention.Split<Half>", ["ld.global.v4.b16", "st.global.v4.b16"] },
+        { "Attention.Merge<Half>", ["ld.global.v4.b16", "st.global.v4.b16"] },
     };
 
     private static Dictionary<string, Delegate> KernelTable() => new()
@@ -58,17 +77,35 @@ public sealed class TrainingPtxTests
     [Theory]
     [MemberData(nameof(Kernels))]
     public void Training_kernel_compiles_to_PTX(string name) =>
-        CompileToPtx(EntryPointDescription.FromImplicitlyGroupedKernel(KernelTable()[name].Method)).ShouldContain(".entry");
+        CompileToPtx(EntryPointDescription.FromImplicitlyGroupedKernel(KernelTable()[name].Method), name).ShouldContain(".entry");
 
     [Theory]
     [MemberData(nameof(GroupedKernels))]
     public void Warp_per_row_kernel_compiles_to_PTX_with_shuffles(string name) =>
-        CompileToPtx(EntryPointDescription.FromExplicitlyGroupedKernel(GroupedKernelTable()[name].Method)).ShouldContain("shfl.sync");
+        CompileToPtx(EntryPointDescription.FromExplicitlyGroupedKernel(GroupedKernelTable()[name].Method), name).ShouldContain("shfl.sync");
 
-    private static string CompileToPtx(EntryPointDescription entry)
+    [Theory]
+    [MemberData(nameof(WideKernels))]
+    public void Wide_kernel_loads_and_stores_vectors(string name, string[] instructions)
+    {
+        var ptx = KernelTable().TryGetValue(name, out var kernel)
+            ? CompileToPtx(EntryPointDescription.FromImplicitlyGroupedKernel(kernel.Method), name)
+            : CompileToPtx(EntryPointDescription.FromExplicitlyGroupedKernel(GroupedKernelTable()[name].Method), name);
+        foreach (var instruction in instructions)
+            ptx.ShouldContain(instruction, customMessage: $"{name} has no {instruction}");
+        // The only local slots are the 4-byte operands of inline PTX (KernelMath.Exp), which ptxas keeps in registers.
+        Regex.Matches(ptx, @"__local_depot\d+\[(\d+)\]").Select(m => int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture))
+            .ShouldAllBe(bytes => bytes <= 4, $"{name} keeps a Float8 in local memory");
+    }
+
+    /// <summary>PTX of one kernel; with XFORMERS_PTX_DUMP set to a folder, also written there as NAME.ptx.</summary>
+    private static string CompileToPtx(EntryPointDescription entry, string name)
     {
         using var context = Context.Create(builder => builder.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O2).Inlining(InliningMode.Aggressive));
         using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
-        return ((PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty)).PTXAssembly;
+        var ptx = ((PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty)).PTXAssembly;
+        if (Environment.GetEnvironmentVariable("XFORMERS_PTX_DUMP") is { Length: > 0 } dump)
+            System.IO.File.WriteAllText(System.IO.Path.Combine(dump, name + ".ptx"), ptx);
+        return ptx;
     }
 }

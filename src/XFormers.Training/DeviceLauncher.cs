@@ -23,7 +23,8 @@ namespace XFormers.Training
     {
         private const int CpuChunk = 2048;
         private readonly ConcurrentDictionary<MethodInfo, Delegate> loaded = new();
-        private readonly ConcurrentDictionary<MethodInfo, int> groupSizes = new();
+        /// <summary>Each grouped kernel's CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, asked once.</summary>
+        private readonly ConcurrentDictionary<MethodInfo, int> groupLimits = new();
 
         public DeviceLauncher(XFormersContext context)
         {
@@ -126,7 +127,7 @@ namespace XFormers.Training
         }
 
         /// <summary>
-        /// The largest group size, from <paramref name="preferred"/> down by halves, at which an explicitly grouped kernel can
+        /// The largest group size, from <paramref name="preferred"/> down by halves (whole warps), at which an explicitly grouped kernel can
         /// start: ptxas does not know the group size ILGPU will launch, and a kernel compiled to more than 64 registers a
         /// thread cannot start 1024 threads (<c>CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK</c>, asked once per kernel).
         /// </summary>
@@ -136,14 +137,14 @@ namespace XFormers.Training
             int size = Math.Min(preferred, Accelerator.MaxNumThreadsPerGroup);
             if (Accelerator is not CudaAccelerator)
                 return size;
-            return groupSizes.GetOrAdd(kernel.Method, _ =>
+            int limit = groupLimits.GetOrAdd(kernel.Method, _ =>
             {
                 var compiled = (CudaKernel)((Action<KernelConfig, TArgs>)loaded.GetOrAdd(kernel.Method, _ => Accelerator.LoadStreamKernel(kernel))).GetKernel();
-                int limit = CudaDriver.MaxThreadsPerBlock(compiled.FunctionPtr);
-                while (size > limit && size > Accelerator.WarpSize)
-                    size /= 2;
-                return size;
+                return CudaDriver.MaxThreadsPerBlock(compiled.FunctionPtr);
             });
+            while (size > limit && size > Accelerator.WarpSize)
+                size = Math.Max(Accelerator.WarpSize, size / 2 / Accelerator.WarpSize * Accelerator.WarpSize);
+            return size;
         }
 
         /// <summary>Sets a view to zero (queued on the accelerator; immediate on the host).</summary>

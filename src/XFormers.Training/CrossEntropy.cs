@@ -181,6 +181,24 @@ namespace XFormers.Training
             where TConvert : struct, IElementConvert<T> =>
             Row<T, TConvert, SingleLane>(a, row, 0, 1);
 
+        /// <summary>One warp per row (GPU, vocabularies below <see cref="GroupRowsFrom"/>): no group barrier.</summary>
+        public static void WarpRowsKernel<T, TConvert>(Args<T> a)
+            where T : unmanaged
+            where TConvert : struct, IElementConvert<T>
+        {
+            int row = RowLaunch.WarpRow();
+            if (row < a.Count)
+                Row<T, TConvert, WarpReduce>(a, row, Warp.LaneIdx, Warp.WarpSize);
+        }
+
+        /// <summary>
+        /// The smallest vocabulary that gets a group of threads a row (<see cref="RowsKernel{T, TConvert}"/>): 8,192 logits, a
+        /// vector for each of 1024 threads. Smaller rows take a warp each. On the H200 the group kernel with a vocabulary of
+        /// 64 never finished (cuda-gdb showed RowsKernel resident and spinning after 30 s, at 1024 threads a group and again
+        /// at 32); 50,304 and 50,257 ran. The cause was not found; the warp kernel has no group barrier.
+        /// </summary>
+        public const int GroupRowsFrom = GroupSize * Float8.Width;
+
         /// <summary>One group per row (GPU).</summary>
         public static void RowsKernel<T, TConvert>(Args<T> a)
             where T : unmanaged
@@ -238,6 +256,8 @@ namespace XFormers.Training
             };
             if (launcher.RunsOnHost)
                 launcher.Launch(Kernel<T, TConvert>, rows, args);
+            else if (vocab < GroupRowsFrom)
+                RowLaunch.Launch(launcher, Kernel<T, TConvert>, WarpRowsKernel<T, TConvert>, rows, args);
             else
                 launcher.LaunchGrouped(RowsKernel<T, TConvert>, rows, launcher.GroupSizeFor<Args<T>>(RowsKernel<T, TConvert>, GroupSizeFor(vocab, launcher.Accelerator.WarpSize)), args);
         }

@@ -33,9 +33,14 @@ public static class AttentionCheck
     /// <summary>The bound on scaled errors against the fp64 reference (see <see cref="ReferenceAttention.Tolerance"/>).</summary>
     public static double Tolerance(DType dtype, int headDim = 64) => ReferenceAttention.Tolerance(dtype, headDim);
 
+    /// <summary>
+    /// Runs the case's forward (and backward) and compares with fp64; with <paramref name="dropoutP"/> &gt; 0 the kernels drop
+    /// scores under <paramref name="dropoutSeed"/> and the reference is <see cref="DropoutReference"/> with the same mask.
+    /// </summary>
     public static AttentionErrors Run<T>(
         XFormersContext context, AttentionCase c, bool backward = true, AttentionKernel? kernel = null, bool naive = false,
-        ReferenceAttention.ScoreModFunction? scoreMod = null, ReferenceAttention.MaskModFunction? maskMod = null)
+        ReferenceAttention.ScoreModFunction? scoreMod = null, ReferenceAttention.MaskModFunction? maskMod = null,
+        double dropoutP = 0, ulong dropoutSeed = 0)
         where T : unmanaged
     {
         int[] qShape, kShape;
@@ -78,20 +83,22 @@ public static class AttentionCheck
             var qd = q.ToDoubleArray();
             var kd = k.ToDoubleArray();
             var vd = v.ToDoubleArray();
-            var expected = ReferenceAttention.Forward(problem, qd, kd, vd);
+            var expected = dropoutP > 0 ? DropoutReference.Forward(problem, qd, kd, vd, dropoutP, dropoutSeed) : ReferenceAttention.Forward(problem, qd, kd, vd);
 
             using var forward = naive ? NaiveAttention.Forward(q, k, v, attnBias)
-                : kernel is null ? Fmha.MemoryEfficientAttentionForward(q, k, v, attnBias)
-                : kernel.Forward(q, k, v, attnBias);
+                : kernel is null ? Fmha.MemoryEfficientAttentionForward(q, k, v, attnBias, p: dropoutP, seed: dropoutSeed)
+                : kernel.Forward(q, k, v, attnBias, p: dropoutP, seed: dropoutSeed);
             double outputError = Error(forward.Output.ToDoubleArray(), expected.Output);
             double lseError = Error(forward.Lse.ToDoubleArray(), expected.Lse);
             if (!backward)
                 return new AttentionErrors(outputError, lseError, 0, 0, 0, 0);
 
-            var grads = ReferenceAttention.Backward(problem, qd, kd, vd, dO.ToDoubleArray());
+            var grads = dropoutP > 0
+                ? DropoutReference.Backward(problem, qd, kd, vd, dO.ToDoubleArray(), dropoutP, dropoutSeed)
+                : ReferenceAttention.Backward(problem, qd, kd, vd, dO.ToDoubleArray());
             using var actual = naive ? NaiveAttention.Backward(dO, q, k, v, attnBias)
-                : kernel is null ? Fmha.MemoryEfficientAttentionBackward(dO, forward, q, k, v, attnBias)
-                : kernel.Backward(dO, forward, q, k, v, attnBias);
+                : kernel is null ? Fmha.MemoryEfficientAttentionBackward(dO, forward, q, k, v, attnBias, p: dropoutP, seed: dropoutSeed)
+                : kernel.Backward(dO, forward, q, k, v, attnBias, p: dropoutP, seed: dropoutSeed);
             double biasError = 0;
             if (c.BiasRequiresGrad)
             {

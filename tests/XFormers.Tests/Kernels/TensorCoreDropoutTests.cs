@@ -17,15 +17,11 @@ public sealed class TensorCoreDropoutTests(TensorCoreFixture fixture, ITestOutpu
         ? DropoutVariants.PackedCausalF16()
         : AttentionRegistry.Variants.Single(k => k.Variant.Name == "XFormers.StockVariants." + name);
 
-    private bool UsesTensorCores(AttentionKernel kernel) => kernel is AttentionKernel<Half> half
-        ? half.UsesTensorCoreBackward(context.Accelerator)
-        : ((AttentionKernel<BFloat16>)kernel).UsesTensorCoreBackward(context.Accelerator);
-
     [Fact]
     public void TheMaskIsTheOraclesAndKeepsOneMinusP()
     {
         var kernel = Kernel("None_None_F16_64_Dropout");
-        UsesTensorCores(kernel).ShouldBeTrue();
+        AttentionCheck.UsesTensorCoreBackward(context, kernel).ShouldBeTrue();
         // 2 · 70 · 64 = 8960 scores (a ragged row tile), GQA 2 → 1; fp16 outputs: a kept factor to the output's rounding.
         var c = new AttentionCase(1, 70, 64, 2, 1, 64);
         var factors = DropoutCheck.Factors<Half>(context, kernel, c, 0.4, 31);
@@ -57,16 +53,7 @@ public sealed class TensorCoreDropoutTests(TensorCoreFixture fixture, ITestOutpu
     [MemberData(nameof(Cases))]
     public void ForwardAndGradientsMatchTheFp64OracleWithTheSameMask(string name, AttentionCase c, double p)
     {
-        var kernel = Kernel(name);
-        UsesTensorCores(kernel).ShouldBeTrue();
-        var errors = kernel.Variant.DType == DType.Float16
-            ? AttentionCheck.Run<Half>(context, c, kernel: kernel, dropoutP: p, dropoutSeed: 42)
-            : AttentionCheck.Run<BFloat16>(context, c, kernel: kernel, dropoutP: p, dropoutSeed: 42);
-        output.WriteLine($"{name} {c} p = {p}: {errors}");
-        // As TensorCoreBackwardTests: P (here P times its dropout factor) is rounded to the dtype before P·V and Pᵀ·dO.
-        Math.Max(errors.Output, errors.Lse).ShouldBeLessThan(2 * AttentionCheck.Tolerance(kernel.Variant.DType), $"{name} {c}: {errors}");
-        new[] { errors.Query, errors.Key, errors.Value }.Max()
-            .ShouldBeLessThanOrEqualTo(AttentionCheck.Tolerance(kernel.Variant.DType, kernel.Variant.HeadDim), $"{name} {c}: {errors}");
+        AttentionCheck.TensorCoreShouldMatchFp64(context, output.WriteLine, name, Kernel(name), c, p, dropoutSeed: 42);
     }
 
     [Fact]

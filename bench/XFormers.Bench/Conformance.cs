@@ -9,7 +9,9 @@ namespace XFormers.Bench
     /// <summary>
     /// Every stock variant, forward and gradients, against the fp64 host reference on a small case and against
     /// the accelerator's naive reference (fed the same inputs widened to float32) on a larger one. Outputs are poisoned with NaN before each run, so an
-    /// element a kernel never writes fails. One summary line per variant; the exit code counts the misses.
+    /// element a kernel never writes fails. A dropout variant is checked with p = 0 as above, and with p = <see cref="DropoutP"/>
+    /// against <see cref="DropoutReference"/> (the same mask in fp64) on the small and ragged cases, its backward twice for the
+    /// same bits. One summary line per variant; the exit code counts the misses.
     /// </summary>
     internal static class Conformance
     {
@@ -21,6 +23,10 @@ namespace XFormers.Bench
             public override string ToString() =>
                 $"O {O:0.0e+0} Lse {Lse:0.0e+0} dQ {dQ:0.0e+0} dK {dK:0.0e+0} dV {dV:0.0e+0}" + (dBias > 0 ? $" dB {dBias:0.0e+0}" : "");
         }
+
+        /// <summary>The dropout probability and seed a dropout variant's conformance runs with (besides p = 0).</summary>
+        private const double DropoutP = 0.2;
+        private const ulong DropoutSeed = 20261201;
 
         public static int Run(XFormersContext context, string? filter, string? shard = null)
         {
@@ -99,8 +105,18 @@ namespace XFormers.Bench
             double worst = Math.Max(smallErrors.Max, raggedErrors?.Max ?? 0);
             // The backward twice on the large case: the same bits both times (no atomics whose order varies).
             bool deterministic = !v.Backward || SameBits<T>(context, kernel, large);
+            // Dropout: the small and ragged cases again with p > 0, against the fp64 oracle with the same mask; the same bits twice.
+            string dropoutLine = "";
+            if (v.Dropout)
+            {
+                var dropoutErrors = Compare<T>(context, kernel, small, naive: false, DropoutP, DropoutSeed);
+                var raggedDropout = ragged is null ? null : Compare<T>(context, kernel, ragged, naive: false, DropoutP, DropoutSeed);
+                worst = Math.Max(worst, Math.Max(dropoutErrors.Max, raggedDropout?.Max ?? 0));
+                deterministic &= !v.Backward || SameBits<T>(context, kernel, small, DropoutP, DropoutSeed);
+                dropoutLine = $" dropout p={DropoutP} [{dropoutErrors}]" + (raggedDropout is null ? "" : $" ragged [{raggedDropout}]");
+            }
             bool ok = worst <= Tolerance(v.DType) && largeErrors.Max <= Tolerance(v.DType) && deterministic;
-            return (ok, $"fp64 [{smallErrors}] naive [{largeErrors}]" + (raggedErrors is null ? "" : $" ragged [{raggedErrors}]") +
+            return (ok, $"fp64 [{smallErrors}] naive [{largeErrors}]" + (raggedErrors is null ? "" : $" ragged [{raggedErrors}]") + dropoutLine +
                         (deterministic ? "" : " NOT DETERMINISTIC") + $" {kernel.BackendOn(context.Accelerator)}", worst, largeErrors.Max);
         }
 
@@ -117,11 +133,11 @@ namespace XFormers.Bench
             return new Case(2, 150, 70, 4, 1, v.HeadDim, v.Mask, v.Bias, BiasRequiresGrad: v.BiasGradient, Seed: 5, Window: window);
         }
 
-        private static Errors Compare<T>(XFormersContext context, AttentionKernel kernel, Case c, bool naive)
+        private static Errors Compare<T>(XFormersContext context, AttentionKernel kernel, Case c, bool naive, double p = 0, ulong seed = 0)
             where T : unmanaged
         {
             using var x = c.Create<T>(context);
-            var (o, lse, dq, dk, dv, dbias) = RunPoisoned(context, kernel, c, x);
+            var (o, lse, dq, dk, dv, dbias) = RunPoisoned(context, kernel, c, x, p, seed);
             using (o) using (lse) using (dq) using (dk) using (dv) using (dbias)
             {
                 double[] eO, eLse, eQ, eK, eV, eB;
@@ -137,10 +153,12 @@ namespace XFormers.Bench
                 }
                 else
                 {
-                    var p = ReferenceAttention.ProblemFor(x.Q, x.K, x.AttnBias);
+                    var problem = ReferenceAttention.ProblemFor(x.Q, x.K, x.AttnBias);
                     var (qd, kd, vd) = (x.Q.ToDoubleArray(), x.K.ToDoubleArray(), x.V.ToDoubleArray());
-                    var f = ReferenceAttention.Forward(p, qd, kd, vd);
-                    var g = ReferenceAttention.Backward(p, qd, kd, vd, x.dO.ToDoubleArray());
+                    var f = p > 0 ? DropoutReference.Forward(problem, qd, kd, vd, p, seed) : ReferenceAttention.Forward(problem, qd, kd, vd);
+                    var g = p > 0
+                        ? DropoutReference.Backward(problem, qd, kd, vd, x.dO.ToDoubleArray(), p, seed)
+                        : ReferenceAttention.Backward(problem, qd, kd, vd, x.dO.ToDoubleArray());
                     (eO, eLse, eQ, eK, eV, eB) = (f.Output, f.Lse, g.Query, g.Key, g.Value, g.Bias);
                 }
                 return new Errors(
@@ -150,9 +168,9 @@ namespace XFormers.Bench
             }
         }
 
-        /// <summary>Runs the variant's forward and backward into outputs first filled with NaN.</summary>
+        /// <summary>Runs the variant's forward and backward (dropping scores with probability <paramref name="p"/>) into outputs first filled with NaN.</summary>
         private static (Tensor<T> O, Tensor<float> Lse, Tensor<T> dQ, Tensor<T> dK, Tensor<T> dV, Tensor<T>? dBias) RunPoisoned<T>(
-            XFormersContext context, AttentionKernel kernel, Case c, Inputs<T> x)
+            XFormersContext context, AttentionKernel kernel, Case c, Inputs<T> x, double p = 0, ulong seed = 0)
             where T : unmanaged
         {
             var o = Poisoned<T>(context, x.Q.Shape.ToArray());
@@ -161,19 +179,19 @@ namespace XFormers.Bench
             var dk = Poisoned<T>(context, x.K.Shape.ToArray());
             var dv = Poisoned<T>(context, x.K.Shape.ToArray());
             var dbias = c.BiasRequiresGrad ? Poisoned<T>(context, c.Batch, c.Hq, c.Mq, c.Mkv) : null;
-            Fmha.MemoryEfficientAttentionForward(x.Q, x.K, x.V, o, lse, x.AttnBias, kernel: kernel);
-            Fmha.MemoryEfficientAttentionBackward(x.dO, o, lse, x.Q, x.K, x.V, dq, dk, dv, dbias, x.AttnBias, kernel: kernel);
+            Fmha.MemoryEfficientAttentionForward(x.Q, x.K, x.V, o, lse, x.AttnBias, kernel: kernel, p: p, seed: seed);
+            Fmha.MemoryEfficientAttentionBackward(x.dO, o, lse, x.Q, x.K, x.V, dq, dk, dv, dbias, x.AttnBias, kernel: kernel, p: p, seed: seed);
             context.Synchronize();
             return (o, lse, dq, dk, dv, dbias);
         }
 
         /// <summary>Runs forward and backward twice on the same inputs and compares every output bit for bit.</summary>
-        private static bool SameBits<T>(XFormersContext context, AttentionKernel kernel, Case c)
+        private static bool SameBits<T>(XFormersContext context, AttentionKernel kernel, Case c, double p = 0, ulong seed = 0)
             where T : unmanaged
         {
             using var x = c.Create<T>(context);
-            var first = RunPoisoned(context, kernel, c, x);
-            var second = RunPoisoned(context, kernel, c, x);
+            var first = RunPoisoned(context, kernel, c, x, p, seed);
+            var second = RunPoisoned(context, kernel, c, x, p, seed);
             try
             {
                 return Bits(first.O, second.O) && Bits(first.dQ, second.dQ) && Bits(first.dK, second.dK) && Bits(first.dV, second.dV) &&

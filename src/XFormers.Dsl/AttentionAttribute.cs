@@ -74,5 +74,13 @@ namespace XFormers.Dsl
         /// is kept when both keep it). Tiles it hides entirely are skipped. Default none.
         /// </summary>
         public string? MaskMod { get; set; }
+
+        /// <summary>
+        /// Whether the kernels apply attention dropout: each probability is kept with probability 1 − p and scaled by
+        /// 1 / (1 − p), the mask drawn from Philox4x32-10 under a seed, both given at run time (<c>p</c> and <c>seed</c> on
+        /// <c>Fmha.MemoryEfficientAttention</c> and the variant's <c>Forward</c>/<c>Backward</c>); the backward regenerates
+        /// the mask from the seed. A variant without it has no dropout code and refuses p &gt; 0. Default false.
+        /// </summary>
+        public bool Dropout { get; set; }
     }
 }

@@ -143,7 +143,7 @@ namespace XFormers.Generators
             /// <summary>The attribute's named arguments, with the DSL's defaults; an unknown enum value is XFA0009 and reads as the default.</summary>
             private sealed record Declared(
                 MaskKind Mask, BiasKind Bias, DType DType, bool BiasGradient, bool Backward,
-                int HeadDim, int Heads, int KvHeads, int BlockM, int BlockN, Options Options);
+                int HeadDim, int Heads, int KvHeads, int BlockM, int BlockN, bool Dropout, Options Options);
 
             private static Declared ReadOptions(GeneratorAttributeSyntaxContext context, List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
             {
@@ -161,6 +161,7 @@ namespace XFormers.Generators
                     options.Int("KvHeads", 0),
                     options.Int("BlockM", 0),
                     options.Int("BlockN", 0),
+                    options.Bool("Dropout", false),
                     options);
             }
 
@@ -352,7 +353,11 @@ namespace XFormers.Generators
                 int blockN = tc?.ForwardBlockN ?? SharedMemoryLayout.TensorCoreBlockN;
                 int deltaLanes = Math.Min(32, (headDim / 4) & -(headDim / 4));
                 bool hopper = mods is null;
-                var hopperBackward = declared.Backward
+                // The sm_90a modules have no dropout code: a dropout variant carries none (its calls with p > 0 could not use
+                // them, and a call with p = 0 through Fmha takes a variant without dropout), which also keeps their PTX out of
+                // the assembly's 16 MB string heap.
+                bool sm90a = !declared.Dropout;
+                var hopperBackward = declared.Backward && sm90a
                     ? HopperPlan.BackwardFor(headDim, (int)dtype, mask.ToString(), (int)bias, declared.BiasGradient, mods?.HasScore ?? false, mods?.HasMask ?? false)
                     : null;
                 return new VariantModel
@@ -419,17 +424,19 @@ namespace XFormers.Generators
                     TcMma = bf16 ? "MmaM16N8K16Bf16" : "MmaM16N8K16",
                     TcDot4 = bf16 ? "Dot4BFloat16" : "Dot4Half",
                     TcPack = bf16 ? "PackBFloat162" : "PackHalf2",
-                    Hopper = hopper
-                        ? HopperPlan.For(headDim, (int)dtype, mask.ToString(), (int)bias)
+                    Hopper = !sm90a ? null
+                        : hopper ? HopperPlan.For(headDim, (int)dtype, mask.ToString(), (int)bias)
                         : HopperPlan.ForMods(headDim, (int)dtype, mask.ToString(), (int)bias, mods!.HasScore, mods.HasMask),
-                    HopperSmallGrid = hopper ? HopperPlan.SmallGridFor(headDim, (int)dtype, mask.ToString(), (int)bias) : null,
+                    HopperSmallGrid = hopper && sm90a ? HopperPlan.SmallGridFor(headDim, (int)dtype, mask.ToString(), (int)bias) : null,
                     HopperBackwardKv = hopperBackward?.Keys,
                     HopperBackwardV = hopperBackward?.Values,
                     HopperBackwardQ = hopperBackward?.Queries,
                     Mods = mods,
+                    Dropout = declared.Dropout,
                     Summary = $"Mask = {mask}, Bias = {bias}{(declared.BiasGradient ? " (with gradient)" : "")}, HeadDim = {headDim}, " +
                               $"DType = {dtype}, Heads = {(heads > 0 ? heads.ToString() : "any")}, KvHeads = {(kvHeads > 0 ? kvHeads.ToString() : heads > 0 ? heads.ToString() : "any")}, " +
-                              $"BlockM = {tiles.BlockM}, BlockN = {tiles.BlockN}, Backward = {(declared.Backward ? "yes" : "no")}" + ModsSummary(mods),
+                              $"BlockM = {tiles.BlockM}, BlockN = {tiles.BlockN}, Backward = {(declared.Backward ? "yes" : "no")}" + ModsSummary(mods) +
+                              (declared.Dropout ? ", dropout" : ""),
                 };
             }
 

@@ -83,17 +83,21 @@ namespace XFormers
             context.Accelerator.MaxNumThreadsPerGroup >= Math.Max(Variant.BlockM, Variant.BlockN)
             && context.Accelerator.MaxSharedMemoryPerGroup >= Variant.ForwardSharedBytes;
 
-        /// <summary>Forward with this variant: the output, and the log-sum-exp the backward needs.</summary>
-        public AttentionOutput<T> Forward<T>(Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias = null, float? scale = null)
+        /// <summary>
+        /// Forward with this variant: the output, and the log-sum-exp the backward needs. <paramref name="p"/> &gt; 0 applies
+        /// attention dropout under <paramref name="seed"/> (a variant declared with <c>Dropout = true</c>).
+        /// </summary>
+        public AttentionOutput<T> Forward<T>(
+            Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias = null, float? scale = null, double p = 0.0, ulong? seed = null)
             where T : unmanaged =>
-            Fmha.MemoryEfficientAttentionForward(query, key, value, attnBias, scale, this);
+            Fmha.MemoryEfficientAttentionForward(query, key, value, attnBias, scale, this, p, seed);
 
-        /// <summary>Backward with this variant: dQ, dK, dV (and dBias for a bias that requires it).</summary>
+        /// <summary>Backward with this variant: dQ, dK, dV (and dBias for a bias that requires it); p and seed are the forward's.</summary>
         public AttentionGradients<T> Backward<T>(
             Tensor<T> gradOutput, AttentionOutput<T> forward, Tensor<T> query, Tensor<T> key, Tensor<T> value,
-            AttentionBias? attnBias = null, float? scale = null)
+            AttentionBias? attnBias = null, float? scale = null, double p = 0.0, ulong? seed = null)
             where T : unmanaged =>
-            Fmha.MemoryEfficientAttentionBackward(gradOutput, forward, query, key, value, attnBias, scale, this);
+            Fmha.MemoryEfficientAttentionBackward(gradOutput, forward, query, key, value, attnBias, scale, this, p, seed);
 
         public override string ToString() => Variant.ToString();
 

@@ -33,12 +33,13 @@ namespace XFormers
 
         /// <summary>
         /// The best variant for a problem, or null. A variant with the problem's grouping fixed at build
-        /// time beats one that reads it at run time; among equals, the one registered last (a user's
-        /// assembly loads after the runtime) wins.
+        /// time beats one that reads it at run time, then one whose bias gradient is as asked, then one with dropout only
+        /// when it is asked for (<paramref name="needDropout"/>: p &gt; 0 takes only such a variant; p = 0 prefers one
+        /// without); among equals, the one registered last (a user's assembly loads after the runtime) wins.
         /// </summary>
         public static AttentionKernel? Find(
             MaskKind mask, BiasKind bias, DType dtype, int headDim, int queryHeads, int kvHeads,
-            bool needBackward = false, bool needBiasGradient = false)
+            bool needBackward = false, bool needBiasGradient = false, bool needDropout = false)
         {
             AttentionKernel? best = null;
             int bestScore = -1;
@@ -47,11 +48,11 @@ namespace XFormers
                 var v = kernel.Variant;
                 if (v.Mask != mask || v.Bias != bias || v.DType != dtype || v.HeadDim != headDim || v.HasMods)
                     continue;
-                if ((needBackward && !v.Backward) || (needBiasGradient && !v.BiasGradient))
+                if ((needBackward && !v.Backward) || (needBiasGradient && !v.BiasGradient) || (needDropout && !v.Dropout))
                     continue;
                 if (!GroupingFits(v, queryHeads, kvHeads))
                     continue;
-                int score = (v.HasFixedGrouping ? 2 : 0) + (v.BiasGradient == needBiasGradient ? 1 : 0);
+                int score = (v.HasFixedGrouping ? 4 : 0) + (v.BiasGradient == needBiasGradient ? 2 : 0) + (v.Dropout == needDropout ? 1 : 0);
                 if (score >= bestScore)
                 {
                     best = kernel;
@@ -61,10 +62,10 @@ namespace XFormers
             return best;
         }
 
-        /// <summary>Head dims registered for a (mask, bias, dtype) combination, for error messages.</summary>
-        public static IReadOnlyList<int> HeadDimsFor(MaskKind mask, BiasKind bias, DType dtype) =>
+        /// <summary>Head dims registered for a (mask, bias, dtype) combination (with dropout, when asked), for error messages.</summary>
+        public static IReadOnlyList<int> HeadDimsFor(MaskKind mask, BiasKind bias, DType dtype, bool withDropout = false) =>
             Variants.Select(k => k.Variant)
-                .Where(v => v.Mask == mask && v.Bias == bias && v.DType == dtype && !v.HasMods)
+                .Where(v => v.Mask == mask && v.Bias == bias && v.DType == dtype && !v.HasMods && (v.Dropout || !withDropout))
                 .Select(v => v.HeadDim).Distinct().OrderBy(d => d).ToArray();
 
         internal static bool GroupingFits(AttentionVariant v, int queryHeads, int kvHeads)

@@ -53,6 +53,12 @@ namespace XFormers
         /// </summary>
         public bool HasMods => ScoreMod is not null || MaskMod is not null;
 
+        /// <summary>
+        /// Whether the kernels apply attention dropout (<see cref="AttentionAttribute.Dropout"/>): only such a variant takes
+        /// p &gt; 0; with p = 0 it computes what a variant without dropout does.
+        /// </summary>
+        public bool Dropout { get; init; }
+
         /// <summary>Whether the grouping is fixed at build time.</summary>
         public bool HasFixedGrouping => GroupSize > 0;
 

@@ -245,7 +245,7 @@ namespace XFormers
             var accelerator = context.Accelerator;
             int mq = query.Dim(1), mkv = key.Dim(1);
             var probe = AttentionProblem.Create(query, key, value, BlockDiagonalMask.FromSeqlens(new[] { mq }, new[] { mkv }), scale);
-            var fullKernel = Resolve<T>(probe, context, null, needBackward: false);
+            var fullKernel = Resolve<T>(probe, context, null, needBackward: false, default);
             if (probe.IsEmpty)
                 return;
             int tileRows = fullKernel.ForwardRowsPerGroup(accelerator);
@@ -273,7 +273,7 @@ namespace XFormers
             {
                 // One piece per sequence, in order, unpadded: the query itself is the launch's layout.
                 var direct = AttentionProblem.Create(query, key, value, passes[0].Mask, scale);
-                RunForward(fullKernel, direct, query, key, value, output.View, lse);
+                RunForward(fullKernel, direct, query, key, value, output.View, lse, default);
                 output.MarkWritten();
                 return;
             }
@@ -292,7 +292,7 @@ namespace XFormers
                     var queryRows = Keep(temporaries, Tensor<int>.FromArray(context, launch.QueryRows, launch.QueryRows.Length));
                     var merges = launch.MergeMaps(mq).Select(m => Keep(temporaries, Tensor<int>.FromArray(context, m, m.Length))).ToArray();
                     var problem = AttentionProblem.Create(q, key, value, launch.Mask, scale);
-                    var kernel = launch.Causal ? Resolve<T>(problem, context, null, needBackward: false) : fullKernel;
+                    var kernel = launch.Causal ? Resolve<T>(problem, context, null, needBackward: false, default) : fullKernel;
                     prepared.Add((launch, problem, kernel, q, o, l, queryRows, merges));
                 }
                 var acc = Keep(temporaries, Tensor<float>.Empty(context, (int)Math.Max(1, output.Length)));
@@ -315,7 +315,7 @@ namespace XFormers
                 foreach (var (launch, problem, kernel, q, o, l, queryRows, merges) in prepared)
                 {
                     RowGather.Gather(accelerator, query.View, q.View, queryRows.View, width);
-                    RunForward(kernel, problem, q, key, value, o.View, l.View);
+                    RunForward(kernel, problem, q, key, value, o.View, l.View, default);
                     foreach (var map in merges)
                     {
                         merge.SourceRows = launch.Rows;

@@ -18,18 +18,19 @@ namespace XFormers
 
         private static AttentionBias? AsIlgpu(AttentionBias? attnBias) => attnBias?.WithIlgpuHalfTensor();
 
-        private static Tensor<T> SystemHalfAttention<T>(Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias, float? scale)
+        private static Tensor<T> SystemHalfAttention<T>(
+            Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias, float? scale, AttentionDropout dropout)
             where T : unmanaged
         {
             var problem = AttentionProblem.Create(AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), AsIlgpu(attnBias), scale);
-            var variant = Resolve<Half>(problem, query.Context, null, needBackward: false);
+            var variant = Resolve<Half>(problem, query.Context, null, needBackward: false, dropout);
             var output = Tensor<T>.Empty(query.Context, problem.QueryShape);
             try
             {
                 lock (query.Context.LaunchLock)
                 {
                     RunForward(variant, problem, AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), AsIlgpu(output).View,
-                        query.Context.Scratch(LseSlot, (long)problem.Batch * problem.Hq * problem.Mq));
+                        query.Context.Scratch(LseSlot, (long)problem.Batch * problem.Hq * problem.Mq), dropout);
                 }
             }
             catch
@@ -41,7 +42,7 @@ namespace XFormers
         }
 
         private static AttentionOutput<T> SystemHalfForward<T>(
-            Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias, float? scale, AttentionKernel? kernel)
+            Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias, float? scale, AttentionKernel? kernel, AttentionDropout dropout)
             where T : unmanaged
         {
             var problem = AttentionProblem.Create(AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), AsIlgpu(attnBias), scale);
@@ -49,7 +50,7 @@ namespace XFormers
             var lse = Tensor<float>.Empty(query.Context, problem.LseShape);
             try
             {
-                MemoryEfficientAttentionForward(AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), AsIlgpu(output), lse, AsIlgpu(attnBias), scale, kernel);
+                MemoryEfficientAttentionForward(AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), AsIlgpu(output), lse, AsIlgpu(attnBias), scale, kernel, dropout.P, dropout.Seed);
             }
             catch
             {
@@ -62,7 +63,7 @@ namespace XFormers
 
         private static AttentionGradients<T> SystemHalfBackward<T>(
             Tensor<T> gradOutput, AttentionOutput<T> forward, Tensor<T> query, Tensor<T> key, Tensor<T> value,
-            AttentionBias? attnBias, float? scale, AttentionKernel? kernel)
+            AttentionBias? attnBias, float? scale, AttentionKernel? kernel, double p, ulong? seed)
             where T : unmanaged
         {
             ArgumentNullException.ThrowIfNull(forward);
@@ -76,7 +77,7 @@ namespace XFormers
             {
                 MemoryEfficientAttentionBackward(
                     AsIlgpu(gradOutput), AsIlgpu(forward.Output), forward.Lse, AsIlgpu(query), AsIlgpu(key), AsIlgpu(value),
-                    AsIlgpu(dq), AsIlgpu(dk), AsIlgpu(dv), dbias is null ? null : AsIlgpu(dbias), AsIlgpu(attnBias), scale, kernel);
+                    AsIlgpu(dq), AsIlgpu(dk), AsIlgpu(dv), dbias is null ? null : AsIlgpu(dbias), AsIlgpu(attnBias), scale, kernel, p, seed);
             }
             catch
             {

@@ -13,35 +13,36 @@ namespace XFormers
     {
         /// <summary>softmax(scale · Q Kᵀ + attnBias) V over strided views; see the remarks on <see cref="Fmha"/>'s view overloads.</summary>
         public static Tensor<T> MemoryEfficientAttention<T>(
-            TensorView<T> query, TensorView<T> key, TensorView<T> value, AttentionBias? attnBias = null, float? scale = null)
+            TensorView<T> query, TensorView<T> key, TensorView<T> value, AttentionBias? attnBias = null, float? scale = null,
+            double p = 0.0, ulong? seed = null)
             where T : unmanaged
         {
             ThrowIfAnyNull(query, key, value);
             using var dense = new DenseInputs<T>(query, key, value);
-            return MemoryEfficientAttention(dense[0], dense[1], dense[2], attnBias, scale);
+            return MemoryEfficientAttention(dense[0], dense[1], dense[2], attnBias, scale, p, seed);
         }
 
         /// <summary>The forward pass keeping the log-sum-exp, over strided views (inputs not dense are copied first).</summary>
         public static AttentionOutput<T> MemoryEfficientAttentionForward<T>(
             TensorView<T> query, TensorView<T> key, TensorView<T> value, AttentionBias? attnBias = null, float? scale = null,
-            AttentionKernel? kernel = null)
+            AttentionKernel? kernel = null, double p = 0.0, ulong? seed = null)
             where T : unmanaged
         {
             ThrowIfAnyNull(query, key, value);
             using var dense = new DenseInputs<T>(query, key, value);
-            return MemoryEfficientAttentionForward(dense[0], dense[1], dense[2], attnBias, scale, kernel);
+            return MemoryEfficientAttentionForward(dense[0], dense[1], dense[2], attnBias, scale, kernel, p, seed);
         }
 
         /// <summary>The backward pass over strided views (inputs not dense are copied first); the gradients are dense BMHK.</summary>
         public static AttentionGradients<T> MemoryEfficientAttentionBackward<T>(
             TensorView<T> gradOutput, AttentionOutput<T> forward, TensorView<T> query, TensorView<T> key, TensorView<T> value,
-            AttentionBias? attnBias = null, float? scale = null, AttentionKernel? kernel = null)
+            AttentionBias? attnBias = null, float? scale = null, AttentionKernel? kernel = null, double p = 0.0, ulong? seed = null)
             where T : unmanaged
         {
             ArgumentNullException.ThrowIfNull(gradOutput);
             ThrowIfAnyNull(query, key, value);
             using var dense = new DenseInputs<T>(gradOutput, query, key, value);
-            return MemoryEfficientAttentionBackward(dense[0], forward, dense[1], dense[2], dense[3], attnBias, scale, kernel);
+            return MemoryEfficientAttentionBackward(dense[0], forward, dense[1], dense[2], dense[3], attnBias, scale, kernel, p, seed);
         }
 
         private static void ThrowIfAnyNull<T>(TensorView<T> query, TensorView<T> key, TensorView<T> value)

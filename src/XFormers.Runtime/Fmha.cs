@@ -19,26 +19,35 @@ namespace XFormers
     {
         /// <summary>
         /// softmax(scale · Q Kᵀ + attnBias) V. <paramref name="scale"/> defaults to 1/√K. Element types: float,
-        /// <see cref="System.Half"/> (or ILGPU.Half) and <see cref="BFloat16"/>.
+        /// <see cref="System.Half"/> (or ILGPU.Half) and <see cref="BFloat16"/>. With <paramref name="p"/> &gt; 0, attention
+        /// dropout: each probability is dropped with probability p and the kept ones scaled by 1 / (1 − p), the mask drawn
+        /// from Philox under <paramref name="seed"/> (the same seed gives the same bits on the CPU and every GPU); it needs a
+        /// variant declared with <c>Dropout = true</c>.
         /// </summary>
         public static Tensor<T> MemoryEfficientAttention<T>(
-            Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias = null, float? scale = null)
+            Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias = null, float? scale = null,
+            double p = 0.0, ulong? seed = null)
             where T : unmanaged
         {
+            var dropout = AttentionDropout.Create(p, seed);
             if (attnBias is KvCacheMask kvCache)
+            {
+                if (dropout.IsRequested)
+                    throw new ArgumentException($"p = {p}: attention dropout is for training; {attnBias} (KV-cache decoding) runs without it: pass p = 0.", nameof(p));
                 return KvCacheAttention(query, key, value, kvCache, scale, keepLse: false).Output;
-            if (TrySplitKvDecode(query, key, value, attnBias, scale) is { } decoded)
+            }
+            if (!dropout.IsRequested && TrySplitKvDecode(query, key, value, attnBias, scale) is { } decoded)
                 return decoded;
             if (IsSystemHalf<T>())
-                return SystemHalfAttention(query, key, value, attnBias, scale);
+                return SystemHalfAttention(query, key, value, attnBias, scale, dropout);
             var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
-            var variant = Resolve<T>(problem, query.Context, null, needBackward: false);
+            var variant = Resolve<T>(problem, query.Context, null, needBackward: false, dropout);
             var output = Tensor<T>.Empty(query.Context, problem.QueryShape);
             try
             {
                 // The log-sum-exp goes to the context's scratch: nothing to free, nothing to wait for.
                 lock (query.Context.LaunchLock)
-                    RunForward(variant, problem, query, key, value, output.View, query.Context.Scratch(LseSlot, (long)problem.Batch * problem.Hq * problem.Mq));
+                    RunForward(variant, problem, query, key, value, output.View, query.Context.Scratch(LseSlot, (long)problem.Batch * problem.Hq * problem.Mq), dropout);
             }
             catch
             {
@@ -55,21 +64,26 @@ namespace XFormers
         /// <summary>
         /// The forward pass keeping what the backward needs: the output and the per-row log-sum-exp
         /// [B, Hq, Mq] (float; -inf for a row that sees no key). xFormers' <c>memory_efficient_attention_forward_requires_grad</c>.
+        /// With <paramref name="p"/> &gt; 0, attention dropout under <paramref name="seed"/> (see
+        /// <see cref="MemoryEfficientAttention{T}(Tensor{T}, Tensor{T}, Tensor{T}, AttentionBias?, float?, double, ulong?)"/>); the
+        /// log-sum-exp is that of the scores before dropout, and p and the seed are recorded with it: the backward must be
+        /// given the same.
         /// </summary>
         public static AttentionOutput<T> MemoryEfficientAttentionForward<T>(
             Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias = null, float? scale = null,
-            AttentionKernel? kernel = null)
+            AttentionKernel? kernel = null, double p = 0.0, ulong? seed = null)
             where T : unmanaged
         {
+            var dropout = AttentionDropout.Create(p, seed);
             if (IsSystemHalf<T>())
-                return SystemHalfForward(query, key, value, attnBias, scale, kernel);
+                return SystemHalfForward(query, key, value, attnBias, scale, kernel, dropout);
             var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
-            var variant = Resolve<T>(problem, query.Context, kernel, needBackward: false);
+            var variant = Resolve<T>(problem, query.Context, kernel, needBackward: false, dropout);
             var output = Tensor<T>.Empty(query.Context, problem.QueryShape);
             var lse = Tensor<float>.Empty(query.Context, problem.LseShape);
             try
             {
-                RunForward(variant, problem, query, key, value, output.View, lse.View);
+                RunForward(variant, problem, query, key, value, output.View, lse.View, dropout);
             }
             catch
             {
@@ -77,45 +91,52 @@ namespace XFormers
                 lse.Dispose();
                 throw;
             }
-            Record(problem, output, lse);
+            Record(problem, output, lse, dropout);
             return new AttentionOutput<T>(output, lse);
         }
 
-        /// <summary>The forward pass into preallocated <paramref name="output"/> (query's shape) and <paramref name="lse"/> [B, Hq, Mq].</summary>
+        /// <summary>
+        /// The forward pass into preallocated <paramref name="output"/> (query's shape) and <paramref name="lse"/> [B, Hq, Mq];
+        /// <paramref name="p"/> and <paramref name="seed"/> as for the other overload.
+        /// </summary>
         public static void MemoryEfficientAttentionForward<T>(
             Tensor<T> query, Tensor<T> key, Tensor<T> value, Tensor<T> output, Tensor<float> lse,
-            AttentionBias? attnBias = null, float? scale = null, AttentionKernel? kernel = null)
+            AttentionBias? attnBias = null, float? scale = null, AttentionKernel? kernel = null, double p = 0.0, ulong? seed = null)
             where T : unmanaged
         {
+            var dropout = AttentionDropout.Create(p, seed);
             if (IsSystemHalf<T>())
             {
-                MemoryEfficientAttentionForward(AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), AsIlgpu(output), lse, AsIlgpu(attnBias), scale, kernel);
+                MemoryEfficientAttentionForward(AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), AsIlgpu(output), lse, AsIlgpu(attnBias), scale, kernel, p, seed);
                 return;
             }
             var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
             problem.CheckTensor(output, problem.QueryShape, nameof(output));
             problem.CheckTensor(lse, problem.LseShape, nameof(lse));
             AttentionProblem.CheckDisjoint(new (string, IContiguousArrayView)[] { (nameof(output), output.View), (nameof(lse), lse.View) }, problem.Inputs);
-            var variant = Resolve<T>(problem, query.Context, kernel, needBackward: false);
-            RunForward(variant, problem, query, key, value, output.View, lse.View);
-            Record(problem, output, lse);
+            var variant = Resolve<T>(problem, query.Context, kernel, needBackward: false, dropout);
+            RunForward(variant, problem, query, key, value, output.View, lse.View, dropout);
+            Record(problem, output, lse, dropout);
         }
 
         /// <summary>
         /// The backward pass: dQ, dK, dV (and dBias when the tensor bias requires a gradient) from the output
         /// gradient and the forward's output and log-sum-exp. xFormers' <c>memory_efficient_attention_backward</c>.
+        /// <paramref name="p"/> and <paramref name="seed"/> must be the forward's (the dropout mask is regenerated from them);
+        /// a backward given others than the forward recorded is refused.
         /// </summary>
         public static AttentionGradients<T> MemoryEfficientAttentionBackward<T>(
             Tensor<T> gradOutput, AttentionOutput<T> forward, Tensor<T> query, Tensor<T> key, Tensor<T> value,
-            AttentionBias? attnBias = null, float? scale = null, AttentionKernel? kernel = null)
+            AttentionBias? attnBias = null, float? scale = null, AttentionKernel? kernel = null, double p = 0.0, ulong? seed = null)
             where T : unmanaged
         {
             ArgumentNullException.ThrowIfNull(forward);
+            var dropout = AttentionDropout.Create(p, seed);
             if (IsSystemHalf<T>())
-                return SystemHalfBackward(gradOutput, forward, query, key, value, attnBias, scale, kernel);
+                return SystemHalfBackward(gradOutput, forward, query, key, value, attnBias, scale, kernel, p, seed);
             var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
-            CheckBackwardInputs(problem, gradOutput, forward.Output, forward.Lse, nameof(forward), nameof(forward));
-            var variant = Resolve<T>(problem, query.Context, kernel, needBackward: true);
+            CheckBackwardInputs(problem, gradOutput, forward.Output, forward.Lse, nameof(forward), nameof(forward), dropout);
+            var variant = Resolve<T>(problem, query.Context, kernel, needBackward: true, dropout);
             var context = query.Context;
             var dq = Tensor<T>.Empty(context, problem.QueryShape);
             var dk = Tensor<T>.Empty(context, problem.KeyShape);
@@ -123,7 +144,7 @@ namespace XFormers
             var dbias = problem.NeedsBiasGradient ? Tensor<T>.Empty(context, problem.Batch, problem.Hq, problem.Mq, problem.Mkv) : null;
             try
             {
-                RunBackward(variant, problem, gradOutput, forward.Output, forward.Lse, query, key, value, dq, dk, dv, dbias);
+                RunBackward(variant, problem, gradOutput, forward.Output, forward.Lse, query, key, value, dq, dk, dv, dbias, dropout);
             }
             catch
             {
@@ -138,23 +159,25 @@ namespace XFormers
 
         /// <summary>
         /// The backward pass into preallocated gradients (dQ like query, dK and dV like key, dBias
-        /// [B, Hq, Mq, Mkv] when the bias requires a gradient, else null).
+        /// [B, Hq, Mq, Mkv] when the bias requires a gradient, else null); <paramref name="p"/> and <paramref name="seed"/>
+        /// must be the forward's.
         /// </summary>
         public static void MemoryEfficientAttentionBackward<T>(
             Tensor<T> gradOutput, Tensor<T> output, Tensor<float> lse, Tensor<T> query, Tensor<T> key, Tensor<T> value,
             Tensor<T> gradQuery, Tensor<T> gradKey, Tensor<T> gradValue, Tensor<T>? gradBias = null,
-            AttentionBias? attnBias = null, float? scale = null, AttentionKernel? kernel = null)
+            AttentionBias? attnBias = null, float? scale = null, AttentionKernel? kernel = null, double p = 0.0, ulong? seed = null)
             where T : unmanaged
         {
+            var dropout = AttentionDropout.Create(p, seed);
             if (IsSystemHalf<T>())
             {
                 MemoryEfficientAttentionBackward(
                     AsIlgpu(gradOutput), AsIlgpu(output), lse, AsIlgpu(query), AsIlgpu(key), AsIlgpu(value),
-                    AsIlgpu(gradQuery), AsIlgpu(gradKey), AsIlgpu(gradValue), gradBias is null ? null : AsIlgpu(gradBias), AsIlgpu(attnBias), scale, kernel);
+                    AsIlgpu(gradQuery), AsIlgpu(gradKey), AsIlgpu(gradValue), gradBias is null ? null : AsIlgpu(gradBias), AsIlgpu(attnBias), scale, kernel, p, seed);
                 return;
             }
             var problem = AttentionProblem.Create(query, key, value, attnBias, scale);
-            CheckBackwardInputs(problem, gradOutput, output, lse, nameof(output), nameof(lse));
+            CheckBackwardInputs(problem, gradOutput, output, lse, nameof(output), nameof(lse), dropout);
             problem.CheckTensor(gradQuery, problem.QueryShape, nameof(gradQuery));
             problem.CheckTensor(gradKey, problem.KeyShape, nameof(gradKey));
             problem.CheckTensor(gradValue, problem.KeyShape, nameof(gradValue));
@@ -171,8 +194,8 @@ namespace XFormers
             AttentionProblem.CheckDisjoint(
                 outputs.ToArray(),
                 problem.Inputs.Concat(new (string, IContiguousArrayView)[] { (nameof(gradOutput), gradOutput.View), (nameof(output), output.View), (nameof(lse), lse.View) }).ToArray());
-            var variant = Resolve<T>(problem, query.Context, kernel, needBackward: true);
-            RunBackward(variant, problem, gradOutput, output, lse, query, key, value, gradQuery, gradKey, gradValue, gradBias);
+            var variant = Resolve<T>(problem, query.Context, kernel, needBackward: true, dropout);
+            RunBackward(variant, problem, gradOutput, output, lse, query, key, value, gradQuery, gradKey, gradValue, gradBias, dropout);
         }
 
         /// <summary>The variant <see cref="Fmha"/> would run for these inputs (for inspection), or an exception saying why none fits.</summary>
@@ -183,36 +206,49 @@ namespace XFormers
             if (IsSystemHalf<T>())
                 return SelectKernel(AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), AsIlgpu(attnBias), needBackward);
             var problem = AttentionProblem.Create(query, key, value, attnBias, null);
-            return Resolve<T>(problem, query.Context, null, needBackward);
+            return Resolve<T>(problem, query.Context, null, needBackward, default);
         }
 
-        private static void CheckBackwardInputs<T>(AttentionProblem problem, Tensor<T> gradOutput, Tensor<T> output, Tensor<float> lse, string outputName, string lseName)
+        private static void CheckBackwardInputs<T>(
+            AttentionProblem problem, Tensor<T> gradOutput, Tensor<T> output, Tensor<float> lse, string outputName, string lseName, AttentionDropout dropout)
             where T : unmanaged
         {
             problem.CheckTensor(gradOutput, problem.QueryShape, nameof(gradOutput));
             problem.CheckTensor(output, problem.QueryShape, outputName);
             problem.CheckTensor(lse, problem.LseShape, lseName);
-            CheckSameForward(problem, output, lse, outputName, lseName);
+            CheckSameForward(problem, output, lse, outputName, lseName, dropout);
         }
 
-        /// <summary>Marks what a forward wrote, and records on the log-sum-exp's storage which inputs, at which versions, it came from.</summary>
-        private static void Record<T>(AttentionProblem p, Tensor<T> output, Tensor<float> lse)
+        /// <summary>
+        /// Marks what a forward wrote, and records on the log-sum-exp's storage which inputs, at which versions, it came from,
+        /// and its dropout.
+        /// </summary>
+        private static void Record<T>(AttentionProblem p, Tensor<T> output, Tensor<float> lse, AttentionDropout dropout)
             where T : unmanaged
         {
             output.MarkWritten();
             lse.MarkWritten();
-            lse.RecordForward(new ForwardRecord(p.QueryStamp, p.KeyStamp, p.ValueStamp, p.BiasStamp, output.Stamp(), lse.Stamp()));
+            lse.RecordForward(new ForwardRecord(p.QueryStamp, p.KeyStamp, p.ValueStamp, p.BiasStamp, output.Stamp(), lse.Stamp(), dropout));
         }
 
         /// <summary>
         /// When <paramref name="lse"/> is, unchanged, the log-sum-exp of a forward this library ran: that forward must have read
-        /// the same query, key, value (and bias tensor), unchanged since, and written <paramref name="output"/>, unchanged since.
+        /// the same query, key, value (and bias tensor), unchanged since, written <paramref name="output"/>, unchanged since,
+        /// and dropped scores with the p and seed of <paramref name="dropout"/> (the backward regenerates its mask from them).
         /// </summary>
-        private static void CheckSameForward<T>(AttentionProblem p, Tensor<T> output, Tensor<float> lse, string outputName, string lseName)
+        private static void CheckSameForward<T>(AttentionProblem p, Tensor<T> output, Tensor<float> lse, string outputName, string lseName, AttentionDropout dropout)
             where T : unmanaged
         {
             if (lse.LastForward is not { } record || !record.Lse.Equals(lse.Stamp()))
                 return;
+            if (record.Dropout != dropout)
+            {
+                string name = record.Dropout.P != dropout.P ? "p" : "seed";
+                throw new ArgumentException(
+                    $"{name}: the forward ran with {record.Dropout}, this backward was given {dropout}; pass the forward's p and seed " +
+                    "(the backward regenerates the dropout mask from them).",
+                    name);
+            }
             CheckStamp(record.Query, p.QueryStamp, "query", lseName);
             CheckStamp(record.Key, p.KeyStamp, "key", lseName);
             CheckStamp(record.Value, p.ValueStamp, "value", lseName);
@@ -235,13 +271,18 @@ namespace XFormers
                 throw new ArgumentException($"{paramName}: {what} was written after the forward it comes from (version {recorded.Version}, now {given.Version}); run the forward again before the backward.", paramName);
         }
 
-        private static AttentionKernel<T> Resolve<T>(AttentionProblem p, XFormersContext context, AttentionKernel? requested, bool needBackward)
+        private static AttentionKernel<T> Resolve<T>(AttentionProblem p, XFormersContext context, AttentionKernel? requested, bool needBackward, AttentionDropout dropout)
             where T : unmanaged
         {
             var dtype = ElementType.Of<T>();
             if (requested is not null)
             {
                 var v = requested.Variant;
+                if (dropout.IsRequested && !v.Dropout)
+                    throw new ArgumentException(
+                        $"p = {dropout.P}: kernel {v.Name} was declared without dropout. Declare a variant with it: " +
+                        $"{DeclarationFor(v.Mask, v.Bias, v.HeadDim, v.DType, dropout: true)} (or pass p = 0).",
+                        "p");
                 string? mismatch =
                     v.DType != dtype ? $"it takes {v.DType} tensors, the inputs are {dtype}" :
                     v.Mask != p.Mask ? $"its mask is {v.Mask}, attnBias asks for {p.Mask}" :
@@ -258,12 +299,12 @@ namespace XFormers
                 return (AttentionKernel<T>)requested;
             }
 
-            var found = AttentionRegistry.Find(p.Mask, p.Bias, dtype, p.HeadDim, p.Hq, p.Hkv, needBackward, needBackward && p.NeedsBiasGradient);
+            var found = AttentionRegistry.Find(p.Mask, p.Bias, dtype, p.HeadDim, p.Hq, p.Hkv, needBackward, needBackward && p.NeedsBiasGradient, dropout.IsRequested);
             if (found is null)
             {
-                var dims = AttentionRegistry.HeadDimsFor(p.Mask, p.Bias, dtype);
-                string registered = $"Head dims registered for this mask, bias and dtype: {(dims.Count == 0 ? "none" : string.Join(", ", dims))}.";
-                string Declaration(int headDim) => $"[Attention(Mask = MaskKind.{p.Mask}, Bias = BiasKind.{p.Bias}, HeadDim = {headDim}, DType = DType.{dtype})]";
+                var dims = AttentionRegistry.HeadDimsFor(p.Mask, p.Bias, dtype, dropout.IsRequested);
+                string registered = $"Head dims registered for this mask, bias and dtype{(dropout.IsRequested ? " with dropout" : "")}: {(dims.Count == 0 ? "none" : string.Join(", ", dims))}.";
+                string Declaration(int headDim) => DeclarationFor(p.Mask, p.Bias, headDim, dtype, dropout.IsRequested);
                 if (NearestDeclarableHeadDim(p.HeadDim) is not int nearest)
                     throw new ArgumentException(
                         $"query: head dim {p.HeadDim} is more than any variant takes: a declaration takes a multiple of 8 from 8 to {MaxHeadDim}. {registered}",
@@ -277,7 +318,7 @@ namespace XFormers
                         "query");
                 throw new ArgumentException(
                     $"query: no registered {dtype} variant for mask {p.Mask}, bias {p.Bias}, head dim {p.HeadDim}, " +
-                    $"{p.Hq} query / {p.Hkv} key-value heads{(needBackward ? ", with backward" : "")}. {registered} " +
+                    $"{p.Hq} query / {p.Hkv} key-value heads{(needBackward ? ", with backward" : "")}{(dropout.IsRequested ? ", with dropout" : "")}. {registered} " +
                     $"Declare one: {Declaration(p.HeadDim)}.",
                     "query");
             }
@@ -285,6 +326,10 @@ namespace XFormers
                 throw new ArgumentException($"query: variant {found.Variant.Name} needs more threads or shared memory per group than {context.Description} has.", "query");
             return (AttentionKernel<T>)found;
         }
+
+        /// <summary>The declaration a user would write for a variant: <c>[Attention(Mask = …, Bias = …, HeadDim = …, DType = …)]</c>.</summary>
+        private static string DeclarationFor(MaskKind mask, BiasKind bias, int headDim, DType dtype, bool dropout) =>
+            $"[Attention(Mask = MaskKind.{mask}, Bias = BiasKind.{bias}, HeadDim = {headDim}, DType = DType.{dtype}{(dropout ? ", Dropout = true" : "")})]";
 
         /// <summary>The largest head dim a declaration takes (<c>[Attention(HeadDim = …)]</c>: a multiple of 8 from 8 to 256).</summary>
         internal const int MaxHeadDim = 256;
@@ -338,12 +383,14 @@ namespace XFormers
         }
 
         private static void RunForward<T>(
-            AttentionKernel<T> kernel, AttentionProblem p, Tensor<T> query, Tensor<T> key, Tensor<T> value, ArrayView<T> output, ArrayView<float> lse)
+            AttentionKernel<T> kernel, AttentionProblem p, Tensor<T> query, Tensor<T> key, Tensor<T> value, ArrayView<T> output, ArrayView<float> lse,
+            AttentionDropout dropout)
             where T : unmanaged
         {
             if (p.IsEmpty)
                 return;
             var args = Arguments(p, query, key, value);
+            dropout.Apply(ref args);
             args.Mod = kernel.ModArguments(query.Context);
             args.O = output;
             args.Lse = lse;
@@ -352,7 +399,7 @@ namespace XFormers
 
         private static void RunBackward<T>(
             AttentionKernel<T> kernel, AttentionProblem p, Tensor<T> gradOutput, Tensor<T> output, Tensor<float> lse,
-            Tensor<T> query, Tensor<T> key, Tensor<T> value, Tensor<T> dq, Tensor<T> dk, Tensor<T> dv, Tensor<T>? dbias)
+            Tensor<T> query, Tensor<T> key, Tensor<T> value, Tensor<T> dq, Tensor<T> dk, Tensor<T> dv, Tensor<T>? dbias, AttentionDropout dropout)
             where T : unmanaged
         {
             var context = query.Context;
@@ -366,6 +413,7 @@ namespace XFormers
                 return;
             }
             var args = Arguments(p, query, key, value);
+            dropout.Apply(ref args);
             args.Mod = kernel.ModArguments(context);
             args.O = output.View;
             args.Lse = lse.View;

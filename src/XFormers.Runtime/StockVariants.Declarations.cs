@@ -637,4 +637,43 @@ internal static partial class StockVariants
 
     [Attention(Mask = MaskKind.Causal, Bias = BiasKind.None, HeadDim = 96, DType = DType.BFloat16)]
     internal static partial AttentionKernel Causal_None_BF16_96();
+
+    // Float32: None, Causal × None × head dim 64, 128, with dropout
+    [Attention(Mask = MaskKind.None, Bias = BiasKind.None, HeadDim = 64, DType = DType.Float32, Dropout = true)]
+    internal static partial AttentionKernel None_None_F32_64_Dropout();
+
+    [Attention(Mask = MaskKind.None, Bias = BiasKind.None, HeadDim = 128, DType = DType.Float32, Dropout = true)]
+    internal static partial AttentionKernel None_None_F32_128_Dropout();
+
+    [Attention(Mask = MaskKind.Causal, Bias = BiasKind.None, HeadDim = 64, DType = DType.Float32, Dropout = true)]
+    internal static partial AttentionKernel Causal_None_F32_64_Dropout();
+
+    [Attention(Mask = MaskKind.Causal, Bias = BiasKind.None, HeadDim = 128, DType = DType.Float32, Dropout = true)]
+    internal static partial AttentionKernel Causal_None_F32_128_Dropout();
+
+    // Float16: None, Causal × None × head dim 64, 128, with dropout
+    [Attention(Mask = MaskKind.None, Bias = BiasKind.None, HeadDim = 64, DType = DType.Float16, Dropout = true)]
+    internal static partial AttentionKernel None_None_F16_64_Dropout();
+
+    [Attention(Mask = MaskKind.None, Bias = BiasKind.None, HeadDim = 128, DType = DType.Float16, Dropout = true)]
+    internal static partial AttentionKernel None_None_F16_128_Dropout();
+
+    [Attention(Mask = MaskKind.Causal, Bias = BiasKind.None, HeadDim = 64, DType = DType.Float16, Dropout = true)]
+    internal static partial AttentionKernel Causal_None_F16_64_Dropout();
+
+    [Attention(Mask = MaskKind.Causal, Bias = BiasKind.None, HeadDim = 128, DType = DType.Float16, Dropout = true)]
+    internal static partial AttentionKernel Causal_None_F16_128_Dropout();
+
+    // BFloat16: None, Causal × None × head dim 64, 128, with dropout
+    [Attention(Mask = MaskKind.None, Bias = BiasKind.None, HeadDim = 64, DType = DType.BFloat16, Dropout = true)]
+    internal static partial AttentionKernel None_None_BF16_64_Dropout();
+
+    [Attention(Mask = MaskKind.None, Bias = BiasKind.None, HeadDim = 128, DType = DType.BFloat16, Dropout = true)]
+    internal static partial AttentionKernel None_None_BF16_128_Dropout();
+
+    [Attention(Mask = MaskKind.Causal, Bias = BiasKind.None, HeadDim = 64, DType = DType.BFloat16, Dropout = true)]
+    internal static partial AttentionKernel Causal_None_BF16_64_Dropout();
+
+    [Attention(Mask = MaskKind.Causal, Bias = BiasKind.None, HeadDim = 128, DType = DType.BFloat16, Dropout = true)]
+    internal static partial AttentionKernel Causal_None_BF16_128_Dropout();
 }

@@ -12,7 +12,7 @@ namespace XFormers;
 /// <remarks>
 /// The generator reads <c>[Attention]</c> methods, so the declarations themselves are written out from
 /// <see cref="Table"/> into <c>StockVariants.Declarations.cs</c>, one per variant named
-/// <c>{Mask}_{Bias}_{F32|F16|BF16}_{HeadDim}</c>. After a change to the table, write them anew with
+/// <c>{Mask}_{Bias}_{F32|F16|BF16}_{HeadDim}</c> (with <c>_Dropout</c> for a row declared with dropout). After a change to the table, write them anew with
 /// <c>XFORMERS_WRITE_STOCK_VARIANTS=1 dotnet test XFormers.slnx -c Release --filter StockVariantTableTests</c> and
 /// build again; the test fails while the file and the table differ.
 /// </remarks>
@@ -39,6 +39,8 @@ internal static partial class StockVariants
         new(LocalMasks, new[] { BiasKind.None }, new[] { DType.Float16, DType.BFloat16 }, new[] { 64, 128 }),
         // 16-bit head dims between the powers of two, no mask and causal: the mma.sync kernels (sm_90a takes multiples of 64).
         new(new[] { MaskKind.None, MaskKind.Causal }, new[] { BiasKind.None }, new[] { DType.Float16, DType.BFloat16 }, new[] { 80, 96 }),
+        // Attention dropout (p and the seed at run time), no mask and causal: the SIMT kernels in fp32, mma.sync in 16-bit.
+        new(new[] { MaskKind.None, MaskKind.Causal }, new[] { BiasKind.None }, new[] { DType.Float32, DType.Float16, DType.BFloat16 }, new[] { 64, 128 }, Dropout: true),
     };
 
     /// <summary>Every stock variant, in declaration order.</summary>
@@ -50,8 +52,8 @@ internal static partial class StockVariants
     }
 }
 
-/// <summary>One row of the stock table: every combination of its lists.</summary>
-internal sealed record StockProduct(MaskKind[] Masks, BiasKind[] Biases, DType[] DTypes, int[] HeadDims)
+/// <summary>One row of the stock table: every combination of its lists, declared with dropout or without.</summary>
+internal sealed record StockProduct(MaskKind[] Masks, BiasKind[] Biases, DType[] DTypes, int[] HeadDims, bool Dropout = false)
 {
     public IEnumerable<StockVariant> Variants()
     {
@@ -59,16 +61,16 @@ internal sealed record StockProduct(MaskKind[] Masks, BiasKind[] Biases, DType[]
             foreach (var mask in Masks)
                 foreach (var bias in Biases)
                     foreach (int headDim in HeadDims)
-                        yield return new StockVariant(mask, bias, dtype, headDim);
+                        yield return new StockVariant(mask, bias, dtype, headDim, Dropout);
     }
 }
 
 /// <summary>One stock variant, as its declaration names it.</summary>
-internal readonly record struct StockVariant(MaskKind Mask, BiasKind Bias, DType DType, int HeadDim)
+internal readonly record struct StockVariant(MaskKind Mask, BiasKind Bias, DType DType, int HeadDim, bool Dropout = false)
 {
     public bool BiasGradient => Bias == BiasKind.Tensor;
 
-    public string Name => $"{Mask}_{Bias}_{DTypeShort}_{HeadDim}";
+    public string Name => $"{Mask}_{Bias}_{DTypeShort}_{HeadDim}" + (Dropout ? "_Dropout" : "");
 
     private string DTypeShort => DType switch
     {

@@ -387,8 +387,12 @@ namespace XFormers
         public ForwardRecord? LastForward { get; set; }
     }
 
-    /// <summary>What one forward read (query, key, value, bias tensor) and wrote (output, log-sum-exp), each at its version then.</summary>
-    internal sealed record ForwardRecord(TensorStamp Query, TensorStamp Key, TensorStamp Value, TensorStamp? Bias, TensorStamp Output, TensorStamp Lse);
+    /// <summary>
+    /// What one forward read (query, key, value, bias tensor) and wrote (output, log-sum-exp), each at its version then, and
+    /// the dropout it applied.
+    /// </summary>
+    internal sealed record ForwardRecord(
+        TensorStamp Query, TensorStamp Key, TensorStamp Value, TensorStamp? Bias, TensorStamp Output, TensorStamp Lse, AttentionDropout Dropout);
 
     /// <summary>What a tensor read at one moment: its storage, the byte offset and length of its region, and the storage's version.</summary>
     internal readonly record struct TensorStamp(TensorStorage Storage, long Offset, long Length, long Version)

@@ -11,7 +11,7 @@ namespace XFormers.Training
     /// [1, Sequence, H, K]. A call's queries attend to the filled part of the cache with
     /// <see cref="LowerTriangularFromBottomRightMask"/> (the queries are its last rows), one launch a layer into an output
     /// and a log-sum-exp allocated once. The rest of a block runs on the new tokens' rows only. (Through
-    /// <see cref="Fmha.MemoryEfficientAttention{T}(Tensor{T}, Tensor{T}, Tensor{T}, AttentionBias?, float?)"/>, which
+    /// <see cref="Fmha.MemoryEfficientAttention{T}(Tensor{T}, Tensor{T}, Tensor{T}, AttentionBias?, float?, double, ulong?)"/>, which
     /// allocates its output and splits one query's keys across launches, a GPT-2-small step took 13 ms on the H200, no
     /// faster than recomputing the window; through <see cref="BlockDiagonalCausalWithOffsetPaddedKeysMask"/>, a mask planned
     /// and uploaded on every call, twice as long per token on the CPU: docs/TRAINING.md.)

@@ -33,9 +33,38 @@ public static class AttentionCheck
     /// <summary>The bound on scaled errors against the fp64 reference (see <see cref="ReferenceAttention.Tolerance"/>).</summary>
     public static double Tolerance(DType dtype, int headDim = 64) => ReferenceAttention.Tolerance(dtype, headDim);
 
+    /// <summary>Whether a 16-bit variant's backward takes the tensor-core (mma.sync) kernels on <paramref name="context"/>.</summary>
+    public static bool UsesTensorCoreBackward(XFormersContext context, AttentionKernel kernel) => kernel is AttentionKernel<Half> half
+        ? half.UsesTensorCoreBackward(context.Accelerator)
+        : ((AttentionKernel<BFloat16>)kernel).UsesTensorCoreBackward(context.Accelerator);
+
+    /// <summary>
+    /// A 16-bit variant's forward and backward on its tensor-core kernels against fp64 (with dropout when
+    /// <paramref name="dropoutP"/> &gt; 0), logged through <paramref name="log"/>. The forward rounds P (times its dropout
+    /// factor) to the dtype before P·V and Pᵀ·dO (see TensorCoreForwardTests), so O and the LSE are held to twice the
+    /// dtype's tolerance; the gradients (and dBias) to the SIMT path's.
+    /// </summary>
+    public static void TensorCoreShouldMatchFp64(
+        XFormersContext context, Action<string> log, string name, AttentionKernel kernel, AttentionCase c, double dropoutP = 0, ulong dropoutSeed = 0)
+    {
+        UsesTensorCoreBackward(context, kernel).ShouldBeTrue();
+        var errors = kernel.Variant.DType == DType.Float16
+            ? Run<Half>(context, c, kernel: kernel, dropoutP: dropoutP, dropoutSeed: dropoutSeed)
+            : Run<BFloat16>(context, c, kernel: kernel, dropoutP: dropoutP, dropoutSeed: dropoutSeed);
+        log($"{name} {c}{(dropoutP > 0 ? $" p = {dropoutP}" : "")}: {errors}");
+        Math.Max(errors.Output, errors.Lse).ShouldBeLessThan(2 * Tolerance(kernel.Variant.DType), $"{name} {c}: {errors}");
+        new[] { errors.Query, errors.Key, errors.Value, errors.Bias }.Max()
+            .ShouldBeLessThanOrEqualTo(Tolerance(kernel.Variant.DType, kernel.Variant.HeadDim), $"{name} {c}: {errors}");
+    }
+
+    /// <summary>
+    /// Runs the case's forward (and backward) and compares with fp64; with <paramref name="dropoutP"/> &gt; 0 the kernels drop
+    /// scores under <paramref name="dropoutSeed"/> and the reference is <see cref="DropoutReference"/> with the same mask.
+    /// </summary>
     public static AttentionErrors Run<T>(
         XFormersContext context, AttentionCase c, bool backward = true, AttentionKernel? kernel = null, bool naive = false,
-        ReferenceAttention.ScoreModFunction? scoreMod = null, ReferenceAttention.MaskModFunction? maskMod = null)
+        ReferenceAttention.ScoreModFunction? scoreMod = null, ReferenceAttention.MaskModFunction? maskMod = null,
+        double dropoutP = 0, ulong dropoutSeed = 0)
         where T : unmanaged
     {
         int[] qShape, kShape;
@@ -78,20 +107,22 @@ public static class AttentionCheck
             var qd = q.ToDoubleArray();
             var kd = k.ToDoubleArray();
             var vd = v.ToDoubleArray();
-            var expected = ReferenceAttention.Forward(problem, qd, kd, vd);
+            var expected = dropoutP > 0 ? DropoutReference.Forward(problem, qd, kd, vd, dropoutP, dropoutSeed) : ReferenceAttention.Forward(problem, qd, kd, vd);
 
             using var forward = naive ? NaiveAttention.Forward(q, k, v, attnBias)
-                : kernel is null ? Fmha.MemoryEfficientAttentionForward(q, k, v, attnBias)
-                : kernel.Forward(q, k, v, attnBias);
+                : kernel is null ? Fmha.MemoryEfficientAttentionForward(q, k, v, attnBias, p: dropoutP, seed: dropoutSeed)
+                : kernel.Forward(q, k, v, attnBias, p: dropoutP, seed: dropoutSeed);
             double outputError = Error(forward.Output.ToDoubleArray(), expected.Output);
             double lseError = Error(forward.Lse.ToDoubleArray(), expected.Lse);
             if (!backward)
                 return new AttentionErrors(outputError, lseError, 0, 0, 0, 0);
 
-            var grads = ReferenceAttention.Backward(problem, qd, kd, vd, dO.ToDoubleArray());
+            var grads = dropoutP > 0
+                ? DropoutReference.Backward(problem, qd, kd, vd, dO.ToDoubleArray(), dropoutP, dropoutSeed)
+                : ReferenceAttention.Backward(problem, qd, kd, vd, dO.ToDoubleArray());
             using var actual = naive ? NaiveAttention.Backward(dO, q, k, v, attnBias)
-                : kernel is null ? Fmha.MemoryEfficientAttentionBackward(dO, forward, q, k, v, attnBias)
-                : kernel.Backward(dO, forward, q, k, v, attnBias);
+                : kernel is null ? Fmha.MemoryEfficientAttentionBackward(dO, forward, q, k, v, attnBias, p: dropoutP, seed: dropoutSeed)
+                : kernel.Backward(dO, forward, q, k, v, attnBias, p: dropoutP, seed: dropoutSeed);
             double biasError = 0;
             if (c.BiasRequiresGrad)
             {

@@ -27,6 +27,8 @@ public class HopperBackendTests
     [InlineData("Causal_None_BF16_256", true)]
     [InlineData("None_None_F16_32", false)]
     [InlineData("None_None_F32_64", false)]
+    // The modules have no dropout code: a dropout variant carries none (KERNEL-FEATURES.md, "Dropout").
+    [InlineData("Causal_None_F16_64_Dropout", false)]
     public void StockVariantsCarryAModuleWhereThePlanAllowsOne(string name, bool expected)
     {
         var module = StockVariantByName(name) switch
@@ -49,6 +51,7 @@ public class HopperBackendTests
     [InlineData("Causal_None_F16_256", true)]
     [InlineData("None_None_F16_32", false)]
     [InlineData("None_None_F32_64", false)]
+    [InlineData("Causal_None_BF16_128_Dropout", false)]
     public void StockVariantsCarryABackwardModuleAtHeadDimsThatAreMultiplesOf64(string name, bool expected)
     {
         var kernel = StockVariantByName(name);

@@ -33,7 +33,7 @@ public class StockVariantTableTests
         foreach (var v in registered)
         {
             var row = StockVariants.All().Single(s => "XFormers.StockVariants." + s.Name == v.Name);
-            (v.Mask, v.Bias, v.DType, v.HeadDim, v.BiasGradient).ShouldBe((row.Mask, row.Bias, row.DType, row.HeadDim, row.BiasGradient), v.Name);
+            (v.Mask, v.Bias, v.DType, v.HeadDim, v.BiasGradient, v.Dropout).ShouldBe((row.Mask, row.Bias, row.DType, row.HeadDim, row.BiasGradient, row.Dropout), v.Name);
         }
     }
 
@@ -52,7 +52,7 @@ public class StockVariantTableTests
                 if (!first)
                     text.Append('\n');
                 first = false;
-                text.Append($"    // {dtype}: {string.Join(", ", product.Masks)} × {string.Join(", ", product.Biases)} × head dim {string.Join(", ", product.HeadDims)}\n");
+                text.Append($"    // {dtype}: {string.Join(", ", product.Masks)} × {string.Join(", ", product.Biases)} × head dim {string.Join(", ", product.HeadDims)}{(product.Dropout ? ", with dropout" : "")}\n");
                 bool firstOfGroup = true;
                 foreach (var v in product.Variants().Where(v => v.DType == dtype))
                 {
@@ -60,7 +60,8 @@ public class StockVariantTableTests
                         text.Append('\n');
                     firstOfGroup = false;
                     string gradient = v.BiasGradient ? "BiasGradient = true, " : "";
-                    text.Append($"    [Attention(Mask = MaskKind.{v.Mask}, Bias = BiasKind.{v.Bias}, {gradient}HeadDim = {v.HeadDim}, DType = DType.{v.DType})]\n");
+                    string dropout = v.Dropout ? ", Dropout = true" : "";
+                    text.Append($"    [Attention(Mask = MaskKind.{v.Mask}, Bias = BiasKind.{v.Bias}, {gradient}HeadDim = {v.HeadDim}, DType = DType.{v.DType}{dropout})]\n");
                     text.Append($"    internal static partial AttentionKernel {v.Name}();\n");
                 }
             }

@@ -612,7 +612,7 @@ namespace XFormers.Generators.Hopper
                 w.Op("setp.lt.s32", keyValid[r], key[r], mkv);
                 VisibleQueries(r, kvSegment, qStart, kvStart);
                 if (plan.ScoreMod || plan.MaskMod)
-                    ModPositions(r, kvSegment, qStart, kvStart);
+                    (modBatch[r], modKv[r], modQShift[r]) = ModPositions(r, key[r], keyValid[r], kvSegment, kvStart, qStart, "mod_kv", "mod_q_shift");
                 if (plan.TensorBias)
                 {
                     // The key's part of the bias offset: 2 · j · stride_n bytes.
@@ -727,33 +727,6 @@ namespace XFormers.Generators.Hopper
 
         /// <summary>What the mods see of a thread's key row r: the batch (the segment when packed), the key's position, the query shift.</summary>
         private readonly Reg[] modBatch = new Reg[2], modKv = new Reg[2], modQShift = new Reg[2];
-
-        /// <summary>
-        /// What the mods see of key row r: batch b and the key's index, or, packed, its segment, its index within the segment
-        /// and the segment's first query (subtracted from each query's index).
-        /// </summary>
-        private void ModPositions(int r, Reg kvSegment, Reg qStart, Reg kvStart)
-        {
-            modBatch[r] = w.S32("mod_batch" + r);
-            modKv[r] = w.S32("mod_kv" + r);
-            modQShift[r] = w.S32("mod_q_shift" + r);
-            if (plan.BlockDiagonal)
-            {
-                var safeKey = w.Temp("s32");
-                w.Op("selp.s32", safeKey, key[r], 0, keyValid[r]);
-                LoadInt(modBatch[r], kvSegment, safeKey, 0);
-                var start = w.Temp("s32");
-                LoadInt(start, kvStart, modBatch[r], 0);
-                w.Op("sub.s32", modKv[r], key[r], start);
-                LoadInt(modQShift[r], qStart, modBatch[r], 0);
-            }
-            else
-            {
-                w.Op("mov.b32", modBatch[r], b);
-                w.Op("mov.s32", modKv[r], key[r]);
-                w.Op("mov.s32", modQShift[r], 0);
-            }
-        }
 
         /// <summary>The mods' inputs for element i of Sᵀ: its key row's batch and position, the tile's query head, the query's position.</summary>
         private ModPtxInputs ModInputs(int i, Reg h, Reg columnBase, Reg score)

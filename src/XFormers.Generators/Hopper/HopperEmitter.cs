@@ -227,6 +227,37 @@ namespace XFormers.Generators.Hopper
             w.Label(interior);
         }
 
+        /// <summary>
+        /// What the mods see of a consumer thread's row r (a query in the forward and the dQ pass, a key in the dK/dV pass):
+        /// batch b and the row's index, or, packed, its segment (segments[index]; index 0 stands in for an invalid row), its
+        /// index within the segment (less ownStarts[segment]) and the other side's shift (otherStarts[segment]), subtracted
+        /// from each column's index.
+        /// </summary>
+        protected (Reg Batch, Reg Position, Reg Shift) ModPositions(
+            int r, Reg index, Reg valid, Reg segments, Reg ownStarts, Reg otherStarts, string positionName, string shiftName)
+        {
+            var batch = w.S32("mod_batch" + r);
+            var position = w.S32(positionName + r);
+            var shift = w.S32(shiftName + r);
+            if (plan.BlockDiagonal)
+            {
+                var safeIndex = w.Temp("s32");
+                w.Op("selp.s32", safeIndex, index, 0, valid);
+                LoadInt(batch, segments, safeIndex, 0);
+                var start = w.Temp("s32");
+                LoadInt(start, ownStarts, batch, 0);
+                w.Op("sub.s32", position, index, start);
+                LoadInt(shift, otherStarts, batch, 0);
+            }
+            else
+            {
+                w.Op("mov.b32", batch, b);
+                w.Op("mov.s32", position, index);
+                w.Op("mov.s32", shift, 0);
+            }
+            return (batch, position, shift);
+        }
+
         /// <summary>Natural units for a score mod without a bias: score = scale · qk.</summary>
         protected void ScaleScores(RegArray s)
         {

@@ -728,7 +728,7 @@ namespace XFormers.Generators.Hopper
                 w.Op("mov.f32", rowSum[r], Zero);
                 VisibleKeys(r, qSegment, qStart, kvStart);
                 if (plan.ScoreMod || plan.MaskMod)
-                    ModPositions(r, qSegment, qStart, kvStart);
+                    (modBatch[r], modQ[r], modKvShift[r]) = ModPositions(r, row[r], rowValid[r], qSegment, qStart, kvStart, "mod_q", "mod_kv_shift");
                 if (plan.TensorBias)
                     BiasRow(r);
                 if (dq)
@@ -739,33 +739,6 @@ namespace XFormers.Generators.Hopper
             if (plan.ScoreMod || plan.MaskMod)
                 modInvariant = ModPtxWriter.EmitHeadInvariant(w, mods!, h, "mod_args");
             w.Blank();
-        }
-
-        /// <summary>
-        /// What the mods see of row r: batch b and the row's index, or, packed, its segment, its index within the segment and
-        /// the segment's first key (subtracted from each key's index).
-        /// </summary>
-        private void ModPositions(int r, Reg qSegment, Reg qStart, Reg kvStart)
-        {
-            modBatch[r] = w.S32("mod_batch" + r);
-            modQ[r] = w.S32("mod_q" + r);
-            modKvShift[r] = w.S32("mod_kv_shift" + r);
-            if (plan.BlockDiagonal)
-            {
-                var safeRow = w.Temp("s32");
-                w.Op("selp.s32", safeRow, row[r], 0, rowValid[r]);
-                LoadInt(modBatch[r], qSegment, safeRow, 0);
-                var start = w.Temp("s32");
-                LoadInt(start, qStart, modBatch[r], 0);
-                w.Op("sub.s32", modQ[r], row[r], start);
-                LoadInt(modKvShift[r], kvStart, modBatch[r], 0);
-            }
-            else
-            {
-                w.Op("mov.b32", modBatch[r], b);
-                w.Op("mov.s32", modQ[r], row[r]);
-                w.Op("mov.s32", modKvShift[r], 0);
-            }
         }
 
         /// <summary>Row r's visible keys [lo, hi) by the mask kind; a row past Mq sees every key (it is never stored).</summary>

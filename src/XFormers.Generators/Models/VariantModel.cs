@@ -130,6 +130,12 @@ namespace XFormers.Generators.Models
         public HopperPlan? HopperBackwardQ { get; init; }
         /// <summary>The score and mask mods the declaration names, compiled; null when it names none.</summary>
         public ModsModel? Mods { get; init; }
+        /// <summary>
+        /// Whether the kernels apply dropout (<c>Dropout = true</c>): the forward scales P by the Philox mask and 1 / (1 − p)
+        /// after the row sum, the backward regenerates the mask for dV and dP (<c>Kernels/Dropout.cs</c>). The sm_90a modules
+        /// have no dropout code, so a dropout variant has none (<see cref="Hopper"/> and the backward's plans are null).
+        /// </summary>
+        public bool Dropout { get; init; }
         /// <summary>The declaration's settings as one line, for comments and the variant's description.</summary>
         public string Summary { get; init; } = "";
     }

@@ -103,7 +103,7 @@ namespace XFormers.Generators.Mods
                     found.Add(e);
                 return;
             }
-            foreach (var child in Children(e))
+            foreach (var child in ModWalk.Children(e))
                 CollectInvariant(child, found);
         }
 
@@ -112,18 +112,7 @@ namespace XFormers.Generators.Mods
             ModConstant or ModScalarRead => true,
             ModParameterRead parameter => parameter.Parameter == ModParameter.Head,
             ModLocal => false,
-            _ => Children(e).All(IsHeadInvariant),
-        };
-
-        private static IEnumerable<ModExpr> Children(ModExpr e) => e switch
-        {
-            ModTableRead table => table.Indices,
-            ModUnary unary => new[] { unary.Operand },
-            ModBinary binary => new[] { binary.Left, binary.Right },
-            ModConditional conditional => new[] { conditional.Condition, conditional.WhenTrue, conditional.WhenFalse },
-            ModCast cast => new[] { cast.Operand },
-            ModCall call => call.Arguments,
-            _ => System.Array.Empty<ModExpr>(),
+            _ => ModWalk.Children(e).All(IsHeadInvariant),
         };
 
         /// <summary>Whether the mask mod keeps the score (pred).</summary>

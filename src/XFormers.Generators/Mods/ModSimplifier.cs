@@ -161,7 +161,8 @@ namespace XFormers.Generators.Mods
                 _ => Enumerable.Empty<ModExpr>(),
             });
 
-        private static IEnumerable<ModExpr> Children(ModExpr e) => e switch
+        /// <summary>The expressions directly under <paramref name="e"/>.</summary>
+        public static IEnumerable<ModExpr> Children(ModExpr e) => e switch
         {
             ModTableRead table => table.Indices,
             ModUnary unary => new[] { unary.Operand },

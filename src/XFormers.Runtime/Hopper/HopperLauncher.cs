@@ -64,18 +64,19 @@ namespace XFormers.Hopper
                 Function(accelerator, module.Hash, module.Ptx, valuesEntry, module.ValuesSharedBytes);
         }
 
-        /// <summary>Whether the sm_90a backward can take this call (16-bit, non-empty, 16-byte aligned operands).</summary>
+        /// <summary>Whether the sm_90a backward can take this call (16-bit, non-empty, no dropout, 16-byte aligned operands).</summary>
         public static bool CanLaunchBackward<T>(in AttentionArgs<T> a)
             where T : unmanaged =>
             CanLaunchForward(a) && Pointer(a.dO) % 16 == 0;
 
         /// <summary>
-        /// Whether the sm_90a kernels can take this call's forward operands: 16-bit, non-empty, a positive finite scale, and
-        /// Q, K, V 16-byte aligned (tensor maps need it).
+        /// Whether the sm_90a kernels can take this call's forward operands: 16-bit, non-empty, a positive finite scale, no
+        /// dropout (the modules have no dropout code: a call that drops scores runs the ILGPU kernels, forward and backward),
+        /// and Q, K, V 16-byte aligned (tensor maps need it).
         /// </summary>
         internal static bool CanLaunchForward<T>(in AttentionArgs<T> a)
             where T : unmanaged =>
-            sizeof(T) == 2 && a.Batch > 0 && a.Mq > 0 && a.Mkv > 0 && a.Scale > 0f && !float.IsInfinity(a.Scale) &&
+            sizeof(T) == 2 && a.Batch > 0 && a.Mq > 0 && a.Mkv > 0 && a.Scale > 0f && !float.IsInfinity(a.Scale) && a.DropoutThreshold == 0u &&
             Pointer(a.Q) % 16 == 0 && Pointer(a.K) % 16 == 0 && Pointer(a.V) % 16 == 0;
 
         /// <summary>

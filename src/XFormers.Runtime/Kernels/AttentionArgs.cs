@@ -42,6 +42,18 @@ namespace XFormers.Kernels
         /// <summary>A local mask's window: each query sees at most this many keys, ending at its diagonal (0 for other masks).</summary>
         public int Window;
 
+        /// <summary>
+        /// Dropout, for a variant declared with <c>Dropout = true</c> (<see cref="Dropout"/>): a score whose Philox word is
+        /// below this, ⌊p · 2^32⌋, is dropped; 0 keeps every score (p = 0, and every call of a variant without dropout).
+        /// </summary>
+        public uint DropoutThreshold;
+
+        /// <summary>1 / (1 − p), the factor of a kept probability (read only when <see cref="DropoutThreshold"/> is not 0).</summary>
+        public float DropoutScale;
+
+        /// <summary>The Philox key the dropout mask is drawn under; the backward's must be the forward's.</summary>
+        public ulong DropoutSeed;
+
         public ArrayView<T> dO;
         public ArrayView<float> Delta;
         public ArrayView<T> dQ;

@@ -84,8 +84,9 @@ namespace XFormers.Reference
         }
 
         /// <summary>
-        /// With Z = P ∘ M / (1 − p): dV = Zᵀ dO; dP = (dO Vᵀ) ∘ M / (1 − p); dS = P ∘ (dP − rowsum(P ∘ dP));
-        /// dQ = scale · dS K; dK = scale · dSᵀ Q; dBias = dS. rowsum(P ∘ dP) = rowsum(dO ∘ O), as without dropout.
+        /// With Z = P ∘ M / (1 − p): dV = Zᵀ dO; dP = (dO Vᵀ) ∘ M / (1 − p); dS = P ∘ (dP − rowsum(P ∘ dP)), times the score
+        /// mod's derivative where there is one; dQ = scale · dS K; dK = scale · dSᵀ Q; dBias = dS. rowsum(P ∘ dP) =
+        /// rowsum(dO ∘ O), as without dropout.
         /// </summary>
         public static ReferenceAttention.BackwardResult Backward(ReferenceAttention.Problem problem, double[] q, double[] k, double[] v, double[] dO, double p, ulong seed)
         {
@@ -118,6 +119,8 @@ namespace XFormers.Reference
                             double prob = probs[(long)i * pr.Mkv + j];
                             double z = Keep(seed, p, b, h, i, j) ? prob * keepScale : 0;
                             double dS = prob * (dP[j] - rowDot);
+                            if (pr.ScoreMod is not null && prob != 0)
+                                dS *= ReferenceAttention.ModScoreDerivative(pr, b, h, i, j, ReferenceAttention.RawScore(pr, q, k, b, h, i, j));
                             dbias[((long)(b * pr.Hq + h) * pr.Mq + i) * pr.Mkv + j] = dS;
                             for (int d = 0; d < pr.HeadDim; d++)
                             {

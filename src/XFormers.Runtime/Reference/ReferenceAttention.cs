@@ -167,7 +167,7 @@ namespace XFormers.Reference
         }
 
         /// <summary>scale · q_i · k_j + bias: the score before the score mod.</summary>
-        private static double RawScore(Problem p, double[] q, double[] k, int b, int h, int i, int j)
+        internal static double RawScore(Problem p, double[] q, double[] k, int b, int h, int i, int j)
         {
             int hk = p.KvHead(h);
             double dot = 0;

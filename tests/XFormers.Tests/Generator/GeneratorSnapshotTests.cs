@@ -68,6 +68,16 @@ public class GeneratorSnapshotTests
                 public static partial AttentionKernel CausalBFloat16K256();
             }
             """,
+        // Dropout: the Philox mask after the forward's row sum, regenerated in the dK/dV and dQ passes (SIMT and mma.sync).
+        ["CausalDropoutHalf64"] = """
+            namespace Snapshots;
+
+            public static partial class Kernels
+            {
+                [Attention(Mask = MaskKind.Causal, HeadDim = 64, DType = DType.Float16, Dropout = true)]
+                public static partial AttentionKernel CausalDropoutHalf64();
+            }
+            """,
         // A nested struct in a block namespace; K = 256 shows the halved BackwardBlockM (32 → 16) and BlockN = 16.
         ["NestedInNamespaceK256"] = """
             namespace MyApp.Attention

@@ -41,17 +41,6 @@ public sealed class TensorCoreBackwardTests(TensorCoreFixture fixture, ITestOutp
     public void MatchesFp64(string name, AttentionCase c)
     {
         var kernel = (AttentionKernel)typeof(StockVariants).GetMethod(name, System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)!.Invoke(null, null)!;
-        bool tensorCores = kernel is AttentionKernel<Half> half
-            ? half.UsesTensorCoreBackward(context.Accelerator)
-            : ((AttentionKernel<BFloat16>)kernel).UsesTensorCoreBackward(context.Accelerator);
-        tensorCores.ShouldBeTrue();
-        var errors = kernel.Variant.DType == DType.Float16
-            ? AttentionCheck.Run<Half>(context, c, kernel: kernel)
-            : AttentionCheck.Run<BFloat16>(context, c, kernel: kernel);
-        output.WriteLine($"{name} {c}: {errors}");
-        // The forward rounds P to the dtype before P·V (see TensorCoreForwardTests); the gradients are held to the SIMT path's tolerance.
-        Math.Max(errors.Output, errors.Lse).ShouldBeLessThan(2 * AttentionCheck.Tolerance(kernel.Variant.DType), $"{name} {c}: {errors}");
-        new[] { errors.Query, errors.Key, errors.Value, errors.Bias }.Max()
-            .ShouldBeLessThanOrEqualTo(AttentionCheck.Tolerance(kernel.Variant.DType, kernel.Variant.HeadDim), $"{name} {c}: {errors}");
+        AttentionCheck.TensorCoreShouldMatchFp64(context, output.WriteLine, name, kernel, c);
     }
 }

@@ -55,18 +55,7 @@ public sealed class TensorCoreHeadDimTests(TensorCoreFixture fixture, ITestOutpu
     [MemberData(nameof(Cases))]
     public void MatchesFp64(string name, AttentionCase c)
     {
-        var kernel = Kernel(name);
-        bool tensorCores = kernel is AttentionKernel<Half> half
-            ? half.UsesTensorCoreBackward(context.Accelerator)
-            : ((AttentionKernel<BFloat16>)kernel).UsesTensorCoreBackward(context.Accelerator);
-        tensorCores.ShouldBeTrue();
-        var errors = kernel.Variant.DType == DType.Float16
-            ? AttentionCheck.Run<Half>(context, c, kernel: kernel)
-            : AttentionCheck.Run<BFloat16>(context, c, kernel: kernel);
-        output.WriteLine($"{name} {c}: {errors}");
-        Math.Max(errors.Output, errors.Lse).ShouldBeLessThan(2 * AttentionCheck.Tolerance(kernel.Variant.DType), $"{name} {c}: {errors}");
-        new[] { errors.Query, errors.Key, errors.Value }.Max()
-            .ShouldBeLessThanOrEqualTo(AttentionCheck.Tolerance(kernel.Variant.DType, kernel.Variant.HeadDim), $"{name} {c}: {errors}");
+        AttentionCheck.TensorCoreShouldMatchFp64(context, output.WriteLine, name, Kernel(name), c);
     }
 
     private static AttentionKernel Kernel(string name)

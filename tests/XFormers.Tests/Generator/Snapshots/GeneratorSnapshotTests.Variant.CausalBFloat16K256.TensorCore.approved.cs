@@ -20,7 +20,7 @@ partial class Kernels
         public const int TcBlockM = 64;
         public const int TcBlockN = 32;
         public const int TcThreads = 128;
-        /// <summary>Halves per shared row of every tile: HeadDim plus 8 of padding, so the 8 rows one ldmatrix matrix reads (16 bytes each) hit 32 distinct banks.</summary>
+        /// <summary>Halves per shared row of every tile: HeadDim rounded up to 16, plus 8 of padding, so the 8 rows one ldmatrix matrix reads (16 bytes each) hit 32 distinct banks.</summary>
         private const int TcRow = 264;
         /// <summary>The forward's K and V tiles in its dynamic shared memory (first halves; row-major, TcRow halves a row; Q passes through both at the start).</summary>
         private const int TcKTile = 0, TcVTile = TcBlockN * TcRow;

@@ -143,7 +143,8 @@ def bench(args):
     mode = "compile" if args.compile else "eager"
     print(f"torch {mode} bench: {ms:.3f} ms/step (median of {args.repeats} x {args.timed} steps), "
           f"{args.batch * args.seq / ms * 1e3:.0f} tokens/s, {n_params:,} parameters, "
-          f"d {args.d} layers {args.layers} heads {args.heads} seq {args.seq} batch {args.batch} vocab {args.vocab}; last loss {loss.item():.4f}", flush=True)
+          f"d {args.d} layers {args.layers} heads {args.heads} seq {args.seq} batch {args.batch} vocab {args.vocab}; last loss {loss.item():.4f}; "
+          f"peak allocated {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB, reserved {torch.cuda.max_memory_reserved() / 2**20:.0f} MiB", flush=True)
 
 
 def check(args):

@@ -4,6 +4,7 @@
   attention_torch.py bench --out DIR   time torch SDPA's FLASH_ATTENTION and EFFICIENT_ATTENTION (xFormers' cutlass
                                        kernel) backends on the harness's shapes; writes DIR/torch.csv
   attention_torch.py table --out DIR   merge DIR/ours.csv and DIR/torch.csv into a markdown table with our ratios
+  attention_torch.py decode --out DIR  SDPA flash and cuDNN decoding on the shapes of the decode table; DIR/torch-decode.csv
   attention_torch.py check FILE        recompute a .safetensors dump of XFormers.Bench in float64 and compare
 """
 import argparse
@@ -286,9 +287,47 @@ def flex_local(out):
         f.write("name,k,batch,heads,tokens,window,backend,fwd_ms,fwdbwd_ms\n" + "\n".join(rows) + "\n")
 
 
+def decode(out):
+    """SDPA decoding (one query a sequence over a full cache, GQA 32/8, K128), flash and cuDNN, the shapes of
+    bench/XFormers.Bench/Decode.cs; GB/s counts the cache's K and V bytes once, as ours does. GQA goes through
+    enable_gqa where the backend takes it, else through K/V expanded to 32 heads beforehand (outside the timing; the
+    row says which). DIR/torch-decode.csv."""
+    torch.manual_seed(0)
+    hq, hkv, k = 32, 8, 128
+    rows = []
+    for b, cache in ((64, 8192), (8, 32768)):
+        for dname, dtype in DTYPES.items():
+            q = torch.randn(b, hq, 1, k, device="cuda", dtype=dtype)
+            kk, v = (torch.randn(b, hkv, cache, k, device="cuda", dtype=dtype) for _ in range(2))
+            nbytes = 2 * b * cache * hkv * k * kk.element_size()
+            for backend_name, backend in BACKENDS:
+                for gqa in ("enable_gqa", "expanded"):
+                    if gqa == "enable_gqa":
+                        args, kwargs = (q, kk, v), {"enable_gqa": True}
+                    else:
+                        args, kwargs = (q, kk.repeat_interleave(hq // hkv, 1), v.repeat_interleave(hq // hkv, 1)), {}
+
+                    def fwd():
+                        with sdpa_kernel(backend):
+                            return F.scaled_dot_product_attention(*args, **kwargs)
+                    try:
+                        with torch.no_grad():
+                            ms = median_ms(fwd)
+                    except RuntimeError as e:
+                        print(f"decode b{b} c{cache} {dname} {backend_name} {gqa}: unsupported ({str(e).splitlines()[0][:100]})", flush=True)
+                        continue
+                    rows.append(f"decode-b{b}-c{cache},{dname},{backend_name},{gqa},{ms:.4f},{nbytes / ms / 1e6:.1f}")
+                    print("torch " + rows[-1], flush=True)
+                    break
+                del args
+            del q, kk, v
+    with open(os.path.join(out, "torch-decode.csv"), "w") as f:
+        f.write("name,dtype,backend,gqa,ms,gbps\n" + "\n".join(rows) + "\n")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["bench", "table", "check", "gate", "gate-table", "flex", "flex-local"])
+    parser.add_argument("command", choices=["bench", "table", "check", "gate", "gate-table", "flex", "flex-local", "decode"])
     parser.add_argument("file", nargs="?")
     parser.add_argument("--out", default=".")
     args = parser.parse_args()
@@ -304,5 +343,7 @@ if __name__ == "__main__":
         flex(args.out)
     elif args.command == "flex-local":
         flex_local(args.out)
+    elif args.command == "decode":
+        decode(args.out)
     else:
         sys.exit(check(args.file))

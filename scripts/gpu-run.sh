@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, from the folder scripts/publish-gpu.sh made: one call does every step named.
-#   gpu-run.sh [ptx] [conformance] [bench] [tutorial] [dump] [reliability]   (FILTER=S,... narrows conformance and ptx to
+#   gpu-run.sh [ptx] [conformance] [bench] [tutorial] [dump] [reliability] [decode] [mods] [local]   (FILTER=S,... narrows conformance and ptx to
 #                                                      variants whose names contain one of the substrings;
 #                                                      BENCH_ARGS adds options to 'bench', e.g. "--throughput --bdn")
 # Logs go to $OUT (the device tool brings them back); the exit status is non-zero when conformance misses.
@@ -75,6 +75,12 @@ for step in "$@"; do
       "$bin" local --out "$out" 2>&1 | tee "$out/local.log"
       status=$((status | PIPESTATUS[0]))
       python3 "$here/attention_torch.py" flex-local --out "$out" 2>&1 | tee -a "$out/local.log" ;;
+    decode)
+      # KV-cache decoding (issue 12): the KV-cache masks and split-KV against fp64, then the decode table (decode.csv),
+      # then SDPA's flash and cuDNN backends on the same shapes (torch-decode.csv).
+      "$bin" decode --out "$out" 2>&1 | tee "$out/decode.log"
+      status=$((status | PIPESTATUS[0]))
+      python3 "$here/attention_torch.py" decode --out "$out" 2>&1 | tee -a "$out/decode.log" ;;
     tutorial)
       "$bin" tutorial 2>&1 | tee "$out/tutorial.log"
       status=$((status | PIPESTATUS[0])) ;;

@@ -190,15 +190,16 @@ namespace XFormers
             if (p.IsEmpty || p.Mq > SplitKvMaxQueries || p.Mkv == 0)
                 return null;
             int chunks = SplitKvChunks(p.Batch, p.Hq, UnmaskedKeys(new SequenceKeys(0, p.Mq, 0, p.Mkv), causal), query.Context.Accelerator.NumMultiprocessors);
-            if (chunks <= 1 || !CanRunPieces(p, ElementType.Of<T>(), query.Context, causal && p.Mq > 1))
+            bool packs = IsSystemHalf<T>() ? PacksHeads<ILGPU.Half>(p, query.Context) : PacksHeads<T>(p, query.Context);
+            if ((chunks <= 1 && !packs) || !CanRunPieces(p, ElementType.Of<T>(), query.Context, causal && p.Mq > 1))
                 return null;
             var output = Tensor<T>.Empty(query.Context, p.QueryShape);
             try
             {
                 if (IsSystemHalf<T>())
-                    RunDecode(p, AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), causal, scale, chunks, AsIlgpu(output));
+                    RunDecode(p, AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), causal, scale, AsIlgpu(output));
                 else
-                    RunDecode(p, query, key, value, causal, scale, chunks, output);
+                    RunDecode(p, query, key, value, causal, scale, output);
             }
             catch
             {
@@ -218,14 +219,23 @@ namespace XFormers
             return Fits(MaskKind.BlockDiagonal) && (!causal || Fits(MaskKind.BlockDiagonalCausal));
         }
 
-        private static void RunDecode<T>(AttentionProblem p, Tensor<T> query, Tensor<T> key, Tensor<T> value, bool causal, float? scale, int chunks, Tensor<T> output)
+        /// <summary>Dense decoding's batch entries as sequences of the packed [1, B · M, H, K] tensors.</summary>
+        private static SequenceKeys[] DecodeSequences(AttentionProblem p) =>
+            Enumerable.Range(0, p.Batch).Select(b => new SequenceKeys(b * p.Mq, p.Mq, b * p.Mkv, p.Mkv)).ToArray();
+
+        /// <summary>Whether dense decoding would pack grouped query heads into rows (<see cref="HeadPacking{T}"/>).</summary>
+        internal static bool PacksHeads<T>(AttentionProblem p, XFormersContext context)
+            where T : unmanaged =>
+            HeadPacking<T>(p, context, DecodeSequences(p)).Group > 1;
+
+        /// <summary>Dense decoding as pieces; the split is planned there, for the packed heads when they pack.</summary>
+        private static void RunDecode<T>(AttentionProblem p, Tensor<T> query, Tensor<T> key, Tensor<T> value, bool causal, float? scale, Tensor<T> output)
             where T : unmanaged
         {
             Tensor<T> Packed(Tensor<T> x) => x.Reshape(new[] { 1, p.Batch * x.Dim(1) }.Concat(x.Shape[2..].ToArray()).ToArray());
-            var sequences = Enumerable.Range(0, p.Batch).Select(b => new SequenceKeys(b * p.Mq, p.Mq, b * p.Mkv, p.Mkv)).ToArray();
             lock (query.Context.LaunchLock)
             {
-                RunPieces(Packed(query), Packed(key), Packed(value), sequences, causal, scale, chunks, Packed(output),
+                RunPieces(Packed(query), Packed(key), Packed(value), DecodeSequences(p), causal, scale, chunks: null, Packed(output),
                     query.Context.Scratch(LseSlot, (long)p.Batch * p.Hq * p.Mq), owner: null);
             }
         }
@@ -249,25 +259,27 @@ namespace XFormers
             if (probe.IsEmpty)
                 return;
             int tileRows = fullKernel.ForwardRowsPerGroup(accelerator);
+            var (group, packedKernel) = HeadPacking<T>(probe, context, sequences);
+            int fullTileRows = group > 1 ? packedKernel!.ForwardRowsPerGroup(accelerator) : tileRows;
             long tiles = 0;
             int longest = 0;
             foreach (var s in sequences)
             {
-                tiles += (s.QLength + tileRows - 1) / tileRows;
+                tiles += ((long)s.QLength * group + fullTileRows - 1) / fullTileRows;
                 longest = Math.Max(longest, s.QLength == 0 ? 0 : UnmaskedKeys(s, causalWithOffset));
             }
-            int split = chunks ?? SplitKvChunks(tiles, probe.Hq, longest, accelerator.NumMultiprocessors);
+            int split = chunks ?? SplitKvChunks(tiles, probe.Hq / group, longest, accelerator.NumMultiprocessors);
             PiecesLaunch[] Plan()
             {
                 var (fullPieces, causalPieces) = PlanPieces(sequences, causalWithOffset, split);
                 var launches = new List<PiecesLaunch>();
                 if (fullPieces.Length > 0)
-                    launches.Add(new PiecesLaunch(fullPieces, causal: false, tileRows, mq, mkv));
+                    launches.Add(new PiecesLaunch(fullPieces, causal: false, fullTileRows, mq, mkv, group));
                 if (causalPieces.Length > 0)
                     launches.Add(new PiecesLaunch(causalPieces, causal: true, tileRows, mq, mkv));
                 return launches.ToArray();
             }
-            var passes = owner is null ? Plan() : Plans.GetOrCreateValue(owner).GetOrAdd((tileRows, split, mq, mkv), _ => Plan());
+            var passes = owner is null ? Plan() : Plans.GetOrCreateValue(owner).GetOrAdd((fullTileRows, tileRows, group, split, mq, mkv), _ => Plan());
 
             if (passes.Length == 1 && passes[0].IsIdentity)
             {
@@ -286,19 +298,21 @@ namespace XFormers
                 {
                     var shape = query.Shape.ToArray();
                     shape[1] = launch.Rows;
+                    shape[2] = probe.Hq / launch.HeadGroup;
                     var q = Keep(temporaries, Tensor<T>.Empty(context, shape));
                     var o = Keep(temporaries, Tensor<T>.Empty(context, shape));
-                    var l = Keep(temporaries, Tensor<float>.Empty(context, 1, probe.Hq, launch.Rows));
-                    var queryRows = Keep(temporaries, Tensor<int>.FromArray(context, launch.QueryRows, launch.QueryRows.Length));
+                    var l = Keep(temporaries, Tensor<float>.Empty(context, 1, shape[2], launch.Rows));
+                    var gather = launch.GatherMap(probe.Hq);
+                    var queryRows = Keep(temporaries, Tensor<int>.FromArray(context, gather, gather.Length));
                     var merges = launch.MergeMaps(mq).Select(m => Keep(temporaries, Tensor<int>.FromArray(context, m, m.Length))).ToArray();
                     var problem = AttentionProblem.Create(q, key, value, launch.Mask, scale);
-                    var kernel = launch.Causal ? Resolve<T>(problem, context, null, needBackward: false, default) : fullKernel;
+                    var kernel = launch.Causal ? Resolve<T>(problem, context, null, needBackward: false, default)
+                        : launch.HeadGroup > 1 ? packedKernel! : fullKernel;
                     prepared.Add((launch, problem, kernel, q, o, l, queryRows, merges));
                 }
                 var acc = Keep(temporaries, Tensor<float>.Empty(context, (int)Math.Max(1, output.Length)));
                 var rowSum = Keep(temporaries, Tensor<float>.Empty(context, (int)Math.Max(1, (long)probe.Hq * mq)));
 
-                long width = probe.Hq * (long)probe.HeadDim;
                 var merge = new MergeArgs<T>
                 {
                     Batch = 1,
@@ -314,11 +328,12 @@ namespace XFormers
                 };
                 foreach (var (launch, problem, kernel, q, o, l, queryRows, merges) in prepared)
                 {
-                    RowGather.Gather(accelerator, query.View, q.View, queryRows.View, width);
+                    RowGather.Gather(accelerator, query.View, q.View, queryRows.View, launch.GatherWidth(probe.Hq, probe.HeadDim));
                     RunForward(kernel, problem, q, key, value, o.View, l.View, default);
                     foreach (var map in merges)
                     {
                         merge.SourceRows = launch.Rows;
+                        merge.HeadGroup = launch.HeadGroup;
                         merge.Output = o.View;
                         merge.Lse = l.View;
                         merge.RowMap = map.View;
@@ -337,8 +352,33 @@ namespace XFormers
             }
         }
 
-        /// <summary>Plans kept per mask, by tile rows, chunks and the query and key row counts.</summary>
-        private static readonly ConditionalWeakTable<KvCacheMask, ConcurrentDictionary<(int TileRows, int Split, int Mq, int Mkv), PiecesLaunch[]>> Plans = new();
+        /// <summary>
+        /// Whether the pieces' query heads are packed into rows (<see cref="PiecesLaunch.HeadGroup"/>), and the kernel that
+        /// runs them: with grouped-query heads (Hq = g · Hkv, g &gt; 1) and every sequence's queries of all g heads within
+        /// one group of the forward (decoding), one group reads each key and value tile once for the g heads instead of g
+        /// times. The packed launch has Hkv heads of both kinds; it needs a block-diagonal variant that takes them. (1, null)
+        /// otherwise.
+        /// </summary>
+        private static (int Group, AttentionKernel<T>? Kernel) HeadPacking<T>(AttentionProblem probe, XFormersContext context, IReadOnlyList<SequenceKeys> sequences)
+            where T : unmanaged
+        {
+            int group = probe.Hq / probe.Hkv;
+            if (group <= 1 || sequences.Count == 0)
+                return (1, null);
+            if (AttentionRegistry.Find(MaskKind.BlockDiagonal, BiasKind.None, ElementType.Of<T>(), probe.HeadDim, probe.Hkv, probe.Hkv, needBackward: false, needBiasGradient: false)
+                is not AttentionKernel<T> kernel || !kernel.CanRunOn(context))
+                return (1, null);
+            int tileRows = kernel.ForwardRowsPerGroup(context.Accelerator);
+            foreach (var s in sequences)
+            {
+                if ((long)s.QLength * group > tileRows)
+                    return (1, null);
+            }
+            return (group, kernel);
+        }
+
+        /// <summary>Plans kept per mask, by tile rows (packed and causal launches), head group, chunks and the query and key row counts.</summary>
+        private static readonly ConditionalWeakTable<KvCacheMask, ConcurrentDictionary<(int FullTileRows, int TileRows, int HeadGroup, int Split, int Mq, int Mkv), PiecesLaunch[]>> Plans = new();
 
         private static TDisposable Keep<TDisposable>(List<IDisposable> temporaries, TDisposable item)
             where TDisposable : IDisposable
@@ -356,11 +396,12 @@ namespace XFormers
         /// </summary>
         private sealed class PiecesLaunch
         {
-            public PiecesLaunch(KeyPiece[] pieces, bool causal, int tileRows, int queryRows, int keyRows)
+            public PiecesLaunch(KeyPiece[] pieces, bool causal, int tileRows, int queryRows, int keyRows, int headGroup = 1)
             {
                 Pieces = pieces;
                 Causal = causal;
-                long rowsInPieces = pieces.Sum(p => (long)p.QLength);
+                HeadGroup = headGroup;
+                long rowsInPieces = pieces.Sum(p => (long)p.QLength * headGroup);
                 int align = rowsInPieces < (long)tileRows * pieces.Length ? tileRows : 1;
                 RowStarts = new int[pieces.Length];
                 var qLens = new List<int>();
@@ -377,12 +418,13 @@ namespace XFormers
                         qLens.Add(0);
                         kvLens.Add(piece.KvStart - cursor);
                     }
-                    qLens.Add(piece.QLength);
+                    int pieceRows = checked(piece.QLength * headGroup);
+                    qLens.Add(pieceRows);
                     kvLens.Add(piece.KvLength);
-                    int padded = RoundUp(piece.QLength, align);
-                    if (padded > piece.QLength)
+                    int padded = RoundUp(pieceRows, align);
+                    if (padded > pieceRows)
                     {
-                        qLens.Add(padded - piece.QLength);
+                        qLens.Add(padded - pieceRows);
                         kvLens.Add(0);
                     }
                     rows = checked(rows + padded);
@@ -394,17 +436,58 @@ namespace XFormers
                     kvLens.Add(keyRows - cursor);
                 }
                 Rows = rows;
-                IsIdentity = identity && rows == queryRows;
+                IsIdentity = identity && headGroup == 1 && rows == queryRows;
                 var segments = BlockDiagonalMask.FromSeqlens(qLens, kvLens);
                 Mask = causal ? segments.MakeCausal() : segments;
                 QueryRows = new int[Math.Max(1, rows)];
                 Array.Fill(QueryRows, -1);
                 for (int i = 0; i < pieces.Length; i++)
                 {
-                    for (int a = 0; a < pieces[i].QLength; a++)
-                        QueryRows[RowStarts[i] + a] = pieces[i].QStart + a;
+                    for (int j = 0; j < headGroup; j++)
+                    {
+                        for (int a = 0; a < pieces[i].QLength; a++)
+                            QueryRows[RowStarts[i] + j * pieces[i].QLength + a] = pieces[i].QStart + a;
+                    }
                 }
             }
+
+            /// <summary>
+            /// Query heads that share a key head, packed as rows of one launch head (1: none). A packed piece holds its
+            /// query rows once per head of the group, head-major (row j · QLength + a is query row a of head j of the
+            /// group), so one group of the forward reads each key and value tile once for all the query heads that share it.
+            /// Launches without a mask only: the rows of a causal piece are query positions.
+            /// </summary>
+            public int HeadGroup { get; }
+
+            /// <summary>
+            /// The row gather that builds the launch's query [1, Rows, heads, K] from the query [1, Mq, Hq, K], in rows of
+            /// <see cref="GatherWidth"/> elements (a whole query row unpacked; one head's K elements packed).
+            /// </summary>
+            public int[] GatherMap(int queryHeads)
+            {
+                if (HeadGroup == 1)
+                    return QueryRows;
+                int launchHeads = queryHeads / HeadGroup;
+                var map = new int[Math.Max(1, Rows * launchHeads)];
+                Array.Fill(map, -1);
+                for (int i = 0; i < Pieces.Length; i++)
+                {
+                    int length = Pieces[i].QLength;
+                    for (int j = 0; j < HeadGroup; j++)
+                    {
+                        for (int a = 0; a < length; a++)
+                        {
+                            int row = RowStarts[i] + j * length + a;
+                            for (int hk = 0; hk < launchHeads; hk++)
+                                map[row * launchHeads + hk] = (Pieces[i].QStart + a) * queryHeads + hk * HeadGroup + j;
+                        }
+                    }
+                }
+                return map;
+            }
+
+            /// <summary>Elements a <see cref="GatherMap"/> entry moves.</summary>
+            public long GatherWidth(int queryHeads, int headDim) => HeadGroup == 1 ? (long)queryHeads * headDim : headDim;
 
             public KeyPiece[] Pieces { get; }
 
@@ -424,8 +507,9 @@ namespace XFormers
             public int[] QueryRows { get; }
 
             /// <summary>
-            /// One map per merge step: query row m reads launch row map[m] (−1: none in this step). A query row with n pieces
-            /// in this launch (its key chunks) appears in the first n maps.
+            /// One map per merge step: query row m, head j of a head group, reads launch row map[m · HeadGroup + j] (−1: none
+            /// in this step; <see cref="MergeArgs{T}.RowMap"/>). A query row with n pieces in this launch (its key chunks)
+            /// appears in the first n maps.
             /// </summary>
             public IEnumerable<int[]> MergeMaps(int queryRows)
             {
@@ -438,11 +522,13 @@ namespace XFormers
                         int m = Pieces[i].QStart + a;
                         if (count[m] == layers.Count)
                         {
-                            var layer = new int[queryRows];
+                            var layer = new int[Math.Max(1, queryRows * HeadGroup)];
                             Array.Fill(layer, -1);
                             layers.Add(layer);
                         }
-                        layers[count[m]++][m] = RowStarts[i] + a;
+                        var into = layers[count[m]++];
+                        for (int j = 0; j < HeadGroup; j++)
+                            into[m * HeadGroup + j] = RowStarts[i] + j * Pieces[i].QLength + a;
                     }
                 }
                 return layers;

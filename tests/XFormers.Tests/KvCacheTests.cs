@@ -153,6 +153,28 @@ public class KvCacheTests(CpuContextFixture fixture)
         AttentionCheck.Error(o.ToDoubleArray(), expected.Output).ShouldBeLessThan(1e-5);
     }
 
+    [Theory]
+    [InlineData(1, false, 4, 300)]
+    [InlineData(1, false, 2, 1100)]
+    [InlineData(3, true, 4, 700)]
+    [InlineData(2, false, 8, 90)]
+    public void GroupedQueryDecodingPacksTheHeadsAndMatchesTheReference(int mq, bool causal, int group, int mkv)
+    {
+        // Query heads that share a key head run as rows of one launch head (each key tile read once for the group),
+        // with and without a key split, and with the causal diagonal of Mq > 1 beside the packed unmasked keys.
+        const int batch = 3, hkv = 2;
+        int hq = group * hkv;
+        using var q = Tensor<float>.RandomNormal(Ctx, 1, 1f, batch, mq, hq, K);
+        using var key = Tensor<float>.RandomNormal(Ctx, 2, 1f, batch, mkv, hkv, K);
+        using var value = Tensor<float>.RandomNormal(Ctx, 3, 1f, batch, mkv, hkv, K);
+        AttentionBias? mask = causal ? new LowerTriangularFromBottomRightMask() : null;
+        Fmha.PacksHeads<float>(AttentionProblem.Create(q, key, value, mask, null), Ctx).ShouldBeTrue();
+        using var o = Fmha.MemoryEfficientAttention(q, key, value, mask);
+        var problem = new ReferenceAttention.Problem(batch, mq, mkv, hq, hkv, K, 1.0 / Math.Sqrt(K), causal ? MaskKind.CausalFromBottomRight : MaskKind.None);
+        var expected = ReferenceAttention.Forward(problem, q.ToDoubleArray(), key.ToDoubleArray(), value.ToDoubleArray());
+        AttentionCheck.Error(o.ToDoubleArray(), expected.Output).ShouldBeLessThan(1e-5);
+    }
+
     [Fact]
     public void DenseDecodingWithoutABlockDiagonalVariantRunsUnsplit()
     {

@@ -24,7 +24,18 @@ namespace XFormers.Kernels
 
         public ArrayView<T> Output;
         public ArrayView<float> Lse;
+
+        /// <summary>
+        /// The partial's row for (row m, j = h mod <see cref="HeadGroup"/>) at RowMap[m · HeadGroup + j] (−1: the partial has
+        /// none); empty: row m itself.
+        /// </summary>
         public ArrayView<int> RowMap;
+
+        /// <summary>
+        /// Query heads packed into one head of the partial (grouped-query decoding): head h of row m is head h / HeadGroup of
+        /// the partial's row RowMap[m · HeadGroup + h mod HeadGroup]. 1 (or 0): the partial has <see cref="Heads"/> heads.
+        /// </summary>
+        public int HeadGroup;
 
         public ArrayView<float> Acc;
         public ArrayView<float> RowMax;
@@ -89,15 +100,18 @@ namespace XFormers.Kernels
             long state = ((long)b * a.Heads + h) * a.Rows + m;
             long acc = (long)index.X * a.HeadDim;
 
-            int source = a.RowMap.Length == 0 ? m : a.RowMap[m];
-            float lse = source < 0 ? float.NegativeInfinity : a.Lse[((long)b * a.Heads + h) * a.SourceRows + source];
+            int group = a.HeadGroup > 1 ? a.HeadGroup : 1;
+            int sourceHeads = a.Heads / group;
+            int sourceHead = h / group;
+            int source = a.RowMap.Length == 0 ? m : a.RowMap[(long)m * group + h % group];
+            float lse = source < 0 ? float.NegativeInfinity : a.Lse[((long)b * sourceHeads + sourceHead) * a.SourceRows + source];
             if (a.First != 0)
             {
                 // The first part starts the state: RowMax = lse_0, RowSum = 1 (or 0 for a row it does not see), Acc = O_0.
                 bool seen = lse != float.NegativeInfinity;
                 a.RowMax[state] = lse;
                 a.RowSum[state] = seen ? 1f : 0f;
-                long from = (((long)b * a.SourceRows + source) * a.Heads + h) * a.HeadDim;
+                long from = (((long)b * a.SourceRows + source) * sourceHeads + sourceHead) * a.HeadDim;
                 for (int d = 0; d < a.HeadDim; d++)
                     a.Acc[acc + d] = seen ? default(TConvert).ToFloat(a.Output[from + d]) : 0f;
                 return;
@@ -111,7 +125,7 @@ namespace XFormers.Kernels
             float beta = KernelMath.Exp(lse - newMax);
             a.RowMax[state] = newMax;
             a.RowSum[state] = a.RowSum[state] * alpha + beta;
-            long o = (((long)b * a.SourceRows + source) * a.Heads + h) * a.HeadDim;
+            long o = (((long)b * a.SourceRows + source) * sourceHeads + sourceHead) * a.HeadDim;
             for (int d = 0; d < a.HeadDim; d++)
                 a.Acc[acc + d] = a.Acc[acc + d] * alpha + beta * default(TConvert).ToFloat(a.Output[o + d]);
         }

@@ -427,7 +427,9 @@ namespace XFormers.Generators
                     Hopper = !sm90a ? null
                         : hopper ? HopperPlan.For(headDim, (int)dtype, mask.ToString(), (int)bias)
                         : HopperPlan.ForMods(headDim, (int)dtype, mask.ToString(), (int)bias, mods!.HasScore, mods.HasMask),
-                    HopperSmallGrid = hopper && sm90a ? HopperPlan.SmallGridFor(headDim, (int)dtype, mask.ToString(), (int)bias) : null,
+                    HopperSmallGrid = !sm90a ? null
+                        : hopper ? HopperPlan.SmallGridFor(headDim, (int)dtype, mask.ToString(), (int)bias)
+                        : HopperPlan.SmallGridForMods(headDim, (int)dtype, mask.ToString(), (int)bias, mods!.HasScore, mods.HasMask),
                     HopperBackwardKv = hopperBackward?.Keys,
                     HopperBackwardV = hopperBackward?.Values,
                     HopperBackwardQ = hopperBackward?.Queries,

@@ -328,7 +328,11 @@ namespace XFormers
                 return null;
             var result = args;
             if (blockClasses is not null)
-                BlockMasks.Attach(accelerator, Variant, Arguments, Launcher(accelerator, blockClasses), ref result, hopperForward!.BlockM, hopperForward.BlockN, list: true);
+            {
+                // The block list is by the tiles of the module the launcher will pick for this grid.
+                var module = Hopper.HopperLauncher.Pick(hopperForward!, args.Mq, args.Hq * args.Batch, accelerator.NumMultiprocessors);
+                BlockMasks.Attach(accelerator, Variant, Arguments, Launcher(accelerator, blockClasses), ref result, module.BlockM, module.BlockN, list: true);
+            }
             return result;
         }
 

@@ -164,11 +164,15 @@ namespace XFormers.Generators.Models
         }
 
         /// <summary>
-        /// The forward plan of a variant with mods: two consumer warpgroups at every head dim (a mod's per-element code needs
-        /// the registers a third warpgroup would take), no second grid.
+        /// The forward plan of a variant with mods: the consumer warpgroups of <see cref="For(int, int, string, int)"/> (three at
+        /// HeadDim 64), the mods' code beside the softmax's.
         /// </summary>
         public static HopperPlan? ForMods(int headDim, int dtype, string mask, int bias, bool scoreMod, bool maskMod) =>
-            For(headDim, dtype, mask, bias, 2) is { } plan ? plan with { ScoreMod = scoreMod, MaskMod = maskMod } : null;
+            For(headDim, dtype, mask, bias) is { } plan ? plan with { ScoreMod = scoreMod, MaskMod = maskMod } : null;
+
+        /// <summary>The second grid (<see cref="SmallGridFor"/>) of a variant with mods.</summary>
+        public static HopperPlan? SmallGridForMods(int headDim, int dtype, string mask, int bias, bool scoreMod, bool maskMod) =>
+            SmallGridFor(headDim, dtype, mask, bias) is { } plan ? plan with { ScoreMod = scoreMod, MaskMod = maskMod } : null;
 
         private static HopperPlan? For(int headDim, int dtype, string mask, int bias, int consumers)
         {

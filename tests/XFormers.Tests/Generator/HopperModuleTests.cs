@@ -271,6 +271,17 @@ public class HopperModuleTests
             Regex.IsMatch(entry, @"ld\.param\.u64 %\w+, \[block_list\];").ShouldBe(mask);
             entry.Contains("Mask mod: dS = 0 wherever P = 0", StringComparison.Ordinal).ShouldBe(mask && !valuesOnly);
         }
+
+        // The forward has the built-in masks' CTAs: 192 rows (three consumer warpgroups) at HeadDim 64 with a 128-row
+        // module for grids those fill badly, 128 rows above; every module lowers the mods.
+        var forwards = Modules(source);
+        forwards.Select(m => m.BlockM).ShouldBe(headDim == 64 ? new[] { 192, 128 } : new[] { 128 });
+        foreach (var module in forwards)
+        {
+            module.Threads.ShouldBe((module.BlockM / 64 + 1) * 128);
+            module.Ptx.Contains("// score mod Softcap", StringComparison.Ordinal).ShouldBe(score);
+            module.Ptx.Contains("// mask mod Window", StringComparison.Ordinal).ShouldBe(mask);
+        }
     }
 
     /// <summary>The modules a generated Hopper file constructs, with their numbers and PTX.</summary>

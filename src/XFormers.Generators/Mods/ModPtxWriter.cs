@@ -15,7 +15,16 @@ namespace XFormers.Generators.Mods
     /// <see cref="Invariant"/> holds subexpressions already computed where the kernel put them (<see
     /// cref="ModPtxWriter.EmitHeadInvariant"/>): an emission uses those registers instead of computing them again.
     /// </remarks>
-    internal sealed record ModPtxInputs(Reg Score, Reg Batch, Reg Head, Reg Q, Reg Kv, string ArgsParam, IReadOnlyDictionary<ModExpr, Reg>? Invariant = null);
+    /// <remarks>
+    /// <see cref="Distance"/>, when the kernel gives it, is (float)(kv − q) formed from a per-row base (one cvt a row and
+    /// tile, then an add a score): the value of a mod's <c>(float)(kv - q)</c> (ALiBi's distance) without a conversion a
+    /// score, which runs at a quarter of the ALU rate. It equals the cast exactly while |kv − q| stays below 2^24.
+    /// </remarks>
+    internal sealed record ModPtxInputs(Reg Score, Reg Batch, Reg Head, Reg Q, Reg Kv, string ArgsParam, IReadOnlyDictionary<ModExpr, Reg>? Invariant = null)
+    {
+        /// <summary>(float)(kv − q) for this score, or the default register (no name) when the kernel does not form it.</summary>
+        public Reg Distance { get; init; }
+    }
 
     /// <summary>
     /// Mods as PTX for the sm_90a kernels, through <see cref="PtxWriter"/>: straight-line code (every statement is
@@ -113,6 +122,26 @@ namespace XFormers.Generators.Mods
             ModParameterRead parameter => parameter.Parameter == ModParameter.Head,
             ModLocal => false,
             _ => ModWalk.Children(e).All(IsHeadInvariant),
+        };
+
+        /// <summary>Whether a mod casts kv − q (or q − kv) to float: the kernel then forms <see cref="ModPtxInputs.Distance"/>.</summary>
+        public static bool UsesDistance(ModsModel mods) =>
+            new[] { mods.Score, mods.ScoreGrad, mods.Mask }.Any(body => body is not null && body.Statements.Any(statement => statement switch
+            {
+                ModLet let => HasDistance(let.Value),
+                ModReturnIf returnIf => HasDistance(returnIf.Condition) || HasDistance(returnIf.Value),
+                ModReturn ret => HasDistance(ret.Value),
+                _ => false,
+            }));
+
+        private static bool HasDistance(ModExpr e) => DistanceSign(e) != 0 || ModWalk.Children(e).Any(HasDistance);
+
+        /// <summary>1 for (float)(kv − q), −1 for (float)(q − kv), else 0.</summary>
+        private static int DistanceSign(ModExpr e) => e switch
+        {
+            ModCast { Type: ModType.Float, Operand: ModBinary { Op: ModBinaryOp.Subtract, Left: ModParameterRead { Parameter: ModParameter.Kv }, Right: ModParameterRead { Parameter: ModParameter.Q } } } => 1,
+            ModCast { Type: ModType.Float, Operand: ModBinary { Op: ModBinaryOp.Subtract, Left: ModParameterRead { Parameter: ModParameter.Q }, Right: ModParameterRead { Parameter: ModParameter.Kv } } } => -1,
+            _ => 0,
         };
 
         /// <summary>Whether the mask mod keeps the score (pred).</summary>
@@ -229,6 +258,14 @@ namespace XFormers.Generators.Mods
                     {
                         var condition = Value(conditional.Condition);
                         return Select(conditional.Type, condition, Value(conditional.WhenTrue), Value(conditional.WhenFalse));
+                    }
+                    case ModCast cast when inputs.Distance.Name is not null && DistanceSign(cast) != 0:
+                    {
+                        if (DistanceSign(cast) > 0)
+                            return inputs.Distance;
+                        var negated = Temp(ModType.Float);
+                        w.Op("neg.f32", negated, inputs.Distance);
+                        return negated;
                     }
                     case ModCast cast:
                     {

@@ -170,4 +170,36 @@ public class ModPtxWriterTests
         Regex.Matches(all, @"ld\.global\.nc\.f32").Count.ShouldBe(1);
         Regex.Matches(all, @"\[mod_args\+" + ModParamLayout.Int(0) + @"\]").Count.ShouldBe(1);
     }
+
+    [Theory]
+    [InlineData("score + args.Slopes[head] * (kv - q)", 1)]
+    [InlineData("score - 0.5f * (q - kv)", -1)]
+    [InlineData("score + (float)(kv - q) * (float)(q - kv)", 0)]
+    public void TheDistanceTheKernelFormsReplacesTheConversionOfKvMinusQ(string body, int sign)
+    {
+        var mods = ModTestSupport.Mods($$"""
+            public struct Args { public Tensor<float> Slopes; }
+            [Attention(ScoreMod = nameof(Score))] public static partial AttentionKernel V();
+            static float Score(float score, int batch, int head, int q, int kv, in Args args) => {{body}};
+            """);
+        ModPtxWriter.UsesDistance(mods).ShouldBeTrue();
+        var w = new PtxWriter();
+        var distance = w.F32("distance");
+        var inputs = new ModPtxInputs(w.F32("s"), w.S32("batch"), w.S32("head"), w.S32("q"), w.S32("kv"), "mod_args") { Distance = distance };
+        ModPtxWriter.EmitScoreAndGrad(w, mods, inputs);
+        string ptx = w.Body();
+        // No int-to-float conversion a score (a quarter-rate instruction): the kernel's distance, negated for q − kv.
+        ptx.ShouldNotContain("cvt.rn.f32.s32");
+        ptx.ShouldContain(", " + distance.Name + (sign == 0 ? "" : ";"));
+        ptx.Contains("neg.f32 %tmp_f32", StringComparison.Ordinal).ShouldBe(sign <= 0);
+
+        // Without the kernel's distance the cast is computed as written.
+        var plain = new PtxWriter();
+        ModPtxWriter.EmitScore(plain, mods, new ModPtxInputs(plain.F32("s"), plain.S32("batch"), plain.S32("head"), plain.S32("q"), plain.S32("kv"), "mod_args"));
+        plain.Body().ShouldContain("cvt.rn.f32.s32");
+        ModPtxWriter.UsesDistance(ModTestSupport.Mods("""
+            [Attention(ScoreMod = nameof(Score))] public static partial AttentionKernel V();
+            static float Score(float score, int batch, int head, int q, int kv) => score + q;
+            """)).ShouldBeFalse();
+    }
 }

@@ -48,15 +48,16 @@ namespace XFormers
         internal readonly record struct KeyPiece(int QStart, int QLength, int KvStart, int KvLength);
 
         /// <summary>
-        /// How many chunks split-KV cuts the longest key range into. The forward runs one group per (query tile, query head);
-        /// when those groups number fewer than two per multiprocessor (<paramref name="multiprocessors"/>: SMs on CUDA), the
-        /// keys are cut so that the groups reach two per multiprocessor, in chunks of at least <see cref="SplitKvMinChunk"/>
-        /// keys and at most <see cref="SplitKvMaxChunks"/> chunks. 1 means no split.
+        /// How many chunks split-KV cuts the longest key range into. The forward runs one group per (query tile, head);
+        /// when those groups number fewer than <paramref name="groupsPerMultiprocessor"/> per multiprocessor
+        /// (<paramref name="multiprocessors"/>: SMs on CUDA; two for ILGPU's kernels, one for the sm_90a forward, whose K/V
+        /// ring fills shared memory), the keys are cut so that the groups reach that many, in chunks of at least
+        /// <see cref="SplitKvMinChunk"/> keys and at most <see cref="SplitKvMaxChunks"/> chunks. 1 means no split.
         /// </summary>
-        internal static int SplitKvChunks(long queryTiles, int heads, int longestKeys, int multiprocessors)
+        internal static int SplitKvChunks(long queryTiles, int heads, int longestKeys, int multiprocessors, int groupsPerMultiprocessor = 2)
         {
             long groups = queryTiles * heads;
-            long target = 2L * Math.Max(1, multiprocessors);
+            long target = (long)Math.Max(1, groupsPerMultiprocessor) * Math.Max(1, multiprocessors);
             if (groups <= 0 || groups >= target || longestKeys < 2 * SplitKvMinChunk)
                 return 1;
             long byOccupancy = (target + groups - 1) / groups;
@@ -190,8 +191,7 @@ namespace XFormers
             if (p.IsEmpty || p.Mq > SplitKvMaxQueries || p.Mkv == 0)
                 return null;
             int chunks = SplitKvChunks(p.Batch, p.Hq, UnmaskedKeys(new SequenceKeys(0, p.Mq, 0, p.Mkv), causal), query.Context.Accelerator.NumMultiprocessors);
-            bool packs = IsSystemHalf<T>() ? PacksHeads<ILGPU.Half>(p, query.Context) : PacksHeads<T>(p, query.Context);
-            if ((chunks <= 1 && !packs) || !CanRunPieces(p, ElementType.Of<T>(), query.Context, causal && p.Mq > 1))
+            if (chunks <= 1 || !CanRunPieces(p, ElementType.Of<T>(), query.Context, causal && p.Mq > 1))
                 return null;
             var output = Tensor<T>.Empty(query.Context, p.QueryShape);
             try
@@ -223,12 +223,18 @@ namespace XFormers
         private static SequenceKeys[] DecodeSequences(AttentionProblem p) =>
             Enumerable.Range(0, p.Batch).Select(b => new SequenceKeys(b * p.Mq, p.Mq, b * p.Mkv, p.Mkv)).ToArray();
 
-        /// <summary>Whether dense decoding would pack grouped query heads into rows (<see cref="HeadPacking{T}"/>).</summary>
+        /// <summary>
+        /// Whether dense decoding, once split (<see cref="TrySplitKvDecode{T}"/>), packs grouped query heads into rows
+        /// (<see cref="HeadPacking{T}"/>). Unsplit dense decoding keeps the direct launch: planning pieces on every call (no
+        /// mask object keeps the plan) and uploading a segment id per cache row cost more than packing saves there (H200,
+        /// B64 Hq32 Hkv8 K128 over 8192 keys: 2.88 ms as pieces against 1.8 ms direct); the padded KV-cache mask, whose plan
+        /// is kept, packs.
+        /// </summary>
         internal static bool PacksHeads<T>(AttentionProblem p, XFormersContext context)
             where T : unmanaged =>
             HeadPacking<T>(p, context, DecodeSequences(p)).Group > 1;
 
-        /// <summary>Dense decoding as pieces; the split is planned there, for the packed heads when they pack.</summary>
+        /// <summary>Dense decoding as pieces; the split is planned there again, for the packed heads when they pack.</summary>
         private static void RunDecode<T>(AttentionProblem p, Tensor<T> query, Tensor<T> key, Tensor<T> value, bool causal, float? scale, Tensor<T> output)
             where T : unmanaged
         {
@@ -268,7 +274,9 @@ namespace XFormers
                 tiles += ((long)s.QLength * group + fullTileRows - 1) / fullTileRows;
                 longest = Math.Max(longest, s.QLength == 0 ? 0 : UnmaskedKeys(s, causalWithOffset));
             }
-            int split = chunks ?? SplitKvChunks(tiles, probe.Hq / group, longest, accelerator.NumMultiprocessors);
+            // The sm_90a forward holds one group a multiprocessor (its K/V ring fills shared memory); ILGPU's kernels two.
+            var splitKernel = group > 1 ? packedKernel! : fullKernel;
+            int split = chunks ?? SplitKvChunks(tiles, probe.Hq / group, longest, accelerator.NumMultiprocessors, splitKernel.UsesHopperForward(accelerator) ? 1 : 2);
             PiecesLaunch[] Plan()
             {
                 var (fullPieces, causalPieces) = PlanPieces(sequences, causalWithOffset, split);

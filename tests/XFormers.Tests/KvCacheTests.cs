@@ -160,8 +160,9 @@ public class KvCacheTests(CpuContextFixture fixture)
     [InlineData(2, false, 8, 90)]
     public void GroupedQueryDecodingPacksTheHeadsAndMatchesTheReference(int mq, bool causal, int group, int mkv)
     {
-        // Query heads that share a key head run as rows of one launch head (each key tile read once for the group),
-        // with and without a key split, and with the causal diagonal of Mq > 1 beside the packed unmasked keys.
+        // Query heads that share a key head run as rows of one launch head (each key tile read once for the group), through
+        // the padded KV-cache mask with and without a key split, and with the causal diagonal of Mq > 1 beside the packed
+        // unmasked keys; the same batch dense, as one call.
         const int batch = 3, hkv = 2;
         int hq = group * hkv;
         using var q = Tensor<float>.RandomNormal(Ctx, 1, 1f, batch, mq, hq, K);
@@ -169,9 +170,22 @@ public class KvCacheTests(CpuContextFixture fixture)
         using var value = Tensor<float>.RandomNormal(Ctx, 3, 1f, batch, mkv, hkv, K);
         AttentionBias? mask = causal ? new LowerTriangularFromBottomRightMask() : null;
         Fmha.PacksHeads<float>(AttentionProblem.Create(q, key, value, mask, null), Ctx).ShouldBeTrue();
-        using var o = Fmha.MemoryEfficientAttention(q, key, value, mask);
         var problem = new ReferenceAttention.Problem(batch, mq, mkv, hq, hkv, K, 1.0 / Math.Sqrt(K), causal ? MaskKind.CausalFromBottomRight : MaskKind.None);
         var expected = ReferenceAttention.Forward(problem, q.ToDoubleArray(), key.ToDoubleArray(), value.ToDoubleArray());
+
+        var qSeqlen = Enumerable.Repeat(mq, batch).ToArray();
+        var kvSeqlen = Enumerable.Repeat(mkv, batch).ToArray();
+        KvCacheMask padded = causal
+            ? BlockDiagonalCausalWithOffsetPaddedKeysMask.FromSeqlens(qSeqlen, mkv, kvSeqlen)
+            : BlockDiagonalPaddedKeysMask.FromSeqlens(qSeqlen, mkv, kvSeqlen);
+        foreach (int? chunks in new int?[] { null, 1, 3 })
+        {
+            using var output = Tensor<float>.Empty(Ctx, 1, batch * mq, hq, K);
+            Fmha.KvCacheForward(q.Reshape(1, batch * mq, hq, K), key.Reshape(1, batch * mkv, hkv, K), value.Reshape(1, batch * mkv, hkv, K),
+                padded, null, output, null, chunks);
+            AttentionCheck.Error(output.ToDoubleArray(), expected.Output).ShouldBeLessThan(1e-5);
+        }
+        using var o = Fmha.MemoryEfficientAttention(q, key, value, mask);
         AttentionCheck.Error(o.ToDoubleArray(), expected.Output).ShouldBeLessThan(1e-5);
     }
 

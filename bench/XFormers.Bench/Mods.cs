@@ -126,7 +126,7 @@ namespace XFormers.Bench
             using var key = Tensor<BFloat16>.RandomNormal(context, 2, 1f, batch, tokens, kvHeads, k);
             using var v = Tensor<BFloat16>.RandomNormal(context, 3, 1f, batch, tokens, kvHeads, k);
             using var dO = Tensor<BFloat16>.RandomNormal(context, 4, 1f, batch, tokens, heads, k);
-            ReferenceAttention.MaskModFunction? mask = c.Name == "document" ? (b, h, i, j) => ids[i] == ids[j] && i >= j : c.Mask?.Invoke(tokens / 4);
+            ReferenceAttention.MaskModFunction? mask = c.Name.StartsWith("document", StringComparison.Ordinal) ? (b, h, i, j) => ids[i] == ids[j] && i >= j : c.Mask?.Invoke(tokens / 4);
             var problem = ReferenceAttention.ProblemFor(q, key, c.Bias) with { ScoreMod = c.Score, MaskMod = mask };
             double[] qd = q.ToDoubleArray(), kd = key.ToDoubleArray(), vd = v.ToDoubleArray();
             var expected = ReferenceAttention.Forward(problem, qd, kd, vd);

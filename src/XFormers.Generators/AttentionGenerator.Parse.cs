@@ -429,7 +429,7 @@ namespace XFormers.Generators
                         : HopperPlan.ForMods(headDim, (int)dtype, mask.ToString(), (int)bias, mods!.HasScore, mods.HasMask),
                     HopperSmallGrid = !sm90a ? null
                         : hopper ? HopperPlan.SmallGridFor(headDim, (int)dtype, mask.ToString(), (int)bias)
-                        : HopperPlan.SmallGridForMods(headDim, (int)dtype, mask.ToString(), (int)bias, mods!.HasScore, mods.HasMask),
+                        : HopperPlan.SmallGridForMods(headDim, (int)dtype, mask.ToString(), (int)bias, mods!.HasScore, mods.HasMask, Mods.ModPtxWriter.ReadsTable(mods.Mask)),
                     HopperBackwardKv = hopperBackward?.Keys,
                     HopperBackwardV = hopperBackward?.Values,
                     HopperBackwardQ = hopperBackward?.Queries,

@@ -134,6 +134,18 @@ namespace XFormers.Generators.Mods
                 _ => false,
             }));
 
+        /// <summary>Whether a mod body reads a run-time table (a load a score).</summary>
+        public static bool ReadsTable(ModBody? body) =>
+            body is not null && body.Statements.Any(statement => statement switch
+            {
+                ModLet let => HasTable(let.Value),
+                ModReturnIf returnIf => HasTable(returnIf.Condition) || HasTable(returnIf.Value),
+                ModReturn ret => HasTable(ret.Value),
+                _ => false,
+            });
+
+        private static bool HasTable(ModExpr e) => e is ModTableRead || ModWalk.Children(e).Any(HasTable);
+
         private static bool HasDistance(ModExpr e) => DistanceSign(e) != 0 || ModWalk.Children(e).Any(HasDistance);
 
         /// <summary>1 for (float)(kv − q), −1 for (float)(q − kv), else 0.</summary>

@@ -276,6 +276,12 @@ public class HopperModuleTests
         // module for grids those fill badly, 128 rows above; every module lowers the mods.
         var forwards = Modules(source);
         forwards.Select(m => m.BlockM).ShouldBe(headDim == 64 ? new[] { 192, 128 } : new[] { 128 });
+        if (headDim == 64)
+        {
+            // A score mod keeps the consumers on per-score work: the 128-row module does as much a row (relative throughput 1).
+            var throughput = Regex.Match(source, @"RelativeThroughput = ([\d.]+)").Groups[1].Value;
+            throughput.ShouldBe(score ? "1" : "0.82");
+        }
         foreach (var module in forwards)
         {
             module.Threads.ShouldBe((module.BlockM / 64 + 1) * 128);

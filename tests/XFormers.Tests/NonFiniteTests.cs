@@ -179,6 +179,26 @@ public class TensorCoreNonFiniteTests(TensorCoreFixture fixture)
     }
 
     [Fact]
+    public void ARowMadeNanByItsBiasReachesOnlyTheKeysItSeesInTheBackward()
+    {
+        // Row 40 sees key 10 through a NaN bias entry: its Lse and D are NaN. The backward's masked entries of that row are
+        // exactly 0 in P and dS (not 2^(−∞ − NaN) or 0 · NaN), so keys past 40 of its 64-key tile keep their dK and dV bit
+        // for bit; keys ≤ 40 take the NaN (every column), and dQ of row 40 alone.
+        var kernel = StockVariants.Causal_Tensor_F16_64();
+        ((AttentionKernel<Half>)kernel).UsesTensorCoreBackward(fixture.Context.Accelerator).ShouldBeTrue();
+        var mask = new LowerTriangularMask();
+        var bias = NonFinite.Random(5, M * M);
+        var dO = NonFinite.Random(4, M * K);
+        int[] biasShape = { 1, 1, M, M };
+        var clean = NonFinite.Run<Half>(fixture.Context, Shape, q, k, v, mask, bias, biasShape, dO, kernel);
+        var dirty = NonFinite.Run<Half>(fixture.Context, Shape, q, k, v, mask, NonFinite.With(bias, 40 * M + 10, float.NaN), biasShape, dO, kernel);
+        NonFinite.RowsTouchedExactly(clean["O"], dirty["O"], K, i => i == 40, null, "O");
+        NonFinite.RowsTouchedExactly(clean["dQ"], dirty["dQ"], K, i => i == 40, null, "dQ");
+        NonFinite.RowsTouchedExactly(clean["dK"], dirty["dK"], K, j => j <= 40, null, "dK");
+        NonFinite.RowsTouchedExactly(clean["dV"], dirty["dV"], K, j => j <= 40, null, "dV");
+    }
+
+    [Fact]
     public void NanInKeyBehindTheCausalMaskStaysThere()
     {
         var kernel = StockVariants.Causal_None_F16_64();

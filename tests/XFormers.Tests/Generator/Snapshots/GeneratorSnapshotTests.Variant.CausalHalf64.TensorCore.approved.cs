@@ -82,6 +82,22 @@ partial class Kernels
         }
 
         /// <summary>
+        /// P_ij = 2^(score − Lse_i); on a tile that needs the mask (<paramref name="masked"/>), exactly 0 where the score is −∞.
+        /// A row that sees a NaN has a NaN Lse, and 2^(−∞ − NaN) would put NaN on the entries the mask hides from it, which
+        /// dV += Pᵀ dO and dK += dSᵀ Q would carry to keys the row cannot see.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float TcProbability(float score, float lse, bool masked) =>
+            masked && score == float.NegativeInfinity ? 0f : Exp2(score - lse);
+
+        /// <summary>
+        /// dS = P (dP − D); on a tile that needs the mask, 0 where P is 0, so that a hidden entry of a row whose D is NaN
+        /// stays 0 rather than 0 · NaN (it would reach dK of keys the row cannot see, and dBias).
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float TcDs(float p, float dpMinusDelta, bool masked) => masked && p == 0f ? 0f : p * dpMinusDelta;
+
+        /// <summary>
         /// Lse_i in the base-2 domain, for P_ij = 2^(score − Lse_i); +∞ for a row past Mq or one that sees no key (its
         /// scores are all −∞), so that every P_ij of such a row is 0 rather than NaN.
         /// </summary>
@@ -652,59 +668,59 @@ partial class Kernels
                     int column = m0 + 2 * quad;
                     {
                         float lse0 = lseTile[0 + 2 * quad], lse1 = lseTile[1 + 2 * quad];
-                        s0_0 = Exp2(TcScore(a, b, h, s0_0, column + 0, key0, a.Mkv, check) - lse0);
-                        s0_1 = Exp2(TcScore(a, b, h, s0_1, column + 1, key0, a.Mkv, check) - lse1);
-                        s0_2 = Exp2(TcScore(a, b, h, s0_2, column + 0, key1, a.Mkv, check) - lse0);
-                        s0_3 = Exp2(TcScore(a, b, h, s0_3, column + 1, key1, a.Mkv, check) - lse1);
+                        s0_0 = TcProbability(TcScore(a, b, h, s0_0, column + 0, key0, a.Mkv, check), lse0, check);
+                        s0_1 = TcProbability(TcScore(a, b, h, s0_1, column + 1, key0, a.Mkv, check), lse1, check);
+                        s0_2 = TcProbability(TcScore(a, b, h, s0_2, column + 0, key1, a.Mkv, check), lse0, check);
+                        s0_3 = TcProbability(TcScore(a, b, h, s0_3, column + 1, key1, a.Mkv, check), lse1, check);
                     }
                     {
                         float lse0 = lseTile[8 + 2 * quad], lse1 = lseTile[9 + 2 * quad];
-                        s1_0 = Exp2(TcScore(a, b, h, s1_0, column + 8, key0, a.Mkv, check) - lse0);
-                        s1_1 = Exp2(TcScore(a, b, h, s1_1, column + 9, key0, a.Mkv, check) - lse1);
-                        s1_2 = Exp2(TcScore(a, b, h, s1_2, column + 8, key1, a.Mkv, check) - lse0);
-                        s1_3 = Exp2(TcScore(a, b, h, s1_3, column + 9, key1, a.Mkv, check) - lse1);
+                        s1_0 = TcProbability(TcScore(a, b, h, s1_0, column + 8, key0, a.Mkv, check), lse0, check);
+                        s1_1 = TcProbability(TcScore(a, b, h, s1_1, column + 9, key0, a.Mkv, check), lse1, check);
+                        s1_2 = TcProbability(TcScore(a, b, h, s1_2, column + 8, key1, a.Mkv, check), lse0, check);
+                        s1_3 = TcProbability(TcScore(a, b, h, s1_3, column + 9, key1, a.Mkv, check), lse1, check);
                     }
                     {
                         float lse0 = lseTile[16 + 2 * quad], lse1 = lseTile[17 + 2 * quad];
-                        s2_0 = Exp2(TcScore(a, b, h, s2_0, column + 16, key0, a.Mkv, check) - lse0);
-                        s2_1 = Exp2(TcScore(a, b, h, s2_1, column + 17, key0, a.Mkv, check) - lse1);
-                        s2_2 = Exp2(TcScore(a, b, h, s2_2, column + 16, key1, a.Mkv, check) - lse0);
-                        s2_3 = Exp2(TcScore(a, b, h, s2_3, column + 17, key1, a.Mkv, check) - lse1);
+                        s2_0 = TcProbability(TcScore(a, b, h, s2_0, column + 16, key0, a.Mkv, check), lse0, check);
+                        s2_1 = TcProbability(TcScore(a, b, h, s2_1, column + 17, key0, a.Mkv, check), lse1, check);
+                        s2_2 = TcProbability(TcScore(a, b, h, s2_2, column + 16, key1, a.Mkv, check), lse0, check);
+                        s2_3 = TcProbability(TcScore(a, b, h, s2_3, column + 17, key1, a.Mkv, check), lse1, check);
                     }
                     {
                         float lse0 = lseTile[24 + 2 * quad], lse1 = lseTile[25 + 2 * quad];
-                        s3_0 = Exp2(TcScore(a, b, h, s3_0, column + 24, key0, a.Mkv, check) - lse0);
-                        s3_1 = Exp2(TcScore(a, b, h, s3_1, column + 25, key0, a.Mkv, check) - lse1);
-                        s3_2 = Exp2(TcScore(a, b, h, s3_2, column + 24, key1, a.Mkv, check) - lse0);
-                        s3_3 = Exp2(TcScore(a, b, h, s3_3, column + 25, key1, a.Mkv, check) - lse1);
+                        s3_0 = TcProbability(TcScore(a, b, h, s3_0, column + 24, key0, a.Mkv, check), lse0, check);
+                        s3_1 = TcProbability(TcScore(a, b, h, s3_1, column + 25, key0, a.Mkv, check), lse1, check);
+                        s3_2 = TcProbability(TcScore(a, b, h, s3_2, column + 24, key1, a.Mkv, check), lse0, check);
+                        s3_3 = TcProbability(TcScore(a, b, h, s3_3, column + 25, key1, a.Mkv, check), lse1, check);
                     }
                     {
                         float lse0 = lseTile[32 + 2 * quad], lse1 = lseTile[33 + 2 * quad];
-                        s4_0 = Exp2(TcScore(a, b, h, s4_0, column + 32, key0, a.Mkv, check) - lse0);
-                        s4_1 = Exp2(TcScore(a, b, h, s4_1, column + 33, key0, a.Mkv, check) - lse1);
-                        s4_2 = Exp2(TcScore(a, b, h, s4_2, column + 32, key1, a.Mkv, check) - lse0);
-                        s4_3 = Exp2(TcScore(a, b, h, s4_3, column + 33, key1, a.Mkv, check) - lse1);
+                        s4_0 = TcProbability(TcScore(a, b, h, s4_0, column + 32, key0, a.Mkv, check), lse0, check);
+                        s4_1 = TcProbability(TcScore(a, b, h, s4_1, column + 33, key0, a.Mkv, check), lse1, check);
+                        s4_2 = TcProbability(TcScore(a, b, h, s4_2, column + 32, key1, a.Mkv, check), lse0, check);
+                        s4_3 = TcProbability(TcScore(a, b, h, s4_3, column + 33, key1, a.Mkv, check), lse1, check);
                     }
                     {
                         float lse0 = lseTile[40 + 2 * quad], lse1 = lseTile[41 + 2 * quad];
-                        s5_0 = Exp2(TcScore(a, b, h, s5_0, column + 40, key0, a.Mkv, check) - lse0);
-                        s5_1 = Exp2(TcScore(a, b, h, s5_1, column + 41, key0, a.Mkv, check) - lse1);
-                        s5_2 = Exp2(TcScore(a, b, h, s5_2, column + 40, key1, a.Mkv, check) - lse0);
-                        s5_3 = Exp2(TcScore(a, b, h, s5_3, column + 41, key1, a.Mkv, check) - lse1);
+                        s5_0 = TcProbability(TcScore(a, b, h, s5_0, column + 40, key0, a.Mkv, check), lse0, check);
+                        s5_1 = TcProbability(TcScore(a, b, h, s5_1, column + 41, key0, a.Mkv, check), lse1, check);
+                        s5_2 = TcProbability(TcScore(a, b, h, s5_2, column + 40, key1, a.Mkv, check), lse0, check);
+                        s5_3 = TcProbability(TcScore(a, b, h, s5_3, column + 41, key1, a.Mkv, check), lse1, check);
                     }
                     {
                         float lse0 = lseTile[48 + 2 * quad], lse1 = lseTile[49 + 2 * quad];
-                        s6_0 = Exp2(TcScore(a, b, h, s6_0, column + 48, key0, a.Mkv, check) - lse0);
-                        s6_1 = Exp2(TcScore(a, b, h, s6_1, column + 49, key0, a.Mkv, check) - lse1);
-                        s6_2 = Exp2(TcScore(a, b, h, s6_2, column + 48, key1, a.Mkv, check) - lse0);
-                        s6_3 = Exp2(TcScore(a, b, h, s6_3, column + 49, key1, a.Mkv, check) - lse1);
+                        s6_0 = TcProbability(TcScore(a, b, h, s6_0, column + 48, key0, a.Mkv, check), lse0, check);
+                        s6_1 = TcProbability(TcScore(a, b, h, s6_1, column + 49, key0, a.Mkv, check), lse1, check);
+                        s6_2 = TcProbability(TcScore(a, b, h, s6_2, column + 48, key1, a.Mkv, check), lse0, check);
+                        s6_3 = TcProbability(TcScore(a, b, h, s6_3, column + 49, key1, a.Mkv, check), lse1, check);
                     }
                     {
                         float lse0 = lseTile[56 + 2 * quad], lse1 = lseTile[57 + 2 * quad];
-                        s7_0 = Exp2(TcScore(a, b, h, s7_0, column + 56, key0, a.Mkv, check) - lse0);
-                        s7_1 = Exp2(TcScore(a, b, h, s7_1, column + 57, key0, a.Mkv, check) - lse1);
-                        s7_2 = Exp2(TcScore(a, b, h, s7_2, column + 56, key1, a.Mkv, check) - lse0);
-                        s7_3 = Exp2(TcScore(a, b, h, s7_3, column + 57, key1, a.Mkv, check) - lse1);
+                        s7_0 = TcProbability(TcScore(a, b, h, s7_0, column + 56, key0, a.Mkv, check), lse0, check);
+                        s7_1 = TcProbability(TcScore(a, b, h, s7_1, column + 57, key0, a.Mkv, check), lse1, check);
+                        s7_2 = TcProbability(TcScore(a, b, h, s7_2, column + 56, key1, a.Mkv, check), lse0, check);
+                        s7_3 = TcProbability(TcScore(a, b, h, s7_3, column + 57, key1, a.Mkv, check), lse1, check);
                     }
 
                     // dPᵀ_ji = V_j dO_iᵀ (line 14).
@@ -768,43 +784,43 @@ partial class Kernels
                     // dSᵀ_ji = Pᵀ_ji (dPᵀ_ji − D_i) (line 15), in the dPᵀ accumulators.
                     {
                         float delta0 = deltaTile[0 + 2 * quad], delta1 = deltaTile[1 + 2 * quad];
-                        dp0_0 = s0_0 * (dp0_0 - delta0); dp0_1 = s0_1 * (dp0_1 - delta1);
-                        dp0_2 = s0_2 * (dp0_2 - delta0); dp0_3 = s0_3 * (dp0_3 - delta1);
+                        dp0_0 = TcDs(s0_0, dp0_0 - delta0, check); dp0_1 = TcDs(s0_1, dp0_1 - delta1, check);
+                        dp0_2 = TcDs(s0_2, dp0_2 - delta0, check); dp0_3 = TcDs(s0_3, dp0_3 - delta1, check);
                     }
                     {
                         float delta0 = deltaTile[8 + 2 * quad], delta1 = deltaTile[9 + 2 * quad];
-                        dp1_0 = s1_0 * (dp1_0 - delta0); dp1_1 = s1_1 * (dp1_1 - delta1);
-                        dp1_2 = s1_2 * (dp1_2 - delta0); dp1_3 = s1_3 * (dp1_3 - delta1);
+                        dp1_0 = TcDs(s1_0, dp1_0 - delta0, check); dp1_1 = TcDs(s1_1, dp1_1 - delta1, check);
+                        dp1_2 = TcDs(s1_2, dp1_2 - delta0, check); dp1_3 = TcDs(s1_3, dp1_3 - delta1, check);
                     }
                     {
                         float delta0 = deltaTile[16 + 2 * quad], delta1 = deltaTile[17 + 2 * quad];
-                        dp2_0 = s2_0 * (dp2_0 - delta0); dp2_1 = s2_1 * (dp2_1 - delta1);
-                        dp2_2 = s2_2 * (dp2_2 - delta0); dp2_3 = s2_3 * (dp2_3 - delta1);
+                        dp2_0 = TcDs(s2_0, dp2_0 - delta0, check); dp2_1 = TcDs(s2_1, dp2_1 - delta1, check);
+                        dp2_2 = TcDs(s2_2, dp2_2 - delta0, check); dp2_3 = TcDs(s2_3, dp2_3 - delta1, check);
                     }
                     {
                         float delta0 = deltaTile[24 + 2 * quad], delta1 = deltaTile[25 + 2 * quad];
-                        dp3_0 = s3_0 * (dp3_0 - delta0); dp3_1 = s3_1 * (dp3_1 - delta1);
-                        dp3_2 = s3_2 * (dp3_2 - delta0); dp3_3 = s3_3 * (dp3_3 - delta1);
+                        dp3_0 = TcDs(s3_0, dp3_0 - delta0, check); dp3_1 = TcDs(s3_1, dp3_1 - delta1, check);
+                        dp3_2 = TcDs(s3_2, dp3_2 - delta0, check); dp3_3 = TcDs(s3_3, dp3_3 - delta1, check);
                     }
                     {
                         float delta0 = deltaTile[32 + 2 * quad], delta1 = deltaTile[33 + 2 * quad];
-                        dp4_0 = s4_0 * (dp4_0 - delta0); dp4_1 = s4_1 * (dp4_1 - delta1);
-                        dp4_2 = s4_2 * (dp4_2 - delta0); dp4_3 = s4_3 * (dp4_3 - delta1);
+                        dp4_0 = TcDs(s4_0, dp4_0 - delta0, check); dp4_1 = TcDs(s4_1, dp4_1 - delta1, check);
+                        dp4_2 = TcDs(s4_2, dp4_2 - delta0, check); dp4_3 = TcDs(s4_3, dp4_3 - delta1, check);
                     }
                     {
                         float delta0 = deltaTile[40 + 2 * quad], delta1 = deltaTile[41 + 2 * quad];
-                        dp5_0 = s5_0 * (dp5_0 - delta0); dp5_1 = s5_1 * (dp5_1 - delta1);
-                        dp5_2 = s5_2 * (dp5_2 - delta0); dp5_3 = s5_3 * (dp5_3 - delta1);
+                        dp5_0 = TcDs(s5_0, dp5_0 - delta0, check); dp5_1 = TcDs(s5_1, dp5_1 - delta1, check);
+                        dp5_2 = TcDs(s5_2, dp5_2 - delta0, check); dp5_3 = TcDs(s5_3, dp5_3 - delta1, check);
                     }
                     {
                         float delta0 = deltaTile[48 + 2 * quad], delta1 = deltaTile[49 + 2 * quad];
-                        dp6_0 = s6_0 * (dp6_0 - delta0); dp6_1 = s6_1 * (dp6_1 - delta1);
-                        dp6_2 = s6_2 * (dp6_2 - delta0); dp6_3 = s6_3 * (dp6_3 - delta1);
+                        dp6_0 = TcDs(s6_0, dp6_0 - delta0, check); dp6_1 = TcDs(s6_1, dp6_1 - delta1, check);
+                        dp6_2 = TcDs(s6_2, dp6_2 - delta0, check); dp6_3 = TcDs(s6_3, dp6_3 - delta1, check);
                     }
                     {
                         float delta0 = deltaTile[56 + 2 * quad], delta1 = deltaTile[57 + 2 * quad];
-                        dp7_0 = s7_0 * (dp7_0 - delta0); dp7_1 = s7_1 * (dp7_1 - delta1);
-                        dp7_2 = s7_2 * (dp7_2 - delta0); dp7_3 = s7_3 * (dp7_3 - delta1);
+                        dp7_0 = TcDs(s7_0, dp7_0 - delta0, check); dp7_1 = TcDs(s7_1, dp7_1 - delta1, check);
+                        dp7_2 = TcDs(s7_2, dp7_2 - delta0, check); dp7_3 = TcDs(s7_3, dp7_3 - delta1, check);
                     }
 
                     // dV_j += Pᵀ_ji dO_i and dK_j += dSᵀ_ji Q_i (lines 12 and 17): the accumulators become A fragments.
@@ -1094,38 +1110,38 @@ partial class Kernels
                 MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q3_0, q3_1, q3_2, q3_3, kb3_3_2, kb3_3_3, exchange);
                 bool check = TcTileNeedsMask(a, firstRow, TcBlockM, n0, TcBwdBlockKv, kvEnd);
                 int column = n0 + 2 * quad;
-                s0_0 = Exp2(TcScore(a, b, h, s0_0, row0, column + 0, kvEnd, check) - lse0);
-                s0_1 = Exp2(TcScore(a, b, h, s0_1, row0, column + 1, kvEnd, check) - lse0);
-                s0_2 = Exp2(TcScore(a, b, h, s0_2, row1, column + 0, kvEnd, check) - lse1);
-                s0_3 = Exp2(TcScore(a, b, h, s0_3, row1, column + 1, kvEnd, check) - lse1);
-                s1_0 = Exp2(TcScore(a, b, h, s1_0, row0, column + 8, kvEnd, check) - lse0);
-                s1_1 = Exp2(TcScore(a, b, h, s1_1, row0, column + 9, kvEnd, check) - lse0);
-                s1_2 = Exp2(TcScore(a, b, h, s1_2, row1, column + 8, kvEnd, check) - lse1);
-                s1_3 = Exp2(TcScore(a, b, h, s1_3, row1, column + 9, kvEnd, check) - lse1);
-                s2_0 = Exp2(TcScore(a, b, h, s2_0, row0, column + 16, kvEnd, check) - lse0);
-                s2_1 = Exp2(TcScore(a, b, h, s2_1, row0, column + 17, kvEnd, check) - lse0);
-                s2_2 = Exp2(TcScore(a, b, h, s2_2, row1, column + 16, kvEnd, check) - lse1);
-                s2_3 = Exp2(TcScore(a, b, h, s2_3, row1, column + 17, kvEnd, check) - lse1);
-                s3_0 = Exp2(TcScore(a, b, h, s3_0, row0, column + 24, kvEnd, check) - lse0);
-                s3_1 = Exp2(TcScore(a, b, h, s3_1, row0, column + 25, kvEnd, check) - lse0);
-                s3_2 = Exp2(TcScore(a, b, h, s3_2, row1, column + 24, kvEnd, check) - lse1);
-                s3_3 = Exp2(TcScore(a, b, h, s3_3, row1, column + 25, kvEnd, check) - lse1);
-                s4_0 = Exp2(TcScore(a, b, h, s4_0, row0, column + 32, kvEnd, check) - lse0);
-                s4_1 = Exp2(TcScore(a, b, h, s4_1, row0, column + 33, kvEnd, check) - lse0);
-                s4_2 = Exp2(TcScore(a, b, h, s4_2, row1, column + 32, kvEnd, check) - lse1);
-                s4_3 = Exp2(TcScore(a, b, h, s4_3, row1, column + 33, kvEnd, check) - lse1);
-                s5_0 = Exp2(TcScore(a, b, h, s5_0, row0, column + 40, kvEnd, check) - lse0);
-                s5_1 = Exp2(TcScore(a, b, h, s5_1, row0, column + 41, kvEnd, check) - lse0);
-                s5_2 = Exp2(TcScore(a, b, h, s5_2, row1, column + 40, kvEnd, check) - lse1);
-                s5_3 = Exp2(TcScore(a, b, h, s5_3, row1, column + 41, kvEnd, check) - lse1);
-                s6_0 = Exp2(TcScore(a, b, h, s6_0, row0, column + 48, kvEnd, check) - lse0);
-                s6_1 = Exp2(TcScore(a, b, h, s6_1, row0, column + 49, kvEnd, check) - lse0);
-                s6_2 = Exp2(TcScore(a, b, h, s6_2, row1, column + 48, kvEnd, check) - lse1);
-                s6_3 = Exp2(TcScore(a, b, h, s6_3, row1, column + 49, kvEnd, check) - lse1);
-                s7_0 = Exp2(TcScore(a, b, h, s7_0, row0, column + 56, kvEnd, check) - lse0);
-                s7_1 = Exp2(TcScore(a, b, h, s7_1, row0, column + 57, kvEnd, check) - lse0);
-                s7_2 = Exp2(TcScore(a, b, h, s7_2, row1, column + 56, kvEnd, check) - lse1);
-                s7_3 = Exp2(TcScore(a, b, h, s7_3, row1, column + 57, kvEnd, check) - lse1);
+                s0_0 = TcProbability(TcScore(a, b, h, s0_0, row0, column + 0, kvEnd, check), lse0, check);
+                s0_1 = TcProbability(TcScore(a, b, h, s0_1, row0, column + 1, kvEnd, check), lse0, check);
+                s0_2 = TcProbability(TcScore(a, b, h, s0_2, row1, column + 0, kvEnd, check), lse1, check);
+                s0_3 = TcProbability(TcScore(a, b, h, s0_3, row1, column + 1, kvEnd, check), lse1, check);
+                s1_0 = TcProbability(TcScore(a, b, h, s1_0, row0, column + 8, kvEnd, check), lse0, check);
+                s1_1 = TcProbability(TcScore(a, b, h, s1_1, row0, column + 9, kvEnd, check), lse0, check);
+                s1_2 = TcProbability(TcScore(a, b, h, s1_2, row1, column + 8, kvEnd, check), lse1, check);
+                s1_3 = TcProbability(TcScore(a, b, h, s1_3, row1, column + 9, kvEnd, check), lse1, check);
+                s2_0 = TcProbability(TcScore(a, b, h, s2_0, row0, column + 16, kvEnd, check), lse0, check);
+                s2_1 = TcProbability(TcScore(a, b, h, s2_1, row0, column + 17, kvEnd, check), lse0, check);
+                s2_2 = TcProbability(TcScore(a, b, h, s2_2, row1, column + 16, kvEnd, check), lse1, check);
+                s2_3 = TcProbability(TcScore(a, b, h, s2_3, row1, column + 17, kvEnd, check), lse1, check);
+                s3_0 = TcProbability(TcScore(a, b, h, s3_0, row0, column + 24, kvEnd, check), lse0, check);
+                s3_1 = TcProbability(TcScore(a, b, h, s3_1, row0, column + 25, kvEnd, check), lse0, check);
+                s3_2 = TcProbability(TcScore(a, b, h, s3_2, row1, column + 24, kvEnd, check), lse1, check);
+                s3_3 = TcProbability(TcScore(a, b, h, s3_3, row1, column + 25, kvEnd, check), lse1, check);
+                s4_0 = TcProbability(TcScore(a, b, h, s4_0, row0, column + 32, kvEnd, check), lse0, check);
+                s4_1 = TcProbability(TcScore(a, b, h, s4_1, row0, column + 33, kvEnd, check), lse0, check);
+                s4_2 = TcProbability(TcScore(a, b, h, s4_2, row1, column + 32, kvEnd, check), lse1, check);
+                s4_3 = TcProbability(TcScore(a, b, h, s4_3, row1, column + 33, kvEnd, check), lse1, check);
+                s5_0 = TcProbability(TcScore(a, b, h, s5_0, row0, column + 40, kvEnd, check), lse0, check);
+                s5_1 = TcProbability(TcScore(a, b, h, s5_1, row0, column + 41, kvEnd, check), lse0, check);
+                s5_2 = TcProbability(TcScore(a, b, h, s5_2, row1, column + 40, kvEnd, check), lse1, check);
+                s5_3 = TcProbability(TcScore(a, b, h, s5_3, row1, column + 41, kvEnd, check), lse1, check);
+                s6_0 = TcProbability(TcScore(a, b, h, s6_0, row0, column + 48, kvEnd, check), lse0, check);
+                s6_1 = TcProbability(TcScore(a, b, h, s6_1, row0, column + 49, kvEnd, check), lse0, check);
+                s6_2 = TcProbability(TcScore(a, b, h, s6_2, row1, column + 48, kvEnd, check), lse1, check);
+                s6_3 = TcProbability(TcScore(a, b, h, s6_3, row1, column + 49, kvEnd, check), lse1, check);
+                s7_0 = TcProbability(TcScore(a, b, h, s7_0, row0, column + 56, kvEnd, check), lse0, check);
+                s7_1 = TcProbability(TcScore(a, b, h, s7_1, row0, column + 57, kvEnd, check), lse0, check);
+                s7_2 = TcProbability(TcScore(a, b, h, s7_2, row1, column + 56, kvEnd, check), lse1, check);
+                s7_3 = TcProbability(TcScore(a, b, h, s7_3, row1, column + 57, kvEnd, check), lse1, check);
 
                 // dP_ij = dO_i V_jᵀ (line 14), then dS_ij = P_ij (dP_ij − D_i) (line 15) in its accumulators.
                 float dp0_0 = 0f, dp0_1 = 0f, dp0_2 = 0f, dp0_3 = 0f;
@@ -1184,22 +1200,22 @@ partial class Kernels
                 LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 48, 48, 0, 8, 8, 0, out uint vb3_3_0, out uint vb3_3_1, out uint vb3_3_2, out uint vb3_3_3);
                 MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o3_0, o3_1, o3_2, o3_3, vb3_3_0, vb3_3_1, exchange);
                 MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o3_0, o3_1, o3_2, o3_3, vb3_3_2, vb3_3_3, exchange);
-                dp0_0 = s0_0 * (dp0_0 - delta0); dp0_1 = s0_1 * (dp0_1 - delta0);
-                dp0_2 = s0_2 * (dp0_2 - delta1); dp0_3 = s0_3 * (dp0_3 - delta1);
-                dp1_0 = s1_0 * (dp1_0 - delta0); dp1_1 = s1_1 * (dp1_1 - delta0);
-                dp1_2 = s1_2 * (dp1_2 - delta1); dp1_3 = s1_3 * (dp1_3 - delta1);
-                dp2_0 = s2_0 * (dp2_0 - delta0); dp2_1 = s2_1 * (dp2_1 - delta0);
-                dp2_2 = s2_2 * (dp2_2 - delta1); dp2_3 = s2_3 * (dp2_3 - delta1);
-                dp3_0 = s3_0 * (dp3_0 - delta0); dp3_1 = s3_1 * (dp3_1 - delta0);
-                dp3_2 = s3_2 * (dp3_2 - delta1); dp3_3 = s3_3 * (dp3_3 - delta1);
-                dp4_0 = s4_0 * (dp4_0 - delta0); dp4_1 = s4_1 * (dp4_1 - delta0);
-                dp4_2 = s4_2 * (dp4_2 - delta1); dp4_3 = s4_3 * (dp4_3 - delta1);
-                dp5_0 = s5_0 * (dp5_0 - delta0); dp5_1 = s5_1 * (dp5_1 - delta0);
-                dp5_2 = s5_2 * (dp5_2 - delta1); dp5_3 = s5_3 * (dp5_3 - delta1);
-                dp6_0 = s6_0 * (dp6_0 - delta0); dp6_1 = s6_1 * (dp6_1 - delta0);
-                dp6_2 = s6_2 * (dp6_2 - delta1); dp6_3 = s6_3 * (dp6_3 - delta1);
-                dp7_0 = s7_0 * (dp7_0 - delta0); dp7_1 = s7_1 * (dp7_1 - delta0);
-                dp7_2 = s7_2 * (dp7_2 - delta1); dp7_3 = s7_3 * (dp7_3 - delta1);
+                dp0_0 = TcDs(s0_0, dp0_0 - delta0, check); dp0_1 = TcDs(s0_1, dp0_1 - delta0, check);
+                dp0_2 = TcDs(s0_2, dp0_2 - delta1, check); dp0_3 = TcDs(s0_3, dp0_3 - delta1, check);
+                dp1_0 = TcDs(s1_0, dp1_0 - delta0, check); dp1_1 = TcDs(s1_1, dp1_1 - delta0, check);
+                dp1_2 = TcDs(s1_2, dp1_2 - delta1, check); dp1_3 = TcDs(s1_3, dp1_3 - delta1, check);
+                dp2_0 = TcDs(s2_0, dp2_0 - delta0, check); dp2_1 = TcDs(s2_1, dp2_1 - delta0, check);
+                dp2_2 = TcDs(s2_2, dp2_2 - delta1, check); dp2_3 = TcDs(s2_3, dp2_3 - delta1, check);
+                dp3_0 = TcDs(s3_0, dp3_0 - delta0, check); dp3_1 = TcDs(s3_1, dp3_1 - delta0, check);
+                dp3_2 = TcDs(s3_2, dp3_2 - delta1, check); dp3_3 = TcDs(s3_3, dp3_3 - delta1, check);
+                dp4_0 = TcDs(s4_0, dp4_0 - delta0, check); dp4_1 = TcDs(s4_1, dp4_1 - delta0, check);
+                dp4_2 = TcDs(s4_2, dp4_2 - delta1, check); dp4_3 = TcDs(s4_3, dp4_3 - delta1, check);
+                dp5_0 = TcDs(s5_0, dp5_0 - delta0, check); dp5_1 = TcDs(s5_1, dp5_1 - delta0, check);
+                dp5_2 = TcDs(s5_2, dp5_2 - delta1, check); dp5_3 = TcDs(s5_3, dp5_3 - delta1, check);
+                dp6_0 = TcDs(s6_0, dp6_0 - delta0, check); dp6_1 = TcDs(s6_1, dp6_1 - delta0, check);
+                dp6_2 = TcDs(s6_2, dp6_2 - delta1, check); dp6_3 = TcDs(s6_3, dp6_3 - delta1, check);
+                dp7_0 = TcDs(s7_0, dp7_0 - delta0, check); dp7_1 = TcDs(s7_1, dp7_1 - delta0, check);
+                dp7_2 = TcDs(s7_2, dp7_2 - delta1, check); dp7_3 = TcDs(s7_3, dp7_3 - delta1, check);
 
                 // dQ_i += dS_ij K_j (line 16): the dS accumulators become A fragments, K_jᵀ gives pairs along the keys.
                 uint ds0_0 = PackHalf2(dp0_0, dp0_1), ds0_1 = PackHalf2(dp0_2, dp0_3);

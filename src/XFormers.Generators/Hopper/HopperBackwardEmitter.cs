@@ -728,28 +728,6 @@ namespace XFormers.Generators.Hopper
         /// <summary>What the mods see of a thread's key row r: the batch (the segment when packed), the key's position, the query shift.</summary>
         private readonly Reg[] modBatch = new Reg[2], modKv = new Reg[2], modQShift = new Reg[2];
 
-        /// <summary>(float)(kv − q) at the tile's first query column for each of the thread's key rows, where a mod reads that distance.</summary>
-        private readonly Reg[] modDistance = new Reg[2];
-
-        /// <summary>
-        /// Where a mod casts kv − q to float (<see cref="ModPtxWriter.UsesDistance"/>): each key row's distance to the tile's
-        /// first query, converted once; a score's distance is then that minus its column (<see cref="ModPtxInputs.Distance"/>).
-        /// </summary>
-        private void ModDistances(Reg columnBase)
-        {
-            if (!ModPtxWriter.UsesDistance(mods!))
-                return;
-            w.Comment("(float)(kv - q) at the tile's first query, a key row: a score's distance subtracts its column (exact below 2^24).");
-            for (int r = 0; r < 2; r++)
-            {
-                var distance = w.Temp("s32");
-                w.Op("add.s32", distance, modKv[r], modQShift[r]);
-                w.Op("sub.s32", distance, distance, columnBase);
-                modDistance[r] = w.Temp("f32");
-                w.Op("cvt.rn.f32.s32", modDistance[r], distance);
-            }
-        }
-
         /// <summary>The mods' inputs for element i of Sᵀ: its key row's batch and position, the tile's query head, the query's position.</summary>
         private ModPtxInputs ModInputs(int i, Reg h, Reg columnBase, Reg score)
         {
@@ -757,13 +735,7 @@ namespace XFormers.Generators.Hopper
             var q = w.Temp("s32");
             w.Op("add.s32", q, columnBase, column);
             w.Op("sub.s32", q, q, modQShift[half]);
-            Reg distance = default;
-            if (modDistance[half].Name is not null)
-            {
-                distance = w.Temp("f32");
-                w.Op("add.rn.f32", distance, modDistance[half], PtxWriter.Float(-column));
-            }
-            return new ModPtxInputs(score, modBatch[half], h, q, modKv[half], "mod_args", modInvariant) { Distance = distance };
+            return new ModPtxInputs(score, modBatch[half], h, q, modKv[half], "mod_args", modInvariant) { Distance = ScoreDistance(half, column, rowsAreKeys: true) };
         }
 
         /// <summary>
@@ -782,7 +754,7 @@ namespace XFormers.Generators.Hopper
             {
                 w.Comment("The score mod " + mods!.ScoreMethod + " on every score of the tile.");
             }
-            ModDistances(columnBase);
+            ModDistances(columnBase, modKv, modQShift, rowsAreKeys: true);
             var pair = w.Array("f32", "delta_pair", 2);
             for (int group8 = 0; group8 < s.Count / 4; group8++)
             {

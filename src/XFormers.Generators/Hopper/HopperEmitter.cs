@@ -227,6 +227,50 @@ namespace XFormers.Generators.Hopper
             w.Label(interior);
         }
 
+        /// <summary>(float)(kv − q) at the tile's first column for each of the thread's two rows, where a mod reads that distance.</summary>
+        protected readonly Reg[] modDistance = new Reg[2];
+
+        /// <summary>
+        /// Where a mod casts kv − q to float (<see cref="ModPtxWriter.UsesDistance"/>): each of the thread's rows' distance
+        /// at the tile's first column, converted once (queries are rows in the forward and the dQ pass: column base − shift −
+        /// q; keys in the dK/dV pass: kv + shift − column base). A score's distance is then that plus or minus its column
+        /// (<see cref="ScoreDistance"/>).
+        /// </summary>
+        protected void ModDistances(Reg columnBase, Reg[] rowPosition, Reg[] rowShift, bool rowsAreKeys)
+        {
+            if (!ModPtxWriter.UsesDistance(mods!))
+                return;
+            w.Comment(rowsAreKeys
+                ? "(float)(kv - q) at the tile's first query, a key row: a score's distance subtracts its column (exact below 2^24)."
+                : "(float)(kv - q) at the tile's first column, a row: a score's distance adds its column (exact below 2^24).");
+            for (int r = 0; r < 2; r++)
+            {
+                var distance = w.Temp("s32");
+                if (rowsAreKeys)
+                {
+                    w.Op("add.s32", distance, rowPosition[r], rowShift[r]);
+                    w.Op("sub.s32", distance, distance, columnBase);
+                }
+                else
+                {
+                    w.Op("sub.s32", distance, columnBase, rowShift[r]);
+                    w.Op("sub.s32", distance, distance, rowPosition[r]);
+                }
+                modDistance[r] = w.Temp("f32");
+                w.Op("cvt.rn.f32.s32", modDistance[r], distance);
+            }
+        }
+
+        /// <summary>The distance of the score in <paramref name="column"/> of row half <paramref name="half"/>, or no register where none was formed.</summary>
+        protected Reg ScoreDistance(int half, int column, bool rowsAreKeys)
+        {
+            if (modDistance[half].Name is null)
+                return default;
+            var distance = w.Temp("f32");
+            w.Op("add.rn.f32", distance, modDistance[half], PtxWriter.Float(rowsAreKeys ? -column : column));
+            return distance;
+        }
+
         /// <summary>
         /// What the mods see of a consumer thread's row r (a query in the forward and the dQ pass, a key in the dK/dV pass):
         /// batch b and the row's index, or, packed, its segment (segments[index]; index 0 stands in for an invalid row), its

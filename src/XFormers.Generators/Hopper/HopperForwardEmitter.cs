@@ -626,28 +626,6 @@ namespace XFormers.Generators.Hopper
         /// <summary>What the mods see of a thread's row r: the batch (the segment when packed), the query's position, the key shift.</summary>
         private readonly Reg[] modBatch = new Reg[2], modQ = new Reg[2], modKvShift = new Reg[2];
 
-        /// <summary>(float)(kv − q) at the tile's first column for each of the thread's rows, where a mod reads that distance.</summary>
-        private readonly Reg[] modDistance = new Reg[2];
-
-        /// <summary>
-        /// Where a mod casts kv − q to float (<see cref="ModPtxWriter.UsesDistance"/>): each row's distance at the tile's first
-        /// column, converted once; a score's distance is then that plus its column (<see cref="ModPtxInputs.Distance"/>).
-        /// </summary>
-        private void ModDistances(Reg columnBase)
-        {
-            if (!ModPtxWriter.UsesDistance(mods!))
-                return;
-            w.Comment("(float)(kv - q) at the tile's first column, a row: a score's distance adds its column (exact below 2^24).");
-            for (int r = 0; r < 2; r++)
-            {
-                var distance = w.Temp("s32");
-                w.Op("sub.s32", distance, columnBase, modKvShift[r]);
-                w.Op("sub.s32", distance, distance, modQ[r]);
-                modDistance[r] = w.Temp("f32");
-                w.Op("cvt.rn.f32.s32", modDistance[r], distance);
-            }
-        }
-
         /// <summary>The mod's inputs for element i of S: its row's batch and position, the head, the key's position.</summary>
         private ModPtxInputs ModInputs(int i, Reg columnBase, Reg score)
         {
@@ -655,13 +633,7 @@ namespace XFormers.Generators.Hopper
             var kv = w.Temp("s32");
             w.Op("add.s32", kv, columnBase, column);
             w.Op("sub.s32", kv, kv, modKvShift[half]);
-            Reg distance = default;
-            if (modDistance[half].Name is not null)
-            {
-                distance = w.Temp("f32");
-                w.Op("add.rn.f32", distance, modDistance[half], PtxWriter.Float(column));
-            }
-            return new ModPtxInputs(score, modBatch[half], h, modQ[half], kv, "mod_args", modInvariant) { Distance = distance };
+            return new ModPtxInputs(score, modBatch[half], h, modQ[half], kv, "mod_args", modInvariant) { Distance = ScoreDistance(half, column, rowsAreKeys: false) };
         }
 
         /// <summary>
@@ -671,7 +643,7 @@ namespace XFormers.Generators.Hopper
         private void ApplyScoreModWithGradient(Reg columnBase)
         {
             w.Comment("The score mod " + mods!.ScoreMethod + " on every score of the tile, and dP' = (dP - Delta) * its derivative.");
-            ModDistances(columnBase);
+            ModDistances(columnBase, modQ, modKvShift, rowsAreKeys: false);
             for (int i = 0; i < s.Count; i++)
             {
                 var (result, derivative) = ModPtxWriter.EmitScoreAndGrad(w, mods, ModInputs(i, columnBase, s[i]));
@@ -685,7 +657,7 @@ namespace XFormers.Generators.Hopper
         private void ApplyScoreMod(Reg columnBase)
         {
             w.Comment("The score mod " + mods!.ScoreMethod + " on every score of the tile.");
-            ModDistances(columnBase);
+            ModDistances(columnBase, modQ, modKvShift, rowsAreKeys: false);
             for (int i = 0; i < s.Count; i++)
             {
                 var result = ModPtxWriter.EmitScore(w, mods, ModInputs(i, columnBase, s[i]));

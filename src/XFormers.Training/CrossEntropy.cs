@@ -221,20 +221,6 @@ namespace XFormers.Training
             a.Partials[2 * chunk + 1] = correct;
         }
 
-        /// <summary>
-        /// Threads a row's group gets: one a vector of 8 logits, rounded up to whole warps, from one warp to
-        /// <see cref="GroupSize"/>. On the H200 a vocabulary of 64 (8 vectors) in groups of 1024 threads, 31 of their 32 warps
-        /// without a logit, never finished (cuda-gdb showed RowsKernel resident and spinning after 30 s, every SM busy), while
-        /// 50,304 and 50,257 at 1024 threads ran; the cause inside the compiled barriers was not found. A group no larger than
-        /// the row needs leaves at most part of one warp idle, as those runs did.
-        /// </summary>
-        internal static int GroupSizeFor(int vocab, int warpSize)
-        {
-            int vectors = (vocab + Float8.Width - 1) / Float8.Width;
-            int warps = Math.Max(1, (vectors + warpSize - 1) / warpSize);
-            return Math.Min(GroupSize, warps * warpSize);
-        }
-
         /// <summary>Loss per row, correctness per row and (when <paramref name="writeGradient"/>) dlogits in place.</summary>
         public static void ForwardBackward<T, TConvert>(
             DeviceLauncher launcher, int rows, int vocab, ArrayView<T> logits, ArrayView<int> targets,
@@ -259,7 +245,7 @@ namespace XFormers.Training
             else if (vocab < GroupRowsFrom)
                 RowLaunch.Launch(launcher, Kernel<T, TConvert>, WarpRowsKernel<T, TConvert>, rows, args);
             else
-                launcher.LaunchGrouped(RowsKernel<T, TConvert>, rows, launcher.GroupSizeFor<Args<T>>(RowsKernel<T, TConvert>, GroupSizeFor(vocab, launcher.Accelerator.WarpSize)), args);
+                launcher.LaunchGrouped(RowsKernel<T, TConvert>, rows, launcher.GroupSizeFor<Args<T>>(RowsKernel<T, TConvert>, GroupSize), args);
         }
 
         /// <summary>Chunk sums of loss and correctness into <paramref name="partials"/> (2 floats per chunk).</summary>

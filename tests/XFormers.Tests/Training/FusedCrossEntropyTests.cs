@@ -176,18 +176,4 @@ public sealed class FusedCrossEntropyTests(CpuContextFixture fixture)
         }
         return grad;
     }
-
-    [Theory]
-    [InlineData(64, 32, 32)]      // 8 vectors: one warp, never 31 idle ones (the H200 hang at 1024 threads)
-    [InlineData(1040, 32, 160)]   // 130 vectors: five warps, each with a vector on its first lane
-    [InlineData(50304, 32, 1024)] // 6,288 vectors: the largest group
-    [InlineData(13, 4, 4)]        // the CPU accelerator's 4-lane warps
-    public void A_rows_group_has_no_warp_without_a_vector(int vocab, int warpSize, int expected)
-    {
-        int size = CrossEntropy.GroupSizeFor(vocab, warpSize);
-        size.ShouldBe(expected);
-        (size % warpSize).ShouldBe(0);
-        int vectors = (vocab + 7) / 8;
-        (size - warpSize).ShouldBeLessThan(System.Math.Max(vectors, 1), "the last warp starts below the row's vector count");
-    }
 }

@@ -126,27 +126,10 @@ namespace XFormers.Generators.Mods
 
         /// <summary>Whether a mod casts kv − q (or q − kv) to float: the kernel then forms <see cref="ModPtxInputs.Distance"/>.</summary>
         public static bool UsesDistance(ModsModel mods) =>
-            new[] { mods.Score, mods.ScoreGrad, mods.Mask }.Any(body => body is not null && body.Statements.Any(statement => statement switch
-            {
-                ModLet let => HasDistance(let.Value),
-                ModReturnIf returnIf => HasDistance(returnIf.Condition) || HasDistance(returnIf.Value),
-                ModReturn ret => HasDistance(ret.Value),
-                _ => false,
-            }));
+            new[] { mods.Score, mods.ScoreGrad, mods.Mask }.Any(body => body is not null && ModWalk.Descendants(body).Any(e => DistanceSign(e) != 0));
 
         /// <summary>Whether a mod body reads a run-time table (a load a score).</summary>
-        public static bool ReadsTable(ModBody? body) =>
-            body is not null && body.Statements.Any(statement => statement switch
-            {
-                ModLet let => HasTable(let.Value),
-                ModReturnIf returnIf => HasTable(returnIf.Condition) || HasTable(returnIf.Value),
-                ModReturn ret => HasTable(ret.Value),
-                _ => false,
-            });
-
-        private static bool HasTable(ModExpr e) => e is ModTableRead || ModWalk.Children(e).Any(HasTable);
-
-        private static bool HasDistance(ModExpr e) => DistanceSign(e) != 0 || ModWalk.Children(e).Any(HasDistance);
+        public static bool ReadsTable(ModBody? body) => body is not null && ModWalk.Descendants(body).Any(e => e is ModTableRead);
 
         /// <summary>1 for (float)(kv − q), −1 for (float)(q − kv), else 0.</summary>
         private static int DistanceSign(ModExpr e) => e switch

@@ -449,15 +449,23 @@ namespace XFormers
                 Mask = causal ? segments.MakeCausal() : segments;
                 QueryRows = new int[Math.Max(1, rows)];
                 Array.Fill(QueryRows, -1);
+                rowHeads = new int[QueryRows.Length];
                 for (int i = 0; i < pieces.Length; i++)
                 {
                     for (int j = 0; j < headGroup; j++)
                     {
                         for (int a = 0; a < pieces[i].QLength; a++)
-                            QueryRows[RowStarts[i] + j * pieces[i].QLength + a] = pieces[i].QStart + a;
+                        {
+                            int row = RowStarts[i] + j * pieces[i].QLength + a;
+                            QueryRows[row] = pieces[i].QStart + a;
+                            rowHeads[row] = j;
+                        }
                     }
                 }
             }
+
+            /// <summary>The head of the group each launch row holds (0 unpacked).</summary>
+            private readonly int[] rowHeads;
 
             /// <summary>
             /// Query heads that share a key head, packed as rows of one launch head (1: none). A packed piece holds its
@@ -478,18 +486,12 @@ namespace XFormers
                 int launchHeads = queryHeads / HeadGroup;
                 var map = new int[Math.Max(1, Rows * launchHeads)];
                 Array.Fill(map, -1);
-                for (int i = 0; i < Pieces.Length; i++)
+                for (int row = 0; row < Rows; row++)
                 {
-                    int length = Pieces[i].QLength;
-                    for (int j = 0; j < HeadGroup; j++)
-                    {
-                        for (int a = 0; a < length; a++)
-                        {
-                            int row = RowStarts[i] + j * length + a;
-                            for (int hk = 0; hk < launchHeads; hk++)
-                                map[row * launchHeads + hk] = (Pieces[i].QStart + a) * queryHeads + hk * HeadGroup + j;
-                        }
-                    }
+                    if (QueryRows[row] < 0)
+                        continue;
+                    for (int hk = 0; hk < launchHeads; hk++)
+                        map[row * launchHeads + hk] = QueryRows[row] * queryHeads + hk * HeadGroup + rowHeads[row];
                 }
                 return map;
             }
@@ -522,22 +524,19 @@ namespace XFormers
             public IEnumerable<int[]> MergeMaps(int queryRows)
             {
                 var layers = new List<int[]>();
-                var count = new int[queryRows];
-                for (int i = 0; i < Pieces.Length; i++)
+                var count = new int[Math.Max(1, queryRows * HeadGroup)];
+                for (int row = 0; row < Rows; row++)
                 {
-                    for (int a = 0; a < Pieces[i].QLength; a++)
+                    if (QueryRows[row] < 0)
+                        continue;
+                    int entry = QueryRows[row] * HeadGroup + rowHeads[row];
+                    if (count[entry] == layers.Count)
                     {
-                        int m = Pieces[i].QStart + a;
-                        if (count[m] == layers.Count)
-                        {
-                            var layer = new int[Math.Max(1, queryRows * HeadGroup)];
-                            Array.Fill(layer, -1);
-                            layers.Add(layer);
-                        }
-                        var into = layers[count[m]++];
-                        for (int j = 0; j < HeadGroup; j++)
-                            into[m * HeadGroup + j] = RowStarts[i] + j * Pieces[i].QLength + a;
+                        var layer = new int[count.Length];
+                        Array.Fill(layer, -1);
+                        layers.Add(layer);
                     }
+                    layers[count[entry]++][entry] = row;
                 }
                 return layers;
             }

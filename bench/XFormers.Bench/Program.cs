@@ -8,6 +8,7 @@ using ILGPU.Algorithms;
 using ILGPU.Backends.EntryPoints;
 using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
+using XFormers.Kernels;
 using ILGPU.Runtime.Cuda;
 using XFormers.Dsl;
 using XFormers.Samples;
@@ -305,6 +306,9 @@ namespace XFormers.Bench
             }
             if (hopperOnly)
                 return 0;
+            // The decode kernel's instances (fp16/bf16 × head dim × rows a key/value head), named decode.*.
+            if (Matches("decode", filter))
+                jobs = jobs.Concat(DecodeAttention.KernelMethods().Select(m => ("decode", m.Name, m.Method))).ToArray();
             // ILGPU's compiler is thread-safe: the kernels compile in parallel, one core each.
             System.Threading.Tasks.Parallel.ForEach(jobs, job =>
             {

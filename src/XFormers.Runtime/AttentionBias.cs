@@ -446,7 +446,7 @@ namespace XFormers
                 return ids;
             }
 
-            private static MemoryBuffer1D<int, Stride1D.Dense> Upload(Accelerator accelerator, int[] data)
+            internal static MemoryBuffer1D<int, Stride1D.Dense> Upload(Accelerator accelerator, int[] data)
             {
                 // A one-element buffer stands in for an empty array: views must stay valid on every backend.
                 var buffer = accelerator.Allocate1D<int>(Math.Max(1, data.Length));

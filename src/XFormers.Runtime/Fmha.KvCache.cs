@@ -149,6 +149,8 @@ namespace XFormers
             lock (context.LaunchLock)
             {
                 var lseView = lse?.View ?? context.Scratch(LseSlot, problem.Hq * (long)problem.Mq);
+                if (TryDecodeCache(query, key, value, mask, problem, output, lseView, chunks))
+                    return;
                 if (mask.GatherMap() is not { } map)
                 {
                     RunPieces(query, key, value, sequences, mask.IsCausalWithOffset, scale, chunks, output, lseView, mask);
@@ -175,6 +177,44 @@ namespace XFormers
         }
 
         /// <summary>
+        /// A KV-cache mask through <see cref="DecodeAttention"/> when it takes the shape (few query rows per key/value head):
+        /// the padded cache read in place, a paged one through its block table, no gather. False: nothing launched.
+        /// </summary>
+        private static bool TryDecodeCache<T>(
+            Tensor<T> query, Tensor<T> key, Tensor<T> value, KvCacheMask mask, AttentionProblem problem, Tensor<T> output, ArrayView<float> lse, int? chunks)
+            where T : unmanaged
+        {
+            if (mask.Count == 0 || query.Rank != 4 || key.Rank != 4 || value.Rank != 4)
+                return false;
+            int longestQuery = mask.QSeqlens.Max(), longestKeys = mask.KvSeqlens.Max();
+            if (!DecodeAttention.Takes(query.Context.Accelerator, problem.HeadDim, longestQuery, problem.GroupSize, query.View, key.View, value.View, output.View))
+                return false;
+            var context = query.Context;
+            var tables = mask.OnDeviceForDecode(context.Accelerator);
+            var pages = mask.Pages;
+            var layout = new DecodeAttention.Layout(
+                mask.Count, longestQuery, longestKeys, tables.Sequences.View, 0, 0, tables.BlockTable.View,
+                pages?.Table.GetLength(1) ?? 0, pages?.PageSize ?? 0, mask.IsCausalWithOffset);
+            DecodeAttention.Run(context, query.View, key.View, value.View, problem.Hq, problem.Hkv, problem.HeadDim, problem.Scale,
+                layout, problem.Mq, output.View, lse, chunks);
+            output.MarkWritten();
+            return true;
+        }
+
+        /// <summary>Dense decoding through <see cref="DecodeAttention"/>: the batch as sequences of equal lengths, no table.</summary>
+        private static void RunDenseDecode<T>(AttentionProblem p, Tensor<T> query, Tensor<T> key, Tensor<T> value, bool causal, Tensor<T> output)
+            where T : unmanaged
+        {
+            var context = query.Context;
+            var layout = new DecodeAttention.Layout(p.Batch, p.Mq, p.Mkv, ArrayView<int>.Empty, p.Mq, p.Mkv, ArrayView<int>.Empty, 0, 0, causal);
+            lock (context.LaunchLock)
+            {
+                DecodeAttention.Run(context, query.View, key.View, value.View, p.Hq, p.Hkv, p.HeadDim, p.Scale,
+                    layout, p.Batch * p.Mq, output.View, context.Scratch(LseSlot, (long)p.Batch * p.Hq * p.Mq));
+            }
+        }
+
+        /// <summary>
         /// Dense decoding (at most <see cref="SplitKvMaxQueries"/> queries per batch entry, no bias, no mask or
         /// <see cref="LowerTriangularFromBottomRightMask"/>) when <see cref="SplitKvChunks"/> says the keys should be split:
         /// the batch is read as packed sequences of equal lengths (a reshape, no copy) and run as pieces. Null otherwise.
@@ -190,13 +230,23 @@ namespace XFormers
             bool causal = p.Mask == MaskKind.CausalFromBottomRight;
             if (p.IsEmpty || p.Mq > SplitKvMaxQueries || p.Mkv == 0)
                 return null;
-            int chunks = SplitKvChunks(p.Batch, p.Hq, UnmaskedKeys(new SequenceKeys(0, p.Mq, 0, p.Mkv), causal), query.Context.Accelerator.NumMultiprocessors);
-            if (chunks <= 1 || !CanRunPieces(p, ElementType.Of<T>(), query.Context, causal && p.Mq > 1))
-                return null;
+            bool kernel = query.Rank == 4 && key.Rank == 4 && value.Rank == 4 && (IsSystemHalf<T>()
+                ? DecodeAttention.Takes(query.Context.Accelerator, p.HeadDim, p.Mq, p.GroupSize, AsIlgpu(query).View, AsIlgpu(key).View, AsIlgpu(value).View)
+                : DecodeAttention.Takes(query.Context.Accelerator, p.HeadDim, p.Mq, p.GroupSize, query.View, key.View, value.View));
+            if (!kernel)
+            {
+                int chunks = SplitKvChunks(p.Batch, p.Hq, UnmaskedKeys(new SequenceKeys(0, p.Mq, 0, p.Mkv), causal), query.Context.Accelerator.NumMultiprocessors);
+                if (chunks <= 1 || !CanRunPieces(p, ElementType.Of<T>(), query.Context, causal && p.Mq > 1))
+                    return null;
+            }
             var output = Tensor<T>.Empty(query.Context, p.QueryShape);
             try
             {
-                if (IsSystemHalf<T>())
+                if (kernel && IsSystemHalf<T>())
+                    RunDenseDecode(p, AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), causal, AsIlgpu(output));
+                else if (kernel)
+                    RunDenseDecode(p, query, key, value, causal, output);
+                else if (IsSystemHalf<T>())
                     RunDecode(p, AsIlgpu(query), AsIlgpu(key), AsIlgpu(value), causal, scale, AsIlgpu(output));
                 else
                     RunDecode(p, query, key, value, causal, scale, output);

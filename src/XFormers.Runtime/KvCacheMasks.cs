@@ -1,6 +1,9 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime;
 using XFormers.Dsl;
 
 namespace XFormers
@@ -58,6 +61,42 @@ namespace XFormers
 
         /// <summary>For a paged mask, the key row each gathered row reads (sequence after sequence, KvSeqlens rows each); else null.</summary>
         internal virtual int[]? GatherMap() => null;
+
+        /// <summary>For a paged mask, its block table and page size; else null.</summary>
+        internal virtual PagedCache? Pages => null;
+
+        private readonly ConditionalWeakTable<Accelerator, DecodeTables> decodeTables = new();
+
+        /// <summary>The decode kernel's sequence table and block table on <paramref name="accelerator"/>, uploaded once.</summary>
+        internal DecodeTables OnDeviceForDecode(Accelerator accelerator) =>
+            decodeTables.GetValue(accelerator, acc => new DecodeTables(acc, this));
+
+        /// <summary>
+        /// Four ints a sequence (qStart, qLen, kvStart, kvLen) and, for a paged mask, the block table row by row: what
+        /// <see cref="Kernels.DecodeAttention"/> reads.
+        /// </summary>
+        internal sealed class DecodeTables
+        {
+            public DecodeTables(Accelerator accelerator, KvCacheMask mask)
+            {
+                var starts = mask.KeyStarts();
+                var sequences = new int[4 * mask.Count];
+                for (int s = 0; s < mask.Count; s++)
+                {
+                    sequences[4 * s] = mask.qStarts[s];
+                    sequences[4 * s + 1] = mask.qSeqlens[s];
+                    sequences[4 * s + 2] = starts[s];
+                    sequences[4 * s + 3] = mask.kvSeqlens[s];
+                }
+                Sequences = BlockDiagonalMask.DeviceSegments.Upload(accelerator, sequences);
+                var table = mask.Pages?.Table;
+                BlockTable = BlockDiagonalMask.DeviceSegments.Upload(accelerator, table is null ? Array.Empty<int>() : table.Cast<int>().ToArray());
+            }
+
+            public MemoryBuffer1D<int, Stride1D.Dense> Sequences { get; }
+
+            public MemoryBuffer1D<int, Stride1D.Dense> BlockTable { get; }
+        }
 
         public override string ToString() =>
             $"{GetType().Name}(q=[{string.Join(", ", qSeqlens)}], kv=[{string.Join(", ", kvSeqlens)}]{Describe()})";
@@ -186,6 +225,8 @@ namespace XFormers
 
         internal override int[]? GatherMap() => cache.GatherMap(KvSeqlens);
 
+        internal override PagedCache? Pages => cache;
+
         private protected override string Describe() => cache.Describe();
     }
 
@@ -220,6 +261,8 @@ namespace XFormers
         internal override void CheckKeyRows(int keyRows, string keyShape) => cache.CheckKeyRows(KvSeqlens, keyRows, keyShape);
 
         internal override int[]? GatherMap() => cache.GatherMap(KvSeqlens);
+
+        internal override PagedCache? Pages => cache;
 
         private protected override string Describe() => cache.Describe();
     }

@@ -142,7 +142,7 @@ namespace XFormers.Generators
 
             /// <summary>
             /// A member's name in snake case with a break before every capital: <c>HeadDim</c> is <c>head_dim</c>,
-            /// <c>DType</c> is <c>d_type</c>, <c>TcFwdMTiles</c> is <c>tc_fwd_m_tiles</c>. (Scriban's own renamer
+            /// <c>DType</c> is <c>d_type</c>, <c>ForwardMTiles</c> is <c>forward_m_tiles</c>. (Scriban's own renamer
             /// joins runs of capitals: <c>dtype</c>.)
             /// </summary>
             private static string SnakeCase(System.Reflection.MemberInfo member)

@@ -22,9 +22,10 @@ namespace XFormers.Generators
             private static readonly Template HopperTemplate = Load("Hopper.liquid");
             private static readonly Template StubTemplate = Load("Stub.liquid");
 
-            public static string EmitVariant(VariantModel model) => Render(VariantTemplate, model);
+            public static string EmitVariant(VariantModel model) => Render(VariantTemplate, model, model.Declaration);
 
-            public static string EmitTensorCore(VariantModel model) => Render(TensorCoreTemplate, model);
+            public static string EmitTensorCore(VariantModel model) =>
+                Render(TensorCoreTemplate, model, model.Declaration, Templates.TensorCoreFragments.Functions(model.Tc!));
 
             public static string EmitRegistry(RegistryModel model) => Render(RegistryTemplate, model);
 
@@ -34,7 +35,7 @@ namespace XFormers.Generators
             /// </summary>
             public static string EmitHopper(VariantModel model)
             {
-                string subject = model.DeclaringTypeName + "." + model.MethodName + " (" + model.Summary + ")";
+                string subject = model.Declaration.DeclaringTypeName + "." + model.Declaration.MethodName + " (" + model.Summary + ")";
                 string Ptx(HopperPlan? plan) => plan is null ? "" : Hopper.HopperForwardEmitter.Emit(plan, subject, model.Mods).Replace("\"", "\"\"");
                 string backward = model.HopperBackwardKv is { } kv && model.HopperBackwardQ is { } q
                     ? Hopper.HopperBackwardEmitter.Emit(kv, model.HopperBackwardV, q, subject, model.Mods).Replace("\"", "\"\"")
@@ -82,7 +83,8 @@ namespace XFormers.Generators
                     return hint;
                 }
 
-                var registries = variants
+                var declarations = variants.Select(v => v.Declaration).ToList();
+                var registries = declarations
                     .GroupBy(v => v.DeclaringTypeName)
                     .OrderBy(g => g.Key, System.StringComparer.Ordinal)
                     .Select(g =>
@@ -99,14 +101,14 @@ namespace XFormers.Generators
                     .ToList();
 
                 var files = variants
-                    .GroupBy(v => (v.DeclaringTypeName, v.MethodName))
+                    .GroupBy(v => (v.Declaration.DeclaringTypeName, v.Declaration.MethodName))
                     .Select(g => g.First())
-                    .OrderBy(v => v.DeclaringTypeName, System.StringComparer.Ordinal)
-                    .ThenBy(v => v.MethodName, System.StringComparer.Ordinal)
-                    .Select(v => new VariantFile(Claim(v.DeclaringTypeName + "." + v.MethodName), v))
+                    .OrderBy(v => v.Declaration.DeclaringTypeName, System.StringComparer.Ordinal)
+                    .ThenBy(v => v.Declaration.MethodName, System.StringComparer.Ordinal)
+                    .Select(v => new VariantFile(Claim(v.Declaration.DeclaringTypeName + "." + v.Declaration.MethodName), v))
                     .ToList();
 
-                var emitted = new HashSet<(string, string)>(variants.Select(v => (v.DeclaringTypeName, v.MethodName)));
+                var emitted = new HashSet<(string, string)>(declarations.Select(v => (v.DeclaringTypeName, v.MethodName)));
                 var stubFiles = stubs
                     .OrderBy(s => s.DeclaringTypeName, System.StringComparer.Ordinal)
                     .ThenBy(s => s.MethodName, System.StringComparer.Ordinal)
@@ -119,12 +121,20 @@ namespace XFormers.Generators
 
             /// <summary>
             /// Renders <paramref name="template"/> with <paramref name="model"/>'s properties as its globals, named by
-            /// <see cref="SnakeCase"/>, as are the members of the objects they hold.
+            /// <see cref="SnakeCase"/>, as are the members of the objects they hold; <paramref name="more"/> adds globals: the
+            /// members of a variant's declaration, the functions a template calls.
             /// </summary>
-            private static string Render(Template template, object model)
+            private static string Render(Template template, object model, params object[] more)
             {
                 var globals = new ScriptObject();
                 globals.Import(model, renamer: SnakeCase);
+                foreach (var scope in more)
+                {
+                    if (scope is ScriptObject functions)
+                        globals.Import(functions);
+                    else
+                        globals.Import(scope, renamer: SnakeCase);
+                }
                 var context = new LiquidTemplateContext { MemberRenamer = SnakeCase, StrictVariables = true };
                 context.PushGlobal(globals);
                 return template.Render(context).Replace("\r\n", "\n");
@@ -132,7 +142,7 @@ namespace XFormers.Generators
 
             /// <summary>
             /// A member's name in snake case with a break before every capital: <c>HeadDim</c> is <c>head_dim</c>,
-            /// <c>DType</c> is <c>d_type</c>, <c>TcFwdMTiles</c> is <c>tc_fwd_m_tiles</c>. (Scriban's own renamer
+            /// <c>DType</c> is <c>d_type</c>, <c>ForwardMTiles</c> is <c>forward_m_tiles</c>. (Scriban's own renamer
             /// joins runs of capitals: <c>dtype</c>.)
             /// </summary>
             private static string SnakeCase(System.Reflection.MemberInfo member)

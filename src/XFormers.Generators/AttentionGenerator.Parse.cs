@@ -42,13 +42,56 @@ namespace XFormers.Generators
                 }
             }
 
+            /// <summary>
+            /// The steps, in order: read the declaration (the method and the types around it), read the options, choose the
+            /// SIMT tiles, read the grouping, check conflicts, compile the mods; then, without a diagnostic, plan the
+            /// tensor-core and sm_90a kernels. Every step adds its diagnostics; a declaration with any gets a stand-in body.
+            /// </summary>
             private static Result<VariantModel> ParseCore(GeneratorAttributeSyntaxContext context, MethodDeclarationSyntax syntax, CancellationToken cancellationToken)
+            {
+                var diagnostics = new List<DiagnosticInfo>();
+                var site = ReadDeclaration(context, syntax, diagnostics, cancellationToken);
+                if (site is null)
+                    return new Result<VariantModel>(null, EquatableArray<DiagnosticInfo>.Empty);
+                if (site.ReservedByAnotherVariant && diagnostics.Count == 0)
+                    return new Result<VariantModel>(null, EquatableArray<DiagnosticInfo>.Empty, Stub(site, "XFA0014"));
+
+                var declared = ReadOptions(context, diagnostics, cancellationToken);
+                var simt = ChooseTiles(declared, diagnostics);
+                int groupSize = ReadGrouping(declared, diagnostics);
+                CheckConflicts(declared, diagnostics);
+                var mods = ModCompiler.Compile(
+                    context.SemanticModel, site.Symbol.ContainingType, declared.Options.Mod("ScoreMod"), declared.Options.Mod("MaskMod"), diagnostics, cancellationToken);
+
+                if (diagnostics.Count > 0)
+                {
+                    var ids = string.Join(", ", diagnostics.Select(d => d.Descriptor.Id).Distinct().OrderBy(id => id, StringComparer.Ordinal));
+                    return new Result<VariantModel>(null, new EquatableArray<DiagnosticInfo>(diagnostics), site.Implementable ? Stub(site, ids) : null);
+                }
+
+                return new Result<VariantModel>(PlanKernels(site, declared, simt, groupSize, mods), EquatableArray<DiagnosticInfo>.Empty);
+            }
+
+            /// <summary>The declaration's method and types, read from the symbols; kept only while parsing.</summary>
+            /// <param name="Implementable">Whether a stand-in body could implement the method as declared.</param>
+            /// <param name="ReservedByAnotherVariant">
+            /// Whether the declaring type has members of the reserved names that another variant of the type reports.
+            /// </param>
+            private sealed record DeclarationSite(
+                IMethodSymbol Symbol, MethodDeclarationSyntax Syntax, List<ContainingTypeInfo> ContainingTypes, bool Implementable, bool ReservedByAnotherVariant);
+
+            /// <summary>
+            /// The method's shape and the types around it, each a diagnostic when it cannot be extended; null for a declaration
+            /// only the compiler can report on (a method outside any type, a partial method without accessibility whose
+            /// signature needs it).
+            /// </summary>
+            private static DeclarationSite? ReadDeclaration(
+                GeneratorAttributeSyntaxContext context, MethodDeclarationSyntax syntax, List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
             {
                 // A method outside any type (CS0116) belongs to no type the generator could extend: the compiler's error says it all.
                 if (syntax.Parent is not TypeDeclarationSyntax)
-                    return new Result<VariantModel>(null, EquatableArray<DiagnosticInfo>.Empty);
+                    return null;
 
-                var diagnostics = new List<DiagnosticInfo>();
                 var symbol = (IMethodSymbol)context.TargetSymbol;
                 var name = symbol.Name;
                 var identifier = LocationInfo.From(syntax.Identifier.GetLocation());
@@ -58,7 +101,7 @@ namespace XFormers.Generators
                 bool hasAccessibility = syntax.Modifiers.Any(m => IsAccessibility(m.Kind()));
                 bool isPartial = syntax.Modifiers.Any(SyntaxKind.PartialKeyword);
                 if (isPartial && !hasAccessibility && (!symbol.ReturnsVoid || symbol.Parameters.Any(p => p.RefKind == RefKind.Out)))
-                    return new Result<VariantModel>(null, EquatableArray<DiagnosticInfo>.Empty);
+                    return null;
 
                 // The method's shape: static partial, no body (here or in an implementing part the user wrote), not extern,
                 // no parameters, non-generic, returning AttentionKernel by value.
@@ -80,8 +123,34 @@ namespace XFormers.Generators
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ReturnsByReference, LocationInfo.From(syntax.ReturnType), name, returnType, refWord));
                 }
 
-                // The types around it, each one checked on its own: partial, non-generic, reachable from a module initializer.
-                // A stand-in body (for a declaration with errors) can extend them only when every one is partial, not file-local and not generic.
+                var (containingTypes, typesExtendable) = ReadContainingTypes(context, syntax, diagnostics, cancellationToken);
+
+                // Names the generated half uses (__XFormers_<method>, __XFormers_RegisterVariants) are reserved in the declaring type.
+                // Every variant of the type is rejected; the first one in source order reports each offending member once.
+                var reserved = symbol.ContainingType.GetMembers()
+                    .Where(m => m.Name.StartsWith(ReservedPrefix, StringComparison.Ordinal) && !m.IsImplicitlyDeclared && m.Locations.Any(l => l.IsInSource))
+                    .ToList();
+                bool reportsReserved = reserved.Count > 0 && IsFirstVariantOfType(symbol);
+                if (reportsReserved)
+                {
+                    foreach (var member in reserved.OrderBy(m => m.Locations[0].SourceSpan.Start))
+                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ReservedName, LocationInfo.From(member.Locations[0]), member.Name, symbol.ContainingType.Name));
+                }
+
+                bool implementable = isPartial && !hasBody && !isExtern && typesExtendable && !symbol.IsGenericMethod
+                    && (isStatic || !symbol.ContainingType.IsStatic)
+                    && symbol.ReturnType.TypeKind != TypeKind.Error && symbol.Parameters.All(p => p.Type.TypeKind != TypeKind.Error);
+                return new DeclarationSite(symbol, syntax, containingTypes, implementable, ReservedByAnotherVariant: reserved.Count > 0 && !reportsReserved);
+            }
+
+            /// <summary>
+            /// The types around the method, each one checked on its own: partial, non-generic, reachable from a module
+            /// initializer. A stand-in body (for a declaration with errors) can extend them only when every one is partial, not
+            /// file-local and not generic.
+            /// </summary>
+            private static (List<ContainingTypeInfo> Types, bool Extendable) ReadContainingTypes(
+                GeneratorAttributeSyntaxContext context, MethodDeclarationSyntax syntax, List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
+            {
                 var containingTypes = new List<ContainingTypeInfo>();
                 bool typesExtendable = true;
                 foreach (var typeSyntax in syntax.Ancestors().OfType<TypeDeclarationSyntax>().Reverse())
@@ -100,44 +169,7 @@ namespace XFormers.Generators
                     typesExtendable &= typeSyntax.Modifiers.Any(SyntaxKind.PartialKeyword) && typeSymbol is { IsFileLocal: false } && typeSyntax.TypeParameterList is null;
                     containingTypes.Add(new ContainingTypeInfo(Keyword(typeSyntax), typeSyntax.Identifier.Text));
                 }
-
-                // Names the generated half uses (__XFormers_<method>, __XFormers_RegisterVariants) are reserved in the declaring type.
-                // Every variant of the type is rejected; the first one in source order reports each offending member once.
-                var reserved = symbol.ContainingType.GetMembers()
-                    .Where(m => m.Name.StartsWith(ReservedPrefix, StringComparison.Ordinal) && !m.IsImplicitlyDeclared && m.Locations.Any(l => l.IsInSource))
-                    .ToList();
-                if (reserved.Count > 0)
-                {
-                    if (IsFirstVariantOfType(symbol))
-                    {
-                        foreach (var member in reserved.OrderBy(m => m.Locations[0].SourceSpan.Start))
-                            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ReservedName, LocationInfo.From(member.Locations[0]), member.Name, symbol.ContainingType.Name));
-                    }
-                    else if (diagnostics.Count == 0)
-                    {
-                        return new Result<VariantModel>(null, EquatableArray<DiagnosticInfo>.Empty, Stub(symbol, syntax, containingTypes, "XFA0014"));
-                    }
-                }
-
-                var declared = ReadOptions(context, diagnostics, cancellationToken);
-                var tiles = ChooseTiles(declared, diagnostics);
-                int groupSize = ReadGrouping(declared, diagnostics);
-                CheckConflicts(declared, diagnostics);
-                var mods = ModCompiler.Compile(
-                    context.SemanticModel, symbol.ContainingType, declared.Options.Mod("ScoreMod"), declared.Options.Mod("MaskMod"), diagnostics, cancellationToken);
-
-                if (diagnostics.Count > 0)
-                {
-                    bool implementable = isPartial && !hasBody && !isExtern && typesExtendable && !symbol.IsGenericMethod
-                        && (isStatic || !symbol.ContainingType.IsStatic)
-                        && symbol.ReturnType.TypeKind != TypeKind.Error && symbol.Parameters.All(p => p.Type.TypeKind != TypeKind.Error);
-                    var ids = string.Join(", ", diagnostics.Select(d => d.Descriptor.Id).Distinct().OrderBy(id => id, StringComparer.Ordinal));
-                    return new Result<VariantModel>(null, new EquatableArray<DiagnosticInfo>(diagnostics), implementable ? Stub(symbol, syntax, containingTypes, ids) : null);
-                }
-
-                var tensorCore = PlanTensorCores(declared);
-                var model = Model(symbol, syntax, containingTypes, declared, tiles, groupSize, tensorCore, mods);
-                return new Result<VariantModel>(model, EquatableArray<DiagnosticInfo>.Empty);
+                return (containingTypes, typesExtendable);
             }
 
             /// <summary>The attribute's named arguments, with the DSL's defaults; an unknown enum value is XFA0009 and reads as the default.</summary>
@@ -165,12 +197,11 @@ namespace XFormers.Generators
                     options);
             }
 
-            /// <summary>The SIMT kernels' tiles: the declared ones when valid, else the defaults for the head dim.</summary>
-            /// <param name="HeadDim">The declared head dim, or 64 where it is invalid (so the other checks still run).</param>
-            /// <param name="BackwardBlockM">Query rows per shared tile of the dK/dV pass: BlockM, halved until the tiles fit.</param>
-            private sealed record Tiles(int HeadDim, int BlockM, int BlockN, int BackwardBlockM, int ForwardSharedBytes);
-
-            private static Tiles ChooseTiles(Declared declared, List<DiagnosticInfo> diagnostics)
+            /// <summary>
+            /// The SIMT kernels' tiles: the declared ones when valid, else the defaults for the head dim (64 where the head dim
+            /// is invalid, so the other checks still run); the dK/dV pass's query tile is BlockM, halved until its tiles fit.
+            /// </summary>
+            private static SimtPlan ChooseTiles(Declared declared, List<DiagnosticInfo> diagnostics)
             {
                 var options = declared.Options;
                 int headDim = declared.HeadDim, blockM = declared.BlockM, blockN = declared.BlockN;
@@ -219,7 +250,7 @@ namespace XFormers.Generators
                 int backwardBlockM = blockM;
                 while (backwardBlockM > 8 && SharedMemoryLayout.SimtBackwardKv(backwardBlockM, effectiveHeadDim) > SharedMemoryLayout.Budget)
                     backwardBlockM /= 2;
-                return new Tiles(effectiveHeadDim, blockM, blockN, backwardBlockM, forwardShared);
+                return new SimtPlan(blockM, blockN, backwardBlockM, forwardShared);
             }
 
             /// <summary>Head grouping (GQA / MQA): query heads per KV head, or 0 when the tensors tell at run time.</summary>
@@ -249,21 +280,6 @@ namespace XFormers.Generators
                     diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ConflictingOptions, declared.Options.LocationOf("BiasGradient"), "BiasGradient = true needs Backward = true: the bias gradient is written by the backward kernels"));
             }
 
-            /// <summary>The tensor-core kernels' shape, or null when the variant has none.</summary>
-            /// <param name="ForwardMTiles">16-row m-tiles per warp of the forward (see <see cref="TensorCoreForwardMTiles"/>).</param>
-            /// <param name="ForwardBlockN">Key rows per shared-memory tile of the forward.</param>
-            /// <param name="ForwardColumns">The forward's O columns per group.</param>
-            /// <param name="Backward">Whether the dK/dV and dQ passes are emitted (Backward = true and their tiles fit).</param>
-            /// <param name="BlockQ">Query rows per tile of the dK/dV pass.</param>
-            /// <param name="BlockKv">Key rows per tile of the dQ pass.</param>
-            /// <param name="VInShared">Whether the dK/dV pass reads V's fragments from a shared tile at each use.</param>
-            /// <param name="BackwardKvColumns">The dK/dV pass's dK and dV columns per group.</param>
-            /// <param name="BackwardQColumns">The dQ pass's dQ columns per group.</param>
-            private sealed record TensorCorePlan(
-                int ForwardMTiles, int ForwardBlockN, ColumnSlices ForwardColumns,
-                bool Backward, int BlockQ, int BlockKv, bool VInShared, ColumnSlices BackwardKvColumns, ColumnSlices BackwardQColumns,
-                int ForwardSharedBytes, int BackwardKvSharedBytes, int BackwardQSharedBytes);
-
             /// <summary>
             /// Tensor cores take 16-bit inputs in k-steps of 16 (mma.sync.m16n8k16): fp16/bf16, any head dim the DSL takes (a
             /// multiple of 8 up to 256); one of 16·n + 8 computes over 8 more columns of zeros (in the shared tiles' rows and in
@@ -271,6 +287,7 @@ namespace XFormers.Generators
             /// (<see cref="SharedMemoryLayout"/>) and the registers the <see cref="TensorCoreRegisterBudget"/>: the forward's key
             /// tiles drop from 64 to 32 rows, then each kernel splits its output columns into slices (<see cref="ColumnSlices"/>).
             /// </summary>
+            /// <returns>The tensor-core kernels' shape, or null when the variant has none.</returns>
             private static TensorCorePlan? PlanTensorCores(Declared declared)
             {
                 int headDim = declared.HeadDim;
@@ -301,7 +318,8 @@ namespace XFormers.Generators
                 var kvColumns = SliceColumns(headDim, width => BackwardKvRegisters(headDim, blockQ, vInShared, width));
                 var qColumns = SliceColumns(headDim, width => BackwardQRegisters(headDim, blockKv, width));
                 return new TensorCorePlan(
-                    forwardMTiles, blockN, forwardColumns, backward, blockQ, blockKv, vInShared, kvColumns, qColumns, forwardShared, kvShared, qShared);
+                    headDim, declared.DType == DType.BFloat16, blockN, forwardMTiles, forwardColumns, forwardShared,
+                    backward, blockQ, blockKv, vInShared, kvColumns, qColumns, kvShared, qShared);
             }
 
             /// <summary>
@@ -340,111 +358,57 @@ namespace XFormers.Generators
                 return new ColumnSlices(16, steps, headDim);
             }
 
-            /// <summary>Every value the templates print.</summary>
-            private static VariantModel Model(
-                IMethodSymbol symbol, MethodDeclarationSyntax syntax, List<ContainingTypeInfo> containingTypes,
-                Declared declared, Tiles tiles, int groupSize, TensorCorePlan? tc, ModsModel? mods)
+            /// <summary>
+            /// The last step, for a declaration without diagnostics: the tensor-core kernels, the sm_90a modules, and the model
+            /// that carries them with the declaration and the SIMT tiles.
+            /// </summary>
+            private static VariantModel PlanKernels(DeclarationSite site, Declared declared, SimtPlan simt, int groupSize, ModsModel? mods)
             {
-                var (mask, bias, dtype) = (declared.Mask, declared.Bias, declared.DType);
-                int headDim = declared.HeadDim, heads = declared.Heads, kvHeads = declared.KvHeads;
-                bool bf16 = dtype == DType.BFloat16;
-                int forwardMTiles = tc?.ForwardMTiles ?? TensorCoreForwardMTiles(headDim, mask);
-                int blockQ = tc?.BlockQ ?? TensorCoreBackwardBlockQ(headDim), blockKv = tc?.BlockKv ?? TensorCoreBackwardBlockKv(headDim);
-                int blockN = tc?.ForwardBlockN ?? SharedMemoryLayout.TensorCoreBlockN;
-                int deltaLanes = Math.Min(32, (headDim / 4) & -(headDim / 4));
-                bool hopper = mods is null;
+                var (symbol, syntax) = (site.Symbol, site.Syntax);
+                var (headDim, dtype, mask, bias) = (declared.HeadDim, declared.DType, declared.Mask, declared.Bias);
+                bool hasScore = mods?.HasScore ?? false, hasMask = mods?.HasMask ?? false;
                 // The sm_90a modules have no dropout code: a dropout variant carries none (its calls with p > 0 could not use
                 // them, and a call with p = 0 through Fmha takes a variant without dropout), which also keeps their PTX out of
                 // the assembly's 16 MB string heap.
                 bool sm90a = !declared.Dropout;
                 var hopperBackward = declared.Backward && sm90a
-                    ? HopperPlan.BackwardFor(headDim, (int)dtype, mask.ToString(), (int)bias, declared.BiasGradient, mods?.HasScore ?? false, mods?.HasMask ?? false)
+                    ? HopperPlan.BackwardFor(headDim, dtype, mask, bias, declared.BiasGradient, hasScore, hasMask)
                     : null;
                 return new VariantModel
                 {
-                    Namespace = symbol.ContainingType.ContainingNamespace.IsGlobalNamespace ? "" : symbol.ContainingType.ContainingNamespace.ToDisplayString(),
-                    ContainingTypes = new EquatableArray<ContainingTypeInfo>(containingTypes),
-                    DeclaringTypeName = MetadataName(symbol.ContainingType),
-                    MethodName = symbol.Name,
-                    MethodIdentifier = syntax.Identifier.Text,
-                    MethodModifiers = Modifiers(syntax),
-                    KernelClassName = ReservedPrefix + symbol.Name,
-                    Mask = mask,
-                    Bias = bias,
-                    DType = dtype,
-                    BiasGradient = declared.BiasGradient,
-                    Backward = declared.Backward,
-                    HeadDim = headDim,
-                    Heads = heads,
-                    KvHeads = kvHeads,
-                    GroupSize = groupSize,
-                    BlockM = tiles.BlockM,
-                    BlockN = tiles.BlockN,
-                    BackwardBlockM = tiles.BackwardBlockM,
-                    ElementType = dtype switch { DType.Float32 => "float", DType.Float16 => "global::ILGPU.Half", _ => "global::XFormers.BFloat16" },
-                    StoreElement = dtype switch { DType.Float32 => "ToSingle", DType.Float16 => "ToHalf", _ => "ToBFloat16" },
-                    CausalTopLeft = mask == MaskKind.Causal,
-                    CausalBottomRight = mask is MaskKind.CausalFromBottomRight or MaskKind.CausalLocalFromBottomRight,
-                    BlockDiagonal = mask.IsBlockDiagonal(),
-                    BlockDiagonalCausal = mask.IsBlockDiagonal() && mask.IsCausal(),
-                    FromBottomRight = mask.IsFromBottomRight(),
-                    LocalWindow = mask.IsLocal(),
-                    TensorBias = bias == BiasKind.Tensor,
-                    Alibi = bias == BiasKind.Alibi,
-                    GroupSizeExpression = groupSize > 0 ? groupSize.ToString() : "a.GroupSize",
-                    ForwardSharedBytes = tiles.ForwardSharedBytes,
-                    TensorCore = tc is not null,
-                    TcBlockM = SharedMemoryLayout.TensorCoreBlockM,
-                    TcBlockN = blockN,
-                    TcThreads = SharedMemoryLayout.TensorCoreThreads,
-                    TcKStepLast = ColumnSlices.StepDimOf(headDim) / 16 - 1,
-                    TcRow = SharedMemoryLayout.TensorCoreRow(headDim),
-                    TcZeroStep = headDim % 16 != 0 ? headDim / 16 : -1,
-                    TcSTileLast = blockN / 8 - 1,
-                    TcSPairLast = blockN / 16 - 1,
-                    TcStageLast = (blockN * headDim / 4 + SharedMemoryLayout.TensorCoreThreads - 1) / SharedMemoryLayout.TensorCoreThreads - 1,
-                    TcStageRagged = blockN * headDim / 4 % SharedMemoryLayout.TensorCoreThreads != 0,
-                    TcFwdMTiles = forwardMTiles,
-                    TcFwdMTileLast = forwardMTiles - 1,
-                    TcFwdColumns = tc?.ForwardColumns ?? ColumnSlices.Whole(headDim),
-                    TcForwardSharedBytes = tc?.ForwardSharedBytes ?? 0,
-                    TcBackward = tc is { Backward: true },
-                    TcBwdBlockQ = blockQ,
-                    TcBwdQTileLast = blockQ / 8 - 1,
-                    TcBwdQPairLast = blockQ / 16 - 1,
-                    TcBwdBlockKv = blockKv,
-                    TcBwdKvTileLast = blockKv / 8 - 1,
-                    TcBwdKvPairLast = blockKv / 16 - 1,
-                    TcBwdVInShared = tc?.VInShared ?? headDim > 64,
-                    TcBwdKvColumns = tc?.BackwardKvColumns ?? ColumnSlices.Whole(headDim),
-                    TcBwdQColumns = tc?.BackwardQColumns ?? ColumnSlices.Whole(headDim),
-                    TcDeltaLanes = deltaLanes,
-                    TcBackwardKvSharedBytes = tc?.BackwardKvSharedBytes ?? 0,
-                    TcBackwardQSharedBytes = tc?.BackwardQSharedBytes ?? 0,
-                    TcMma = bf16 ? "MmaM16N8K16Bf16" : "MmaM16N8K16",
-                    TcDot4 = bf16 ? "Dot4BFloat16" : "Dot4Half",
-                    TcPack = bf16 ? "PackBFloat162" : "PackHalf2",
+                    Declaration = new Declaration
+                    {
+                        Namespace = symbol.ContainingType.ContainingNamespace.IsGlobalNamespace ? "" : symbol.ContainingType.ContainingNamespace.ToDisplayString(),
+                        ContainingTypes = new EquatableArray<ContainingTypeInfo>(site.ContainingTypes),
+                        DeclaringTypeName = MetadataName(symbol.ContainingType),
+                        MethodName = symbol.Name,
+                        MethodIdentifier = syntax.Identifier.Text,
+                        MethodModifiers = Modifiers(syntax),
+                        Mask = mask,
+                        Bias = bias,
+                        DType = dtype,
+                        BiasGradient = declared.BiasGradient,
+                        Backward = declared.Backward,
+                        HeadDim = headDim,
+                        Heads = declared.Heads,
+                        KvHeads = declared.KvHeads,
+                        GroupSize = groupSize,
+                        Dropout = declared.Dropout,
+                    },
+                    Simt = simt,
+                    Tc = PlanTensorCores(declared),
                     Hopper = !sm90a ? null
-                        : hopper ? HopperPlan.For(headDim, (int)dtype, mask.ToString(), (int)bias)
-                        : HopperPlan.ForMods(headDim, (int)dtype, mask.ToString(), (int)bias, mods!.HasScore, mods.HasMask),
+                        : mods is null ? HopperPlan.For(headDim, dtype, mask, bias)
+                        : HopperPlan.ForMods(headDim, dtype, mask, bias, hasScore, hasMask),
                     HopperSmallGrid = !sm90a ? null
-                        : hopper ? HopperPlan.SmallGridFor(headDim, (int)dtype, mask.ToString(), (int)bias)
-                        : HopperPlan.SmallGridForMods(headDim, (int)dtype, mask.ToString(), (int)bias, mods!.HasScore, mods.HasMask, Mods.ModPtxWriter.ReadsTable(mods.Mask)),
+                        : mods is null ? HopperPlan.SmallGridFor(headDim, dtype, mask, bias)
+                        : HopperPlan.SmallGridForMods(headDim, dtype, mask, bias, hasScore, hasMask, Mods.ModPtxWriter.ReadsTable(mods.Mask)),
                     HopperBackwardKv = hopperBackward?.Keys,
                     HopperBackwardV = hopperBackward?.Values,
                     HopperBackwardQ = hopperBackward?.Queries,
                     Mods = mods,
-                    Dropout = declared.Dropout,
-                    Summary = $"Mask = {mask}, Bias = {bias}{(declared.BiasGradient ? " (with gradient)" : "")}, HeadDim = {headDim}, " +
-                              $"DType = {dtype}, Heads = {(heads > 0 ? heads.ToString() : "any")}, KvHeads = {(kvHeads > 0 ? kvHeads.ToString() : heads > 0 ? heads.ToString() : "any")}, " +
-                              $"BlockM = {tiles.BlockM}, BlockN = {tiles.BlockN}, Backward = {(declared.Backward ? "yes" : "no")}" + ModsSummary(mods) +
-                              (declared.Dropout ? ", dropout" : ""),
                 };
             }
-
-            /// <summary>The mods for the summary line: <c>, score mod Softcap, mask mod Window</c>, or nothing.</summary>
-            private static string ModsSummary(ModsModel? mods) =>
-                (mods is { HasScore: true } ? ", score mod " + mods.ScoreMethod : "") + (mods is { HasMask: true } ? ", mask mod " + mods.MaskMethod : "");
 
             /// <summary>
             /// 16-row m-tiles per warp of the tensor-core forward: 2 up to HeadDim 64 without a mask (Q fragments, O and S
@@ -463,9 +427,6 @@ namespace XFormers.Generators
 
             /// <summary>Key rows per tile of the tensor-core dQ pass: Q, dO fragments, dQ, S and dP live in registers.</summary>
             private static int TensorCoreBackwardBlockKv(int headDim) => headDim <= 64 ? 64 : 32;
-
-            /// <summary>The prefix of the members the generator adds to a declaring type.</summary>
-            private const string ReservedPrefix = "__XFormers_";
 
             private static bool IsAccessibility(SyntaxKind kind) =>
                 kind is SyntaxKind.PublicKeyword or SyntaxKind.InternalKeyword or SyntaxKind.PrivateKeyword or SyntaxKind.ProtectedKeyword;
@@ -493,8 +454,9 @@ namespace XFormers.Generators
                 .AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
 
             /// <summary>The stand-in body of a rejected declaration: its signature as the compiler resolved it, fully qualified.</summary>
-            private static StubModel Stub(IMethodSymbol symbol, MethodDeclarationSyntax syntax, List<ContainingTypeInfo> containingTypes, string ids)
+            private static StubModel Stub(DeclarationSite site, string ids)
             {
+                var (symbol, syntax) = (site.Symbol, site.Syntax);
                 string refWord = symbol.RefKind switch { RefKind.Ref => "ref ", RefKind.RefReadOnly => "ref readonly ", _ => "" };
                 var parameters = symbol.Parameters.Select(p =>
                     (p.IsThis ? "this " : "") + (p.IsParams ? "params " : "") +
@@ -503,7 +465,7 @@ namespace XFormers.Generators
                 var type = symbol.ContainingType;
                 return new StubModel(
                     type.ContainingNamespace.IsGlobalNamespace ? "" : type.ContainingNamespace.ToDisplayString(),
-                    new EquatableArray<ContainingTypeInfo>(containingTypes),
+                    new EquatableArray<ContainingTypeInfo>(site.ContainingTypes),
                     MetadataName(type),
                     symbol.Name,
                     syntax.Identifier.Text,

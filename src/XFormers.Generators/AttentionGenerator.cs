@@ -14,6 +14,9 @@ namespace XFormers.Generators
         internal const string AttributeName = "XFormers.Dsl.AttentionAttribute";
         internal const string KernelTypeName = "XFormers.AttentionKernel";
 
+        /// <summary>The prefix of the members the generator adds to a declaring type.</summary>
+        internal const string ReservedPrefix = "__XFormers_";
+
         /// <summary>Names of the pipeline's steps, for tests that check what re-ran.</summary>
         public static class TrackingNames
         {
@@ -64,9 +67,9 @@ namespace XFormers.Generators
 
             context.RegisterSourceOutput(variantFiles, static (spc, file) =>
             {
-                string name = file.Model.DeclaringTypeName + "." + file.Model.MethodName;
+                string name = file.Model.Declaration.DeclaringTypeName + "." + file.Model.Declaration.MethodName;
                 Emitter.AddSource(spc, file.HintName, name, () => Emitter.EmitVariant(file.Model));
-                if (file.Model.TensorCore)
+                if (file.Model.Tc is not null)
                     Emitter.AddSource(spc, file.HintName.Replace(".g.cs", ".TensorCore.g.cs"), name, () => Emitter.EmitTensorCore(file.Model));
                 if (file.Model.Hopper is not null)
                     Emitter.AddSource(spc, file.HintName.Replace(".g.cs", ".Hopper.g.cs"), name, () => Emitter.EmitHopper(file.Model));

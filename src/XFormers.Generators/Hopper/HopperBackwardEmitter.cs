@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using XFormers.Dsl;
 using XFormers.Generators.Models;
 using XFormers.Generators.Mods;
 
@@ -162,17 +163,17 @@ namespace XFormers.Generators.Hopper
         {
             switch (plan.Mask)
             {
-                case "Causal":
+                case MaskKind.Causal:
                     w.Op("mov.s32", qBegin, n0);
                     w.Op("mov.s32", qEnd, mq);
                     break;
-                case "CausalFromBottomRight":
+                case MaskKind.CausalFromBottomRight:
                     // Row i sees keys j < i + 1 + Mkv − Mq.
                     w.Op("sub.s32", qBegin, n0, mkv);
                     w.Op("add.s32", qBegin, qBegin, mq);
                     w.Op("mov.s32", qEnd, mq);
                     break;
-                case "CausalLocalFromBottomRight":
+                case MaskKind.CausalLocalFromBottomRight:
                     // Row i sees keys i + Mkv − Mq − window < j <= i + Mkv − Mq: the last key's last viewer ends the range.
                     w.Op("sub.s32", qBegin, n0, mkv);
                     w.Op("add.s32", qBegin, qBegin, mq);
@@ -181,9 +182,9 @@ namespace XFormers.Generators.Hopper
                     w.Op("add.s32", qEnd, qEnd, window);
                     w.Op("max.s32", qEnd, qEnd, 0);
                     break;
-                case "BlockDiagonalCausalFromBottomRight":
-                case "BlockDiagonalCausalLocal":
-                case "BlockDiagonalCausalLocalFromBottomRight":
+                case MaskKind.BlockDiagonalCausalFromBottomRight:
+                case MaskKind.BlockDiagonalCausalLocal:
+                case MaskKind.BlockDiagonalCausalLocalFromBottomRight:
                 {
                     // The first key's first viewer (a later segment's keys are seen from its first row on) and, with a window,
                     // the last key's last viewer (the earlier segments' rows all come before it).
@@ -207,11 +208,11 @@ namespace XFormers.Generators.Hopper
                     }
                     break;
                 }
-                case "BlockDiagonal":
-                case "BlockDiagonalCausal":
+                case MaskKind.BlockDiagonal:
+                case MaskKind.BlockDiagonalCausal:
                 {
                     var (first, last, qStart) = SegmentSpan("kv_segment", "q_start", n0, lastKey, qBegin, qEnd);
-                    if (plan.Mask == "BlockDiagonalCausal")
+                    if (plan.Mask == MaskKind.BlockDiagonalCausal)
                     {
                         // Key j of segment s is seen from row QStart[s] + (j − KvStart[s]); a later segment's keys from
                         // its first row.
@@ -642,23 +643,23 @@ namespace XFormers.Generators.Hopper
             w.Op("mov.s32", hi[r], mq);
             switch (plan.Mask)
             {
-                case "Causal":
+                case MaskKind.Causal:
                     w.Op("mov.s32", lo[r], j);
                     break;
-                case "CausalFromBottomRight":
+                case MaskKind.CausalFromBottomRight:
                     w.Op("sub.s32", lo[r], j, mkv);
                     w.Op("add.s32", lo[r], lo[r], mq);
                     break;
-                case "CausalLocalFromBottomRight":
+                case MaskKind.CausalLocalFromBottomRight:
                     // [j − (Mkv − Mq), j − (Mkv − Mq) + window).
                     w.Op("sub.s32", lo[r], j, mkv);
                     w.Op("add.s32", lo[r], lo[r], mq);
                     w.Op("add.s32", hi[r], lo[r], window);
                     w.Op("min.s32", hi[r], hi[r], mq);
                     break;
-                case "BlockDiagonalCausalFromBottomRight":
-                case "BlockDiagonalCausalLocal":
-                case "BlockDiagonalCausalLocalFromBottomRight":
+                case MaskKind.BlockDiagonalCausalFromBottomRight:
+                case MaskKind.BlockDiagonalCausalLocal:
+                case MaskKind.BlockDiagonalCausalLocalFromBottomRight:
                 {
                     var segment = SegmentRange(r, j, keyValid[r], kvSegment, qStart);
                     if (plan.Alibi)
@@ -685,13 +686,13 @@ namespace XFormers.Generators.Hopper
                     }
                     break;
                 }
-                case "BlockDiagonal":
-                case "BlockDiagonalCausal":
+                case MaskKind.BlockDiagonal:
+                case MaskKind.BlockDiagonalCausal:
                 {
                     var segment = SegmentRange(r, j, keyValid[r], kvSegment, qStart);
                     var segmentKvStart = w.S32("segment_kv_start" + r);
                     LoadInt(segmentKvStart, kvStart, segment, 0);
-                    if (plan.Mask == "BlockDiagonalCausal")
+                    if (plan.Mask == MaskKind.BlockDiagonalCausal)
                     {
                         var offset = w.Temp("s32");
                         w.Op("sub.s32", offset, j, segmentKvStart);

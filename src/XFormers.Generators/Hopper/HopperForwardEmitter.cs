@@ -1,6 +1,7 @@
 using System.Collections.Generic;
 using System.Linq;
 using System.Text;
+using XFormers.Dsl;
 using XFormers.Generators.Models;
 using XFormers.Generators.Mods;
 
@@ -183,12 +184,12 @@ namespace XFormers.Generators.Hopper
         {
             switch (plan.Mask)
             {
-                case "Causal":
+                case MaskKind.Causal:
                     w.Op("mov.s32", kvBegin, 0);
                     w.Op("add.s32", kvEnd, lastRow, 1);
                     w.Op("min.s32", kvEnd, kvEnd, mkv);
                     break;
-                case "CausalFromBottomRight":
+                case MaskKind.CausalFromBottomRight:
                     w.Op("mov.s32", kvBegin, 0);
                     w.Op("add.s32", kvEnd, lastRow, 1);
                     w.Op("add.s32", kvEnd, kvEnd, mkv);
@@ -196,7 +197,7 @@ namespace XFormers.Generators.Hopper
                     w.Op("min.s32", kvEnd, kvEnd, mkv);
                     w.Op("max.s32", kvEnd, kvEnd, 0);
                     break;
-                case "CausalLocalFromBottomRight":
+                case MaskKind.CausalLocalFromBottomRight:
                 {
                     // The last row's diagonal ends the range; the first row's window edge starts it (rows further down start
                     // later), rounded down to a whole tile: on the H200 the aligned tiles timed 0.252 ms against 0.267 unaligned
@@ -214,9 +215,9 @@ namespace XFormers.Generators.Hopper
                     w.Op("and.b32", kvBegin, kvBegin, -plan.BlockN);
                     break;
                 }
-                case "BlockDiagonalCausalFromBottomRight":
-                case "BlockDiagonalCausalLocal":
-                case "BlockDiagonalCausalLocalFromBottomRight":
+                case MaskKind.BlockDiagonalCausalFromBottomRight:
+                case MaskKind.BlockDiagonalCausalLocal:
+                case MaskKind.BlockDiagonalCausalLocalFromBottomRight:
                 {
                     // The segments of the first and last rows; the last row's diagonal (the earlier segments' keys all come
                     // before it) and, with a window, the first row's window edge (the later segments' rows never precede it).
@@ -244,11 +245,11 @@ namespace XFormers.Generators.Hopper
                     }
                     break;
                 }
-                case "BlockDiagonal":
-                case "BlockDiagonalCausal":
+                case MaskKind.BlockDiagonal:
+                case MaskKind.BlockDiagonalCausal:
                 {
                     var (first, last, kvStart) = SegmentSpan("q_segment", "kv_start", m0, lastRow, kvBegin, kvEnd);
-                    if (plan.Mask == "BlockDiagonalCausal")
+                    if (plan.Mask == MaskKind.BlockDiagonalCausal)
                     {
                         var qStart = LoadPointer("q_start");
                         var lastStart = w.S32("last_kv_start");
@@ -749,12 +750,12 @@ namespace XFormers.Generators.Hopper
             var i = row[r];
             switch (plan.Mask)
             {
-                case "Causal":
+                case MaskKind.Causal:
                     w.Op("mov.s32", lo[r], 0);
                     w.Op("add.s32", hi[r], i, 1);
                     w.Op("min.s32", hi[r], hi[r], mkv);
                     break;
-                case "CausalFromBottomRight":
+                case MaskKind.CausalFromBottomRight:
                     w.Op("mov.s32", lo[r], 0);
                     w.Op("add.s32", hi[r], i, 1);
                     w.Op("add.s32", hi[r], hi[r], mkv);
@@ -762,7 +763,7 @@ namespace XFormers.Generators.Hopper
                     w.Op("min.s32", hi[r], hi[r], mkv);
                     w.Op("max.s32", hi[r], hi[r], 0);
                     break;
-                case "CausalLocalFromBottomRight":
+                case MaskKind.CausalLocalFromBottomRight:
                 {
                     // [diagonal + 1 − window, diagonal + 1), the diagonal at i + Mkv − Mq.
                     var end = w.S32("diagonal_end" + r);
@@ -775,14 +776,14 @@ namespace XFormers.Generators.Hopper
                     w.Op("max.s32", hi[r], hi[r], 0);
                     break;
                 }
-                case "BlockDiagonal":
-                case "BlockDiagonalCausal":
-                case "BlockDiagonalCausalFromBottomRight":
-                case "BlockDiagonalCausalLocal":
-                case "BlockDiagonalCausalLocalFromBottomRight":
+                case MaskKind.BlockDiagonal:
+                case MaskKind.BlockDiagonalCausal:
+                case MaskKind.BlockDiagonalCausalFromBottomRight:
+                case MaskKind.BlockDiagonalCausalLocal:
+                case MaskKind.BlockDiagonalCausalLocalFromBottomRight:
                 {
                     var segment = SegmentRange(r, i, rowValid[r], qSegment, kvStart);
-                    bool topLeft = plan.Mask == "BlockDiagonalCausal";
+                    bool topLeft = plan.Mask == MaskKind.BlockDiagonalCausal;
                     if (topLeft || plan.Alibi)
                     {
                         var segmentQStart = w.S32("segment_q_start" + r);

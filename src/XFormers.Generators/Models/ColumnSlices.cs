@@ -36,12 +36,10 @@ namespace XFormers.Generators.Models
         /// <summary>Output tiles a slice writes at most: all of them when sliced (the guard decides), else HeadDim / 8.</summary>
         public int WrittenTiles => Sliced ? Width / 8 : HeadDim / 8;
 
-        public int WrittenTileLast => WrittenTiles - 1;
+        /// <summary>A slice's 8-column output tiles (its accumulators).</summary>
+        public int OTiles => Width / 8;
 
-        /// <summary>Last index of a slice's 8-column output tiles.</summary>
-        public int OTileLast => Width / 8 - 1;
-
-        /// <summary>Last index of a slice's 16-column steps (ldmatrix.x4.trans pairs of output tiles).</summary>
-        public int DStepLast => Width / 16 - 1;
+        /// <summary>A slice's 16-column steps (ldmatrix.x4.trans pairs of output tiles).</summary>
+        public int DSteps => Width / 16;
     }
 }

@@ -36,11 +36,10 @@ namespace XFormers.Generators.Models
         public int ProducerRegisters { get; init; }
         /// <summary>Registers a consumer thread gets with <c>setmaxnreg.inc</c>.</summary>
         public int ConsumerRegisters { get; init; }
-        /// <summary>PTX element type of Q, K, V, O: f16 or bf16.</summary>
-        public string Element { get; init; } = "f16";
-        public string Mask { get; init; } = "None";
-        public bool TensorBias { get; init; }
-        public bool Alibi { get; init; }
+        /// <summary>The inputs' type: Float16 or BFloat16.</summary>
+        public DType DType { get; init; } = DType.Float16;
+        public MaskKind Mask { get; init; }
+        public BiasKind Bias { get; init; }
         /// <summary>Which gradients a dK/dV pass accumulates: both, or (HeadDim 256, two passes) dK or dV alone.</summary>
         public KvGradients Gradients { get; init; } = KvGradients.Both;
         /// <summary>Whether the dQ pass writes dBias (a tensor bias declared with BiasGradient).</summary>
@@ -79,13 +78,16 @@ namespace XFormers.Generators.Models
         /// <summary>Dynamic shared memory the kernel asks for (the one formula: the runtime passes this number to the driver).</summary>
         public int SharedBytes => BarrierOffset + Barriers * 8;
 
-        private MaskKind Kind => (MaskKind)Enum.Parse(typeof(MaskKind), Mask);
-        public bool Causal => Kind.IsCausal();
-        public bool BlockDiagonal => Kind.IsBlockDiagonal();
+        /// <summary>PTX element type of Q, K, V, O: f16 or bf16.</summary>
+        public string Element => DType == DType.BFloat16 ? "bf16" : "f16";
+        public bool TensorBias => Bias == BiasKind.Tensor;
+        public bool Alibi => Bias == BiasKind.Alibi;
+        public bool Causal => Mask.IsCausal();
+        public bool BlockDiagonal => Mask.IsBlockDiagonal();
         /// <summary>The causal diagonal at the bottom-right corner (of the problem, or of each segment).</summary>
-        public bool FromBottomRight => Kind.IsFromBottomRight();
+        public bool FromBottomRight => Mask.IsFromBottomRight();
         /// <summary>A sliding window below the diagonal; the module takes it as its last parameter, <c>window</c>.</summary>
-        public bool Local => Kind.IsLocal();
+        public bool Local => Mask.IsLocal();
         public bool HasBias => TensorBias || Alibi;
         /// <summary>Whether scores are formed in natural units (scale · qk + bias, then the score mod) before the exp2 softmax.</summary>
         public bool NaturalScores => HasBias || ScoreMod;
@@ -101,20 +103,20 @@ namespace XFormers.Generators.Models
         /// allows, up to 4 (one CTA an SM either way). The register split keeps (producers · 24 + consumers · their count)
         /// · 128 within the SM's 65536.
         /// </summary>
-        public static HopperPlan? For(int headDim, int dtype, string mask, int bias) =>
+        public static HopperPlan? For(int headDim, DType dtype, MaskKind mask, BiasKind bias) =>
             For(headDim, dtype, mask, bias, ThreeConsumers(headDim, bias) ? 3 : 2);
 
         /// <summary>
         /// Three consumer warpgroups at HeadDim 64, except with a tensor bias: its per-element loads do not fit the 160
         /// registers a consumer gets then (ptxas spilled 112–144 bytes a thread on the H200), so those keep two.
         /// </summary>
-        private static bool ThreeConsumers(int headDim, int bias) => headDim <= 64 && bias != 1;
+        private static bool ThreeConsumers(int headDim, BiasKind bias) => headDim <= 64 && bias != BiasKind.Tensor;
 
         /// <summary>
         /// A second plan for grids the first fills badly: at HeadDim 64, 128-row CTAs (two consumer warpgroups), which
         /// the runtime takes when the 192-row grid would leave most of its last wave idle (B2 H8 M2048: 176 CTAs on 132 SMs).
         /// </summary>
-        public static HopperPlan? SmallGridFor(int headDim, int dtype, string mask, int bias) =>
+        public static HopperPlan? SmallGridFor(int headDim, DType dtype, MaskKind mask, BiasKind bias) =>
             ThreeConsumers(headDim, bias) && For(headDim, dtype, mask, bias, 2) is { } plan ? plan with { RelativeThroughput = 0.82 } : null;
 
         /// <summary>
@@ -132,7 +134,7 @@ namespace XFormers.Generators.Models
         /// accumulators.
         /// </remarks>
         public static (HopperPlan Keys, HopperPlan? Values, HopperPlan Queries)? BackwardFor(
-            int headDim, int dtype, string mask, int bias, bool biasGradient, bool scoreMod = false, bool maskMod = false)
+            int headDim, DType dtype, MaskKind mask, BiasKind bias, bool biasGradient, bool scoreMod = false, bool maskMod = false)
         {
             if (For(headDim, dtype, mask, bias, 2) is not { } forward)
                 return null;
@@ -150,7 +152,7 @@ namespace XFormers.Generators.Models
             var queries = Fill(forward with
             {
                 Kernel = HopperKernel.BackwardQ, BlockM = 128, BlockN = queriesStreamed, Stages = 2,
-                BiasGradient = biasGradient && bias == 1,
+                BiasGradient = biasGradient && bias == BiasKind.Tensor,
             });
             return keys.SharedBytes <= SharedMemoryLimit && queries.SharedBytes <= SharedMemoryLimit ? (keys, values, queries) : null;
         }
@@ -164,10 +166,10 @@ namespace XFormers.Generators.Models
         }
 
         /// <summary>
-        /// The forward plan of a variant with mods: the consumer warpgroups of <see cref="For(int, int, string, int)"/> (three at
+        /// The forward plan of a variant with mods: the consumer warpgroups of <see cref="For(int, DType, MaskKind, BiasKind)"/> (three at
         /// HeadDim 64), the mods' code beside the softmax's.
         /// </summary>
-        public static HopperPlan? ForMods(int headDim, int dtype, string mask, int bias, bool scoreMod, bool maskMod) =>
+        public static HopperPlan? ForMods(int headDim, DType dtype, MaskKind mask, BiasKind bias, bool scoreMod, bool maskMod) =>
             For(headDim, dtype, mask, bias) is { } plan ? plan with { ScoreMod = scoreMod, MaskMod = maskMod } : null;
 
         /// <summary>
@@ -178,14 +180,14 @@ namespace XFormers.Generators.Models
         /// throughput is 1, so the launcher takes it whenever its waves cost no more. Otherwise 0.82, as without mods
         /// (a mask mod of positions alone: causal 0.414 against 0.392, prefix-LM 0.434 against 0.388).
         /// </summary>
-        public static HopperPlan? SmallGridForMods(int headDim, int dtype, string mask, int bias, bool scoreMod, bool maskMod, bool maskReadsTable) =>
+        public static HopperPlan? SmallGridForMods(int headDim, DType dtype, MaskKind mask, BiasKind bias, bool scoreMod, bool maskMod, bool maskReadsTable) =>
             SmallGridFor(headDim, dtype, mask, bias) is { } plan
                 ? plan with { ScoreMod = scoreMod, MaskMod = maskMod, RelativeThroughput = scoreMod || maskReadsTable ? 1.0 : plan.RelativeThroughput }
                 : null;
 
-        private static HopperPlan? For(int headDim, int dtype, string mask, int bias, int consumers)
+        private static HopperPlan? For(int headDim, DType dtype, MaskKind mask, BiasKind bias, int consumers)
         {
-            if (dtype == 0 || headDim % ChunkColumns != 0 || headDim > 256)
+            if (dtype == DType.Float32 || headDim % ChunkColumns != 0 || headDim > 256)
                 return null;
             int blockM = consumers * WarpGroupRows;
             int blockN = headDim <= 128 ? 128 : 64;
@@ -198,10 +200,9 @@ namespace XFormers.Generators.Models
                 ConsumerWarpGroups = consumers,
                 ProducerRegisters = 24,
                 ConsumerRegisters = consumers == 3 ? 160 : 240,
-                Element = dtype == 2 ? "bf16" : "f16",
+                DType = dtype,
                 Mask = mask,
-                TensorBias = bias == 1,
-                Alibi = bias == 2,
+                Bias = bias,
             };
             plan = Fill(plan);
             return plan.SharedBytes <= SharedMemoryLimit ? plan : null;

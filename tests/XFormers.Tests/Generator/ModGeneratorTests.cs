@@ -47,7 +47,7 @@ public class ModGeneratorTests
         run.Result.TrackedSteps[AttentionGenerator.TrackingNames.Models]
             .SelectMany(step => step.Outputs)
             .Select(output => (VariantModel)output.Value)
-            .ToDictionary(model => model.MethodName);
+            .ToDictionary(model => model.Declaration.MethodName);
 
     [Fact]
     public void TheModelCarriesTheModsAndTheGeneratedCodeCompiles()

@@ -64,9 +64,11 @@ namespace XFormers.Bench
                 csv.Flush();
             }
 
+            // "dense" and "padded" call the API, which allocates O each call; "in place" rows write a preallocated O and LSE.
             Row("dense", "auto", () => Fmha.MemoryEfficientAttention(q, key, value, new LowerTriangularFromBottomRightMask()).Dispose());
             Row("padded", "auto", () => Fmha.MemoryEfficientAttention(packedQ, packedK, packedV, padded).Dispose());
-            foreach (int chunks in new[] { 1, 2, 4, 8, 16 })
+            Row("padded in place", "auto", () => Fmha.KvCacheForward(packedQ, packedK, packedV, padded, null, output, lse));
+            foreach (int chunks in new[] { 1, 2, 4, 8, 16, 32 })
                 Row("padded", chunks.ToString(Invariant), () => Fmha.KvCacheForward(packedQ, packedK, packedV, padded, null, output, lse, chunks));
             foreach (int pageSize in new[] { 16, 256 })
             {
@@ -89,6 +91,7 @@ namespace XFormers.Bench
                 RowGather.Gather(context.Accelerator, packedV.View, pagedV.View, map.View, hkv * k);
                 var paged = padded.MakePaged(table, pageSize);
                 Row($"paged{pageSize}", "auto", () => Fmha.MemoryEfficientAttention(packedQ, pagedK, pagedV, paged).Dispose());
+                Row($"paged{pageSize} in place", "auto", () => Fmha.KvCacheForward(packedQ, pagedK, pagedV, paged, null, output, lse));
             }
         }
 
@@ -97,29 +100,47 @@ namespace XFormers.Bench
             where T : unmanaged
         {
             int failures = 0;
+            // Up to 16 queries a sequence (the tiled kernels as pieces), and up to 2 (8 rows a key/value head: the decode kernel).
+            foreach (var qSeqlen in new[] { new[] { 1, 3, 0, 1, 16, 2 }, new[] { 1, 2, 0, 1, 2, 1 } })
             foreach (int k in new[] { 64, 128 })
                 foreach (bool causal in new[] { false, true })
                     foreach (bool paged in new[] { false, true })
                         foreach (int? chunks in new int?[] { null, 1, 3 })
                         {
                             var watch = Stopwatch.StartNew();
-                            string name = $"{ElementType.Of<T>()} K{k} {(causal ? "causal-offset" : "padded")}{(paged ? " paged" : "")} chunks {chunks?.ToString(Invariant) ?? "auto"}";
+                            string name = $"{ElementType.Of<T>()} K{k} q [{string.Join(" ", qSeqlen)}] {(causal ? "causal-offset" : "padded")}{(paged ? " paged" : "")} chunks {chunks?.ToString(Invariant) ?? "auto"}";
                             double error;
-                            try { error = CheckOne<T>(context, k, causal, paged, chunks); }
+                            try { error = CheckOne<T>(context, qSeqlen, k, causal, paged, chunks); }
                             catch (Exception ex) { error = double.PositiveInfinity; name += $" {ex.GetType().Name}: {ex.Message.Split('\n')[0]}"; }
                             var dtype = ElementType.Of<T>();
                             bool ok = error < ReferenceAttention.Tolerance(dtype, k);
                             failures += ok ? 0 : 1;
                             Console.WriteLine($"{(ok ? "PASS" : "FAIL")} decode {name}: O and LSE error {error:0.0e+0} ({watch.ElapsedMilliseconds} ms)");
                         }
+            // Dense decoding (the batch as sequences of equal lengths), 1 and 2 queries, causal from the bottom right.
+            foreach (int k in new[] { 64, 128, 256 })
+                foreach (int mq in new[] { 1, 2 })
+                {
+                    const int batch = 3, mkv = 3000, hq = 8, hkv = 2;
+                    using var q = Tensor<T>.RandomNormal(context, 1, 1f, batch, mq, hq, k);
+                    using var key = Tensor<T>.RandomNormal(context, 2, 1f, batch, mkv, hkv, k);
+                    using var value = Tensor<T>.RandomNormal(context, 3, 1f, batch, mkv, hkv, k);
+                    using var o = Fmha.MemoryEfficientAttention(q, key, value, new LowerTriangularFromBottomRightMask());
+                    var problem = new ReferenceAttention.Problem(batch, mq, mkv, hq, hkv, k, 1.0 / Math.Sqrt(k), MaskKind.CausalFromBottomRight);
+                    double error = ReferenceAttention.ScaledError(
+                        o.ToDoubleArray(), ReferenceAttention.Forward(problem, q.ToDoubleArray(), key.ToDoubleArray(), value.ToDoubleArray()).Output);
+                    bool ok = error < ReferenceAttention.Tolerance(ElementType.Of<T>(), k);
+                    failures += ok ? 0 : 1;
+                    Console.WriteLine($"{(ok ? "PASS" : "FAIL")} decode {ElementType.Of<T>()} K{k} dense B{batch} Mq{mq} over {mkv} keys: O error {error:0.0e+0}");
+                }
             return failures;
         }
 
-        private static double CheckOne<T>(XFormersContext context, int k, bool causal, bool paged, int? chunks)
+        private static double CheckOne<T>(XFormersContext context, int[] qSeqlen, int k, bool causal, bool paged, int? chunks)
             where T : unmanaged
         {
             const int hq = 8, hkv = 2, padding = 1280, pageSize = 16;
-            int[] qSeqlen = { 1, 3, 0, 1, 16, 2 }, kvSeqlen = { 1200, 1000, 5, 0, 17, 1 };
+            int[] kvSeqlen = { 1200, 1000, 5, 0, 17, 1 };
             int count = qSeqlen.Length, mq = qSeqlen.Sum();
             KvCacheMask mask = causal
                 ? BlockDiagonalCausalWithOffsetPaddedKeysMask.FromSeqlens(qSeqlen, padding, kvSeqlen)

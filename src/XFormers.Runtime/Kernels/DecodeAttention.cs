@@ -422,27 +422,32 @@ namespace XFormers.Kernels
             var r6 = maxRows > 6 ? RowState.Start<TWiden>(a, 6, rows, group, offset, qStart, head, slice, words) : default;
             var r7 = maxRows > 7 ? RowState.Start<TWiden>(a, 7, rows, group, offset, qStart, head, slice, words) : default;
 
-            // Warp w reads steps w·Unroll … w·Unroll + Unroll − 1 of each round of Warps·Unroll steps.
+            // Warp w reads steps w·Unroll … w·Unroll + Unroll − 1 of each round of Warps·Unroll steps. The next round's
+            // loads are issued before this round's keys are used, so every warp keeps a round in flight while it computes.
             int roundKeys = Warps * Unroll * keysPerStep;
-            for (int round = keyBegin; round < keyEnd; round += roundKeys)
+            int firstOfWarp = warp * Unroll * keysPerStep + sub;
+            var round = RoundLoad.Issue(a, s, kvStart, head, keyBegin + firstOfWarp, keysPerStep, keyEnd, slice, words);
+            for (int start = keyBegin; start < keyEnd; start += roundKeys)
             {
-                int first = round + warp * Unroll * keysPerStep + sub;
-                int t0 = first, t1 = first + keysPerStep, t2 = first + 2 * keysPerStep, t3 = first + 3 * keysPerStep;
-                // Every load of the round is issued before the first is used.
-                long row0 = KeyRow(a, s, kvStart, t0, keyEnd), row1 = KeyRow(a, s, kvStart, t1, keyEnd);
-                long row2 = KeyRow(a, s, kvStart, t2, keyEnd), row3 = KeyRow(a, s, kvStart, t3, keyEnd);
-                var k0 = Load(a.Key, row0, a.Hkv, head, slice, words);
-                var k1 = Load(a.Key, row1, a.Hkv, head, slice, words);
-                var k2 = Load(a.Key, row2, a.Hkv, head, slice, words);
-                var k3 = Load(a.Key, row3, a.Hkv, head, slice, words);
-                var v0 = Load(a.Value, row0, a.Hkv, head, slice, words);
-                var v1 = Load(a.Value, row1, a.Hkv, head, slice, words);
-                var v2 = Load(a.Value, row2, a.Hkv, head, slice, words);
-                var v3 = Load(a.Value, row3, a.Hkv, head, slice, words);
-                Step<TWiden>(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7, maxRows, t0, keyEnd, lanesPerKey, k0, v0);
-                Step<TWiden>(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7, maxRows, t1, keyEnd, lanesPerKey, k1, v1);
-                Step<TWiden>(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7, maxRows, t2, keyEnd, lanesPerKey, k2, v2);
-                Step<TWiden>(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7, maxRows, t3, keyEnd, lanesPerKey, k3, v3);
+                var current = round;
+                round = RoundLoad.Issue(a, s, kvStart, head, start + roundKeys + firstOfWarp, keysPerStep, keyEnd, slice, words);
+                var k0 = Lane8.Widen<TWiden>(current.K0, 1f);
+                var k1 = Lane8.Widen<TWiden>(current.K1, 1f);
+                var k2 = Lane8.Widen<TWiden>(current.K2, 1f);
+                var k3 = Lane8.Widen<TWiden>(current.K3, 1f);
+                var v0 = Lane8.Widen<TWiden>(current.V0, 1f);
+                var v1 = Lane8.Widen<TWiden>(current.V1, 1f);
+                var v2 = Lane8.Widen<TWiden>(current.V2, 1f);
+                var v3 = Lane8.Widen<TWiden>(current.V3, 1f);
+                int t0 = current.First, t1 = t0 + keysPerStep, t2 = t0 + 2 * keysPerStep, t3 = t0 + 3 * keysPerStep;
+                r0.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 1) r1.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 2) r2.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 3) r3.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 4) r4.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 5) r5.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 6) r6.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 7) r7.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
             }
 
             // Lanes that read different keys of the same slice merge (xor over the key bits of the lane).
@@ -482,7 +487,7 @@ namespace XFormers.Kernels
 
         /// <summary>The cache row of key t of sequence s (through the block table for a paged cache); −1 past <paramref name="keyEnd"/>.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static long KeyRow(DecodeArgs a, int s, int kvStart, int t, int keyEnd)
+        internal static long KeyRow(DecodeArgs a, int s, int kvStart, int t, int keyEnd)
         {
             if (t >= keyEnd)
                 return -1;
@@ -496,32 +501,12 @@ namespace XFormers.Kernels
 
         /// <summary>16 bytes of a key or value row, slice <paramref name="slice"/>; zeros for row −1.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Word4 Load(ArrayView<Word4> source, long row, int hkv, int head, int slice, int words) =>
+        internal static Word4 Load(ArrayView<Word4> source, long row, int hkv, int head, int slice, int words) =>
             row < 0 ? default : source[(row * hkv + head) * words + slice];
-
-        /// <summary>One key step for every row: its score (the lane's slice dotted, summed over the key's lanes), then the online softmax.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Step<TWiden>(
-            ref RowState r0, ref RowState r1, ref RowState r2, ref RowState r3, ref RowState r4, ref RowState r5, ref RowState r6, ref RowState r7,
-            int maxRows, int t, int keyEnd, int lanesPerKey, Word4 keyWords, Word4 valueWords)
-            where TWiden : struct, IWiden16
-        {
-            var k = Lane8.Widen<TWiden>(keyWords, 1f);
-            var v = Lane8.Widen<TWiden>(valueWords, 1f);
-            bool inChunk = t < keyEnd;
-            r0.Add(KeySum(r0.Q.Dot(k), lanesPerKey), inChunk && t <= r0.LastKey, v);
-            if (maxRows > 1) r1.Add(KeySum(r1.Q.Dot(k), lanesPerKey), inChunk && t <= r1.LastKey, v);
-            if (maxRows > 2) r2.Add(KeySum(r2.Q.Dot(k), lanesPerKey), inChunk && t <= r2.LastKey, v);
-            if (maxRows > 3) r3.Add(KeySum(r3.Q.Dot(k), lanesPerKey), inChunk && t <= r3.LastKey, v);
-            if (maxRows > 4) r4.Add(KeySum(r4.Q.Dot(k), lanesPerKey), inChunk && t <= r4.LastKey, v);
-            if (maxRows > 5) r5.Add(KeySum(r5.Q.Dot(k), lanesPerKey), inChunk && t <= r5.LastKey, v);
-            if (maxRows > 6) r6.Add(KeySum(r6.Q.Dot(k), lanesPerKey), inChunk && t <= r6.LastKey, v);
-            if (maxRows > 7) r7.Add(KeySum(r7.Q.Dot(k), lanesPerKey), inChunk && t <= r7.LastKey, v);
-        }
 
         /// <summary>The sum over the lanes of one key (xor over the low lane bits).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static float KeySum(float x, int lanesPerKey)
+        internal static float KeySum(float x, int lanesPerKey)
         {
             if (lanesPerKey > 1) x += Warp.ShuffleXor(x, 1);
             if (lanesPerKey > 2) x += Warp.ShuffleXor(x, 2);
@@ -594,6 +579,35 @@ namespace XFormers.Kernels
         }
     }
 
+    /// <summary>A lane's four keys and values of one round (zeros past the chunk), and the first key's index.</summary>
+    internal struct RoundLoad
+    {
+        public Word4 K0, K1, K2, K3, V0, V1, V2, V3;
+        public int First;
+
+        /// <summary>Issues the round's eight 16-byte loads: keys <paramref name="first"/> + u · <paramref name="keysPerStep"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static RoundLoad Issue(DecodeArgs a, int s, int kvStart, int head, int first, int keysPerStep, int keyEnd, int slice, int words)
+        {
+            long row0 = DecodeAttention.KeyRow(a, s, kvStart, first, keyEnd);
+            long row1 = DecodeAttention.KeyRow(a, s, kvStart, first + keysPerStep, keyEnd);
+            long row2 = DecodeAttention.KeyRow(a, s, kvStart, first + 2 * keysPerStep, keyEnd);
+            long row3 = DecodeAttention.KeyRow(a, s, kvStart, first + 3 * keysPerStep, keyEnd);
+            return new RoundLoad
+            {
+                K0 = DecodeAttention.Load(a.Key, row0, a.Hkv, head, slice, words),
+                K1 = DecodeAttention.Load(a.Key, row1, a.Hkv, head, slice, words),
+                K2 = DecodeAttention.Load(a.Key, row2, a.Hkv, head, slice, words),
+                K3 = DecodeAttention.Load(a.Key, row3, a.Hkv, head, slice, words),
+                V0 = DecodeAttention.Load(a.Value, row0, a.Hkv, head, slice, words),
+                V1 = DecodeAttention.Load(a.Value, row1, a.Hkv, head, slice, words),
+                V2 = DecodeAttention.Load(a.Value, row2, a.Hkv, head, slice, words),
+                V3 = DecodeAttention.Load(a.Value, row3, a.Hkv, head, slice, words),
+                First = first,
+            };
+        }
+    }
+
     /// <summary>
     /// One row's state in one lane: its query slice (scaled to base 2), and the online softmax over the keys the lane
     /// has read: running max, running sum of 2^(s − max) and the output slice Σ 2^(s − max) · v.
@@ -624,20 +638,43 @@ namespace XFormers.Kernels
             return state;
         }
 
-        /// <summary>Adds a key whose score is <paramref name="score"/> (base 2), if the row sees it; NaN spreads, −∞ weighs nothing.</summary>
+        /// <summary>
+        /// Adds a round of four keys: their scores (the lane's slice dotted, summed over the key's lanes), one new max and
+        /// one rescale for the round, then each key the row sees. A key the row does not see is skipped, not weighted by 0.
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Add(float score, bool sees, in Lane8 v)
+        public void AddRound(
+            int lanesPerKey, int keyEnd, int t0, int t1, int t2, int t3,
+            in Lane8 k0, in Lane8 k1, in Lane8 k2, in Lane8 k3, in Lane8 v0, in Lane8 v1, in Lane8 v2, in Lane8 v3)
         {
-            if (!sees)
-                return;
-            float max = KernelMath.MaxNaN(Max, score);
+            float s0 = DecodeAttention.KeySum(Q.Dot(k0), lanesPerKey);
+            float s1 = DecodeAttention.KeySum(Q.Dot(k1), lanesPerKey);
+            float s2 = DecodeAttention.KeySum(Q.Dot(k2), lanesPerKey);
+            float s3 = DecodeAttention.KeySum(Q.Dot(k3), lanesPerKey);
+            int last = LastKey < keyEnd - 1 ? LastKey : keyEnd - 1;
+            bool sees0 = t0 <= last, sees1 = t1 <= last, sees2 = t2 <= last, sees3 = t3 <= last;
+            float max = Max;
+            if (sees0) max = KernelMath.MaxNaN(max, s0);
+            if (sees1) max = KernelMath.MaxNaN(max, s1);
+            if (sees2) max = KernelMath.MaxNaN(max, s2);
+            if (sees3) max = KernelMath.MaxNaN(max, s3);
             if (max == float.NegativeInfinity)
                 return;
             float alpha = TensorCore.Exp2(Max - max);
-            float p = TensorCore.Exp2(score - max);
-            Sum = Sum * alpha + p;
-            O = O.ScaleAdd(alpha, p, v);
+            Sum *= alpha;
+            O = O.Scaled(alpha);
             Max = max;
+            if (sees0) Accumulate(TensorCore.Exp2(s0 - max), v0);
+            if (sees1) Accumulate(TensorCore.Exp2(s1 - max), v1);
+            if (sees2) Accumulate(TensorCore.Exp2(s2 - max), v2);
+            if (sees3) Accumulate(TensorCore.Exp2(s3 - max), v3);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Accumulate(float p, in Lane8 v)
+        {
+            Sum += p;
+            O = O.ScaleAdd(1f, p, v);
         }
 
         /// <summary>Merges another state of the same row (over other keys) into this one.</summary>

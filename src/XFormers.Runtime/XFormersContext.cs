@@ -182,7 +182,7 @@ namespace XFormers
             }
         }
 
-        private readonly MemoryBuffer1D<float, Stride1D.Dense>?[] scratch = new MemoryBuffer1D<float, Stride1D.Dense>?[2];
+        private readonly MemoryBuffer1D<float, Stride1D.Dense>?[] scratch = new MemoryBuffer1D<float, Stride1D.Dense>?[4];
 
         /// <summary>Held while a sequence of launches that shares <see cref="Scratch"/> is enqueued.</summary>
         internal object LaunchLock { get; } = new();

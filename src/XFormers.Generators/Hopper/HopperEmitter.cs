@@ -644,6 +644,101 @@ namespace XFormers.Generators.Hopper
             w.OpIf(wrap, false, "xor.b32", phase, phase, 1);
         }
 
+        // ---------------------------------------------------------------- non-finite operands
+
+        /// <summary>
+        /// Issues the loads of a tile's row flags: the runtime's pre-pass wrote, per [B, H, M] row of q or k, 1 where the row
+        /// holds a NaN or an infinity. Lane l of every consumer warp reads rows first + l, first + l + 32, … below
+        /// <paramref name="limit"/> of the flags at <paramref name="headRow"/> = (b · H + h) · M; 0 past it. Issued early,
+        /// read by <see cref="SanitizeFlaggedTile"/> once the tile's products need it.
+        /// </summary>
+        protected RegArray LoadRowFlags(string parameter, Reg headRow, Reg first, int rows, Reg limit)
+        {
+            var flags = w.Array("b32", parameter + "_rows", rows / 32);
+            var pointer = LoadPointer(parameter);
+            var lane = w.Temp("s32");
+            w.Op("and.b32", lane, tid, 31);
+            for (int k = 0; k < flags.Count; k++)
+            {
+                var index = w.Temp("s32");
+                var valid = w.Temp("pred");
+                var address = w.Temp("u64");
+                w.Op("add.s32", index, first, lane);
+                w.Op("add.s32", index, index, 32 * k);
+                w.Op("setp.lt.s32", valid, index, limit);
+                w.Op("cvt.u64.s32", address, index);
+                w.Op("add.s64", address, address, headRow);
+                w.Op("shl.b64", address, address, 2);
+                w.Op("add.s64", address, address, pointer);
+                w.Op("mov.b32", flags[k], 0);
+                w.OpIf(valid, false, "ld.global.nc.b32", flags[k], $"[{address}]");
+            }
+            return flags;
+        }
+
+        /// <summary>
+        /// Where a tile's flags (<see cref="LoadRowFlags"/>) say one of its rows holds a NaN or an infinity, zeroes those
+        /// elements of the staged tile at <paramref name="tile"/> (<paramref name="bytes"/> of 16-bit elements, any layout) before
+        /// it is read again as the operand of dK += dSᵀ Q or dQ += dS K. A row's dS against it is already NaN where the row
+        /// sees the poisoned element's row (its score is), so zeroing keeps that and removes 0 · NaN from the rows and keys that
+        /// cannot see it. Every warp votes the same flags, so the branch is uniform over the consumer warpgroups; the
+        /// flagged path waits for both (named barrier 1: no consumer still reads the tile), rewrites it 16 bytes a thread
+        /// at a time, and makes the writes visible to wgmma's async proxy (PTX ISA, membar/fence: fence.proxy.async, then the
+        /// barrier again) before any consumer reads it.
+        /// </summary>
+        protected void SanitizeFlaggedTile(RegArray flags, Reg tile, int bytes)
+        {
+            int threads = plan.ConsumerWarpGroups * 128;
+            string exponent = plan.Element == "bf16" ? "0x7F80" : "0x7C00";
+            string high = plan.Element == "bf16" ? "0x7F800000" : "0x7C000000";
+            var skip = w.NewLabel("finite_tile");
+            var any = w.Temp("b32");
+            var flagged = w.Temp("pred");
+            w.Comment("A row of this tile holds a NaN or Inf: zero those elements before the tile is an operand again (vote.sync, bar.sync, fence.proxy.async).");
+            w.Op("mov.b32", any, flags[0]);
+            for (int k = 1; k < flags.Count; k++)
+                w.Op("or.b32", any, any, flags[k]);
+            w.Op("setp.ne.b32", flagged, any, 0);
+            w.Op("vote.sync.any.pred", flagged, flagged, "0xffffffff");
+            w.BranchIf(flagged, true, skip);
+            w.Op("bar.sync", 1, threads);
+            var chunk = w.Temp("u32");
+            w.Op("sub.u32", chunk, tid, 128);
+            w.Op("shl.b32", chunk, chunk, 4);
+            w.Op("add.u32", chunk, chunk, tile);
+            var words = w.Array("b32", "finite_words", 4);
+            var half = w.Temp("b32");
+            var bad = w.Temp("pred");
+            for (int offset = 0; offset < bytes; offset += 16 * threads)
+            {
+                var inTile = w.Temp("pred");
+                var body = w.NewLabel("finite_chunk");
+                if (offset + 16 * threads > bytes)
+                {
+                    var end = w.Temp("u32");
+                    w.Op("add.u32", end, tile, bytes - offset);
+                    w.Op("setp.ge.u32", inTile, chunk, end);
+                    w.BranchIf(inTile, false, body);
+                }
+                w.Op("ld.shared.v4.b32", words.List(), $"[{chunk}+{offset}]");
+                for (int i = 0; i < 4; i++)
+                {
+                    w.Op("and.b32", half, words[i], exponent);
+                    w.Op("setp.eq.b32", bad, half, exponent);
+                    w.OpIf(bad, false, "and.b32", words[i], words[i], "0xFFFF0000");
+                    w.Op("and.b32", half, words[i], high);
+                    w.Op("setp.eq.b32", bad, half, high);
+                    w.OpIf(bad, false, "and.b32", words[i], words[i], "0x0000FFFF");
+                }
+                w.Op("st.shared.v4.b32", $"[{chunk}+{offset}]", words.List());
+                if (offset + 16 * threads > bytes)
+                    w.Label(body);
+            }
+            w.Op("fence.proxy.async.shared::cta");
+            w.Op("bar.sync", 1, threads);
+            w.Label(skip);
+        }
+
         // ---------------------------------------------------------------- global memory
 
         protected Reg LoadPointer(string parameter)

@@ -218,9 +218,6 @@ namespace XFormers
             };
 
         /// <summary>Whether the next backward on <paramref name="accelerator"/> runs the tensor-core dK/dV and dQ passes.</summary>
-        /// <summary>Whether the backward runs on an mma path here (sm_90a or mma.sync), which needs q's and k's row flags.</summary>
-        internal bool UsesMmaBackward(Accelerator accelerator) => UsesHopperBackward(accelerator) || UsesTensorCoreBackward(accelerator);
-
         public bool UsesTensorCoreBackward(Accelerator accelerator) =>
             UsesTensorCores(accelerator) && tensorCore is { BackwardDelta: not null, BackwardKv: not null, BackwardQ: not null };
 
@@ -280,7 +277,6 @@ namespace XFormers
             if (hopperBackward is not null && Hopper.HopperLauncher.IsAvailable(accelerator) && Hopper.HopperLauncher.CanLaunchBackward(args))
             {
                 LaunchDelta(accelerator, args);
-                MarkNonFiniteRows(accelerator, args);
                 BlockMasks.ListLayout keysList = default, queriesList = default;
                 if (blockClasses is not null)
                 {
@@ -297,7 +293,6 @@ namespace XFormers
             {
                 var threads = new Index3D(tc.Threads, 1, 1);
                 LaunchDelta(accelerator, args);
-                MarkNonFiniteRows(accelerator, args);
                 Launcher(accelerator, tcKv)(
                     new KernelConfig(new Index3D(DivUp(args.Mkv, tc.BlockM) * tc.BackwardKvSlices, args.Hkv, args.Batch), threads, Dynamic(tc.BackwardKvSharedBytes)),
                     args);
@@ -351,19 +346,6 @@ namespace XFormers
             if (blockClasses is not null)
                 BlockMasks.Attach(accelerator, Variant, Arguments, Launcher(accelerator, blockClasses), ref result, rows, cols);
             return result;
-        }
-
-        /// <summary>
-        /// The mma paths' pre-pass: which rows of q and of k hold a NaN or an infinity (<see cref="NonFiniteRows"/>), so that
-        /// their kernels zero those elements of a tile before it is the operand of dK += dSᵀ Q or dQ += dS K, where 0 · NaN
-        /// would reach the keys and rows of the tile that cannot see them (docs/RELIABILITY.md).
-        /// </summary>
-        private void MarkNonFiniteRows(Accelerator accelerator, in AttentionArgs<T> args)
-        {
-            if (args.QNonFinite.Length == 0 || args.KNonFinite.Length == 0)
-                throw new InvalidOperationException("The mma backward needs the row flags of q and k (AttentionArgs.QNonFinite, KNonFinite).");
-            NonFiniteRows.Mark(accelerator, args.Q, args.QNonFinite, args.Batch, args.Mq, args.Hq, Variant.HeadDim);
-            NonFiniteRows.Mark(accelerator, args.K, args.KNonFinite, args.Batch, args.Mkv, args.Hkv, Variant.HeadDim);
         }
 
         /// <summary>

@@ -60,7 +60,6 @@ namespace XFormers
 
         private const int LseSlot = 0;
         private const int DeltaSlot = 1;
-        private const int QNonFiniteSlot = 2, KNonFiniteSlot = 3;
 
         /// <summary>
         /// The forward pass keeping what the backward needs: the output and the per-row log-sum-exp
@@ -428,11 +427,6 @@ namespace XFormers
             lock (context.LaunchLock)
             {
                 args.Delta = context.Scratch(DeltaSlot, (long)p.Batch * p.Hq * p.Mq);
-                if (kernel.UsesMmaBackward(context.Accelerator))
-                {
-                    args.QNonFinite = context.Scratch(QNonFiniteSlot, (long)p.Batch * p.Hq * p.Mq).Cast<int>();
-                    args.KNonFinite = context.Scratch(KNonFiniteSlot, (long)p.Batch * p.Hkv * p.Mkv).Cast<int>();
-                }
                 kernel.LaunchBackward(context.Accelerator, args);
             }
             dq.MarkWritten();

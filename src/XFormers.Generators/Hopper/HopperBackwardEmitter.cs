@@ -58,8 +58,6 @@ namespace XFormers.Generators.Hopper
             ".param .u32 group_size",
             ".param .f32 scale",
             ".param .f32 scale_log2",
-            ".param .u64 q_nonfinite",
-            ".param .u64 k_nonfinite",
         };
 
         private HopperBackwardEmitter(HopperPlan plan, ModsModel? mods)
@@ -477,19 +475,6 @@ namespace XFormers.Generators.Hopper
             var (tile, stage, phase, _, h, m0, loop, end) = RingLoop("c");
             if (plan.ScoreMod || plan.MaskMod)
                 modInvariant = ModPtxWriter.EmitHeadInvariant(w, mods!, h, "mod_args");
-            RegArray? queryFlags = null;
-            if (Keys)
-            {
-                w.Comment("Which rows of this Q tile hold a NaN or Inf (the runtime's pre-pass), read before dK += dS^T Q.");
-                var headRow = w.U64("q_head_row");
-                var wide = w.Temp("u64");
-                w.Op("mul.wide.u32", headRow, b, hq);
-                w.Op("cvt.u64.u32", wide, h);
-                w.Op("add.s64", headRow, headRow, wide);
-                w.Op("cvt.u64.s32", wide, mq);
-                w.Op("mul.lo.u64", headRow, headRow, wide);
-                queryFlags = LoadRowFlags("q_nonfinite", headRow, m0, plan.BlockN, mq);
-            }
             MbarrierWait(StageBarrier(0, stage), phase);
             IssueSharedShared(s, plan.BlockN, descK, plan.BlockM, StageDescriptor(descQRows, stage), plan.BlockN, overwrite, accumulate);
             w.Op("wgmma.commit_group.sync.aligned");
@@ -558,12 +543,6 @@ namespace XFormers.Generators.Hopper
                 MaskBoundaryTile(QueryMaskComment, m0, columnBase, dp, Zero);
                 if (plan.MaskMod)
                     ZeroWhereHidden(dp, s, fullTile);
-            }
-            if (Keys)
-            {
-                var qStage = w.Temp("u32");
-                w.Op("mad.lo.u32", qStage, stage, plan.KvTileBytes, qRing);
-                SanitizeFlaggedTile(queryFlags!, qStage, plan.KvTileBytes);
             }
             if (Values)
                 Pack(p, s);

@@ -496,20 +496,7 @@ namespace XFormers.Generators.Hopper
             w.Comment("Wait for Q and dO.");
             MbarrierWait(BarrierAddress(BarrierQ()), zero);
 
-            var headRow = w.U64("k_head_row");
-            var kvHeads = w.U32("kv_heads");
-            w.Op("ld.param.u32", kvHeads, "[group_size]");
-            w.Op("div.u32", kvHeads, hq, kvHeads);
-            w.Op("mul.wide.u32", headRow, b, kvHeads);
-            var wide = w.Temp("u64");
-            w.Op("cvt.u64.u32", wide, hk);
-            w.Op("add.s64", headRow, headRow, wide);
-            w.Op("cvt.u64.s32", wide, mkv);
-            w.Op("mul.lo.u64", headRow, headRow, wide);
-
             var (tile, stage, phase, n0, loop, end) = KeyTileLoop();
-            w.Comment("Which rows of this K tile hold a NaN or Inf (the runtime's pre-pass), read before dQ += dS K.");
-            var keyFlags = LoadRowFlags("k_nonfinite", headRow, n0, plan.BlockN, mkv);
             IssueScores(descQ, descK, stage, phase, overwrite, accumulate);
             MbarrierWait(StageBarrier(2, stage), phase);
             var stageDescV = StageDescriptor(descVRows, stage);
@@ -561,10 +548,6 @@ namespace XFormers.Generators.Hopper
                 ZeroWhereHidden(dp, s, fullTile);
             if (plan.BiasGradient)
                 StoreBiasGradient(columnBase);
-            var kStage = w.Temp("u32");
-            w.Op("mad.lo.u32", kStage, stage, plan.KvTileBytes, smem);
-            w.Op("add.u32", kStage, kStage, plan.KOffset);
-            SanitizeFlaggedTile(keyFlags, kStage, plan.KvTileBytes);
             Pack(p, dp);
             var stageDescK = StageDescriptor(descKColumns, stage);
             IssueRegisterShared(o, p, stageDescK, plan.BlockN, accumulate, fence: true);

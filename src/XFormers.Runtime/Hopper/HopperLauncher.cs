@@ -100,9 +100,9 @@ namespace XFormers.Hopper
 
                 // The kernels' parameters, in HopperBackwardEmitter.Parameters' order; the four tensor maps first.
                 // A variant with mods adds five (the arguments, the block list and its layout), a local mask the window last.
-                int count = 28 + (mods ? 5 : 0) + (local ? 1 : 0);
-                var values = stackalloc ulong[34];
-                var parameters = stackalloc void*[34];
+                int count = 26 + (mods ? 5 : 0) + (local ? 1 : 0);
+                var values = stackalloc ulong[32];
+                var parameters = stackalloc void*[32];
                 for (int i = 0; i < 4; i++)
                     parameters[i] = maps + 128 * i;
                 values[4] = Pointer(a.Lse);
@@ -127,16 +127,14 @@ namespace XFormers.Hopper
                 values[23] = (uint)Math.Max(1, a.GroupSize);
                 *(float*)&values[24] = a.Scale;
                 *(float*)&values[25] = a.Scale * 1.44269504088896341f;
-                values[26] = Pointer(a.QNonFinite);
-                values[27] = Pointer(a.KNonFinite);
                 for (int i = 4; i < count; i++)
                     parameters[i] = &values[i];
                 if (mods)
                 {
                     var blob = maps + 4 * 128;
                     WriteModArgs(blob, a.Mod);
-                    parameters[28] = blob;
-                    SetBlockList(values, 29, keysList);
+                    parameters[26] = blob;
+                    SetBlockList(values, 27, keysList);
                 }
                 if (local)
                     values[count - 1] = (uint)a.Window;
@@ -167,7 +165,7 @@ namespace XFormers.Hopper
                 // dQ: Q and dO resident (QueryRows), K and V streamed (KeyTileRows), its own block list. The launch has copied
                 // the parameters.
                 if (mods)
-                    SetBlockList(values, 29, queriesList);
+                    SetBlockList(values, 27, queriesList);
                 EncodeRows(maps, dataType, q, module.HeadDim, a.Hq, a.Mq, a.Batch, module.QueryRows);
                 EncodeRows(maps + 128, dataType, dO, module.HeadDim, a.Hq, a.Mq, a.Batch, module.QueryRows);
                 EncodeRows(maps + 256, dataType, k, module.HeadDim, a.Hkv, a.Mkv, a.Batch, module.KeyTileRows);

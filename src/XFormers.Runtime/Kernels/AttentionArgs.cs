@@ -61,13 +61,6 @@ namespace XFormers.Kernels
         public ArrayView<T> dV;
         public ArrayView<T> dBias;
 
-        /// <summary>
-        /// The backward on the mma paths (sm_90a and ILGPU mma.sync): 1 per [B, Hq, Mq] query row and [B, Hkv, Mkv] key row
-        /// whose q or k holds a NaN or an infinity (<see cref="NonFiniteRows"/>); the kernels zero those elements of a tile
-        /// before it is the operand of dK += dSᵀ Q or dQ += dS K. Empty on the other paths.
-        /// </summary>
-        public ArrayView<int> QNonFinite, KNonFinite;
-
         /// <summary>The run-time arguments of the variant's score and mask mods (empty for a variant without them).</summary>
         public ModArgs Mod;
 

@@ -98,42 +98,6 @@ partial class Kernels
         private static float TcDs(float p, float dpMinusDelta, bool masked) => masked && p == 0f ? 0f : p * dpMinusDelta;
 
         /// <summary>
-        /// Whether a row of [first, first + rows) below <paramref name="tokens"/> holds a NaN or an infinity, from the flags the
-        /// runtime's pre-pass wrote per [B, H, M] row of q or k (<paramref name="headRow"/> = (b · H + h) · M); this thread's
-        /// share, for Group.BarrierOr.
-        /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static bool TcRowFlagged(ArrayView<int> flags, long headRow, int first, int rows, int tokens, int tid)
-        {
-            bool flagged = false;
-            for (int r = tid; r < rows && first + r < tokens; r += TcThreads)
-                flagged |= flags[headRow + first + r] != 0;
-            return flagged;
-        }
-
-        /// <summary>
-        /// Zeroes the NaN and infinity elements of the first <paramref name="rows"/> rows of a staged tile (their exponent bits
-        /// all set), before it is the operand of dK += dSᵀ Q or dQ += dS K: a row or key that sees such an element already has
-        /// a NaN dS against it (its score is NaN or infinite), so the zero changes nothing there, and it keeps 0 · NaN from the
-        /// rows and keys of the tile that cannot see it.
-        /// </summary>
-        private static void TcZeroNonFinite(ArrayView<ulong> tile, int rows, int tid)
-        {
-            const ulong exponent = 0x7F80ul;
-            for (int e = tid; e < rows * (HeadDim / 4); e += TcThreads)
-            {
-                int at = e / (HeadDim / 4) * (TcRow / 4) + e % (HeadDim / 4);
-                ulong words = tile[at], keep = ~0ul;
-                for (int shift = 0; shift < 64; shift += 16)
-                {
-                    if (((words >> shift) & exponent) == exponent)
-                        keep &= ~(0xFFFFul << shift);
-                }
-                tile[at] = words & keep;
-            }
-        }
-
-        /// <summary>
         /// Lse_i in the base-2 domain, for P_ij = 2^(score − Lse_i); +∞ for a row past Mq or one that sees no key (its
         /// scores are all −∞), so that every P_ij of such a row is 0 rather than NaN.
         /// </summary>
@@ -820,8 +784,7 @@ partial class Kernels
                         lseTile[e] = TcLse(a, b, h, m0 + e);
                         deltaTile[e] = TcDelta(a, b, h, m0 + e);
                     }
-                    // Whether a row of Q_i holds a NaN or Inf (the runtime's pre-pass): then it is sanitized before dK += dSᵀ Q.
-                    bool nonFinite = Group.BarrierOr(TcRowFlagged(a.QNonFinite, ((long)b * a.Hq + h) * a.Mq, m0, TcBwdBlockQ, a.Mq, tid));
+                    Group.Barrier();
 
                     // Sᵀ_ji = K_j Q_iᵀ (16 keys × TcBwdBlockQ queries per warp).
                     float s0_0 = 0f, s0_1 = 0f, s0_2 = 0f, s0_3 = 0f;
@@ -915,15 +878,6 @@ partial class Kernels
                         float delta0 = deltaTile[8 + 2 * quad], delta1 = deltaTile[9 + 2 * quad];
                         dp1_0 = TcDs(s1_0, dp1_0 - delta0, check); dp1_1 = TcDs(s1_1, dp1_1 - delta1, check);
                         dp1_2 = TcDs(s1_2, dp1_2 - delta0, check); dp1_3 = TcDs(s1_3, dp1_3 - delta1, check);
-                    }
-
-                    if (nonFinite)
-                    {
-                        // Every warp has read Q_i for Sᵀ: its NaN and Inf become 0 for dK += dSᵀ Q, where 0 · NaN would reach keys
-                        // that cannot see the row.
-                        Group.Barrier();
-                        TcZeroNonFinite(tile.SubView(TcBwdQTile / 4), TcBwdBlockQ, tid);
-                        Group.Barrier();
                     }
 
                     // dV_j += Pᵀ_ji dO_i and dK_j += dSᵀ_ji Q_i (lines 12 and 17): the accumulators become A fragments.
@@ -1148,8 +1102,7 @@ partial class Kernels
                 // Stage K_j and V_j row-major (Algorithm 2, line 6); ldmatrix transposes K for dQ += dS K.
                 TcLoadRows(tile.SubView(TcBwdKTile / 4), k, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
                 TcLoadRows(tile.SubView(TcBwdKvVTile / 4), v, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
-                // Whether a row of K_j holds a NaN or Inf (the runtime's pre-pass): then it is sanitized before dQ += dS K.
-                bool nonFinite = Group.BarrierOr(TcRowFlagged(a.KNonFinite, ((long)b * a.Hkv + hk) * a.Mkv, n0, TcBwdBlockKv, a.Mkv, tid));
+                Group.Barrier();
 
                 // S_ij = Q_i K_jᵀ and P_ij = 2^(score − Lse_i) (lines 10-11).
                 float s0_0 = 0f, s0_1 = 0f, s0_2 = 0f, s0_3 = 0f;
@@ -1284,15 +1237,6 @@ partial class Kernels
                 dp2_2 = TcDs(s2_2, dp2_2 - delta1, check); dp2_3 = TcDs(s2_3, dp2_3 - delta1, check);
                 dp3_0 = TcDs(s3_0, dp3_0 - delta0, check); dp3_1 = TcDs(s3_1, dp3_1 - delta0, check);
                 dp3_2 = TcDs(s3_2, dp3_2 - delta1, check); dp3_3 = TcDs(s3_3, dp3_3 - delta1, check);
-
-                if (nonFinite)
-                {
-                    // Every warp has read K_j for S: its NaN and Inf become 0 for dQ += dS K, where 0 · NaN would reach rows that
-                    // cannot see the key.
-                    Group.Barrier();
-                    TcZeroNonFinite(tile.SubView(TcBwdKTile / 4), TcBwdBlockKv, tid);
-                    Group.Barrier();
-                }
 
                 // dQ_i += dS_ij K_j (line 16): the dS accumulators become A fragments, K_jᵀ gives pairs along the keys.
                 uint ds0_0 = PackBFloat162(dp0_0, dp0_1), ds0_1 = PackBFloat162(dp0_2, dp0_3);

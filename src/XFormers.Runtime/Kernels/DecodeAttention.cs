@@ -431,98 +431,23 @@ namespace XFormers.Kernels
             {
                 var current = round;
                 round = RoundLoad.Issue(a, s, kvStart, head, start + roundKeys + firstOfWarp, keysPerStep, keyEnd, slice, words);
-                int t0 = current.First, t1 = t0 + keysPerStep, t2 = t0 + 2 * keysPerStep, t3 = t0 + 3 * keysPerStep;
-                // Scores of the round's four keys for every row, one widened key live at a time (line 9 of FlashAttention-2's loop).
-                float s00 = 0f, s01 = 0f, s02 = 0f, s03 = 0f;
-                float s10 = 0f, s11 = 0f, s12 = 0f, s13 = 0f;
-                float s20 = 0f, s21 = 0f, s22 = 0f, s23 = 0f;
-                float s30 = 0f, s31 = 0f, s32 = 0f, s33 = 0f;
-                float s40 = 0f, s41 = 0f, s42 = 0f, s43 = 0f;
-                float s50 = 0f, s51 = 0f, s52 = 0f, s53 = 0f;
-                float s60 = 0f, s61 = 0f, s62 = 0f, s63 = 0f;
-                float s70 = 0f, s71 = 0f, s72 = 0f, s73 = 0f;
                 var k0 = Lane8.Widen<TWiden>(current.K0, 1f);
-                s00 = r0.Score(k0, lanesPerKey);
-                if (maxRows > 1) s10 = r1.Score(k0, lanesPerKey);
-                if (maxRows > 2) s20 = r2.Score(k0, lanesPerKey);
-                if (maxRows > 3) s30 = r3.Score(k0, lanesPerKey);
-                if (maxRows > 4) s40 = r4.Score(k0, lanesPerKey);
-                if (maxRows > 5) s50 = r5.Score(k0, lanesPerKey);
-                if (maxRows > 6) s60 = r6.Score(k0, lanesPerKey);
-                if (maxRows > 7) s70 = r7.Score(k0, lanesPerKey);
                 var k1 = Lane8.Widen<TWiden>(current.K1, 1f);
-                s01 = r0.Score(k1, lanesPerKey);
-                if (maxRows > 1) s11 = r1.Score(k1, lanesPerKey);
-                if (maxRows > 2) s21 = r2.Score(k1, lanesPerKey);
-                if (maxRows > 3) s31 = r3.Score(k1, lanesPerKey);
-                if (maxRows > 4) s41 = r4.Score(k1, lanesPerKey);
-                if (maxRows > 5) s51 = r5.Score(k1, lanesPerKey);
-                if (maxRows > 6) s61 = r6.Score(k1, lanesPerKey);
-                if (maxRows > 7) s71 = r7.Score(k1, lanesPerKey);
                 var k2 = Lane8.Widen<TWiden>(current.K2, 1f);
-                s02 = r0.Score(k2, lanesPerKey);
-                if (maxRows > 1) s12 = r1.Score(k2, lanesPerKey);
-                if (maxRows > 2) s22 = r2.Score(k2, lanesPerKey);
-                if (maxRows > 3) s32 = r3.Score(k2, lanesPerKey);
-                if (maxRows > 4) s42 = r4.Score(k2, lanesPerKey);
-                if (maxRows > 5) s52 = r5.Score(k2, lanesPerKey);
-                if (maxRows > 6) s62 = r6.Score(k2, lanesPerKey);
-                if (maxRows > 7) s72 = r7.Score(k2, lanesPerKey);
                 var k3 = Lane8.Widen<TWiden>(current.K3, 1f);
-                s03 = r0.Score(k3, lanesPerKey);
-                if (maxRows > 1) s13 = r1.Score(k3, lanesPerKey);
-                if (maxRows > 2) s23 = r2.Score(k3, lanesPerKey);
-                if (maxRows > 3) s33 = r3.Score(k3, lanesPerKey);
-                if (maxRows > 4) s43 = r4.Score(k3, lanesPerKey);
-                if (maxRows > 5) s53 = r5.Score(k3, lanesPerKey);
-                if (maxRows > 6) s63 = r6.Score(k3, lanesPerKey);
-                if (maxRows > 7) s73 = r7.Score(k3, lanesPerKey);
-                // One new max and one rescale a row for the round; the scores become probabilities.
-                r0.Rescale(keyEnd, t0, t1, t2, t3, ref s00, ref s01, ref s02, ref s03);
-                if (maxRows > 1) r1.Rescale(keyEnd, t0, t1, t2, t3, ref s10, ref s11, ref s12, ref s13);
-                if (maxRows > 2) r2.Rescale(keyEnd, t0, t1, t2, t3, ref s20, ref s21, ref s22, ref s23);
-                if (maxRows > 3) r3.Rescale(keyEnd, t0, t1, t2, t3, ref s30, ref s31, ref s32, ref s33);
-                if (maxRows > 4) r4.Rescale(keyEnd, t0, t1, t2, t3, ref s40, ref s41, ref s42, ref s43);
-                if (maxRows > 5) r5.Rescale(keyEnd, t0, t1, t2, t3, ref s50, ref s51, ref s52, ref s53);
-                if (maxRows > 6) r6.Rescale(keyEnd, t0, t1, t2, t3, ref s60, ref s61, ref s62, ref s63);
-                if (maxRows > 7) r7.Rescale(keyEnd, t0, t1, t2, t3, ref s70, ref s71, ref s72, ref s73);
-                // O += P V, one widened value live at a time; a key a row does not see is skipped.
                 var v0 = Lane8.Widen<TWiden>(current.V0, 1f);
-                r0.Accumulate(keyEnd, t0, s00, v0);
-                if (maxRows > 1) r1.Accumulate(keyEnd, t0, s10, v0);
-                if (maxRows > 2) r2.Accumulate(keyEnd, t0, s20, v0);
-                if (maxRows > 3) r3.Accumulate(keyEnd, t0, s30, v0);
-                if (maxRows > 4) r4.Accumulate(keyEnd, t0, s40, v0);
-                if (maxRows > 5) r5.Accumulate(keyEnd, t0, s50, v0);
-                if (maxRows > 6) r6.Accumulate(keyEnd, t0, s60, v0);
-                if (maxRows > 7) r7.Accumulate(keyEnd, t0, s70, v0);
                 var v1 = Lane8.Widen<TWiden>(current.V1, 1f);
-                r0.Accumulate(keyEnd, t1, s01, v1);
-                if (maxRows > 1) r1.Accumulate(keyEnd, t1, s11, v1);
-                if (maxRows > 2) r2.Accumulate(keyEnd, t1, s21, v1);
-                if (maxRows > 3) r3.Accumulate(keyEnd, t1, s31, v1);
-                if (maxRows > 4) r4.Accumulate(keyEnd, t1, s41, v1);
-                if (maxRows > 5) r5.Accumulate(keyEnd, t1, s51, v1);
-                if (maxRows > 6) r6.Accumulate(keyEnd, t1, s61, v1);
-                if (maxRows > 7) r7.Accumulate(keyEnd, t1, s71, v1);
                 var v2 = Lane8.Widen<TWiden>(current.V2, 1f);
-                r0.Accumulate(keyEnd, t2, s02, v2);
-                if (maxRows > 1) r1.Accumulate(keyEnd, t2, s12, v2);
-                if (maxRows > 2) r2.Accumulate(keyEnd, t2, s22, v2);
-                if (maxRows > 3) r3.Accumulate(keyEnd, t2, s32, v2);
-                if (maxRows > 4) r4.Accumulate(keyEnd, t2, s42, v2);
-                if (maxRows > 5) r5.Accumulate(keyEnd, t2, s52, v2);
-                if (maxRows > 6) r6.Accumulate(keyEnd, t2, s62, v2);
-                if (maxRows > 7) r7.Accumulate(keyEnd, t2, s72, v2);
                 var v3 = Lane8.Widen<TWiden>(current.V3, 1f);
-                r0.Accumulate(keyEnd, t3, s03, v3);
-                if (maxRows > 1) r1.Accumulate(keyEnd, t3, s13, v3);
-                if (maxRows > 2) r2.Accumulate(keyEnd, t3, s23, v3);
-                if (maxRows > 3) r3.Accumulate(keyEnd, t3, s33, v3);
-                if (maxRows > 4) r4.Accumulate(keyEnd, t3, s43, v3);
-                if (maxRows > 5) r5.Accumulate(keyEnd, t3, s53, v3);
-                if (maxRows > 6) r6.Accumulate(keyEnd, t3, s63, v3);
-                if (maxRows > 7) r7.Accumulate(keyEnd, t3, s73, v3);
+                int t0 = current.First, t1 = t0 + keysPerStep, t2 = t0 + 2 * keysPerStep, t3 = t0 + 3 * keysPerStep;
+                r0.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 1) r1.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 2) r2.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 3) r3.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 4) r4.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 5) r5.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 6) r6.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 7) r7.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
             }
 
             // Lanes that read different keys of the same slice merge (xor over the key bits of the lane).
@@ -713,44 +638,41 @@ namespace XFormers.Kernels
             return state;
         }
 
-        /// <summary>This row's score (base 2) against a key: the lane's slice dotted, summed over the key's lanes.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public readonly float Score(in Lane8 k, int lanesPerKey) => DecodeAttention.KeySum(Q.Dot(k), lanesPerKey);
-
         /// <summary>
-        /// Takes a round of four keys' scores: one new max (over the keys the row sees; NaN spreads) and one rescale of the
-        /// sum and output, then each score becomes its probability 2^(s − max) (0 for a key the row does not see).
+        /// Adds a round of four keys: their scores (the lane's slice dotted, summed over the key's lanes), one new max and
+        /// one rescale for the round, then each key the row sees. A key the row does not see is skipped, not weighted by 0.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Rescale(int keyEnd, int t0, int t1, int t2, int t3, ref float s0, ref float s1, ref float s2, ref float s3)
+        public void AddRound(
+            int lanesPerKey, int keyEnd, int t0, int t1, int t2, int t3,
+            in Lane8 k0, in Lane8 k1, in Lane8 k2, in Lane8 k3, in Lane8 v0, in Lane8 v1, in Lane8 v2, in Lane8 v3)
         {
+            float s0 = DecodeAttention.KeySum(Q.Dot(k0), lanesPerKey);
+            float s1 = DecodeAttention.KeySum(Q.Dot(k1), lanesPerKey);
+            float s2 = DecodeAttention.KeySum(Q.Dot(k2), lanesPerKey);
+            float s3 = DecodeAttention.KeySum(Q.Dot(k3), lanesPerKey);
             int last = LastKey < keyEnd - 1 ? LastKey : keyEnd - 1;
+            bool sees0 = t0 <= last, sees1 = t1 <= last, sees2 = t2 <= last, sees3 = t3 <= last;
             float max = Max;
-            if (t0 <= last) max = KernelMath.MaxNaN(max, s0);
-            if (t1 <= last) max = KernelMath.MaxNaN(max, s1);
-            if (t2 <= last) max = KernelMath.MaxNaN(max, s2);
-            if (t3 <= last) max = KernelMath.MaxNaN(max, s3);
+            if (sees0) max = KernelMath.MaxNaN(max, s0);
+            if (sees1) max = KernelMath.MaxNaN(max, s1);
+            if (sees2) max = KernelMath.MaxNaN(max, s2);
+            if (sees3) max = KernelMath.MaxNaN(max, s3);
             if (max == float.NegativeInfinity)
-            {
-                s0 = s1 = s2 = s3 = 0f;
                 return;
-            }
             float alpha = TensorCore.Exp2(Max - max);
             Sum *= alpha;
             O = O.Scaled(alpha);
             Max = max;
-            s0 = t0 <= last ? TensorCore.Exp2(s0 - max) : 0f;
-            s1 = t1 <= last ? TensorCore.Exp2(s1 - max) : 0f;
-            s2 = t2 <= last ? TensorCore.Exp2(s2 - max) : 0f;
-            s3 = t3 <= last ? TensorCore.Exp2(s3 - max) : 0f;
+            if (sees0) Accumulate(TensorCore.Exp2(s0 - max), v0);
+            if (sees1) Accumulate(TensorCore.Exp2(s1 - max), v1);
+            if (sees2) Accumulate(TensorCore.Exp2(s2 - max), v2);
+            if (sees3) Accumulate(TensorCore.Exp2(s3 - max), v3);
         }
 
-        /// <summary>O += p · v and Sum += p for key t, if the row sees it (no 0 · NaN from a value it does not see).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Accumulate(int keyEnd, int t, float p, in Lane8 v)
+        private void Accumulate(float p, in Lane8 v)
         {
-            if (t > LastKey || t >= keyEnd)
-                return;
             Sum += p;
             O = O.ScaleAdd(1f, p, v);
         }

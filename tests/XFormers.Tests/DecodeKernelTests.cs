@@ -109,9 +109,9 @@ public class DecodeKernelTests(TensorCoreFixture fixture)
     [Fact]
     public void ChunksFillTheDeviceAndStayLong()
     {
-        // H200 (132 SMs): B64 × 8 key heads fill two groups a multiprocessor unsplit; B8 × 8 over 32768 keys need 5 chunks.
+        // H200 (132 SMs): B64 × 8 key heads fill two groups a multiprocessor unsplit; B8 × 8 over 32768 keys, 4 chunks (one wave).
         DecodeAttention.PlanChunks(groups: 512, longestKeys: 8192, multiprocessors: 132).ShouldBe(1);
-        DecodeAttention.PlanChunks(groups: 64, longestKeys: 32768, multiprocessors: 132).ShouldBe(5);
+        DecodeAttention.PlanChunks(groups: 64, longestKeys: 32768, multiprocessors: 132).ShouldBe(4);
         DecodeAttention.PlanChunks(groups: 8, longestKeys: 4096, multiprocessors: 132).ShouldBe(4);     // chunks of 1024 at least
         DecodeAttention.PlanChunks(groups: 4096, longestKeys: 32768, multiprocessors: 132).ShouldBe(1);
         DecodeAttention.PlanChunks(groups: 1, longestKeys: 1500, multiprocessors: 132).ShouldBe(1);    // under two chunks of 1024

@@ -256,7 +256,7 @@ namespace XFormers.Kernels
         }
 
         /// <summary>
-        /// How many chunks the keys are cut into: enough groups for two a multiprocessor, chunks of at least
+        /// How many chunks the keys are cut into: as many groups as fit two a multiprocessor in one wave, chunks of at least
         /// <see cref="MinChunkKeys"/>. Measured on the H200 (B64 and B8, Hq 32 Hkv 8, K128): a group's fixed costs (its query
         /// load, the final merge) make more chunks slower once every multiprocessor holds two groups (B64 over 8192 keys:
         /// 1.02 ms unsplit, 1.05 in 4 chunks, 1.15 in 16; B8 over 32768: 0.51 ms in 4 chunks, 0.55 in 16, 0.59 in 32).
@@ -266,8 +266,9 @@ namespace XFormers.Kernels
             long target = 2L * Math.Max(1, multiprocessors);
             if (groups <= 0 || groups >= target || longestKeys < 2 * MinChunkKeys)
                 return 1;
-            long byOccupancy = (target + groups - 1) / groups;
-            return (int)Math.Min(byOccupancy, longestKeys / MinChunkKeys);
+            // Rounded down: a second wave of a few groups costs as much as the first (B8 in 5 chunks, 320 groups: 0.82 ms).
+            long byOccupancy = target / groups;
+            return (int)Math.Max(1, Math.Min(byOccupancy, longestKeys / MinChunkKeys));
         }
 
         /// <summary>

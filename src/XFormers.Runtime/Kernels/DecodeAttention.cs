@@ -75,21 +75,6 @@ namespace XFormers.Kernels
             view[at + 4] = E4; view[at + 5] = E5; view[at + 6] = E6; view[at + 7] = E7;
         }
 
-        /// <summary>Element e at <paramref name="at"/> + e · <paramref name="stride"/>.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public readonly void StoreStrided(ArrayView<float> view, long at, int stride)
-        {
-            view[at] = E0; view[at + stride] = E1; view[at + 2 * stride] = E2; view[at + 3 * stride] = E3;
-            view[at + 4 * stride] = E4; view[at + 5 * stride] = E5; view[at + 6 * stride] = E6; view[at + 7 * stride] = E7;
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Lane8 LoadStrided(ArrayView<float> view, long at, int stride) => new()
-        {
-            E0 = view[at], E1 = view[at + stride], E2 = view[at + 2 * stride], E3 = view[at + 3 * stride],
-            E4 = view[at + 4 * stride], E5 = view[at + 5 * stride], E6 = view[at + 6 * stride], E7 = view[at + 7 * stride],
-        };
-
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Lane8 Load(ArrayView<float> view, long at) => new()
         {
@@ -204,7 +189,7 @@ namespace XFormers.Kernels
     /// <summary>
     /// Attention for few queries over long key/value caches (decoding), memory-bound: each K and V byte is read once.
     /// A group of <see cref="Warps"/> warps owns one (sequence, key/value head, key chunk) and all the query rows that
-    /// head serves: the g = Hq / Hkv query heads of every query of the sequence (at most <c>TRows</c>; their query slices in shared memory, their softmax state in registers).
+    /// head serves: the g = Hq / Hkv query heads of every query of the sequence (at most <c>TRows</c>, in registers).
     /// A key row is read by HeadDim / 8 lanes, 16 bytes each, so a warp reads 256 / HeadDim keys an instruction, and
     /// <see cref="Unroll"/> steps of keys and values are in flight before the first is used. Each lane keeps an online
     /// softmax (running max, sum and output slice) per row over the keys it reads; lanes, then warps, are merged at the
@@ -231,11 +216,8 @@ namespace XFormers.Kernels
         /// <summary>Head dims the kernel takes: a key row is 8, 16 or 32 lanes.</summary>
         public static bool TakesHeadDim(int headDim) => headDim is 64 or 128 or 256;
 
-        /// <summary>
-        /// Dynamic shared memory of a launch: the query rows (scaled, fp32; read once a round, so they take no registers
-        /// between rounds), then each warp's rows (output slice, max and sum) for the final merge.
-        /// </summary>
-        public static int SharedFloats(int headDim, int rows) => rows * headDim + Warps * rows * (headDim + 2);
+        /// <summary>Dynamic shared memory of a launch: each warp's rows (output slice, max and sum) for the final merge.</summary>
+        public static int SharedFloats(int headDim, int rows) => Warps * rows * (headDim + 2);
 
         /// <summary>Keys a chunk holds at least when the keys are split: its fixed costs (the query load, the final merge) stay small.</summary>
         public const int MinChunkKeys = 1024;
@@ -434,33 +416,14 @@ namespace XFormers.Kernels
             // Query i sees key t ≤ i + offset (causal), every key below kvLen otherwise.
             int offset = a.Causal != 0 ? kvLen - qLen : kvLen;
 
-            // The query rows into shared memory, element e of slice l at (r · 8 + e) · words + l: a warp's lanes read
-            // consecutive words.
-            var shared = SharedMemory.GetDynamic<float>();
-            var queries = shared.SubView(0, maxRows * headDim);
-            var parked = shared.SubView(maxRows * headDim);
-            for (int i = Group.IdxX; i < maxRows * words; i += Threads)
-            {
-                int r = i / words, l = i % words;
-                var q = default(Lane8);
-                if (r < rows)
-                {
-                    long qRow = qStart + r / group;
-                    int queryHead = head * group + r % group;
-                    q = Lane8.Widen<TWiden>(a.Query[(qRow * a.Hq + queryHead) * words + l], a.ScaleLog2);
-                }
-                q.StoreStrided(queries, (long)r * 8 * words + l, words);
-            }
-            Group.Barrier();
-
-            var r0 = RowState.Start(0, rows, group, offset);
-            var r1 = maxRows > 1 ? RowState.Start(1, rows, group, offset) : default;
-            var r2 = maxRows > 2 ? RowState.Start(2, rows, group, offset) : default;
-            var r3 = maxRows > 3 ? RowState.Start(3, rows, group, offset) : default;
-            var r4 = maxRows > 4 ? RowState.Start(4, rows, group, offset) : default;
-            var r5 = maxRows > 5 ? RowState.Start(5, rows, group, offset) : default;
-            var r6 = maxRows > 6 ? RowState.Start(6, rows, group, offset) : default;
-            var r7 = maxRows > 7 ? RowState.Start(7, rows, group, offset) : default;
+            var r0 = RowState.Start<TWiden>(a, 0, rows, group, offset, qStart, head, slice, words);
+            var r1 = maxRows > 1 ? RowState.Start<TWiden>(a, 1, rows, group, offset, qStart, head, slice, words) : default;
+            var r2 = maxRows > 2 ? RowState.Start<TWiden>(a, 2, rows, group, offset, qStart, head, slice, words) : default;
+            var r3 = maxRows > 3 ? RowState.Start<TWiden>(a, 3, rows, group, offset, qStart, head, slice, words) : default;
+            var r4 = maxRows > 4 ? RowState.Start<TWiden>(a, 4, rows, group, offset, qStart, head, slice, words) : default;
+            var r5 = maxRows > 5 ? RowState.Start<TWiden>(a, 5, rows, group, offset, qStart, head, slice, words) : default;
+            var r6 = maxRows > 6 ? RowState.Start<TWiden>(a, 6, rows, group, offset, qStart, head, slice, words) : default;
+            var r7 = maxRows > 7 ? RowState.Start<TWiden>(a, 7, rows, group, offset, qStart, head, slice, words) : default;
 
             // Warp w reads steps w·Unroll … w·Unroll + Unroll − 1 of each round of Warps·Unroll steps. The next round's
             // loads are issued before this round's keys are used, so every warp keeps a round in flight while it computes.
@@ -480,14 +443,14 @@ namespace XFormers.Kernels
                 var v2 = Lane8.Widen<TWiden>(current.V2, 1f);
                 var v3 = Lane8.Widen<TWiden>(current.V3, 1f);
                 int t0 = current.First, t1 = t0 + keysPerStep, t2 = t0 + 2 * keysPerStep, t3 = t0 + 3 * keysPerStep;
-                r0.AddRound(Lane8.LoadStrided(queries, 0L * 8 * words + slice, words), lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
-                if (maxRows > 1) r1.AddRound(Lane8.LoadStrided(queries, 1L * 8 * words + slice, words), lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
-                if (maxRows > 2) r2.AddRound(Lane8.LoadStrided(queries, 2L * 8 * words + slice, words), lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
-                if (maxRows > 3) r3.AddRound(Lane8.LoadStrided(queries, 3L * 8 * words + slice, words), lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
-                if (maxRows > 4) r4.AddRound(Lane8.LoadStrided(queries, 4L * 8 * words + slice, words), lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
-                if (maxRows > 5) r5.AddRound(Lane8.LoadStrided(queries, 5L * 8 * words + slice, words), lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
-                if (maxRows > 6) r6.AddRound(Lane8.LoadStrided(queries, 6L * 8 * words + slice, words), lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
-                if (maxRows > 7) r7.AddRound(Lane8.LoadStrided(queries, 7L * 8 * words + slice, words), lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                r0.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 1) r1.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 2) r2.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 3) r3.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 4) r4.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 5) r5.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 6) r6.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
+                if (maxRows > 7) r7.AddRound(lanesPerKey, keyEnd, t0, t1, t2, t3, k0, k1, k2, k3, v0, v1, v2, v3);
             }
 
             // Lanes that read different keys of the same slice merge (xor over the key bits of the lane).
@@ -504,23 +467,24 @@ namespace XFormers.Kernels
             }
 
             // Then the warps, through shared memory: warp w's row r at [(w · maxRows + r) · (headDim + 2)].
+            var shared = SharedMemory.GetDynamic<float>();
             if (sub == 0)
             {
-                r0.Park(parked, warp, 0, maxRows, headDim, slice);
-                if (maxRows > 1) r1.Park(parked, warp, 1, maxRows, headDim, slice);
-                if (maxRows > 2) r2.Park(parked, warp, 2, maxRows, headDim, slice);
-                if (maxRows > 3) r3.Park(parked, warp, 3, maxRows, headDim, slice);
-                if (maxRows > 4) r4.Park(parked, warp, 4, maxRows, headDim, slice);
-                if (maxRows > 5) r5.Park(parked, warp, 5, maxRows, headDim, slice);
-                if (maxRows > 6) r6.Park(parked, warp, 6, maxRows, headDim, slice);
-                if (maxRows > 7) r7.Park(parked, warp, 7, maxRows, headDim, slice);
+                r0.Park(shared, warp, 0, maxRows, headDim, slice);
+                if (maxRows > 1) r1.Park(shared, warp, 1, maxRows, headDim, slice);
+                if (maxRows > 2) r2.Park(shared, warp, 2, maxRows, headDim, slice);
+                if (maxRows > 3) r3.Park(shared, warp, 3, maxRows, headDim, slice);
+                if (maxRows > 4) r4.Park(shared, warp, 4, maxRows, headDim, slice);
+                if (maxRows > 5) r5.Park(shared, warp, 5, maxRows, headDim, slice);
+                if (maxRows > 6) r6.Park(shared, warp, 6, maxRows, headDim, slice);
+                if (maxRows > 7) r7.Park(shared, warp, 7, maxRows, headDim, slice);
             }
             Group.Barrier();
             // Warp w writes rows w, w + Warps, …: lanes of its first key step, one slice each.
             if (sub == 0)
             {
                 for (int r = warp; r < rows; r += Warps)
-                    WriteRow<TWiden>(a, parked, r, maxRows, headDim, slice, words, group, qStart, head, chunk);
+                    WriteRow<TWiden>(a, shared, r, maxRows, headDim, slice, words, group, qStart, head, chunk);
             }
         }
 
@@ -648,10 +612,12 @@ namespace XFormers.Kernels
     }
 
     /// <summary>
-    /// One row's state in one lane: the online softmax over the keys the lane has read: running max, running sum of 2^(s − max) and the output slice Σ 2^(s − max) · v.
+    /// One row's state in one lane: its query slice (scaled to base 2), and the online softmax over the keys the lane
+    /// has read: running max, running sum of 2^(s − max) and the output slice Σ 2^(s − max) · v.
     /// </summary>
     internal struct RowState
     {
+        public Lane8 Q;
         public Lane8 O;
         public float Max;
         public float Sum;
@@ -659,10 +625,21 @@ namespace XFormers.Kernels
         /// <summary>The last key the row sees: query r / group sees key t ≤ r / group + offset; −1 for no row.</summary>
         public int LastKey;
 
-        /// <summary>Row r's state before any key: it sees keys up to r / group + offset, none past <paramref name="rows"/>.</summary>
+        /// <summary>Row r's query slice; zeros (and a row that sees nothing) past <paramref name="rows"/>.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static RowState Start(int r, int rows, int group, int offset) =>
-            new() { Max = float.NegativeInfinity, LastKey = r < rows ? r / group + offset : -1 };
+        public static RowState Start<TWiden>(DecodeArgs a, int r, int rows, int group, int offset, int qStart, int head, int slice, int words)
+            where TWiden : struct, IWiden16
+        {
+            var state = new RowState { Max = float.NegativeInfinity, LastKey = -1 };
+            if (r < rows)
+            {
+                state.LastKey = r / group + offset;
+                long qRow = qStart + r / group;
+                int queryHead = head * group + r % group;
+                state.Q = Lane8.Widen<TWiden>(a.Query[(qRow * a.Hq + queryHead) * words + slice], a.ScaleLog2);
+            }
+            return state;
+        }
 
         /// <summary>
         /// Adds a round of four keys: their scores (the lane's slice dotted, summed over the key's lanes), one new max and
@@ -670,13 +647,13 @@ namespace XFormers.Kernels
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void AddRound(
-            in Lane8 q, int lanesPerKey, int keyEnd, int t0, int t1, int t2, int t3,
+            int lanesPerKey, int keyEnd, int t0, int t1, int t2, int t3,
             in Lane8 k0, in Lane8 k1, in Lane8 k2, in Lane8 k3, in Lane8 v0, in Lane8 v1, in Lane8 v2, in Lane8 v3)
         {
-            float s0 = DecodeAttention.KeySum(q.Dot(k0), lanesPerKey);
-            float s1 = DecodeAttention.KeySum(q.Dot(k1), lanesPerKey);
-            float s2 = DecodeAttention.KeySum(q.Dot(k2), lanesPerKey);
-            float s3 = DecodeAttention.KeySum(q.Dot(k3), lanesPerKey);
+            float s0 = DecodeAttention.KeySum(Q.Dot(k0), lanesPerKey);
+            float s1 = DecodeAttention.KeySum(Q.Dot(k1), lanesPerKey);
+            float s2 = DecodeAttention.KeySum(Q.Dot(k2), lanesPerKey);
+            float s3 = DecodeAttention.KeySum(Q.Dot(k3), lanesPerKey);
             int last = LastKey < keyEnd - 1 ? LastKey : keyEnd - 1;
             bool sees0 = t0 <= last, sees1 = t1 <= last, sees2 = t2 <= last, sees3 = t3 <= last;
             float max = Max;

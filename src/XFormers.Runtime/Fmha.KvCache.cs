@@ -11,7 +11,8 @@ using XFormers.Kernels;
 namespace XFormers
 {
     /// <summary>
-    /// Inference with a KV cache, and split-KV decoding. Every case is planned as pieces: the query rows of one sequence
+    /// Inference with a KV cache, and split-KV decoding. Few query rows a key/value head (decoding) run the decode kernel
+    /// (<see cref="DecodeAttention"/>), which reads padded and paged caches in place. Every other case is planned as pieces: the query rows of one sequence
     /// against one contiguous range of its keys, with or without a top-left causal mask inside the piece. A launch of the
     /// block-diagonal (or block-diagonal causal) variant runs all the pieces of one kind at once, one segment each, and
     /// pieces that cover the same query row are merged by their log-sum-exp (<see cref="AttentionMerge"/>):
@@ -141,16 +142,16 @@ namespace XFormers
                 throw new ArgumentException($"attnBias: the query seqlens sum to {mask.TotalQ} tokens but query has {problem.Mq} (dim 1 of {query.ShapeString}).", "attnBias");
             mask.CheckKeyRows(problem.Mkv, key.ShapeString);
 
-            var starts = mask.KeyStarts();
-            var sequences = new SequenceKeys[mask.Count];
-            for (int s = 0; s < sequences.Length; s++)
-                sequences[s] = new SequenceKeys(mask.QSeqStarts[s], mask.QSeqlens[s], starts[s], mask.KvSeqlens[s]);
             var context = query.Context;
             lock (context.LaunchLock)
             {
                 var lseView = lse?.View ?? context.Scratch(LseSlot, problem.Hq * (long)problem.Mq);
                 if (TryDecodeCache(query, key, value, mask, problem, output, lseView, chunks))
                     return;
+                var starts = mask.KeyStarts();
+                var sequences = new SequenceKeys[mask.Count];
+                for (int s = 0; s < sequences.Length; s++)
+                    sequences[s] = new SequenceKeys(mask.QSeqStarts[s], mask.QSeqlens[s], starts[s], mask.KvSeqlens[s]);
                 if (mask.GatherMap() is not { } map)
                 {
                     RunPieces(query, key, value, sequences, mask.IsCausalWithOffset, scale, chunks, output, lseView, mask);
@@ -216,8 +217,9 @@ namespace XFormers
 
         /// <summary>
         /// Dense decoding (at most <see cref="SplitKvMaxQueries"/> queries per batch entry, no bias, no mask or
-        /// <see cref="LowerTriangularFromBottomRightMask"/>) when <see cref="SplitKvChunks"/> says the keys should be split:
-        /// the batch is read as packed sequences of equal lengths (a reshape, no copy) and run as pieces. Null otherwise.
+        /// <see cref="LowerTriangularFromBottomRightMask"/>): through the decode kernel when it takes the shape, else, when
+        /// <see cref="SplitKvChunks"/> says the keys should be split, the batch is read as packed sequences of equal lengths
+        /// (a reshape, no copy) and run as pieces. Null otherwise.
         /// </summary>
         private static Tensor<T>? TrySplitKvDecode<T>(Tensor<T> query, Tensor<T> key, Tensor<T> value, AttentionBias? attnBias, float? scale)
             where T : unmanaged

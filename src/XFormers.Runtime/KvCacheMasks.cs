@@ -60,7 +60,7 @@ namespace XFormers
         internal abstract void CheckKeyRows(int keyRows, string keyShape);
 
         /// <summary>For a paged mask, the key row each gathered row reads (sequence after sequence, KvSeqlens rows each); else null.</summary>
-        internal virtual int[]? GatherMap() => null;
+        internal int[]? GatherMap() => Pages?.GatherMap(kvSeqlens);
 
         /// <summary>For a paged mask, its block table and page size; else null.</summary>
         internal virtual PagedCache? Pages => null;
@@ -223,8 +223,6 @@ namespace XFormers
 
         internal override void CheckKeyRows(int keyRows, string keyShape) => cache.CheckKeyRows(KvSeqlens, keyRows, keyShape);
 
-        internal override int[]? GatherMap() => cache.GatherMap(KvSeqlens);
-
         internal override PagedCache? Pages => cache;
 
         private protected override string Describe() => cache.Describe();
@@ -259,8 +257,6 @@ namespace XFormers
         internal override int[] KeyStarts() => BlockDiagonalMask.Starts(KvSeqlens.ToArray());
 
         internal override void CheckKeyRows(int keyRows, string keyShape) => cache.CheckKeyRows(KvSeqlens, keyRows, keyShape);
-
-        internal override int[]? GatherMap() => cache.GatherMap(KvSeqlens);
 
         internal override PagedCache? Pages => cache;
 

@@ -2,7 +2,13 @@ using System.Collections.Generic;
 using System.Linq;
 using System.Text;
 
+// The runtime compiles this file too (for its decode kernel), under its own namespace so that an assembly that sees both
+// the generator's and the runtime's internals (the tests) finds one PtxWriter in each namespace.
+#if XFORMERS_RUNTIME
+namespace XFormers.Hopper
+#else
 namespace XFormers.Generators.Hopper
+#endif
 {
     /// <summary>A PTX register (or a register array's element): its name as PTX spells it.</summary>
     internal readonly struct Reg

@@ -349,7 +349,7 @@ namespace XFormers.Hopper
                 : Function(accelerator, module.Hash, module.Ptx, module.QueriesEntryPoint, module.QueriesSharedBytes);
 
         /// <summary>An entry point of a module (loaded once per context), its dynamic shared-memory limit raised.</summary>
-        private static IntPtr Function(Accelerator accelerator, string hash, string ptx, string entryPoint, int sharedBytes) =>
+        internal static IntPtr Function(Accelerator accelerator, string hash, string ptx, string entryPoint, int sharedBytes) =>
             State(accelerator).Functions.GetOrAdd(hash + "/" + entryPoint, _ => new Lazy<IntPtr>(() =>
             {
                 var handle = Module(accelerator, hash, ptx, entryPoint);

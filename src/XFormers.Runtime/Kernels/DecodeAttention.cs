@@ -319,7 +319,11 @@ namespace XFormers.Kernels
             var config = new KernelConfig(
                 new Index3D(checked((int)groups), 1, 1), new Index3D(Threads, 1, 1),
                 SharedMemoryConfig.RequestDynamic<float>(SharedFloats(headDim, rows)));
-            DecodeLauncher<T>(accelerator, headDim, rows)(config, args);
+            // On the H200 the driver-launched module (cp.async rings, mma.sync) reads the cache; the ILGPU kernel elsewhere.
+            if (Hopper.HopperDecode.Takes(accelerator, headDim, needed, layout.LongestQuery, layout.Causal))
+                Hopper.HopperDecode.Launch(accelerator, new Hopper.DecodeTraits(typeof(T) == typeof(BFloat16), headDim, layout.PageSize > 0), args, groups);
+            else
+                DecodeLauncher<T>(accelerator, headDim, rows)(config, args);
             if (chunks > 1)
                 CombineLauncher<T>(accelerator)(checked((int)((long)qRows * hq * (headDim / 8))), args, headDim / 8);
         }

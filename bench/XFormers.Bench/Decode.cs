@@ -68,6 +68,10 @@ namespace XFormers.Bench
             Row("dense", "auto", () => Fmha.MemoryEfficientAttention(q, key, value, new LowerTriangularFromBottomRightMask()).Dispose());
             Row("padded", "auto", () => Fmha.MemoryEfficientAttention(packedQ, packedK, packedV, padded).Dispose());
             Row("padded in place", "auto", () => Fmha.KvCacheForward(packedQ, packedK, packedV, padded, null, output, lse));
+            // The ILGPU decode kernel on the same call, where the driver-launched module would take it.
+            XFormers.Hopper.HopperDecode.Disabled = true;
+            Row("padded in place, ILGPU kernel", "auto", () => Fmha.KvCacheForward(packedQ, packedK, packedV, padded, null, output, lse));
+            XFormers.Hopper.HopperDecode.Disabled = false;
             foreach (int chunks in new[] { 1, 2, 4, 8, 16, 32 })
                 Row("padded", chunks.ToString(Invariant), () => Fmha.KvCacheForward(packedQ, packedK, packedV, padded, null, output, lse, chunks));
             foreach (int pageSize in new[] { 16, 256 })
@@ -100,17 +104,19 @@ namespace XFormers.Bench
             where T : unmanaged
         {
             int failures = 0;
-            // Up to 16 queries a sequence (the tiled kernels as pieces), and up to 2 (8 rows a key/value head: the decode kernel).
-            foreach (var qSeqlen in new[] { new[] { 1, 3, 0, 1, 16, 2 }, new[] { 1, 2, 0, 1, 2, 1 } })
-            foreach (int k in new[] { 64, 128 })
+            // Up to 16 queries a sequence (the tiled kernels as pieces), up to 2 (8 rows a key/value head: the decode kernels;
+            // causal ones on the ILGPU kernel), and one (the driver-launched module on the H200, HeadDim 256 too, pages of 5).
+            var sets = new[] { (new[] { 1, 3, 0, 1, 16, 2 }, new[] { 64, 128 }, 16), (new[] { 1, 2, 0, 1, 2, 1 }, new[] { 64, 128 }, 16), (new[] { 1, 1, 0, 1, 1, 1 }, new[] { 64, 128, 256 }, 5) };
+            foreach (var (qSeqlen, headDims, pageSize) in sets)
+            foreach (int k in headDims)
                 foreach (bool causal in new[] { false, true })
                     foreach (bool paged in new[] { false, true })
                         foreach (int? chunks in new int?[] { null, 1, 3 })
                         {
                             var watch = Stopwatch.StartNew();
-                            string name = $"{ElementType.Of<T>()} K{k} q [{string.Join(" ", qSeqlen)}] {(causal ? "causal-offset" : "padded")}{(paged ? " paged" : "")} chunks {chunks?.ToString(Invariant) ?? "auto"}";
+                            string name = $"{ElementType.Of<T>()} K{k} q [{string.Join(" ", qSeqlen)}] {(causal ? "causal-offset" : "padded")}{(paged ? $" paged{pageSize}" : "")} chunks {chunks?.ToString(Invariant) ?? "auto"}";
                             double error;
-                            try { error = CheckOne<T>(context, qSeqlen, k, causal, paged, chunks); }
+                            try { error = CheckOne<T>(context, qSeqlen, k, causal, paged ? pageSize : 0, chunks); }
                             catch (Exception ex) { error = double.PositiveInfinity; name += $" {ex.GetType().Name}: {ex.Message.Split('\n')[0]}"; }
                             var dtype = ElementType.Of<T>();
                             bool ok = error < ReferenceAttention.Tolerance(dtype, k);
@@ -136,10 +142,11 @@ namespace XFormers.Bench
             return failures;
         }
 
-        private static double CheckOne<T>(XFormersContext context, int[] qSeqlen, int k, bool causal, bool paged, int? chunks)
+        private static double CheckOne<T>(XFormersContext context, int[] qSeqlen, int k, bool causal, int pageSize, int? chunks)
             where T : unmanaged
         {
-            const int hq = 8, hkv = 2, padding = 1280, pageSize = 16;
+            const int hq = 8, hkv = 2, padding = 1280;
+            bool paged = pageSize > 0;
             int[] kvSeqlen = { 1200, 1000, 5, 0, 17, 1 };
             int count = qSeqlen.Length, mq = qSeqlen.Sum();
             KvCacheMask mask = causal

@@ -304,6 +304,12 @@ namespace XFormers.Bench
                 if (backward is not null)
                     File.WriteAllText(Path.Combine(dir, $"{kernel.Variant.Name.Split('.').Last()}-bwd.sm90a.ptx"), backward.Ptx);
             }
+            // The decode modules the runtime writes (Hopper/DecodeEmitter.cs), named decode-ENTRY.sm90a.ptx.
+            if (Matches("decode", filter))
+            {
+                foreach (var traits in XFormers.Hopper.HopperDecode.AllTraits())
+                    File.WriteAllText(Path.Combine(dir, $"decode-{traits.EntryPoint}.sm90a.ptx"), XFormers.Hopper.HopperDecode.Module(traits).Ptx);
+            }
             if (hopperOnly)
                 return 0;
             // The decode kernel's instances (fp16/bf16 × head dim × rows a key/value head), named decode.*.

@@ -3,8 +3,10 @@ using System.Collections.Generic;
 using System.Collections.Immutable;
 using System.IO;
 using System.Linq;
+using System.Threading.Tasks;
 using Microsoft.CodeAnalysis;
 using Scriban;
+using Scriban.Parsing;
 using Scriban.Runtime;
 using XFormers.Generators.Diagnostics;
 using XFormers.Generators.Models;
@@ -21,6 +23,8 @@ namespace XFormers.Generators
             private static readonly Template TensorCoreTemplate = Load("TensorCore.liquid");
             private static readonly Template HopperTemplate = Load("Hopper.liquid");
             private static readonly Template StubTemplate = Load("Stub.liquid");
+            private static readonly Includes Included = new(
+                "TensorCore.Forward.liquid", "TensorCore.BackwardKv.liquid", "TensorCore.BackwardQ.liquid");
 
             public static string EmitVariant(VariantModel model) => Render(VariantTemplate, model, model.Declaration);
 
@@ -136,6 +140,7 @@ namespace XFormers.Generators
                         globals.Import(scope, renamer: SnakeCase);
                 }
                 var context = new LiquidTemplateContext { MemberRenamer = SnakeCase, StrictVariables = true };
+                Included.Lend(context);
                 context.PushGlobal(globals);
                 return template.Render(context).Replace("\r\n", "\n");
             }
@@ -157,17 +162,52 @@ namespace XFormers.Generators
                 return name.ToString();
             }
 
-            /// <summary>An embedded template in Liquid syntax, parsed by Scriban.</summary>
-            private static Template Load(string name)
+            /// <summary>
+            /// An embedded template in Liquid syntax, parsed by Scriban. One that others include loses its file's last
+            /// line break (as Jinja drops a template's final newline): the includer's text goes on from its last line.
+            /// </summary>
+            private static Template Load(string name, bool included = false)
             {
                 var assembly = typeof(Emitter).Assembly;
                 using var stream = assembly.GetManifestResourceStream("XFormers.Generators.Templates." + name)
                     ?? throw new FileNotFoundException("Embedded template not found", name);
                 using var reader = new StreamReader(stream);
-                var template = Template.ParseLiquid(reader.ReadToEnd(), name);
+                var text = reader.ReadToEnd();
+                if (included && text.EndsWith("\n", StringComparison.Ordinal))
+                    text = text.Substring(0, text.Length - (text.EndsWith("\r\n", StringComparison.Ordinal) ? 2 : 1));
+                var template = Template.ParseLiquid(text, name);
                 if (template.HasErrors)
                     throw new InvalidDataException($"Template {name}: {string.Join("; ", template.Messages)}");
                 return template;
+            }
+
+            /// <summary>
+            /// The templates the others include by name (<c>{% include "TensorCore.Forward.liquid" %}</c>), each parsed
+            /// once, as the others are. A render finds them in its context's cache, so the loader only answers names: its
+            /// <c>Load</c> is never reached, and a name not among them fails the render (XFA0099).
+            /// </summary>
+            private sealed class Includes : ITemplateLoader
+            {
+                private readonly Dictionary<string, Template> templates;
+
+                public Includes(params string[] names) =>
+                    templates = names.ToDictionary(name => name, name => Emitter.Load(name, included: true));
+
+                /// <summary>Hands <paramref name="context"/> the templates, parsed, for its <c>include</c> tags.</summary>
+                public void Lend(TemplateContext context)
+                {
+                    context.TemplateLoader = this;
+                    foreach (var template in templates)
+                        context.CachedTemplates[template.Key] = template.Value;
+                }
+
+                public string? GetPath(TemplateContext context, SourceSpan callerSpan, string templateName) =>
+                    templates.ContainsKey(templateName) ? templateName : null;
+
+                public string? Load(TemplateContext context, SourceSpan callerSpan, string templatePath) => null;
+
+                public ValueTask<string?> LoadAsync(TemplateContext context, SourceSpan callerSpan, string templatePath) =>
+                    new((string?)null);
             }
         }
     }

@@ -3,9 +3,9 @@ using System;
 namespace XFormers.Generators.Models
 {
     /// <summary>
-    /// The tensor-core kernels' shape (Templates/TensorCore.liquid: warp tiles of mma.sync.m16n8k16, every fragment loop
-    /// unrolled by the template). The stored values are the parser's choices; the counts the template loops over follow
-    /// from them.
+    /// The tensor-core kernels' shape (Templates/TensorCore.liquid and the kernel templates it includes: warp tiles of
+    /// mma.sync.m16n8k16, every fragment loop unrolled by the templates). The stored values are the parser's choices; the
+    /// counts the templates loop over follow from them.
     /// </summary>
     /// <param name="HeadDim">The declared head dim (a multiple of 8; one of 16·n + 8 computes over 8 more zero columns).</param>
     /// <param name="BFloat16">bf16 inputs, else fp16.</param>

@@ -15,7 +15,10 @@ namespace XFormers.Generators.Models
     {
         public Declaration Declaration { get; init; } = new();
         public SimtPlan Simt { get; init; } = new(0, 0, 0, 0);
-        /// <summary>The mma.sync kernels of Templates/TensorCore.liquid (fp16/bf16, every head dim), else null.</summary>
+        /// <summary>
+        /// The mma.sync kernels of Templates/TensorCore.liquid and the kernel templates it includes (fp16/bf16, every
+        /// head dim), else null.
+        /// </summary>
         public TensorCorePlan? Tc { get; init; }
         /// <summary>The sm_90a forward's traits (fp16/bf16, HeadDim a multiple of 64 up to 256), else null.</summary>
         public HopperPlan? Hopper { get; init; }

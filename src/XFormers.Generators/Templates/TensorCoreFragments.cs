@@ -5,9 +5,10 @@ using XFormers.Generators.Models;
 namespace XFormers.Generators.Templates
 {
     /// <summary>
-    /// The calls Templates/TensorCore.liquid writes over and over, as functions it calls by name: a fragment is named
-    /// by a stem and its four registers <c>stem_0</c> … <c>stem_3</c> (<c>frag "s" 0 3</c> is <c>s0_3</c>).
-    /// Formatting only: which fragments meet where is the template's, as it was when it spelt the calls out.
+    /// The calls the kernel templates TensorCore.liquid includes (TensorCore.Forward.liquid, TensorCore.BackwardKv.liquid,
+    /// TensorCore.BackwardQ.liquid) write over and over, as functions they call by name: a fragment is named by a stem
+    /// and its four registers <c>stem_0</c> … <c>stem_3</c> (<c>frag "s" 0 3</c> is <c>s0_3</c>).
+    /// Formatting only: which fragments meet where is the templates', as it was when they spelt the calls out.
     /// </summary>
     internal static class TensorCoreFragments
     {

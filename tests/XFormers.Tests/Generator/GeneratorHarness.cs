@@ -106,7 +106,10 @@ internal sealed record GeneratorRun(
 
     public const string HopperSuffix = ".Hopper.g.cs";
 
-    /// <summary>The tensor-core kernels a 16-bit variant's file gets beside it (Templates/TensorCore.liquid).</summary>
+    /// <summary>
+    /// The tensor-core kernels a 16-bit variant's file gets beside it (Templates/TensorCore.liquid and the kernel
+    /// templates it includes).
+    /// </summary>
     public IReadOnlyDictionary<string, string> TensorCoreSources =>
         Result.GeneratedSources.Where(s => s.HintName.EndsWith(TensorCoreSuffix, StringComparison.Ordinal))
             .ToDictionary(s => s.HintName, s => s.SourceText.ToString());

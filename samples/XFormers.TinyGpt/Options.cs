@@ -25,7 +25,7 @@ internal sealed class Options
     private static readonly Option<string?> DTypeOption = Choice("--dtype", "compute type (fp16 trains with dynamic loss scaling; default fp16)", "fp16", "bf16", "fp32");
     private static readonly Option<string?> DeviceOpt = DeviceOption();
     private static readonly Option<string?> OutOption = new("--out") { Description = "folder for the checkpoint and the loss curve (default out/tinygpt)", HelpName = "DIR" };
-    private static readonly Option<string?> CheckpointOption = new("--checkpoint") { Description = "safetensors checkpoint, written at the end, every --save-every steps and on Ctrl+C (default DIR/tinygpt.safetensors)", HelpName = "PATH" };
+    private static readonly Option<string?> CheckpointOption = new("--checkpoint") { Description = "safetensors checkpoint, written at the end, every --save-every steps and on Ctrl+C or SIGTERM (default DIR/tinygpt.safetensors)", HelpName = "PATH" };
     private static readonly Option<int?> SaveEveryOption = Int("--save-every", "also write the checkpoint every N steps", min: 1);
     private static readonly Option<string?> ResumeOption = new("--resume") { Description = "continue from a checkpoint (bit-identical on the same device)", HelpName = "PATH" };
     private static readonly Option<string?> PlotOption = new("--plot") { Description = "loss-curve picture (default DIR/tinygpt-loss.png)", HelpName = "PATH" };

@@ -171,17 +171,26 @@ static int Train(Options options, string[] args)
         return 0;
     }
 
-    // Ctrl+C: the step in progress finishes, then the checkpoint is written (a second Ctrl+C ends the process at once).
+    // Ctrl+C (SIGINT) or SIGTERM (a scheduler's or `kill`'s stop): the step in progress finishes, then the checkpoint is
+    // written; the same signal again ends the process at once. The exit code is 128 + the signal, as a shell reports it.
+    // A process started with SIGINT ignored (a background job of a script) keeps it ignored, as .NET respects inherited
+    // ignored signals; SIGTERM still stops it with a checkpoint.
     using var interrupt = new CancellationTokenSource();
-    ConsoleCancelEventHandler onCancel = (_, e) =>
+    int stopSignal = 0;
+    bool RequestStop(int signal, string name)
     {
-        if (interrupt.IsCancellationRequested)
-            return;
-        e.Cancel = true;
+        if (Interlocked.CompareExchange(ref stopSignal, signal, 0) != 0)
+            return false;
         interrupt.Cancel();
-        Console.Error.WriteLine("interrupted: stopping after this step and writing the checkpoint (Ctrl+C again to quit now)");
-    };
-    // Ranks would stop at different steps and wait on each other in NCCL: with several, Ctrl+C ends them (--save-every keeps progress).
+        Console.Error.WriteLine($"interrupted ({name}): stopping after this step and writing the checkpoint ({name} again to quit now)");
+        return true;
+    }
+    ConsoleCancelEventHandler onCancel = (_, e) => e.Cancel = RequestStop(2, "Ctrl+C");
+    // Ranks would stop at different steps and wait on each other in NCCL: with several, a signal ends them (--save-every keeps progress).
+    using var onTerminate = world == 1
+        ? System.Runtime.InteropServices.PosixSignalRegistration.Create(
+            System.Runtime.InteropServices.PosixSignal.SIGTERM, c => c.Cancel = RequestStop(15, "SIGTERM"))
+        : null;
     if (world == 1)
         Console.CancelKeyPress += onCancel;
     var extra = tokenizer is null ? null : new Dictionary<string, string> { ["tokenizer"] = tokenizer.Name };
@@ -245,11 +254,12 @@ static int Train(Options options, string[] args)
             });
     }
     Console.CancelKeyPress -= onCancel;
+    onTerminate?.Dispose();
     if (interrupt.IsCancellationRequested)
     {
         Save();
         Console.WriteLine($"checkpoint: {Path.GetFullPath(options.Checkpoint)} (step {trainer.Step}; continue with --resume {options.Checkpoint})");
-        return 130;
+        return 128 + stopSignal;
     }
 
     if (rank != 0)

@@ -104,9 +104,18 @@ public class GeneratorSnapshotTests
 
         run.OutputErrors.ShouldBeEmpty();
         var variantFile = run.Sources.Keys.Single(hint => !hint.Contains(".XFormersRegistry."));
-        ShouldMatchSnapshot(run.Sources[variantFile], name);
+        // CausalHalf64's portable kernels are pinned whole; every other case's as its difference from that file, so a
+        // change to Variant.liquid shows in one reviewed file and each case shows what it changes. The forward-only case
+        // differs in more lines than it has, so it stays whole.
+        if (name is "CausalHalf64" or "ForwardOnlyBlockDiagonalTiles")
+            ShouldMatchSnapshot(run.Sources[variantFile], name);
+        else
+            ShouldMatchDifference(run.Sources[variantFile], "Variant.CausalHalf64", name);
         // The grouped-query case's tensor-core file is CausalHalf64's but for a few lines: pinned as that difference below.
-        if (name != "GroupedQueryHeads8KvHeads2")
+        // Dropout adds its blocks to CausalHalf64's tensor-core file: pinned as its difference from it.
+        if (name == "CausalDropoutHalf64")
+            ShouldMatchDifference(run.TensorCoreSources.Values.Single(), "Variant.CausalHalf64.TensorCore", name + ".TensorCore");
+        else if (name != "GroupedQueryHeads8KvHeads2")
         {
             foreach (var companion in run.TensorCoreSources)
                 ShouldMatchSnapshot(companion.Value, name + ".TensorCore");
@@ -136,6 +145,14 @@ public class GeneratorSnapshotTests
             .ReplaceExactly("int hk = h / a.GroupSize;", "int hk = h / 4;", 2)
             .ReplaceExactly("int groupSize = a.GroupSize;", "int groupSize = 4;", 1);
         run.TensorCoreSources.Values.Single().ReplaceLineEndings("\n").ShouldBe(expected);
+    }
+
+    [Fact]
+    public void SnapshotDiffListsEachChangedRunOfLinesUnderItsPosition()
+    {
+        SnapshotDiff.Of("a\nb\nc\nd", "a\nB\nc\nd\ne").ShouldBe("@@ -2,1 +2,1 @@\n-b\n+B\n@@ -5,0 +5,1 @@\n+e\n");
+        SnapshotDiff.Of("a\nb", "a\nb").ShouldBeEmpty();
+        SnapshotDiff.Of("x\na\nb", "a\nb").ShouldBe("@@ -1,1 +1,0 @@\n-x\n");
     }
 
     private static string ApprovedFile(string discriminator) =>
@@ -179,6 +196,19 @@ public class GeneratorSnapshotTests
         ShouldMatchSnapshot(run.Sources["MyApp.Kernels.XFormersRegistry.g.cs"], "MyAppKernels");
     }
 
+    /// <summary>
+    /// <paramref name="generated"/> as its line difference from the approved file <paramref name="baseline"/>
+    /// (<see cref="SnapshotDiff"/>), compared with <c>…{discriminator}.approved.diff</c>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ShouldMatchDifference(string generated, string baseline, string discriminator) =>
+        SnapshotDiff.Of(File.ReadAllText(ApprovedFile(baseline)), generated).ShouldMatchApproved(c => c
+            .UseCallerLocation()
+            .SubFolder("Snapshots")
+            .WithDiscriminator(discriminator)
+            .WithFileExtension("diff")
+            .NoDiff());
+
     /// <summary>Names the approved file after the calling test and <paramref name="discriminator"/>; never opens a diff tool.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void ShouldMatchSnapshot(string generated, string discriminator) =>
@@ -188,6 +218,54 @@ public class GeneratorSnapshotTests
             .WithDiscriminator(discriminator)
             .WithFileExtension("cs")
             .NoDiff());
+}
+
+/// <summary>
+/// A line difference for snapshots: the hunks where <c>changed</c> departs from <c>baseline</c> (a longest common
+/// subsequence of lines), each headed <c>@@ -line,count +line,count @@</c> and listing the removed lines (<c>-</c>) and
+/// the added ones (<c>+</c>), with no context lines. Line endings are normalized to \n first.
+/// </summary>
+internal static class SnapshotDiff
+{
+    public static string Of(string baseline, string changed)
+    {
+        string[] a = baseline.ReplaceLineEndings("\n").Split('\n'), b = changed.ReplaceLineEndings("\n").Split('\n');
+        // common[i, j]: the longest common subsequence of a[i..] and b[j..].
+        var common = new int[a.Length + 1, b.Length + 1];
+        for (int i = a.Length - 1; i >= 0; i--)
+        {
+            for (int j = b.Length - 1; j >= 0; j--)
+                common[i, j] = a[i] == b[j] ? common[i + 1, j + 1] + 1 : Math.Max(common[i + 1, j], common[i, j + 1]);
+        }
+        var text = new System.Text.StringBuilder();
+        int x = 0, y = 0;
+        while (x < a.Length || y < b.Length)
+        {
+            if (x < a.Length && y < b.Length && a[x] == b[y])
+            {
+                x++;
+                y++;
+                continue;
+            }
+            int startA = x, startB = y;
+            var removed = new List<string>();
+            var added = new List<string>();
+            while ((x < a.Length || y < b.Length) && !(x < a.Length && y < b.Length && a[x] == b[y]))
+            {
+                if (y >= b.Length || (x < a.Length && common[x + 1, y] >= common[x, y + 1]))
+                    removed.Add(a[x++]);
+                else
+                    added.Add(b[y++]);
+            }
+            text.Append(System.Globalization.CultureInfo.InvariantCulture,
+                $"@@ -{startA + 1},{removed.Count} +{startB + 1},{added.Count} @@\n");
+            foreach (string line in removed)
+                text.Append('-').Append(line).Append('\n');
+            foreach (string line in added)
+                text.Append('+').Append(line).Append('\n');
+        }
+        return text.ToString();
+    }
 }
 
 internal static class SnapshotText

@@ -254,7 +254,7 @@ namespace XFormers.Bench
             });
         }
 
-        /// <summary>Median milliseconds of synchronized runs after one warm-up, repeating up to maxReps within budgetMs.</summary>
+        /// <summary>Median milliseconds of synchronized runs after two warm-up calls, repeating up to maxReps within budgetMs.</summary>
         public static double Median(XFormersContext context, Action run, int maxReps = 15, double budgetMs = 1500)
         {
             // The first call may load a module or plan a mask; the second one's time sizes the batches below (sized by the

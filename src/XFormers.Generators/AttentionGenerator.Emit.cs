@@ -139,7 +139,8 @@ namespace XFormers.Generators
                     else
                         globals.Import(scope, renamer: SnakeCase);
                 }
-                var context = new LiquidTemplateContext { MemberRenamer = SnakeCase, StrictVariables = true };
+                // No limit on a value's text (Scriban's default cuts it at 1 MB with "...": a backward module with mods passes it).
+                var context = new LiquidTemplateContext { MemberRenamer = SnakeCase, StrictVariables = true, LimitToString = 0 };
                 Included.Lend(context);
                 context.PushGlobal(globals);
                 return template.Render(context).Replace("\r\n", "\n");

@@ -83,6 +83,11 @@ namespace XFormers.Generators.Hopper
             return text + HopperForwardEmitter.EmitBackwardQ(queries, mods);
         }
 
+        /// <summary>Passes over the tile: Q (and dO) sanitized; where the pass computes dV, then dV's poisoning.</summary>
+        protected override HopperMode[] Modes => Values
+            ? new[] { HopperMode.Fast, HopperMode.Sanitize, HopperMode.Poison }
+            : new[] { HopperMode.Fast, HopperMode.Sanitize };
+
         /// <summary>dPᵀ, dSᵀ and dK: all but the dV pass.</summary>
         private bool Keys => plan.Gradients != KvGradients.Values;
 
@@ -266,7 +271,8 @@ namespace XFormers.Generators.Hopper
         protected override void Producer()
         {
             w.Comment("Producer warpgroup: gives registers away (PTX ISA 9.7.19.5).");
-            w.Op("setmaxnreg.dec.sync.aligned.u32", plan.ProducerRegisters);
+            if (mode == HopperMode.Fast)
+                w.Op("setmaxnreg.dec.sync.aligned.u32", plan.ProducerRegisters);
             var done = w.NewLabel("producer_done");
             var vectors = w.NewLabel("row_vectors");
             var warp = w.U32("producer_warp");
@@ -319,7 +325,7 @@ namespace XFormers.Generators.Hopper
 
             RowVectors(vectors);
             w.Label(done);
-            w.Op("ret");
+            EndRole();
             w.Blank();
         }
 
@@ -431,7 +437,8 @@ namespace XFormers.Generators.Hopper
         protected override void Consumer()
         {
             w.Comment("Consumer warpgroups: 64 key rows each; registers from the producer (PTX ISA 9.7.19.5).");
-            w.Op("setmaxnreg.inc.sync.aligned.u32", plan.ConsumerRegisters);
+            if (mode == HopperMode.Fast)
+                w.Op("setmaxnreg.inc.sync.aligned.u32", plan.ConsumerRegisters);
             ConsumerSetup();
 
             s = w.Array("f32", "s", plan.BlockN / 2);
@@ -544,16 +551,48 @@ namespace XFormers.Generators.Hopper
                 if (plan.MaskMod)
                     ZeroWhereHidden(dp, s, fullTile);
             }
+            string? cleanTile = null;
+            if (mode != HopperMode.Fast)
+            {
+                // Sᵀ and dPᵀ have read this stage's Q and dO; dK += dSᵀ Q and dV += Pᵀ dO must not multiply a zero of dS
+                // or P by a NaN or Inf of them.
+                w.Op("wgmma.wait_group.sync.aligned", 0);
+                if (Keys && mode == HopperMode.Sanitize)
+                {
+                    var qStage = w.U32("q_stage");
+                    w.Op("mad.lo.u32", qStage, stage, plan.KvTileBytes, qRing);
+                    RewriteNonFinite(qStage, plan.KvTileBytes, "q");
+                }
+                if (Values)
+                {
+                    var doStage = w.U32("do_stage");
+                    w.Op("mad.lo.u32", doStage, stage, plan.KvTileBytes, doRing);
+                    var flagged = RewriteNonFinite(doStage, plan.KvTileBytes, "do");
+                    if (mode == HopperMode.Poison)
+                    {
+                        cleanTile = w.NewLabel("clean_do");
+                        w.BranchIf(flagged, true, cleanTile);
+                    }
+                }
+            }
+            bool keys = Keys && mode != HopperMode.Poison;
             if (Values)
-                Pack(p, s);
-            if (Keys)
+            {
+                if (mode == HopperMode.Poison)
+                    PackIndicators(p, s);
+                else
+                    Pack(p, s);
+            }
+            if (keys)
                 Pack(ds, dp);
             if (Values)
                 IssueRegisterShared(dv, p, StageDescriptor(descDoColumns, stage), plan.BlockN, accumulate, fence: true);
-            if (Keys)
+            if (keys)
                 IssueRegisterShared(dk, ds, StageDescriptor(descQColumns, stage), plan.BlockN, accumulate, fence: !Values);
             w.Op("wgmma.commit_group.sync.aligned");
             w.Op("wgmma.wait_group.sync.aligned", 0);
+            if (cleanTile is not null)
+                w.Label(cleanTile);
             w.Op("mbarrier.arrive.shared::cta.b64", state, $"[{StageBarrier(1, stage)}]");
             w.Op("mbarrier.arrive.shared::cta.b64", state, $"[{StageBarrier(3, stage)}]");
             Advance(tile, stage, phase);
@@ -568,11 +607,18 @@ namespace XFormers.Generators.Hopper
             });
             var hkv = w.U32("hkv");
             w.Op("div.u32", hkv, hq, group);
+            if (mode == HopperMode.Poison)
+            {
+                PoisonRows(dv, LoadPointer("dv"), key, keyValid, mkv, hkv, hk, quad2);
+                EndRole();
+                return;
+            }
+            Reg? seen = mode == HopperMode.Fast ? nanSeen : null;
             if (Values)
-                StoreRows(dv, LoadPointer("dv"), key, keyValid, mkv, hkv, hk, quad2, new[] { PtxWriter.Float(1f), PtxWriter.Float(1f) });
+                StoreRows(dv, LoadPointer("dv"), key, keyValid, mkv, hkv, hk, quad2, new[] { PtxWriter.Float(1f), PtxWriter.Float(1f) }, seen);
             if (Keys)
-                StoreRows(dk, LoadPointer("dk"), key, keyValid, mkv, hkv, hk, quad2, new[] { scale.Name, scale.Name });
-            w.Op("ret");
+                StoreRows(dk, LoadPointer("dk"), key, keyValid, mkv, hkv, hk, quad2, new[] { scale.Name, scale.Name }, seen);
+            EndRole();
         }
 
         /// <summary>

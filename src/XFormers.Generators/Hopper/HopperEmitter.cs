@@ -9,6 +9,21 @@ namespace XFormers.Generators.Hopper
     /// What the sm_90a kernels share: the PTX idioms of the TMA/mbarrier pipeline and of wgmma (barriers, descriptors, tensor
     /// copies, the ring's stage and phase), read against one <see cref="HopperPlan"/>'s shared-memory layout.
     /// </summary>
+    /// <summary>
+    /// The passes of a kernel over its tile (docs/RELIABILITY.md, "Non-finite values"). Every CTA runs <see cref="Fast"/>; its
+    /// epilogue notes whether a NaN came out. Only a CTA that saw one (a vote of all its threads) goes on: it computes its
+    /// outputs again with <see cref="Sanitize"/>, where the non-finite elements of each staged operand tile whose product
+    /// mixes rows (V; Q and dO; K) are zeroed, then <see cref="Poison"/> writes NaN into exactly the outputs whose rows give
+    /// a non-zero weight to such an element (the same product with 0/1 indicators: the weight's nonzero-ness times the
+    /// element's non-finiteness). Clean inputs pay for the vote alone.
+    /// </summary>
+    internal enum HopperMode
+    {
+        Fast,
+        Sanitize,
+        Poison,
+    }
+
     internal abstract class HopperEmitter
     {
         protected const string NegativeInfinity = "0fFF800000";
@@ -35,11 +50,30 @@ namespace XFormers.Generators.Hopper
         /// <summary>The variant's mods (<see cref="HopperPlan.ScoreMod"/>, <see cref="HopperPlan.MaskMod"/>), or null.</summary>
         protected readonly ModsModel? mods;
 
+        /// <summary>The pass being written (<see cref="Kernel"/> writes each role once per pass of <see cref="Modes"/>).</summary>
+        protected HopperMode mode;
+
+        /// <summary>Set by the fast pass's stores where a value is NaN; its vote decides whether the CTA goes on.</summary>
+        protected Reg nanSeen;
+
+        /// <summary>Where a role's body ends its pass (the join of <see cref="Kernel"/>).</summary>
+        private string roleEnd = "";
+
+        /// <summary>Whether <see cref="InitBarriers"/> writes the barriers again for a later pass (invalidating them first).</summary>
+        private bool again;
+
         protected HopperEmitter(HopperPlan plan, ModsModel? mods = null)
         {
             this.plan = plan;
             this.mods = mods;
         }
+
+        /// <summary>
+        /// The kernel's passes, in order: <see cref="HopperMode.Fast"/>, <see cref="HopperMode.Sanitize"/>, and
+        /// <see cref="HopperMode.Poison"/> where an output's product has a non-finite operand that must reach exactly the
+        /// rows that weigh it (the forward's O += P V, the dK/dV pass's dV += Pᵀ dO).
+        /// </summary>
+        protected abstract HopperMode[] Modes { get; }
 
         /// <summary>
         /// The parameters a variant with mods adds, after an entry point's own: the mods' arguments (<see cref="ModParamLayout"/>),
@@ -428,21 +462,67 @@ namespace XFormers.Generators.Hopper
         // ---------------------------------------------------------------- roles
 
         /// <summary>
-        /// The kernel: every thread's setup, then warpgroup 0 takes the producer's branch and the others the consumers'.
+        /// The kernel: every thread's setup, then warpgroup 0 takes the producer's branch and the others the consumers'. Each
+        /// role runs its body once per pass of <see cref="Modes"/>: after the fast pass, every thread of the CTA votes on
+        /// <see cref="nanSeen"/> (<c>barrier.red.or</c>, named barrier 2; the non-aligned form, as the two roles reach it from
+        /// their own code) and the CTA returns unless a NaN came out; before each later pass, the setup runs again in both
+        /// roles and thread 0 writes the mbarriers anew. A later pass leaves the registers as the fast pass set them
+        /// (<c>setmaxnreg</c> runs in the fast pass only).
         /// </summary>
         protected void Kernel()
         {
             Setup();
+            nanSeen = w.Pred("nan_seen");
+            w.Op("setp.ne.u32", nanSeen, tid, tid);
             var consumer = w.NewLabel("consumer");
             var isConsumer = w.Pred("is_consumer");
             var role = w.U32("warp_group");
             w.Op("shr.u32", role, tid, 7);
             w.Op("setp.ne.u32", isConsumer, role, 0);
             w.BranchIf(isConsumer, false, consumer);
-            Producer();
+            Passes(Producer);
             w.Label(consumer);
-            Consumer();
+            Passes(Consumer);
         }
+
+        private void Passes(System.Action body)
+        {
+            var modes = Modes;
+            for (int i = 0; i < modes.Length; i++)
+            {
+                mode = modes[i];
+                if (i > 0)
+                {
+                    w.Comment("Pass " + (i + 1) + " of this tile (" + mode + "): the setup again, the mbarriers written anew.");
+                    again = true;
+                    Setup();
+                    again = false;
+                }
+                roleEnd = w.NewLabel("pass_end");
+                body();
+                w.Label(roleEnd);
+                if (i == modes.Length - 1)
+                    break;
+                if (i == 0)
+                {
+                    w.Comment("Did a NaN come out of this tile? Only then compute it again (a vote of every thread).");
+                    var any = w.Pred("nan_in_tile");
+                    var redo = w.NewLabel("redo");
+                    w.Op("barrier.red.or.pred", any, 2, plan.Threads, nanSeen);
+                    w.BranchIf(any, false, redo);
+                    w.Op("ret");
+                    w.Label(redo);
+                }
+                else
+                {
+                    w.Op("barrier.sync", 2, plan.Threads);
+                }
+            }
+            w.Op("ret");
+        }
+
+        /// <summary>The end of a role's body in the current pass (instead of <c>ret</c>).</summary>
+        protected void EndRole() => w.Branch(roleEnd);
 
         /// <summary>Coordinates, sizes and the CTA's range of streamed tiles; ends with <see cref="InitBarriers"/>.</summary>
         protected abstract void Setup();
@@ -468,18 +548,27 @@ namespace XFormers.Generators.Hopper
             var initDone = w.NewLabel("init_done");
             w.Op("setp.ne.u32", notFirst, tid, 0);
             w.BranchIf(notFirst, false, initDone);
-            MbarrierInit(BarrierQ(), 1);
+            var barriers = new List<(int Index, int Count)> { (BarrierQ(), 1) };
             for (int stage = 0; stage < plan.Stages; stage++)
             {
-                MbarrierInit(Barrier(0, stage), firstFullArrivals);
-                MbarrierInit(Barrier(1, stage), plan.ConsumerWarpGroups * 128);
-                MbarrierInit(Barrier(2, stage), 1);
-                MbarrierInit(Barrier(3, stage), plan.ConsumerWarpGroups * 128);
+                barriers.Add((Barrier(0, stage), firstFullArrivals));
+                barriers.Add((Barrier(1, stage), plan.ConsumerWarpGroups * 128));
+                barriers.Add((Barrier(2, stage), 1));
+                barriers.Add((Barrier(3, stage), plan.ConsumerWarpGroups * 128));
             }
+            if (again)
+            {
+                // PTX ISA 9.7.12.15.10: an mbarrier is invalidated before its memory is initialized again.
+                foreach (var (index, _) in barriers)
+                    w.Op("mbarrier.inval.shared::cta.b64", $"[{BarrierAddress(index)}]");
+            }
+            foreach (var (index, count) in barriers)
+                MbarrierInit(index, count);
             w.Comment("PTX ISA 9.7.12.15.2: make the initialized barriers visible before any thread uses them.");
             w.Op("fence.mbarrier_init.release.cluster");
             w.Label(initDone);
-            w.Op("bar.sync", 0);
+            // A later pass reaches this from each role's own code: the non-aligned barrier.
+            w.Op(again ? "barrier.sync" : "bar.sync", 0);
         }
 
         /// <summary>Barrier kinds per stage: 0 K full, 1 K empty, 2 V full, 3 V empty; the resident tiles' barrier is index 0.</summary>
@@ -663,32 +752,45 @@ namespace XFormers.Generators.Hopper
         }
 
         /// <summary>
+        /// The address of a thread's first 4-byte pair in row <paramref name="row"/> (row 0 where not <paramref name="valid"/>)
+        /// of a 16-bit [B, M, H, HeadDim] tensor at head <paramref name="head"/> of <paramref name="heads"/> over
+        /// <paramref name="tokens"/>: pointer + 2 · (((b · tokens + row) · heads + head) · HeadDim + 2 · (lane mod 4)).
+        /// </summary>
+        protected Reg RowPointer(Reg pointer, Reg row, Reg valid, Reg tokens, Reg heads, Reg head, Reg quad2)
+        {
+            var index = w.Temp("u64");
+            var wide = w.Temp("u64");
+            var safeRow = w.Temp("s32");
+            w.Op("selp.s32", safeRow, row, 0, valid);
+            w.Op("mul.wide.u32", index, b, tokens);
+            w.Op("cvt.u64.s32", wide, safeRow);
+            w.Op("add.s64", index, index, wide);
+            w.Op("cvt.u64.u32", wide, heads);
+            w.Op("mul.lo.u64", index, index, wide);
+            w.Op("cvt.u64.u32", wide, head);
+            w.Op("add.s64", index, index, wide);
+            w.Op("mul.lo.u64", index, index, plan.HeadDim * 2);
+            w.Op("cvt.u64.s32", wide, quad2);
+            w.Op("shl.b64", wide, wide, 1);
+            w.Op("add.s64", index, index, wide);
+            var rowPointer = w.Temp("u64");
+            w.Op("add.s64", rowPointer, pointer, index);
+            return rowPointer;
+        }
+
+        /// <summary>
         /// Stores a 64-row accumulator of a 16-bit [B, M, H, HeadDim] tensor, times <paramref name="factor"/> (a register or a
         /// literal): each thread its 4-byte pairs of its two rows <paramref name="rows"/> (valid where
         /// <paramref name="valid"/>), at head <paramref name="head"/> of <paramref name="heads"/> over <paramref name="tokens"/>.
+        /// Where <paramref name="nanSeen"/> is given, it also becomes true if a stored value is NaN.
         /// </summary>
-        protected void StoreRows(RegArray acc, Reg pointer, Reg[] rows, Reg[] valid, Reg tokens, Reg heads, Reg head, Reg quad2, string[] factor)
+        protected void StoreRows(
+            RegArray acc, Reg pointer, Reg[] rows, Reg[] valid, Reg tokens, Reg heads, Reg head, Reg quad2, string[] factor, Reg? nanSeen = null)
         {
             string pack = plan.Element == "bf16" ? "cvt.rn.bf16x2.f32" : "cvt.rn.f16x2.f32";
             for (int r = 0; r < 2; r++)
             {
-                var index = w.Temp("u64");
-                var wide = w.Temp("u64");
-                var safeRow = w.Temp("s32");
-                w.Op("selp.s32", safeRow, rows[r], 0, valid[r]);
-                w.Op("mul.wide.u32", index, b, tokens);
-                w.Op("cvt.u64.s32", wide, safeRow);
-                w.Op("add.s64", index, index, wide);
-                w.Op("cvt.u64.u32", wide, heads);
-                w.Op("mul.lo.u64", index, index, wide);
-                w.Op("cvt.u64.u32", wide, head);
-                w.Op("add.s64", index, index, wide);
-                w.Op("mul.lo.u64", index, index, plan.HeadDim * 2);
-                w.Op("cvt.u64.s32", wide, quad2);
-                w.Op("shl.b64", wide, wide, 1);
-                w.Op("add.s64", index, index, wide);
-                var rowPointer = w.Temp("u64");
-                w.Op("add.s64", rowPointer, pointer, index);
+                var rowPointer = RowPointer(pointer, rows[r], valid[r], tokens, heads, head, quad2);
                 for (int i = 0; i < acc.Count; i += 2)
                 {
                     if (Element(i).RowHalf != r)
@@ -698,8 +800,170 @@ namespace XFormers.Generators.Hopper
                     var highValue = w.Temp("f32");
                     w.Op("mul.f32", lowValue, acc[i], factor[r]);
                     w.Op("mul.f32", highValue, acc[i + 1], factor[r]);
+                    if (nanSeen is { } seen)
+                        NoteNaN(seen, lowValue, highValue, valid[r]);
                     w.Op(pack, packed, highValue, lowValue);
                     w.OpIf(valid[r], false, "st.global.b32", $"[{rowPointer}+{Element(i).Column * 2}]", packed);
+                }
+            }
+        }
+
+        /// <summary><paramref name="seen"/> |= (a or b is NaN) where <paramref name="valid"/>.</summary>
+        protected void NoteNaN(Reg seen, Reg a, Reg b, Reg valid)
+        {
+            var nan = w.Temp("pred");
+            w.Op("setp.nan.f32", nan, a, b);
+            w.Op("and.pred", nan, nan, valid);
+            w.Op("or.pred", seen, seen, nan);
+        }
+
+        // ---------------------------------------------------------------- non-finite values (HopperMode)
+
+        /// <summary>
+        /// Rewrites a staged 16-bit operand tile (<paramref name="bytes"/> at shared address <paramref name="tile"/>, any
+        /// layout) where it holds a NaN or an infinity: <see cref="HopperMode.Sanitize"/> zeroes those elements,
+        /// <see cref="HopperMode.Poison"/> makes the tile their 0/1 indicator. Every consumer thread scans 16 bytes at a
+        /// time; <c>barrier.red.or</c> (named barrier 1, the consumer warpgroups) gives all of them the same answer, which the
+        /// result holds, so branches on it are uniform. A flagged tile is rewritten and fenced for wgmma's async proxy
+        /// (fence.proxy.async, then the barrier again) before any consumer reads it. The caller has waited for the tile and
+        /// for every wgmma that reads it before the rewrite.
+        /// </summary>
+        protected Reg RewriteNonFinite(Reg tile, int bytes, string name)
+        {
+            int threads = plan.ConsumerWarpGroups * 128;
+            string exponent = plan.Element == "bf16" ? "0x7F80" : "0x7C00";
+            string high = plan.Element == "bf16" ? "0x7F800000" : "0x7C000000";
+            string one = plan.Element == "bf16" ? "0x3F80" : "0x3C00";
+            var flagged = w.Pred(name + "_nonfinite");
+            var bad = w.Temp("pred");
+            var seen = w.Temp("pred");
+            var chunk = w.Temp("u32");
+            var half = w.Temp("b32");
+            var words = w.Array("b32", "tile_words", 4);
+            w.Comment(mode == HopperMode.Poison
+                ? "Does the staged tile hold a NaN or Inf? Then make it their 0/1 indicator (bar.red.or, fence.proxy.async)."
+                : "Does the staged tile hold a NaN or Inf? Then zero those elements (bar.red.or, fence.proxy.async).");
+            w.Op("sub.u32", chunk, tid, 128);
+            w.Op("shl.b32", chunk, chunk, 4);
+            w.Op("add.u32", chunk, chunk, tile);
+            w.Op("setp.ne.u32", seen, chunk, chunk);
+            void Chunks(System.Action<int> body)
+            {
+                for (int offset = 0; offset < bytes; offset += 16 * threads)
+                {
+                    string? skip = null;
+                    if (offset + 16 * threads > bytes)
+                    {
+                        var end = w.Temp("u32");
+                        var past = w.Temp("pred");
+                        skip = w.NewLabel("tile_chunk");
+                        w.Op("add.u32", end, tile, bytes - offset);
+                        w.Op("setp.ge.u32", past, chunk, end);
+                        w.BranchIf(past, false, skip);
+                    }
+                    body(offset);
+                    if (skip is not null)
+                        w.Label(skip);
+                }
+            }
+            Chunks(offset =>
+            {
+                w.Op("ld.shared.v4.b32", words.List(), $"[{chunk}+{offset}]");
+                for (int i = 0; i < 4; i++)
+                {
+                    w.Op("and.b32", half, words[i], exponent);
+                    w.Op("setp.eq.or.b32", seen, half, exponent, seen);
+                    w.Op("and.b32", half, words[i], high);
+                    w.Op("setp.eq.or.b32", seen, half, high, seen);
+                }
+            });
+            w.Op("barrier.red.or.pred", flagged, 1, threads, seen);
+            var done = w.NewLabel(name + "_finite");
+            w.BranchIf(flagged, true, done);
+            var result = w.Temp("b32");
+            Chunks(offset =>
+            {
+                w.Op("ld.shared.v4.b32", words.List(), $"[{chunk}+{offset}]");
+                for (int i = 0; i < 4; i++)
+                {
+                    if (mode == HopperMode.Poison)
+                    {
+                        w.Op("mov.b32", result, 0);
+                        w.Op("and.b32", half, words[i], exponent);
+                        w.Op("setp.eq.b32", bad, half, exponent);
+                        w.OpIf(bad, false, "or.b32", result, result, one);
+                        w.Op("and.b32", half, words[i], high);
+                        w.Op("setp.eq.b32", bad, half, high);
+                        w.OpIf(bad, false, "or.b32", result, result, one + "0000");
+                        w.Op("mov.b32", words[i], result);
+                    }
+                    else
+                    {
+                        w.Op("and.b32", half, words[i], exponent);
+                        w.Op("setp.eq.b32", bad, half, exponent);
+                        w.OpIf(bad, false, "and.b32", words[i], words[i], "0xFFFF0000");
+                        w.Op("and.b32", half, words[i], high);
+                        w.Op("setp.eq.b32", bad, half, high);
+                        w.OpIf(bad, false, "and.b32", words[i], words[i], "0x0000FFFF");
+                    }
+                }
+                w.Op("st.shared.v4.b32", $"[{chunk}+{offset}]", words.List());
+            });
+            w.Op("fence.proxy.async.shared::cta");
+            w.Op("barrier.sync", 1, threads);
+            w.Label(done);
+            return flagged;
+        }
+
+        /// <summary>
+        /// The <see cref="HopperMode.Poison"/> kernels' A operand: 1 where the weight (P, or Pᵀ) is not 0 (a NaN weight
+        /// included), 0 where it is, packed like <see cref="Pack"/>.
+        /// </summary>
+        protected void PackIndicators(RegArray packed, RegArray values)
+        {
+            w.Comment("The weights' 0/1 indicator (1 where P is not 0, NaN included) as the A operand.");
+            var nonzero = w.Temp("pred");
+            for (int i = 0; i < values.Count; i++)
+            {
+                w.Op("setp.neu.f32", nonzero, values[i], Zero);
+                w.Op("selp.f32", values[i], PtxWriter.Float(1f), Zero, nonzero);
+            }
+            Pack(packed, values);
+        }
+
+        /// <summary>
+        /// The <see cref="HopperMode.Poison"/> kernels' store: where the indicator product <paramref name="acc"/> is not 0,
+        /// the output element becomes NaN (a read-modify-write of its 4-byte pair); nothing else is written. Rows and
+        /// addressing as <see cref="StoreRows"/>.
+        /// </summary>
+        protected void PoisonRows(RegArray acc, Reg pointer, Reg[] rows, Reg[] valid, Reg tokens, Reg heads, Reg head, Reg quad2)
+        {
+            string nan = plan.Element == "bf16" ? "0x7FC0" : "0x7E00";
+            w.Comment("NaN where a row gave a non-zero weight to a non-finite element (the indicator product is not 0).");
+            for (int r = 0; r < 2; r++)
+            {
+                var rowPointer = RowPointer(pointer, rows[r], valid[r], tokens, heads, head, quad2);
+                for (int i = 0; i < acc.Count; i += 2)
+                {
+                    if (Element(i).RowHalf != r)
+                        continue;
+                    var low = w.Temp("pred");
+                    var highHit = w.Temp("pred");
+                    var any = w.Temp("pred");
+                    var word = w.Temp("b32");
+                    var skip = w.NewLabel("clean_pair");
+                    w.Op("setp.ne.f32", low, acc[i], Zero);
+                    w.Op("setp.ne.f32", highHit, acc[i + 1], Zero);
+                    w.Op("or.pred", any, low, highHit);
+                    w.Op("and.pred", any, any, valid[r]);
+                    w.BranchIf(any, true, skip);
+                    w.Op("ld.global.b32", word, $"[{rowPointer}+{Element(i).Column * 2}]");
+                    w.OpIf(low, false, "and.b32", word, word, "0xFFFF0000");
+                    w.OpIf(low, false, "or.b32", word, word, nan);
+                    w.OpIf(highHit, false, "and.b32", word, word, "0x0000FFFF");
+                    w.OpIf(highHit, false, "or.b32", word, word, nan + "0000");
+                    w.Op("st.global.b32", $"[{rowPointer}+{Element(i).Column * 2}]", word);
+                    w.Label(skip);
                 }
             }
         }

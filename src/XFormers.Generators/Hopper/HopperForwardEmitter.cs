@@ -52,6 +52,11 @@ namespace XFormers.Generators.Hopper
             return emitter.Entry(HopperBackwardEmitter.QueriesEntryPoint, WithWindow(plan, WithMods(plan, HopperBackwardEmitter.Parameters)));
         }
 
+        /// <summary>The forward's passes end with O's poisoning; the dQ pass's with K sanitized (dQ += dS K).</summary>
+        protected override HopperMode[] Modes => dq
+            ? new[] { HopperMode.Fast, HopperMode.Sanitize }
+            : new[] { HopperMode.Fast, HopperMode.Sanitize, HopperMode.Poison };
+
         /// <summary>The entry point's parameters, in the order HopperLauncher passes them.</summary>
         private static readonly string[] Parameters =
         {
@@ -280,7 +285,8 @@ namespace XFormers.Generators.Hopper
         protected override void Producer()
         {
             w.Comment("Producer warpgroup: gives registers away (PTX ISA 9.7.19.5), one thread issues every TMA copy.");
-            w.Op("setmaxnreg.dec.sync.aligned.u32", plan.ProducerRegisters);
+            if (mode == HopperMode.Fast)
+                w.Op("setmaxnreg.dec.sync.aligned.u32", plan.ProducerRegisters);
             var done = w.NewLabel("producer_done");
             var idle = w.Pred("producer_idle");
             w.Op("setp.ne.u32", idle, tid, 0);
@@ -352,7 +358,7 @@ namespace XFormers.Generators.Hopper
             w.Branch(loop);
             w.Label(end);
             w.Label(done);
-            w.Op("ret");
+            EndRole();
             w.Blank();
         }
 
@@ -368,7 +374,8 @@ namespace XFormers.Generators.Hopper
             w.Comment(dq
                 ? "Consumer warpgroups: 64 query rows each (dQ); registers from the producer (PTX ISA 9.7.19.5)."
                 : "Consumer warpgroups: 64 query rows each; registers from the producer (PTX ISA 9.7.19.5).");
-            w.Op("setmaxnreg.inc.sync.aligned.u32", plan.ConsumerRegisters);
+            if (mode == HopperMode.Fast)
+                w.Op("setmaxnreg.inc.sync.aligned.u32", plan.ConsumerRegisters);
             ConsumerSetup();
 
             s = w.Array("f32", "s", plan.BlockN / 2);
@@ -396,7 +403,7 @@ namespace XFormers.Generators.Hopper
                 var descDo = Descriptor("desc_do", doAddress, leadingBytes: 16);
                 var descVRows = Descriptor("desc_v", vBase, leadingBytes: 16);
                 var descKColumns = Descriptor("desc_k_columns", kBase, leadingBytes: plan.BlockN * 128);
-                BackwardQLoop(descQ, descDo, descK, descVRows, descKColumns);
+                BackwardQLoop(descQ, descDo, descK, descVRows, descKColumns, kBase);
                 return;
             }
             // V is the B operand of O += P V with its N (head dim) contiguous: MN-major, chunks of 64 columns LBO apart.
@@ -418,15 +425,33 @@ namespace XFormers.Generators.Hopper
             var correction = ScoresToProbabilities(n0);
             RescaleAndPack(correction);
             MbarrierWait(StageBarrier(2, stage), phase);
+            string? cleanTile = null;
+            if (mode != HopperMode.Fast)
+            {
+                var vStage = w.U32("v_stage");
+                w.Op("mad.lo.u32", vStage, stage, plan.KvTileBytes, vBase);
+                var flagged = RewriteNonFinite(vStage, plan.KvTileBytes, "v");
+                if (mode == HopperMode.Poison)
+                {
+                    // Only a tile with a non-finite V adds to the indicator product.
+                    cleanTile = w.NewLabel("clean_v");
+                    w.BranchIf(flagged, true, cleanTile);
+                }
+            }
             IssueProbabilitiesTimesValues(descV, stage, accumulate, fence: true);
             w.Op("wgmma.wait_group.sync.aligned", 0);
+            if (cleanTile is not null)
+                w.Label(cleanTile);
             w.Op("mbarrier.arrive.shared::cta.b64", state, $"[{StageBarrier(3, stage)}]");
             Advance(tile, stage, phase);
             w.Branch(loop);
 
             w.Label(end);
-            Epilogue();
-            w.Op("ret");
+            if (mode == HopperMode.Poison)
+                PoisonRows(o, LoadPointer("o"), row, rowValid, mq, hq, h, quad2);
+            else
+                Epilogue();
+            EndRole();
         }
 
         /// <summary>
@@ -490,7 +515,7 @@ namespace XFormers.Generators.Hopper
         /// log-sum-exp once S lands; dS = P ∘ (dP − Delta) once dP lands (and the V stage is released); dQ += dS K with K
         /// read MN-major from the same stage, after which the K stage is released.
         /// </summary>
-        private void BackwardQLoop(Reg descQ, Reg descDo, Reg descK, Reg descVRows, Reg descKColumns)
+        private void BackwardQLoop(Reg descQ, Reg descDo, Reg descK, Reg descVRows, Reg descKColumns, Reg kRing)
         {
             var (accumulate, overwrite, zero) = ScalePredicates();
             w.Comment("Wait for Q and dO.");
@@ -548,6 +573,14 @@ namespace XFormers.Generators.Hopper
                 ZeroWhereHidden(dp, s, fullTile);
             if (plan.BiasGradient)
                 StoreBiasGradient(columnBase);
+            if (mode == HopperMode.Sanitize)
+            {
+                // dQ += dS K must not multiply a zero of dS by a NaN or Inf of K (S has read this K tile already).
+                w.Op("wgmma.wait_group.sync.aligned", 0);
+                var kStage = w.U32("k_stage");
+                w.Op("mad.lo.u32", kStage, stage, plan.KvTileBytes, kRing);
+                RewriteNonFinite(kStage, plan.KvTileBytes, "k");
+            }
             Pack(p, dp);
             var stageDescK = StageDescriptor(descKColumns, stage);
             IssueRegisterShared(o, p, stageDescK, plan.BlockN, accumulate, fence: true);
@@ -560,8 +593,8 @@ namespace XFormers.Generators.Hopper
             w.Label(end);
             w.Comment("Epilogue: dQ = scale * dS K.");
             var pointer = LoadPointer("dq");
-            StoreRows(o, pointer, row, rowValid, mq, hq, h, quad2, new[] { scale.Name, scale.Name });
-            w.Op("ret");
+            StoreRows(o, pointer, row, rowValid, mq, hq, h, quad2, new[] { scale.Name, scale.Name }, mode == HopperMode.Fast ? nanSeen : null);
+            EndRole();
         }
 
         /// <summary>
@@ -1000,6 +1033,12 @@ namespace XFormers.Generators.Hopper
         /// </summary>
         private void RescaleAndPack(Reg[] corrections)
         {
+            if (mode == HopperMode.Poison)
+            {
+                // The indicator product counts; it is never rescaled (a factor could round a count to 0).
+                PackIndicators(p, s);
+                return;
+            }
             for (int i = 0; i < o.Count; i++)
                 w.Op("mul.f32", o[i], o[i], corrections[Element(i).RowHalf]);
             Pack(p, s);
@@ -1021,6 +1060,7 @@ namespace XFormers.Generators.Hopper
             var isQuadLeader = w.Pred("quad_leader");
             w.Op("setp.eq.s32", isQuadLeader, quad2, 0);
             string pack = plan.Element == "bf16" ? "cvt.rn.bf16x2.f32" : "cvt.rn.f16x2.f32";
+            Reg? seen = mode == HopperMode.Fast ? nanSeen : null;
             for (int r = 0; r < 2; r++)
             {
                 foreach (int distance in new[] { 1, 2 })
@@ -1062,6 +1102,8 @@ namespace XFormers.Generators.Hopper
                     var highValue = w.Temp("f32");
                     w.Op("mul.f32", lowValue, o[i], inverse);
                     w.Op("mul.f32", highValue, o[i + 1], inverse);
+                    if (seen is { } noted)
+                        NoteNaN(noted, lowValue, highValue, rowValid[r]);
                     w.Op(pack, packed, highValue, lowValue);
                     w.OpIf(rowValid[r], false, "st.global.b32", $"[{rowPointer}+{Element(i).Column * 2}]", packed);
                 }

@@ -10,17 +10,27 @@ namespace XFormers.Hopper
     public sealed class HopperForwardModule
     {
         /// <summary>Created by generated code; the numbers come from the generator's plan of the kernel.</summary>
-        public HopperForwardModule(string entryPoint, int threads, int sharedBytes, int blockM, int blockN, int headDim, string ptx)
+        /// <remarks>
+        /// The PTX comes through <paramref name="ptx"/> when first needed: generated code keeps it as UTF-8 data (a u8
+        /// literal), out of the assembly's string heap (which holds 16 MB of UTF-16 at most), and a process that never runs on
+        /// Hopper never decodes it.
+        /// </remarks>
+        public HopperForwardModule(string entryPoint, int threads, int sharedBytes, int blockM, int blockN, int headDim, Func<string> ptx)
         {
+            ArgumentNullException.ThrowIfNull(ptx);
             EntryPoint = entryPoint ?? throw new ArgumentNullException(nameof(entryPoint));
-            Ptx = ptx ?? throw new ArgumentNullException(nameof(ptx));
+            this.ptx = new Lazy<string>(ptx);
+            hash = new Lazy<string>(() =>
+                Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Ptx))));
             Threads = threads;
             SharedBytes = sharedBytes;
             BlockM = blockM;
             BlockN = blockN;
             HeadDim = headDim;
-            Hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(ptx)));
         }
+
+        private readonly Lazy<string> ptx;
+        private readonly Lazy<string> hash;
 
         public string EntryPoint { get; }
         public int Threads { get; }
@@ -32,7 +42,7 @@ namespace XFormers.Hopper
         public int BlockN { get; }
         public int HeadDim { get; }
         /// <summary>The module's text (<c>.target sm_90a</c>).</summary>
-        public string Ptx { get; }
+        public string Ptx => ptx.Value;
 
         /// <summary>
         /// A second module with smaller CTAs, for grids this one fills badly (null when there is none); the launcher picks
@@ -44,7 +54,7 @@ namespace XFormers.Hopper
         public double RelativeThroughput { get; init; } = 1.0;
 
         /// <summary>The PTX's SHA-256 (hex): the launcher loads a module once per context under it.</summary>
-        public string Hash { get; }
+        public string Hash => hash.Value;
 
         public override string ToString() => $"{EntryPoint} (BlockM {BlockM}, BlockN {BlockN}, HeadDim {HeadDim}, {SharedBytes} B shared)";
     }

@@ -58,20 +58,22 @@ public class HopperModuleTests
         modules.Count.ShouldBe(headDim == 64 && bias != "BiasKind.Tensor" ? 2 : 1, "HeadDim 64 carries a 128-row module for small grids beside the 192-row one, unless a tensor bias keeps it at 128 rows");
         foreach (var m in modules)
         {
-            var ptx = m.Ptx;
-            ptx.ShouldContain(".version 8.0\n.target sm_90a\n.address_size 64\n");
-            ptx.All(c => c < 128).ShouldBeTrue("ptxas takes ASCII only");
-            Regex.Matches(ptx, @"\.visible \.entry (\w+)\(").Select(x => x.Groups[1].Value).ShouldBe(new[] { m.EntryPoint });
-            Regex.Matches(ptx, @"^    \.param [^\n]*?(\w+)(\[128\])?[,)]?$", RegexOptions.Multiline).Select(x => x.Groups[1].Value).ShouldBe(new[]
+            var module = m.Ptx;
+            module.ShouldContain(".version 8.0\n.target sm_90a\n.address_size 64\n");
+            module.All(c => c < 128).ShouldBeTrue("ptxas takes ASCII only");
+            Regex.Matches(module, @"\.visible \.entry (\w+)\(").Select(x => x.Groups[1].Value).ShouldBe(new[] { m.EntryPoint });
+            Regex.Matches(module, @"^    \.param [^\n]*?(\w+)(\[128\])?[,)]?$", RegexOptions.Multiline).Select(x => x.Groups[1].Value).ShouldBe(new[]
             {
                 "tmap_q", "tmap_k", "tmap_v", "o", "lse", "bias", "bias_stride_b", "bias_stride_h", "bias_stride_m", "bias_stride_n",
                 "alibi_slopes", "q_segment", "q_start", "kv_start", "mq", "mkv", "hq", "group_size", "scale", "scale_log2",
             });
+            // The instructions below are counted in the fast pass; the later passes (docs/RELIABILITY.md) repeat them.
+            var ptx = FastPass(module);
             ptx.ShouldContain($".maxntid {m.Threads}, 1, 1\n.minnctapersm 1\n");
 
             // The layout's formula, from the plan's numbers: Q, Stages K tiles and Stages V tiles, 1 + 4·Stages mbarriers.
             m.HeadDim.ShouldBe(headDim);
-            int stages = int.Parse(Regex.Match(ptx, @"(\d+) K/V stages").Groups[1].Value, CultureInfo.InvariantCulture);
+            int stages = int.Parse(Regex.Match(module, @"(\d+) K/V stages").Groups[1].Value, CultureInfo.InvariantCulture);
             int barrierOffset = m.BlockM * headDim * 2 + 2 * stages * m.BlockN * headDim * 2;
             m.SharedBytes.ShouldBe(barrierOffset + (1 + 4 * stages) * 8);
             m.SharedBytes.ShouldBeLessThanOrEqualTo(227 * 1024);
@@ -93,7 +95,78 @@ public class HopperModuleTests
             Regex.Matches(ptx, @"wgmma\.mma_async").Count.ShouldBe(headDim / 16 + m.BlockN / 16, "one S = QK^T chain and one O += PV chain a tile");
             string element = dtype == "DType.BFloat16" ? "bf16" : "f16";
             ptx.ShouldContain($"k16.f32.{element}.{element}");
-            ptx.Count(c => c == '{').ShouldBe(ptx.Count(c => c == '}'));
+            module.Count(c => c == '{').ShouldBe(module.Count(c => c == '}'));
+        }
+    }
+
+    /// <summary>A module's entry points by name, each from its <c>.visible .entry</c> line to the next.</summary>
+    private static Dictionary<string, string> Entries(string ptx) =>
+        Regex.Split(ptx, @"(?=\.visible \.entry )").Skip(1)
+            .ToDictionary(e => Regex.Match(e, @"^\.visible \.entry (\w+)\(").Groups[1].Value, e => e);
+
+    /// <summary>
+    /// An entry point's passes: pass i is the producer's and the consumers' code of that pass (the first with the setup and
+    /// declarations before the roles split).
+    /// </summary>
+    private static List<string> Passes(string entry)
+    {
+        var roles = Regex.Split(entry, @"(?=^\$L_consumer_\d+:$)", RegexOptions.Multiline);
+        roles.Length.ShouldBe(2, "one producer branch, one consumer branch");
+        var producer = Regex.Split(roles[0], @"(?=    // Pass \d of this tile)");
+        var consumer = Regex.Split(roles[1], @"(?=    // Pass \d of this tile)");
+        producer.Length.ShouldBe(consumer.Length);
+        return producer.Zip(consumer, (a, b) => a + b).ToList();
+    }
+
+    /// <summary>An entry point's fast pass (<see cref="Passes"/>).</summary>
+    private static string FastPass(string entry) => Passes(entry)[0];
+
+    [Theory]
+    [InlineData("DType.Float16", 64, "MaskKind.Causal")]
+    [InlineData("DType.BFloat16", 128, "MaskKind.BlockDiagonal")]
+    [InlineData("DType.Float16", 256, "MaskKind.None")]
+    public void EveryKernelVotesOnNaNAndOnlyThenComputesItsTileAgainExactly(string dtype, int headDim, string mask)
+    {
+        var source = Generate(dtype, headDim, mask).HopperSources.Values.Single();
+        var entries = Modules(source).SelectMany(m => Entries(m.Ptx))
+            .Concat(Entries(Regex.Match(source, @"HopperBackwardPtx => @""(.*?)""u8;", RegexOptions.Singleline).Groups[1].Value))
+            .ToList();
+        entries.Count.ShouldBeGreaterThanOrEqualTo(3);
+        string nan = dtype == "DType.BFloat16" ? "0x7FC0" : "0x7E00";
+        foreach (var (name, entry) in entries)
+        {
+            // The passes: every kernel sanitizes; those whose product must carry a non-finite operand to exactly the rows
+            // that weigh it (the forward's O, dV) poison after that.
+            bool poisons = name == "xformers_forward_sm90a" || name == "xformers_backward_v_sm90a" || name == "xformers_backward_kv_sm90a" && headDim <= 128;
+            entry.Contains("// Pass 2 of this tile (Sanitize)", StringComparison.Ordinal).ShouldBeTrue(name);
+            entry.Contains("// Pass 3 of this tile (Poison)", StringComparison.Ordinal).ShouldBe(poisons, name);
+            var passes = Passes(entry);
+            passes.Count.ShouldBe(poisons ? 3 : 2, name);
+            // The fast pass: its stores note NaN, then every thread votes (the non-aligned barrier: each role reaches it from
+            // its own code); a CTA that saw none returns there.
+            string fast = passes[0];
+            fast.ShouldContain("or.pred %nan_seen, %nan_seen", Case.Sensitive, name);
+            Regex.Matches(entry, @"barrier\.red\.or\.pred %nan_in_tile, 2, \d+, %nan_seen;").Count.ShouldBe(2, name + ": one vote in each role");
+            fast.ShouldNotContain("fence.proxy.async", Case.Sensitive, name);
+            // setmaxnreg in the fast pass only: later passes keep the registers it gave each role.
+            Regex.Matches(entry, @"setmaxnreg\.(inc|dec)").Count.ShouldBe(2, name);
+            // Later passes write the mbarriers again (invalidated first) and rewrite staged tiles that hold a NaN or Inf.
+            foreach (var later in passes.Skip(1))
+            {
+                later.ShouldContain("mbarrier.inval.shared::cta.b64");
+                later.ShouldContain("barrier.red.or.pred");
+                later.ShouldContain("fence.proxy.async.shared::cta");
+                later.ShouldNotContain("or.pred %nan_seen, %nan_seen");
+            }
+            if (poisons)
+            {
+                // The poisoning pass: the weights' 0/1 indicator against the tile's, NaN stored only where it is not 0.
+                string poison = passes[^1];
+                poison.ShouldContain("setp.neu.f32");
+                Regex.IsMatch(poison, @"@%\w+ or\.b32 %\w+, %\w+, " + nan + ";").ShouldBeTrue(name);
+                poison.ShouldContain("ld.global.b32");
+                poison.ShouldNotContain("st.global.f32", Case.Sensitive, "no log-sum-exp or other fp32 store");
+            }
         }
     }
 
@@ -137,8 +210,13 @@ public class HopperModuleTests
                 parameters[^1].ShouldBe(".param .u32 window", entry.Groups[1].Value);
             parameters.Count(p => p.Contains("window", StringComparison.Ordinal)).ShouldBe(local ? 1 : 0, entry.Groups[1].Value);
         }
-        // Each entry point reads it once, at its setup.
-        Regex.Matches(source, @"ld\.param\.u32 %window, \[window\];").Count.ShouldBe(local ? entries.Count : 0);
+        // Each entry point reads it at its setup: once, then in both roles before each later pass.
+        foreach (Match entry in entries)
+        {
+            string text = source[entry.Index..];
+            text = text[..(text.IndexOf("\n}\n", StringComparison.Ordinal) + 3)];
+            Regex.Matches(text, @"ld\.param\.u32 %window, \[window\];").Count.ShouldBe(local ? 1 + 2 * (Passes(text).Count - 1) : 0);
+        }
         bool packed = mask.Contains("BlockDiagonal", StringComparison.Ordinal);
         source.Contains("ld.param.u64 %q_start_pointer, [q_start];", StringComparison.Ordinal).ShouldBe(packed);
     }
@@ -191,13 +269,13 @@ public class HopperModuleTests
         Number("queryRows").ShouldBe(128);
         int keyTile = Number("keyTileRows");
         keyTile.ShouldBe(headDim == 64 ? 128 : split ? 32 : 64);
-        var entries = Regex.Split(ptx, @"\.visible \.entry ");
-        string kv = entries[1], q = entries[^1];
+        var byName = Entries(ptx);
+        string kv = FastPass(byName["xformers_backward_kv_sm90a"]), q = FastPass(byName["xformers_backward_q_sm90a"]);
         // dK and dV: Sᵀ and dPᵀ (HeadDim / 16 each), dK and dV (queryTile / 16 each); split, the dK pass skips dV and the
         // dV pass skips dPᵀ and dK.
         Regex.Matches(kv, @"wgmma\.mma_async").Count.ShouldBe(2 * (headDim / 16) + (split ? 1 : 2) * (queryTile / 16));
         if (split)
-            Regex.Matches(entries[2], @"wgmma\.mma_async").Count.ShouldBe(headDim / 16 + queryTile / 16);
+            Regex.Matches(FastPass(byName["xformers_backward_v_sm90a"]), @"wgmma\.mma_async").Count.ShouldBe(headDim / 16 + queryTile / 16);
         Regex.Matches(q, @"wgmma\.mma_async").Count.ShouldBe(2 * (headDim / 16) + keyTile / 16);
         kv.ShouldContain($"wgmma.mma_async.sync.aligned.m64n{headDim}k16");
         q.ShouldContain($"wgmma.mma_async.sync.aligned.m64n{keyTile}k16");
@@ -295,10 +373,11 @@ public class HopperModuleTests
     {
         var result = new List<(string, int, int, int, int, int, string)>();
         var constructions = Regex.Matches(source,
-            @"entryPoint: ""(\w+)"",\s*threads: (\d+),\s*sharedBytes: (\d+),\s*blockM: (\d+),\s*blockN: (\d+),\s*headDim: (\d+),\s*ptx: (\w+)\)");
+            @"entryPoint: ""(\w+)"",\s*threads: (\d+),\s*sharedBytes: (\d+),\s*blockM: (\d+),\s*blockN: (\d+),\s*headDim: (\d+),\s*" +
+            @"ptx: static \(\) => global::System\.Text\.Encoding\.UTF8\.GetString\((\w+)\)\)");
         foreach (Match c in constructions)
         {
-            var constant = Regex.Match(source, "private const string " + c.Groups[7].Value + @" = @""(.*?)"";", RegexOptions.Singleline);
+            var constant = Regex.Match(source, c.Groups[7].Value + @" => @""(.*?)""u8;", RegexOptions.Singleline);
             constant.Success.ShouldBeTrue();
             int Int(int group) => int.Parse(c.Groups[group].Value, CultureInfo.InvariantCulture);
             result.Add((c.Groups[1].Value, Int(2), Int(3), Int(4), Int(5), Int(6), constant.Groups[1].Value.Replace("\"\"", "\"")));

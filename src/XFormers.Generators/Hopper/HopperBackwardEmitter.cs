@@ -558,22 +558,9 @@ namespace XFormers.Generators.Hopper
                 // or P by a NaN or Inf of them.
                 w.Op("wgmma.wait_group.sync.aligned", 0);
                 if (Keys && mode == HopperMode.Sanitize)
-                {
-                    var qStage = w.U32("q_stage");
-                    w.Op("mad.lo.u32", qStage, stage, plan.KvTileBytes, qRing);
-                    RewriteNonFinite(qStage, plan.KvTileBytes, "q");
-                }
+                    RewriteStagedTile("q", qRing, stage);
                 if (Values)
-                {
-                    var doStage = w.U32("do_stage");
-                    w.Op("mad.lo.u32", doStage, stage, plan.KvTileBytes, doRing);
-                    var flagged = RewriteNonFinite(doStage, plan.KvTileBytes, "do");
-                    if (mode == HopperMode.Poison)
-                    {
-                        cleanTile = w.NewLabel("clean_do");
-                        w.BranchIf(flagged, true, cleanTile);
-                    }
-                }
+                    cleanTile = RewriteStagedTile("do", doRing, stage);
             }
             bool keys = Keys && mode != HopperMode.Poison;
             if (Values)

@@ -916,6 +916,22 @@ namespace XFormers.Generators.Hopper
         }
 
         /// <summary>
+        /// <see cref="RewriteNonFinite"/> on the ring's tile at <paramref name="stage"/>; in the poisoning pass, also the branch
+        /// past the product for a tile without a non-finite element (its indicator is all 0), whose label it returns.
+        /// </summary>
+        protected string? RewriteStagedTile(string name, Reg ring, Reg stage)
+        {
+            var address = w.U32(name + "_stage");
+            w.Op("mad.lo.u32", address, stage, plan.KvTileBytes, ring);
+            var flagged = RewriteNonFinite(address, plan.KvTileBytes, name);
+            if (mode != HopperMode.Poison)
+                return null;
+            var clean = w.NewLabel("clean_" + name);
+            w.BranchIf(flagged, true, clean);
+            return clean;
+        }
+
+        /// <summary>
         /// The <see cref="HopperMode.Poison"/> kernels' A operand: 1 where the weight (P, or Pᵀ) is not 0 (a NaN weight
         /// included), 0 where it is, packed like <see cref="Pack"/>.
         /// </summary>

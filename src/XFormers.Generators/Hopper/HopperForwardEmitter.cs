@@ -425,19 +425,7 @@ namespace XFormers.Generators.Hopper
             var correction = ScoresToProbabilities(n0);
             RescaleAndPack(correction);
             MbarrierWait(StageBarrier(2, stage), phase);
-            string? cleanTile = null;
-            if (mode != HopperMode.Fast)
-            {
-                var vStage = w.U32("v_stage");
-                w.Op("mad.lo.u32", vStage, stage, plan.KvTileBytes, vBase);
-                var flagged = RewriteNonFinite(vStage, plan.KvTileBytes, "v");
-                if (mode == HopperMode.Poison)
-                {
-                    // Only a tile with a non-finite V adds to the indicator product.
-                    cleanTile = w.NewLabel("clean_v");
-                    w.BranchIf(flagged, true, cleanTile);
-                }
-            }
+            var cleanTile = mode == HopperMode.Fast ? null : RewriteStagedTile("v", vBase, stage);
             IssueProbabilitiesTimesValues(descV, stage, accumulate, fence: true);
             w.Op("wgmma.wait_group.sync.aligned", 0);
             if (cleanTile is not null)
@@ -577,9 +565,7 @@ namespace XFormers.Generators.Hopper
             {
                 // dQ += dS K must not multiply a zero of dS by a NaN or Inf of K (S has read this K tile already).
                 w.Op("wgmma.wait_group.sync.aligned", 0);
-                var kStage = w.U32("k_stage");
-                w.Op("mad.lo.u32", kStage, stage, plan.KvTileBytes, kRing);
-                RewriteNonFinite(kStage, plan.KvTileBytes, "k");
+                RewriteStagedTile("k", kRing, stage);
             }
             Pack(p, dp);
             var stageDescK = StageDescriptor(descKColumns, stage);

@@ -135,7 +135,7 @@ namespace XFormers.Bench
             var large = new Option<bool>("--large") { Description = "also the device-sized case: one fp16 call over more than 2^31 K/V elements (about 18 GB)" };
             var largeKeys = new Option<int>("--mkv") { Description = "keys of the --large case (4,200,000: 8 heads × 64 × Mkv > 2^31; a few thousand run its code on the CPU)", DefaultValueFactory = _ => 4_200_000 };
             var cases = new Option<string?>("--cases") { Description = "comma-separated: large, nonfinite, badinput, leak (default all; large only with --large)", HelpName = "S" };
-            var families = new Option<string?>("--families") { Description = "non-finite matrix families whose name (F32_64, F16_64, F16_128, BF16_64) contains one of the comma-separated substrings", HelpName = "S" };
+            var families = new Option<string?>("--families") { Description = "non-finite matrix families whose name (F32_64, F16_64, F16_128, BF16_64, BF16_128, F16_256) contains one of the comma-separated substrings", HelpName = "S" };
             var rounds = new Option<int>("--rounds") { Description = "create / run / dispose rounds of the leak check", DefaultValueFactory = _ => 200 };
             var twins = new Option<bool>("--tensor-core-twins") { Description = "on the CPU, run the tensor-core kernels' scalar twins (32-lane warps) instead of the portable kernels" };
             var reliability = new Command("reliability", "issue 13 on this device: past 2^31 elements (--large), NaN/Inf reach exactly the rows that see them, bad inputs, leaks; exits 1 on a FAIL")

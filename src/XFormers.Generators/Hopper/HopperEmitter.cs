@@ -6,16 +6,12 @@ using XFormers.Generators.Mods;
 namespace XFormers.Generators.Hopper
 {
     /// <summary>
-    /// What the sm_90a kernels share: the PTX idioms of the TMA/mbarrier pipeline and of wgmma (barriers, descriptors, tensor
-    /// copies, the ring's stage and phase), read against one <see cref="HopperPlan"/>'s shared-memory layout.
-    /// </summary>
-    /// <summary>
-    /// The passes of a kernel over its tile (docs/RELIABILITY.md, "Non-finite values"). Every CTA runs <see cref="Fast"/>; its
-    /// epilogue notes whether a NaN came out. Only a CTA that saw one (a vote of all its threads) goes on: it computes its
-    /// outputs again with <see cref="Sanitize"/>, where the non-finite elements of each staged operand tile whose product
-    /// mixes rows (V; Q and dO; K) are zeroed, then <see cref="Poison"/> writes NaN into exactly the outputs whose rows give
-    /// a non-zero weight to such an element (the same product with 0/1 indicators: the weight's nonzero-ness times the
-    /// element's non-finiteness). Clean inputs pay for the vote alone.
+    /// The passes of a kernel over its tile (docs/RELIABILITY.md, "Non-finite values on the sm_90a kernels"). Every CTA
+    /// runs <see cref="Fast"/>; its epilogue notes whether a NaN came out. Only a CTA that saw one (a vote of all its
+    /// threads) goes on: it computes its outputs again with <see cref="Sanitize"/>, where the non-finite elements of each
+    /// staged operand tile whose product mixes rows (V; Q and dO; K) are zeroed, then <see cref="Poison"/> writes NaN
+    /// into exactly the outputs whose rows give a non-zero weight to such an element (the same product with 0/1
+    /// indicators: the weight's nonzero-ness times the element's non-finiteness). Clean inputs pay for the vote alone.
     /// </summary>
     internal enum HopperMode
     {
@@ -24,6 +20,10 @@ namespace XFormers.Generators.Hopper
         Poison,
     }
 
+    /// <summary>
+    /// What the sm_90a kernels share: the PTX idioms of the TMA/mbarrier pipeline and of wgmma (barriers, descriptors, tensor
+    /// copies, the ring's stage and phase), read against one <see cref="HopperPlan"/>'s shared-memory layout.
+    /// </summary>
     internal abstract class HopperEmitter
     {
         protected const string NegativeInfinity = "0fFF800000";

@@ -6,9 +6,10 @@ namespace XFormers.Kernels
     /// The tensor-core kernels of a variant (generated from Templates/TensorCore.liquid and the kernel templates it
     /// includes) and their launch shape: groups of <paramref name="Threads"/> threads own <paramref name="ForwardBlockM"/>
     /// query rows in the forward and <paramref name="BlockM"/> query rows (dQ pass) or key rows (dK/dV pass) in the
-    /// backward; the D pass's groups own <paramref name="DeltaRows"/> rows. The forward, dK/dV and dQ kernels take <paramref name="ForwardSharedBytes"/>,
-    /// <paramref name="BackwardKvSharedBytes"/> and <paramref name="BackwardQSharedBytes"/> of dynamic shared memory. The
-    /// backward kernels are null for variants declared with Backward = false.
+    /// backward; the D pass's groups own <paramref name="DeltaRows"/> rows. The forward, dK/dV and dQ kernels take
+    /// <paramref name="ForwardSharedBytes"/>, <paramref name="BackwardKvSharedBytes"/> and
+    /// <paramref name="BackwardQSharedBytes"/> of dynamic shared memory. The backward kernels are null for variants
+    /// declared with Backward = false.
     /// </summary>
     public sealed record TensorCoreKernels<T>(
         Action<AttentionArgs<T>> Forward, int ForwardBlockM, int BlockM, int Threads, int ForwardSharedBytes,

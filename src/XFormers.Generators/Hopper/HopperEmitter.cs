@@ -841,8 +841,8 @@ namespace XFormers.Generators.Hopper
             var half = w.Temp("b32");
             var words = w.Array("b32", "tile_words", 4);
             w.Comment(mode == HopperMode.Poison
-                ? "Does the staged tile hold a NaN or Inf? Then make it their 0/1 indicator (bar.red.or, fence.proxy.async)."
-                : "Does the staged tile hold a NaN or Inf? Then zero those elements (bar.red.or, fence.proxy.async).");
+                ? "Does the staged tile hold a NaN or Inf? Then make it their 0/1 indicator (barrier.red.or, fence.proxy.async)."
+                : "Does the staged tile hold a NaN or Inf? Then zero those elements (barrier.red.or, fence.proxy.async).");
             w.Op("sub.u32", chunk, tid, 128);
             w.Op("shl.b32", chunk, chunk, 4);
             w.Op("add.u32", chunk, chunk, tile);

@@ -3089,7 +3089,7 @@ $L_wait_38:
     mbarrier.try_wait.parity.shared::cta.b64 %tmp_pred_336, [%tmp_u32_335], %c_phase;
     @!%tmp_pred_336 bra $L_wait_38;
     mad.lo.u32 %v_stage, %c_stage, 16384, %v_ring;
-    // Does the staged tile hold a NaN or Inf? Then zero those elements (bar.red.or, fence.proxy.async).
+    // Does the staged tile hold a NaN or Inf? Then zero those elements (barrier.red.or, fence.proxy.async).
     sub.u32 %tmp_u32_339, %thread, 128;
     shl.b32 %tmp_u32_339, %tmp_u32_339, 4;
     add.u32 %tmp_u32_339, %tmp_u32_339, %v_stage;
@@ -4310,7 +4310,7 @@ $L_wait_49:
     mbarrier.try_wait.parity.shared::cta.b64 %tmp_pred_496, [%tmp_u32_495], %c_phase;
     @!%tmp_pred_496 bra $L_wait_49;
     mad.lo.u32 %v_stage, %c_stage, 16384, %v_ring;
-    // Does the staged tile hold a NaN or Inf? Then make it their 0/1 indicator (bar.red.or, fence.proxy.async).
+    // Does the staged tile hold a NaN or Inf? Then make it their 0/1 indicator (barrier.red.or, fence.proxy.async).
     sub.u32 %tmp_u32_499, %thread, 128;
     shl.b32 %tmp_u32_499, %tmp_u32_499, 4;
     add.u32 %tmp_u32_499, %tmp_u32_499, %v_stage;
@@ -7782,7 +7782,7 @@ $L_wait_38:
     mbarrier.try_wait.parity.shared::cta.b64 %tmp_pred_336, [%tmp_u32_335], %c_phase;
     @!%tmp_pred_336 bra $L_wait_38;
     mad.lo.u32 %v_stage, %c_stage, 16384, %v_ring;
-    // Does the staged tile hold a NaN or Inf? Then zero those elements (bar.red.or, fence.proxy.async).
+    // Does the staged tile hold a NaN or Inf? Then zero those elements (barrier.red.or, fence.proxy.async).
     sub.u32 %tmp_u32_339, %thread, 128;
     shl.b32 %tmp_u32_339, %tmp_u32_339, 4;
     add.u32 %tmp_u32_339, %tmp_u32_339, %v_stage;
@@ -9038,7 +9038,7 @@ $L_wait_47:
     mbarrier.try_wait.parity.shared::cta.b64 %tmp_pred_492, [%tmp_u32_491], %c_phase;
     @!%tmp_pred_492 bra $L_wait_47;
     mad.lo.u32 %v_stage, %c_stage, 16384, %v_ring;
-    // Does the staged tile hold a NaN or Inf? Then make it their 0/1 indicator (bar.red.or, fence.proxy.async).
+    // Does the staged tile hold a NaN or Inf? Then make it their 0/1 indicator (barrier.red.or, fence.proxy.async).
     sub.u32 %tmp_u32_495, %thread, 128;
     shl.b32 %tmp_u32_495, %tmp_u32_495, 4;
     add.u32 %tmp_u32_495, %tmp_u32_495, %v_stage;
@@ -12848,7 +12848,7 @@ $L_interior_tile_51:
 $L_interior_tile_52:
     wgmma.wait_group.sync.aligned 0;
     mad.lo.u32 %q_stage, %c_stage, 8192, %q_ring;
-    // Does the staged tile hold a NaN or Inf? Then zero those elements (bar.red.or, fence.proxy.async).
+    // Does the staged tile hold a NaN or Inf? Then zero those elements (barrier.red.or, fence.proxy.async).
     sub.u32 %tmp_u32_529, %thread, 128;
     shl.b32 %tmp_u32_529, %tmp_u32_529, 4;
     add.u32 %tmp_u32_529, %tmp_u32_529, %q_stage;
@@ -12945,7 +12945,7 @@ $L_interior_tile_52:
     barrier.sync 1, 256;
 $L_q_finite_53:
     mad.lo.u32 %do_stage, %c_stage, 8192, %do_ring;
-    // Does the staged tile hold a NaN or Inf? Then zero those elements (bar.red.or, fence.proxy.async).
+    // Does the staged tile hold a NaN or Inf? Then zero those elements (barrier.red.or, fence.proxy.async).
     sub.u32 %tmp_u32_534, %thread, 128;
     shl.b32 %tmp_u32_534, %tmp_u32_534, 4;
     add.u32 %tmp_u32_534, %tmp_u32_534, %do_stage;
@@ -13972,7 +13972,7 @@ $L_interior_tile_62:
 $L_interior_tile_63:
     wgmma.wait_group.sync.aligned 0;
     mad.lo.u32 %do_stage, %c_stage, 8192, %do_ring;
-    // Does the staged tile hold a NaN or Inf? Then make it their 0/1 indicator (bar.red.or, fence.proxy.async).
+    // Does the staged tile hold a NaN or Inf? Then make it their 0/1 indicator (barrier.red.or, fence.proxy.async).
     sub.u32 %tmp_u32_755, %thread, 128;
     shl.b32 %tmp_u32_755, %tmp_u32_755, 4;
     add.u32 %tmp_u32_755, %tmp_u32_755, %do_stage;
@@ -17336,7 +17336,7 @@ $L_interior_tile_32:
 $L_interior_tile_33:
     wgmma.wait_group.sync.aligned 0;
     mad.lo.u32 %k_stage, %c_stage, 16384, %k_ring;
-    // Does the staged tile hold a NaN or Inf? Then zero those elements (bar.red.or, fence.proxy.async).
+    // Does the staged tile hold a NaN or Inf? Then zero those elements (barrier.red.or, fence.proxy.async).
     sub.u32 %tmp_u32_331, %thread, 128;
     shl.b32 %tmp_u32_331, %tmp_u32_331, 4;
     add.u32 %tmp_u32_331, %tmp_u32_331, %k_stage;

@@ -151,8 +151,9 @@ public class NonFiniteTests(CpuContextFixture fixture)
 }
 
 /// <summary>
-/// The tensor-core kernels' CPU twins (32-lane warps, scalar mma), across 64-key tiles. A non-finite V entry behind the
-/// mask is not covered: P·V on the mma multiplies the masked zeros by it (docs/RELIABILITY.md).
+/// The tensor-core kernels' CPU twins (32-lane warps, scalar mma), across 64-key tiles: the same code as on CUDA, with the
+/// mma multiplying the masked zeros of P and dS by every operand element, so a non-finite one behind the mask is caught
+/// only by the kernels' later passes (docs/RELIABILITY.md).
 /// </summary>
 [Collection(TensorCoreCollection.Name)]
 public class TensorCoreNonFiniteTests(TensorCoreFixture fixture)
@@ -196,6 +197,53 @@ public class TensorCoreNonFiniteTests(TensorCoreFixture fixture)
         NonFinite.RowsTouchedExactly(clean["dQ"], dirty["dQ"], K, i => i == 40, null, "dQ");
         NonFinite.RowsTouchedExactly(clean["dK"], dirty["dK"], K, j => j <= 40, null, "dK");
         NonFinite.RowsTouchedExactly(clean["dV"], dirty["dV"], K, j => j <= 40, null, "dV");
+    }
+
+    [Fact]
+    public void NanInValueReachesOnlyTheRowsThatSeeIt()
+    {
+        // Key 40 shares its 64-key tile with rows 0–39, which cannot see it: P·V multiplies their zeros by its NaN in the
+        // fast pass, and the poison pass puts NaN back exactly where a row sees it, in that column.
+        var kernel = StockVariants.Causal_None_F16_64();
+        var mask = new LowerTriangularMask();
+        var clean = Run(q, k, v, mask, kernel);
+        var dirty = Run(q, k, NonFinite.With(v, 40 * K + 5, float.NaN), mask, kernel);
+        NonFinite.RowsTouchedExactly(clean["O"], dirty["O"], K, i => i >= 40, 5, "O");
+        NonFinite.RowsTouchedExactly(clean["Lse"], dirty["Lse"], 1, _ => false, null, "Lse");
+    }
+
+    [Fact]
+    public void NanInQueryKeyOrDOReachesOnlyTheGradientsOfWhatSeesIt()
+    {
+        // Causal, one 70-row problem: dK/dV tiles of 64 keys and dQ tiles of 64 rows hold rows and keys on both sides of
+        // the NaN. Each case's untouched values are bit for bit those of the clean call.
+        var kernel = StockVariants.Causal_None_F16_64();
+        var mask = new LowerTriangularMask();
+        var dO = NonFinite.Random(4, M * K);
+        Dictionary<string, float[]> Backward(float[] q, float[] k, float[] dO) =>
+            NonFinite.Run<Half>(fixture.Context, Shape, q, k, v, mask, null, null, dO, kernel);
+        var clean = Backward(q, k, dO);
+
+        // dO[20, 5]: dP of row 20 is NaN, so dS of the keys it sees (≤ 20) and dQ of row 20; dV of those keys in column 5
+        // only (dV_j = Σ P_ij dO_i).
+        var dirty = Backward(q, k, NonFinite.With(dO, 20 * K + 5, float.NaN));
+        NonFinite.RowsTouchedExactly(clean["dQ"], dirty["dQ"], K, i => i == 20, null, "dO case: dQ");
+        NonFinite.RowsTouchedExactly(clean["dK"], dirty["dK"], K, j => j <= 20, null, "dO case: dK");
+        NonFinite.RowsTouchedExactly(clean["dV"], dirty["dV"], K, j => j <= 20, 5, "dO case: dV");
+
+        // q[20, 5]: row 20's scores are NaN; dK += dSᵀ Q multiplies the zeros of keys 21–63 by it in the fast pass.
+        dirty = Backward(NonFinite.With(q, 20 * K + 5, float.NaN), k, dO);
+        NonFinite.RowsTouchedExactly(clean["O"], dirty["O"], K, i => i == 20, null, "q case: O");
+        NonFinite.RowsTouchedExactly(clean["dQ"], dirty["dQ"], K, i => i == 20, null, "q case: dQ");
+        NonFinite.RowsTouchedExactly(clean["dK"], dirty["dK"], K, j => j <= 20, null, "q case: dK");
+        NonFinite.RowsTouchedExactly(clean["dV"], dirty["dV"], K, j => j <= 20, null, "q case: dV");
+
+        // k[66, 5]: rows 66–69 see key 66 (their whole rows turn NaN, so every key they see); dQ += dS K multiplies
+        // the zeros of rows 64 and 65, which share its tiles, by it in the fast pass.
+        dirty = Backward(q, NonFinite.With(k, 66 * K + 5, float.NaN), dO);
+        NonFinite.RowsTouchedExactly(clean["O"], dirty["O"], K, i => i >= 66, null, "k case: O");
+        NonFinite.RowsTouchedExactly(clean["dQ"], dirty["dQ"], K, i => i >= 66, null, "k case: dQ");
+        NonFinite.RowsTouchedExactly(clean["dK"], dirty["dK"], K, _ => true, null, "k case: dK");
     }
 
     [Fact]

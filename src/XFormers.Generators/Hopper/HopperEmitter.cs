@@ -6,7 +6,7 @@ using XFormers.Generators.Mods;
 namespace XFormers.Generators.Hopper
 {
     /// <summary>
-    /// The passes of a kernel over its tile (docs/RELIABILITY.md, "Non-finite values on the sm_90a kernels"). Every CTA
+    /// The passes of a kernel over its tile (docs/RELIABILITY.md, "Non-finite values on the tensor-core kernels"). Every CTA
     /// runs <see cref="Fast"/>; its epilogue notes whether a NaN came out. Only a CTA that saw one (a vote of all its
     /// threads) goes on: it computes its outputs again with <see cref="Sanitize"/>, where the non-finite elements of each
     /// staged operand tile whose product mixes rows (V; Q and dO; K) are zeroed, then <see cref="Poison"/> writes NaN

@@ -68,5 +68,9 @@ namespace XFormers.Generators.Models
         public string Dot4 => BFloat16 ? "Dot4BFloat16" : "Dot4Half";
         /// <summary>Two floats packed into a 32-bit fragment word (TensorCore.PackHalf2 or PackBFloat162).</summary>
         public string Pack => BFloat16 ? "PackBFloat162" : "PackHalf2";
+        /// <summary>Four staged elements for a later pass (TensorCore.RewriteNonFiniteHalf4 or RewriteNonFiniteBFloat164).</summary>
+        public string Rewrite => BFloat16 ? "RewriteNonFiniteBFloat164" : "RewriteNonFiniteHalf4";
+        /// <summary>A pair of outputs with NaN where the poison pass counted (TensorCore.PoisonHalf2 or PoisonBFloat162).</summary>
+        public string Poison => BFloat16 ? "PoisonBFloat162" : "PoisonHalf2";
     }
 }

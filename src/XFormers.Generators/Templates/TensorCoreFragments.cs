@@ -13,14 +13,15 @@ namespace XFormers.Generators.Templates
     internal static class TensorCoreFragments
     {
         /// <summary>
-        /// <c>frag</c>, <c>accumulator</c>, <c>mma</c>, <c>pack_a</c>, <c>ldmatrix_a</c>, <c>ldmatrix_b</c> and
-        /// <c>ldmatrix_bt</c> for a variant's plan.
+        /// <c>frag</c>, <c>accumulator</c>, <c>indicator</c>, <c>mma</c>, <c>pack_a</c>, <c>ldmatrix_a</c>,
+        /// <c>ldmatrix_b</c> and <c>ldmatrix_bt</c> for a variant's plan.
         /// </summary>
         public static ScriptObject Functions(TensorCorePlan plan)
         {
             var functions = new ScriptObject();
             functions.Import("frag", new Func<string, object[], string>(Name));
             functions.Import("accumulator", new Func<string, string>(Accumulator));
+            functions.Import("indicator", new Func<string, string>(Indicator));
             functions.Import("mma", new Func<string, string, string, int, string>(
                 (acc, a, b, half) => Mma(plan.Mma, acc, a, b, half)));
             functions.Import("pack_a", new Func<string, string, int, string>(
@@ -45,6 +46,14 @@ namespace XFormers.Generators.Templates
         /// <summary>The four fp32 registers of the accumulator fragment <paramref name="acc"/>, zeroed.</summary>
         private static string Accumulator(string acc) =>
             $"float {acc}_0 = 0f, {acc}_1 = 0f, {acc}_2 = 0f, {acc}_3 = 0f;";
+
+        /// <summary>
+        /// The four registers of the accumulator fragment <paramref name="acc"/> as 0/1 indicators of being non-zero
+        /// (TensorCore.Indicator, NaN included): P or Pᵀ in the poison pass.
+        /// </summary>
+        private static string Indicator(string acc) =>
+            $"{acc}_0 = Indicator({acc}_0); {acc}_1 = Indicator({acc}_1); " +
+            $"{acc}_2 = Indicator({acc}_2); {acc}_3 = Indicator({acc}_3);";
 
         /// <summary>
         /// One mma.sync.m16n8k16 (TensorCore.MmaM16N8K16): accumulators <paramref name="acc"/> +=

@@ -204,6 +204,61 @@ namespace XFormers.Kernels
             return ElementMath.ToBFloat16(low).RawValue | ((uint)ElementMath.ToBFloat16(high).RawValue << 16);
         }
 
+        /// <summary>
+        /// The passes of a generated tensor-core kernel. Every group runs the first. A group that finds a NaN in the outputs it
+        /// wrote (a non-finite operand element times the exact 0 of a masked P or dS gives one in rows that cannot see it) runs
+        /// its tile again with the staged operands' non-finite elements zeroed, overwriting its outputs; the forward and dV
+        /// then run it once more with 0/1 indicators and write NaN where their product is not 0 (docs/RELIABILITY.md).
+        /// </summary>
+        public const int FastPass = 0, SanitizePass = 1, PoisonPass = 2;
+
+        /// <summary>
+        /// Four fp16 elements (element e in bits 16e … 16e + 15) for a later pass: each non-finite one zeroed, or with
+        /// <paramref name="indicators"/> every element 1 where it is not finite and 0 where it is.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static ulong RewriteNonFiniteHalf4(ulong word, bool indicators) => RewriteNonFinite(word, indicators, bfloat16: false);
+
+        /// <summary>Four bf16 elements for a later pass, as <see cref="RewriteNonFiniteHalf4"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static ulong RewriteNonFiniteBFloat164(ulong word, bool indicators) => RewriteNonFinite(word, indicators, bfloat16: true);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static ulong RewriteNonFinite(ulong word, bool indicators, bool bfloat16)
+        {
+            // An element is not finite when its exponent field is all ones: adding the field's lowest bit then carries into
+            // the element's bit 15, and never past it.
+            ulong exponent = bfloat16 ? 0x7F80_7F80_7F80_7F80ul : 0x7C00_7C00_7C00_7C00ul;
+            ulong lowest = bfloat16 ? 0x0080_0080_0080_0080ul : 0x0400_0400_0400_0400ul;
+            ulong flags = (((word & exponent) + lowest) >> 15) & 0x0001_0001_0001_0001ul;
+            return indicators ? flags * (bfloat16 ? 0x3F80ul : 0x3C00ul) : word & ~(flags * 0xFFFFul);
+        }
+
+        /// <summary>1 where <paramref name="x"/> is not 0 (NaN included), else 0: a P or Pᵀ entry in the poison pass.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Indicator(float x) => x != 0f ? 1f : 0f;
+
+        /// <summary>
+        /// A pair of fp16 outputs (<paramref name="low"/>'s in bits 0–15) with a NaN in place of each whose poison-pass count
+        /// is not 0.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static uint PoisonHalf2(uint pair, float low, float high) => Poison(pair, low, high, 0x7E00u);
+
+        /// <summary>A pair of bf16 outputs with a NaN in place of each whose poison-pass count is not 0.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static uint PoisonBFloat162(uint pair, float low, float high) => Poison(pair, low, high, 0x7FC0u);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static uint Poison(uint pair, float low, float high, uint nan)
+        {
+            if (low != 0f)
+                pair = (pair & 0xFFFF_0000u) | nan;
+            if (high != 0f)
+                pair = (pair & 0x0000_FFFFu) | (nan << 16);
+            return pair;
+        }
+
         /// <summary>The dot product of four fp16 values with four others, each packed in 8 bytes (element e in bits 16e … 16e + 15).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static float Dot4Half(ulong x, ulong y) => Dot4(x, y, bfloat16: false);

@@ -61,6 +61,21 @@ partial class Kernels
         }
 
         /// <summary>
+        /// The first <paramref name="rows"/> rows of a row-major tile (TcRow halves a row) rewritten for a later pass
+        /// (TensorCore.FastPass): non-finite elements zeroed, or with <paramref name="indicators"/> 0/1 indicators of
+        /// them.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void TcRewriteRows(ArrayView<ulong> tile, int rows, int tid, bool indicators)
+        {
+            for (int e = tid; e < rows * (HeadDim / 4); e += TcThreads)
+            {
+                int at = e / (HeadDim / 4) * (TcRow / 4) + e % (HeadDim / 4);
+                tile[at] = RewriteNonFiniteBFloat164(tile[at], indicators);
+            }
+        }
+
+        /// <summary>
         /// Whether a block of query rows [firstRow, firstRow + rows) × keys [firstKey, firstKey + keys) needs per-element
         /// masking (rows past Mq, keys past kvEnd, or the mask's edge inside the block).
         /// </summary>
@@ -171,494 +186,616 @@ partial class Kernels
             var vSource = a.V.Cast<ulong>();
             KvRange(a, firstRow, lastRow, out int kvBegin, out int kvEnd);
 
-            // Q through the tile memory (plain loads and stores); this warp's query rows become A fragments.
-            TcLoadRows(tile, a.Q.Cast<ulong>(), b, firstRow, TcFwdBlockM, a.Mq, a.Hq, h, tid);
-            Group.Barrier();
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 0, 8, 0, 0, 8, out uint q0_0_0, out uint q0_0_1, out uint q0_0_2, out uint q0_0_3);
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 16, 8, 0, 0, 8, out uint q0_1_0, out uint q0_1_1, out uint q0_1_2, out uint q0_1_3);
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 32, 8, 0, 0, 8, out uint q0_2_0, out uint q0_2_1, out uint q0_2_2, out uint q0_2_3);
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 48, 8, 0, 0, 8, out uint q0_3_0, out uint q0_3_1, out uint q0_3_2, out uint q0_3_3);
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 64, 8, 0, 0, 8, out uint q0_4_0, out uint q0_4_1, out uint q0_4_2, out uint q0_4_3);
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 80, 8, 0, 0, 8, out uint q0_5_0, out uint q0_5_1, out uint q0_5_2, out uint q0_5_3);
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 96, 8, 0, 0, 8, out uint q0_6_0, out uint q0_6_1, out uint q0_6_2, out uint q0_6_3);
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 112, 8, 0, 0, 8, out uint q0_7_0, out uint q0_7_1, out uint q0_7_2, out uint q0_7_3);
-            Group.Barrier();
-            TcLoadRows(tile, kSource, b, kvBegin, TcBlockN, a.Mkv, a.Hkv, hk, tid);
-            Group.Barrier();
-            float o0_0_0 = 0f, o0_0_1 = 0f, o0_0_2 = 0f, o0_0_3 = 0f;
-            float o0_1_0 = 0f, o0_1_1 = 0f, o0_1_2 = 0f, o0_1_3 = 0f;
-            float o0_2_0 = 0f, o0_2_1 = 0f, o0_2_2 = 0f, o0_2_3 = 0f;
-            float o0_3_0 = 0f, o0_3_1 = 0f, o0_3_2 = 0f, o0_3_3 = 0f;
-            float o0_4_0 = 0f, o0_4_1 = 0f, o0_4_2 = 0f, o0_4_3 = 0f;
-            float o0_5_0 = 0f, o0_5_1 = 0f, o0_5_2 = 0f, o0_5_3 = 0f;
-            float o0_6_0 = 0f, o0_6_1 = 0f, o0_6_2 = 0f, o0_6_3 = 0f;
-            float o0_7_0 = 0f, o0_7_1 = 0f, o0_7_2 = 0f, o0_7_3 = 0f;
-            float o0_8_0 = 0f, o0_8_1 = 0f, o0_8_2 = 0f, o0_8_3 = 0f;
-            float o0_9_0 = 0f, o0_9_1 = 0f, o0_9_2 = 0f, o0_9_3 = 0f;
-            float o0_10_0 = 0f, o0_10_1 = 0f, o0_10_2 = 0f, o0_10_3 = 0f;
-            float o0_11_0 = 0f, o0_11_1 = 0f, o0_11_2 = 0f, o0_11_3 = 0f;
-            float o0_12_0 = 0f, o0_12_1 = 0f, o0_12_2 = 0f, o0_12_3 = 0f;
-            float o0_13_0 = 0f, o0_13_1 = 0f, o0_13_2 = 0f, o0_13_3 = 0f;
-            float o0_14_0 = 0f, o0_14_1 = 0f, o0_14_2 = 0f, o0_14_3 = 0f;
-            float o0_15_0 = 0f, o0_15_1 = 0f, o0_15_2 = 0f, o0_15_3 = 0f;
-            float rowMax0_0 = float.NegativeInfinity, rowMax0_1 = float.NegativeInfinity;
-            float rowSum0_0 = 0f, rowSum0_1 = 0f;
-
-            for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBlockN)
+            // Every group runs the fast pass. One whose O holds a NaN computes its tile again: a non-finite V entry
+            // times the 0 of a masked P gives NaN in rows that cannot see it. V's non-finite elements are zeroed
+            // (SanitizePass: O and the LSE of every row exact), then P ≠ 0 and V's non-finite elements as 0/1
+            // indicators (PoisonPass) write NaN into O where their product is not 0: the rows that see a non-finite V
+            // entry (docs/RELIABILITY.md).
+            for (int pass = FastPass; ; pass++)
             {
-                // K_j is in shared memory; V_j's loads fly during S = Q K_jᵀ.
-                ulong stage0 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 0 * TcThreads);
-                ulong stage1 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 1 * TcThreads);
-                ulong stage2 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 2 * TcThreads);
-                ulong stage3 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 3 * TcThreads);
-                ulong stage4 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 4 * TcThreads);
-                ulong stage5 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 5 * TcThreads);
-                ulong stage6 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 6 * TcThreads);
-                ulong stage7 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 7 * TcThreads);
-                ulong stage8 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 8 * TcThreads);
-                ulong stage9 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 9 * TcThreads);
-                ulong stage10 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 10 * TcThreads);
-                ulong stage11 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 11 * TcThreads);
-                ulong stage12 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 12 * TcThreads);
-                ulong stage13 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 13 * TcThreads);
-                ulong stage14 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 14 * TcThreads);
-                ulong stage15 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 15 * TcThreads);
-
-                // S_ij = Q_i K_jᵀ (TcWarpRows × TcBlockN per warp); one ldmatrix.x4 gives the B fragments of two 8-key n-tiles.
-                float s0_0_0 = 0f, s0_0_1 = 0f, s0_0_2 = 0f, s0_0_3 = 0f;
-                float s0_1_0 = 0f, s0_1_1 = 0f, s0_1_2 = 0f, s0_1_3 = 0f;
-                float s0_2_0 = 0f, s0_2_1 = 0f, s0_2_2 = 0f, s0_2_3 = 0f;
-                float s0_3_0 = 0f, s0_3_1 = 0f, s0_3_2 = 0f, s0_3_3 = 0f;
-                float s0_4_0 = 0f, s0_4_1 = 0f, s0_4_2 = 0f, s0_4_3 = 0f;
-                float s0_5_0 = 0f, s0_5_1 = 0f, s0_5_2 = 0f, s0_5_3 = 0f;
-                float s0_6_0 = 0f, s0_6_1 = 0f, s0_6_2 = 0f, s0_6_3 = 0f;
-                float s0_7_0 = 0f, s0_7_1 = 0f, s0_7_2 = 0f, s0_7_3 = 0f;
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 0, 0, 8, 8, 0, out uint k0_0_0, out uint k0_0_1, out uint k0_0_2, out uint k0_0_3);
-                MmaM16N8K16Bf16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k0_0_0, k0_0_1, exchange);
-                MmaM16N8K16Bf16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k0_0_2, k0_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 0, 0, 8, 8, 0, out uint k1_0_0, out uint k1_0_1, out uint k1_0_2, out uint k1_0_3);
-                MmaM16N8K16Bf16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k1_0_0, k1_0_1, exchange);
-                MmaM16N8K16Bf16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k1_0_2, k1_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 0, 0, 8, 8, 0, out uint k2_0_0, out uint k2_0_1, out uint k2_0_2, out uint k2_0_3);
-                MmaM16N8K16Bf16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k2_0_0, k2_0_1, exchange);
-                MmaM16N8K16Bf16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k2_0_2, k2_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 0, 0, 8, 8, 0, out uint k3_0_0, out uint k3_0_1, out uint k3_0_2, out uint k3_0_3);
-                MmaM16N8K16Bf16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k3_0_0, k3_0_1, exchange);
-                MmaM16N8K16Bf16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k3_0_2, k3_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 16, 0, 8, 8, 0, out uint k0_1_0, out uint k0_1_1, out uint k0_1_2, out uint k0_1_3);
-                MmaM16N8K16Bf16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k0_1_0, k0_1_1, exchange);
-                MmaM16N8K16Bf16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k0_1_2, k0_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 16, 0, 8, 8, 0, out uint k1_1_0, out uint k1_1_1, out uint k1_1_2, out uint k1_1_3);
-                MmaM16N8K16Bf16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k1_1_0, k1_1_1, exchange);
-                MmaM16N8K16Bf16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k1_1_2, k1_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 16, 0, 8, 8, 0, out uint k2_1_0, out uint k2_1_1, out uint k2_1_2, out uint k2_1_3);
-                MmaM16N8K16Bf16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k2_1_0, k2_1_1, exchange);
-                MmaM16N8K16Bf16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k2_1_2, k2_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 16, 0, 8, 8, 0, out uint k3_1_0, out uint k3_1_1, out uint k3_1_2, out uint k3_1_3);
-                MmaM16N8K16Bf16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k3_1_0, k3_1_1, exchange);
-                MmaM16N8K16Bf16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k3_1_2, k3_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 32, 0, 8, 8, 0, out uint k0_2_0, out uint k0_2_1, out uint k0_2_2, out uint k0_2_3);
-                MmaM16N8K16Bf16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k0_2_0, k0_2_1, exchange);
-                MmaM16N8K16Bf16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k0_2_2, k0_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 32, 0, 8, 8, 0, out uint k1_2_0, out uint k1_2_1, out uint k1_2_2, out uint k1_2_3);
-                MmaM16N8K16Bf16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k1_2_0, k1_2_1, exchange);
-                MmaM16N8K16Bf16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k1_2_2, k1_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 32, 0, 8, 8, 0, out uint k2_2_0, out uint k2_2_1, out uint k2_2_2, out uint k2_2_3);
-                MmaM16N8K16Bf16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k2_2_0, k2_2_1, exchange);
-                MmaM16N8K16Bf16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k2_2_2, k2_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 32, 0, 8, 8, 0, out uint k3_2_0, out uint k3_2_1, out uint k3_2_2, out uint k3_2_3);
-                MmaM16N8K16Bf16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k3_2_0, k3_2_1, exchange);
-                MmaM16N8K16Bf16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k3_2_2, k3_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 48, 0, 8, 8, 0, out uint k0_3_0, out uint k0_3_1, out uint k0_3_2, out uint k0_3_3);
-                MmaM16N8K16Bf16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k0_3_0, k0_3_1, exchange);
-                MmaM16N8K16Bf16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k0_3_2, k0_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 48, 0, 8, 8, 0, out uint k1_3_0, out uint k1_3_1, out uint k1_3_2, out uint k1_3_3);
-                MmaM16N8K16Bf16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k1_3_0, k1_3_1, exchange);
-                MmaM16N8K16Bf16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k1_3_2, k1_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 48, 0, 8, 8, 0, out uint k2_3_0, out uint k2_3_1, out uint k2_3_2, out uint k2_3_3);
-                MmaM16N8K16Bf16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k2_3_0, k2_3_1, exchange);
-                MmaM16N8K16Bf16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k2_3_2, k2_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 48, 0, 8, 8, 0, out uint k3_3_0, out uint k3_3_1, out uint k3_3_2, out uint k3_3_3);
-                MmaM16N8K16Bf16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k3_3_0, k3_3_1, exchange);
-                MmaM16N8K16Bf16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k3_3_2, k3_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 64, 0, 8, 8, 0, out uint k0_4_0, out uint k0_4_1, out uint k0_4_2, out uint k0_4_3);
-                MmaM16N8K16Bf16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_4_0, q0_4_1, q0_4_2, q0_4_3, k0_4_0, k0_4_1, exchange);
-                MmaM16N8K16Bf16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_4_0, q0_4_1, q0_4_2, q0_4_3, k0_4_2, k0_4_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 64, 0, 8, 8, 0, out uint k1_4_0, out uint k1_4_1, out uint k1_4_2, out uint k1_4_3);
-                MmaM16N8K16Bf16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_4_0, q0_4_1, q0_4_2, q0_4_3, k1_4_0, k1_4_1, exchange);
-                MmaM16N8K16Bf16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_4_0, q0_4_1, q0_4_2, q0_4_3, k1_4_2, k1_4_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 64, 0, 8, 8, 0, out uint k2_4_0, out uint k2_4_1, out uint k2_4_2, out uint k2_4_3);
-                MmaM16N8K16Bf16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_4_0, q0_4_1, q0_4_2, q0_4_3, k2_4_0, k2_4_1, exchange);
-                MmaM16N8K16Bf16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_4_0, q0_4_1, q0_4_2, q0_4_3, k2_4_2, k2_4_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 64, 0, 8, 8, 0, out uint k3_4_0, out uint k3_4_1, out uint k3_4_2, out uint k3_4_3);
-                MmaM16N8K16Bf16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_4_0, q0_4_1, q0_4_2, q0_4_3, k3_4_0, k3_4_1, exchange);
-                MmaM16N8K16Bf16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_4_0, q0_4_1, q0_4_2, q0_4_3, k3_4_2, k3_4_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 80, 0, 8, 8, 0, out uint k0_5_0, out uint k0_5_1, out uint k0_5_2, out uint k0_5_3);
-                MmaM16N8K16Bf16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_5_0, q0_5_1, q0_5_2, q0_5_3, k0_5_0, k0_5_1, exchange);
-                MmaM16N8K16Bf16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_5_0, q0_5_1, q0_5_2, q0_5_3, k0_5_2, k0_5_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 80, 0, 8, 8, 0, out uint k1_5_0, out uint k1_5_1, out uint k1_5_2, out uint k1_5_3);
-                MmaM16N8K16Bf16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_5_0, q0_5_1, q0_5_2, q0_5_3, k1_5_0, k1_5_1, exchange);
-                MmaM16N8K16Bf16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_5_0, q0_5_1, q0_5_2, q0_5_3, k1_5_2, k1_5_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 80, 0, 8, 8, 0, out uint k2_5_0, out uint k2_5_1, out uint k2_5_2, out uint k2_5_3);
-                MmaM16N8K16Bf16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_5_0, q0_5_1, q0_5_2, q0_5_3, k2_5_0, k2_5_1, exchange);
-                MmaM16N8K16Bf16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_5_0, q0_5_1, q0_5_2, q0_5_3, k2_5_2, k2_5_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 80, 0, 8, 8, 0, out uint k3_5_0, out uint k3_5_1, out uint k3_5_2, out uint k3_5_3);
-                MmaM16N8K16Bf16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_5_0, q0_5_1, q0_5_2, q0_5_3, k3_5_0, k3_5_1, exchange);
-                MmaM16N8K16Bf16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_5_0, q0_5_1, q0_5_2, q0_5_3, k3_5_2, k3_5_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 96, 0, 8, 8, 0, out uint k0_6_0, out uint k0_6_1, out uint k0_6_2, out uint k0_6_3);
-                MmaM16N8K16Bf16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_6_0, q0_6_1, q0_6_2, q0_6_3, k0_6_0, k0_6_1, exchange);
-                MmaM16N8K16Bf16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_6_0, q0_6_1, q0_6_2, q0_6_3, k0_6_2, k0_6_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 96, 0, 8, 8, 0, out uint k1_6_0, out uint k1_6_1, out uint k1_6_2, out uint k1_6_3);
-                MmaM16N8K16Bf16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_6_0, q0_6_1, q0_6_2, q0_6_3, k1_6_0, k1_6_1, exchange);
-                MmaM16N8K16Bf16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_6_0, q0_6_1, q0_6_2, q0_6_3, k1_6_2, k1_6_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 96, 0, 8, 8, 0, out uint k2_6_0, out uint k2_6_1, out uint k2_6_2, out uint k2_6_3);
-                MmaM16N8K16Bf16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_6_0, q0_6_1, q0_6_2, q0_6_3, k2_6_0, k2_6_1, exchange);
-                MmaM16N8K16Bf16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_6_0, q0_6_1, q0_6_2, q0_6_3, k2_6_2, k2_6_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 96, 0, 8, 8, 0, out uint k3_6_0, out uint k3_6_1, out uint k3_6_2, out uint k3_6_3);
-                MmaM16N8K16Bf16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_6_0, q0_6_1, q0_6_2, q0_6_3, k3_6_0, k3_6_1, exchange);
-                MmaM16N8K16Bf16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_6_0, q0_6_1, q0_6_2, q0_6_3, k3_6_2, k3_6_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 112, 0, 8, 8, 0, out uint k0_7_0, out uint k0_7_1, out uint k0_7_2, out uint k0_7_3);
-                MmaM16N8K16Bf16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_7_0, q0_7_1, q0_7_2, q0_7_3, k0_7_0, k0_7_1, exchange);
-                MmaM16N8K16Bf16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_7_0, q0_7_1, q0_7_2, q0_7_3, k0_7_2, k0_7_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 112, 0, 8, 8, 0, out uint k1_7_0, out uint k1_7_1, out uint k1_7_2, out uint k1_7_3);
-                MmaM16N8K16Bf16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_7_0, q0_7_1, q0_7_2, q0_7_3, k1_7_0, k1_7_1, exchange);
-                MmaM16N8K16Bf16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_7_0, q0_7_1, q0_7_2, q0_7_3, k1_7_2, k1_7_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 112, 0, 8, 8, 0, out uint k2_7_0, out uint k2_7_1, out uint k2_7_2, out uint k2_7_3);
-                MmaM16N8K16Bf16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_7_0, q0_7_1, q0_7_2, q0_7_3, k2_7_0, k2_7_1, exchange);
-                MmaM16N8K16Bf16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_7_0, q0_7_1, q0_7_2, q0_7_3, k2_7_2, k2_7_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 112, 0, 8, 8, 0, out uint k3_7_0, out uint k3_7_1, out uint k3_7_2, out uint k3_7_3);
-                MmaM16N8K16Bf16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_7_0, q0_7_1, q0_7_2, q0_7_3, k3_7_0, k3_7_1, exchange);
-                MmaM16N8K16Bf16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_7_0, q0_7_1, q0_7_2, q0_7_3, k3_7_2, k3_7_3, exchange);
-
-                // Scale, bias and mask into the base-2 domain.
-                bool check = TcTileNeedsMask(a, firstRow, TcFwdBlockM, n0, TcBlockN, kvEnd);
-                int column = n0 + 2 * quad;
-                s0_0_0 = TcScore(a, b, h, s0_0_0, row0_0, column + 0, kvEnd, check);
-                s0_0_1 = TcScore(a, b, h, s0_0_1, row0_0, column + 1, kvEnd, check);
-                s0_0_2 = TcScore(a, b, h, s0_0_2, row0_1, column + 0, kvEnd, check);
-                s0_0_3 = TcScore(a, b, h, s0_0_3, row0_1, column + 1, kvEnd, check);
-                s0_1_0 = TcScore(a, b, h, s0_1_0, row0_0, column + 8, kvEnd, check);
-                s0_1_1 = TcScore(a, b, h, s0_1_1, row0_0, column + 9, kvEnd, check);
-                s0_1_2 = TcScore(a, b, h, s0_1_2, row0_1, column + 8, kvEnd, check);
-                s0_1_3 = TcScore(a, b, h, s0_1_3, row0_1, column + 9, kvEnd, check);
-                s0_2_0 = TcScore(a, b, h, s0_2_0, row0_0, column + 16, kvEnd, check);
-                s0_2_1 = TcScore(a, b, h, s0_2_1, row0_0, column + 17, kvEnd, check);
-                s0_2_2 = TcScore(a, b, h, s0_2_2, row0_1, column + 16, kvEnd, check);
-                s0_2_3 = TcScore(a, b, h, s0_2_3, row0_1, column + 17, kvEnd, check);
-                s0_3_0 = TcScore(a, b, h, s0_3_0, row0_0, column + 24, kvEnd, check);
-                s0_3_1 = TcScore(a, b, h, s0_3_1, row0_0, column + 25, kvEnd, check);
-                s0_3_2 = TcScore(a, b, h, s0_3_2, row0_1, column + 24, kvEnd, check);
-                s0_3_3 = TcScore(a, b, h, s0_3_3, row0_1, column + 25, kvEnd, check);
-                s0_4_0 = TcScore(a, b, h, s0_4_0, row0_0, column + 32, kvEnd, check);
-                s0_4_1 = TcScore(a, b, h, s0_4_1, row0_0, column + 33, kvEnd, check);
-                s0_4_2 = TcScore(a, b, h, s0_4_2, row0_1, column + 32, kvEnd, check);
-                s0_4_3 = TcScore(a, b, h, s0_4_3, row0_1, column + 33, kvEnd, check);
-                s0_5_0 = TcScore(a, b, h, s0_5_0, row0_0, column + 40, kvEnd, check);
-                s0_5_1 = TcScore(a, b, h, s0_5_1, row0_0, column + 41, kvEnd, check);
-                s0_5_2 = TcScore(a, b, h, s0_5_2, row0_1, column + 40, kvEnd, check);
-                s0_5_3 = TcScore(a, b, h, s0_5_3, row0_1, column + 41, kvEnd, check);
-                s0_6_0 = TcScore(a, b, h, s0_6_0, row0_0, column + 48, kvEnd, check);
-                s0_6_1 = TcScore(a, b, h, s0_6_1, row0_0, column + 49, kvEnd, check);
-                s0_6_2 = TcScore(a, b, h, s0_6_2, row0_1, column + 48, kvEnd, check);
-                s0_6_3 = TcScore(a, b, h, s0_6_3, row0_1, column + 49, kvEnd, check);
-                s0_7_0 = TcScore(a, b, h, s0_7_0, row0_0, column + 56, kvEnd, check);
-                s0_7_1 = TcScore(a, b, h, s0_7_1, row0_0, column + 57, kvEnd, check);
-                s0_7_2 = TcScore(a, b, h, s0_7_2, row0_1, column + 56, kvEnd, check);
-                s0_7_3 = TcScore(a, b, h, s0_7_3, row0_1, column + 57, kvEnd, check);
-
-                // V_j into its tile (every warp finished O += P V_j-1 before the last barrier); K_j+1's loads fly during the
-                // softmax and O += P V_j (after the last tile they are loaded and never used; rows past Mkv are zeros).
-                TcStageStore(tile, TcVTile, tid + 0 * TcThreads, stage0);
-                TcStageStore(tile, TcVTile, tid + 1 * TcThreads, stage1);
-                TcStageStore(tile, TcVTile, tid + 2 * TcThreads, stage2);
-                TcStageStore(tile, TcVTile, tid + 3 * TcThreads, stage3);
-                TcStageStore(tile, TcVTile, tid + 4 * TcThreads, stage4);
-                TcStageStore(tile, TcVTile, tid + 5 * TcThreads, stage5);
-                TcStageStore(tile, TcVTile, tid + 6 * TcThreads, stage6);
-                TcStageStore(tile, TcVTile, tid + 7 * TcThreads, stage7);
-                TcStageStore(tile, TcVTile, tid + 8 * TcThreads, stage8);
-                TcStageStore(tile, TcVTile, tid + 9 * TcThreads, stage9);
-                TcStageStore(tile, TcVTile, tid + 10 * TcThreads, stage10);
-                TcStageStore(tile, TcVTile, tid + 11 * TcThreads, stage11);
-                TcStageStore(tile, TcVTile, tid + 12 * TcThreads, stage12);
-                TcStageStore(tile, TcVTile, tid + 13 * TcThreads, stage13);
-                TcStageStore(tile, TcVTile, tid + 14 * TcThreads, stage14);
-                TcStageStore(tile, TcVTile, tid + 15 * TcThreads, stage15);
-                stage0 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 0 * TcThreads);
-                stage1 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 1 * TcThreads);
-                stage2 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 2 * TcThreads);
-                stage3 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 3 * TcThreads);
-                stage4 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 4 * TcThreads);
-                stage5 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 5 * TcThreads);
-                stage6 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 6 * TcThreads);
-                stage7 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 7 * TcThreads);
-                stage8 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 8 * TcThreads);
-                stage9 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 9 * TcThreads);
-                stage10 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 10 * TcThreads);
-                stage11 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 11 * TcThreads);
-                stage12 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 12 * TcThreads);
-                stage13 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 13 * TcThreads);
-                stage14 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 14 * TcThreads);
-                stage15 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 15 * TcThreads);
+                // Q through the tile memory (plain loads and stores); this warp's query rows become A fragments.
+                TcLoadRows(tile, a.Q.Cast<ulong>(), b, firstRow, TcFwdBlockM, a.Mq, a.Hq, h, tid);
                 Group.Barrier();
-
-                // Online softmax of m-tile 0 (Algorithm 1, lines 9-10): the tile's row maxima across the quad of lanes sharing a row.
-                float tileMax0_0 = rowMax0_0, tileMax0_1 = rowMax0_1;
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_0_0, s0_0_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_0_2, s0_0_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_1_0, s0_1_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_1_2, s0_1_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_2_0, s0_2_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_2_2, s0_2_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_3_0, s0_3_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_3_2, s0_3_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_4_0, s0_4_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_4_2, s0_4_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_5_0, s0_5_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_5_2, s0_5_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_6_0, s0_6_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_6_2, s0_6_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_7_0, s0_7_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_7_2, s0_7_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 1));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 2));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 2));
-                // A row that has seen no key yet keeps max −∞; subtracting 0 then keeps every exponent −∞ → 0.
-                float base0_0 = tileMax0_0 == float.NegativeInfinity ? 0f : tileMax0_0;
-                float base0_1 = tileMax0_1 == float.NegativeInfinity ? 0f : tileMax0_1;
-                float correction0_0 = Exp2(rowMax0_0 - base0_0), correction0_1 = Exp2(rowMax0_1 - base0_1);
-                rowMax0_0 = tileMax0_0;
-                rowMax0_1 = tileMax0_1;
-                rowSum0_0 *= correction0_0;
-                rowSum0_1 *= correction0_1;
-                o0_0_0 *= correction0_0; o0_0_1 *= correction0_0; o0_0_2 *= correction0_1; o0_0_3 *= correction0_1;
-                o0_1_0 *= correction0_0; o0_1_1 *= correction0_0; o0_1_2 *= correction0_1; o0_1_3 *= correction0_1;
-                o0_2_0 *= correction0_0; o0_2_1 *= correction0_0; o0_2_2 *= correction0_1; o0_2_3 *= correction0_1;
-                o0_3_0 *= correction0_0; o0_3_1 *= correction0_0; o0_3_2 *= correction0_1; o0_3_3 *= correction0_1;
-                o0_4_0 *= correction0_0; o0_4_1 *= correction0_0; o0_4_2 *= correction0_1; o0_4_3 *= correction0_1;
-                o0_5_0 *= correction0_0; o0_5_1 *= correction0_0; o0_5_2 *= correction0_1; o0_5_3 *= correction0_1;
-                o0_6_0 *= correction0_0; o0_6_1 *= correction0_0; o0_6_2 *= correction0_1; o0_6_3 *= correction0_1;
-                o0_7_0 *= correction0_0; o0_7_1 *= correction0_0; o0_7_2 *= correction0_1; o0_7_3 *= correction0_1;
-                o0_8_0 *= correction0_0; o0_8_1 *= correction0_0; o0_8_2 *= correction0_1; o0_8_3 *= correction0_1;
-                o0_9_0 *= correction0_0; o0_9_1 *= correction0_0; o0_9_2 *= correction0_1; o0_9_3 *= correction0_1;
-                o0_10_0 *= correction0_0; o0_10_1 *= correction0_0; o0_10_2 *= correction0_1; o0_10_3 *= correction0_1;
-                o0_11_0 *= correction0_0; o0_11_1 *= correction0_0; o0_11_2 *= correction0_1; o0_11_3 *= correction0_1;
-                o0_12_0 *= correction0_0; o0_12_1 *= correction0_0; o0_12_2 *= correction0_1; o0_12_3 *= correction0_1;
-                o0_13_0 *= correction0_0; o0_13_1 *= correction0_0; o0_13_2 *= correction0_1; o0_13_3 *= correction0_1;
-                o0_14_0 *= correction0_0; o0_14_1 *= correction0_0; o0_14_2 *= correction0_1; o0_14_3 *= correction0_1;
-                o0_15_0 *= correction0_0; o0_15_1 *= correction0_0; o0_15_2 *= correction0_1; o0_15_3 *= correction0_1;
-                s0_0_0 = Exp2(s0_0_0 - base0_0); s0_0_1 = Exp2(s0_0_1 - base0_0);
-                s0_0_2 = Exp2(s0_0_2 - base0_1); s0_0_3 = Exp2(s0_0_3 - base0_1);
-                rowSum0_0 += s0_0_0 + s0_0_1;
-                rowSum0_1 += s0_0_2 + s0_0_3;
-                s0_1_0 = Exp2(s0_1_0 - base0_0); s0_1_1 = Exp2(s0_1_1 - base0_0);
-                s0_1_2 = Exp2(s0_1_2 - base0_1); s0_1_3 = Exp2(s0_1_3 - base0_1);
-                rowSum0_0 += s0_1_0 + s0_1_1;
-                rowSum0_1 += s0_1_2 + s0_1_3;
-                s0_2_0 = Exp2(s0_2_0 - base0_0); s0_2_1 = Exp2(s0_2_1 - base0_0);
-                s0_2_2 = Exp2(s0_2_2 - base0_1); s0_2_3 = Exp2(s0_2_3 - base0_1);
-                rowSum0_0 += s0_2_0 + s0_2_1;
-                rowSum0_1 += s0_2_2 + s0_2_3;
-                s0_3_0 = Exp2(s0_3_0 - base0_0); s0_3_1 = Exp2(s0_3_1 - base0_0);
-                s0_3_2 = Exp2(s0_3_2 - base0_1); s0_3_3 = Exp2(s0_3_3 - base0_1);
-                rowSum0_0 += s0_3_0 + s0_3_1;
-                rowSum0_1 += s0_3_2 + s0_3_3;
-                s0_4_0 = Exp2(s0_4_0 - base0_0); s0_4_1 = Exp2(s0_4_1 - base0_0);
-                s0_4_2 = Exp2(s0_4_2 - base0_1); s0_4_3 = Exp2(s0_4_3 - base0_1);
-                rowSum0_0 += s0_4_0 + s0_4_1;
-                rowSum0_1 += s0_4_2 + s0_4_3;
-                s0_5_0 = Exp2(s0_5_0 - base0_0); s0_5_1 = Exp2(s0_5_1 - base0_0);
-                s0_5_2 = Exp2(s0_5_2 - base0_1); s0_5_3 = Exp2(s0_5_3 - base0_1);
-                rowSum0_0 += s0_5_0 + s0_5_1;
-                rowSum0_1 += s0_5_2 + s0_5_3;
-                s0_6_0 = Exp2(s0_6_0 - base0_0); s0_6_1 = Exp2(s0_6_1 - base0_0);
-                s0_6_2 = Exp2(s0_6_2 - base0_1); s0_6_3 = Exp2(s0_6_3 - base0_1);
-                rowSum0_0 += s0_6_0 + s0_6_1;
-                rowSum0_1 += s0_6_2 + s0_6_3;
-                s0_7_0 = Exp2(s0_7_0 - base0_0); s0_7_1 = Exp2(s0_7_1 - base0_0);
-                s0_7_2 = Exp2(s0_7_2 - base0_1); s0_7_3 = Exp2(s0_7_3 - base0_1);
-                rowSum0_0 += s0_7_0 + s0_7_1;
-                rowSum0_1 += s0_7_2 + s0_7_3;
-
-                // O_i += P_ij V_j: the S accumulators become A fragments of P in registers; one ldmatrix.x4.trans gives the B
-                // fragments of two 8-column d-tiles of V.
-                uint p0_0_0 = PackBFloat162(s0_0_0, s0_0_1), p0_0_1 = PackBFloat162(s0_0_2, s0_0_3);
-                uint p0_0_2 = PackBFloat162(s0_1_0, s0_1_1), p0_0_3 = PackBFloat162(s0_1_2, s0_1_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 0, 8, 0, 0, 8, out uint v0_0_0, out uint v0_0_1, out uint v0_0_2, out uint v0_0_3);
-                MmaM16N8K16Bf16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_0_0, v0_0_1, exchange);
-                MmaM16N8K16Bf16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_0_2, v0_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 16, 8, 0, 0, 8, out uint v0_1_0, out uint v0_1_1, out uint v0_1_2, out uint v0_1_3);
-                MmaM16N8K16Bf16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_1_0, v0_1_1, exchange);
-                MmaM16N8K16Bf16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_1_2, v0_1_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 32, 8, 0, 0, 8, out uint v0_2_0, out uint v0_2_1, out uint v0_2_2, out uint v0_2_3);
-                MmaM16N8K16Bf16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_2_0, v0_2_1, exchange);
-                MmaM16N8K16Bf16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_2_2, v0_2_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 48, 8, 0, 0, 8, out uint v0_3_0, out uint v0_3_1, out uint v0_3_2, out uint v0_3_3);
-                MmaM16N8K16Bf16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_3_0, v0_3_1, exchange);
-                MmaM16N8K16Bf16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_3_2, v0_3_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 64, 8, 0, 0, 8, out uint v0_4_0, out uint v0_4_1, out uint v0_4_2, out uint v0_4_3);
-                MmaM16N8K16Bf16(ref o0_8_0, ref o0_8_1, ref o0_8_2, ref o0_8_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_4_0, v0_4_1, exchange);
-                MmaM16N8K16Bf16(ref o0_9_0, ref o0_9_1, ref o0_9_2, ref o0_9_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_4_2, v0_4_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 80, 8, 0, 0, 8, out uint v0_5_0, out uint v0_5_1, out uint v0_5_2, out uint v0_5_3);
-                MmaM16N8K16Bf16(ref o0_10_0, ref o0_10_1, ref o0_10_2, ref o0_10_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_5_0, v0_5_1, exchange);
-                MmaM16N8K16Bf16(ref o0_11_0, ref o0_11_1, ref o0_11_2, ref o0_11_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_5_2, v0_5_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 96, 8, 0, 0, 8, out uint v0_6_0, out uint v0_6_1, out uint v0_6_2, out uint v0_6_3);
-                MmaM16N8K16Bf16(ref o0_12_0, ref o0_12_1, ref o0_12_2, ref o0_12_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_6_0, v0_6_1, exchange);
-                MmaM16N8K16Bf16(ref o0_13_0, ref o0_13_1, ref o0_13_2, ref o0_13_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_6_2, v0_6_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 112, 8, 0, 0, 8, out uint v0_7_0, out uint v0_7_1, out uint v0_7_2, out uint v0_7_3);
-                MmaM16N8K16Bf16(ref o0_14_0, ref o0_14_1, ref o0_14_2, ref o0_14_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_7_0, v0_7_1, exchange);
-                MmaM16N8K16Bf16(ref o0_15_0, ref o0_15_1, ref o0_15_2, ref o0_15_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_7_2, v0_7_3, exchange);
-                uint p0_1_0 = PackBFloat162(s0_2_0, s0_2_1), p0_1_1 = PackBFloat162(s0_2_2, s0_2_3);
-                uint p0_1_2 = PackBFloat162(s0_3_0, s0_3_1), p0_1_3 = PackBFloat162(s0_3_2, s0_3_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 0, 8, 0, 0, 8, out uint v1_0_0, out uint v1_0_1, out uint v1_0_2, out uint v1_0_3);
-                MmaM16N8K16Bf16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_0_0, v1_0_1, exchange);
-                MmaM16N8K16Bf16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_0_2, v1_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 16, 8, 0, 0, 8, out uint v1_1_0, out uint v1_1_1, out uint v1_1_2, out uint v1_1_3);
-                MmaM16N8K16Bf16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_1_0, v1_1_1, exchange);
-                MmaM16N8K16Bf16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_1_2, v1_1_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 32, 8, 0, 0, 8, out uint v1_2_0, out uint v1_2_1, out uint v1_2_2, out uint v1_2_3);
-                MmaM16N8K16Bf16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_2_0, v1_2_1, exchange);
-                MmaM16N8K16Bf16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_2_2, v1_2_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 48, 8, 0, 0, 8, out uint v1_3_0, out uint v1_3_1, out uint v1_3_2, out uint v1_3_3);
-                MmaM16N8K16Bf16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_3_0, v1_3_1, exchange);
-                MmaM16N8K16Bf16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_3_2, v1_3_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 64, 8, 0, 0, 8, out uint v1_4_0, out uint v1_4_1, out uint v1_4_2, out uint v1_4_3);
-                MmaM16N8K16Bf16(ref o0_8_0, ref o0_8_1, ref o0_8_2, ref o0_8_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_4_0, v1_4_1, exchange);
-                MmaM16N8K16Bf16(ref o0_9_0, ref o0_9_1, ref o0_9_2, ref o0_9_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_4_2, v1_4_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 80, 8, 0, 0, 8, out uint v1_5_0, out uint v1_5_1, out uint v1_5_2, out uint v1_5_3);
-                MmaM16N8K16Bf16(ref o0_10_0, ref o0_10_1, ref o0_10_2, ref o0_10_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_5_0, v1_5_1, exchange);
-                MmaM16N8K16Bf16(ref o0_11_0, ref o0_11_1, ref o0_11_2, ref o0_11_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_5_2, v1_5_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 96, 8, 0, 0, 8, out uint v1_6_0, out uint v1_6_1, out uint v1_6_2, out uint v1_6_3);
-                MmaM16N8K16Bf16(ref o0_12_0, ref o0_12_1, ref o0_12_2, ref o0_12_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_6_0, v1_6_1, exchange);
-                MmaM16N8K16Bf16(ref o0_13_0, ref o0_13_1, ref o0_13_2, ref o0_13_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_6_2, v1_6_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 112, 8, 0, 0, 8, out uint v1_7_0, out uint v1_7_1, out uint v1_7_2, out uint v1_7_3);
-                MmaM16N8K16Bf16(ref o0_14_0, ref o0_14_1, ref o0_14_2, ref o0_14_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_7_0, v1_7_1, exchange);
-                MmaM16N8K16Bf16(ref o0_15_0, ref o0_15_1, ref o0_15_2, ref o0_15_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_7_2, v1_7_3, exchange);
-                uint p0_2_0 = PackBFloat162(s0_4_0, s0_4_1), p0_2_1 = PackBFloat162(s0_4_2, s0_4_3);
-                uint p0_2_2 = PackBFloat162(s0_5_0, s0_5_1), p0_2_3 = PackBFloat162(s0_5_2, s0_5_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 0, 8, 0, 0, 8, out uint v2_0_0, out uint v2_0_1, out uint v2_0_2, out uint v2_0_3);
-                MmaM16N8K16Bf16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_0_0, v2_0_1, exchange);
-                MmaM16N8K16Bf16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_0_2, v2_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 16, 8, 0, 0, 8, out uint v2_1_0, out uint v2_1_1, out uint v2_1_2, out uint v2_1_3);
-                MmaM16N8K16Bf16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_1_0, v2_1_1, exchange);
-                MmaM16N8K16Bf16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_1_2, v2_1_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 32, 8, 0, 0, 8, out uint v2_2_0, out uint v2_2_1, out uint v2_2_2, out uint v2_2_3);
-                MmaM16N8K16Bf16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_2_0, v2_2_1, exchange);
-                MmaM16N8K16Bf16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_2_2, v2_2_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 48, 8, 0, 0, 8, out uint v2_3_0, out uint v2_3_1, out uint v2_3_2, out uint v2_3_3);
-                MmaM16N8K16Bf16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_3_0, v2_3_1, exchange);
-                MmaM16N8K16Bf16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_3_2, v2_3_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 64, 8, 0, 0, 8, out uint v2_4_0, out uint v2_4_1, out uint v2_4_2, out uint v2_4_3);
-                MmaM16N8K16Bf16(ref o0_8_0, ref o0_8_1, ref o0_8_2, ref o0_8_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_4_0, v2_4_1, exchange);
-                MmaM16N8K16Bf16(ref o0_9_0, ref o0_9_1, ref o0_9_2, ref o0_9_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_4_2, v2_4_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 80, 8, 0, 0, 8, out uint v2_5_0, out uint v2_5_1, out uint v2_5_2, out uint v2_5_3);
-                MmaM16N8K16Bf16(ref o0_10_0, ref o0_10_1, ref o0_10_2, ref o0_10_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_5_0, v2_5_1, exchange);
-                MmaM16N8K16Bf16(ref o0_11_0, ref o0_11_1, ref o0_11_2, ref o0_11_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_5_2, v2_5_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 96, 8, 0, 0, 8, out uint v2_6_0, out uint v2_6_1, out uint v2_6_2, out uint v2_6_3);
-                MmaM16N8K16Bf16(ref o0_12_0, ref o0_12_1, ref o0_12_2, ref o0_12_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_6_0, v2_6_1, exchange);
-                MmaM16N8K16Bf16(ref o0_13_0, ref o0_13_1, ref o0_13_2, ref o0_13_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_6_2, v2_6_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 112, 8, 0, 0, 8, out uint v2_7_0, out uint v2_7_1, out uint v2_7_2, out uint v2_7_3);
-                MmaM16N8K16Bf16(ref o0_14_0, ref o0_14_1, ref o0_14_2, ref o0_14_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_7_0, v2_7_1, exchange);
-                MmaM16N8K16Bf16(ref o0_15_0, ref o0_15_1, ref o0_15_2, ref o0_15_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_7_2, v2_7_3, exchange);
-                uint p0_3_0 = PackBFloat162(s0_6_0, s0_6_1), p0_3_1 = PackBFloat162(s0_6_2, s0_6_3);
-                uint p0_3_2 = PackBFloat162(s0_7_0, s0_7_1), p0_3_3 = PackBFloat162(s0_7_2, s0_7_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 0, 8, 0, 0, 8, out uint v3_0_0, out uint v3_0_1, out uint v3_0_2, out uint v3_0_3);
-                MmaM16N8K16Bf16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_0_0, v3_0_1, exchange);
-                MmaM16N8K16Bf16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_0_2, v3_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 16, 8, 0, 0, 8, out uint v3_1_0, out uint v3_1_1, out uint v3_1_2, out uint v3_1_3);
-                MmaM16N8K16Bf16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_1_0, v3_1_1, exchange);
-                MmaM16N8K16Bf16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_1_2, v3_1_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 32, 8, 0, 0, 8, out uint v3_2_0, out uint v3_2_1, out uint v3_2_2, out uint v3_2_3);
-                MmaM16N8K16Bf16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_2_0, v3_2_1, exchange);
-                MmaM16N8K16Bf16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_2_2, v3_2_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 48, 8, 0, 0, 8, out uint v3_3_0, out uint v3_3_1, out uint v3_3_2, out uint v3_3_3);
-                MmaM16N8K16Bf16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_3_0, v3_3_1, exchange);
-                MmaM16N8K16Bf16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_3_2, v3_3_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 64, 8, 0, 0, 8, out uint v3_4_0, out uint v3_4_1, out uint v3_4_2, out uint v3_4_3);
-                MmaM16N8K16Bf16(ref o0_8_0, ref o0_8_1, ref o0_8_2, ref o0_8_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_4_0, v3_4_1, exchange);
-                MmaM16N8K16Bf16(ref o0_9_0, ref o0_9_1, ref o0_9_2, ref o0_9_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_4_2, v3_4_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 80, 8, 0, 0, 8, out uint v3_5_0, out uint v3_5_1, out uint v3_5_2, out uint v3_5_3);
-                MmaM16N8K16Bf16(ref o0_10_0, ref o0_10_1, ref o0_10_2, ref o0_10_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_5_0, v3_5_1, exchange);
-                MmaM16N8K16Bf16(ref o0_11_0, ref o0_11_1, ref o0_11_2, ref o0_11_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_5_2, v3_5_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 96, 8, 0, 0, 8, out uint v3_6_0, out uint v3_6_1, out uint v3_6_2, out uint v3_6_3);
-                MmaM16N8K16Bf16(ref o0_12_0, ref o0_12_1, ref o0_12_2, ref o0_12_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_6_0, v3_6_1, exchange);
-                MmaM16N8K16Bf16(ref o0_13_0, ref o0_13_1, ref o0_13_2, ref o0_13_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_6_2, v3_6_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 112, 8, 0, 0, 8, out uint v3_7_0, out uint v3_7_1, out uint v3_7_2, out uint v3_7_3);
-                MmaM16N8K16Bf16(ref o0_14_0, ref o0_14_1, ref o0_14_2, ref o0_14_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_7_0, v3_7_1, exchange);
-                MmaM16N8K16Bf16(ref o0_15_0, ref o0_15_1, ref o0_15_2, ref o0_15_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_7_2, v3_7_3, exchange);
-
-                // K_j+1 into its tile (every warp finished S = Q K_jᵀ before the barrier above).
-                TcStageStore(tile, TcKTile, tid + 0 * TcThreads, stage0);
-                TcStageStore(tile, TcKTile, tid + 1 * TcThreads, stage1);
-                TcStageStore(tile, TcKTile, tid + 2 * TcThreads, stage2);
-                TcStageStore(tile, TcKTile, tid + 3 * TcThreads, stage3);
-                TcStageStore(tile, TcKTile, tid + 4 * TcThreads, stage4);
-                TcStageStore(tile, TcKTile, tid + 5 * TcThreads, stage5);
-                TcStageStore(tile, TcKTile, tid + 6 * TcThreads, stage6);
-                TcStageStore(tile, TcKTile, tid + 7 * TcThreads, stage7);
-                TcStageStore(tile, TcKTile, tid + 8 * TcThreads, stage8);
-                TcStageStore(tile, TcKTile, tid + 9 * TcThreads, stage9);
-                TcStageStore(tile, TcKTile, tid + 10 * TcThreads, stage10);
-                TcStageStore(tile, TcKTile, tid + 11 * TcThreads, stage11);
-                TcStageStore(tile, TcKTile, tid + 12 * TcThreads, stage12);
-                TcStageStore(tile, TcKTile, tid + 13 * TcThreads, stage13);
-                TcStageStore(tile, TcKTile, tid + 14 * TcThreads, stage14);
-                TcStageStore(tile, TcKTile, tid + 15 * TcThreads, stage15);
+                LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 0, 8, 0, 0, 8, out uint q0_0_0, out uint q0_0_1, out uint q0_0_2, out uint q0_0_3);
+                LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 16, 8, 0, 0, 8, out uint q0_1_0, out uint q0_1_1, out uint q0_1_2, out uint q0_1_3);
+                LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 32, 8, 0, 0, 8, out uint q0_2_0, out uint q0_2_1, out uint q0_2_2, out uint q0_2_3);
+                LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 48, 8, 0, 0, 8, out uint q0_3_0, out uint q0_3_1, out uint q0_3_2, out uint q0_3_3);
+                LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 64, 8, 0, 0, 8, out uint q0_4_0, out uint q0_4_1, out uint q0_4_2, out uint q0_4_3);
+                LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 80, 8, 0, 0, 8, out uint q0_5_0, out uint q0_5_1, out uint q0_5_2, out uint q0_5_3);
+                LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 96, 8, 0, 0, 8, out uint q0_6_0, out uint q0_6_1, out uint q0_6_2, out uint q0_6_3);
+                LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 112, 8, 0, 0, 8, out uint q0_7_0, out uint q0_7_1, out uint q0_7_2, out uint q0_7_3);
                 Group.Barrier();
-            }
+                TcLoadRows(tile, kSource, b, kvBegin, TcBlockN, a.Mkv, a.Hkv, hk, tid);
+                Group.Barrier();
+                float o0_0_0 = 0f, o0_0_1 = 0f, o0_0_2 = 0f, o0_0_3 = 0f;
+                float o0_1_0 = 0f, o0_1_1 = 0f, o0_1_2 = 0f, o0_1_3 = 0f;
+                float o0_2_0 = 0f, o0_2_1 = 0f, o0_2_2 = 0f, o0_2_3 = 0f;
+                float o0_3_0 = 0f, o0_3_1 = 0f, o0_3_2 = 0f, o0_3_3 = 0f;
+                float o0_4_0 = 0f, o0_4_1 = 0f, o0_4_2 = 0f, o0_4_3 = 0f;
+                float o0_5_0 = 0f, o0_5_1 = 0f, o0_5_2 = 0f, o0_5_3 = 0f;
+                float o0_6_0 = 0f, o0_6_1 = 0f, o0_6_2 = 0f, o0_6_3 = 0f;
+                float o0_7_0 = 0f, o0_7_1 = 0f, o0_7_2 = 0f, o0_7_3 = 0f;
+                float o0_8_0 = 0f, o0_8_1 = 0f, o0_8_2 = 0f, o0_8_3 = 0f;
+                float o0_9_0 = 0f, o0_9_1 = 0f, o0_9_2 = 0f, o0_9_3 = 0f;
+                float o0_10_0 = 0f, o0_10_1 = 0f, o0_10_2 = 0f, o0_10_3 = 0f;
+                float o0_11_0 = 0f, o0_11_1 = 0f, o0_11_2 = 0f, o0_11_3 = 0f;
+                float o0_12_0 = 0f, o0_12_1 = 0f, o0_12_2 = 0f, o0_12_3 = 0f;
+                float o0_13_0 = 0f, o0_13_1 = 0f, o0_13_2 = 0f, o0_13_3 = 0f;
+                float o0_14_0 = 0f, o0_14_1 = 0f, o0_14_2 = 0f, o0_14_3 = 0f;
+                float o0_15_0 = 0f, o0_15_1 = 0f, o0_15_2 = 0f, o0_15_3 = 0f;
+                float rowMax0_0 = float.NegativeInfinity, rowMax0_1 = float.NegativeInfinity;
+                float rowSum0_0 = 0f, rowSum0_1 = 0f;
 
-            // O_i = acc / RowSum, Lse_i = RowMax · ln 2 + ln RowSum; a row that saw no key gets O = 0, Lse = −∞.
-            var o = a.O.Cast<uint>();
-            rowSum0_0 += Warp.ShuffleXor(rowSum0_0, 1);
-            rowSum0_0 += Warp.ShuffleXor(rowSum0_0, 2);
-            if (row0_0 < a.Mq)
-            {
-                float inverse = rowSum0_0 > 0f ? 1f / rowSum0_0 : 0f;
-                long offset = ((((long)b * a.Mq + row0_0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
-                o[offset + 0] = PackBFloat162(o0_0_0 * inverse, o0_0_1 * inverse);
-                o[offset + 4] = PackBFloat162(o0_1_0 * inverse, o0_1_1 * inverse);
-                o[offset + 8] = PackBFloat162(o0_2_0 * inverse, o0_2_1 * inverse);
-                o[offset + 12] = PackBFloat162(o0_3_0 * inverse, o0_3_1 * inverse);
-                o[offset + 16] = PackBFloat162(o0_4_0 * inverse, o0_4_1 * inverse);
-                o[offset + 20] = PackBFloat162(o0_5_0 * inverse, o0_5_1 * inverse);
-                o[offset + 24] = PackBFloat162(o0_6_0 * inverse, o0_6_1 * inverse);
-                o[offset + 28] = PackBFloat162(o0_7_0 * inverse, o0_7_1 * inverse);
-                o[offset + 32] = PackBFloat162(o0_8_0 * inverse, o0_8_1 * inverse);
-                o[offset + 36] = PackBFloat162(o0_9_0 * inverse, o0_9_1 * inverse);
-                o[offset + 40] = PackBFloat162(o0_10_0 * inverse, o0_10_1 * inverse);
-                o[offset + 44] = PackBFloat162(o0_11_0 * inverse, o0_11_1 * inverse);
-                o[offset + 48] = PackBFloat162(o0_12_0 * inverse, o0_12_1 * inverse);
-                o[offset + 52] = PackBFloat162(o0_13_0 * inverse, o0_13_1 * inverse);
-                o[offset + 56] = PackBFloat162(o0_14_0 * inverse, o0_14_1 * inverse);
-                o[offset + 60] = PackBFloat162(o0_15_0 * inverse, o0_15_1 * inverse);
-                if (quad == 0)
-                    a.Lse[((long)b * a.Hq + h) * a.Mq + row0_0] = rowSum0_0 > 0f || float.IsNaN(rowSum0_0) ? rowMax0_0 * 0.6931471805599453f + System.MathF.Log(rowSum0_0) : float.NegativeInfinity;
-            }
-            rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 1);
-            rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 2);
-            if (row0_1 < a.Mq)
-            {
-                float inverse = rowSum0_1 > 0f ? 1f / rowSum0_1 : 0f;
-                long offset = ((((long)b * a.Mq + row0_1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
-                o[offset + 0] = PackBFloat162(o0_0_2 * inverse, o0_0_3 * inverse);
-                o[offset + 4] = PackBFloat162(o0_1_2 * inverse, o0_1_3 * inverse);
-                o[offset + 8] = PackBFloat162(o0_2_2 * inverse, o0_2_3 * inverse);
-                o[offset + 12] = PackBFloat162(o0_3_2 * inverse, o0_3_3 * inverse);
-                o[offset + 16] = PackBFloat162(o0_4_2 * inverse, o0_4_3 * inverse);
-                o[offset + 20] = PackBFloat162(o0_5_2 * inverse, o0_5_3 * inverse);
-                o[offset + 24] = PackBFloat162(o0_6_2 * inverse, o0_6_3 * inverse);
-                o[offset + 28] = PackBFloat162(o0_7_2 * inverse, o0_7_3 * inverse);
-                o[offset + 32] = PackBFloat162(o0_8_2 * inverse, o0_8_3 * inverse);
-                o[offset + 36] = PackBFloat162(o0_9_2 * inverse, o0_9_3 * inverse);
-                o[offset + 40] = PackBFloat162(o0_10_2 * inverse, o0_10_3 * inverse);
-                o[offset + 44] = PackBFloat162(o0_11_2 * inverse, o0_11_3 * inverse);
-                o[offset + 48] = PackBFloat162(o0_12_2 * inverse, o0_12_3 * inverse);
-                o[offset + 52] = PackBFloat162(o0_13_2 * inverse, o0_13_3 * inverse);
-                o[offset + 56] = PackBFloat162(o0_14_2 * inverse, o0_14_3 * inverse);
-                o[offset + 60] = PackBFloat162(o0_15_2 * inverse, o0_15_3 * inverse);
-                if (quad == 0)
-                    a.Lse[((long)b * a.Hq + h) * a.Mq + row0_1] = rowSum0_1 > 0f || float.IsNaN(rowSum0_1) ? rowMax0_1 * 0.6931471805599453f + System.MathF.Log(rowSum0_1) : float.NegativeInfinity;
+                for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBlockN)
+                {
+                    // K_j is in shared memory; V_j's loads fly during S = Q K_jᵀ.
+                    ulong stage0 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 0 * TcThreads);
+                    ulong stage1 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 1 * TcThreads);
+                    ulong stage2 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 2 * TcThreads);
+                    ulong stage3 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 3 * TcThreads);
+                    ulong stage4 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 4 * TcThreads);
+                    ulong stage5 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 5 * TcThreads);
+                    ulong stage6 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 6 * TcThreads);
+                    ulong stage7 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 7 * TcThreads);
+                    ulong stage8 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 8 * TcThreads);
+                    ulong stage9 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 9 * TcThreads);
+                    ulong stage10 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 10 * TcThreads);
+                    ulong stage11 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 11 * TcThreads);
+                    ulong stage12 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 12 * TcThreads);
+                    ulong stage13 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 13 * TcThreads);
+                    ulong stage14 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 14 * TcThreads);
+                    ulong stage15 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 15 * TcThreads);
+                    if (pass != FastPass)
+                    {
+                        // A later pass rewrites V_j as it arrives (where few registers are live).
+                        stage0 = RewriteNonFiniteBFloat164(stage0, pass == PoisonPass);
+                        stage1 = RewriteNonFiniteBFloat164(stage1, pass == PoisonPass);
+                        stage2 = RewriteNonFiniteBFloat164(stage2, pass == PoisonPass);
+                        stage3 = RewriteNonFiniteBFloat164(stage3, pass == PoisonPass);
+                        stage4 = RewriteNonFiniteBFloat164(stage4, pass == PoisonPass);
+                        stage5 = RewriteNonFiniteBFloat164(stage5, pass == PoisonPass);
+                        stage6 = RewriteNonFiniteBFloat164(stage6, pass == PoisonPass);
+                        stage7 = RewriteNonFiniteBFloat164(stage7, pass == PoisonPass);
+                        stage8 = RewriteNonFiniteBFloat164(stage8, pass == PoisonPass);
+                        stage9 = RewriteNonFiniteBFloat164(stage9, pass == PoisonPass);
+                        stage10 = RewriteNonFiniteBFloat164(stage10, pass == PoisonPass);
+                        stage11 = RewriteNonFiniteBFloat164(stage11, pass == PoisonPass);
+                        stage12 = RewriteNonFiniteBFloat164(stage12, pass == PoisonPass);
+                        stage13 = RewriteNonFiniteBFloat164(stage13, pass == PoisonPass);
+                        stage14 = RewriteNonFiniteBFloat164(stage14, pass == PoisonPass);
+                        stage15 = RewriteNonFiniteBFloat164(stage15, pass == PoisonPass);
+                    }
+
+                    // S_ij = Q_i K_jᵀ (TcWarpRows × TcBlockN per warp); one ldmatrix.x4 gives the B fragments of two 8-key n-tiles.
+                    float s0_0_0 = 0f, s0_0_1 = 0f, s0_0_2 = 0f, s0_0_3 = 0f;
+                    float s0_1_0 = 0f, s0_1_1 = 0f, s0_1_2 = 0f, s0_1_3 = 0f;
+                    float s0_2_0 = 0f, s0_2_1 = 0f, s0_2_2 = 0f, s0_2_3 = 0f;
+                    float s0_3_0 = 0f, s0_3_1 = 0f, s0_3_2 = 0f, s0_3_3 = 0f;
+                    float s0_4_0 = 0f, s0_4_1 = 0f, s0_4_2 = 0f, s0_4_3 = 0f;
+                    float s0_5_0 = 0f, s0_5_1 = 0f, s0_5_2 = 0f, s0_5_3 = 0f;
+                    float s0_6_0 = 0f, s0_6_1 = 0f, s0_6_2 = 0f, s0_6_3 = 0f;
+                    float s0_7_0 = 0f, s0_7_1 = 0f, s0_7_2 = 0f, s0_7_3 = 0f;
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 0, 0, 8, 8, 0, out uint k0_0_0, out uint k0_0_1, out uint k0_0_2, out uint k0_0_3);
+                    MmaM16N8K16Bf16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k0_0_0, k0_0_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k0_0_2, k0_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 0, 0, 8, 8, 0, out uint k1_0_0, out uint k1_0_1, out uint k1_0_2, out uint k1_0_3);
+                    MmaM16N8K16Bf16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k1_0_0, k1_0_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k1_0_2, k1_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 0, 0, 8, 8, 0, out uint k2_0_0, out uint k2_0_1, out uint k2_0_2, out uint k2_0_3);
+                    MmaM16N8K16Bf16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k2_0_0, k2_0_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k2_0_2, k2_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 0, 0, 8, 8, 0, out uint k3_0_0, out uint k3_0_1, out uint k3_0_2, out uint k3_0_3);
+                    MmaM16N8K16Bf16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k3_0_0, k3_0_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k3_0_2, k3_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 16, 0, 8, 8, 0, out uint k0_1_0, out uint k0_1_1, out uint k0_1_2, out uint k0_1_3);
+                    MmaM16N8K16Bf16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k0_1_0, k0_1_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k0_1_2, k0_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 16, 0, 8, 8, 0, out uint k1_1_0, out uint k1_1_1, out uint k1_1_2, out uint k1_1_3);
+                    MmaM16N8K16Bf16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k1_1_0, k1_1_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k1_1_2, k1_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 16, 0, 8, 8, 0, out uint k2_1_0, out uint k2_1_1, out uint k2_1_2, out uint k2_1_3);
+                    MmaM16N8K16Bf16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k2_1_0, k2_1_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k2_1_2, k2_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 16, 0, 8, 8, 0, out uint k3_1_0, out uint k3_1_1, out uint k3_1_2, out uint k3_1_3);
+                    MmaM16N8K16Bf16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k3_1_0, k3_1_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k3_1_2, k3_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 32, 0, 8, 8, 0, out uint k0_2_0, out uint k0_2_1, out uint k0_2_2, out uint k0_2_3);
+                    MmaM16N8K16Bf16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k0_2_0, k0_2_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k0_2_2, k0_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 32, 0, 8, 8, 0, out uint k1_2_0, out uint k1_2_1, out uint k1_2_2, out uint k1_2_3);
+                    MmaM16N8K16Bf16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k1_2_0, k1_2_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k1_2_2, k1_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 32, 0, 8, 8, 0, out uint k2_2_0, out uint k2_2_1, out uint k2_2_2, out uint k2_2_3);
+                    MmaM16N8K16Bf16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k2_2_0, k2_2_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k2_2_2, k2_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 32, 0, 8, 8, 0, out uint k3_2_0, out uint k3_2_1, out uint k3_2_2, out uint k3_2_3);
+                    MmaM16N8K16Bf16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k3_2_0, k3_2_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k3_2_2, k3_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 48, 0, 8, 8, 0, out uint k0_3_0, out uint k0_3_1, out uint k0_3_2, out uint k0_3_3);
+                    MmaM16N8K16Bf16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k0_3_0, k0_3_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k0_3_2, k0_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 48, 0, 8, 8, 0, out uint k1_3_0, out uint k1_3_1, out uint k1_3_2, out uint k1_3_3);
+                    MmaM16N8K16Bf16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k1_3_0, k1_3_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k1_3_2, k1_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 48, 0, 8, 8, 0, out uint k2_3_0, out uint k2_3_1, out uint k2_3_2, out uint k2_3_3);
+                    MmaM16N8K16Bf16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k2_3_0, k2_3_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k2_3_2, k2_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 48, 0, 8, 8, 0, out uint k3_3_0, out uint k3_3_1, out uint k3_3_2, out uint k3_3_3);
+                    MmaM16N8K16Bf16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k3_3_0, k3_3_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k3_3_2, k3_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 64, 0, 8, 8, 0, out uint k0_4_0, out uint k0_4_1, out uint k0_4_2, out uint k0_4_3);
+                    MmaM16N8K16Bf16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_4_0, q0_4_1, q0_4_2, q0_4_3, k0_4_0, k0_4_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_4_0, q0_4_1, q0_4_2, q0_4_3, k0_4_2, k0_4_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 64, 0, 8, 8, 0, out uint k1_4_0, out uint k1_4_1, out uint k1_4_2, out uint k1_4_3);
+                    MmaM16N8K16Bf16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_4_0, q0_4_1, q0_4_2, q0_4_3, k1_4_0, k1_4_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_4_0, q0_4_1, q0_4_2, q0_4_3, k1_4_2, k1_4_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 64, 0, 8, 8, 0, out uint k2_4_0, out uint k2_4_1, out uint k2_4_2, out uint k2_4_3);
+                    MmaM16N8K16Bf16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_4_0, q0_4_1, q0_4_2, q0_4_3, k2_4_0, k2_4_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_4_0, q0_4_1, q0_4_2, q0_4_3, k2_4_2, k2_4_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 64, 0, 8, 8, 0, out uint k3_4_0, out uint k3_4_1, out uint k3_4_2, out uint k3_4_3);
+                    MmaM16N8K16Bf16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_4_0, q0_4_1, q0_4_2, q0_4_3, k3_4_0, k3_4_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_4_0, q0_4_1, q0_4_2, q0_4_3, k3_4_2, k3_4_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 80, 0, 8, 8, 0, out uint k0_5_0, out uint k0_5_1, out uint k0_5_2, out uint k0_5_3);
+                    MmaM16N8K16Bf16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_5_0, q0_5_1, q0_5_2, q0_5_3, k0_5_0, k0_5_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_5_0, q0_5_1, q0_5_2, q0_5_3, k0_5_2, k0_5_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 80, 0, 8, 8, 0, out uint k1_5_0, out uint k1_5_1, out uint k1_5_2, out uint k1_5_3);
+                    MmaM16N8K16Bf16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_5_0, q0_5_1, q0_5_2, q0_5_3, k1_5_0, k1_5_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_5_0, q0_5_1, q0_5_2, q0_5_3, k1_5_2, k1_5_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 80, 0, 8, 8, 0, out uint k2_5_0, out uint k2_5_1, out uint k2_5_2, out uint k2_5_3);
+                    MmaM16N8K16Bf16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_5_0, q0_5_1, q0_5_2, q0_5_3, k2_5_0, k2_5_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_5_0, q0_5_1, q0_5_2, q0_5_3, k2_5_2, k2_5_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 80, 0, 8, 8, 0, out uint k3_5_0, out uint k3_5_1, out uint k3_5_2, out uint k3_5_3);
+                    MmaM16N8K16Bf16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_5_0, q0_5_1, q0_5_2, q0_5_3, k3_5_0, k3_5_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_5_0, q0_5_1, q0_5_2, q0_5_3, k3_5_2, k3_5_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 96, 0, 8, 8, 0, out uint k0_6_0, out uint k0_6_1, out uint k0_6_2, out uint k0_6_3);
+                    MmaM16N8K16Bf16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_6_0, q0_6_1, q0_6_2, q0_6_3, k0_6_0, k0_6_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_6_0, q0_6_1, q0_6_2, q0_6_3, k0_6_2, k0_6_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 96, 0, 8, 8, 0, out uint k1_6_0, out uint k1_6_1, out uint k1_6_2, out uint k1_6_3);
+                    MmaM16N8K16Bf16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_6_0, q0_6_1, q0_6_2, q0_6_3, k1_6_0, k1_6_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_6_0, q0_6_1, q0_6_2, q0_6_3, k1_6_2, k1_6_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 96, 0, 8, 8, 0, out uint k2_6_0, out uint k2_6_1, out uint k2_6_2, out uint k2_6_3);
+                    MmaM16N8K16Bf16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_6_0, q0_6_1, q0_6_2, q0_6_3, k2_6_0, k2_6_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_6_0, q0_6_1, q0_6_2, q0_6_3, k2_6_2, k2_6_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 96, 0, 8, 8, 0, out uint k3_6_0, out uint k3_6_1, out uint k3_6_2, out uint k3_6_3);
+                    MmaM16N8K16Bf16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_6_0, q0_6_1, q0_6_2, q0_6_3, k3_6_0, k3_6_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_6_0, q0_6_1, q0_6_2, q0_6_3, k3_6_2, k3_6_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 112, 0, 8, 8, 0, out uint k0_7_0, out uint k0_7_1, out uint k0_7_2, out uint k0_7_3);
+                    MmaM16N8K16Bf16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_7_0, q0_7_1, q0_7_2, q0_7_3, k0_7_0, k0_7_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_7_0, q0_7_1, q0_7_2, q0_7_3, k0_7_2, k0_7_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 112, 0, 8, 8, 0, out uint k1_7_0, out uint k1_7_1, out uint k1_7_2, out uint k1_7_3);
+                    MmaM16N8K16Bf16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_7_0, q0_7_1, q0_7_2, q0_7_3, k1_7_0, k1_7_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_7_0, q0_7_1, q0_7_2, q0_7_3, k1_7_2, k1_7_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 112, 0, 8, 8, 0, out uint k2_7_0, out uint k2_7_1, out uint k2_7_2, out uint k2_7_3);
+                    MmaM16N8K16Bf16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_7_0, q0_7_1, q0_7_2, q0_7_3, k2_7_0, k2_7_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_7_0, q0_7_1, q0_7_2, q0_7_3, k2_7_2, k2_7_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 112, 0, 8, 8, 0, out uint k3_7_0, out uint k3_7_1, out uint k3_7_2, out uint k3_7_3);
+                    MmaM16N8K16Bf16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_7_0, q0_7_1, q0_7_2, q0_7_3, k3_7_0, k3_7_1, exchange);
+                    MmaM16N8K16Bf16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_7_0, q0_7_1, q0_7_2, q0_7_3, k3_7_2, k3_7_3, exchange);
+
+                    // Scale, bias and mask into the base-2 domain.
+                    bool check = TcTileNeedsMask(a, firstRow, TcFwdBlockM, n0, TcBlockN, kvEnd);
+                    int column = n0 + 2 * quad;
+                    s0_0_0 = TcScore(a, b, h, s0_0_0, row0_0, column + 0, kvEnd, check);
+                    s0_0_1 = TcScore(a, b, h, s0_0_1, row0_0, column + 1, kvEnd, check);
+                    s0_0_2 = TcScore(a, b, h, s0_0_2, row0_1, column + 0, kvEnd, check);
+                    s0_0_3 = TcScore(a, b, h, s0_0_3, row0_1, column + 1, kvEnd, check);
+                    s0_1_0 = TcScore(a, b, h, s0_1_0, row0_0, column + 8, kvEnd, check);
+                    s0_1_1 = TcScore(a, b, h, s0_1_1, row0_0, column + 9, kvEnd, check);
+                    s0_1_2 = TcScore(a, b, h, s0_1_2, row0_1, column + 8, kvEnd, check);
+                    s0_1_3 = TcScore(a, b, h, s0_1_3, row0_1, column + 9, kvEnd, check);
+                    s0_2_0 = TcScore(a, b, h, s0_2_0, row0_0, column + 16, kvEnd, check);
+                    s0_2_1 = TcScore(a, b, h, s0_2_1, row0_0, column + 17, kvEnd, check);
+                    s0_2_2 = TcScore(a, b, h, s0_2_2, row0_1, column + 16, kvEnd, check);
+                    s0_2_3 = TcScore(a, b, h, s0_2_3, row0_1, column + 17, kvEnd, check);
+                    s0_3_0 = TcScore(a, b, h, s0_3_0, row0_0, column + 24, kvEnd, check);
+                    s0_3_1 = TcScore(a, b, h, s0_3_1, row0_0, column + 25, kvEnd, check);
+                    s0_3_2 = TcScore(a, b, h, s0_3_2, row0_1, column + 24, kvEnd, check);
+                    s0_3_3 = TcScore(a, b, h, s0_3_3, row0_1, column + 25, kvEnd, check);
+                    s0_4_0 = TcScore(a, b, h, s0_4_0, row0_0, column + 32, kvEnd, check);
+                    s0_4_1 = TcScore(a, b, h, s0_4_1, row0_0, column + 33, kvEnd, check);
+                    s0_4_2 = TcScore(a, b, h, s0_4_2, row0_1, column + 32, kvEnd, check);
+                    s0_4_3 = TcScore(a, b, h, s0_4_3, row0_1, column + 33, kvEnd, check);
+                    s0_5_0 = TcScore(a, b, h, s0_5_0, row0_0, column + 40, kvEnd, check);
+                    s0_5_1 = TcScore(a, b, h, s0_5_1, row0_0, column + 41, kvEnd, check);
+                    s0_5_2 = TcScore(a, b, h, s0_5_2, row0_1, column + 40, kvEnd, check);
+                    s0_5_3 = TcScore(a, b, h, s0_5_3, row0_1, column + 41, kvEnd, check);
+                    s0_6_0 = TcScore(a, b, h, s0_6_0, row0_0, column + 48, kvEnd, check);
+                    s0_6_1 = TcScore(a, b, h, s0_6_1, row0_0, column + 49, kvEnd, check);
+                    s0_6_2 = TcScore(a, b, h, s0_6_2, row0_1, column + 48, kvEnd, check);
+                    s0_6_3 = TcScore(a, b, h, s0_6_3, row0_1, column + 49, kvEnd, check);
+                    s0_7_0 = TcScore(a, b, h, s0_7_0, row0_0, column + 56, kvEnd, check);
+                    s0_7_1 = TcScore(a, b, h, s0_7_1, row0_0, column + 57, kvEnd, check);
+                    s0_7_2 = TcScore(a, b, h, s0_7_2, row0_1, column + 56, kvEnd, check);
+                    s0_7_3 = TcScore(a, b, h, s0_7_3, row0_1, column + 57, kvEnd, check);
+
+                    // V_j into its tile (every warp finished O += P V_j-1 before the last barrier); K_j+1's loads fly during the
+                    // softmax and O += P V_j (after the last tile they are loaded and never used; rows past Mkv are zeros).
+                    TcStageStore(tile, TcVTile, tid + 0 * TcThreads, stage0);
+                    TcStageStore(tile, TcVTile, tid + 1 * TcThreads, stage1);
+                    TcStageStore(tile, TcVTile, tid + 2 * TcThreads, stage2);
+                    TcStageStore(tile, TcVTile, tid + 3 * TcThreads, stage3);
+                    TcStageStore(tile, TcVTile, tid + 4 * TcThreads, stage4);
+                    TcStageStore(tile, TcVTile, tid + 5 * TcThreads, stage5);
+                    TcStageStore(tile, TcVTile, tid + 6 * TcThreads, stage6);
+                    TcStageStore(tile, TcVTile, tid + 7 * TcThreads, stage7);
+                    TcStageStore(tile, TcVTile, tid + 8 * TcThreads, stage8);
+                    TcStageStore(tile, TcVTile, tid + 9 * TcThreads, stage9);
+                    TcStageStore(tile, TcVTile, tid + 10 * TcThreads, stage10);
+                    TcStageStore(tile, TcVTile, tid + 11 * TcThreads, stage11);
+                    TcStageStore(tile, TcVTile, tid + 12 * TcThreads, stage12);
+                    TcStageStore(tile, TcVTile, tid + 13 * TcThreads, stage13);
+                    TcStageStore(tile, TcVTile, tid + 14 * TcThreads, stage14);
+                    TcStageStore(tile, TcVTile, tid + 15 * TcThreads, stage15);
+                    stage0 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 0 * TcThreads);
+                    stage1 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 1 * TcThreads);
+                    stage2 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 2 * TcThreads);
+                    stage3 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 3 * TcThreads);
+                    stage4 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 4 * TcThreads);
+                    stage5 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 5 * TcThreads);
+                    stage6 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 6 * TcThreads);
+                    stage7 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 7 * TcThreads);
+                    stage8 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 8 * TcThreads);
+                    stage9 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 9 * TcThreads);
+                    stage10 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 10 * TcThreads);
+                    stage11 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 11 * TcThreads);
+                    stage12 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 12 * TcThreads);
+                    stage13 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 13 * TcThreads);
+                    stage14 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 14 * TcThreads);
+                    stage15 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 15 * TcThreads);
+                    Group.Barrier();
+
+                    // Online softmax of m-tile 0 (Algorithm 1, lines 9-10): the tile's row maxima across the quad of lanes sharing a row.
+                    float tileMax0_0 = rowMax0_0, tileMax0_1 = rowMax0_1;
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_0_0, s0_0_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_0_2, s0_0_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_1_0, s0_1_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_1_2, s0_1_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_2_0, s0_2_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_2_2, s0_2_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_3_0, s0_3_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_3_2, s0_3_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_4_0, s0_4_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_4_2, s0_4_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_5_0, s0_5_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_5_2, s0_5_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_6_0, s0_6_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_6_2, s0_6_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_7_0, s0_7_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_7_2, s0_7_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 1));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 2));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 2));
+                    // A row that has seen no key yet keeps max −∞; subtracting 0 then keeps every exponent −∞ → 0.
+                    float base0_0 = tileMax0_0 == float.NegativeInfinity ? 0f : tileMax0_0;
+                    float base0_1 = tileMax0_1 == float.NegativeInfinity ? 0f : tileMax0_1;
+                    float correction0_0 = Exp2(rowMax0_0 - base0_0), correction0_1 = Exp2(rowMax0_1 - base0_1);
+                    rowMax0_0 = tileMax0_0;
+                    rowMax0_1 = tileMax0_1;
+                    rowSum0_0 *= correction0_0;
+                    rowSum0_1 *= correction0_1;
+                    o0_0_0 *= correction0_0; o0_0_1 *= correction0_0; o0_0_2 *= correction0_1; o0_0_3 *= correction0_1;
+                    o0_1_0 *= correction0_0; o0_1_1 *= correction0_0; o0_1_2 *= correction0_1; o0_1_3 *= correction0_1;
+                    o0_2_0 *= correction0_0; o0_2_1 *= correction0_0; o0_2_2 *= correction0_1; o0_2_3 *= correction0_1;
+                    o0_3_0 *= correction0_0; o0_3_1 *= correction0_0; o0_3_2 *= correction0_1; o0_3_3 *= correction0_1;
+                    o0_4_0 *= correction0_0; o0_4_1 *= correction0_0; o0_4_2 *= correction0_1; o0_4_3 *= correction0_1;
+                    o0_5_0 *= correction0_0; o0_5_1 *= correction0_0; o0_5_2 *= correction0_1; o0_5_3 *= correction0_1;
+                    o0_6_0 *= correction0_0; o0_6_1 *= correction0_0; o0_6_2 *= correction0_1; o0_6_3 *= correction0_1;
+                    o0_7_0 *= correction0_0; o0_7_1 *= correction0_0; o0_7_2 *= correction0_1; o0_7_3 *= correction0_1;
+                    o0_8_0 *= correction0_0; o0_8_1 *= correction0_0; o0_8_2 *= correction0_1; o0_8_3 *= correction0_1;
+                    o0_9_0 *= correction0_0; o0_9_1 *= correction0_0; o0_9_2 *= correction0_1; o0_9_3 *= correction0_1;
+                    o0_10_0 *= correction0_0; o0_10_1 *= correction0_0; o0_10_2 *= correction0_1; o0_10_3 *= correction0_1;
+                    o0_11_0 *= correction0_0; o0_11_1 *= correction0_0; o0_11_2 *= correction0_1; o0_11_3 *= correction0_1;
+                    o0_12_0 *= correction0_0; o0_12_1 *= correction0_0; o0_12_2 *= correction0_1; o0_12_3 *= correction0_1;
+                    o0_13_0 *= correction0_0; o0_13_1 *= correction0_0; o0_13_2 *= correction0_1; o0_13_3 *= correction0_1;
+                    o0_14_0 *= correction0_0; o0_14_1 *= correction0_0; o0_14_2 *= correction0_1; o0_14_3 *= correction0_1;
+                    o0_15_0 *= correction0_0; o0_15_1 *= correction0_0; o0_15_2 *= correction0_1; o0_15_3 *= correction0_1;
+                    s0_0_0 = Exp2(s0_0_0 - base0_0); s0_0_1 = Exp2(s0_0_1 - base0_0);
+                    s0_0_2 = Exp2(s0_0_2 - base0_1); s0_0_3 = Exp2(s0_0_3 - base0_1);
+                    rowSum0_0 += s0_0_0 + s0_0_1;
+                    rowSum0_1 += s0_0_2 + s0_0_3;
+                    s0_1_0 = Exp2(s0_1_0 - base0_0); s0_1_1 = Exp2(s0_1_1 - base0_0);
+                    s0_1_2 = Exp2(s0_1_2 - base0_1); s0_1_3 = Exp2(s0_1_3 - base0_1);
+                    rowSum0_0 += s0_1_0 + s0_1_1;
+                    rowSum0_1 += s0_1_2 + s0_1_3;
+                    s0_2_0 = Exp2(s0_2_0 - base0_0); s0_2_1 = Exp2(s0_2_1 - base0_0);
+                    s0_2_2 = Exp2(s0_2_2 - base0_1); s0_2_3 = Exp2(s0_2_3 - base0_1);
+                    rowSum0_0 += s0_2_0 + s0_2_1;
+                    rowSum0_1 += s0_2_2 + s0_2_3;
+                    s0_3_0 = Exp2(s0_3_0 - base0_0); s0_3_1 = Exp2(s0_3_1 - base0_0);
+                    s0_3_2 = Exp2(s0_3_2 - base0_1); s0_3_3 = Exp2(s0_3_3 - base0_1);
+                    rowSum0_0 += s0_3_0 + s0_3_1;
+                    rowSum0_1 += s0_3_2 + s0_3_3;
+                    s0_4_0 = Exp2(s0_4_0 - base0_0); s0_4_1 = Exp2(s0_4_1 - base0_0);
+                    s0_4_2 = Exp2(s0_4_2 - base0_1); s0_4_3 = Exp2(s0_4_3 - base0_1);
+                    rowSum0_0 += s0_4_0 + s0_4_1;
+                    rowSum0_1 += s0_4_2 + s0_4_3;
+                    s0_5_0 = Exp2(s0_5_0 - base0_0); s0_5_1 = Exp2(s0_5_1 - base0_0);
+                    s0_5_2 = Exp2(s0_5_2 - base0_1); s0_5_3 = Exp2(s0_5_3 - base0_1);
+                    rowSum0_0 += s0_5_0 + s0_5_1;
+                    rowSum0_1 += s0_5_2 + s0_5_3;
+                    s0_6_0 = Exp2(s0_6_0 - base0_0); s0_6_1 = Exp2(s0_6_1 - base0_0);
+                    s0_6_2 = Exp2(s0_6_2 - base0_1); s0_6_3 = Exp2(s0_6_3 - base0_1);
+                    rowSum0_0 += s0_6_0 + s0_6_1;
+                    rowSum0_1 += s0_6_2 + s0_6_3;
+                    s0_7_0 = Exp2(s0_7_0 - base0_0); s0_7_1 = Exp2(s0_7_1 - base0_0);
+                    s0_7_2 = Exp2(s0_7_2 - base0_1); s0_7_3 = Exp2(s0_7_3 - base0_1);
+                    rowSum0_0 += s0_7_0 + s0_7_1;
+                    rowSum0_1 += s0_7_2 + s0_7_3;
+                    if (pass == PoisonPass)
+                    {
+                        s0_0_0 = Indicator(s0_0_0); s0_0_1 = Indicator(s0_0_1); s0_0_2 = Indicator(s0_0_2); s0_0_3 = Indicator(s0_0_3);
+                        s0_1_0 = Indicator(s0_1_0); s0_1_1 = Indicator(s0_1_1); s0_1_2 = Indicator(s0_1_2); s0_1_3 = Indicator(s0_1_3);
+                        s0_2_0 = Indicator(s0_2_0); s0_2_1 = Indicator(s0_2_1); s0_2_2 = Indicator(s0_2_2); s0_2_3 = Indicator(s0_2_3);
+                        s0_3_0 = Indicator(s0_3_0); s0_3_1 = Indicator(s0_3_1); s0_3_2 = Indicator(s0_3_2); s0_3_3 = Indicator(s0_3_3);
+                        s0_4_0 = Indicator(s0_4_0); s0_4_1 = Indicator(s0_4_1); s0_4_2 = Indicator(s0_4_2); s0_4_3 = Indicator(s0_4_3);
+                        s0_5_0 = Indicator(s0_5_0); s0_5_1 = Indicator(s0_5_1); s0_5_2 = Indicator(s0_5_2); s0_5_3 = Indicator(s0_5_3);
+                        s0_6_0 = Indicator(s0_6_0); s0_6_1 = Indicator(s0_6_1); s0_6_2 = Indicator(s0_6_2); s0_6_3 = Indicator(s0_6_3);
+                        s0_7_0 = Indicator(s0_7_0); s0_7_1 = Indicator(s0_7_1); s0_7_2 = Indicator(s0_7_2); s0_7_3 = Indicator(s0_7_3);
+                    }
+
+                    // O_i += P_ij V_j: the S accumulators become A fragments of P in registers; one ldmatrix.x4.trans gives the B
+                    // fragments of two 8-column d-tiles of V.
+                    uint p0_0_0 = PackBFloat162(s0_0_0, s0_0_1), p0_0_1 = PackBFloat162(s0_0_2, s0_0_3);
+                    uint p0_0_2 = PackBFloat162(s0_1_0, s0_1_1), p0_0_3 = PackBFloat162(s0_1_2, s0_1_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 0, 8, 0, 0, 8, out uint v0_0_0, out uint v0_0_1, out uint v0_0_2, out uint v0_0_3);
+                    MmaM16N8K16Bf16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_0_0, v0_0_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_0_2, v0_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 16, 8, 0, 0, 8, out uint v0_1_0, out uint v0_1_1, out uint v0_1_2, out uint v0_1_3);
+                    MmaM16N8K16Bf16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_1_0, v0_1_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_1_2, v0_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 32, 8, 0, 0, 8, out uint v0_2_0, out uint v0_2_1, out uint v0_2_2, out uint v0_2_3);
+                    MmaM16N8K16Bf16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_2_0, v0_2_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_2_2, v0_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 48, 8, 0, 0, 8, out uint v0_3_0, out uint v0_3_1, out uint v0_3_2, out uint v0_3_3);
+                    MmaM16N8K16Bf16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_3_0, v0_3_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_3_2, v0_3_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 64, 8, 0, 0, 8, out uint v0_4_0, out uint v0_4_1, out uint v0_4_2, out uint v0_4_3);
+                    MmaM16N8K16Bf16(ref o0_8_0, ref o0_8_1, ref o0_8_2, ref o0_8_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_4_0, v0_4_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_9_0, ref o0_9_1, ref o0_9_2, ref o0_9_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_4_2, v0_4_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 80, 8, 0, 0, 8, out uint v0_5_0, out uint v0_5_1, out uint v0_5_2, out uint v0_5_3);
+                    MmaM16N8K16Bf16(ref o0_10_0, ref o0_10_1, ref o0_10_2, ref o0_10_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_5_0, v0_5_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_11_0, ref o0_11_1, ref o0_11_2, ref o0_11_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_5_2, v0_5_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 96, 8, 0, 0, 8, out uint v0_6_0, out uint v0_6_1, out uint v0_6_2, out uint v0_6_3);
+                    MmaM16N8K16Bf16(ref o0_12_0, ref o0_12_1, ref o0_12_2, ref o0_12_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_6_0, v0_6_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_13_0, ref o0_13_1, ref o0_13_2, ref o0_13_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_6_2, v0_6_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 112, 8, 0, 0, 8, out uint v0_7_0, out uint v0_7_1, out uint v0_7_2, out uint v0_7_3);
+                    MmaM16N8K16Bf16(ref o0_14_0, ref o0_14_1, ref o0_14_2, ref o0_14_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_7_0, v0_7_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_15_0, ref o0_15_1, ref o0_15_2, ref o0_15_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_7_2, v0_7_3, exchange);
+                    uint p0_1_0 = PackBFloat162(s0_2_0, s0_2_1), p0_1_1 = PackBFloat162(s0_2_2, s0_2_3);
+                    uint p0_1_2 = PackBFloat162(s0_3_0, s0_3_1), p0_1_3 = PackBFloat162(s0_3_2, s0_3_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 0, 8, 0, 0, 8, out uint v1_0_0, out uint v1_0_1, out uint v1_0_2, out uint v1_0_3);
+                    MmaM16N8K16Bf16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_0_0, v1_0_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_0_2, v1_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 16, 8, 0, 0, 8, out uint v1_1_0, out uint v1_1_1, out uint v1_1_2, out uint v1_1_3);
+                    MmaM16N8K16Bf16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_1_0, v1_1_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_1_2, v1_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 32, 8, 0, 0, 8, out uint v1_2_0, out uint v1_2_1, out uint v1_2_2, out uint v1_2_3);
+                    MmaM16N8K16Bf16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_2_0, v1_2_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_2_2, v1_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 48, 8, 0, 0, 8, out uint v1_3_0, out uint v1_3_1, out uint v1_3_2, out uint v1_3_3);
+                    MmaM16N8K16Bf16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_3_0, v1_3_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_3_2, v1_3_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 64, 8, 0, 0, 8, out uint v1_4_0, out uint v1_4_1, out uint v1_4_2, out uint v1_4_3);
+                    MmaM16N8K16Bf16(ref o0_8_0, ref o0_8_1, ref o0_8_2, ref o0_8_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_4_0, v1_4_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_9_0, ref o0_9_1, ref o0_9_2, ref o0_9_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_4_2, v1_4_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 80, 8, 0, 0, 8, out uint v1_5_0, out uint v1_5_1, out uint v1_5_2, out uint v1_5_3);
+                    MmaM16N8K16Bf16(ref o0_10_0, ref o0_10_1, ref o0_10_2, ref o0_10_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_5_0, v1_5_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_11_0, ref o0_11_1, ref o0_11_2, ref o0_11_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_5_2, v1_5_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 96, 8, 0, 0, 8, out uint v1_6_0, out uint v1_6_1, out uint v1_6_2, out uint v1_6_3);
+                    MmaM16N8K16Bf16(ref o0_12_0, ref o0_12_1, ref o0_12_2, ref o0_12_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_6_0, v1_6_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_13_0, ref o0_13_1, ref o0_13_2, ref o0_13_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_6_2, v1_6_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 112, 8, 0, 0, 8, out uint v1_7_0, out uint v1_7_1, out uint v1_7_2, out uint v1_7_3);
+                    MmaM16N8K16Bf16(ref o0_14_0, ref o0_14_1, ref o0_14_2, ref o0_14_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_7_0, v1_7_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_15_0, ref o0_15_1, ref o0_15_2, ref o0_15_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_7_2, v1_7_3, exchange);
+                    uint p0_2_0 = PackBFloat162(s0_4_0, s0_4_1), p0_2_1 = PackBFloat162(s0_4_2, s0_4_3);
+                    uint p0_2_2 = PackBFloat162(s0_5_0, s0_5_1), p0_2_3 = PackBFloat162(s0_5_2, s0_5_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 0, 8, 0, 0, 8, out uint v2_0_0, out uint v2_0_1, out uint v2_0_2, out uint v2_0_3);
+                    MmaM16N8K16Bf16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_0_0, v2_0_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_0_2, v2_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 16, 8, 0, 0, 8, out uint v2_1_0, out uint v2_1_1, out uint v2_1_2, out uint v2_1_3);
+                    MmaM16N8K16Bf16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_1_0, v2_1_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_1_2, v2_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 32, 8, 0, 0, 8, out uint v2_2_0, out uint v2_2_1, out uint v2_2_2, out uint v2_2_3);
+                    MmaM16N8K16Bf16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_2_0, v2_2_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_2_2, v2_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 48, 8, 0, 0, 8, out uint v2_3_0, out uint v2_3_1, out uint v2_3_2, out uint v2_3_3);
+                    MmaM16N8K16Bf16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_3_0, v2_3_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_3_2, v2_3_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 64, 8, 0, 0, 8, out uint v2_4_0, out uint v2_4_1, out uint v2_4_2, out uint v2_4_3);
+                    MmaM16N8K16Bf16(ref o0_8_0, ref o0_8_1, ref o0_8_2, ref o0_8_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_4_0, v2_4_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_9_0, ref o0_9_1, ref o0_9_2, ref o0_9_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_4_2, v2_4_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 80, 8, 0, 0, 8, out uint v2_5_0, out uint v2_5_1, out uint v2_5_2, out uint v2_5_3);
+                    MmaM16N8K16Bf16(ref o0_10_0, ref o0_10_1, ref o0_10_2, ref o0_10_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_5_0, v2_5_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_11_0, ref o0_11_1, ref o0_11_2, ref o0_11_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_5_2, v2_5_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 96, 8, 0, 0, 8, out uint v2_6_0, out uint v2_6_1, out uint v2_6_2, out uint v2_6_3);
+                    MmaM16N8K16Bf16(ref o0_12_0, ref o0_12_1, ref o0_12_2, ref o0_12_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_6_0, v2_6_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_13_0, ref o0_13_1, ref o0_13_2, ref o0_13_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_6_2, v2_6_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 112, 8, 0, 0, 8, out uint v2_7_0, out uint v2_7_1, out uint v2_7_2, out uint v2_7_3);
+                    MmaM16N8K16Bf16(ref o0_14_0, ref o0_14_1, ref o0_14_2, ref o0_14_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_7_0, v2_7_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_15_0, ref o0_15_1, ref o0_15_2, ref o0_15_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_7_2, v2_7_3, exchange);
+                    uint p0_3_0 = PackBFloat162(s0_6_0, s0_6_1), p0_3_1 = PackBFloat162(s0_6_2, s0_6_3);
+                    uint p0_3_2 = PackBFloat162(s0_7_0, s0_7_1), p0_3_3 = PackBFloat162(s0_7_2, s0_7_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 0, 8, 0, 0, 8, out uint v3_0_0, out uint v3_0_1, out uint v3_0_2, out uint v3_0_3);
+                    MmaM16N8K16Bf16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_0_0, v3_0_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_0_2, v3_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 16, 8, 0, 0, 8, out uint v3_1_0, out uint v3_1_1, out uint v3_1_2, out uint v3_1_3);
+                    MmaM16N8K16Bf16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_1_0, v3_1_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_1_2, v3_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 32, 8, 0, 0, 8, out uint v3_2_0, out uint v3_2_1, out uint v3_2_2, out uint v3_2_3);
+                    MmaM16N8K16Bf16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_2_0, v3_2_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_2_2, v3_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 48, 8, 0, 0, 8, out uint v3_3_0, out uint v3_3_1, out uint v3_3_2, out uint v3_3_3);
+                    MmaM16N8K16Bf16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_3_0, v3_3_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_3_2, v3_3_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 64, 8, 0, 0, 8, out uint v3_4_0, out uint v3_4_1, out uint v3_4_2, out uint v3_4_3);
+                    MmaM16N8K16Bf16(ref o0_8_0, ref o0_8_1, ref o0_8_2, ref o0_8_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_4_0, v3_4_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_9_0, ref o0_9_1, ref o0_9_2, ref o0_9_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_4_2, v3_4_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 80, 8, 0, 0, 8, out uint v3_5_0, out uint v3_5_1, out uint v3_5_2, out uint v3_5_3);
+                    MmaM16N8K16Bf16(ref o0_10_0, ref o0_10_1, ref o0_10_2, ref o0_10_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_5_0, v3_5_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_11_0, ref o0_11_1, ref o0_11_2, ref o0_11_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_5_2, v3_5_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 96, 8, 0, 0, 8, out uint v3_6_0, out uint v3_6_1, out uint v3_6_2, out uint v3_6_3);
+                    MmaM16N8K16Bf16(ref o0_12_0, ref o0_12_1, ref o0_12_2, ref o0_12_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_6_0, v3_6_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_13_0, ref o0_13_1, ref o0_13_2, ref o0_13_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_6_2, v3_6_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 112, 8, 0, 0, 8, out uint v3_7_0, out uint v3_7_1, out uint v3_7_2, out uint v3_7_3);
+                    MmaM16N8K16Bf16(ref o0_14_0, ref o0_14_1, ref o0_14_2, ref o0_14_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_7_0, v3_7_1, exchange);
+                    MmaM16N8K16Bf16(ref o0_15_0, ref o0_15_1, ref o0_15_2, ref o0_15_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_7_2, v3_7_3, exchange);
+
+                    // K_j+1 into its tile (every warp finished S = Q K_jᵀ before the barrier above).
+                    TcStageStore(tile, TcKTile, tid + 0 * TcThreads, stage0);
+                    TcStageStore(tile, TcKTile, tid + 1 * TcThreads, stage1);
+                    TcStageStore(tile, TcKTile, tid + 2 * TcThreads, stage2);
+                    TcStageStore(tile, TcKTile, tid + 3 * TcThreads, stage3);
+                    TcStageStore(tile, TcKTile, tid + 4 * TcThreads, stage4);
+                    TcStageStore(tile, TcKTile, tid + 5 * TcThreads, stage5);
+                    TcStageStore(tile, TcKTile, tid + 6 * TcThreads, stage6);
+                    TcStageStore(tile, TcKTile, tid + 7 * TcThreads, stage7);
+                    TcStageStore(tile, TcKTile, tid + 8 * TcThreads, stage8);
+                    TcStageStore(tile, TcKTile, tid + 9 * TcThreads, stage9);
+                    TcStageStore(tile, TcKTile, tid + 10 * TcThreads, stage10);
+                    TcStageStore(tile, TcKTile, tid + 11 * TcThreads, stage11);
+                    TcStageStore(tile, TcKTile, tid + 12 * TcThreads, stage12);
+                    TcStageStore(tile, TcKTile, tid + 13 * TcThreads, stage13);
+                    TcStageStore(tile, TcKTile, tid + 14 * TcThreads, stage14);
+                    TcStageStore(tile, TcKTile, tid + 15 * TcThreads, stage15);
+                    Group.Barrier();
+                }
+
+                // The poison pass: NaN into O where its count is not 0.
+                if (pass == PoisonPass)
+                {
+                    var poisoned = a.O.Cast<uint>();
+                    if (row0_0 < a.Mq)
+                    {
+                        long offset = ((((long)b * a.Mq + row0_0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                        poisoned[offset + 0] = PoisonBFloat162(poisoned[offset + 0], o0_0_0, o0_0_1);
+                        poisoned[offset + 4] = PoisonBFloat162(poisoned[offset + 4], o0_1_0, o0_1_1);
+                        poisoned[offset + 8] = PoisonBFloat162(poisoned[offset + 8], o0_2_0, o0_2_1);
+                        poisoned[offset + 12] = PoisonBFloat162(poisoned[offset + 12], o0_3_0, o0_3_1);
+                        poisoned[offset + 16] = PoisonBFloat162(poisoned[offset + 16], o0_4_0, o0_4_1);
+                        poisoned[offset + 20] = PoisonBFloat162(poisoned[offset + 20], o0_5_0, o0_5_1);
+                        poisoned[offset + 24] = PoisonBFloat162(poisoned[offset + 24], o0_6_0, o0_6_1);
+                        poisoned[offset + 28] = PoisonBFloat162(poisoned[offset + 28], o0_7_0, o0_7_1);
+                        poisoned[offset + 32] = PoisonBFloat162(poisoned[offset + 32], o0_8_0, o0_8_1);
+                        poisoned[offset + 36] = PoisonBFloat162(poisoned[offset + 36], o0_9_0, o0_9_1);
+                        poisoned[offset + 40] = PoisonBFloat162(poisoned[offset + 40], o0_10_0, o0_10_1);
+                        poisoned[offset + 44] = PoisonBFloat162(poisoned[offset + 44], o0_11_0, o0_11_1);
+                        poisoned[offset + 48] = PoisonBFloat162(poisoned[offset + 48], o0_12_0, o0_12_1);
+                        poisoned[offset + 52] = PoisonBFloat162(poisoned[offset + 52], o0_13_0, o0_13_1);
+                        poisoned[offset + 56] = PoisonBFloat162(poisoned[offset + 56], o0_14_0, o0_14_1);
+                        poisoned[offset + 60] = PoisonBFloat162(poisoned[offset + 60], o0_15_0, o0_15_1);
+                    }
+                    if (row0_1 < a.Mq)
+                    {
+                        long offset = ((((long)b * a.Mq + row0_1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                        poisoned[offset + 0] = PoisonBFloat162(poisoned[offset + 0], o0_0_2, o0_0_3);
+                        poisoned[offset + 4] = PoisonBFloat162(poisoned[offset + 4], o0_1_2, o0_1_3);
+                        poisoned[offset + 8] = PoisonBFloat162(poisoned[offset + 8], o0_2_2, o0_2_3);
+                        poisoned[offset + 12] = PoisonBFloat162(poisoned[offset + 12], o0_3_2, o0_3_3);
+                        poisoned[offset + 16] = PoisonBFloat162(poisoned[offset + 16], o0_4_2, o0_4_3);
+                        poisoned[offset + 20] = PoisonBFloat162(poisoned[offset + 20], o0_5_2, o0_5_3);
+                        poisoned[offset + 24] = PoisonBFloat162(poisoned[offset + 24], o0_6_2, o0_6_3);
+                        poisoned[offset + 28] = PoisonBFloat162(poisoned[offset + 28], o0_7_2, o0_7_3);
+                        poisoned[offset + 32] = PoisonBFloat162(poisoned[offset + 32], o0_8_2, o0_8_3);
+                        poisoned[offset + 36] = PoisonBFloat162(poisoned[offset + 36], o0_9_2, o0_9_3);
+                        poisoned[offset + 40] = PoisonBFloat162(poisoned[offset + 40], o0_10_2, o0_10_3);
+                        poisoned[offset + 44] = PoisonBFloat162(poisoned[offset + 44], o0_11_2, o0_11_3);
+                        poisoned[offset + 48] = PoisonBFloat162(poisoned[offset + 48], o0_12_2, o0_12_3);
+                        poisoned[offset + 52] = PoisonBFloat162(poisoned[offset + 52], o0_13_2, o0_13_3);
+                        poisoned[offset + 56] = PoisonBFloat162(poisoned[offset + 56], o0_14_2, o0_14_3);
+                        poisoned[offset + 60] = PoisonBFloat162(poisoned[offset + 60], o0_15_2, o0_15_3);
+                    }
+                    return;
+                }
+
+                // O_i = acc / RowSum, Lse_i = RowMax · ln 2 + ln RowSum; a row that saw no key gets O = 0, Lse = −∞.
+                // nanProbe sums what this thread writes.
+                var o = a.O.Cast<uint>();
+                float nanProbe = 0f;
+                rowSum0_0 += Warp.ShuffleXor(rowSum0_0, 1);
+                rowSum0_0 += Warp.ShuffleXor(rowSum0_0, 2);
+                if (row0_0 < a.Mq)
+                {
+                    float inverse = rowSum0_0 > 0f ? 1f / rowSum0_0 : 0f;
+                    long offset = ((((long)b * a.Mq + row0_0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                    o[offset + 0] = PackBFloat162(o0_0_0 * inverse, o0_0_1 * inverse);
+                    nanProbe += o0_0_0 + o0_0_1;
+                    o[offset + 4] = PackBFloat162(o0_1_0 * inverse, o0_1_1 * inverse);
+                    nanProbe += o0_1_0 + o0_1_1;
+                    o[offset + 8] = PackBFloat162(o0_2_0 * inverse, o0_2_1 * inverse);
+                    nanProbe += o0_2_0 + o0_2_1;
+                    o[offset + 12] = PackBFloat162(o0_3_0 * inverse, o0_3_1 * inverse);
+                    nanProbe += o0_3_0 + o0_3_1;
+                    o[offset + 16] = PackBFloat162(o0_4_0 * inverse, o0_4_1 * inverse);
+                    nanProbe += o0_4_0 + o0_4_1;
+                    o[offset + 20] = PackBFloat162(o0_5_0 * inverse, o0_5_1 * inverse);
+                    nanProbe += o0_5_0 + o0_5_1;
+                    o[offset + 24] = PackBFloat162(o0_6_0 * inverse, o0_6_1 * inverse);
+                    nanProbe += o0_6_0 + o0_6_1;
+                    o[offset + 28] = PackBFloat162(o0_7_0 * inverse, o0_7_1 * inverse);
+                    nanProbe += o0_7_0 + o0_7_1;
+                    o[offset + 32] = PackBFloat162(o0_8_0 * inverse, o0_8_1 * inverse);
+                    nanProbe += o0_8_0 + o0_8_1;
+                    o[offset + 36] = PackBFloat162(o0_9_0 * inverse, o0_9_1 * inverse);
+                    nanProbe += o0_9_0 + o0_9_1;
+                    o[offset + 40] = PackBFloat162(o0_10_0 * inverse, o0_10_1 * inverse);
+                    nanProbe += o0_10_0 + o0_10_1;
+                    o[offset + 44] = PackBFloat162(o0_11_0 * inverse, o0_11_1 * inverse);
+                    nanProbe += o0_11_0 + o0_11_1;
+                    o[offset + 48] = PackBFloat162(o0_12_0 * inverse, o0_12_1 * inverse);
+                    nanProbe += o0_12_0 + o0_12_1;
+                    o[offset + 52] = PackBFloat162(o0_13_0 * inverse, o0_13_1 * inverse);
+                    nanProbe += o0_13_0 + o0_13_1;
+                    o[offset + 56] = PackBFloat162(o0_14_0 * inverse, o0_14_1 * inverse);
+                    nanProbe += o0_14_0 + o0_14_1;
+                    o[offset + 60] = PackBFloat162(o0_15_0 * inverse, o0_15_1 * inverse);
+                    nanProbe += o0_15_0 + o0_15_1;
+                    if (quad == 0)
+                        a.Lse[((long)b * a.Hq + h) * a.Mq + row0_0] = rowSum0_0 > 0f || float.IsNaN(rowSum0_0) ? rowMax0_0 * 0.6931471805599453f + System.MathF.Log(rowSum0_0) : float.NegativeInfinity;
+                }
+                rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 1);
+                rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 2);
+                if (row0_1 < a.Mq)
+                {
+                    float inverse = rowSum0_1 > 0f ? 1f / rowSum0_1 : 0f;
+                    long offset = ((((long)b * a.Mq + row0_1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                    o[offset + 0] = PackBFloat162(o0_0_2 * inverse, o0_0_3 * inverse);
+                    nanProbe += o0_0_2 + o0_0_3;
+                    o[offset + 4] = PackBFloat162(o0_1_2 * inverse, o0_1_3 * inverse);
+                    nanProbe += o0_1_2 + o0_1_3;
+                    o[offset + 8] = PackBFloat162(o0_2_2 * inverse, o0_2_3 * inverse);
+                    nanProbe += o0_2_2 + o0_2_3;
+                    o[offset + 12] = PackBFloat162(o0_3_2 * inverse, o0_3_3 * inverse);
+                    nanProbe += o0_3_2 + o0_3_3;
+                    o[offset + 16] = PackBFloat162(o0_4_2 * inverse, o0_4_3 * inverse);
+                    nanProbe += o0_4_2 + o0_4_3;
+                    o[offset + 20] = PackBFloat162(o0_5_2 * inverse, o0_5_3 * inverse);
+                    nanProbe += o0_5_2 + o0_5_3;
+                    o[offset + 24] = PackBFloat162(o0_6_2 * inverse, o0_6_3 * inverse);
+                    nanProbe += o0_6_2 + o0_6_3;
+                    o[offset + 28] = PackBFloat162(o0_7_2 * inverse, o0_7_3 * inverse);
+                    nanProbe += o0_7_2 + o0_7_3;
+                    o[offset + 32] = PackBFloat162(o0_8_2 * inverse, o0_8_3 * inverse);
+                    nanProbe += o0_8_2 + o0_8_3;
+                    o[offset + 36] = PackBFloat162(o0_9_2 * inverse, o0_9_3 * inverse);
+                    nanProbe += o0_9_2 + o0_9_3;
+                    o[offset + 40] = PackBFloat162(o0_10_2 * inverse, o0_10_3 * inverse);
+                    nanProbe += o0_10_2 + o0_10_3;
+                    o[offset + 44] = PackBFloat162(o0_11_2 * inverse, o0_11_3 * inverse);
+                    nanProbe += o0_11_2 + o0_11_3;
+                    o[offset + 48] = PackBFloat162(o0_12_2 * inverse, o0_12_3 * inverse);
+                    nanProbe += o0_12_2 + o0_12_3;
+                    o[offset + 52] = PackBFloat162(o0_13_2 * inverse, o0_13_3 * inverse);
+                    nanProbe += o0_13_2 + o0_13_3;
+                    o[offset + 56] = PackBFloat162(o0_14_2 * inverse, o0_14_3 * inverse);
+                    nanProbe += o0_14_2 + o0_14_3;
+                    o[offset + 60] = PackBFloat162(o0_15_2 * inverse, o0_15_3 * inverse);
+                    nanProbe += o0_15_2 + o0_15_3;
+                    if (quad == 0)
+                        a.Lse[((long)b * a.Hq + h) * a.Mq + row0_1] = rowSum0_1 > 0f || float.IsNaN(rowSum0_1) ? rowMax0_1 * 0.6931471805599453f + System.MathF.Log(rowSum0_1) : float.NegativeInfinity;
+                }
+                if (pass == FastPass && !Group.BarrierOr(float.IsNaN(nanProbe)))
+                    return;
             }
         }
 
@@ -736,281 +873,384 @@ partial class Kernels
             uint k7_0 = TcWord(kGlobal, kRow0, 56), k7_1 = TcWord(kGlobal, kRow1, 56);
             uint k7_2 = TcWord(kGlobal, kRow0, 60), k7_3 = TcWord(kGlobal, kRow1, 60);
             TcLoadRows(tile.SubView(TcBwdVTile / 4), a.V.Cast<ulong>(), b, firstKey, TcBlockM, a.Mkv, a.Hkv, hk, tid);
-            float dk0_0 = 0f, dk0_1 = 0f, dk0_2 = 0f, dk0_3 = 0f;
-            float dv0_0 = 0f, dv0_1 = 0f, dv0_2 = 0f, dv0_3 = 0f;
-            float dk1_0 = 0f, dk1_1 = 0f, dk1_2 = 0f, dk1_3 = 0f;
-            float dv1_0 = 0f, dv1_1 = 0f, dv1_2 = 0f, dv1_3 = 0f;
-            float dk2_0 = 0f, dk2_1 = 0f, dk2_2 = 0f, dk2_3 = 0f;
-            float dv2_0 = 0f, dv2_1 = 0f, dv2_2 = 0f, dv2_3 = 0f;
-            float dk3_0 = 0f, dk3_1 = 0f, dk3_2 = 0f, dk3_3 = 0f;
-            float dv3_0 = 0f, dv3_1 = 0f, dv3_2 = 0f, dv3_3 = 0f;
-            float dk4_0 = 0f, dk4_1 = 0f, dk4_2 = 0f, dk4_3 = 0f;
-            float dv4_0 = 0f, dv4_1 = 0f, dv4_2 = 0f, dv4_3 = 0f;
-            float dk5_0 = 0f, dk5_1 = 0f, dk5_2 = 0f, dk5_3 = 0f;
-            float dv5_0 = 0f, dv5_1 = 0f, dv5_2 = 0f, dv5_3 = 0f;
-            float dk6_0 = 0f, dk6_1 = 0f, dk6_2 = 0f, dk6_3 = 0f;
-            float dv6_0 = 0f, dv6_1 = 0f, dv6_2 = 0f, dv6_3 = 0f;
-            float dk7_0 = 0f, dk7_1 = 0f, dk7_2 = 0f, dk7_3 = 0f;
-            float dv7_0 = 0f, dv7_1 = 0f, dv7_2 = 0f, dv7_3 = 0f;
-            float dk8_0 = 0f, dk8_1 = 0f, dk8_2 = 0f, dk8_3 = 0f;
-            float dv8_0 = 0f, dv8_1 = 0f, dv8_2 = 0f, dv8_3 = 0f;
-            float dk9_0 = 0f, dk9_1 = 0f, dk9_2 = 0f, dk9_3 = 0f;
-            float dv9_0 = 0f, dv9_1 = 0f, dv9_2 = 0f, dv9_3 = 0f;
-            float dk10_0 = 0f, dk10_1 = 0f, dk10_2 = 0f, dk10_3 = 0f;
-            float dv10_0 = 0f, dv10_1 = 0f, dv10_2 = 0f, dv10_3 = 0f;
-            float dk11_0 = 0f, dk11_1 = 0f, dk11_2 = 0f, dk11_3 = 0f;
-            float dv11_0 = 0f, dv11_1 = 0f, dv11_2 = 0f, dv11_3 = 0f;
-            float dk12_0 = 0f, dk12_1 = 0f, dk12_2 = 0f, dk12_3 = 0f;
-            float dv12_0 = 0f, dv12_1 = 0f, dv12_2 = 0f, dv12_3 = 0f;
-            float dk13_0 = 0f, dk13_1 = 0f, dk13_2 = 0f, dk13_3 = 0f;
-            float dv13_0 = 0f, dv13_1 = 0f, dv13_2 = 0f, dv13_3 = 0f;
-            float dk14_0 = 0f, dk14_1 = 0f, dk14_2 = 0f, dk14_3 = 0f;
-            float dv14_0 = 0f, dv14_1 = 0f, dv14_2 = 0f, dv14_3 = 0f;
-            float dk15_0 = 0f, dk15_1 = 0f, dk15_2 = 0f, dk15_3 = 0f;
-            float dv15_0 = 0f, dv15_1 = 0f, dv15_2 = 0f, dv15_3 = 0f;
 
-            QRange(a, firstKey, lastKey, out int qBegin, out int qEnd);
-            for (int g = 0; g < groupSize; g++)
+            // Every group runs the fast pass. One whose dK or dV holds a NaN runs its keys again: a non-finite Q or
+            // dO element times the 0 of a masked dSᵀ or Pᵀ gives NaN in keys that no row seeing it sees. Sᵀ and dPᵀ
+            // read Q and dO as they are; dK and dV then read them with their non-finite elements zeroed (SanitizePass:
+            // dK and dV of every key exact, a row's NaN reaching dK through dS). Pᵀ ≠ 0 and dO's non-finite elements
+            // as 0/1 indicators (PoisonPass) write NaN into dV where their product is not 0 (docs/RELIABILITY.md).
+            for (int pass = FastPass; ; pass++)
             {
-                int h = hk * groupSize + g;
-                for (int m0 = qBegin; m0 < qEnd; m0 += TcBwdBlockQ)
+                float dk0_0 = 0f, dk0_1 = 0f, dk0_2 = 0f, dk0_3 = 0f;
+                float dv0_0 = 0f, dv0_1 = 0f, dv0_2 = 0f, dv0_3 = 0f;
+                float dk1_0 = 0f, dk1_1 = 0f, dk1_2 = 0f, dk1_3 = 0f;
+                float dv1_0 = 0f, dv1_1 = 0f, dv1_2 = 0f, dv1_3 = 0f;
+                float dk2_0 = 0f, dk2_1 = 0f, dk2_2 = 0f, dk2_3 = 0f;
+                float dv2_0 = 0f, dv2_1 = 0f, dv2_2 = 0f, dv2_3 = 0f;
+                float dk3_0 = 0f, dk3_1 = 0f, dk3_2 = 0f, dk3_3 = 0f;
+                float dv3_0 = 0f, dv3_1 = 0f, dv3_2 = 0f, dv3_3 = 0f;
+                float dk4_0 = 0f, dk4_1 = 0f, dk4_2 = 0f, dk4_3 = 0f;
+                float dv4_0 = 0f, dv4_1 = 0f, dv4_2 = 0f, dv4_3 = 0f;
+                float dk5_0 = 0f, dk5_1 = 0f, dk5_2 = 0f, dk5_3 = 0f;
+                float dv5_0 = 0f, dv5_1 = 0f, dv5_2 = 0f, dv5_3 = 0f;
+                float dk6_0 = 0f, dk6_1 = 0f, dk6_2 = 0f, dk6_3 = 0f;
+                float dv6_0 = 0f, dv6_1 = 0f, dv6_2 = 0f, dv6_3 = 0f;
+                float dk7_0 = 0f, dk7_1 = 0f, dk7_2 = 0f, dk7_3 = 0f;
+                float dv7_0 = 0f, dv7_1 = 0f, dv7_2 = 0f, dv7_3 = 0f;
+                float dk8_0 = 0f, dk8_1 = 0f, dk8_2 = 0f, dk8_3 = 0f;
+                float dv8_0 = 0f, dv8_1 = 0f, dv8_2 = 0f, dv8_3 = 0f;
+                float dk9_0 = 0f, dk9_1 = 0f, dk9_2 = 0f, dk9_3 = 0f;
+                float dv9_0 = 0f, dv9_1 = 0f, dv9_2 = 0f, dv9_3 = 0f;
+                float dk10_0 = 0f, dk10_1 = 0f, dk10_2 = 0f, dk10_3 = 0f;
+                float dv10_0 = 0f, dv10_1 = 0f, dv10_2 = 0f, dv10_3 = 0f;
+                float dk11_0 = 0f, dk11_1 = 0f, dk11_2 = 0f, dk11_3 = 0f;
+                float dv11_0 = 0f, dv11_1 = 0f, dv11_2 = 0f, dv11_3 = 0f;
+                float dk12_0 = 0f, dk12_1 = 0f, dk12_2 = 0f, dk12_3 = 0f;
+                float dv12_0 = 0f, dv12_1 = 0f, dv12_2 = 0f, dv12_3 = 0f;
+                float dk13_0 = 0f, dk13_1 = 0f, dk13_2 = 0f, dk13_3 = 0f;
+                float dv13_0 = 0f, dv13_1 = 0f, dv13_2 = 0f, dv13_3 = 0f;
+                float dk14_0 = 0f, dk14_1 = 0f, dk14_2 = 0f, dk14_3 = 0f;
+                float dv14_0 = 0f, dv14_1 = 0f, dv14_2 = 0f, dv14_3 = 0f;
+                float dk15_0 = 0f, dk15_1 = 0f, dk15_2 = 0f, dk15_3 = 0f;
+                float dv15_0 = 0f, dv15_1 = 0f, dv15_2 = 0f, dv15_3 = 0f;
+
+                QRange(a, firstKey, lastKey, out int qBegin, out int qEnd);
+                for (int g = 0; g < groupSize; g++)
                 {
-                    // Stage Q_i, dO_i (row-major: ldmatrix reads them as they are for Sᵀ and dPᵀ, transposed for dV and dK), Lse_i
-                    // and D_i (Algorithm 2, lines 8-9).
-                    TcLoadRows(tile.SubView(TcBwdQTile / 4), q, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
-                    TcLoadRows(tile.SubView(TcBwdDoTile / 4), dO, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
-                    for (int e = tid; e < TcBwdBlockQ; e += TcThreads)
+                    int h = hk * groupSize + g;
+                    for (int m0 = qBegin; m0 < qEnd; m0 += TcBwdBlockQ)
                     {
-                        lseTile[e] = TcLse(a, b, h, m0 + e);
-                        deltaTile[e] = TcDelta(a, b, h, m0 + e);
-                    }
-                    Group.Barrier();
+                        // Stage Q_i, dO_i (row-major: ldmatrix reads them as they are for Sᵀ and dPᵀ, transposed for dV and dK), Lse_i
+                        // and D_i (Algorithm 2, lines 8-9).
+                        TcLoadRows(tile.SubView(TcBwdQTile / 4), q, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
+                        TcLoadRows(tile.SubView(TcBwdDoTile / 4), dO, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
+                        for (int e = tid; e < TcBwdBlockQ; e += TcThreads)
+                        {
+                            lseTile[e] = TcLse(a, b, h, m0 + e);
+                            deltaTile[e] = TcDelta(a, b, h, m0 + e);
+                        }
+                        Group.Barrier();
 
-                    // Sᵀ_ji = K_j Q_iᵀ (16 keys × TcBwdBlockQ queries per warp).
-                    float s0_0 = 0f, s0_1 = 0f, s0_2 = 0f, s0_3 = 0f;
-                    float s1_0 = 0f, s1_1 = 0f, s1_2 = 0f, s1_3 = 0f;
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 0, 0, 8, 8, 0, out uint qb0_0_0, out uint qb0_0_1, out uint qb0_0_2, out uint qb0_0_3);
-                    MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k0_0, k0_1, k0_2, k0_3, qb0_0_0, qb0_0_1, exchange);
-                    MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k0_0, k0_1, k0_2, k0_3, qb0_0_2, qb0_0_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 16, 0, 8, 8, 0, out uint qb0_1_0, out uint qb0_1_1, out uint qb0_1_2, out uint qb0_1_3);
-                    MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k1_0, k1_1, k1_2, k1_3, qb0_1_0, qb0_1_1, exchange);
-                    MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k1_0, k1_1, k1_2, k1_3, qb0_1_2, qb0_1_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 32, 0, 8, 8, 0, out uint qb0_2_0, out uint qb0_2_1, out uint qb0_2_2, out uint qb0_2_3);
-                    MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k2_0, k2_1, k2_2, k2_3, qb0_2_0, qb0_2_1, exchange);
-                    MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k2_0, k2_1, k2_2, k2_3, qb0_2_2, qb0_2_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 48, 0, 8, 8, 0, out uint qb0_3_0, out uint qb0_3_1, out uint qb0_3_2, out uint qb0_3_3);
-                    MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k3_0, k3_1, k3_2, k3_3, qb0_3_0, qb0_3_1, exchange);
-                    MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k3_0, k3_1, k3_2, k3_3, qb0_3_2, qb0_3_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 64, 0, 8, 8, 0, out uint qb0_4_0, out uint qb0_4_1, out uint qb0_4_2, out uint qb0_4_3);
-                    MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k4_0, k4_1, k4_2, k4_3, qb0_4_0, qb0_4_1, exchange);
-                    MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k4_0, k4_1, k4_2, k4_3, qb0_4_2, qb0_4_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 80, 0, 8, 8, 0, out uint qb0_5_0, out uint qb0_5_1, out uint qb0_5_2, out uint qb0_5_3);
-                    MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k5_0, k5_1, k5_2, k5_3, qb0_5_0, qb0_5_1, exchange);
-                    MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k5_0, k5_1, k5_2, k5_3, qb0_5_2, qb0_5_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 96, 0, 8, 8, 0, out uint qb0_6_0, out uint qb0_6_1, out uint qb0_6_2, out uint qb0_6_3);
-                    MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k6_0, k6_1, k6_2, k6_3, qb0_6_0, qb0_6_1, exchange);
-                    MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k6_0, k6_1, k6_2, k6_3, qb0_6_2, qb0_6_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 112, 0, 8, 8, 0, out uint qb0_7_0, out uint qb0_7_1, out uint qb0_7_2, out uint qb0_7_3);
-                    MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k7_0, k7_1, k7_2, k7_3, qb0_7_0, qb0_7_1, exchange);
-                    MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k7_0, k7_1, k7_2, k7_3, qb0_7_2, qb0_7_3, exchange);
+                        // Sᵀ_ji = K_j Q_iᵀ (16 keys × TcBwdBlockQ queries per warp).
+                        float s0_0 = 0f, s0_1 = 0f, s0_2 = 0f, s0_3 = 0f;
+                        float s1_0 = 0f, s1_1 = 0f, s1_2 = 0f, s1_3 = 0f;
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 0, 0, 8, 8, 0, out uint qb0_0_0, out uint qb0_0_1, out uint qb0_0_2, out uint qb0_0_3);
+                        MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k0_0, k0_1, k0_2, k0_3, qb0_0_0, qb0_0_1, exchange);
+                        MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k0_0, k0_1, k0_2, k0_3, qb0_0_2, qb0_0_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 16, 0, 8, 8, 0, out uint qb0_1_0, out uint qb0_1_1, out uint qb0_1_2, out uint qb0_1_3);
+                        MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k1_0, k1_1, k1_2, k1_3, qb0_1_0, qb0_1_1, exchange);
+                        MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k1_0, k1_1, k1_2, k1_3, qb0_1_2, qb0_1_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 32, 0, 8, 8, 0, out uint qb0_2_0, out uint qb0_2_1, out uint qb0_2_2, out uint qb0_2_3);
+                        MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k2_0, k2_1, k2_2, k2_3, qb0_2_0, qb0_2_1, exchange);
+                        MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k2_0, k2_1, k2_2, k2_3, qb0_2_2, qb0_2_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 48, 0, 8, 8, 0, out uint qb0_3_0, out uint qb0_3_1, out uint qb0_3_2, out uint qb0_3_3);
+                        MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k3_0, k3_1, k3_2, k3_3, qb0_3_0, qb0_3_1, exchange);
+                        MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k3_0, k3_1, k3_2, k3_3, qb0_3_2, qb0_3_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 64, 0, 8, 8, 0, out uint qb0_4_0, out uint qb0_4_1, out uint qb0_4_2, out uint qb0_4_3);
+                        MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k4_0, k4_1, k4_2, k4_3, qb0_4_0, qb0_4_1, exchange);
+                        MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k4_0, k4_1, k4_2, k4_3, qb0_4_2, qb0_4_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 80, 0, 8, 8, 0, out uint qb0_5_0, out uint qb0_5_1, out uint qb0_5_2, out uint qb0_5_3);
+                        MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k5_0, k5_1, k5_2, k5_3, qb0_5_0, qb0_5_1, exchange);
+                        MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k5_0, k5_1, k5_2, k5_3, qb0_5_2, qb0_5_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 96, 0, 8, 8, 0, out uint qb0_6_0, out uint qb0_6_1, out uint qb0_6_2, out uint qb0_6_3);
+                        MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k6_0, k6_1, k6_2, k6_3, qb0_6_0, qb0_6_1, exchange);
+                        MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k6_0, k6_1, k6_2, k6_3, qb0_6_2, qb0_6_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 112, 0, 8, 8, 0, out uint qb0_7_0, out uint qb0_7_1, out uint qb0_7_2, out uint qb0_7_3);
+                        MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k7_0, k7_1, k7_2, k7_3, qb0_7_0, qb0_7_1, exchange);
+                        MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k7_0, k7_1, k7_2, k7_3, qb0_7_2, qb0_7_3, exchange);
 
-                    // Pᵀ_ji = 2^(score − Lse_i) from the saved log-sum-exp (line 11); masked scores give 0.
-                    bool check = TcTileNeedsMask(a, m0, TcBwdBlockQ, firstKey, TcBlockM, a.Mkv);
-                    int column = m0 + 2 * quad;
-                    {
-                        float lse0 = lseTile[0 + 2 * quad], lse1 = lseTile[1 + 2 * quad];
-                        s0_0 = TcProbability(TcScore(a, b, h, s0_0, column + 0, key0, a.Mkv, check), lse0, check);
-                        s0_1 = TcProbability(TcScore(a, b, h, s0_1, column + 1, key0, a.Mkv, check), lse1, check);
-                        s0_2 = TcProbability(TcScore(a, b, h, s0_2, column + 0, key1, a.Mkv, check), lse0, check);
-                        s0_3 = TcProbability(TcScore(a, b, h, s0_3, column + 1, key1, a.Mkv, check), lse1, check);
-                    }
-                    {
-                        float lse0 = lseTile[8 + 2 * quad], lse1 = lseTile[9 + 2 * quad];
-                        s1_0 = TcProbability(TcScore(a, b, h, s1_0, column + 8, key0, a.Mkv, check), lse0, check);
-                        s1_1 = TcProbability(TcScore(a, b, h, s1_1, column + 9, key0, a.Mkv, check), lse1, check);
-                        s1_2 = TcProbability(TcScore(a, b, h, s1_2, column + 8, key1, a.Mkv, check), lse0, check);
-                        s1_3 = TcProbability(TcScore(a, b, h, s1_3, column + 9, key1, a.Mkv, check), lse1, check);
-                    }
+                        // Pᵀ_ji = 2^(score − Lse_i) from the saved log-sum-exp (line 11); masked scores give 0.
+                        bool check = TcTileNeedsMask(a, m0, TcBwdBlockQ, firstKey, TcBlockM, a.Mkv);
+                        int column = m0 + 2 * quad;
+                        {
+                            float lse0 = lseTile[0 + 2 * quad], lse1 = lseTile[1 + 2 * quad];
+                            s0_0 = TcProbability(TcScore(a, b, h, s0_0, column + 0, key0, a.Mkv, check), lse0, check);
+                            s0_1 = TcProbability(TcScore(a, b, h, s0_1, column + 1, key0, a.Mkv, check), lse1, check);
+                            s0_2 = TcProbability(TcScore(a, b, h, s0_2, column + 0, key1, a.Mkv, check), lse0, check);
+                            s0_3 = TcProbability(TcScore(a, b, h, s0_3, column + 1, key1, a.Mkv, check), lse1, check);
+                        }
+                        {
+                            float lse0 = lseTile[8 + 2 * quad], lse1 = lseTile[9 + 2 * quad];
+                            s1_0 = TcProbability(TcScore(a, b, h, s1_0, column + 8, key0, a.Mkv, check), lse0, check);
+                            s1_1 = TcProbability(TcScore(a, b, h, s1_1, column + 9, key0, a.Mkv, check), lse1, check);
+                            s1_2 = TcProbability(TcScore(a, b, h, s1_2, column + 8, key1, a.Mkv, check), lse0, check);
+                            s1_3 = TcProbability(TcScore(a, b, h, s1_3, column + 9, key1, a.Mkv, check), lse1, check);
+                        }
 
-                    // dPᵀ_ji = V_j dO_iᵀ (line 14).
-                    float dp0_0 = 0f, dp0_1 = 0f, dp0_2 = 0f, dp0_3 = 0f;
-                    float dp1_0 = 0f, dp1_1 = 0f, dp1_2 = 0f, dp1_3 = 0f;
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdVTile, TcRow, warp * 16, 0, 8, 0, 0, 8, out uint v0_0, out uint v0_1, out uint v0_2, out uint v0_3);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 0, 0, 8, 8, 0, out uint ob0_0_0, out uint ob0_0_1, out uint ob0_0_2, out uint ob0_0_3);
-                    MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v0_0, v0_1, v0_2, v0_3, ob0_0_0, ob0_0_1, exchange);
-                    MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v0_0, v0_1, v0_2, v0_3, ob0_0_2, ob0_0_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdVTile, TcRow, warp * 16, 16, 8, 0, 0, 8, out uint v1_0, out uint v1_1, out uint v1_2, out uint v1_3);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 16, 0, 8, 8, 0, out uint ob0_1_0, out uint ob0_1_1, out uint ob0_1_2, out uint ob0_1_3);
-                    MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v1_0, v1_1, v1_2, v1_3, ob0_1_0, ob0_1_1, exchange);
-                    MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v1_0, v1_1, v1_2, v1_3, ob0_1_2, ob0_1_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdVTile, TcRow, warp * 16, 32, 8, 0, 0, 8, out uint v2_0, out uint v2_1, out uint v2_2, out uint v2_3);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 32, 0, 8, 8, 0, out uint ob0_2_0, out uint ob0_2_1, out uint ob0_2_2, out uint ob0_2_3);
-                    MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v2_0, v2_1, v2_2, v2_3, ob0_2_0, ob0_2_1, exchange);
-                    MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v2_0, v2_1, v2_2, v2_3, ob0_2_2, ob0_2_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdVTile, TcRow, warp * 16, 48, 8, 0, 0, 8, out uint v3_0, out uint v3_1, out uint v3_2, out uint v3_3);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 48, 0, 8, 8, 0, out uint ob0_3_0, out uint ob0_3_1, out uint ob0_3_2, out uint ob0_3_3);
-                    MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v3_0, v3_1, v3_2, v3_3, ob0_3_0, ob0_3_1, exchange);
-                    MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v3_0, v3_1, v3_2, v3_3, ob0_3_2, ob0_3_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdVTile, TcRow, warp * 16, 64, 8, 0, 0, 8, out uint v4_0, out uint v4_1, out uint v4_2, out uint v4_3);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 64, 0, 8, 8, 0, out uint ob0_4_0, out uint ob0_4_1, out uint ob0_4_2, out uint ob0_4_3);
-                    MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v4_0, v4_1, v4_2, v4_3, ob0_4_0, ob0_4_1, exchange);
-                    MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v4_0, v4_1, v4_2, v4_3, ob0_4_2, ob0_4_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdVTile, TcRow, warp * 16, 80, 8, 0, 0, 8, out uint v5_0, out uint v5_1, out uint v5_2, out uint v5_3);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 80, 0, 8, 8, 0, out uint ob0_5_0, out uint ob0_5_1, out uint ob0_5_2, out uint ob0_5_3);
-                    MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v5_0, v5_1, v5_2, v5_3, ob0_5_0, ob0_5_1, exchange);
-                    MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v5_0, v5_1, v5_2, v5_3, ob0_5_2, ob0_5_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdVTile, TcRow, warp * 16, 96, 8, 0, 0, 8, out uint v6_0, out uint v6_1, out uint v6_2, out uint v6_3);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 96, 0, 8, 8, 0, out uint ob0_6_0, out uint ob0_6_1, out uint ob0_6_2, out uint ob0_6_3);
-                    MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v6_0, v6_1, v6_2, v6_3, ob0_6_0, ob0_6_1, exchange);
-                    MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v6_0, v6_1, v6_2, v6_3, ob0_6_2, ob0_6_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdVTile, TcRow, warp * 16, 112, 8, 0, 0, 8, out uint v7_0, out uint v7_1, out uint v7_2, out uint v7_3);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 112, 0, 8, 8, 0, out uint ob0_7_0, out uint ob0_7_1, out uint ob0_7_2, out uint ob0_7_3);
-                    MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v7_0, v7_1, v7_2, v7_3, ob0_7_0, ob0_7_1, exchange);
-                    MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v7_0, v7_1, v7_2, v7_3, ob0_7_2, ob0_7_3, exchange);
+                        // dPᵀ_ji = V_j dO_iᵀ (line 14).
+                        float dp0_0 = 0f, dp0_1 = 0f, dp0_2 = 0f, dp0_3 = 0f;
+                        float dp1_0 = 0f, dp1_1 = 0f, dp1_2 = 0f, dp1_3 = 0f;
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdVTile, TcRow, warp * 16, 0, 8, 0, 0, 8, out uint v0_0, out uint v0_1, out uint v0_2, out uint v0_3);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 0, 0, 8, 8, 0, out uint ob0_0_0, out uint ob0_0_1, out uint ob0_0_2, out uint ob0_0_3);
+                        MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v0_0, v0_1, v0_2, v0_3, ob0_0_0, ob0_0_1, exchange);
+                        MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v0_0, v0_1, v0_2, v0_3, ob0_0_2, ob0_0_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdVTile, TcRow, warp * 16, 16, 8, 0, 0, 8, out uint v1_0, out uint v1_1, out uint v1_2, out uint v1_3);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 16, 0, 8, 8, 0, out uint ob0_1_0, out uint ob0_1_1, out uint ob0_1_2, out uint ob0_1_3);
+                        MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v1_0, v1_1, v1_2, v1_3, ob0_1_0, ob0_1_1, exchange);
+                        MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v1_0, v1_1, v1_2, v1_3, ob0_1_2, ob0_1_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdVTile, TcRow, warp * 16, 32, 8, 0, 0, 8, out uint v2_0, out uint v2_1, out uint v2_2, out uint v2_3);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 32, 0, 8, 8, 0, out uint ob0_2_0, out uint ob0_2_1, out uint ob0_2_2, out uint ob0_2_3);
+                        MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v2_0, v2_1, v2_2, v2_3, ob0_2_0, ob0_2_1, exchange);
+                        MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v2_0, v2_1, v2_2, v2_3, ob0_2_2, ob0_2_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdVTile, TcRow, warp * 16, 48, 8, 0, 0, 8, out uint v3_0, out uint v3_1, out uint v3_2, out uint v3_3);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 48, 0, 8, 8, 0, out uint ob0_3_0, out uint ob0_3_1, out uint ob0_3_2, out uint ob0_3_3);
+                        MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v3_0, v3_1, v3_2, v3_3, ob0_3_0, ob0_3_1, exchange);
+                        MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v3_0, v3_1, v3_2, v3_3, ob0_3_2, ob0_3_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdVTile, TcRow, warp * 16, 64, 8, 0, 0, 8, out uint v4_0, out uint v4_1, out uint v4_2, out uint v4_3);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 64, 0, 8, 8, 0, out uint ob0_4_0, out uint ob0_4_1, out uint ob0_4_2, out uint ob0_4_3);
+                        MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v4_0, v4_1, v4_2, v4_3, ob0_4_0, ob0_4_1, exchange);
+                        MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v4_0, v4_1, v4_2, v4_3, ob0_4_2, ob0_4_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdVTile, TcRow, warp * 16, 80, 8, 0, 0, 8, out uint v5_0, out uint v5_1, out uint v5_2, out uint v5_3);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 80, 0, 8, 8, 0, out uint ob0_5_0, out uint ob0_5_1, out uint ob0_5_2, out uint ob0_5_3);
+                        MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v5_0, v5_1, v5_2, v5_3, ob0_5_0, ob0_5_1, exchange);
+                        MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v5_0, v5_1, v5_2, v5_3, ob0_5_2, ob0_5_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdVTile, TcRow, warp * 16, 96, 8, 0, 0, 8, out uint v6_0, out uint v6_1, out uint v6_2, out uint v6_3);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 96, 0, 8, 8, 0, out uint ob0_6_0, out uint ob0_6_1, out uint ob0_6_2, out uint ob0_6_3);
+                        MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v6_0, v6_1, v6_2, v6_3, ob0_6_0, ob0_6_1, exchange);
+                        MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v6_0, v6_1, v6_2, v6_3, ob0_6_2, ob0_6_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdVTile, TcRow, warp * 16, 112, 8, 0, 0, 8, out uint v7_0, out uint v7_1, out uint v7_2, out uint v7_3);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 112, 0, 8, 8, 0, out uint ob0_7_0, out uint ob0_7_1, out uint ob0_7_2, out uint ob0_7_3);
+                        MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v7_0, v7_1, v7_2, v7_3, ob0_7_0, ob0_7_1, exchange);
+                        MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v7_0, v7_1, v7_2, v7_3, ob0_7_2, ob0_7_3, exchange);
+                        if (pass != FastPass)
+                        {
+                            // Sᵀ and dPᵀ have read Q_i and dO_i (every warp, after the barrier); dK and dV read them
+                            // rewritten.
+                            Group.Barrier();
+                            TcRewriteRows(tile.SubView(TcBwdQTile / 4), TcBwdBlockQ, tid, false);
+                            TcRewriteRows(tile.SubView(TcBwdDoTile / 4), TcBwdBlockQ, tid, pass == PoisonPass);
+                            Group.Barrier();
+                        }
 
-                    // dSᵀ_ji = Pᵀ_ji (dPᵀ_ji − D_i) (line 15), in the dPᵀ accumulators.
-                    {
-                        float delta0 = deltaTile[0 + 2 * quad], delta1 = deltaTile[1 + 2 * quad];
-                        dp0_0 = TcDs(s0_0, dp0_0 - delta0, check); dp0_1 = TcDs(s0_1, dp0_1 - delta1, check);
-                        dp0_2 = TcDs(s0_2, dp0_2 - delta0, check); dp0_3 = TcDs(s0_3, dp0_3 - delta1, check);
-                    }
-                    {
-                        float delta0 = deltaTile[8 + 2 * quad], delta1 = deltaTile[9 + 2 * quad];
-                        dp1_0 = TcDs(s1_0, dp1_0 - delta0, check); dp1_1 = TcDs(s1_1, dp1_1 - delta1, check);
-                        dp1_2 = TcDs(s1_2, dp1_2 - delta0, check); dp1_3 = TcDs(s1_3, dp1_3 - delta1, check);
-                    }
+                        // dSᵀ_ji = Pᵀ_ji (dPᵀ_ji − D_i) (line 15), in the dPᵀ accumulators.
+                        {
+                            float delta0 = deltaTile[0 + 2 * quad], delta1 = deltaTile[1 + 2 * quad];
+                            dp0_0 = TcDs(s0_0, dp0_0 - delta0, check); dp0_1 = TcDs(s0_1, dp0_1 - delta1, check);
+                            dp0_2 = TcDs(s0_2, dp0_2 - delta0, check); dp0_3 = TcDs(s0_3, dp0_3 - delta1, check);
+                        }
+                        {
+                            float delta0 = deltaTile[8 + 2 * quad], delta1 = deltaTile[9 + 2 * quad];
+                            dp1_0 = TcDs(s1_0, dp1_0 - delta0, check); dp1_1 = TcDs(s1_1, dp1_1 - delta1, check);
+                            dp1_2 = TcDs(s1_2, dp1_2 - delta0, check); dp1_3 = TcDs(s1_3, dp1_3 - delta1, check);
+                        }
+                        if (pass == PoisonPass)
+                        {
+                            s0_0 = Indicator(s0_0); s0_1 = Indicator(s0_1); s0_2 = Indicator(s0_2); s0_3 = Indicator(s0_3);
+                            s1_0 = Indicator(s1_0); s1_1 = Indicator(s1_1); s1_2 = Indicator(s1_2); s1_3 = Indicator(s1_3);
+                        }
 
-                    // dV_j += Pᵀ_ji dO_i and dK_j += dSᵀ_ji Q_i (lines 12 and 17): the accumulators become A fragments.
-                    uint p0_0 = PackBFloat162(s0_0, s0_1), p0_1 = PackBFloat162(s0_2, s0_3);
-                    uint p0_2 = PackBFloat162(s1_0, s1_1), p0_3 = PackBFloat162(s1_2, s1_3);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 0, 8, 0, 0, 8, out uint dob0_0_0, out uint dob0_0_1, out uint dob0_0_2, out uint dob0_0_3);
-                    MmaM16N8K16Bf16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p0_0, p0_1, p0_2, p0_3, dob0_0_0, dob0_0_1, exchange);
-                    MmaM16N8K16Bf16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p0_0, p0_1, p0_2, p0_3, dob0_0_2, dob0_0_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 16, 8, 0, 0, 8, out uint dob0_1_0, out uint dob0_1_1, out uint dob0_1_2, out uint dob0_1_3);
-                    MmaM16N8K16Bf16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p0_0, p0_1, p0_2, p0_3, dob0_1_0, dob0_1_1, exchange);
-                    MmaM16N8K16Bf16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p0_0, p0_1, p0_2, p0_3, dob0_1_2, dob0_1_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 32, 8, 0, 0, 8, out uint dob0_2_0, out uint dob0_2_1, out uint dob0_2_2, out uint dob0_2_3);
-                    MmaM16N8K16Bf16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p0_0, p0_1, p0_2, p0_3, dob0_2_0, dob0_2_1, exchange);
-                    MmaM16N8K16Bf16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p0_0, p0_1, p0_2, p0_3, dob0_2_2, dob0_2_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 48, 8, 0, 0, 8, out uint dob0_3_0, out uint dob0_3_1, out uint dob0_3_2, out uint dob0_3_3);
-                    MmaM16N8K16Bf16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p0_0, p0_1, p0_2, p0_3, dob0_3_0, dob0_3_1, exchange);
-                    MmaM16N8K16Bf16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p0_0, p0_1, p0_2, p0_3, dob0_3_2, dob0_3_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 64, 8, 0, 0, 8, out uint dob0_4_0, out uint dob0_4_1, out uint dob0_4_2, out uint dob0_4_3);
-                    MmaM16N8K16Bf16(ref dv8_0, ref dv8_1, ref dv8_2, ref dv8_3, p0_0, p0_1, p0_2, p0_3, dob0_4_0, dob0_4_1, exchange);
-                    MmaM16N8K16Bf16(ref dv9_0, ref dv9_1, ref dv9_2, ref dv9_3, p0_0, p0_1, p0_2, p0_3, dob0_4_2, dob0_4_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 80, 8, 0, 0, 8, out uint dob0_5_0, out uint dob0_5_1, out uint dob0_5_2, out uint dob0_5_3);
-                    MmaM16N8K16Bf16(ref dv10_0, ref dv10_1, ref dv10_2, ref dv10_3, p0_0, p0_1, p0_2, p0_3, dob0_5_0, dob0_5_1, exchange);
-                    MmaM16N8K16Bf16(ref dv11_0, ref dv11_1, ref dv11_2, ref dv11_3, p0_0, p0_1, p0_2, p0_3, dob0_5_2, dob0_5_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 96, 8, 0, 0, 8, out uint dob0_6_0, out uint dob0_6_1, out uint dob0_6_2, out uint dob0_6_3);
-                    MmaM16N8K16Bf16(ref dv12_0, ref dv12_1, ref dv12_2, ref dv12_3, p0_0, p0_1, p0_2, p0_3, dob0_6_0, dob0_6_1, exchange);
-                    MmaM16N8K16Bf16(ref dv13_0, ref dv13_1, ref dv13_2, ref dv13_3, p0_0, p0_1, p0_2, p0_3, dob0_6_2, dob0_6_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 112, 8, 0, 0, 8, out uint dob0_7_0, out uint dob0_7_1, out uint dob0_7_2, out uint dob0_7_3);
-                    MmaM16N8K16Bf16(ref dv14_0, ref dv14_1, ref dv14_2, ref dv14_3, p0_0, p0_1, p0_2, p0_3, dob0_7_0, dob0_7_1, exchange);
-                    MmaM16N8K16Bf16(ref dv15_0, ref dv15_1, ref dv15_2, ref dv15_3, p0_0, p0_1, p0_2, p0_3, dob0_7_2, dob0_7_3, exchange);
-                    uint ds0_0 = PackBFloat162(dp0_0, dp0_1), ds0_1 = PackBFloat162(dp0_2, dp0_3);
-                    uint ds0_2 = PackBFloat162(dp1_0, dp1_1), ds0_3 = PackBFloat162(dp1_2, dp1_3);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 0, 8, 0, 0, 8, out uint qtb0_0_0, out uint qtb0_0_1, out uint qtb0_0_2, out uint qtb0_0_3);
-                    MmaM16N8K16Bf16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_0_0, qtb0_0_1, exchange);
-                    MmaM16N8K16Bf16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_0_2, qtb0_0_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 16, 8, 0, 0, 8, out uint qtb0_1_0, out uint qtb0_1_1, out uint qtb0_1_2, out uint qtb0_1_3);
-                    MmaM16N8K16Bf16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_1_0, qtb0_1_1, exchange);
-                    MmaM16N8K16Bf16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_1_2, qtb0_1_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 32, 8, 0, 0, 8, out uint qtb0_2_0, out uint qtb0_2_1, out uint qtb0_2_2, out uint qtb0_2_3);
-                    MmaM16N8K16Bf16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_2_0, qtb0_2_1, exchange);
-                    MmaM16N8K16Bf16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_2_2, qtb0_2_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 48, 8, 0, 0, 8, out uint qtb0_3_0, out uint qtb0_3_1, out uint qtb0_3_2, out uint qtb0_3_3);
-                    MmaM16N8K16Bf16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_3_0, qtb0_3_1, exchange);
-                    MmaM16N8K16Bf16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_3_2, qtb0_3_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 64, 8, 0, 0, 8, out uint qtb0_4_0, out uint qtb0_4_1, out uint qtb0_4_2, out uint qtb0_4_3);
-                    MmaM16N8K16Bf16(ref dk8_0, ref dk8_1, ref dk8_2, ref dk8_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_4_0, qtb0_4_1, exchange);
-                    MmaM16N8K16Bf16(ref dk9_0, ref dk9_1, ref dk9_2, ref dk9_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_4_2, qtb0_4_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 80, 8, 0, 0, 8, out uint qtb0_5_0, out uint qtb0_5_1, out uint qtb0_5_2, out uint qtb0_5_3);
-                    MmaM16N8K16Bf16(ref dk10_0, ref dk10_1, ref dk10_2, ref dk10_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_5_0, qtb0_5_1, exchange);
-                    MmaM16N8K16Bf16(ref dk11_0, ref dk11_1, ref dk11_2, ref dk11_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_5_2, qtb0_5_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 96, 8, 0, 0, 8, out uint qtb0_6_0, out uint qtb0_6_1, out uint qtb0_6_2, out uint qtb0_6_3);
-                    MmaM16N8K16Bf16(ref dk12_0, ref dk12_1, ref dk12_2, ref dk12_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_6_0, qtb0_6_1, exchange);
-                    MmaM16N8K16Bf16(ref dk13_0, ref dk13_1, ref dk13_2, ref dk13_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_6_2, qtb0_6_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 112, 8, 0, 0, 8, out uint qtb0_7_0, out uint qtb0_7_1, out uint qtb0_7_2, out uint qtb0_7_3);
-                    MmaM16N8K16Bf16(ref dk14_0, ref dk14_1, ref dk14_2, ref dk14_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_7_0, qtb0_7_1, exchange);
-                    MmaM16N8K16Bf16(ref dk15_0, ref dk15_1, ref dk15_2, ref dk15_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_7_2, qtb0_7_3, exchange);
-                    Group.Barrier();
+                        // dV_j += Pᵀ_ji dO_i and dK_j += dSᵀ_ji Q_i (lines 12 and 17): the accumulators become A fragments.
+                        uint p0_0 = PackBFloat162(s0_0, s0_1), p0_1 = PackBFloat162(s0_2, s0_3);
+                        uint p0_2 = PackBFloat162(s1_0, s1_1), p0_3 = PackBFloat162(s1_2, s1_3);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 0, 8, 0, 0, 8, out uint dob0_0_0, out uint dob0_0_1, out uint dob0_0_2, out uint dob0_0_3);
+                        MmaM16N8K16Bf16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p0_0, p0_1, p0_2, p0_3, dob0_0_0, dob0_0_1, exchange);
+                        MmaM16N8K16Bf16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p0_0, p0_1, p0_2, p0_3, dob0_0_2, dob0_0_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 16, 8, 0, 0, 8, out uint dob0_1_0, out uint dob0_1_1, out uint dob0_1_2, out uint dob0_1_3);
+                        MmaM16N8K16Bf16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p0_0, p0_1, p0_2, p0_3, dob0_1_0, dob0_1_1, exchange);
+                        MmaM16N8K16Bf16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p0_0, p0_1, p0_2, p0_3, dob0_1_2, dob0_1_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 32, 8, 0, 0, 8, out uint dob0_2_0, out uint dob0_2_1, out uint dob0_2_2, out uint dob0_2_3);
+                        MmaM16N8K16Bf16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p0_0, p0_1, p0_2, p0_3, dob0_2_0, dob0_2_1, exchange);
+                        MmaM16N8K16Bf16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p0_0, p0_1, p0_2, p0_3, dob0_2_2, dob0_2_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 48, 8, 0, 0, 8, out uint dob0_3_0, out uint dob0_3_1, out uint dob0_3_2, out uint dob0_3_3);
+                        MmaM16N8K16Bf16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p0_0, p0_1, p0_2, p0_3, dob0_3_0, dob0_3_1, exchange);
+                        MmaM16N8K16Bf16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p0_0, p0_1, p0_2, p0_3, dob0_3_2, dob0_3_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 64, 8, 0, 0, 8, out uint dob0_4_0, out uint dob0_4_1, out uint dob0_4_2, out uint dob0_4_3);
+                        MmaM16N8K16Bf16(ref dv8_0, ref dv8_1, ref dv8_2, ref dv8_3, p0_0, p0_1, p0_2, p0_3, dob0_4_0, dob0_4_1, exchange);
+                        MmaM16N8K16Bf16(ref dv9_0, ref dv9_1, ref dv9_2, ref dv9_3, p0_0, p0_1, p0_2, p0_3, dob0_4_2, dob0_4_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 80, 8, 0, 0, 8, out uint dob0_5_0, out uint dob0_5_1, out uint dob0_5_2, out uint dob0_5_3);
+                        MmaM16N8K16Bf16(ref dv10_0, ref dv10_1, ref dv10_2, ref dv10_3, p0_0, p0_1, p0_2, p0_3, dob0_5_0, dob0_5_1, exchange);
+                        MmaM16N8K16Bf16(ref dv11_0, ref dv11_1, ref dv11_2, ref dv11_3, p0_0, p0_1, p0_2, p0_3, dob0_5_2, dob0_5_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 96, 8, 0, 0, 8, out uint dob0_6_0, out uint dob0_6_1, out uint dob0_6_2, out uint dob0_6_3);
+                        MmaM16N8K16Bf16(ref dv12_0, ref dv12_1, ref dv12_2, ref dv12_3, p0_0, p0_1, p0_2, p0_3, dob0_6_0, dob0_6_1, exchange);
+                        MmaM16N8K16Bf16(ref dv13_0, ref dv13_1, ref dv13_2, ref dv13_3, p0_0, p0_1, p0_2, p0_3, dob0_6_2, dob0_6_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 112, 8, 0, 0, 8, out uint dob0_7_0, out uint dob0_7_1, out uint dob0_7_2, out uint dob0_7_3);
+                        MmaM16N8K16Bf16(ref dv14_0, ref dv14_1, ref dv14_2, ref dv14_3, p0_0, p0_1, p0_2, p0_3, dob0_7_0, dob0_7_1, exchange);
+                        MmaM16N8K16Bf16(ref dv15_0, ref dv15_1, ref dv15_2, ref dv15_3, p0_0, p0_1, p0_2, p0_3, dob0_7_2, dob0_7_3, exchange);
+                        uint ds0_0 = PackBFloat162(dp0_0, dp0_1), ds0_1 = PackBFloat162(dp0_2, dp0_3);
+                        uint ds0_2 = PackBFloat162(dp1_0, dp1_1), ds0_3 = PackBFloat162(dp1_2, dp1_3);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 0, 8, 0, 0, 8, out uint qtb0_0_0, out uint qtb0_0_1, out uint qtb0_0_2, out uint qtb0_0_3);
+                        MmaM16N8K16Bf16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_0_0, qtb0_0_1, exchange);
+                        MmaM16N8K16Bf16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_0_2, qtb0_0_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 16, 8, 0, 0, 8, out uint qtb0_1_0, out uint qtb0_1_1, out uint qtb0_1_2, out uint qtb0_1_3);
+                        MmaM16N8K16Bf16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_1_0, qtb0_1_1, exchange);
+                        MmaM16N8K16Bf16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_1_2, qtb0_1_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 32, 8, 0, 0, 8, out uint qtb0_2_0, out uint qtb0_2_1, out uint qtb0_2_2, out uint qtb0_2_3);
+                        MmaM16N8K16Bf16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_2_0, qtb0_2_1, exchange);
+                        MmaM16N8K16Bf16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_2_2, qtb0_2_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 48, 8, 0, 0, 8, out uint qtb0_3_0, out uint qtb0_3_1, out uint qtb0_3_2, out uint qtb0_3_3);
+                        MmaM16N8K16Bf16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_3_0, qtb0_3_1, exchange);
+                        MmaM16N8K16Bf16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_3_2, qtb0_3_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 64, 8, 0, 0, 8, out uint qtb0_4_0, out uint qtb0_4_1, out uint qtb0_4_2, out uint qtb0_4_3);
+                        MmaM16N8K16Bf16(ref dk8_0, ref dk8_1, ref dk8_2, ref dk8_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_4_0, qtb0_4_1, exchange);
+                        MmaM16N8K16Bf16(ref dk9_0, ref dk9_1, ref dk9_2, ref dk9_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_4_2, qtb0_4_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 80, 8, 0, 0, 8, out uint qtb0_5_0, out uint qtb0_5_1, out uint qtb0_5_2, out uint qtb0_5_3);
+                        MmaM16N8K16Bf16(ref dk10_0, ref dk10_1, ref dk10_2, ref dk10_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_5_0, qtb0_5_1, exchange);
+                        MmaM16N8K16Bf16(ref dk11_0, ref dk11_1, ref dk11_2, ref dk11_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_5_2, qtb0_5_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 96, 8, 0, 0, 8, out uint qtb0_6_0, out uint qtb0_6_1, out uint qtb0_6_2, out uint qtb0_6_3);
+                        MmaM16N8K16Bf16(ref dk12_0, ref dk12_1, ref dk12_2, ref dk12_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_6_0, qtb0_6_1, exchange);
+                        MmaM16N8K16Bf16(ref dk13_0, ref dk13_1, ref dk13_2, ref dk13_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_6_2, qtb0_6_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 112, 8, 0, 0, 8, out uint qtb0_7_0, out uint qtb0_7_1, out uint qtb0_7_2, out uint qtb0_7_3);
+                        MmaM16N8K16Bf16(ref dk14_0, ref dk14_1, ref dk14_2, ref dk14_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_7_0, qtb0_7_1, exchange);
+                        MmaM16N8K16Bf16(ref dk15_0, ref dk15_1, ref dk15_2, ref dk15_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_7_2, qtb0_7_3, exchange);
+                        Group.Barrier();
+                    }
                 }
-            }
 
-            // dK_j (times the softmax scale: S = scale · Q Kᵀ + bias) and dV_j, written once.
-            var dKOut = a.dK.Cast<uint>();
-            var dVOut = a.dV.Cast<uint>();
-            if (key0 < a.Mkv)
-            {
-                long offset = ((((long)b * a.Mkv + key0) * a.Hkv + hk) * HeadDim + 2 * quad) >> 1;
-                dKOut[offset + 0] = PackBFloat162(dk0_0 * a.Scale, dk0_1 * a.Scale);
-                dVOut[offset + 0] = PackBFloat162(dv0_0, dv0_1);
-                dKOut[offset + 4] = PackBFloat162(dk1_0 * a.Scale, dk1_1 * a.Scale);
-                dVOut[offset + 4] = PackBFloat162(dv1_0, dv1_1);
-                dKOut[offset + 8] = PackBFloat162(dk2_0 * a.Scale, dk2_1 * a.Scale);
-                dVOut[offset + 8] = PackBFloat162(dv2_0, dv2_1);
-                dKOut[offset + 12] = PackBFloat162(dk3_0 * a.Scale, dk3_1 * a.Scale);
-                dVOut[offset + 12] = PackBFloat162(dv3_0, dv3_1);
-                dKOut[offset + 16] = PackBFloat162(dk4_0 * a.Scale, dk4_1 * a.Scale);
-                dVOut[offset + 16] = PackBFloat162(dv4_0, dv4_1);
-                dKOut[offset + 20] = PackBFloat162(dk5_0 * a.Scale, dk5_1 * a.Scale);
-                dVOut[offset + 20] = PackBFloat162(dv5_0, dv5_1);
-                dKOut[offset + 24] = PackBFloat162(dk6_0 * a.Scale, dk6_1 * a.Scale);
-                dVOut[offset + 24] = PackBFloat162(dv6_0, dv6_1);
-                dKOut[offset + 28] = PackBFloat162(dk7_0 * a.Scale, dk7_1 * a.Scale);
-                dVOut[offset + 28] = PackBFloat162(dv7_0, dv7_1);
-                dKOut[offset + 32] = PackBFloat162(dk8_0 * a.Scale, dk8_1 * a.Scale);
-                dVOut[offset + 32] = PackBFloat162(dv8_0, dv8_1);
-                dKOut[offset + 36] = PackBFloat162(dk9_0 * a.Scale, dk9_1 * a.Scale);
-                dVOut[offset + 36] = PackBFloat162(dv9_0, dv9_1);
-                dKOut[offset + 40] = PackBFloat162(dk10_0 * a.Scale, dk10_1 * a.Scale);
-                dVOut[offset + 40] = PackBFloat162(dv10_0, dv10_1);
-                dKOut[offset + 44] = PackBFloat162(dk11_0 * a.Scale, dk11_1 * a.Scale);
-                dVOut[offset + 44] = PackBFloat162(dv11_0, dv11_1);
-                dKOut[offset + 48] = PackBFloat162(dk12_0 * a.Scale, dk12_1 * a.Scale);
-                dVOut[offset + 48] = PackBFloat162(dv12_0, dv12_1);
-                dKOut[offset + 52] = PackBFloat162(dk13_0 * a.Scale, dk13_1 * a.Scale);
-                dVOut[offset + 52] = PackBFloat162(dv13_0, dv13_1);
-                dKOut[offset + 56] = PackBFloat162(dk14_0 * a.Scale, dk14_1 * a.Scale);
-                dVOut[offset + 56] = PackBFloat162(dv14_0, dv14_1);
-                dKOut[offset + 60] = PackBFloat162(dk15_0 * a.Scale, dk15_1 * a.Scale);
-                dVOut[offset + 60] = PackBFloat162(dv15_0, dv15_1);
-            }
-            if (key1 < a.Mkv)
-            {
-                long offset = ((((long)b * a.Mkv + key1) * a.Hkv + hk) * HeadDim + 2 * quad) >> 1;
-                dKOut[offset + 0] = PackBFloat162(dk0_2 * a.Scale, dk0_3 * a.Scale);
-                dVOut[offset + 0] = PackBFloat162(dv0_2, dv0_3);
-                dKOut[offset + 4] = PackBFloat162(dk1_2 * a.Scale, dk1_3 * a.Scale);
-                dVOut[offset + 4] = PackBFloat162(dv1_2, dv1_3);
-                dKOut[offset + 8] = PackBFloat162(dk2_2 * a.Scale, dk2_3 * a.Scale);
-                dVOut[offset + 8] = PackBFloat162(dv2_2, dv2_3);
-                dKOut[offset + 12] = PackBFloat162(dk3_2 * a.Scale, dk3_3 * a.Scale);
-                dVOut[offset + 12] = PackBFloat162(dv3_2, dv3_3);
-                dKOut[offset + 16] = PackBFloat162(dk4_2 * a.Scale, dk4_3 * a.Scale);
-                dVOut[offset + 16] = PackBFloat162(dv4_2, dv4_3);
-                dKOut[offset + 20] = PackBFloat162(dk5_2 * a.Scale, dk5_3 * a.Scale);
-                dVOut[offset + 20] = PackBFloat162(dv5_2, dv5_3);
-                dKOut[offset + 24] = PackBFloat162(dk6_2 * a.Scale, dk6_3 * a.Scale);
-                dVOut[offset + 24] = PackBFloat162(dv6_2, dv6_3);
-                dKOut[offset + 28] = PackBFloat162(dk7_2 * a.Scale, dk7_3 * a.Scale);
-                dVOut[offset + 28] = PackBFloat162(dv7_2, dv7_3);
-                dKOut[offset + 32] = PackBFloat162(dk8_2 * a.Scale, dk8_3 * a.Scale);
-                dVOut[offset + 32] = PackBFloat162(dv8_2, dv8_3);
-                dKOut[offset + 36] = PackBFloat162(dk9_2 * a.Scale, dk9_3 * a.Scale);
-                dVOut[offset + 36] = PackBFloat162(dv9_2, dv9_3);
-                dKOut[offset + 40] = PackBFloat162(dk10_2 * a.Scale, dk10_3 * a.Scale);
-                dVOut[offset + 40] = PackBFloat162(dv10_2, dv10_3);
-                dKOut[offset + 44] = PackBFloat162(dk11_2 * a.Scale, dk11_3 * a.Scale);
-                dVOut[offset + 44] = PackBFloat162(dv11_2, dv11_3);
-                dKOut[offset + 48] = PackBFloat162(dk12_2 * a.Scale, dk12_3 * a.Scale);
-                dVOut[offset + 48] = PackBFloat162(dv12_2, dv12_3);
-                dKOut[offset + 52] = PackBFloat162(dk13_2 * a.Scale, dk13_3 * a.Scale);
-                dVOut[offset + 52] = PackBFloat162(dv13_2, dv13_3);
-                dKOut[offset + 56] = PackBFloat162(dk14_2 * a.Scale, dk14_3 * a.Scale);
-                dVOut[offset + 56] = PackBFloat162(dv14_2, dv14_3);
-                dKOut[offset + 60] = PackBFloat162(dk15_2 * a.Scale, dk15_3 * a.Scale);
-                dVOut[offset + 60] = PackBFloat162(dv15_2, dv15_3);
+                // dK_j (times the softmax scale: S = scale · Q Kᵀ + bias) and dV_j, written once a pass; the poison
+                // pass writes NaN into dV where its count is not 0 instead. nanProbe sums what this thread writes.
+                var dKOut = a.dK.Cast<uint>();
+                var dVOut = a.dV.Cast<uint>();
+                float nanProbe = 0f;
+                if (key0 < a.Mkv)
+                {
+                    long offset = ((((long)b * a.Mkv + key0) * a.Hkv + hk) * HeadDim + 2 * quad) >> 1;
+                    if (pass == PoisonPass)
+                    {
+                        dVOut[offset + 0] = PoisonBFloat162(dVOut[offset + 0], dv0_0, dv0_1);
+                        dVOut[offset + 4] = PoisonBFloat162(dVOut[offset + 4], dv1_0, dv1_1);
+                        dVOut[offset + 8] = PoisonBFloat162(dVOut[offset + 8], dv2_0, dv2_1);
+                        dVOut[offset + 12] = PoisonBFloat162(dVOut[offset + 12], dv3_0, dv3_1);
+                        dVOut[offset + 16] = PoisonBFloat162(dVOut[offset + 16], dv4_0, dv4_1);
+                        dVOut[offset + 20] = PoisonBFloat162(dVOut[offset + 20], dv5_0, dv5_1);
+                        dVOut[offset + 24] = PoisonBFloat162(dVOut[offset + 24], dv6_0, dv6_1);
+                        dVOut[offset + 28] = PoisonBFloat162(dVOut[offset + 28], dv7_0, dv7_1);
+                        dVOut[offset + 32] = PoisonBFloat162(dVOut[offset + 32], dv8_0, dv8_1);
+                        dVOut[offset + 36] = PoisonBFloat162(dVOut[offset + 36], dv9_0, dv9_1);
+                        dVOut[offset + 40] = PoisonBFloat162(dVOut[offset + 40], dv10_0, dv10_1);
+                        dVOut[offset + 44] = PoisonBFloat162(dVOut[offset + 44], dv11_0, dv11_1);
+                        dVOut[offset + 48] = PoisonBFloat162(dVOut[offset + 48], dv12_0, dv12_1);
+                        dVOut[offset + 52] = PoisonBFloat162(dVOut[offset + 52], dv13_0, dv13_1);
+                        dVOut[offset + 56] = PoisonBFloat162(dVOut[offset + 56], dv14_0, dv14_1);
+                        dVOut[offset + 60] = PoisonBFloat162(dVOut[offset + 60], dv15_0, dv15_1);
+                    }
+                    else
+                    {
+                        dKOut[offset + 0] = PackBFloat162(dk0_0 * a.Scale, dk0_1 * a.Scale);
+                        dVOut[offset + 0] = PackBFloat162(dv0_0, dv0_1);
+                        nanProbe += dk0_0 + dk0_1 + dv0_0 + dv0_1;
+                        dKOut[offset + 4] = PackBFloat162(dk1_0 * a.Scale, dk1_1 * a.Scale);
+                        dVOut[offset + 4] = PackBFloat162(dv1_0, dv1_1);
+                        nanProbe += dk1_0 + dk1_1 + dv1_0 + dv1_1;
+                        dKOut[offset + 8] = PackBFloat162(dk2_0 * a.Scale, dk2_1 * a.Scale);
+                        dVOut[offset + 8] = PackBFloat162(dv2_0, dv2_1);
+                        nanProbe += dk2_0 + dk2_1 + dv2_0 + dv2_1;
+                        dKOut[offset + 12] = PackBFloat162(dk3_0 * a.Scale, dk3_1 * a.Scale);
+                        dVOut[offset + 12] = PackBFloat162(dv3_0, dv3_1);
+                        nanProbe += dk3_0 + dk3_1 + dv3_0 + dv3_1;
+                        dKOut[offset + 16] = PackBFloat162(dk4_0 * a.Scale, dk4_1 * a.Scale);
+                        dVOut[offset + 16] = PackBFloat162(dv4_0, dv4_1);
+                        nanProbe += dk4_0 + dk4_1 + dv4_0 + dv4_1;
+                        dKOut[offset + 20] = PackBFloat162(dk5_0 * a.Scale, dk5_1 * a.Scale);
+                        dVOut[offset + 20] = PackBFloat162(dv5_0, dv5_1);
+                        nanProbe += dk5_0 + dk5_1 + dv5_0 + dv5_1;
+                        dKOut[offset + 24] = PackBFloat162(dk6_0 * a.Scale, dk6_1 * a.Scale);
+                        dVOut[offset + 24] = PackBFloat162(dv6_0, dv6_1);
+                        nanProbe += dk6_0 + dk6_1 + dv6_0 + dv6_1;
+                        dKOut[offset + 28] = PackBFloat162(dk7_0 * a.Scale, dk7_1 * a.Scale);
+                        dVOut[offset + 28] = PackBFloat162(dv7_0, dv7_1);
+                        nanProbe += dk7_0 + dk7_1 + dv7_0 + dv7_1;
+                        dKOut[offset + 32] = PackBFloat162(dk8_0 * a.Scale, dk8_1 * a.Scale);
+                        dVOut[offset + 32] = PackBFloat162(dv8_0, dv8_1);
+                        nanProbe += dk8_0 + dk8_1 + dv8_0 + dv8_1;
+                        dKOut[offset + 36] = PackBFloat162(dk9_0 * a.Scale, dk9_1 * a.Scale);
+                        dVOut[offset + 36] = PackBFloat162(dv9_0, dv9_1);
+                        nanProbe += dk9_0 + dk9_1 + dv9_0 + dv9_1;
+                        dKOut[offset + 40] = PackBFloat162(dk10_0 * a.Scale, dk10_1 * a.Scale);
+                        dVOut[offset + 40] = PackBFloat162(dv10_0, dv10_1);
+                        nanProbe += dk10_0 + dk10_1 + dv10_0 + dv10_1;
+                        dKOut[offset + 44] = PackBFloat162(dk11_0 * a.Scale, dk11_1 * a.Scale);
+                        dVOut[offset + 44] = PackBFloat162(dv11_0, dv11_1);
+                        nanProbe += dk11_0 + dk11_1 + dv11_0 + dv11_1;
+                        dKOut[offset + 48] = PackBFloat162(dk12_0 * a.Scale, dk12_1 * a.Scale);
+                        dVOut[offset + 48] = PackBFloat162(dv12_0, dv12_1);
+                        nanProbe += dk12_0 + dk12_1 + dv12_0 + dv12_1;
+                        dKOut[offset + 52] = PackBFloat162(dk13_0 * a.Scale, dk13_1 * a.Scale);
+                        dVOut[offset + 52] = PackBFloat162(dv13_0, dv13_1);
+                        nanProbe += dk13_0 + dk13_1 + dv13_0 + dv13_1;
+                        dKOut[offset + 56] = PackBFloat162(dk14_0 * a.Scale, dk14_1 * a.Scale);
+                        dVOut[offset + 56] = PackBFloat162(dv14_0, dv14_1);
+                        nanProbe += dk14_0 + dk14_1 + dv14_0 + dv14_1;
+                        dKOut[offset + 60] = PackBFloat162(dk15_0 * a.Scale, dk15_1 * a.Scale);
+                        dVOut[offset + 60] = PackBFloat162(dv15_0, dv15_1);
+                        nanProbe += dk15_0 + dk15_1 + dv15_0 + dv15_1;
+                    }
+                }
+                if (key1 < a.Mkv)
+                {
+                    long offset = ((((long)b * a.Mkv + key1) * a.Hkv + hk) * HeadDim + 2 * quad) >> 1;
+                    if (pass == PoisonPass)
+                    {
+                        dVOut[offset + 0] = PoisonBFloat162(dVOut[offset + 0], dv0_2, dv0_3);
+                        dVOut[offset + 4] = PoisonBFloat162(dVOut[offset + 4], dv1_2, dv1_3);
+                        dVOut[offset + 8] = PoisonBFloat162(dVOut[offset + 8], dv2_2, dv2_3);
+                        dVOut[offset + 12] = PoisonBFloat162(dVOut[offset + 12], dv3_2, dv3_3);
+                        dVOut[offset + 16] = PoisonBFloat162(dVOut[offset + 16], dv4_2, dv4_3);
+                        dVOut[offset + 20] = PoisonBFloat162(dVOut[offset + 20], dv5_2, dv5_3);
+                        dVOut[offset + 24] = PoisonBFloat162(dVOut[offset + 24], dv6_2, dv6_3);
+                        dVOut[offset + 28] = PoisonBFloat162(dVOut[offset + 28], dv7_2, dv7_3);
+                        dVOut[offset + 32] = PoisonBFloat162(dVOut[offset + 32], dv8_2, dv8_3);
+                        dVOut[offset + 36] = PoisonBFloat162(dVOut[offset + 36], dv9_2, dv9_3);
+                        dVOut[offset + 40] = PoisonBFloat162(dVOut[offset + 40], dv10_2, dv10_3);
+                        dVOut[offset + 44] = PoisonBFloat162(dVOut[offset + 44], dv11_2, dv11_3);
+                        dVOut[offset + 48] = PoisonBFloat162(dVOut[offset + 48], dv12_2, dv12_3);
+                        dVOut[offset + 52] = PoisonBFloat162(dVOut[offset + 52], dv13_2, dv13_3);
+                        dVOut[offset + 56] = PoisonBFloat162(dVOut[offset + 56], dv14_2, dv14_3);
+                        dVOut[offset + 60] = PoisonBFloat162(dVOut[offset + 60], dv15_2, dv15_3);
+                    }
+                    else
+                    {
+                        dKOut[offset + 0] = PackBFloat162(dk0_2 * a.Scale, dk0_3 * a.Scale);
+                        dVOut[offset + 0] = PackBFloat162(dv0_2, dv0_3);
+                        nanProbe += dk0_2 + dk0_3 + dv0_2 + dv0_3;
+                        dKOut[offset + 4] = PackBFloat162(dk1_2 * a.Scale, dk1_3 * a.Scale);
+                        dVOut[offset + 4] = PackBFloat162(dv1_2, dv1_3);
+                        nanProbe += dk1_2 + dk1_3 + dv1_2 + dv1_3;
+                        dKOut[offset + 8] = PackBFloat162(dk2_2 * a.Scale, dk2_3 * a.Scale);
+                        dVOut[offset + 8] = PackBFloat162(dv2_2, dv2_3);
+                        nanProbe += dk2_2 + dk2_3 + dv2_2 + dv2_3;
+                        dKOut[offset + 12] = PackBFloat162(dk3_2 * a.Scale, dk3_3 * a.Scale);
+                        dVOut[offset + 12] = PackBFloat162(dv3_2, dv3_3);
+                        nanProbe += dk3_2 + dk3_3 + dv3_2 + dv3_3;
+                        dKOut[offset + 16] = PackBFloat162(dk4_2 * a.Scale, dk4_3 * a.Scale);
+                        dVOut[offset + 16] = PackBFloat162(dv4_2, dv4_3);
+                        nanProbe += dk4_2 + dk4_3 + dv4_2 + dv4_3;
+                        dKOut[offset + 20] = PackBFloat162(dk5_2 * a.Scale, dk5_3 * a.Scale);
+                        dVOut[offset + 20] = PackBFloat162(dv5_2, dv5_3);
+                        nanProbe += dk5_2 + dk5_3 + dv5_2 + dv5_3;
+                        dKOut[offset + 24] = PackBFloat162(dk6_2 * a.Scale, dk6_3 * a.Scale);
+                        dVOut[offset + 24] = PackBFloat162(dv6_2, dv6_3);
+                        nanProbe += dk6_2 + dk6_3 + dv6_2 + dv6_3;
+                        dKOut[offset + 28] = PackBFloat162(dk7_2 * a.Scale, dk7_3 * a.Scale);
+                        dVOut[offset + 28] = PackBFloat162(dv7_2, dv7_3);
+                        nanProbe += dk7_2 + dk7_3 + dv7_2 + dv7_3;
+                        dKOut[offset + 32] = PackBFloat162(dk8_2 * a.Scale, dk8_3 * a.Scale);
+                        dVOut[offset + 32] = PackBFloat162(dv8_2, dv8_3);
+                        nanProbe += dk8_2 + dk8_3 + dv8_2 + dv8_3;
+                        dKOut[offset + 36] = PackBFloat162(dk9_2 * a.Scale, dk9_3 * a.Scale);
+                        dVOut[offset + 36] = PackBFloat162(dv9_2, dv9_3);
+                        nanProbe += dk9_2 + dk9_3 + dv9_2 + dv9_3;
+                        dKOut[offset + 40] = PackBFloat162(dk10_2 * a.Scale, dk10_3 * a.Scale);
+                        dVOut[offset + 40] = PackBFloat162(dv10_2, dv10_3);
+                        nanProbe += dk10_2 + dk10_3 + dv10_2 + dv10_3;
+                        dKOut[offset + 44] = PackBFloat162(dk11_2 * a.Scale, dk11_3 * a.Scale);
+                        dVOut[offset + 44] = PackBFloat162(dv11_2, dv11_3);
+                        nanProbe += dk11_2 + dk11_3 + dv11_2 + dv11_3;
+                        dKOut[offset + 48] = PackBFloat162(dk12_2 * a.Scale, dk12_3 * a.Scale);
+                        dVOut[offset + 48] = PackBFloat162(dv12_2, dv12_3);
+                        nanProbe += dk12_2 + dk12_3 + dv12_2 + dv12_3;
+                        dKOut[offset + 52] = PackBFloat162(dk13_2 * a.Scale, dk13_3 * a.Scale);
+                        dVOut[offset + 52] = PackBFloat162(dv13_2, dv13_3);
+                        nanProbe += dk13_2 + dk13_3 + dv13_2 + dv13_3;
+                        dKOut[offset + 56] = PackBFloat162(dk14_2 * a.Scale, dk14_3 * a.Scale);
+                        dVOut[offset + 56] = PackBFloat162(dv14_2, dv14_3);
+                        nanProbe += dk14_2 + dk14_3 + dv14_2 + dv14_3;
+                        dKOut[offset + 60] = PackBFloat162(dk15_2 * a.Scale, dk15_3 * a.Scale);
+                        dVOut[offset + 60] = PackBFloat162(dv15_2, dv15_3);
+                        nanProbe += dk15_2 + dk15_3 + dv15_2 + dv15_3;
+                    }
+                }
+                if (pass == PoisonPass || pass == FastPass && !Group.BarrierOr(float.IsNaN(nanProbe)))
+                    return;
             }
         }
 
@@ -1079,262 +1319,311 @@ partial class Kernels
             uint o7_2 = TcWord(dOGlobal, qRow0, 60), o7_3 = TcWord(dOGlobal, qRow1, 60);
             float lse0 = TcLse(a, b, h, row0), lse1 = TcLse(a, b, h, row1);
             float delta0 = TcDelta(a, b, h, row0), delta1 = TcDelta(a, b, h, row1);
-            float dq0_0 = 0f, dq0_1 = 0f, dq0_2 = 0f, dq0_3 = 0f;
-            float dq1_0 = 0f, dq1_1 = 0f, dq1_2 = 0f, dq1_3 = 0f;
-            float dq2_0 = 0f, dq2_1 = 0f, dq2_2 = 0f, dq2_3 = 0f;
-            float dq3_0 = 0f, dq3_1 = 0f, dq3_2 = 0f, dq3_3 = 0f;
-            float dq4_0 = 0f, dq4_1 = 0f, dq4_2 = 0f, dq4_3 = 0f;
-            float dq5_0 = 0f, dq5_1 = 0f, dq5_2 = 0f, dq5_3 = 0f;
-            float dq6_0 = 0f, dq6_1 = 0f, dq6_2 = 0f, dq6_3 = 0f;
-            float dq7_0 = 0f, dq7_1 = 0f, dq7_2 = 0f, dq7_3 = 0f;
-            float dq8_0 = 0f, dq8_1 = 0f, dq8_2 = 0f, dq8_3 = 0f;
-            float dq9_0 = 0f, dq9_1 = 0f, dq9_2 = 0f, dq9_3 = 0f;
-            float dq10_0 = 0f, dq10_1 = 0f, dq10_2 = 0f, dq10_3 = 0f;
-            float dq11_0 = 0f, dq11_1 = 0f, dq11_2 = 0f, dq11_3 = 0f;
-            float dq12_0 = 0f, dq12_1 = 0f, dq12_2 = 0f, dq12_3 = 0f;
-            float dq13_0 = 0f, dq13_1 = 0f, dq13_2 = 0f, dq13_3 = 0f;
-            float dq14_0 = 0f, dq14_1 = 0f, dq14_2 = 0f, dq14_3 = 0f;
-            float dq15_0 = 0f, dq15_1 = 0f, dq15_2 = 0f, dq15_3 = 0f;
-
             KvRange(a, firstRow, lastRow, out int kvBegin, out int kvEnd);
-            for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBwdBlockKv)
+
+            // Every group runs the fast pass. One whose dQ holds a NaN runs its rows again: a non-finite K element
+            // times the 0 of a masked dS gives NaN in rows that cannot see it. S reads K as it is; dQ += dS K then
+            // reads it with its non-finite elements zeroed (SanitizePass: dQ of every row exact, a key's NaN reaching
+            // the rows that see it through dS; docs/RELIABILITY.md).
+            for (int pass = FastPass; ; pass++)
             {
-                // Stage K_j and V_j row-major (Algorithm 2, line 6); ldmatrix transposes K for dQ += dS K.
-                TcLoadRows(tile.SubView(TcBwdKTile / 4), k, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
-                TcLoadRows(tile.SubView(TcBwdKvVTile / 4), v, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
-                Group.Barrier();
+                float dq0_0 = 0f, dq0_1 = 0f, dq0_2 = 0f, dq0_3 = 0f;
+                float dq1_0 = 0f, dq1_1 = 0f, dq1_2 = 0f, dq1_3 = 0f;
+                float dq2_0 = 0f, dq2_1 = 0f, dq2_2 = 0f, dq2_3 = 0f;
+                float dq3_0 = 0f, dq3_1 = 0f, dq3_2 = 0f, dq3_3 = 0f;
+                float dq4_0 = 0f, dq4_1 = 0f, dq4_2 = 0f, dq4_3 = 0f;
+                float dq5_0 = 0f, dq5_1 = 0f, dq5_2 = 0f, dq5_3 = 0f;
+                float dq6_0 = 0f, dq6_1 = 0f, dq6_2 = 0f, dq6_3 = 0f;
+                float dq7_0 = 0f, dq7_1 = 0f, dq7_2 = 0f, dq7_3 = 0f;
+                float dq8_0 = 0f, dq8_1 = 0f, dq8_2 = 0f, dq8_3 = 0f;
+                float dq9_0 = 0f, dq9_1 = 0f, dq9_2 = 0f, dq9_3 = 0f;
+                float dq10_0 = 0f, dq10_1 = 0f, dq10_2 = 0f, dq10_3 = 0f;
+                float dq11_0 = 0f, dq11_1 = 0f, dq11_2 = 0f, dq11_3 = 0f;
+                float dq12_0 = 0f, dq12_1 = 0f, dq12_2 = 0f, dq12_3 = 0f;
+                float dq13_0 = 0f, dq13_1 = 0f, dq13_2 = 0f, dq13_3 = 0f;
+                float dq14_0 = 0f, dq14_1 = 0f, dq14_2 = 0f, dq14_3 = 0f;
+                float dq15_0 = 0f, dq15_1 = 0f, dq15_2 = 0f, dq15_3 = 0f;
+                for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBwdBlockKv)
+                {
+                    // Stage K_j and V_j row-major (Algorithm 2, line 6); ldmatrix transposes K for dQ += dS K.
+                    TcLoadRows(tile.SubView(TcBwdKTile / 4), k, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
+                    TcLoadRows(tile.SubView(TcBwdKvVTile / 4), v, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
+                    Group.Barrier();
 
-                // S_ij = Q_i K_jᵀ and P_ij = 2^(score − Lse_i) (lines 10-11).
-                float s0_0 = 0f, s0_1 = 0f, s0_2 = 0f, s0_3 = 0f;
-                float s1_0 = 0f, s1_1 = 0f, s1_2 = 0f, s1_3 = 0f;
-                float s2_0 = 0f, s2_1 = 0f, s2_2 = 0f, s2_3 = 0f;
-                float s3_0 = 0f, s3_1 = 0f, s3_2 = 0f, s3_3 = 0f;
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 0, 0, 8, 8, 0, out uint kb0_0_0, out uint kb0_0_1, out uint kb0_0_2, out uint kb0_0_3);
-                MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q0_0, q0_1, q0_2, q0_3, kb0_0_0, kb0_0_1, exchange);
-                MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q0_0, q0_1, q0_2, q0_3, kb0_0_2, kb0_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 0, 0, 8, 8, 0, out uint kb1_0_0, out uint kb1_0_1, out uint kb1_0_2, out uint kb1_0_3);
-                MmaM16N8K16Bf16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q0_0, q0_1, q0_2, q0_3, kb1_0_0, kb1_0_1, exchange);
-                MmaM16N8K16Bf16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q0_0, q0_1, q0_2, q0_3, kb1_0_2, kb1_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 16, 0, 8, 8, 0, out uint kb0_1_0, out uint kb0_1_1, out uint kb0_1_2, out uint kb0_1_3);
-                MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q1_0, q1_1, q1_2, q1_3, kb0_1_0, kb0_1_1, exchange);
-                MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q1_0, q1_1, q1_2, q1_3, kb0_1_2, kb0_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 16, 0, 8, 8, 0, out uint kb1_1_0, out uint kb1_1_1, out uint kb1_1_2, out uint kb1_1_3);
-                MmaM16N8K16Bf16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q1_0, q1_1, q1_2, q1_3, kb1_1_0, kb1_1_1, exchange);
-                MmaM16N8K16Bf16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q1_0, q1_1, q1_2, q1_3, kb1_1_2, kb1_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 32, 0, 8, 8, 0, out uint kb0_2_0, out uint kb0_2_1, out uint kb0_2_2, out uint kb0_2_3);
-                MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q2_0, q2_1, q2_2, q2_3, kb0_2_0, kb0_2_1, exchange);
-                MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q2_0, q2_1, q2_2, q2_3, kb0_2_2, kb0_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 32, 0, 8, 8, 0, out uint kb1_2_0, out uint kb1_2_1, out uint kb1_2_2, out uint kb1_2_3);
-                MmaM16N8K16Bf16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q2_0, q2_1, q2_2, q2_3, kb1_2_0, kb1_2_1, exchange);
-                MmaM16N8K16Bf16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q2_0, q2_1, q2_2, q2_3, kb1_2_2, kb1_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 48, 0, 8, 8, 0, out uint kb0_3_0, out uint kb0_3_1, out uint kb0_3_2, out uint kb0_3_3);
-                MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q3_0, q3_1, q3_2, q3_3, kb0_3_0, kb0_3_1, exchange);
-                MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q3_0, q3_1, q3_2, q3_3, kb0_3_2, kb0_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 48, 0, 8, 8, 0, out uint kb1_3_0, out uint kb1_3_1, out uint kb1_3_2, out uint kb1_3_3);
-                MmaM16N8K16Bf16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q3_0, q3_1, q3_2, q3_3, kb1_3_0, kb1_3_1, exchange);
-                MmaM16N8K16Bf16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q3_0, q3_1, q3_2, q3_3, kb1_3_2, kb1_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 64, 0, 8, 8, 0, out uint kb0_4_0, out uint kb0_4_1, out uint kb0_4_2, out uint kb0_4_3);
-                MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q4_0, q4_1, q4_2, q4_3, kb0_4_0, kb0_4_1, exchange);
-                MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q4_0, q4_1, q4_2, q4_3, kb0_4_2, kb0_4_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 64, 0, 8, 8, 0, out uint kb1_4_0, out uint kb1_4_1, out uint kb1_4_2, out uint kb1_4_3);
-                MmaM16N8K16Bf16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q4_0, q4_1, q4_2, q4_3, kb1_4_0, kb1_4_1, exchange);
-                MmaM16N8K16Bf16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q4_0, q4_1, q4_2, q4_3, kb1_4_2, kb1_4_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 80, 0, 8, 8, 0, out uint kb0_5_0, out uint kb0_5_1, out uint kb0_5_2, out uint kb0_5_3);
-                MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q5_0, q5_1, q5_2, q5_3, kb0_5_0, kb0_5_1, exchange);
-                MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q5_0, q5_1, q5_2, q5_3, kb0_5_2, kb0_5_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 80, 0, 8, 8, 0, out uint kb1_5_0, out uint kb1_5_1, out uint kb1_5_2, out uint kb1_5_3);
-                MmaM16N8K16Bf16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q5_0, q5_1, q5_2, q5_3, kb1_5_0, kb1_5_1, exchange);
-                MmaM16N8K16Bf16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q5_0, q5_1, q5_2, q5_3, kb1_5_2, kb1_5_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 96, 0, 8, 8, 0, out uint kb0_6_0, out uint kb0_6_1, out uint kb0_6_2, out uint kb0_6_3);
-                MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q6_0, q6_1, q6_2, q6_3, kb0_6_0, kb0_6_1, exchange);
-                MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q6_0, q6_1, q6_2, q6_3, kb0_6_2, kb0_6_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 96, 0, 8, 8, 0, out uint kb1_6_0, out uint kb1_6_1, out uint kb1_6_2, out uint kb1_6_3);
-                MmaM16N8K16Bf16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q6_0, q6_1, q6_2, q6_3, kb1_6_0, kb1_6_1, exchange);
-                MmaM16N8K16Bf16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q6_0, q6_1, q6_2, q6_3, kb1_6_2, kb1_6_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 112, 0, 8, 8, 0, out uint kb0_7_0, out uint kb0_7_1, out uint kb0_7_2, out uint kb0_7_3);
-                MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q7_0, q7_1, q7_2, q7_3, kb0_7_0, kb0_7_1, exchange);
-                MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q7_0, q7_1, q7_2, q7_3, kb0_7_2, kb0_7_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 112, 0, 8, 8, 0, out uint kb1_7_0, out uint kb1_7_1, out uint kb1_7_2, out uint kb1_7_3);
-                MmaM16N8K16Bf16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q7_0, q7_1, q7_2, q7_3, kb1_7_0, kb1_7_1, exchange);
-                MmaM16N8K16Bf16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q7_0, q7_1, q7_2, q7_3, kb1_7_2, kb1_7_3, exchange);
-                bool check = TcTileNeedsMask(a, firstRow, TcBlockM, n0, TcBwdBlockKv, kvEnd);
-                int column = n0 + 2 * quad;
-                s0_0 = TcProbability(TcScore(a, b, h, s0_0, row0, column + 0, kvEnd, check), lse0, check);
-                s0_1 = TcProbability(TcScore(a, b, h, s0_1, row0, column + 1, kvEnd, check), lse0, check);
-                s0_2 = TcProbability(TcScore(a, b, h, s0_2, row1, column + 0, kvEnd, check), lse1, check);
-                s0_3 = TcProbability(TcScore(a, b, h, s0_3, row1, column + 1, kvEnd, check), lse1, check);
-                s1_0 = TcProbability(TcScore(a, b, h, s1_0, row0, column + 8, kvEnd, check), lse0, check);
-                s1_1 = TcProbability(TcScore(a, b, h, s1_1, row0, column + 9, kvEnd, check), lse0, check);
-                s1_2 = TcProbability(TcScore(a, b, h, s1_2, row1, column + 8, kvEnd, check), lse1, check);
-                s1_3 = TcProbability(TcScore(a, b, h, s1_3, row1, column + 9, kvEnd, check), lse1, check);
-                s2_0 = TcProbability(TcScore(a, b, h, s2_0, row0, column + 16, kvEnd, check), lse0, check);
-                s2_1 = TcProbability(TcScore(a, b, h, s2_1, row0, column + 17, kvEnd, check), lse0, check);
-                s2_2 = TcProbability(TcScore(a, b, h, s2_2, row1, column + 16, kvEnd, check), lse1, check);
-                s2_3 = TcProbability(TcScore(a, b, h, s2_3, row1, column + 17, kvEnd, check), lse1, check);
-                s3_0 = TcProbability(TcScore(a, b, h, s3_0, row0, column + 24, kvEnd, check), lse0, check);
-                s3_1 = TcProbability(TcScore(a, b, h, s3_1, row0, column + 25, kvEnd, check), lse0, check);
-                s3_2 = TcProbability(TcScore(a, b, h, s3_2, row1, column + 24, kvEnd, check), lse1, check);
-                s3_3 = TcProbability(TcScore(a, b, h, s3_3, row1, column + 25, kvEnd, check), lse1, check);
+                    // S_ij = Q_i K_jᵀ and P_ij = 2^(score − Lse_i) (lines 10-11).
+                    float s0_0 = 0f, s0_1 = 0f, s0_2 = 0f, s0_3 = 0f;
+                    float s1_0 = 0f, s1_1 = 0f, s1_2 = 0f, s1_3 = 0f;
+                    float s2_0 = 0f, s2_1 = 0f, s2_2 = 0f, s2_3 = 0f;
+                    float s3_0 = 0f, s3_1 = 0f, s3_2 = 0f, s3_3 = 0f;
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 0, 0, 8, 8, 0, out uint kb0_0_0, out uint kb0_0_1, out uint kb0_0_2, out uint kb0_0_3);
+                    MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q0_0, q0_1, q0_2, q0_3, kb0_0_0, kb0_0_1, exchange);
+                    MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q0_0, q0_1, q0_2, q0_3, kb0_0_2, kb0_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 0, 0, 8, 8, 0, out uint kb1_0_0, out uint kb1_0_1, out uint kb1_0_2, out uint kb1_0_3);
+                    MmaM16N8K16Bf16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q0_0, q0_1, q0_2, q0_3, kb1_0_0, kb1_0_1, exchange);
+                    MmaM16N8K16Bf16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q0_0, q0_1, q0_2, q0_3, kb1_0_2, kb1_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 16, 0, 8, 8, 0, out uint kb0_1_0, out uint kb0_1_1, out uint kb0_1_2, out uint kb0_1_3);
+                    MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q1_0, q1_1, q1_2, q1_3, kb0_1_0, kb0_1_1, exchange);
+                    MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q1_0, q1_1, q1_2, q1_3, kb0_1_2, kb0_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 16, 0, 8, 8, 0, out uint kb1_1_0, out uint kb1_1_1, out uint kb1_1_2, out uint kb1_1_3);
+                    MmaM16N8K16Bf16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q1_0, q1_1, q1_2, q1_3, kb1_1_0, kb1_1_1, exchange);
+                    MmaM16N8K16Bf16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q1_0, q1_1, q1_2, q1_3, kb1_1_2, kb1_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 32, 0, 8, 8, 0, out uint kb0_2_0, out uint kb0_2_1, out uint kb0_2_2, out uint kb0_2_3);
+                    MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q2_0, q2_1, q2_2, q2_3, kb0_2_0, kb0_2_1, exchange);
+                    MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q2_0, q2_1, q2_2, q2_3, kb0_2_2, kb0_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 32, 0, 8, 8, 0, out uint kb1_2_0, out uint kb1_2_1, out uint kb1_2_2, out uint kb1_2_3);
+                    MmaM16N8K16Bf16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q2_0, q2_1, q2_2, q2_3, kb1_2_0, kb1_2_1, exchange);
+                    MmaM16N8K16Bf16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q2_0, q2_1, q2_2, q2_3, kb1_2_2, kb1_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 48, 0, 8, 8, 0, out uint kb0_3_0, out uint kb0_3_1, out uint kb0_3_2, out uint kb0_3_3);
+                    MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q3_0, q3_1, q3_2, q3_3, kb0_3_0, kb0_3_1, exchange);
+                    MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q3_0, q3_1, q3_2, q3_3, kb0_3_2, kb0_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 48, 0, 8, 8, 0, out uint kb1_3_0, out uint kb1_3_1, out uint kb1_3_2, out uint kb1_3_3);
+                    MmaM16N8K16Bf16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q3_0, q3_1, q3_2, q3_3, kb1_3_0, kb1_3_1, exchange);
+                    MmaM16N8K16Bf16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q3_0, q3_1, q3_2, q3_3, kb1_3_2, kb1_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 64, 0, 8, 8, 0, out uint kb0_4_0, out uint kb0_4_1, out uint kb0_4_2, out uint kb0_4_3);
+                    MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q4_0, q4_1, q4_2, q4_3, kb0_4_0, kb0_4_1, exchange);
+                    MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q4_0, q4_1, q4_2, q4_3, kb0_4_2, kb0_4_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 64, 0, 8, 8, 0, out uint kb1_4_0, out uint kb1_4_1, out uint kb1_4_2, out uint kb1_4_3);
+                    MmaM16N8K16Bf16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q4_0, q4_1, q4_2, q4_3, kb1_4_0, kb1_4_1, exchange);
+                    MmaM16N8K16Bf16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q4_0, q4_1, q4_2, q4_3, kb1_4_2, kb1_4_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 80, 0, 8, 8, 0, out uint kb0_5_0, out uint kb0_5_1, out uint kb0_5_2, out uint kb0_5_3);
+                    MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q5_0, q5_1, q5_2, q5_3, kb0_5_0, kb0_5_1, exchange);
+                    MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q5_0, q5_1, q5_2, q5_3, kb0_5_2, kb0_5_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 80, 0, 8, 8, 0, out uint kb1_5_0, out uint kb1_5_1, out uint kb1_5_2, out uint kb1_5_3);
+                    MmaM16N8K16Bf16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q5_0, q5_1, q5_2, q5_3, kb1_5_0, kb1_5_1, exchange);
+                    MmaM16N8K16Bf16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q5_0, q5_1, q5_2, q5_3, kb1_5_2, kb1_5_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 96, 0, 8, 8, 0, out uint kb0_6_0, out uint kb0_6_1, out uint kb0_6_2, out uint kb0_6_3);
+                    MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q6_0, q6_1, q6_2, q6_3, kb0_6_0, kb0_6_1, exchange);
+                    MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q6_0, q6_1, q6_2, q6_3, kb0_6_2, kb0_6_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 96, 0, 8, 8, 0, out uint kb1_6_0, out uint kb1_6_1, out uint kb1_6_2, out uint kb1_6_3);
+                    MmaM16N8K16Bf16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q6_0, q6_1, q6_2, q6_3, kb1_6_0, kb1_6_1, exchange);
+                    MmaM16N8K16Bf16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q6_0, q6_1, q6_2, q6_3, kb1_6_2, kb1_6_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 112, 0, 8, 8, 0, out uint kb0_7_0, out uint kb0_7_1, out uint kb0_7_2, out uint kb0_7_3);
+                    MmaM16N8K16Bf16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q7_0, q7_1, q7_2, q7_3, kb0_7_0, kb0_7_1, exchange);
+                    MmaM16N8K16Bf16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q7_0, q7_1, q7_2, q7_3, kb0_7_2, kb0_7_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 112, 0, 8, 8, 0, out uint kb1_7_0, out uint kb1_7_1, out uint kb1_7_2, out uint kb1_7_3);
+                    MmaM16N8K16Bf16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q7_0, q7_1, q7_2, q7_3, kb1_7_0, kb1_7_1, exchange);
+                    MmaM16N8K16Bf16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q7_0, q7_1, q7_2, q7_3, kb1_7_2, kb1_7_3, exchange);
+                    bool check = TcTileNeedsMask(a, firstRow, TcBlockM, n0, TcBwdBlockKv, kvEnd);
+                    int column = n0 + 2 * quad;
+                    s0_0 = TcProbability(TcScore(a, b, h, s0_0, row0, column + 0, kvEnd, check), lse0, check);
+                    s0_1 = TcProbability(TcScore(a, b, h, s0_1, row0, column + 1, kvEnd, check), lse0, check);
+                    s0_2 = TcProbability(TcScore(a, b, h, s0_2, row1, column + 0, kvEnd, check), lse1, check);
+                    s0_3 = TcProbability(TcScore(a, b, h, s0_3, row1, column + 1, kvEnd, check), lse1, check);
+                    s1_0 = TcProbability(TcScore(a, b, h, s1_0, row0, column + 8, kvEnd, check), lse0, check);
+                    s1_1 = TcProbability(TcScore(a, b, h, s1_1, row0, column + 9, kvEnd, check), lse0, check);
+                    s1_2 = TcProbability(TcScore(a, b, h, s1_2, row1, column + 8, kvEnd, check), lse1, check);
+                    s1_3 = TcProbability(TcScore(a, b, h, s1_3, row1, column + 9, kvEnd, check), lse1, check);
+                    s2_0 = TcProbability(TcScore(a, b, h, s2_0, row0, column + 16, kvEnd, check), lse0, check);
+                    s2_1 = TcProbability(TcScore(a, b, h, s2_1, row0, column + 17, kvEnd, check), lse0, check);
+                    s2_2 = TcProbability(TcScore(a, b, h, s2_2, row1, column + 16, kvEnd, check), lse1, check);
+                    s2_3 = TcProbability(TcScore(a, b, h, s2_3, row1, column + 17, kvEnd, check), lse1, check);
+                    s3_0 = TcProbability(TcScore(a, b, h, s3_0, row0, column + 24, kvEnd, check), lse0, check);
+                    s3_1 = TcProbability(TcScore(a, b, h, s3_1, row0, column + 25, kvEnd, check), lse0, check);
+                    s3_2 = TcProbability(TcScore(a, b, h, s3_2, row1, column + 24, kvEnd, check), lse1, check);
+                    s3_3 = TcProbability(TcScore(a, b, h, s3_3, row1, column + 25, kvEnd, check), lse1, check);
 
-                // dP_ij = dO_i V_jᵀ (line 14), then dS_ij = P_ij (dP_ij − D_i) (line 15) in its accumulators.
-                float dp0_0 = 0f, dp0_1 = 0f, dp0_2 = 0f, dp0_3 = 0f;
-                float dp1_0 = 0f, dp1_1 = 0f, dp1_2 = 0f, dp1_3 = 0f;
-                float dp2_0 = 0f, dp2_1 = 0f, dp2_2 = 0f, dp2_3 = 0f;
-                float dp3_0 = 0f, dp3_1 = 0f, dp3_2 = 0f, dp3_3 = 0f;
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 0, 0, 8, 8, 0, out uint vb0_0_0, out uint vb0_0_1, out uint vb0_0_2, out uint vb0_0_3);
-                MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o0_0, o0_1, o0_2, o0_3, vb0_0_0, vb0_0_1, exchange);
-                MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o0_0, o0_1, o0_2, o0_3, vb0_0_2, vb0_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 0, 0, 8, 8, 0, out uint vb1_0_0, out uint vb1_0_1, out uint vb1_0_2, out uint vb1_0_3);
-                MmaM16N8K16Bf16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o0_0, o0_1, o0_2, o0_3, vb1_0_0, vb1_0_1, exchange);
-                MmaM16N8K16Bf16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o0_0, o0_1, o0_2, o0_3, vb1_0_2, vb1_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 16, 0, 8, 8, 0, out uint vb0_1_0, out uint vb0_1_1, out uint vb0_1_2, out uint vb0_1_3);
-                MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o1_0, o1_1, o1_2, o1_3, vb0_1_0, vb0_1_1, exchange);
-                MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o1_0, o1_1, o1_2, o1_3, vb0_1_2, vb0_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 16, 0, 8, 8, 0, out uint vb1_1_0, out uint vb1_1_1, out uint vb1_1_2, out uint vb1_1_3);
-                MmaM16N8K16Bf16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o1_0, o1_1, o1_2, o1_3, vb1_1_0, vb1_1_1, exchange);
-                MmaM16N8K16Bf16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o1_0, o1_1, o1_2, o1_3, vb1_1_2, vb1_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 32, 0, 8, 8, 0, out uint vb0_2_0, out uint vb0_2_1, out uint vb0_2_2, out uint vb0_2_3);
-                MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o2_0, o2_1, o2_2, o2_3, vb0_2_0, vb0_2_1, exchange);
-                MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o2_0, o2_1, o2_2, o2_3, vb0_2_2, vb0_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 32, 0, 8, 8, 0, out uint vb1_2_0, out uint vb1_2_1, out uint vb1_2_2, out uint vb1_2_3);
-                MmaM16N8K16Bf16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o2_0, o2_1, o2_2, o2_3, vb1_2_0, vb1_2_1, exchange);
-                MmaM16N8K16Bf16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o2_0, o2_1, o2_2, o2_3, vb1_2_2, vb1_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 48, 0, 8, 8, 0, out uint vb0_3_0, out uint vb0_3_1, out uint vb0_3_2, out uint vb0_3_3);
-                MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o3_0, o3_1, o3_2, o3_3, vb0_3_0, vb0_3_1, exchange);
-                MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o3_0, o3_1, o3_2, o3_3, vb0_3_2, vb0_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 48, 0, 8, 8, 0, out uint vb1_3_0, out uint vb1_3_1, out uint vb1_3_2, out uint vb1_3_3);
-                MmaM16N8K16Bf16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o3_0, o3_1, o3_2, o3_3, vb1_3_0, vb1_3_1, exchange);
-                MmaM16N8K16Bf16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o3_0, o3_1, o3_2, o3_3, vb1_3_2, vb1_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 64, 0, 8, 8, 0, out uint vb0_4_0, out uint vb0_4_1, out uint vb0_4_2, out uint vb0_4_3);
-                MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o4_0, o4_1, o4_2, o4_3, vb0_4_0, vb0_4_1, exchange);
-                MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o4_0, o4_1, o4_2, o4_3, vb0_4_2, vb0_4_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 64, 0, 8, 8, 0, out uint vb1_4_0, out uint vb1_4_1, out uint vb1_4_2, out uint vb1_4_3);
-                MmaM16N8K16Bf16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o4_0, o4_1, o4_2, o4_3, vb1_4_0, vb1_4_1, exchange);
-                MmaM16N8K16Bf16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o4_0, o4_1, o4_2, o4_3, vb1_4_2, vb1_4_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 80, 0, 8, 8, 0, out uint vb0_5_0, out uint vb0_5_1, out uint vb0_5_2, out uint vb0_5_3);
-                MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o5_0, o5_1, o5_2, o5_3, vb0_5_0, vb0_5_1, exchange);
-                MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o5_0, o5_1, o5_2, o5_3, vb0_5_2, vb0_5_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 80, 0, 8, 8, 0, out uint vb1_5_0, out uint vb1_5_1, out uint vb1_5_2, out uint vb1_5_3);
-                MmaM16N8K16Bf16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o5_0, o5_1, o5_2, o5_3, vb1_5_0, vb1_5_1, exchange);
-                MmaM16N8K16Bf16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o5_0, o5_1, o5_2, o5_3, vb1_5_2, vb1_5_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 96, 0, 8, 8, 0, out uint vb0_6_0, out uint vb0_6_1, out uint vb0_6_2, out uint vb0_6_3);
-                MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o6_0, o6_1, o6_2, o6_3, vb0_6_0, vb0_6_1, exchange);
-                MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o6_0, o6_1, o6_2, o6_3, vb0_6_2, vb0_6_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 96, 0, 8, 8, 0, out uint vb1_6_0, out uint vb1_6_1, out uint vb1_6_2, out uint vb1_6_3);
-                MmaM16N8K16Bf16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o6_0, o6_1, o6_2, o6_3, vb1_6_0, vb1_6_1, exchange);
-                MmaM16N8K16Bf16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o6_0, o6_1, o6_2, o6_3, vb1_6_2, vb1_6_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 112, 0, 8, 8, 0, out uint vb0_7_0, out uint vb0_7_1, out uint vb0_7_2, out uint vb0_7_3);
-                MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o7_0, o7_1, o7_2, o7_3, vb0_7_0, vb0_7_1, exchange);
-                MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o7_0, o7_1, o7_2, o7_3, vb0_7_2, vb0_7_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 112, 0, 8, 8, 0, out uint vb1_7_0, out uint vb1_7_1, out uint vb1_7_2, out uint vb1_7_3);
-                MmaM16N8K16Bf16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o7_0, o7_1, o7_2, o7_3, vb1_7_0, vb1_7_1, exchange);
-                MmaM16N8K16Bf16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o7_0, o7_1, o7_2, o7_3, vb1_7_2, vb1_7_3, exchange);
-                dp0_0 = TcDs(s0_0, dp0_0 - delta0, check); dp0_1 = TcDs(s0_1, dp0_1 - delta0, check);
-                dp0_2 = TcDs(s0_2, dp0_2 - delta1, check); dp0_3 = TcDs(s0_3, dp0_3 - delta1, check);
-                dp1_0 = TcDs(s1_0, dp1_0 - delta0, check); dp1_1 = TcDs(s1_1, dp1_1 - delta0, check);
-                dp1_2 = TcDs(s1_2, dp1_2 - delta1, check); dp1_3 = TcDs(s1_3, dp1_3 - delta1, check);
-                dp2_0 = TcDs(s2_0, dp2_0 - delta0, check); dp2_1 = TcDs(s2_1, dp2_1 - delta0, check);
-                dp2_2 = TcDs(s2_2, dp2_2 - delta1, check); dp2_3 = TcDs(s2_3, dp2_3 - delta1, check);
-                dp3_0 = TcDs(s3_0, dp3_0 - delta0, check); dp3_1 = TcDs(s3_1, dp3_1 - delta0, check);
-                dp3_2 = TcDs(s3_2, dp3_2 - delta1, check); dp3_3 = TcDs(s3_3, dp3_3 - delta1, check);
+                    // dP_ij = dO_i V_jᵀ (line 14), then dS_ij = P_ij (dP_ij − D_i) (line 15) in its accumulators.
+                    float dp0_0 = 0f, dp0_1 = 0f, dp0_2 = 0f, dp0_3 = 0f;
+                    float dp1_0 = 0f, dp1_1 = 0f, dp1_2 = 0f, dp1_3 = 0f;
+                    float dp2_0 = 0f, dp2_1 = 0f, dp2_2 = 0f, dp2_3 = 0f;
+                    float dp3_0 = 0f, dp3_1 = 0f, dp3_2 = 0f, dp3_3 = 0f;
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 0, 0, 8, 8, 0, out uint vb0_0_0, out uint vb0_0_1, out uint vb0_0_2, out uint vb0_0_3);
+                    MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o0_0, o0_1, o0_2, o0_3, vb0_0_0, vb0_0_1, exchange);
+                    MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o0_0, o0_1, o0_2, o0_3, vb0_0_2, vb0_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 0, 0, 8, 8, 0, out uint vb1_0_0, out uint vb1_0_1, out uint vb1_0_2, out uint vb1_0_3);
+                    MmaM16N8K16Bf16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o0_0, o0_1, o0_2, o0_3, vb1_0_0, vb1_0_1, exchange);
+                    MmaM16N8K16Bf16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o0_0, o0_1, o0_2, o0_3, vb1_0_2, vb1_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 16, 0, 8, 8, 0, out uint vb0_1_0, out uint vb0_1_1, out uint vb0_1_2, out uint vb0_1_3);
+                    MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o1_0, o1_1, o1_2, o1_3, vb0_1_0, vb0_1_1, exchange);
+                    MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o1_0, o1_1, o1_2, o1_3, vb0_1_2, vb0_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 16, 0, 8, 8, 0, out uint vb1_1_0, out uint vb1_1_1, out uint vb1_1_2, out uint vb1_1_3);
+                    MmaM16N8K16Bf16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o1_0, o1_1, o1_2, o1_3, vb1_1_0, vb1_1_1, exchange);
+                    MmaM16N8K16Bf16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o1_0, o1_1, o1_2, o1_3, vb1_1_2, vb1_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 32, 0, 8, 8, 0, out uint vb0_2_0, out uint vb0_2_1, out uint vb0_2_2, out uint vb0_2_3);
+                    MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o2_0, o2_1, o2_2, o2_3, vb0_2_0, vb0_2_1, exchange);
+                    MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o2_0, o2_1, o2_2, o2_3, vb0_2_2, vb0_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 32, 0, 8, 8, 0, out uint vb1_2_0, out uint vb1_2_1, out uint vb1_2_2, out uint vb1_2_3);
+                    MmaM16N8K16Bf16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o2_0, o2_1, o2_2, o2_3, vb1_2_0, vb1_2_1, exchange);
+                    MmaM16N8K16Bf16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o2_0, o2_1, o2_2, o2_3, vb1_2_2, vb1_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 48, 0, 8, 8, 0, out uint vb0_3_0, out uint vb0_3_1, out uint vb0_3_2, out uint vb0_3_3);
+                    MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o3_0, o3_1, o3_2, o3_3, vb0_3_0, vb0_3_1, exchange);
+                    MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o3_0, o3_1, o3_2, o3_3, vb0_3_2, vb0_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 48, 0, 8, 8, 0, out uint vb1_3_0, out uint vb1_3_1, out uint vb1_3_2, out uint vb1_3_3);
+                    MmaM16N8K16Bf16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o3_0, o3_1, o3_2, o3_3, vb1_3_0, vb1_3_1, exchange);
+                    MmaM16N8K16Bf16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o3_0, o3_1, o3_2, o3_3, vb1_3_2, vb1_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 64, 0, 8, 8, 0, out uint vb0_4_0, out uint vb0_4_1, out uint vb0_4_2, out uint vb0_4_3);
+                    MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o4_0, o4_1, o4_2, o4_3, vb0_4_0, vb0_4_1, exchange);
+                    MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o4_0, o4_1, o4_2, o4_3, vb0_4_2, vb0_4_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 64, 0, 8, 8, 0, out uint vb1_4_0, out uint vb1_4_1, out uint vb1_4_2, out uint vb1_4_3);
+                    MmaM16N8K16Bf16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o4_0, o4_1, o4_2, o4_3, vb1_4_0, vb1_4_1, exchange);
+                    MmaM16N8K16Bf16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o4_0, o4_1, o4_2, o4_3, vb1_4_2, vb1_4_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 80, 0, 8, 8, 0, out uint vb0_5_0, out uint vb0_5_1, out uint vb0_5_2, out uint vb0_5_3);
+                    MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o5_0, o5_1, o5_2, o5_3, vb0_5_0, vb0_5_1, exchange);
+                    MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o5_0, o5_1, o5_2, o5_3, vb0_5_2, vb0_5_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 80, 0, 8, 8, 0, out uint vb1_5_0, out uint vb1_5_1, out uint vb1_5_2, out uint vb1_5_3);
+                    MmaM16N8K16Bf16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o5_0, o5_1, o5_2, o5_3, vb1_5_0, vb1_5_1, exchange);
+                    MmaM16N8K16Bf16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o5_0, o5_1, o5_2, o5_3, vb1_5_2, vb1_5_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 96, 0, 8, 8, 0, out uint vb0_6_0, out uint vb0_6_1, out uint vb0_6_2, out uint vb0_6_3);
+                    MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o6_0, o6_1, o6_2, o6_3, vb0_6_0, vb0_6_1, exchange);
+                    MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o6_0, o6_1, o6_2, o6_3, vb0_6_2, vb0_6_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 96, 0, 8, 8, 0, out uint vb1_6_0, out uint vb1_6_1, out uint vb1_6_2, out uint vb1_6_3);
+                    MmaM16N8K16Bf16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o6_0, o6_1, o6_2, o6_3, vb1_6_0, vb1_6_1, exchange);
+                    MmaM16N8K16Bf16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o6_0, o6_1, o6_2, o6_3, vb1_6_2, vb1_6_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 112, 0, 8, 8, 0, out uint vb0_7_0, out uint vb0_7_1, out uint vb0_7_2, out uint vb0_7_3);
+                    MmaM16N8K16Bf16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o7_0, o7_1, o7_2, o7_3, vb0_7_0, vb0_7_1, exchange);
+                    MmaM16N8K16Bf16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o7_0, o7_1, o7_2, o7_3, vb0_7_2, vb0_7_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 112, 0, 8, 8, 0, out uint vb1_7_0, out uint vb1_7_1, out uint vb1_7_2, out uint vb1_7_3);
+                    MmaM16N8K16Bf16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o7_0, o7_1, o7_2, o7_3, vb1_7_0, vb1_7_1, exchange);
+                    MmaM16N8K16Bf16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o7_0, o7_1, o7_2, o7_3, vb1_7_2, vb1_7_3, exchange);
+                    dp0_0 = TcDs(s0_0, dp0_0 - delta0, check); dp0_1 = TcDs(s0_1, dp0_1 - delta0, check);
+                    dp0_2 = TcDs(s0_2, dp0_2 - delta1, check); dp0_3 = TcDs(s0_3, dp0_3 - delta1, check);
+                    dp1_0 = TcDs(s1_0, dp1_0 - delta0, check); dp1_1 = TcDs(s1_1, dp1_1 - delta0, check);
+                    dp1_2 = TcDs(s1_2, dp1_2 - delta1, check); dp1_3 = TcDs(s1_3, dp1_3 - delta1, check);
+                    dp2_0 = TcDs(s2_0, dp2_0 - delta0, check); dp2_1 = TcDs(s2_1, dp2_1 - delta0, check);
+                    dp2_2 = TcDs(s2_2, dp2_2 - delta1, check); dp2_3 = TcDs(s2_3, dp2_3 - delta1, check);
+                    dp3_0 = TcDs(s3_0, dp3_0 - delta0, check); dp3_1 = TcDs(s3_1, dp3_1 - delta0, check);
+                    dp3_2 = TcDs(s3_2, dp3_2 - delta1, check); dp3_3 = TcDs(s3_3, dp3_3 - delta1, check);
+                    if (pass != FastPass)
+                    {
+                        // S has read K_j (every warp, after the barrier); dQ reads it rewritten.
+                        Group.Barrier();
+                        TcRewriteRows(tile.SubView(TcBwdKTile / 4), TcBwdBlockKv, tid, false);
+                        Group.Barrier();
+                    }
 
-                // dQ_i += dS_ij K_j (line 16): the dS accumulators become A fragments, K_jᵀ gives pairs along the keys.
-                uint ds0_0 = PackBFloat162(dp0_0, dp0_1), ds0_1 = PackBFloat162(dp0_2, dp0_3);
-                uint ds0_2 = PackBFloat162(dp1_0, dp1_1), ds0_3 = PackBFloat162(dp1_2, dp1_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 0, 8, 0, 0, 8, out uint ktb0_0_0, out uint ktb0_0_1, out uint ktb0_0_2, out uint ktb0_0_3);
-                MmaM16N8K16Bf16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_0_0, ktb0_0_1, exchange);
-                MmaM16N8K16Bf16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_0_2, ktb0_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 16, 8, 0, 0, 8, out uint ktb0_1_0, out uint ktb0_1_1, out uint ktb0_1_2, out uint ktb0_1_3);
-                MmaM16N8K16Bf16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_1_0, ktb0_1_1, exchange);
-                MmaM16N8K16Bf16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_1_2, ktb0_1_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 32, 8, 0, 0, 8, out uint ktb0_2_0, out uint ktb0_2_1, out uint ktb0_2_2, out uint ktb0_2_3);
-                MmaM16N8K16Bf16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_2_0, ktb0_2_1, exchange);
-                MmaM16N8K16Bf16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_2_2, ktb0_2_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 48, 8, 0, 0, 8, out uint ktb0_3_0, out uint ktb0_3_1, out uint ktb0_3_2, out uint ktb0_3_3);
-                MmaM16N8K16Bf16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_3_0, ktb0_3_1, exchange);
-                MmaM16N8K16Bf16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_3_2, ktb0_3_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 64, 8, 0, 0, 8, out uint ktb0_4_0, out uint ktb0_4_1, out uint ktb0_4_2, out uint ktb0_4_3);
-                MmaM16N8K16Bf16(ref dq8_0, ref dq8_1, ref dq8_2, ref dq8_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_4_0, ktb0_4_1, exchange);
-                MmaM16N8K16Bf16(ref dq9_0, ref dq9_1, ref dq9_2, ref dq9_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_4_2, ktb0_4_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 80, 8, 0, 0, 8, out uint ktb0_5_0, out uint ktb0_5_1, out uint ktb0_5_2, out uint ktb0_5_3);
-                MmaM16N8K16Bf16(ref dq10_0, ref dq10_1, ref dq10_2, ref dq10_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_5_0, ktb0_5_1, exchange);
-                MmaM16N8K16Bf16(ref dq11_0, ref dq11_1, ref dq11_2, ref dq11_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_5_2, ktb0_5_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 96, 8, 0, 0, 8, out uint ktb0_6_0, out uint ktb0_6_1, out uint ktb0_6_2, out uint ktb0_6_3);
-                MmaM16N8K16Bf16(ref dq12_0, ref dq12_1, ref dq12_2, ref dq12_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_6_0, ktb0_6_1, exchange);
-                MmaM16N8K16Bf16(ref dq13_0, ref dq13_1, ref dq13_2, ref dq13_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_6_2, ktb0_6_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 112, 8, 0, 0, 8, out uint ktb0_7_0, out uint ktb0_7_1, out uint ktb0_7_2, out uint ktb0_7_3);
-                MmaM16N8K16Bf16(ref dq14_0, ref dq14_1, ref dq14_2, ref dq14_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_7_0, ktb0_7_1, exchange);
-                MmaM16N8K16Bf16(ref dq15_0, ref dq15_1, ref dq15_2, ref dq15_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_7_2, ktb0_7_3, exchange);
-                uint ds1_0 = PackBFloat162(dp2_0, dp2_1), ds1_1 = PackBFloat162(dp2_2, dp2_3);
-                uint ds1_2 = PackBFloat162(dp3_0, dp3_1), ds1_3 = PackBFloat162(dp3_2, dp3_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 0, 8, 0, 0, 8, out uint ktb1_0_0, out uint ktb1_0_1, out uint ktb1_0_2, out uint ktb1_0_3);
-                MmaM16N8K16Bf16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_0_0, ktb1_0_1, exchange);
-                MmaM16N8K16Bf16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_0_2, ktb1_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 16, 8, 0, 0, 8, out uint ktb1_1_0, out uint ktb1_1_1, out uint ktb1_1_2, out uint ktb1_1_3);
-                MmaM16N8K16Bf16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_1_0, ktb1_1_1, exchange);
-                MmaM16N8K16Bf16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_1_2, ktb1_1_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 32, 8, 0, 0, 8, out uint ktb1_2_0, out uint ktb1_2_1, out uint ktb1_2_2, out uint ktb1_2_3);
-                MmaM16N8K16Bf16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_2_0, ktb1_2_1, exchange);
-                MmaM16N8K16Bf16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_2_2, ktb1_2_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 48, 8, 0, 0, 8, out uint ktb1_3_0, out uint ktb1_3_1, out uint ktb1_3_2, out uint ktb1_3_3);
-                MmaM16N8K16Bf16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_3_0, ktb1_3_1, exchange);
-                MmaM16N8K16Bf16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_3_2, ktb1_3_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 64, 8, 0, 0, 8, out uint ktb1_4_0, out uint ktb1_4_1, out uint ktb1_4_2, out uint ktb1_4_3);
-                MmaM16N8K16Bf16(ref dq8_0, ref dq8_1, ref dq8_2, ref dq8_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_4_0, ktb1_4_1, exchange);
-                MmaM16N8K16Bf16(ref dq9_0, ref dq9_1, ref dq9_2, ref dq9_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_4_2, ktb1_4_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 80, 8, 0, 0, 8, out uint ktb1_5_0, out uint ktb1_5_1, out uint ktb1_5_2, out uint ktb1_5_3);
-                MmaM16N8K16Bf16(ref dq10_0, ref dq10_1, ref dq10_2, ref dq10_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_5_0, ktb1_5_1, exchange);
-                MmaM16N8K16Bf16(ref dq11_0, ref dq11_1, ref dq11_2, ref dq11_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_5_2, ktb1_5_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 96, 8, 0, 0, 8, out uint ktb1_6_0, out uint ktb1_6_1, out uint ktb1_6_2, out uint ktb1_6_3);
-                MmaM16N8K16Bf16(ref dq12_0, ref dq12_1, ref dq12_2, ref dq12_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_6_0, ktb1_6_1, exchange);
-                MmaM16N8K16Bf16(ref dq13_0, ref dq13_1, ref dq13_2, ref dq13_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_6_2, ktb1_6_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 112, 8, 0, 0, 8, out uint ktb1_7_0, out uint ktb1_7_1, out uint ktb1_7_2, out uint ktb1_7_3);
-                MmaM16N8K16Bf16(ref dq14_0, ref dq14_1, ref dq14_2, ref dq14_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_7_0, ktb1_7_1, exchange);
-                MmaM16N8K16Bf16(ref dq15_0, ref dq15_1, ref dq15_2, ref dq15_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_7_2, ktb1_7_3, exchange);
-                Group.Barrier();
-            }
+                    // dQ_i += dS_ij K_j (line 16): the dS accumulators become A fragments, K_jᵀ gives pairs along the keys.
+                    uint ds0_0 = PackBFloat162(dp0_0, dp0_1), ds0_1 = PackBFloat162(dp0_2, dp0_3);
+                    uint ds0_2 = PackBFloat162(dp1_0, dp1_1), ds0_3 = PackBFloat162(dp1_2, dp1_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 0, 8, 0, 0, 8, out uint ktb0_0_0, out uint ktb0_0_1, out uint ktb0_0_2, out uint ktb0_0_3);
+                    MmaM16N8K16Bf16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_0_0, ktb0_0_1, exchange);
+                    MmaM16N8K16Bf16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_0_2, ktb0_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 16, 8, 0, 0, 8, out uint ktb0_1_0, out uint ktb0_1_1, out uint ktb0_1_2, out uint ktb0_1_3);
+                    MmaM16N8K16Bf16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_1_0, ktb0_1_1, exchange);
+                    MmaM16N8K16Bf16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_1_2, ktb0_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 32, 8, 0, 0, 8, out uint ktb0_2_0, out uint ktb0_2_1, out uint ktb0_2_2, out uint ktb0_2_3);
+                    MmaM16N8K16Bf16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_2_0, ktb0_2_1, exchange);
+                    MmaM16N8K16Bf16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_2_2, ktb0_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 48, 8, 0, 0, 8, out uint ktb0_3_0, out uint ktb0_3_1, out uint ktb0_3_2, out uint ktb0_3_3);
+                    MmaM16N8K16Bf16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_3_0, ktb0_3_1, exchange);
+                    MmaM16N8K16Bf16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_3_2, ktb0_3_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 64, 8, 0, 0, 8, out uint ktb0_4_0, out uint ktb0_4_1, out uint ktb0_4_2, out uint ktb0_4_3);
+                    MmaM16N8K16Bf16(ref dq8_0, ref dq8_1, ref dq8_2, ref dq8_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_4_0, ktb0_4_1, exchange);
+                    MmaM16N8K16Bf16(ref dq9_0, ref dq9_1, ref dq9_2, ref dq9_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_4_2, ktb0_4_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 80, 8, 0, 0, 8, out uint ktb0_5_0, out uint ktb0_5_1, out uint ktb0_5_2, out uint ktb0_5_3);
+                    MmaM16N8K16Bf16(ref dq10_0, ref dq10_1, ref dq10_2, ref dq10_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_5_0, ktb0_5_1, exchange);
+                    MmaM16N8K16Bf16(ref dq11_0, ref dq11_1, ref dq11_2, ref dq11_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_5_2, ktb0_5_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 96, 8, 0, 0, 8, out uint ktb0_6_0, out uint ktb0_6_1, out uint ktb0_6_2, out uint ktb0_6_3);
+                    MmaM16N8K16Bf16(ref dq12_0, ref dq12_1, ref dq12_2, ref dq12_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_6_0, ktb0_6_1, exchange);
+                    MmaM16N8K16Bf16(ref dq13_0, ref dq13_1, ref dq13_2, ref dq13_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_6_2, ktb0_6_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 112, 8, 0, 0, 8, out uint ktb0_7_0, out uint ktb0_7_1, out uint ktb0_7_2, out uint ktb0_7_3);
+                    MmaM16N8K16Bf16(ref dq14_0, ref dq14_1, ref dq14_2, ref dq14_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_7_0, ktb0_7_1, exchange);
+                    MmaM16N8K16Bf16(ref dq15_0, ref dq15_1, ref dq15_2, ref dq15_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_7_2, ktb0_7_3, exchange);
+                    uint ds1_0 = PackBFloat162(dp2_0, dp2_1), ds1_1 = PackBFloat162(dp2_2, dp2_3);
+                    uint ds1_2 = PackBFloat162(dp3_0, dp3_1), ds1_3 = PackBFloat162(dp3_2, dp3_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 0, 8, 0, 0, 8, out uint ktb1_0_0, out uint ktb1_0_1, out uint ktb1_0_2, out uint ktb1_0_3);
+                    MmaM16N8K16Bf16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_0_0, ktb1_0_1, exchange);
+                    MmaM16N8K16Bf16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_0_2, ktb1_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 16, 8, 0, 0, 8, out uint ktb1_1_0, out uint ktb1_1_1, out uint ktb1_1_2, out uint ktb1_1_3);
+                    MmaM16N8K16Bf16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_1_0, ktb1_1_1, exchange);
+                    MmaM16N8K16Bf16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_1_2, ktb1_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 32, 8, 0, 0, 8, out uint ktb1_2_0, out uint ktb1_2_1, out uint ktb1_2_2, out uint ktb1_2_3);
+                    MmaM16N8K16Bf16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_2_0, ktb1_2_1, exchange);
+                    MmaM16N8K16Bf16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_2_2, ktb1_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 48, 8, 0, 0, 8, out uint ktb1_3_0, out uint ktb1_3_1, out uint ktb1_3_2, out uint ktb1_3_3);
+                    MmaM16N8K16Bf16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_3_0, ktb1_3_1, exchange);
+                    MmaM16N8K16Bf16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_3_2, ktb1_3_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 64, 8, 0, 0, 8, out uint ktb1_4_0, out uint ktb1_4_1, out uint ktb1_4_2, out uint ktb1_4_3);
+                    MmaM16N8K16Bf16(ref dq8_0, ref dq8_1, ref dq8_2, ref dq8_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_4_0, ktb1_4_1, exchange);
+                    MmaM16N8K16Bf16(ref dq9_0, ref dq9_1, ref dq9_2, ref dq9_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_4_2, ktb1_4_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 80, 8, 0, 0, 8, out uint ktb1_5_0, out uint ktb1_5_1, out uint ktb1_5_2, out uint ktb1_5_3);
+                    MmaM16N8K16Bf16(ref dq10_0, ref dq10_1, ref dq10_2, ref dq10_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_5_0, ktb1_5_1, exchange);
+                    MmaM16N8K16Bf16(ref dq11_0, ref dq11_1, ref dq11_2, ref dq11_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_5_2, ktb1_5_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 96, 8, 0, 0, 8, out uint ktb1_6_0, out uint ktb1_6_1, out uint ktb1_6_2, out uint ktb1_6_3);
+                    MmaM16N8K16Bf16(ref dq12_0, ref dq12_1, ref dq12_2, ref dq12_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_6_0, ktb1_6_1, exchange);
+                    MmaM16N8K16Bf16(ref dq13_0, ref dq13_1, ref dq13_2, ref dq13_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_6_2, ktb1_6_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 112, 8, 0, 0, 8, out uint ktb1_7_0, out uint ktb1_7_1, out uint ktb1_7_2, out uint ktb1_7_3);
+                    MmaM16N8K16Bf16(ref dq14_0, ref dq14_1, ref dq14_2, ref dq14_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_7_0, ktb1_7_1, exchange);
+                    MmaM16N8K16Bf16(ref dq15_0, ref dq15_1, ref dq15_2, ref dq15_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_7_2, ktb1_7_3, exchange);
+                    Group.Barrier();
+                }
 
-            // dQ_i times the softmax scale, written once.
-            var dQOut = a.dQ.Cast<uint>();
-            if (row0 < a.Mq)
-            {
-                long offset = ((((long)b * a.Mq + row0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
-                dQOut[offset + 0] = PackBFloat162(dq0_0 * a.Scale, dq0_1 * a.Scale);
-                dQOut[offset + 4] = PackBFloat162(dq1_0 * a.Scale, dq1_1 * a.Scale);
-                dQOut[offset + 8] = PackBFloat162(dq2_0 * a.Scale, dq2_1 * a.Scale);
-                dQOut[offset + 12] = PackBFloat162(dq3_0 * a.Scale, dq3_1 * a.Scale);
-                dQOut[offset + 16] = PackBFloat162(dq4_0 * a.Scale, dq4_1 * a.Scale);
-                dQOut[offset + 20] = PackBFloat162(dq5_0 * a.Scale, dq5_1 * a.Scale);
-                dQOut[offset + 24] = PackBFloat162(dq6_0 * a.Scale, dq6_1 * a.Scale);
-                dQOut[offset + 28] = PackBFloat162(dq7_0 * a.Scale, dq7_1 * a.Scale);
-                dQOut[offset + 32] = PackBFloat162(dq8_0 * a.Scale, dq8_1 * a.Scale);
-                dQOut[offset + 36] = PackBFloat162(dq9_0 * a.Scale, dq9_1 * a.Scale);
-                dQOut[offset + 40] = PackBFloat162(dq10_0 * a.Scale, dq10_1 * a.Scale);
-                dQOut[offset + 44] = PackBFloat162(dq11_0 * a.Scale, dq11_1 * a.Scale);
-                dQOut[offset + 48] = PackBFloat162(dq12_0 * a.Scale, dq12_1 * a.Scale);
-                dQOut[offset + 52] = PackBFloat162(dq13_0 * a.Scale, dq13_1 * a.Scale);
-                dQOut[offset + 56] = PackBFloat162(dq14_0 * a.Scale, dq14_1 * a.Scale);
-                dQOut[offset + 60] = PackBFloat162(dq15_0 * a.Scale, dq15_1 * a.Scale);
-            }
-            if (row1 < a.Mq)
-            {
-                long offset = ((((long)b * a.Mq + row1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
-                dQOut[offset + 0] = PackBFloat162(dq0_2 * a.Scale, dq0_3 * a.Scale);
-                dQOut[offset + 4] = PackBFloat162(dq1_2 * a.Scale, dq1_3 * a.Scale);
-                dQOut[offset + 8] = PackBFloat162(dq2_2 * a.Scale, dq2_3 * a.Scale);
-                dQOut[offset + 12] = PackBFloat162(dq3_2 * a.Scale, dq3_3 * a.Scale);
-                dQOut[offset + 16] = PackBFloat162(dq4_2 * a.Scale, dq4_3 * a.Scale);
-                dQOut[offset + 20] = PackBFloat162(dq5_2 * a.Scale, dq5_3 * a.Scale);
-                dQOut[offset + 24] = PackBFloat162(dq6_2 * a.Scale, dq6_3 * a.Scale);
-                dQOut[offset + 28] = PackBFloat162(dq7_2 * a.Scale, dq7_3 * a.Scale);
-                dQOut[offset + 32] = PackBFloat162(dq8_2 * a.Scale, dq8_3 * a.Scale);
-                dQOut[offset + 36] = PackBFloat162(dq9_2 * a.Scale, dq9_3 * a.Scale);
-                dQOut[offset + 40] = PackBFloat162(dq10_2 * a.Scale, dq10_3 * a.Scale);
-                dQOut[offset + 44] = PackBFloat162(dq11_2 * a.Scale, dq11_3 * a.Scale);
-                dQOut[offset + 48] = PackBFloat162(dq12_2 * a.Scale, dq12_3 * a.Scale);
-                dQOut[offset + 52] = PackBFloat162(dq13_2 * a.Scale, dq13_3 * a.Scale);
-                dQOut[offset + 56] = PackBFloat162(dq14_2 * a.Scale, dq14_3 * a.Scale);
-                dQOut[offset + 60] = PackBFloat162(dq15_2 * a.Scale, dq15_3 * a.Scale);
+                // dQ_i times the softmax scale, written once a pass. nanProbe sums what this thread writes.
+                var dQOut = a.dQ.Cast<uint>();
+                float nanProbe = 0f;
+                if (row0 < a.Mq)
+                {
+                    long offset = ((((long)b * a.Mq + row0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                    dQOut[offset + 0] = PackBFloat162(dq0_0 * a.Scale, dq0_1 * a.Scale);
+                    nanProbe += dq0_0 + dq0_1;
+                    dQOut[offset + 4] = PackBFloat162(dq1_0 * a.Scale, dq1_1 * a.Scale);
+                    nanProbe += dq1_0 + dq1_1;
+                    dQOut[offset + 8] = PackBFloat162(dq2_0 * a.Scale, dq2_1 * a.Scale);
+                    nanProbe += dq2_0 + dq2_1;
+                    dQOut[offset + 12] = PackBFloat162(dq3_0 * a.Scale, dq3_1 * a.Scale);
+                    nanProbe += dq3_0 + dq3_1;
+                    dQOut[offset + 16] = PackBFloat162(dq4_0 * a.Scale, dq4_1 * a.Scale);
+                    nanProbe += dq4_0 + dq4_1;
+                    dQOut[offset + 20] = PackBFloat162(dq5_0 * a.Scale, dq5_1 * a.Scale);
+                    nanProbe += dq5_0 + dq5_1;
+                    dQOut[offset + 24] = PackBFloat162(dq6_0 * a.Scale, dq6_1 * a.Scale);
+                    nanProbe += dq6_0 + dq6_1;
+                    dQOut[offset + 28] = PackBFloat162(dq7_0 * a.Scale, dq7_1 * a.Scale);
+                    nanProbe += dq7_0 + dq7_1;
+                    dQOut[offset + 32] = PackBFloat162(dq8_0 * a.Scale, dq8_1 * a.Scale);
+                    nanProbe += dq8_0 + dq8_1;
+                    dQOut[offset + 36] = PackBFloat162(dq9_0 * a.Scale, dq9_1 * a.Scale);
+                    nanProbe += dq9_0 + dq9_1;
+                    dQOut[offset + 40] = PackBFloat162(dq10_0 * a.Scale, dq10_1 * a.Scale);
+                    nanProbe += dq10_0 + dq10_1;
+                    dQOut[offset + 44] = PackBFloat162(dq11_0 * a.Scale, dq11_1 * a.Scale);
+                    nanProbe += dq11_0 + dq11_1;
+                    dQOut[offset + 48] = PackBFloat162(dq12_0 * a.Scale, dq12_1 * a.Scale);
+                    nanProbe += dq12_0 + dq12_1;
+                    dQOut[offset + 52] = PackBFloat162(dq13_0 * a.Scale, dq13_1 * a.Scale);
+                    nanProbe += dq13_0 + dq13_1;
+                    dQOut[offset + 56] = PackBFloat162(dq14_0 * a.Scale, dq14_1 * a.Scale);
+                    nanProbe += dq14_0 + dq14_1;
+                    dQOut[offset + 60] = PackBFloat162(dq15_0 * a.Scale, dq15_1 * a.Scale);
+                    nanProbe += dq15_0 + dq15_1;
+                }
+                if (row1 < a.Mq)
+                {
+                    long offset = ((((long)b * a.Mq + row1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                    dQOut[offset + 0] = PackBFloat162(dq0_2 * a.Scale, dq0_3 * a.Scale);
+                    nanProbe += dq0_2 + dq0_3;
+                    dQOut[offset + 4] = PackBFloat162(dq1_2 * a.Scale, dq1_3 * a.Scale);
+                    nanProbe += dq1_2 + dq1_3;
+                    dQOut[offset + 8] = PackBFloat162(dq2_2 * a.Scale, dq2_3 * a.Scale);
+                    nanProbe += dq2_2 + dq2_3;
+                    dQOut[offset + 12] = PackBFloat162(dq3_2 * a.Scale, dq3_3 * a.Scale);
+                    nanProbe += dq3_2 + dq3_3;
+                    dQOut[offset + 16] = PackBFloat162(dq4_2 * a.Scale, dq4_3 * a.Scale);
+                    nanProbe += dq4_2 + dq4_3;
+                    dQOut[offset + 20] = PackBFloat162(dq5_2 * a.Scale, dq5_3 * a.Scale);
+                    nanProbe += dq5_2 + dq5_3;
+                    dQOut[offset + 24] = PackBFloat162(dq6_2 * a.Scale, dq6_3 * a.Scale);
+                    nanProbe += dq6_2 + dq6_3;
+                    dQOut[offset + 28] = PackBFloat162(dq7_2 * a.Scale, dq7_3 * a.Scale);
+                    nanProbe += dq7_2 + dq7_3;
+                    dQOut[offset + 32] = PackBFloat162(dq8_2 * a.Scale, dq8_3 * a.Scale);
+                    nanProbe += dq8_2 + dq8_3;
+                    dQOut[offset + 36] = PackBFloat162(dq9_2 * a.Scale, dq9_3 * a.Scale);
+                    nanProbe += dq9_2 + dq9_3;
+                    dQOut[offset + 40] = PackBFloat162(dq10_2 * a.Scale, dq10_3 * a.Scale);
+                    nanProbe += dq10_2 + dq10_3;
+                    dQOut[offset + 44] = PackBFloat162(dq11_2 * a.Scale, dq11_3 * a.Scale);
+                    nanProbe += dq11_2 + dq11_3;
+                    dQOut[offset + 48] = PackBFloat162(dq12_2 * a.Scale, dq12_3 * a.Scale);
+                    nanProbe += dq12_2 + dq12_3;
+                    dQOut[offset + 52] = PackBFloat162(dq13_2 * a.Scale, dq13_3 * a.Scale);
+                    nanProbe += dq13_2 + dq13_3;
+                    dQOut[offset + 56] = PackBFloat162(dq14_2 * a.Scale, dq14_3 * a.Scale);
+                    nanProbe += dq14_2 + dq14_3;
+                    dQOut[offset + 60] = PackBFloat162(dq15_2 * a.Scale, dq15_3 * a.Scale);
+                    nanProbe += dq15_2 + dq15_3;
+                }
+                if (pass == SanitizePass || !Group.BarrierOr(float.IsNaN(nanProbe)))
+                    return;
             }
         }
     }

@@ -61,6 +61,21 @@ partial class Kernels
         }
 
         /// <summary>
+        /// The first <paramref name="rows"/> rows of a row-major tile (TcRow halves a row) rewritten for a later pass
+        /// (TensorCore.FastPass): non-finite elements zeroed, or with <paramref name="indicators"/> 0/1 indicators of
+        /// them.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void TcRewriteRows(ArrayView<ulong> tile, int rows, int tid, bool indicators)
+        {
+            for (int e = tid; e < rows * (HeadDim / 4); e += TcThreads)
+            {
+                int at = e / (HeadDim / 4) * (TcRow / 4) + e % (HeadDim / 4);
+                tile[at] = RewriteNonFiniteHalf4(tile[at], indicators);
+            }
+        }
+
+        /// <summary>
         /// Whether a block of query rows [firstRow, firstRow + rows) × keys [firstKey, firstKey + keys) needs per-element
         /// masking (rows past Mq, keys past kvEnd, or the mask's edge inside the block).
         /// </summary>
@@ -171,330 +186,412 @@ partial class Kernels
             var vSource = a.V.Cast<ulong>();
             KvRange(a, firstRow, lastRow, out int kvBegin, out int kvEnd);
 
-            // Q through the tile memory (plain loads and stores); this warp's query rows become A fragments.
-            TcLoadRows(tile, a.Q.Cast<ulong>(), b, firstRow, TcFwdBlockM, a.Mq, a.Hq, h, tid);
-            Group.Barrier();
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 0, 8, 0, 0, 8, out uint q0_0_0, out uint q0_0_1, out uint q0_0_2, out uint q0_0_3);
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 16, 8, 0, 0, 8, out uint q0_1_0, out uint q0_1_1, out uint q0_1_2, out uint q0_1_3);
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 32, 8, 0, 0, 8, out uint q0_2_0, out uint q0_2_1, out uint q0_2_2, out uint q0_2_3);
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 48, 8, 0, 0, 8, out uint q0_3_0, out uint q0_3_1, out uint q0_3_2, out uint q0_3_3);
-            Group.Barrier();
-            TcLoadRows(tile, kSource, b, kvBegin, TcBlockN, a.Mkv, a.Hkv, hk, tid);
-            Group.Barrier();
-            float o0_0_0 = 0f, o0_0_1 = 0f, o0_0_2 = 0f, o0_0_3 = 0f;
-            float o0_1_0 = 0f, o0_1_1 = 0f, o0_1_2 = 0f, o0_1_3 = 0f;
-            float o0_2_0 = 0f, o0_2_1 = 0f, o0_2_2 = 0f, o0_2_3 = 0f;
-            float o0_3_0 = 0f, o0_3_1 = 0f, o0_3_2 = 0f, o0_3_3 = 0f;
-            float o0_4_0 = 0f, o0_4_1 = 0f, o0_4_2 = 0f, o0_4_3 = 0f;
-            float o0_5_0 = 0f, o0_5_1 = 0f, o0_5_2 = 0f, o0_5_3 = 0f;
-            float o0_6_0 = 0f, o0_6_1 = 0f, o0_6_2 = 0f, o0_6_3 = 0f;
-            float o0_7_0 = 0f, o0_7_1 = 0f, o0_7_2 = 0f, o0_7_3 = 0f;
-            float rowMax0_0 = float.NegativeInfinity, rowMax0_1 = float.NegativeInfinity;
-            float rowSum0_0 = 0f, rowSum0_1 = 0f;
-
-            for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBlockN)
+            // Every group runs the fast pass. One whose O holds a NaN computes its tile again: a non-finite V entry
+            // times the 0 of a masked P gives NaN in rows that cannot see it. V's non-finite elements are zeroed
+            // (SanitizePass: O and the LSE of every row exact), then P ≠ 0 and V's non-finite elements as 0/1
+            // indicators (PoisonPass) write NaN into O where their product is not 0: the rows that see a non-finite V
+            // entry (docs/RELIABILITY.md).
+            for (int pass = FastPass; ; pass++)
             {
-                // K_j is in shared memory; V_j's loads fly during S = Q K_jᵀ.
-                ulong stage0 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 0 * TcThreads);
-                ulong stage1 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 1 * TcThreads);
-                ulong stage2 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 2 * TcThreads);
-                ulong stage3 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 3 * TcThreads);
-                ulong stage4 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 4 * TcThreads);
-                ulong stage5 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 5 * TcThreads);
-                ulong stage6 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 6 * TcThreads);
-                ulong stage7 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 7 * TcThreads);
-
-                // S_ij = Q_i K_jᵀ (TcWarpRows × TcBlockN per warp); one ldmatrix.x4 gives the B fragments of two 8-key n-tiles.
-                float s0_0_0 = 0f, s0_0_1 = 0f, s0_0_2 = 0f, s0_0_3 = 0f;
-                float s0_1_0 = 0f, s0_1_1 = 0f, s0_1_2 = 0f, s0_1_3 = 0f;
-                float s0_2_0 = 0f, s0_2_1 = 0f, s0_2_2 = 0f, s0_2_3 = 0f;
-                float s0_3_0 = 0f, s0_3_1 = 0f, s0_3_2 = 0f, s0_3_3 = 0f;
-                float s0_4_0 = 0f, s0_4_1 = 0f, s0_4_2 = 0f, s0_4_3 = 0f;
-                float s0_5_0 = 0f, s0_5_1 = 0f, s0_5_2 = 0f, s0_5_3 = 0f;
-                float s0_6_0 = 0f, s0_6_1 = 0f, s0_6_2 = 0f, s0_6_3 = 0f;
-                float s0_7_0 = 0f, s0_7_1 = 0f, s0_7_2 = 0f, s0_7_3 = 0f;
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 0, 0, 8, 8, 0, out uint k0_0_0, out uint k0_0_1, out uint k0_0_2, out uint k0_0_3);
-                MmaM16N8K16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k0_0_0, k0_0_1, exchange);
-                MmaM16N8K16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k0_0_2, k0_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 0, 0, 8, 8, 0, out uint k1_0_0, out uint k1_0_1, out uint k1_0_2, out uint k1_0_3);
-                MmaM16N8K16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k1_0_0, k1_0_1, exchange);
-                MmaM16N8K16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k1_0_2, k1_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 0, 0, 8, 8, 0, out uint k2_0_0, out uint k2_0_1, out uint k2_0_2, out uint k2_0_3);
-                MmaM16N8K16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k2_0_0, k2_0_1, exchange);
-                MmaM16N8K16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k2_0_2, k2_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 0, 0, 8, 8, 0, out uint k3_0_0, out uint k3_0_1, out uint k3_0_2, out uint k3_0_3);
-                MmaM16N8K16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k3_0_0, k3_0_1, exchange);
-                MmaM16N8K16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k3_0_2, k3_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 16, 0, 8, 8, 0, out uint k0_1_0, out uint k0_1_1, out uint k0_1_2, out uint k0_1_3);
-                MmaM16N8K16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k0_1_0, k0_1_1, exchange);
-                MmaM16N8K16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k0_1_2, k0_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 16, 0, 8, 8, 0, out uint k1_1_0, out uint k1_1_1, out uint k1_1_2, out uint k1_1_3);
-                MmaM16N8K16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k1_1_0, k1_1_1, exchange);
-                MmaM16N8K16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k1_1_2, k1_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 16, 0, 8, 8, 0, out uint k2_1_0, out uint k2_1_1, out uint k2_1_2, out uint k2_1_3);
-                MmaM16N8K16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k2_1_0, k2_1_1, exchange);
-                MmaM16N8K16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k2_1_2, k2_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 16, 0, 8, 8, 0, out uint k3_1_0, out uint k3_1_1, out uint k3_1_2, out uint k3_1_3);
-                MmaM16N8K16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k3_1_0, k3_1_1, exchange);
-                MmaM16N8K16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k3_1_2, k3_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 32, 0, 8, 8, 0, out uint k0_2_0, out uint k0_2_1, out uint k0_2_2, out uint k0_2_3);
-                MmaM16N8K16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k0_2_0, k0_2_1, exchange);
-                MmaM16N8K16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k0_2_2, k0_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 32, 0, 8, 8, 0, out uint k1_2_0, out uint k1_2_1, out uint k1_2_2, out uint k1_2_3);
-                MmaM16N8K16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k1_2_0, k1_2_1, exchange);
-                MmaM16N8K16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k1_2_2, k1_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 32, 0, 8, 8, 0, out uint k2_2_0, out uint k2_2_1, out uint k2_2_2, out uint k2_2_3);
-                MmaM16N8K16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k2_2_0, k2_2_1, exchange);
-                MmaM16N8K16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k2_2_2, k2_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 32, 0, 8, 8, 0, out uint k3_2_0, out uint k3_2_1, out uint k3_2_2, out uint k3_2_3);
-                MmaM16N8K16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k3_2_0, k3_2_1, exchange);
-                MmaM16N8K16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k3_2_2, k3_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 48, 0, 8, 8, 0, out uint k0_3_0, out uint k0_3_1, out uint k0_3_2, out uint k0_3_3);
-                MmaM16N8K16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k0_3_0, k0_3_1, exchange);
-                MmaM16N8K16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k0_3_2, k0_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 48, 0, 8, 8, 0, out uint k1_3_0, out uint k1_3_1, out uint k1_3_2, out uint k1_3_3);
-                MmaM16N8K16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k1_3_0, k1_3_1, exchange);
-                MmaM16N8K16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k1_3_2, k1_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 48, 0, 8, 8, 0, out uint k2_3_0, out uint k2_3_1, out uint k2_3_2, out uint k2_3_3);
-                MmaM16N8K16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k2_3_0, k2_3_1, exchange);
-                MmaM16N8K16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k2_3_2, k2_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 48, 0, 8, 8, 0, out uint k3_3_0, out uint k3_3_1, out uint k3_3_2, out uint k3_3_3);
-                MmaM16N8K16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k3_3_0, k3_3_1, exchange);
-                MmaM16N8K16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k3_3_2, k3_3_3, exchange);
-
-                // Scale, bias and mask into the base-2 domain.
-                bool check = TcTileNeedsMask(a, firstRow, TcFwdBlockM, n0, TcBlockN, kvEnd);
-                int column = n0 + 2 * quad;
-                s0_0_0 = TcScore(a, b, h, s0_0_0, row0_0, column + 0, kvEnd, check);
-                s0_0_1 = TcScore(a, b, h, s0_0_1, row0_0, column + 1, kvEnd, check);
-                s0_0_2 = TcScore(a, b, h, s0_0_2, row0_1, column + 0, kvEnd, check);
-                s0_0_3 = TcScore(a, b, h, s0_0_3, row0_1, column + 1, kvEnd, check);
-                s0_1_0 = TcScore(a, b, h, s0_1_0, row0_0, column + 8, kvEnd, check);
-                s0_1_1 = TcScore(a, b, h, s0_1_1, row0_0, column + 9, kvEnd, check);
-                s0_1_2 = TcScore(a, b, h, s0_1_2, row0_1, column + 8, kvEnd, check);
-                s0_1_3 = TcScore(a, b, h, s0_1_3, row0_1, column + 9, kvEnd, check);
-                s0_2_0 = TcScore(a, b, h, s0_2_0, row0_0, column + 16, kvEnd, check);
-                s0_2_1 = TcScore(a, b, h, s0_2_1, row0_0, column + 17, kvEnd, check);
-                s0_2_2 = TcScore(a, b, h, s0_2_2, row0_1, column + 16, kvEnd, check);
-                s0_2_3 = TcScore(a, b, h, s0_2_3, row0_1, column + 17, kvEnd, check);
-                s0_3_0 = TcScore(a, b, h, s0_3_0, row0_0, column + 24, kvEnd, check);
-                s0_3_1 = TcScore(a, b, h, s0_3_1, row0_0, column + 25, kvEnd, check);
-                s0_3_2 = TcScore(a, b, h, s0_3_2, row0_1, column + 24, kvEnd, check);
-                s0_3_3 = TcScore(a, b, h, s0_3_3, row0_1, column + 25, kvEnd, check);
-                s0_4_0 = TcScore(a, b, h, s0_4_0, row0_0, column + 32, kvEnd, check);
-                s0_4_1 = TcScore(a, b, h, s0_4_1, row0_0, column + 33, kvEnd, check);
-                s0_4_2 = TcScore(a, b, h, s0_4_2, row0_1, column + 32, kvEnd, check);
-                s0_4_3 = TcScore(a, b, h, s0_4_3, row0_1, column + 33, kvEnd, check);
-                s0_5_0 = TcScore(a, b, h, s0_5_0, row0_0, column + 40, kvEnd, check);
-                s0_5_1 = TcScore(a, b, h, s0_5_1, row0_0, column + 41, kvEnd, check);
-                s0_5_2 = TcScore(a, b, h, s0_5_2, row0_1, column + 40, kvEnd, check);
-                s0_5_3 = TcScore(a, b, h, s0_5_3, row0_1, column + 41, kvEnd, check);
-                s0_6_0 = TcScore(a, b, h, s0_6_0, row0_0, column + 48, kvEnd, check);
-                s0_6_1 = TcScore(a, b, h, s0_6_1, row0_0, column + 49, kvEnd, check);
-                s0_6_2 = TcScore(a, b, h, s0_6_2, row0_1, column + 48, kvEnd, check);
-                s0_6_3 = TcScore(a, b, h, s0_6_3, row0_1, column + 49, kvEnd, check);
-                s0_7_0 = TcScore(a, b, h, s0_7_0, row0_0, column + 56, kvEnd, check);
-                s0_7_1 = TcScore(a, b, h, s0_7_1, row0_0, column + 57, kvEnd, check);
-                s0_7_2 = TcScore(a, b, h, s0_7_2, row0_1, column + 56, kvEnd, check);
-                s0_7_3 = TcScore(a, b, h, s0_7_3, row0_1, column + 57, kvEnd, check);
-
-                // V_j into its tile (every warp finished O += P V_j-1 before the last barrier); K_j+1's loads fly during the
-                // softmax and O += P V_j (after the last tile they are loaded and never used; rows past Mkv are zeros).
-                TcStageStore(tile, TcVTile, tid + 0 * TcThreads, stage0);
-                TcStageStore(tile, TcVTile, tid + 1 * TcThreads, stage1);
-                TcStageStore(tile, TcVTile, tid + 2 * TcThreads, stage2);
-                TcStageStore(tile, TcVTile, tid + 3 * TcThreads, stage3);
-                TcStageStore(tile, TcVTile, tid + 4 * TcThreads, stage4);
-                TcStageStore(tile, TcVTile, tid + 5 * TcThreads, stage5);
-                TcStageStore(tile, TcVTile, tid + 6 * TcThreads, stage6);
-                TcStageStore(tile, TcVTile, tid + 7 * TcThreads, stage7);
-                stage0 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 0 * TcThreads);
-                stage1 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 1 * TcThreads);
-                stage2 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 2 * TcThreads);
-                stage3 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 3 * TcThreads);
-                stage4 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 4 * TcThreads);
-                stage5 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 5 * TcThreads);
-                stage6 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 6 * TcThreads);
-                stage7 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 7 * TcThreads);
+                // Q through the tile memory (plain loads and stores); this warp's query rows become A fragments.
+                TcLoadRows(tile, a.Q.Cast<ulong>(), b, firstRow, TcFwdBlockM, a.Mq, a.Hq, h, tid);
                 Group.Barrier();
-
-                // Online softmax of m-tile 0 (Algorithm 1, lines 9-10): the tile's row maxima across the quad of lanes sharing a row.
-                float tileMax0_0 = rowMax0_0, tileMax0_1 = rowMax0_1;
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_0_0, s0_0_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_0_2, s0_0_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_1_0, s0_1_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_1_2, s0_1_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_2_0, s0_2_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_2_2, s0_2_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_3_0, s0_3_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_3_2, s0_3_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_4_0, s0_4_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_4_2, s0_4_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_5_0, s0_5_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_5_2, s0_5_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_6_0, s0_6_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_6_2, s0_6_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_7_0, s0_7_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_7_2, s0_7_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 1));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 2));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 2));
-                // A row that has seen no key yet keeps max −∞; subtracting 0 then keeps every exponent −∞ → 0.
-                float base0_0 = tileMax0_0 == float.NegativeInfinity ? 0f : tileMax0_0;
-                float base0_1 = tileMax0_1 == float.NegativeInfinity ? 0f : tileMax0_1;
-                float correction0_0 = Exp2(rowMax0_0 - base0_0), correction0_1 = Exp2(rowMax0_1 - base0_1);
-                rowMax0_0 = tileMax0_0;
-                rowMax0_1 = tileMax0_1;
-                rowSum0_0 *= correction0_0;
-                rowSum0_1 *= correction0_1;
-                o0_0_0 *= correction0_0; o0_0_1 *= correction0_0; o0_0_2 *= correction0_1; o0_0_3 *= correction0_1;
-                o0_1_0 *= correction0_0; o0_1_1 *= correction0_0; o0_1_2 *= correction0_1; o0_1_3 *= correction0_1;
-                o0_2_0 *= correction0_0; o0_2_1 *= correction0_0; o0_2_2 *= correction0_1; o0_2_3 *= correction0_1;
-                o0_3_0 *= correction0_0; o0_3_1 *= correction0_0; o0_3_2 *= correction0_1; o0_3_3 *= correction0_1;
-                o0_4_0 *= correction0_0; o0_4_1 *= correction0_0; o0_4_2 *= correction0_1; o0_4_3 *= correction0_1;
-                o0_5_0 *= correction0_0; o0_5_1 *= correction0_0; o0_5_2 *= correction0_1; o0_5_3 *= correction0_1;
-                o0_6_0 *= correction0_0; o0_6_1 *= correction0_0; o0_6_2 *= correction0_1; o0_6_3 *= correction0_1;
-                o0_7_0 *= correction0_0; o0_7_1 *= correction0_0; o0_7_2 *= correction0_1; o0_7_3 *= correction0_1;
-                s0_0_0 = Exp2(s0_0_0 - base0_0); s0_0_1 = Exp2(s0_0_1 - base0_0);
-                s0_0_2 = Exp2(s0_0_2 - base0_1); s0_0_3 = Exp2(s0_0_3 - base0_1);
-                rowSum0_0 += s0_0_0 + s0_0_1;
-                rowSum0_1 += s0_0_2 + s0_0_3;
-                s0_1_0 = Exp2(s0_1_0 - base0_0); s0_1_1 = Exp2(s0_1_1 - base0_0);
-                s0_1_2 = Exp2(s0_1_2 - base0_1); s0_1_3 = Exp2(s0_1_3 - base0_1);
-                rowSum0_0 += s0_1_0 + s0_1_1;
-                rowSum0_1 += s0_1_2 + s0_1_3;
-                s0_2_0 = Exp2(s0_2_0 - base0_0); s0_2_1 = Exp2(s0_2_1 - base0_0);
-                s0_2_2 = Exp2(s0_2_2 - base0_1); s0_2_3 = Exp2(s0_2_3 - base0_1);
-                rowSum0_0 += s0_2_0 + s0_2_1;
-                rowSum0_1 += s0_2_2 + s0_2_3;
-                s0_3_0 = Exp2(s0_3_0 - base0_0); s0_3_1 = Exp2(s0_3_1 - base0_0);
-                s0_3_2 = Exp2(s0_3_2 - base0_1); s0_3_3 = Exp2(s0_3_3 - base0_1);
-                rowSum0_0 += s0_3_0 + s0_3_1;
-                rowSum0_1 += s0_3_2 + s0_3_3;
-                s0_4_0 = Exp2(s0_4_0 - base0_0); s0_4_1 = Exp2(s0_4_1 - base0_0);
-                s0_4_2 = Exp2(s0_4_2 - base0_1); s0_4_3 = Exp2(s0_4_3 - base0_1);
-                rowSum0_0 += s0_4_0 + s0_4_1;
-                rowSum0_1 += s0_4_2 + s0_4_3;
-                s0_5_0 = Exp2(s0_5_0 - base0_0); s0_5_1 = Exp2(s0_5_1 - base0_0);
-                s0_5_2 = Exp2(s0_5_2 - base0_1); s0_5_3 = Exp2(s0_5_3 - base0_1);
-                rowSum0_0 += s0_5_0 + s0_5_1;
-                rowSum0_1 += s0_5_2 + s0_5_3;
-                s0_6_0 = Exp2(s0_6_0 - base0_0); s0_6_1 = Exp2(s0_6_1 - base0_0);
-                s0_6_2 = Exp2(s0_6_2 - base0_1); s0_6_3 = Exp2(s0_6_3 - base0_1);
-                rowSum0_0 += s0_6_0 + s0_6_1;
-                rowSum0_1 += s0_6_2 + s0_6_3;
-                s0_7_0 = Exp2(s0_7_0 - base0_0); s0_7_1 = Exp2(s0_7_1 - base0_0);
-                s0_7_2 = Exp2(s0_7_2 - base0_1); s0_7_3 = Exp2(s0_7_3 - base0_1);
-                rowSum0_0 += s0_7_0 + s0_7_1;
-                rowSum0_1 += s0_7_2 + s0_7_3;
-
-                // O_i += P_ij V_j: the S accumulators become A fragments of P in registers; one ldmatrix.x4.trans gives the B
-                // fragments of two 8-column d-tiles of V.
-                uint p0_0_0 = PackHalf2(s0_0_0, s0_0_1), p0_0_1 = PackHalf2(s0_0_2, s0_0_3);
-                uint p0_0_2 = PackHalf2(s0_1_0, s0_1_1), p0_0_3 = PackHalf2(s0_1_2, s0_1_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 0, 8, 0, 0, 8, out uint v0_0_0, out uint v0_0_1, out uint v0_0_2, out uint v0_0_3);
-                MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_0_0, v0_0_1, exchange);
-                MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_0_2, v0_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 16, 8, 0, 0, 8, out uint v0_1_0, out uint v0_1_1, out uint v0_1_2, out uint v0_1_3);
-                MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_1_0, v0_1_1, exchange);
-                MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_1_2, v0_1_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 32, 8, 0, 0, 8, out uint v0_2_0, out uint v0_2_1, out uint v0_2_2, out uint v0_2_3);
-                MmaM16N8K16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_2_0, v0_2_1, exchange);
-                MmaM16N8K16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_2_2, v0_2_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 48, 8, 0, 0, 8, out uint v0_3_0, out uint v0_3_1, out uint v0_3_2, out uint v0_3_3);
-                MmaM16N8K16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_3_0, v0_3_1, exchange);
-                MmaM16N8K16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_3_2, v0_3_3, exchange);
-                uint p0_1_0 = PackHalf2(s0_2_0, s0_2_1), p0_1_1 = PackHalf2(s0_2_2, s0_2_3);
-                uint p0_1_2 = PackHalf2(s0_3_0, s0_3_1), p0_1_3 = PackHalf2(s0_3_2, s0_3_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 0, 8, 0, 0, 8, out uint v1_0_0, out uint v1_0_1, out uint v1_0_2, out uint v1_0_3);
-                MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_0_0, v1_0_1, exchange);
-                MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_0_2, v1_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 16, 8, 0, 0, 8, out uint v1_1_0, out uint v1_1_1, out uint v1_1_2, out uint v1_1_3);
-                MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_1_0, v1_1_1, exchange);
-                MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_1_2, v1_1_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 32, 8, 0, 0, 8, out uint v1_2_0, out uint v1_2_1, out uint v1_2_2, out uint v1_2_3);
-                MmaM16N8K16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_2_0, v1_2_1, exchange);
-                MmaM16N8K16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_2_2, v1_2_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 48, 8, 0, 0, 8, out uint v1_3_0, out uint v1_3_1, out uint v1_3_2, out uint v1_3_3);
-                MmaM16N8K16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_3_0, v1_3_1, exchange);
-                MmaM16N8K16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_3_2, v1_3_3, exchange);
-                uint p0_2_0 = PackHalf2(s0_4_0, s0_4_1), p0_2_1 = PackHalf2(s0_4_2, s0_4_3);
-                uint p0_2_2 = PackHalf2(s0_5_0, s0_5_1), p0_2_3 = PackHalf2(s0_5_2, s0_5_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 0, 8, 0, 0, 8, out uint v2_0_0, out uint v2_0_1, out uint v2_0_2, out uint v2_0_3);
-                MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_0_0, v2_0_1, exchange);
-                MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_0_2, v2_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 16, 8, 0, 0, 8, out uint v2_1_0, out uint v2_1_1, out uint v2_1_2, out uint v2_1_3);
-                MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_1_0, v2_1_1, exchange);
-                MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_1_2, v2_1_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 32, 8, 0, 0, 8, out uint v2_2_0, out uint v2_2_1, out uint v2_2_2, out uint v2_2_3);
-                MmaM16N8K16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_2_0, v2_2_1, exchange);
-                MmaM16N8K16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_2_2, v2_2_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 48, 8, 0, 0, 8, out uint v2_3_0, out uint v2_3_1, out uint v2_3_2, out uint v2_3_3);
-                MmaM16N8K16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_3_0, v2_3_1, exchange);
-                MmaM16N8K16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_3_2, v2_3_3, exchange);
-                uint p0_3_0 = PackHalf2(s0_6_0, s0_6_1), p0_3_1 = PackHalf2(s0_6_2, s0_6_3);
-                uint p0_3_2 = PackHalf2(s0_7_0, s0_7_1), p0_3_3 = PackHalf2(s0_7_2, s0_7_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 0, 8, 0, 0, 8, out uint v3_0_0, out uint v3_0_1, out uint v3_0_2, out uint v3_0_3);
-                MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_0_0, v3_0_1, exchange);
-                MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_0_2, v3_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 16, 8, 0, 0, 8, out uint v3_1_0, out uint v3_1_1, out uint v3_1_2, out uint v3_1_3);
-                MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_1_0, v3_1_1, exchange);
-                MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_1_2, v3_1_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 32, 8, 0, 0, 8, out uint v3_2_0, out uint v3_2_1, out uint v3_2_2, out uint v3_2_3);
-                MmaM16N8K16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_2_0, v3_2_1, exchange);
-                MmaM16N8K16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_2_2, v3_2_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 48, 8, 0, 0, 8, out uint v3_3_0, out uint v3_3_1, out uint v3_3_2, out uint v3_3_3);
-                MmaM16N8K16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_3_0, v3_3_1, exchange);
-                MmaM16N8K16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_3_2, v3_3_3, exchange);
-
-                // K_j+1 into its tile (every warp finished S = Q K_jᵀ before the barrier above).
-                TcStageStore(tile, TcKTile, tid + 0 * TcThreads, stage0);
-                TcStageStore(tile, TcKTile, tid + 1 * TcThreads, stage1);
-                TcStageStore(tile, TcKTile, tid + 2 * TcThreads, stage2);
-                TcStageStore(tile, TcKTile, tid + 3 * TcThreads, stage3);
-                TcStageStore(tile, TcKTile, tid + 4 * TcThreads, stage4);
-                TcStageStore(tile, TcKTile, tid + 5 * TcThreads, stage5);
-                TcStageStore(tile, TcKTile, tid + 6 * TcThreads, stage6);
-                TcStageStore(tile, TcKTile, tid + 7 * TcThreads, stage7);
+                LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 0, 8, 0, 0, 8, out uint q0_0_0, out uint q0_0_1, out uint q0_0_2, out uint q0_0_3);
+                LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 16, 8, 0, 0, 8, out uint q0_1_0, out uint q0_1_1, out uint q0_1_2, out uint q0_1_3);
+                LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 32, 8, 0, 0, 8, out uint q0_2_0, out uint q0_2_1, out uint q0_2_2, out uint q0_2_3);
+                LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 48, 8, 0, 0, 8, out uint q0_3_0, out uint q0_3_1, out uint q0_3_2, out uint q0_3_3);
                 Group.Barrier();
-            }
+                TcLoadRows(tile, kSource, b, kvBegin, TcBlockN, a.Mkv, a.Hkv, hk, tid);
+                Group.Barrier();
+                float o0_0_0 = 0f, o0_0_1 = 0f, o0_0_2 = 0f, o0_0_3 = 0f;
+                float o0_1_0 = 0f, o0_1_1 = 0f, o0_1_2 = 0f, o0_1_3 = 0f;
+                float o0_2_0 = 0f, o0_2_1 = 0f, o0_2_2 = 0f, o0_2_3 = 0f;
+                float o0_3_0 = 0f, o0_3_1 = 0f, o0_3_2 = 0f, o0_3_3 = 0f;
+                float o0_4_0 = 0f, o0_4_1 = 0f, o0_4_2 = 0f, o0_4_3 = 0f;
+                float o0_5_0 = 0f, o0_5_1 = 0f, o0_5_2 = 0f, o0_5_3 = 0f;
+                float o0_6_0 = 0f, o0_6_1 = 0f, o0_6_2 = 0f, o0_6_3 = 0f;
+                float o0_7_0 = 0f, o0_7_1 = 0f, o0_7_2 = 0f, o0_7_3 = 0f;
+                float rowMax0_0 = float.NegativeInfinity, rowMax0_1 = float.NegativeInfinity;
+                float rowSum0_0 = 0f, rowSum0_1 = 0f;
 
-            // O_i = acc / RowSum, Lse_i = RowMax · ln 2 + ln RowSum; a row that saw no key gets O = 0, Lse = −∞.
-            var o = a.O.Cast<uint>();
-            rowSum0_0 += Warp.ShuffleXor(rowSum0_0, 1);
-            rowSum0_0 += Warp.ShuffleXor(rowSum0_0, 2);
-            if (row0_0 < a.Mq)
-            {
-                float inverse = rowSum0_0 > 0f ? 1f / rowSum0_0 : 0f;
-                long offset = ((((long)b * a.Mq + row0_0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
-                o[offset + 0] = PackHalf2(o0_0_0 * inverse, o0_0_1 * inverse);
-                o[offset + 4] = PackHalf2(o0_1_0 * inverse, o0_1_1 * inverse);
-                o[offset + 8] = PackHalf2(o0_2_0 * inverse, o0_2_1 * inverse);
-                o[offset + 12] = PackHalf2(o0_3_0 * inverse, o0_3_1 * inverse);
-                o[offset + 16] = PackHalf2(o0_4_0 * inverse, o0_4_1 * inverse);
-                o[offset + 20] = PackHalf2(o0_5_0 * inverse, o0_5_1 * inverse);
-                o[offset + 24] = PackHalf2(o0_6_0 * inverse, o0_6_1 * inverse);
-                o[offset + 28] = PackHalf2(o0_7_0 * inverse, o0_7_1 * inverse);
-                if (quad == 0)
-                    a.Lse[((long)b * a.Hq + h) * a.Mq + row0_0] = rowSum0_0 > 0f || float.IsNaN(rowSum0_0) ? rowMax0_0 * 0.6931471805599453f + System.MathF.Log(rowSum0_0) : float.NegativeInfinity;
-            }
-            rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 1);
-            rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 2);
-            if (row0_1 < a.Mq)
-            {
-                float inverse = rowSum0_1 > 0f ? 1f / rowSum0_1 : 0f;
-                long offset = ((((long)b * a.Mq + row0_1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
-                o[offset + 0] = PackHalf2(o0_0_2 * inverse, o0_0_3 * inverse);
-                o[offset + 4] = PackHalf2(o0_1_2 * inverse, o0_1_3 * inverse);
-                o[offset + 8] = PackHalf2(o0_2_2 * inverse, o0_2_3 * inverse);
-                o[offset + 12] = PackHalf2(o0_3_2 * inverse, o0_3_3 * inverse);
-                o[offset + 16] = PackHalf2(o0_4_2 * inverse, o0_4_3 * inverse);
-                o[offset + 20] = PackHalf2(o0_5_2 * inverse, o0_5_3 * inverse);
-                o[offset + 24] = PackHalf2(o0_6_2 * inverse, o0_6_3 * inverse);
-                o[offset + 28] = PackHalf2(o0_7_2 * inverse, o0_7_3 * inverse);
-                if (quad == 0)
-                    a.Lse[((long)b * a.Hq + h) * a.Mq + row0_1] = rowSum0_1 > 0f || float.IsNaN(rowSum0_1) ? rowMax0_1 * 0.6931471805599453f + System.MathF.Log(rowSum0_1) : float.NegativeInfinity;
+                for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBlockN)
+                {
+                    // K_j is in shared memory; V_j's loads fly during S = Q K_jᵀ.
+                    ulong stage0 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 0 * TcThreads);
+                    ulong stage1 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 1 * TcThreads);
+                    ulong stage2 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 2 * TcThreads);
+                    ulong stage3 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 3 * TcThreads);
+                    ulong stage4 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 4 * TcThreads);
+                    ulong stage5 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 5 * TcThreads);
+                    ulong stage6 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 6 * TcThreads);
+                    ulong stage7 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 7 * TcThreads);
+                    if (pass != FastPass)
+                    {
+                        // A later pass rewrites V_j as it arrives (where few registers are live).
+                        stage0 = RewriteNonFiniteHalf4(stage0, pass == PoisonPass);
+                        stage1 = RewriteNonFiniteHalf4(stage1, pass == PoisonPass);
+                        stage2 = RewriteNonFiniteHalf4(stage2, pass == PoisonPass);
+                        stage3 = RewriteNonFiniteHalf4(stage3, pass == PoisonPass);
+                        stage4 = RewriteNonFiniteHalf4(stage4, pass == PoisonPass);
+                        stage5 = RewriteNonFiniteHalf4(stage5, pass == PoisonPass);
+                        stage6 = RewriteNonFiniteHalf4(stage6, pass == PoisonPass);
+                        stage7 = RewriteNonFiniteHalf4(stage7, pass == PoisonPass);
+                    }
+
+                    // S_ij = Q_i K_jᵀ (TcWarpRows × TcBlockN per warp); one ldmatrix.x4 gives the B fragments of two 8-key n-tiles.
+                    float s0_0_0 = 0f, s0_0_1 = 0f, s0_0_2 = 0f, s0_0_3 = 0f;
+                    float s0_1_0 = 0f, s0_1_1 = 0f, s0_1_2 = 0f, s0_1_3 = 0f;
+                    float s0_2_0 = 0f, s0_2_1 = 0f, s0_2_2 = 0f, s0_2_3 = 0f;
+                    float s0_3_0 = 0f, s0_3_1 = 0f, s0_3_2 = 0f, s0_3_3 = 0f;
+                    float s0_4_0 = 0f, s0_4_1 = 0f, s0_4_2 = 0f, s0_4_3 = 0f;
+                    float s0_5_0 = 0f, s0_5_1 = 0f, s0_5_2 = 0f, s0_5_3 = 0f;
+                    float s0_6_0 = 0f, s0_6_1 = 0f, s0_6_2 = 0f, s0_6_3 = 0f;
+                    float s0_7_0 = 0f, s0_7_1 = 0f, s0_7_2 = 0f, s0_7_3 = 0f;
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 0, 0, 8, 8, 0, out uint k0_0_0, out uint k0_0_1, out uint k0_0_2, out uint k0_0_3);
+                    MmaM16N8K16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k0_0_0, k0_0_1, exchange);
+                    MmaM16N8K16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k0_0_2, k0_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 0, 0, 8, 8, 0, out uint k1_0_0, out uint k1_0_1, out uint k1_0_2, out uint k1_0_3);
+                    MmaM16N8K16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k1_0_0, k1_0_1, exchange);
+                    MmaM16N8K16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k1_0_2, k1_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 0, 0, 8, 8, 0, out uint k2_0_0, out uint k2_0_1, out uint k2_0_2, out uint k2_0_3);
+                    MmaM16N8K16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k2_0_0, k2_0_1, exchange);
+                    MmaM16N8K16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k2_0_2, k2_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 0, 0, 8, 8, 0, out uint k3_0_0, out uint k3_0_1, out uint k3_0_2, out uint k3_0_3);
+                    MmaM16N8K16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k3_0_0, k3_0_1, exchange);
+                    MmaM16N8K16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k3_0_2, k3_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 16, 0, 8, 8, 0, out uint k0_1_0, out uint k0_1_1, out uint k0_1_2, out uint k0_1_3);
+                    MmaM16N8K16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k0_1_0, k0_1_1, exchange);
+                    MmaM16N8K16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k0_1_2, k0_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 16, 0, 8, 8, 0, out uint k1_1_0, out uint k1_1_1, out uint k1_1_2, out uint k1_1_3);
+                    MmaM16N8K16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k1_1_0, k1_1_1, exchange);
+                    MmaM16N8K16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k1_1_2, k1_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 16, 0, 8, 8, 0, out uint k2_1_0, out uint k2_1_1, out uint k2_1_2, out uint k2_1_3);
+                    MmaM16N8K16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k2_1_0, k2_1_1, exchange);
+                    MmaM16N8K16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k2_1_2, k2_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 16, 0, 8, 8, 0, out uint k3_1_0, out uint k3_1_1, out uint k3_1_2, out uint k3_1_3);
+                    MmaM16N8K16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k3_1_0, k3_1_1, exchange);
+                    MmaM16N8K16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k3_1_2, k3_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 32, 0, 8, 8, 0, out uint k0_2_0, out uint k0_2_1, out uint k0_2_2, out uint k0_2_3);
+                    MmaM16N8K16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k0_2_0, k0_2_1, exchange);
+                    MmaM16N8K16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k0_2_2, k0_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 32, 0, 8, 8, 0, out uint k1_2_0, out uint k1_2_1, out uint k1_2_2, out uint k1_2_3);
+                    MmaM16N8K16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k1_2_0, k1_2_1, exchange);
+                    MmaM16N8K16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k1_2_2, k1_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 32, 0, 8, 8, 0, out uint k2_2_0, out uint k2_2_1, out uint k2_2_2, out uint k2_2_3);
+                    MmaM16N8K16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k2_2_0, k2_2_1, exchange);
+                    MmaM16N8K16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k2_2_2, k2_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 32, 0, 8, 8, 0, out uint k3_2_0, out uint k3_2_1, out uint k3_2_2, out uint k3_2_3);
+                    MmaM16N8K16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k3_2_0, k3_2_1, exchange);
+                    MmaM16N8K16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_2_0, q0_2_1, q0_2_2, q0_2_3, k3_2_2, k3_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 48, 0, 8, 8, 0, out uint k0_3_0, out uint k0_3_1, out uint k0_3_2, out uint k0_3_3);
+                    MmaM16N8K16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k0_3_0, k0_3_1, exchange);
+                    MmaM16N8K16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k0_3_2, k0_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 48, 0, 8, 8, 0, out uint k1_3_0, out uint k1_3_1, out uint k1_3_2, out uint k1_3_3);
+                    MmaM16N8K16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k1_3_0, k1_3_1, exchange);
+                    MmaM16N8K16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k1_3_2, k1_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 48, 0, 8, 8, 0, out uint k2_3_0, out uint k2_3_1, out uint k2_3_2, out uint k2_3_3);
+                    MmaM16N8K16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k2_3_0, k2_3_1, exchange);
+                    MmaM16N8K16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k2_3_2, k2_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 48, 0, 8, 8, 0, out uint k3_3_0, out uint k3_3_1, out uint k3_3_2, out uint k3_3_3);
+                    MmaM16N8K16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k3_3_0, k3_3_1, exchange);
+                    MmaM16N8K16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_3_0, q0_3_1, q0_3_2, q0_3_3, k3_3_2, k3_3_3, exchange);
+
+                    // Scale, bias and mask into the base-2 domain.
+                    bool check = TcTileNeedsMask(a, firstRow, TcFwdBlockM, n0, TcBlockN, kvEnd);
+                    int column = n0 + 2 * quad;
+                    s0_0_0 = TcScore(a, b, h, s0_0_0, row0_0, column + 0, kvEnd, check);
+                    s0_0_1 = TcScore(a, b, h, s0_0_1, row0_0, column + 1, kvEnd, check);
+                    s0_0_2 = TcScore(a, b, h, s0_0_2, row0_1, column + 0, kvEnd, check);
+                    s0_0_3 = TcScore(a, b, h, s0_0_3, row0_1, column + 1, kvEnd, check);
+                    s0_1_0 = TcScore(a, b, h, s0_1_0, row0_0, column + 8, kvEnd, check);
+                    s0_1_1 = TcScore(a, b, h, s0_1_1, row0_0, column + 9, kvEnd, check);
+                    s0_1_2 = TcScore(a, b, h, s0_1_2, row0_1, column + 8, kvEnd, check);
+                    s0_1_3 = TcScore(a, b, h, s0_1_3, row0_1, column + 9, kvEnd, check);
+                    s0_2_0 = TcScore(a, b, h, s0_2_0, row0_0, column + 16, kvEnd, check);
+                    s0_2_1 = TcScore(a, b, h, s0_2_1, row0_0, column + 17, kvEnd, check);
+                    s0_2_2 = TcScore(a, b, h, s0_2_2, row0_1, column + 16, kvEnd, check);
+                    s0_2_3 = TcScore(a, b, h, s0_2_3, row0_1, column + 17, kvEnd, check);
+                    s0_3_0 = TcScore(a, b, h, s0_3_0, row0_0, column + 24, kvEnd, check);
+                    s0_3_1 = TcScore(a, b, h, s0_3_1, row0_0, column + 25, kvEnd, check);
+                    s0_3_2 = TcScore(a, b, h, s0_3_2, row0_1, column + 24, kvEnd, check);
+                    s0_3_3 = TcScore(a, b, h, s0_3_3, row0_1, column + 25, kvEnd, check);
+                    s0_4_0 = TcScore(a, b, h, s0_4_0, row0_0, column + 32, kvEnd, check);
+                    s0_4_1 = TcScore(a, b, h, s0_4_1, row0_0, column + 33, kvEnd, check);
+                    s0_4_2 = TcScore(a, b, h, s0_4_2, row0_1, column + 32, kvEnd, check);
+                    s0_4_3 = TcScore(a, b, h, s0_4_3, row0_1, column + 33, kvEnd, check);
+                    s0_5_0 = TcScore(a, b, h, s0_5_0, row0_0, column + 40, kvEnd, check);
+                    s0_5_1 = TcScore(a, b, h, s0_5_1, row0_0, column + 41, kvEnd, check);
+                    s0_5_2 = TcScore(a, b, h, s0_5_2, row0_1, column + 40, kvEnd, check);
+                    s0_5_3 = TcScore(a, b, h, s0_5_3, row0_1, column + 41, kvEnd, check);
+                    s0_6_0 = TcScore(a, b, h, s0_6_0, row0_0, column + 48, kvEnd, check);
+                    s0_6_1 = TcScore(a, b, h, s0_6_1, row0_0, column + 49, kvEnd, check);
+                    s0_6_2 = TcScore(a, b, h, s0_6_2, row0_1, column + 48, kvEnd, check);
+                    s0_6_3 = TcScore(a, b, h, s0_6_3, row0_1, column + 49, kvEnd, check);
+                    s0_7_0 = TcScore(a, b, h, s0_7_0, row0_0, column + 56, kvEnd, check);
+                    s0_7_1 = TcScore(a, b, h, s0_7_1, row0_0, column + 57, kvEnd, check);
+                    s0_7_2 = TcScore(a, b, h, s0_7_2, row0_1, column + 56, kvEnd, check);
+                    s0_7_3 = TcScore(a, b, h, s0_7_3, row0_1, column + 57, kvEnd, check);
+
+                    // V_j into its tile (every warp finished O += P V_j-1 before the last barrier); K_j+1's loads fly during the
+                    // softmax and O += P V_j (after the last tile they are loaded and never used; rows past Mkv are zeros).
+                    TcStageStore(tile, TcVTile, tid + 0 * TcThreads, stage0);
+                    TcStageStore(tile, TcVTile, tid + 1 * TcThreads, stage1);
+                    TcStageStore(tile, TcVTile, tid + 2 * TcThreads, stage2);
+                    TcStageStore(tile, TcVTile, tid + 3 * TcThreads, stage3);
+                    TcStageStore(tile, TcVTile, tid + 4 * TcThreads, stage4);
+                    TcStageStore(tile, TcVTile, tid + 5 * TcThreads, stage5);
+                    TcStageStore(tile, TcVTile, tid + 6 * TcThreads, stage6);
+                    TcStageStore(tile, TcVTile, tid + 7 * TcThreads, stage7);
+                    stage0 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 0 * TcThreads);
+                    stage1 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 1 * TcThreads);
+                    stage2 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 2 * TcThreads);
+                    stage3 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 3 * TcThreads);
+                    stage4 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 4 * TcThreads);
+                    stage5 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 5 * TcThreads);
+                    stage6 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 6 * TcThreads);
+                    stage7 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 7 * TcThreads);
+                    Group.Barrier();
+
+                    // Online softmax of m-tile 0 (Algorithm 1, lines 9-10): the tile's row maxima across the quad of lanes sharing a row.
+                    float tileMax0_0 = rowMax0_0, tileMax0_1 = rowMax0_1;
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_0_0, s0_0_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_0_2, s0_0_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_1_0, s0_1_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_1_2, s0_1_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_2_0, s0_2_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_2_2, s0_2_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_3_0, s0_3_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_3_2, s0_3_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_4_0, s0_4_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_4_2, s0_4_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_5_0, s0_5_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_5_2, s0_5_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_6_0, s0_6_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_6_2, s0_6_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_7_0, s0_7_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_7_2, s0_7_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 1));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 2));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 2));
+                    // A row that has seen no key yet keeps max −∞; subtracting 0 then keeps every exponent −∞ → 0.
+                    float base0_0 = tileMax0_0 == float.NegativeInfinity ? 0f : tileMax0_0;
+                    float base0_1 = tileMax0_1 == float.NegativeInfinity ? 0f : tileMax0_1;
+                    float correction0_0 = Exp2(rowMax0_0 - base0_0), correction0_1 = Exp2(rowMax0_1 - base0_1);
+                    rowMax0_0 = tileMax0_0;
+                    rowMax0_1 = tileMax0_1;
+                    rowSum0_0 *= correction0_0;
+                    rowSum0_1 *= correction0_1;
+                    o0_0_0 *= correction0_0; o0_0_1 *= correction0_0; o0_0_2 *= correction0_1; o0_0_3 *= correction0_1;
+                    o0_1_0 *= correction0_0; o0_1_1 *= correction0_0; o0_1_2 *= correction0_1; o0_1_3 *= correction0_1;
+                    o0_2_0 *= correction0_0; o0_2_1 *= correction0_0; o0_2_2 *= correction0_1; o0_2_3 *= correction0_1;
+                    o0_3_0 *= correction0_0; o0_3_1 *= correction0_0; o0_3_2 *= correction0_1; o0_3_3 *= correction0_1;
+                    o0_4_0 *= correction0_0; o0_4_1 *= correction0_0; o0_4_2 *= correction0_1; o0_4_3 *= correction0_1;
+                    o0_5_0 *= correction0_0; o0_5_1 *= correction0_0; o0_5_2 *= correction0_1; o0_5_3 *= correction0_1;
+                    o0_6_0 *= correction0_0; o0_6_1 *= correction0_0; o0_6_2 *= correction0_1; o0_6_3 *= correction0_1;
+                    o0_7_0 *= correction0_0; o0_7_1 *= correction0_0; o0_7_2 *= correction0_1; o0_7_3 *= correction0_1;
+                    s0_0_0 = Exp2(s0_0_0 - base0_0); s0_0_1 = Exp2(s0_0_1 - base0_0);
+                    s0_0_2 = Exp2(s0_0_2 - base0_1); s0_0_3 = Exp2(s0_0_3 - base0_1);
+                    rowSum0_0 += s0_0_0 + s0_0_1;
+                    rowSum0_1 += s0_0_2 + s0_0_3;
+                    s0_1_0 = Exp2(s0_1_0 - base0_0); s0_1_1 = Exp2(s0_1_1 - base0_0);
+                    s0_1_2 = Exp2(s0_1_2 - base0_1); s0_1_3 = Exp2(s0_1_3 - base0_1);
+                    rowSum0_0 += s0_1_0 + s0_1_1;
+                    rowSum0_1 += s0_1_2 + s0_1_3;
+                    s0_2_0 = Exp2(s0_2_0 - base0_0); s0_2_1 = Exp2(s0_2_1 - base0_0);
+                    s0_2_2 = Exp2(s0_2_2 - base0_1); s0_2_3 = Exp2(s0_2_3 - base0_1);
+                    rowSum0_0 += s0_2_0 + s0_2_1;
+                    rowSum0_1 += s0_2_2 + s0_2_3;
+                    s0_3_0 = Exp2(s0_3_0 - base0_0); s0_3_1 = Exp2(s0_3_1 - base0_0);
+                    s0_3_2 = Exp2(s0_3_2 - base0_1); s0_3_3 = Exp2(s0_3_3 - base0_1);
+                    rowSum0_0 += s0_3_0 + s0_3_1;
+                    rowSum0_1 += s0_3_2 + s0_3_3;
+                    s0_4_0 = Exp2(s0_4_0 - base0_0); s0_4_1 = Exp2(s0_4_1 - base0_0);
+                    s0_4_2 = Exp2(s0_4_2 - base0_1); s0_4_3 = Exp2(s0_4_3 - base0_1);
+                    rowSum0_0 += s0_4_0 + s0_4_1;
+                    rowSum0_1 += s0_4_2 + s0_4_3;
+                    s0_5_0 = Exp2(s0_5_0 - base0_0); s0_5_1 = Exp2(s0_5_1 - base0_0);
+                    s0_5_2 = Exp2(s0_5_2 - base0_1); s0_5_3 = Exp2(s0_5_3 - base0_1);
+                    rowSum0_0 += s0_5_0 + s0_5_1;
+                    rowSum0_1 += s0_5_2 + s0_5_3;
+                    s0_6_0 = Exp2(s0_6_0 - base0_0); s0_6_1 = Exp2(s0_6_1 - base0_0);
+                    s0_6_2 = Exp2(s0_6_2 - base0_1); s0_6_3 = Exp2(s0_6_3 - base0_1);
+                    rowSum0_0 += s0_6_0 + s0_6_1;
+                    rowSum0_1 += s0_6_2 + s0_6_3;
+                    s0_7_0 = Exp2(s0_7_0 - base0_0); s0_7_1 = Exp2(s0_7_1 - base0_0);
+                    s0_7_2 = Exp2(s0_7_2 - base0_1); s0_7_3 = Exp2(s0_7_3 - base0_1);
+                    rowSum0_0 += s0_7_0 + s0_7_1;
+                    rowSum0_1 += s0_7_2 + s0_7_3;
+                    if (pass == PoisonPass)
+                    {
+                        s0_0_0 = Indicator(s0_0_0); s0_0_1 = Indicator(s0_0_1); s0_0_2 = Indicator(s0_0_2); s0_0_3 = Indicator(s0_0_3);
+                        s0_1_0 = Indicator(s0_1_0); s0_1_1 = Indicator(s0_1_1); s0_1_2 = Indicator(s0_1_2); s0_1_3 = Indicator(s0_1_3);
+                        s0_2_0 = Indicator(s0_2_0); s0_2_1 = Indicator(s0_2_1); s0_2_2 = Indicator(s0_2_2); s0_2_3 = Indicator(s0_2_3);
+                        s0_3_0 = Indicator(s0_3_0); s0_3_1 = Indicator(s0_3_1); s0_3_2 = Indicator(s0_3_2); s0_3_3 = Indicator(s0_3_3);
+                        s0_4_0 = Indicator(s0_4_0); s0_4_1 = Indicator(s0_4_1); s0_4_2 = Indicator(s0_4_2); s0_4_3 = Indicator(s0_4_3);
+                        s0_5_0 = Indicator(s0_5_0); s0_5_1 = Indicator(s0_5_1); s0_5_2 = Indicator(s0_5_2); s0_5_3 = Indicator(s0_5_3);
+                        s0_6_0 = Indicator(s0_6_0); s0_6_1 = Indicator(s0_6_1); s0_6_2 = Indicator(s0_6_2); s0_6_3 = Indicator(s0_6_3);
+                        s0_7_0 = Indicator(s0_7_0); s0_7_1 = Indicator(s0_7_1); s0_7_2 = Indicator(s0_7_2); s0_7_3 = Indicator(s0_7_3);
+                    }
+
+                    // O_i += P_ij V_j: the S accumulators become A fragments of P in registers; one ldmatrix.x4.trans gives the B
+                    // fragments of two 8-column d-tiles of V.
+                    uint p0_0_0 = PackHalf2(s0_0_0, s0_0_1), p0_0_1 = PackHalf2(s0_0_2, s0_0_3);
+                    uint p0_0_2 = PackHalf2(s0_1_0, s0_1_1), p0_0_3 = PackHalf2(s0_1_2, s0_1_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 0, 8, 0, 0, 8, out uint v0_0_0, out uint v0_0_1, out uint v0_0_2, out uint v0_0_3);
+                    MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_0_0, v0_0_1, exchange);
+                    MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_0_2, v0_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 16, 8, 0, 0, 8, out uint v0_1_0, out uint v0_1_1, out uint v0_1_2, out uint v0_1_3);
+                    MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_1_0, v0_1_1, exchange);
+                    MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_1_2, v0_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 32, 8, 0, 0, 8, out uint v0_2_0, out uint v0_2_1, out uint v0_2_2, out uint v0_2_3);
+                    MmaM16N8K16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_2_0, v0_2_1, exchange);
+                    MmaM16N8K16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_2_2, v0_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 48, 8, 0, 0, 8, out uint v0_3_0, out uint v0_3_1, out uint v0_3_2, out uint v0_3_3);
+                    MmaM16N8K16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_3_0, v0_3_1, exchange);
+                    MmaM16N8K16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_3_2, v0_3_3, exchange);
+                    uint p0_1_0 = PackHalf2(s0_2_0, s0_2_1), p0_1_1 = PackHalf2(s0_2_2, s0_2_3);
+                    uint p0_1_2 = PackHalf2(s0_3_0, s0_3_1), p0_1_3 = PackHalf2(s0_3_2, s0_3_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 0, 8, 0, 0, 8, out uint v1_0_0, out uint v1_0_1, out uint v1_0_2, out uint v1_0_3);
+                    MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_0_0, v1_0_1, exchange);
+                    MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_0_2, v1_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 16, 8, 0, 0, 8, out uint v1_1_0, out uint v1_1_1, out uint v1_1_2, out uint v1_1_3);
+                    MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_1_0, v1_1_1, exchange);
+                    MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_1_2, v1_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 32, 8, 0, 0, 8, out uint v1_2_0, out uint v1_2_1, out uint v1_2_2, out uint v1_2_3);
+                    MmaM16N8K16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_2_0, v1_2_1, exchange);
+                    MmaM16N8K16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_2_2, v1_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 48, 8, 0, 0, 8, out uint v1_3_0, out uint v1_3_1, out uint v1_3_2, out uint v1_3_3);
+                    MmaM16N8K16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_3_0, v1_3_1, exchange);
+                    MmaM16N8K16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_3_2, v1_3_3, exchange);
+                    uint p0_2_0 = PackHalf2(s0_4_0, s0_4_1), p0_2_1 = PackHalf2(s0_4_2, s0_4_3);
+                    uint p0_2_2 = PackHalf2(s0_5_0, s0_5_1), p0_2_3 = PackHalf2(s0_5_2, s0_5_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 0, 8, 0, 0, 8, out uint v2_0_0, out uint v2_0_1, out uint v2_0_2, out uint v2_0_3);
+                    MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_0_0, v2_0_1, exchange);
+                    MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_0_2, v2_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 16, 8, 0, 0, 8, out uint v2_1_0, out uint v2_1_1, out uint v2_1_2, out uint v2_1_3);
+                    MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_1_0, v2_1_1, exchange);
+                    MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_1_2, v2_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 32, 8, 0, 0, 8, out uint v2_2_0, out uint v2_2_1, out uint v2_2_2, out uint v2_2_3);
+                    MmaM16N8K16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_2_0, v2_2_1, exchange);
+                    MmaM16N8K16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_2_2, v2_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 48, 8, 0, 0, 8, out uint v2_3_0, out uint v2_3_1, out uint v2_3_2, out uint v2_3_3);
+                    MmaM16N8K16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_3_0, v2_3_1, exchange);
+                    MmaM16N8K16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_3_2, v2_3_3, exchange);
+                    uint p0_3_0 = PackHalf2(s0_6_0, s0_6_1), p0_3_1 = PackHalf2(s0_6_2, s0_6_3);
+                    uint p0_3_2 = PackHalf2(s0_7_0, s0_7_1), p0_3_3 = PackHalf2(s0_7_2, s0_7_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 0, 8, 0, 0, 8, out uint v3_0_0, out uint v3_0_1, out uint v3_0_2, out uint v3_0_3);
+                    MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_0_0, v3_0_1, exchange);
+                    MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_0_2, v3_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 16, 8, 0, 0, 8, out uint v3_1_0, out uint v3_1_1, out uint v3_1_2, out uint v3_1_3);
+                    MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_1_0, v3_1_1, exchange);
+                    MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_1_2, v3_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 32, 8, 0, 0, 8, out uint v3_2_0, out uint v3_2_1, out uint v3_2_2, out uint v3_2_3);
+                    MmaM16N8K16(ref o0_4_0, ref o0_4_1, ref o0_4_2, ref o0_4_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_2_0, v3_2_1, exchange);
+                    MmaM16N8K16(ref o0_5_0, ref o0_5_1, ref o0_5_2, ref o0_5_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_2_2, v3_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 48, 8, 0, 0, 8, out uint v3_3_0, out uint v3_3_1, out uint v3_3_2, out uint v3_3_3);
+                    MmaM16N8K16(ref o0_6_0, ref o0_6_1, ref o0_6_2, ref o0_6_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_3_0, v3_3_1, exchange);
+                    MmaM16N8K16(ref o0_7_0, ref o0_7_1, ref o0_7_2, ref o0_7_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_3_2, v3_3_3, exchange);
+
+                    // K_j+1 into its tile (every warp finished S = Q K_jᵀ before the barrier above).
+                    TcStageStore(tile, TcKTile, tid + 0 * TcThreads, stage0);
+                    TcStageStore(tile, TcKTile, tid + 1 * TcThreads, stage1);
+                    TcStageStore(tile, TcKTile, tid + 2 * TcThreads, stage2);
+                    TcStageStore(tile, TcKTile, tid + 3 * TcThreads, stage3);
+                    TcStageStore(tile, TcKTile, tid + 4 * TcThreads, stage4);
+                    TcStageStore(tile, TcKTile, tid + 5 * TcThreads, stage5);
+                    TcStageStore(tile, TcKTile, tid + 6 * TcThreads, stage6);
+                    TcStageStore(tile, TcKTile, tid + 7 * TcThreads, stage7);
+                    Group.Barrier();
+                }
+
+                // The poison pass: NaN into O where its count is not 0.
+                if (pass == PoisonPass)
+                {
+                    var poisoned = a.O.Cast<uint>();
+                    if (row0_0 < a.Mq)
+                    {
+                        long offset = ((((long)b * a.Mq + row0_0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                        poisoned[offset + 0] = PoisonHalf2(poisoned[offset + 0], o0_0_0, o0_0_1);
+                        poisoned[offset + 4] = PoisonHalf2(poisoned[offset + 4], o0_1_0, o0_1_1);
+                        poisoned[offset + 8] = PoisonHalf2(poisoned[offset + 8], o0_2_0, o0_2_1);
+                        poisoned[offset + 12] = PoisonHalf2(poisoned[offset + 12], o0_3_0, o0_3_1);
+                        poisoned[offset + 16] = PoisonHalf2(poisoned[offset + 16], o0_4_0, o0_4_1);
+                        poisoned[offset + 20] = PoisonHalf2(poisoned[offset + 20], o0_5_0, o0_5_1);
+                        poisoned[offset + 24] = PoisonHalf2(poisoned[offset + 24], o0_6_0, o0_6_1);
+                        poisoned[offset + 28] = PoisonHalf2(poisoned[offset + 28], o0_7_0, o0_7_1);
+                    }
+                    if (row0_1 < a.Mq)
+                    {
+                        long offset = ((((long)b * a.Mq + row0_1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                        poisoned[offset + 0] = PoisonHalf2(poisoned[offset + 0], o0_0_2, o0_0_3);
+                        poisoned[offset + 4] = PoisonHalf2(poisoned[offset + 4], o0_1_2, o0_1_3);
+                        poisoned[offset + 8] = PoisonHalf2(poisoned[offset + 8], o0_2_2, o0_2_3);
+                        poisoned[offset + 12] = PoisonHalf2(poisoned[offset + 12], o0_3_2, o0_3_3);
+                        poisoned[offset + 16] = PoisonHalf2(poisoned[offset + 16], o0_4_2, o0_4_3);
+                        poisoned[offset + 20] = PoisonHalf2(poisoned[offset + 20], o0_5_2, o0_5_3);
+                        poisoned[offset + 24] = PoisonHalf2(poisoned[offset + 24], o0_6_2, o0_6_3);
+                        poisoned[offset + 28] = PoisonHalf2(poisoned[offset + 28], o0_7_2, o0_7_3);
+                    }
+                    return;
+                }
+
+                // O_i = acc / RowSum, Lse_i = RowMax · ln 2 + ln RowSum; a row that saw no key gets O = 0, Lse = −∞.
+                // nanProbe sums what this thread writes.
+                var o = a.O.Cast<uint>();
+                float nanProbe = 0f;
+                rowSum0_0 += Warp.ShuffleXor(rowSum0_0, 1);
+                rowSum0_0 += Warp.ShuffleXor(rowSum0_0, 2);
+                if (row0_0 < a.Mq)
+                {
+                    float inverse = rowSum0_0 > 0f ? 1f / rowSum0_0 : 0f;
+                    long offset = ((((long)b * a.Mq + row0_0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                    o[offset + 0] = PackHalf2(o0_0_0 * inverse, o0_0_1 * inverse);
+                    nanProbe += o0_0_0 + o0_0_1;
+                    o[offset + 4] = PackHalf2(o0_1_0 * inverse, o0_1_1 * inverse);
+                    nanProbe += o0_1_0 + o0_1_1;
+                    o[offset + 8] = PackHalf2(o0_2_0 * inverse, o0_2_1 * inverse);
+                    nanProbe += o0_2_0 + o0_2_1;
+                    o[offset + 12] = PackHalf2(o0_3_0 * inverse, o0_3_1 * inverse);
+                    nanProbe += o0_3_0 + o0_3_1;
+                    o[offset + 16] = PackHalf2(o0_4_0 * inverse, o0_4_1 * inverse);
+                    nanProbe += o0_4_0 + o0_4_1;
+                    o[offset + 20] = PackHalf2(o0_5_0 * inverse, o0_5_1 * inverse);
+                    nanProbe += o0_5_0 + o0_5_1;
+                    o[offset + 24] = PackHalf2(o0_6_0 * inverse, o0_6_1 * inverse);
+                    nanProbe += o0_6_0 + o0_6_1;
+                    o[offset + 28] = PackHalf2(o0_7_0 * inverse, o0_7_1 * inverse);
+                    nanProbe += o0_7_0 + o0_7_1;
+                    if (quad == 0)
+                        a.Lse[((long)b * a.Hq + h) * a.Mq + row0_0] = rowSum0_0 > 0f || float.IsNaN(rowSum0_0) ? rowMax0_0 * 0.6931471805599453f + System.MathF.Log(rowSum0_0) : float.NegativeInfinity;
+                }
+                rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 1);
+                rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 2);
+                if (row0_1 < a.Mq)
+                {
+                    float inverse = rowSum0_1 > 0f ? 1f / rowSum0_1 : 0f;
+                    long offset = ((((long)b * a.Mq + row0_1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                    o[offset + 0] = PackHalf2(o0_0_2 * inverse, o0_0_3 * inverse);
+                    nanProbe += o0_0_2 + o0_0_3;
+                    o[offset + 4] = PackHalf2(o0_1_2 * inverse, o0_1_3 * inverse);
+                    nanProbe += o0_1_2 + o0_1_3;
+                    o[offset + 8] = PackHalf2(o0_2_2 * inverse, o0_2_3 * inverse);
+                    nanProbe += o0_2_2 + o0_2_3;
+                    o[offset + 12] = PackHalf2(o0_3_2 * inverse, o0_3_3 * inverse);
+                    nanProbe += o0_3_2 + o0_3_3;
+                    o[offset + 16] = PackHalf2(o0_4_2 * inverse, o0_4_3 * inverse);
+                    nanProbe += o0_4_2 + o0_4_3;
+                    o[offset + 20] = PackHalf2(o0_5_2 * inverse, o0_5_3 * inverse);
+                    nanProbe += o0_5_2 + o0_5_3;
+                    o[offset + 24] = PackHalf2(o0_6_2 * inverse, o0_6_3 * inverse);
+                    nanProbe += o0_6_2 + o0_6_3;
+                    o[offset + 28] = PackHalf2(o0_7_2 * inverse, o0_7_3 * inverse);
+                    nanProbe += o0_7_2 + o0_7_3;
+                    if (quad == 0)
+                        a.Lse[((long)b * a.Hq + h) * a.Mq + row0_1] = rowSum0_1 > 0f || float.IsNaN(rowSum0_1) ? rowMax0_1 * 0.6931471805599453f + System.MathF.Log(rowSum0_1) : float.NegativeInfinity;
+                }
+                if (pass == FastPass && !Group.BarrierOr(float.IsNaN(nanProbe)))
+                    return;
             }
         }
 
@@ -571,417 +668,494 @@ partial class Kernels
             uint v2_2 = TcWord(vGlobal, kRow0, 20), v2_3 = TcWord(vGlobal, kRow1, 20);
             uint v3_0 = TcWord(vGlobal, kRow0, 24), v3_1 = TcWord(vGlobal, kRow1, 24);
             uint v3_2 = TcWord(vGlobal, kRow0, 28), v3_3 = TcWord(vGlobal, kRow1, 28);
-            float dk0_0 = 0f, dk0_1 = 0f, dk0_2 = 0f, dk0_3 = 0f;
-            float dv0_0 = 0f, dv0_1 = 0f, dv0_2 = 0f, dv0_3 = 0f;
-            float dk1_0 = 0f, dk1_1 = 0f, dk1_2 = 0f, dk1_3 = 0f;
-            float dv1_0 = 0f, dv1_1 = 0f, dv1_2 = 0f, dv1_3 = 0f;
-            float dk2_0 = 0f, dk2_1 = 0f, dk2_2 = 0f, dk2_3 = 0f;
-            float dv2_0 = 0f, dv2_1 = 0f, dv2_2 = 0f, dv2_3 = 0f;
-            float dk3_0 = 0f, dk3_1 = 0f, dk3_2 = 0f, dk3_3 = 0f;
-            float dv3_0 = 0f, dv3_1 = 0f, dv3_2 = 0f, dv3_3 = 0f;
-            float dk4_0 = 0f, dk4_1 = 0f, dk4_2 = 0f, dk4_3 = 0f;
-            float dv4_0 = 0f, dv4_1 = 0f, dv4_2 = 0f, dv4_3 = 0f;
-            float dk5_0 = 0f, dk5_1 = 0f, dk5_2 = 0f, dk5_3 = 0f;
-            float dv5_0 = 0f, dv5_1 = 0f, dv5_2 = 0f, dv5_3 = 0f;
-            float dk6_0 = 0f, dk6_1 = 0f, dk6_2 = 0f, dk6_3 = 0f;
-            float dv6_0 = 0f, dv6_1 = 0f, dv6_2 = 0f, dv6_3 = 0f;
-            float dk7_0 = 0f, dk7_1 = 0f, dk7_2 = 0f, dk7_3 = 0f;
-            float dv7_0 = 0f, dv7_1 = 0f, dv7_2 = 0f, dv7_3 = 0f;
 
-            QRange(a, firstKey, lastKey, out int qBegin, out int qEnd);
-            for (int g = 0; g < groupSize; g++)
+            // Every group runs the fast pass. One whose dK or dV holds a NaN runs its keys again: a non-finite Q or
+            // dO element times the 0 of a masked dSᵀ or Pᵀ gives NaN in keys that no row seeing it sees. Sᵀ and dPᵀ
+            // read Q and dO as they are; dK and dV then read them with their non-finite elements zeroed (SanitizePass:
+            // dK and dV of every key exact, a row's NaN reaching dK through dS). Pᵀ ≠ 0 and dO's non-finite elements
+            // as 0/1 indicators (PoisonPass) write NaN into dV where their product is not 0 (docs/RELIABILITY.md).
+            for (int pass = FastPass; ; pass++)
             {
-                int h = hk * groupSize + g;
-                for (int m0 = qBegin; m0 < qEnd; m0 += TcBwdBlockQ)
+                float dk0_0 = 0f, dk0_1 = 0f, dk0_2 = 0f, dk0_3 = 0f;
+                float dv0_0 = 0f, dv0_1 = 0f, dv0_2 = 0f, dv0_3 = 0f;
+                float dk1_0 = 0f, dk1_1 = 0f, dk1_2 = 0f, dk1_3 = 0f;
+                float dv1_0 = 0f, dv1_1 = 0f, dv1_2 = 0f, dv1_3 = 0f;
+                float dk2_0 = 0f, dk2_1 = 0f, dk2_2 = 0f, dk2_3 = 0f;
+                float dv2_0 = 0f, dv2_1 = 0f, dv2_2 = 0f, dv2_3 = 0f;
+                float dk3_0 = 0f, dk3_1 = 0f, dk3_2 = 0f, dk3_3 = 0f;
+                float dv3_0 = 0f, dv3_1 = 0f, dv3_2 = 0f, dv3_3 = 0f;
+                float dk4_0 = 0f, dk4_1 = 0f, dk4_2 = 0f, dk4_3 = 0f;
+                float dv4_0 = 0f, dv4_1 = 0f, dv4_2 = 0f, dv4_3 = 0f;
+                float dk5_0 = 0f, dk5_1 = 0f, dk5_2 = 0f, dk5_3 = 0f;
+                float dv5_0 = 0f, dv5_1 = 0f, dv5_2 = 0f, dv5_3 = 0f;
+                float dk6_0 = 0f, dk6_1 = 0f, dk6_2 = 0f, dk6_3 = 0f;
+                float dv6_0 = 0f, dv6_1 = 0f, dv6_2 = 0f, dv6_3 = 0f;
+                float dk7_0 = 0f, dk7_1 = 0f, dk7_2 = 0f, dk7_3 = 0f;
+                float dv7_0 = 0f, dv7_1 = 0f, dv7_2 = 0f, dv7_3 = 0f;
+
+                QRange(a, firstKey, lastKey, out int qBegin, out int qEnd);
+                for (int g = 0; g < groupSize; g++)
                 {
-                    // Stage Q_i, dO_i (row-major: ldmatrix reads them as they are for Sᵀ and dPᵀ, transposed for dV and dK), Lse_i
-                    // and D_i (Algorithm 2, lines 8-9).
-                    TcLoadRows(tile.SubView(TcBwdQTile / 4), q, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
-                    TcLoadRows(tile.SubView(TcBwdDoTile / 4), dO, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
-                    for (int e = tid; e < TcBwdBlockQ; e += TcThreads)
+                    int h = hk * groupSize + g;
+                    for (int m0 = qBegin; m0 < qEnd; m0 += TcBwdBlockQ)
                     {
-                        lseTile[e] = TcLse(a, b, h, m0 + e);
-                        deltaTile[e] = TcDelta(a, b, h, m0 + e);
-                    }
-                    Group.Barrier();
+                        // Stage Q_i, dO_i (row-major: ldmatrix reads them as they are for Sᵀ and dPᵀ, transposed for dV and dK), Lse_i
+                        // and D_i (Algorithm 2, lines 8-9).
+                        TcLoadRows(tile.SubView(TcBwdQTile / 4), q, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
+                        TcLoadRows(tile.SubView(TcBwdDoTile / 4), dO, b, m0, TcBwdBlockQ, a.Mq, a.Hq, h, tid);
+                        for (int e = tid; e < TcBwdBlockQ; e += TcThreads)
+                        {
+                            lseTile[e] = TcLse(a, b, h, m0 + e);
+                            deltaTile[e] = TcDelta(a, b, h, m0 + e);
+                        }
+                        Group.Barrier();
 
-                    // Sᵀ_ji = K_j Q_iᵀ (16 keys × TcBwdBlockQ queries per warp).
-                    float s0_0 = 0f, s0_1 = 0f, s0_2 = 0f, s0_3 = 0f;
-                    float s1_0 = 0f, s1_1 = 0f, s1_2 = 0f, s1_3 = 0f;
-                    float s2_0 = 0f, s2_1 = 0f, s2_2 = 0f, s2_3 = 0f;
-                    float s3_0 = 0f, s3_1 = 0f, s3_2 = 0f, s3_3 = 0f;
-                    float s4_0 = 0f, s4_1 = 0f, s4_2 = 0f, s4_3 = 0f;
-                    float s5_0 = 0f, s5_1 = 0f, s5_2 = 0f, s5_3 = 0f;
-                    float s6_0 = 0f, s6_1 = 0f, s6_2 = 0f, s6_3 = 0f;
-                    float s7_0 = 0f, s7_1 = 0f, s7_2 = 0f, s7_3 = 0f;
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 0, 0, 8, 8, 0, out uint qb0_0_0, out uint qb0_0_1, out uint qb0_0_2, out uint qb0_0_3);
-                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k0_0, k0_1, k0_2, k0_3, qb0_0_0, qb0_0_1, exchange);
-                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k0_0, k0_1, k0_2, k0_3, qb0_0_2, qb0_0_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 0, 0, 8, 8, 0, out uint qb1_0_0, out uint qb1_0_1, out uint qb1_0_2, out uint qb1_0_3);
-                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k0_0, k0_1, k0_2, k0_3, qb1_0_0, qb1_0_1, exchange);
-                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k0_0, k0_1, k0_2, k0_3, qb1_0_2, qb1_0_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 0, 0, 8, 8, 0, out uint qb2_0_0, out uint qb2_0_1, out uint qb2_0_2, out uint qb2_0_3);
-                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k0_0, k0_1, k0_2, k0_3, qb2_0_0, qb2_0_1, exchange);
-                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k0_0, k0_1, k0_2, k0_3, qb2_0_2, qb2_0_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 0, 0, 8, 8, 0, out uint qb3_0_0, out uint qb3_0_1, out uint qb3_0_2, out uint qb3_0_3);
-                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k0_0, k0_1, k0_2, k0_3, qb3_0_0, qb3_0_1, exchange);
-                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k0_0, k0_1, k0_2, k0_3, qb3_0_2, qb3_0_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 16, 0, 8, 8, 0, out uint qb0_1_0, out uint qb0_1_1, out uint qb0_1_2, out uint qb0_1_3);
-                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k1_0, k1_1, k1_2, k1_3, qb0_1_0, qb0_1_1, exchange);
-                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k1_0, k1_1, k1_2, k1_3, qb0_1_2, qb0_1_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 16, 0, 8, 8, 0, out uint qb1_1_0, out uint qb1_1_1, out uint qb1_1_2, out uint qb1_1_3);
-                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k1_0, k1_1, k1_2, k1_3, qb1_1_0, qb1_1_1, exchange);
-                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k1_0, k1_1, k1_2, k1_3, qb1_1_2, qb1_1_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 16, 0, 8, 8, 0, out uint qb2_1_0, out uint qb2_1_1, out uint qb2_1_2, out uint qb2_1_3);
-                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k1_0, k1_1, k1_2, k1_3, qb2_1_0, qb2_1_1, exchange);
-                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k1_0, k1_1, k1_2, k1_3, qb2_1_2, qb2_1_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 16, 0, 8, 8, 0, out uint qb3_1_0, out uint qb3_1_1, out uint qb3_1_2, out uint qb3_1_3);
-                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k1_0, k1_1, k1_2, k1_3, qb3_1_0, qb3_1_1, exchange);
-                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k1_0, k1_1, k1_2, k1_3, qb3_1_2, qb3_1_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 32, 0, 8, 8, 0, out uint qb0_2_0, out uint qb0_2_1, out uint qb0_2_2, out uint qb0_2_3);
-                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k2_0, k2_1, k2_2, k2_3, qb0_2_0, qb0_2_1, exchange);
-                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k2_0, k2_1, k2_2, k2_3, qb0_2_2, qb0_2_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 32, 0, 8, 8, 0, out uint qb1_2_0, out uint qb1_2_1, out uint qb1_2_2, out uint qb1_2_3);
-                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k2_0, k2_1, k2_2, k2_3, qb1_2_0, qb1_2_1, exchange);
-                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k2_0, k2_1, k2_2, k2_3, qb1_2_2, qb1_2_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 32, 0, 8, 8, 0, out uint qb2_2_0, out uint qb2_2_1, out uint qb2_2_2, out uint qb2_2_3);
-                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k2_0, k2_1, k2_2, k2_3, qb2_2_0, qb2_2_1, exchange);
-                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k2_0, k2_1, k2_2, k2_3, qb2_2_2, qb2_2_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 32, 0, 8, 8, 0, out uint qb3_2_0, out uint qb3_2_1, out uint qb3_2_2, out uint qb3_2_3);
-                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k2_0, k2_1, k2_2, k2_3, qb3_2_0, qb3_2_1, exchange);
-                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k2_0, k2_1, k2_2, k2_3, qb3_2_2, qb3_2_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 48, 0, 8, 8, 0, out uint qb0_3_0, out uint qb0_3_1, out uint qb0_3_2, out uint qb0_3_3);
-                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k3_0, k3_1, k3_2, k3_3, qb0_3_0, qb0_3_1, exchange);
-                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k3_0, k3_1, k3_2, k3_3, qb0_3_2, qb0_3_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 48, 0, 8, 8, 0, out uint qb1_3_0, out uint qb1_3_1, out uint qb1_3_2, out uint qb1_3_3);
-                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k3_0, k3_1, k3_2, k3_3, qb1_3_0, qb1_3_1, exchange);
-                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k3_0, k3_1, k3_2, k3_3, qb1_3_2, qb1_3_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 48, 0, 8, 8, 0, out uint qb2_3_0, out uint qb2_3_1, out uint qb2_3_2, out uint qb2_3_3);
-                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k3_0, k3_1, k3_2, k3_3, qb2_3_0, qb2_3_1, exchange);
-                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k3_0, k3_1, k3_2, k3_3, qb2_3_2, qb2_3_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 48, 0, 8, 8, 0, out uint qb3_3_0, out uint qb3_3_1, out uint qb3_3_2, out uint qb3_3_3);
-                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k3_0, k3_1, k3_2, k3_3, qb3_3_0, qb3_3_1, exchange);
-                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k3_0, k3_1, k3_2, k3_3, qb3_3_2, qb3_3_3, exchange);
+                        // Sᵀ_ji = K_j Q_iᵀ (16 keys × TcBwdBlockQ queries per warp).
+                        float s0_0 = 0f, s0_1 = 0f, s0_2 = 0f, s0_3 = 0f;
+                        float s1_0 = 0f, s1_1 = 0f, s1_2 = 0f, s1_3 = 0f;
+                        float s2_0 = 0f, s2_1 = 0f, s2_2 = 0f, s2_3 = 0f;
+                        float s3_0 = 0f, s3_1 = 0f, s3_2 = 0f, s3_3 = 0f;
+                        float s4_0 = 0f, s4_1 = 0f, s4_2 = 0f, s4_3 = 0f;
+                        float s5_0 = 0f, s5_1 = 0f, s5_2 = 0f, s5_3 = 0f;
+                        float s6_0 = 0f, s6_1 = 0f, s6_2 = 0f, s6_3 = 0f;
+                        float s7_0 = 0f, s7_1 = 0f, s7_2 = 0f, s7_3 = 0f;
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 0, 0, 8, 8, 0, out uint qb0_0_0, out uint qb0_0_1, out uint qb0_0_2, out uint qb0_0_3);
+                        MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k0_0, k0_1, k0_2, k0_3, qb0_0_0, qb0_0_1, exchange);
+                        MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k0_0, k0_1, k0_2, k0_3, qb0_0_2, qb0_0_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 0, 0, 8, 8, 0, out uint qb1_0_0, out uint qb1_0_1, out uint qb1_0_2, out uint qb1_0_3);
+                        MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k0_0, k0_1, k0_2, k0_3, qb1_0_0, qb1_0_1, exchange);
+                        MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k0_0, k0_1, k0_2, k0_3, qb1_0_2, qb1_0_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 0, 0, 8, 8, 0, out uint qb2_0_0, out uint qb2_0_1, out uint qb2_0_2, out uint qb2_0_3);
+                        MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k0_0, k0_1, k0_2, k0_3, qb2_0_0, qb2_0_1, exchange);
+                        MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k0_0, k0_1, k0_2, k0_3, qb2_0_2, qb2_0_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 0, 0, 8, 8, 0, out uint qb3_0_0, out uint qb3_0_1, out uint qb3_0_2, out uint qb3_0_3);
+                        MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k0_0, k0_1, k0_2, k0_3, qb3_0_0, qb3_0_1, exchange);
+                        MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k0_0, k0_1, k0_2, k0_3, qb3_0_2, qb3_0_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 16, 0, 8, 8, 0, out uint qb0_1_0, out uint qb0_1_1, out uint qb0_1_2, out uint qb0_1_3);
+                        MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k1_0, k1_1, k1_2, k1_3, qb0_1_0, qb0_1_1, exchange);
+                        MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k1_0, k1_1, k1_2, k1_3, qb0_1_2, qb0_1_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 16, 0, 8, 8, 0, out uint qb1_1_0, out uint qb1_1_1, out uint qb1_1_2, out uint qb1_1_3);
+                        MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k1_0, k1_1, k1_2, k1_3, qb1_1_0, qb1_1_1, exchange);
+                        MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k1_0, k1_1, k1_2, k1_3, qb1_1_2, qb1_1_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 16, 0, 8, 8, 0, out uint qb2_1_0, out uint qb2_1_1, out uint qb2_1_2, out uint qb2_1_3);
+                        MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k1_0, k1_1, k1_2, k1_3, qb2_1_0, qb2_1_1, exchange);
+                        MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k1_0, k1_1, k1_2, k1_3, qb2_1_2, qb2_1_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 16, 0, 8, 8, 0, out uint qb3_1_0, out uint qb3_1_1, out uint qb3_1_2, out uint qb3_1_3);
+                        MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k1_0, k1_1, k1_2, k1_3, qb3_1_0, qb3_1_1, exchange);
+                        MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k1_0, k1_1, k1_2, k1_3, qb3_1_2, qb3_1_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 32, 0, 8, 8, 0, out uint qb0_2_0, out uint qb0_2_1, out uint qb0_2_2, out uint qb0_2_3);
+                        MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k2_0, k2_1, k2_2, k2_3, qb0_2_0, qb0_2_1, exchange);
+                        MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k2_0, k2_1, k2_2, k2_3, qb0_2_2, qb0_2_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 32, 0, 8, 8, 0, out uint qb1_2_0, out uint qb1_2_1, out uint qb1_2_2, out uint qb1_2_3);
+                        MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k2_0, k2_1, k2_2, k2_3, qb1_2_0, qb1_2_1, exchange);
+                        MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k2_0, k2_1, k2_2, k2_3, qb1_2_2, qb1_2_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 32, 0, 8, 8, 0, out uint qb2_2_0, out uint qb2_2_1, out uint qb2_2_2, out uint qb2_2_3);
+                        MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k2_0, k2_1, k2_2, k2_3, qb2_2_0, qb2_2_1, exchange);
+                        MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k2_0, k2_1, k2_2, k2_3, qb2_2_2, qb2_2_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 32, 0, 8, 8, 0, out uint qb3_2_0, out uint qb3_2_1, out uint qb3_2_2, out uint qb3_2_3);
+                        MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k2_0, k2_1, k2_2, k2_3, qb3_2_0, qb3_2_1, exchange);
+                        MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k2_0, k2_1, k2_2, k2_3, qb3_2_2, qb3_2_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 48, 0, 8, 8, 0, out uint qb0_3_0, out uint qb0_3_1, out uint qb0_3_2, out uint qb0_3_3);
+                        MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, k3_0, k3_1, k3_2, k3_3, qb0_3_0, qb0_3_1, exchange);
+                        MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, k3_0, k3_1, k3_2, k3_3, qb0_3_2, qb0_3_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 48, 0, 8, 8, 0, out uint qb1_3_0, out uint qb1_3_1, out uint qb1_3_2, out uint qb1_3_3);
+                        MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, k3_0, k3_1, k3_2, k3_3, qb1_3_0, qb1_3_1, exchange);
+                        MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, k3_0, k3_1, k3_2, k3_3, qb1_3_2, qb1_3_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 48, 0, 8, 8, 0, out uint qb2_3_0, out uint qb2_3_1, out uint qb2_3_2, out uint qb2_3_3);
+                        MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, k3_0, k3_1, k3_2, k3_3, qb2_3_0, qb2_3_1, exchange);
+                        MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, k3_0, k3_1, k3_2, k3_3, qb2_3_2, qb2_3_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 48, 0, 8, 8, 0, out uint qb3_3_0, out uint qb3_3_1, out uint qb3_3_2, out uint qb3_3_3);
+                        MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, k3_0, k3_1, k3_2, k3_3, qb3_3_0, qb3_3_1, exchange);
+                        MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, k3_0, k3_1, k3_2, k3_3, qb3_3_2, qb3_3_3, exchange);
 
-                    // Pᵀ_ji = 2^(score − Lse_i) from the saved log-sum-exp (line 11); masked scores give 0.
-                    bool check = TcTileNeedsMask(a, m0, TcBwdBlockQ, firstKey, TcBlockM, a.Mkv);
-                    int column = m0 + 2 * quad;
-                    {
-                        float lse0 = lseTile[0 + 2 * quad], lse1 = lseTile[1 + 2 * quad];
-                        s0_0 = TcProbability(TcScore(a, b, h, s0_0, column + 0, key0, a.Mkv, check), lse0, check);
-                        s0_1 = TcProbability(TcScore(a, b, h, s0_1, column + 1, key0, a.Mkv, check), lse1, check);
-                        s0_2 = TcProbability(TcScore(a, b, h, s0_2, column + 0, key1, a.Mkv, check), lse0, check);
-                        s0_3 = TcProbability(TcScore(a, b, h, s0_3, column + 1, key1, a.Mkv, check), lse1, check);
-                    }
-                    {
-                        float lse0 = lseTile[8 + 2 * quad], lse1 = lseTile[9 + 2 * quad];
-                        s1_0 = TcProbability(TcScore(a, b, h, s1_0, column + 8, key0, a.Mkv, check), lse0, check);
-                        s1_1 = TcProbability(TcScore(a, b, h, s1_1, column + 9, key0, a.Mkv, check), lse1, check);
-                        s1_2 = TcProbability(TcScore(a, b, h, s1_2, column + 8, key1, a.Mkv, check), lse0, check);
-                        s1_3 = TcProbability(TcScore(a, b, h, s1_3, column + 9, key1, a.Mkv, check), lse1, check);
-                    }
-                    {
-                        float lse0 = lseTile[16 + 2 * quad], lse1 = lseTile[17 + 2 * quad];
-                        s2_0 = TcProbability(TcScore(a, b, h, s2_0, column + 16, key0, a.Mkv, check), lse0, check);
-                        s2_1 = TcProbability(TcScore(a, b, h, s2_1, column + 17, key0, a.Mkv, check), lse1, check);
-                        s2_2 = TcProbability(TcScore(a, b, h, s2_2, column + 16, key1, a.Mkv, check), lse0, check);
-                        s2_3 = TcProbability(TcScore(a, b, h, s2_3, column + 17, key1, a.Mkv, check), lse1, check);
-                    }
-                    {
-                        float lse0 = lseTile[24 + 2 * quad], lse1 = lseTile[25 + 2 * quad];
-                        s3_0 = TcProbability(TcScore(a, b, h, s3_0, column + 24, key0, a.Mkv, check), lse0, check);
-                        s3_1 = TcProbability(TcScore(a, b, h, s3_1, column + 25, key0, a.Mkv, check), lse1, check);
-                        s3_2 = TcProbability(TcScore(a, b, h, s3_2, column + 24, key1, a.Mkv, check), lse0, check);
-                        s3_3 = TcProbability(TcScore(a, b, h, s3_3, column + 25, key1, a.Mkv, check), lse1, check);
-                    }
-                    {
-                        float lse0 = lseTile[32 + 2 * quad], lse1 = lseTile[33 + 2 * quad];
-                        s4_0 = TcProbability(TcScore(a, b, h, s4_0, column + 32, key0, a.Mkv, check), lse0, check);
-                        s4_1 = TcProbability(TcScore(a, b, h, s4_1, column + 33, key0, a.Mkv, check), lse1, check);
-                        s4_2 = TcProbability(TcScore(a, b, h, s4_2, column + 32, key1, a.Mkv, check), lse0, check);
-                        s4_3 = TcProbability(TcScore(a, b, h, s4_3, column + 33, key1, a.Mkv, check), lse1, check);
-                    }
-                    {
-                        float lse0 = lseTile[40 + 2 * quad], lse1 = lseTile[41 + 2 * quad];
-                        s5_0 = TcProbability(TcScore(a, b, h, s5_0, column + 40, key0, a.Mkv, check), lse0, check);
-                        s5_1 = TcProbability(TcScore(a, b, h, s5_1, column + 41, key0, a.Mkv, check), lse1, check);
-                        s5_2 = TcProbability(TcScore(a, b, h, s5_2, column + 40, key1, a.Mkv, check), lse0, check);
-                        s5_3 = TcProbability(TcScore(a, b, h, s5_3, column + 41, key1, a.Mkv, check), lse1, check);
-                    }
-                    {
-                        float lse0 = lseTile[48 + 2 * quad], lse1 = lseTile[49 + 2 * quad];
-                        s6_0 = TcProbability(TcScore(a, b, h, s6_0, column + 48, key0, a.Mkv, check), lse0, check);
-                        s6_1 = TcProbability(TcScore(a, b, h, s6_1, column + 49, key0, a.Mkv, check), lse1, check);
-                        s6_2 = TcProbability(TcScore(a, b, h, s6_2, column + 48, key1, a.Mkv, check), lse0, check);
-                        s6_3 = TcProbability(TcScore(a, b, h, s6_3, column + 49, key1, a.Mkv, check), lse1, check);
-                    }
-                    {
-                        float lse0 = lseTile[56 + 2 * quad], lse1 = lseTile[57 + 2 * quad];
-                        s7_0 = TcProbability(TcScore(a, b, h, s7_0, column + 56, key0, a.Mkv, check), lse0, check);
-                        s7_1 = TcProbability(TcScore(a, b, h, s7_1, column + 57, key0, a.Mkv, check), lse1, check);
-                        s7_2 = TcProbability(TcScore(a, b, h, s7_2, column + 56, key1, a.Mkv, check), lse0, check);
-                        s7_3 = TcProbability(TcScore(a, b, h, s7_3, column + 57, key1, a.Mkv, check), lse1, check);
-                    }
+                        // Pᵀ_ji = 2^(score − Lse_i) from the saved log-sum-exp (line 11); masked scores give 0.
+                        bool check = TcTileNeedsMask(a, m0, TcBwdBlockQ, firstKey, TcBlockM, a.Mkv);
+                        int column = m0 + 2 * quad;
+                        {
+                            float lse0 = lseTile[0 + 2 * quad], lse1 = lseTile[1 + 2 * quad];
+                            s0_0 = TcProbability(TcScore(a, b, h, s0_0, column + 0, key0, a.Mkv, check), lse0, check);
+                            s0_1 = TcProbability(TcScore(a, b, h, s0_1, column + 1, key0, a.Mkv, check), lse1, check);
+                            s0_2 = TcProbability(TcScore(a, b, h, s0_2, column + 0, key1, a.Mkv, check), lse0, check);
+                            s0_3 = TcProbability(TcScore(a, b, h, s0_3, column + 1, key1, a.Mkv, check), lse1, check);
+                        }
+                        {
+                            float lse0 = lseTile[8 + 2 * quad], lse1 = lseTile[9 + 2 * quad];
+                            s1_0 = TcProbability(TcScore(a, b, h, s1_0, column + 8, key0, a.Mkv, check), lse0, check);
+                            s1_1 = TcProbability(TcScore(a, b, h, s1_1, column + 9, key0, a.Mkv, check), lse1, check);
+                            s1_2 = TcProbability(TcScore(a, b, h, s1_2, column + 8, key1, a.Mkv, check), lse0, check);
+                            s1_3 = TcProbability(TcScore(a, b, h, s1_3, column + 9, key1, a.Mkv, check), lse1, check);
+                        }
+                        {
+                            float lse0 = lseTile[16 + 2 * quad], lse1 = lseTile[17 + 2 * quad];
+                            s2_0 = TcProbability(TcScore(a, b, h, s2_0, column + 16, key0, a.Mkv, check), lse0, check);
+                            s2_1 = TcProbability(TcScore(a, b, h, s2_1, column + 17, key0, a.Mkv, check), lse1, check);
+                            s2_2 = TcProbability(TcScore(a, b, h, s2_2, column + 16, key1, a.Mkv, check), lse0, check);
+                            s2_3 = TcProbability(TcScore(a, b, h, s2_3, column + 17, key1, a.Mkv, check), lse1, check);
+                        }
+                        {
+                            float lse0 = lseTile[24 + 2 * quad], lse1 = lseTile[25 + 2 * quad];
+                            s3_0 = TcProbability(TcScore(a, b, h, s3_0, column + 24, key0, a.Mkv, check), lse0, check);
+                            s3_1 = TcProbability(TcScore(a, b, h, s3_1, column + 25, key0, a.Mkv, check), lse1, check);
+                            s3_2 = TcProbability(TcScore(a, b, h, s3_2, column + 24, key1, a.Mkv, check), lse0, check);
+                            s3_3 = TcProbability(TcScore(a, b, h, s3_3, column + 25, key1, a.Mkv, check), lse1, check);
+                        }
+                        {
+                            float lse0 = lseTile[32 + 2 * quad], lse1 = lseTile[33 + 2 * quad];
+                            s4_0 = TcProbability(TcScore(a, b, h, s4_0, column + 32, key0, a.Mkv, check), lse0, check);
+                            s4_1 = TcProbability(TcScore(a, b, h, s4_1, column + 33, key0, a.Mkv, check), lse1, check);
+                            s4_2 = TcProbability(TcScore(a, b, h, s4_2, column + 32, key1, a.Mkv, check), lse0, check);
+                            s4_3 = TcProbability(TcScore(a, b, h, s4_3, column + 33, key1, a.Mkv, check), lse1, check);
+                        }
+                        {
+                            float lse0 = lseTile[40 + 2 * quad], lse1 = lseTile[41 + 2 * quad];
+                            s5_0 = TcProbability(TcScore(a, b, h, s5_0, column + 40, key0, a.Mkv, check), lse0, check);
+                            s5_1 = TcProbability(TcScore(a, b, h, s5_1, column + 41, key0, a.Mkv, check), lse1, check);
+                            s5_2 = TcProbability(TcScore(a, b, h, s5_2, column + 40, key1, a.Mkv, check), lse0, check);
+                            s5_3 = TcProbability(TcScore(a, b, h, s5_3, column + 41, key1, a.Mkv, check), lse1, check);
+                        }
+                        {
+                            float lse0 = lseTile[48 + 2 * quad], lse1 = lseTile[49 + 2 * quad];
+                            s6_0 = TcProbability(TcScore(a, b, h, s6_0, column + 48, key0, a.Mkv, check), lse0, check);
+                            s6_1 = TcProbability(TcScore(a, b, h, s6_1, column + 49, key0, a.Mkv, check), lse1, check);
+                            s6_2 = TcProbability(TcScore(a, b, h, s6_2, column + 48, key1, a.Mkv, check), lse0, check);
+                            s6_3 = TcProbability(TcScore(a, b, h, s6_3, column + 49, key1, a.Mkv, check), lse1, check);
+                        }
+                        {
+                            float lse0 = lseTile[56 + 2 * quad], lse1 = lseTile[57 + 2 * quad];
+                            s7_0 = TcProbability(TcScore(a, b, h, s7_0, column + 56, key0, a.Mkv, check), lse0, check);
+                            s7_1 = TcProbability(TcScore(a, b, h, s7_1, column + 57, key0, a.Mkv, check), lse1, check);
+                            s7_2 = TcProbability(TcScore(a, b, h, s7_2, column + 56, key1, a.Mkv, check), lse0, check);
+                            s7_3 = TcProbability(TcScore(a, b, h, s7_3, column + 57, key1, a.Mkv, check), lse1, check);
+                        }
 
-                    // dPᵀ_ji = V_j dO_iᵀ (line 14).
-                    float dp0_0 = 0f, dp0_1 = 0f, dp0_2 = 0f, dp0_3 = 0f;
-                    float dp1_0 = 0f, dp1_1 = 0f, dp1_2 = 0f, dp1_3 = 0f;
-                    float dp2_0 = 0f, dp2_1 = 0f, dp2_2 = 0f, dp2_3 = 0f;
-                    float dp3_0 = 0f, dp3_1 = 0f, dp3_2 = 0f, dp3_3 = 0f;
-                    float dp4_0 = 0f, dp4_1 = 0f, dp4_2 = 0f, dp4_3 = 0f;
-                    float dp5_0 = 0f, dp5_1 = 0f, dp5_2 = 0f, dp5_3 = 0f;
-                    float dp6_0 = 0f, dp6_1 = 0f, dp6_2 = 0f, dp6_3 = 0f;
-                    float dp7_0 = 0f, dp7_1 = 0f, dp7_2 = 0f, dp7_3 = 0f;
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 0, 0, 8, 8, 0, out uint ob0_0_0, out uint ob0_0_1, out uint ob0_0_2, out uint ob0_0_3);
-                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v0_0, v0_1, v0_2, v0_3, ob0_0_0, ob0_0_1, exchange);
-                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v0_0, v0_1, v0_2, v0_3, ob0_0_2, ob0_0_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 0, 0, 8, 8, 0, out uint ob1_0_0, out uint ob1_0_1, out uint ob1_0_2, out uint ob1_0_3);
-                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v0_0, v0_1, v0_2, v0_3, ob1_0_0, ob1_0_1, exchange);
-                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v0_0, v0_1, v0_2, v0_3, ob1_0_2, ob1_0_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 0, 0, 8, 8, 0, out uint ob2_0_0, out uint ob2_0_1, out uint ob2_0_2, out uint ob2_0_3);
-                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v0_0, v0_1, v0_2, v0_3, ob2_0_0, ob2_0_1, exchange);
-                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v0_0, v0_1, v0_2, v0_3, ob2_0_2, ob2_0_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 0, 0, 8, 8, 0, out uint ob3_0_0, out uint ob3_0_1, out uint ob3_0_2, out uint ob3_0_3);
-                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v0_0, v0_1, v0_2, v0_3, ob3_0_0, ob3_0_1, exchange);
-                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v0_0, v0_1, v0_2, v0_3, ob3_0_2, ob3_0_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 16, 0, 8, 8, 0, out uint ob0_1_0, out uint ob0_1_1, out uint ob0_1_2, out uint ob0_1_3);
-                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v1_0, v1_1, v1_2, v1_3, ob0_1_0, ob0_1_1, exchange);
-                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v1_0, v1_1, v1_2, v1_3, ob0_1_2, ob0_1_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 16, 0, 8, 8, 0, out uint ob1_1_0, out uint ob1_1_1, out uint ob1_1_2, out uint ob1_1_3);
-                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v1_0, v1_1, v1_2, v1_3, ob1_1_0, ob1_1_1, exchange);
-                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v1_0, v1_1, v1_2, v1_3, ob1_1_2, ob1_1_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 16, 0, 8, 8, 0, out uint ob2_1_0, out uint ob2_1_1, out uint ob2_1_2, out uint ob2_1_3);
-                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v1_0, v1_1, v1_2, v1_3, ob2_1_0, ob2_1_1, exchange);
-                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v1_0, v1_1, v1_2, v1_3, ob2_1_2, ob2_1_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 16, 0, 8, 8, 0, out uint ob3_1_0, out uint ob3_1_1, out uint ob3_1_2, out uint ob3_1_3);
-                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v1_0, v1_1, v1_2, v1_3, ob3_1_0, ob3_1_1, exchange);
-                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v1_0, v1_1, v1_2, v1_3, ob3_1_2, ob3_1_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 32, 0, 8, 8, 0, out uint ob0_2_0, out uint ob0_2_1, out uint ob0_2_2, out uint ob0_2_3);
-                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v2_0, v2_1, v2_2, v2_3, ob0_2_0, ob0_2_1, exchange);
-                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v2_0, v2_1, v2_2, v2_3, ob0_2_2, ob0_2_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 32, 0, 8, 8, 0, out uint ob1_2_0, out uint ob1_2_1, out uint ob1_2_2, out uint ob1_2_3);
-                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v2_0, v2_1, v2_2, v2_3, ob1_2_0, ob1_2_1, exchange);
-                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v2_0, v2_1, v2_2, v2_3, ob1_2_2, ob1_2_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 32, 0, 8, 8, 0, out uint ob2_2_0, out uint ob2_2_1, out uint ob2_2_2, out uint ob2_2_3);
-                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v2_0, v2_1, v2_2, v2_3, ob2_2_0, ob2_2_1, exchange);
-                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v2_0, v2_1, v2_2, v2_3, ob2_2_2, ob2_2_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 32, 0, 8, 8, 0, out uint ob3_2_0, out uint ob3_2_1, out uint ob3_2_2, out uint ob3_2_3);
-                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v2_0, v2_1, v2_2, v2_3, ob3_2_0, ob3_2_1, exchange);
-                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v2_0, v2_1, v2_2, v2_3, ob3_2_2, ob3_2_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 48, 0, 8, 8, 0, out uint ob0_3_0, out uint ob0_3_1, out uint ob0_3_2, out uint ob0_3_3);
-                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v3_0, v3_1, v3_2, v3_3, ob0_3_0, ob0_3_1, exchange);
-                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v3_0, v3_1, v3_2, v3_3, ob0_3_2, ob0_3_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 48, 0, 8, 8, 0, out uint ob1_3_0, out uint ob1_3_1, out uint ob1_3_2, out uint ob1_3_3);
-                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v3_0, v3_1, v3_2, v3_3, ob1_3_0, ob1_3_1, exchange);
-                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v3_0, v3_1, v3_2, v3_3, ob1_3_2, ob1_3_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 48, 0, 8, 8, 0, out uint ob2_3_0, out uint ob2_3_1, out uint ob2_3_2, out uint ob2_3_3);
-                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v3_0, v3_1, v3_2, v3_3, ob2_3_0, ob2_3_1, exchange);
-                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v3_0, v3_1, v3_2, v3_3, ob2_3_2, ob2_3_3, exchange);
-                    LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 48, 0, 8, 8, 0, out uint ob3_3_0, out uint ob3_3_1, out uint ob3_3_2, out uint ob3_3_3);
-                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v3_0, v3_1, v3_2, v3_3, ob3_3_0, ob3_3_1, exchange);
-                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v3_0, v3_1, v3_2, v3_3, ob3_3_2, ob3_3_3, exchange);
+                        // dPᵀ_ji = V_j dO_iᵀ (line 14).
+                        float dp0_0 = 0f, dp0_1 = 0f, dp0_2 = 0f, dp0_3 = 0f;
+                        float dp1_0 = 0f, dp1_1 = 0f, dp1_2 = 0f, dp1_3 = 0f;
+                        float dp2_0 = 0f, dp2_1 = 0f, dp2_2 = 0f, dp2_3 = 0f;
+                        float dp3_0 = 0f, dp3_1 = 0f, dp3_2 = 0f, dp3_3 = 0f;
+                        float dp4_0 = 0f, dp4_1 = 0f, dp4_2 = 0f, dp4_3 = 0f;
+                        float dp5_0 = 0f, dp5_1 = 0f, dp5_2 = 0f, dp5_3 = 0f;
+                        float dp6_0 = 0f, dp6_1 = 0f, dp6_2 = 0f, dp6_3 = 0f;
+                        float dp7_0 = 0f, dp7_1 = 0f, dp7_2 = 0f, dp7_3 = 0f;
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 0, 0, 8, 8, 0, out uint ob0_0_0, out uint ob0_0_1, out uint ob0_0_2, out uint ob0_0_3);
+                        MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v0_0, v0_1, v0_2, v0_3, ob0_0_0, ob0_0_1, exchange);
+                        MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v0_0, v0_1, v0_2, v0_3, ob0_0_2, ob0_0_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 0, 0, 8, 8, 0, out uint ob1_0_0, out uint ob1_0_1, out uint ob1_0_2, out uint ob1_0_3);
+                        MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v0_0, v0_1, v0_2, v0_3, ob1_0_0, ob1_0_1, exchange);
+                        MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v0_0, v0_1, v0_2, v0_3, ob1_0_2, ob1_0_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 0, 0, 8, 8, 0, out uint ob2_0_0, out uint ob2_0_1, out uint ob2_0_2, out uint ob2_0_3);
+                        MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v0_0, v0_1, v0_2, v0_3, ob2_0_0, ob2_0_1, exchange);
+                        MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v0_0, v0_1, v0_2, v0_3, ob2_0_2, ob2_0_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 0, 0, 8, 8, 0, out uint ob3_0_0, out uint ob3_0_1, out uint ob3_0_2, out uint ob3_0_3);
+                        MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v0_0, v0_1, v0_2, v0_3, ob3_0_0, ob3_0_1, exchange);
+                        MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v0_0, v0_1, v0_2, v0_3, ob3_0_2, ob3_0_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 16, 0, 8, 8, 0, out uint ob0_1_0, out uint ob0_1_1, out uint ob0_1_2, out uint ob0_1_3);
+                        MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v1_0, v1_1, v1_2, v1_3, ob0_1_0, ob0_1_1, exchange);
+                        MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v1_0, v1_1, v1_2, v1_3, ob0_1_2, ob0_1_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 16, 0, 8, 8, 0, out uint ob1_1_0, out uint ob1_1_1, out uint ob1_1_2, out uint ob1_1_3);
+                        MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v1_0, v1_1, v1_2, v1_3, ob1_1_0, ob1_1_1, exchange);
+                        MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v1_0, v1_1, v1_2, v1_3, ob1_1_2, ob1_1_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 16, 0, 8, 8, 0, out uint ob2_1_0, out uint ob2_1_1, out uint ob2_1_2, out uint ob2_1_3);
+                        MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v1_0, v1_1, v1_2, v1_3, ob2_1_0, ob2_1_1, exchange);
+                        MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v1_0, v1_1, v1_2, v1_3, ob2_1_2, ob2_1_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 16, 0, 8, 8, 0, out uint ob3_1_0, out uint ob3_1_1, out uint ob3_1_2, out uint ob3_1_3);
+                        MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v1_0, v1_1, v1_2, v1_3, ob3_1_0, ob3_1_1, exchange);
+                        MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v1_0, v1_1, v1_2, v1_3, ob3_1_2, ob3_1_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 32, 0, 8, 8, 0, out uint ob0_2_0, out uint ob0_2_1, out uint ob0_2_2, out uint ob0_2_3);
+                        MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v2_0, v2_1, v2_2, v2_3, ob0_2_0, ob0_2_1, exchange);
+                        MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v2_0, v2_1, v2_2, v2_3, ob0_2_2, ob0_2_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 32, 0, 8, 8, 0, out uint ob1_2_0, out uint ob1_2_1, out uint ob1_2_2, out uint ob1_2_3);
+                        MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v2_0, v2_1, v2_2, v2_3, ob1_2_0, ob1_2_1, exchange);
+                        MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v2_0, v2_1, v2_2, v2_3, ob1_2_2, ob1_2_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 32, 0, 8, 8, 0, out uint ob2_2_0, out uint ob2_2_1, out uint ob2_2_2, out uint ob2_2_3);
+                        MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v2_0, v2_1, v2_2, v2_3, ob2_2_0, ob2_2_1, exchange);
+                        MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v2_0, v2_1, v2_2, v2_3, ob2_2_2, ob2_2_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 32, 0, 8, 8, 0, out uint ob3_2_0, out uint ob3_2_1, out uint ob3_2_2, out uint ob3_2_3);
+                        MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v2_0, v2_1, v2_2, v2_3, ob3_2_0, ob3_2_1, exchange);
+                        MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v2_0, v2_1, v2_2, v2_3, ob3_2_2, ob3_2_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 48, 0, 8, 8, 0, out uint ob0_3_0, out uint ob0_3_1, out uint ob0_3_2, out uint ob0_3_3);
+                        MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, v3_0, v3_1, v3_2, v3_3, ob0_3_0, ob0_3_1, exchange);
+                        MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, v3_0, v3_1, v3_2, v3_3, ob0_3_2, ob0_3_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 48, 0, 8, 8, 0, out uint ob1_3_0, out uint ob1_3_1, out uint ob1_3_2, out uint ob1_3_3);
+                        MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, v3_0, v3_1, v3_2, v3_3, ob1_3_0, ob1_3_1, exchange);
+                        MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, v3_0, v3_1, v3_2, v3_3, ob1_3_2, ob1_3_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 48, 0, 8, 8, 0, out uint ob2_3_0, out uint ob2_3_1, out uint ob2_3_2, out uint ob2_3_3);
+                        MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, v3_0, v3_1, v3_2, v3_3, ob2_3_0, ob2_3_1, exchange);
+                        MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, v3_0, v3_1, v3_2, v3_3, ob2_3_2, ob2_3_3, exchange);
+                        LoadMatrixX4(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 48, 0, 8, 8, 0, out uint ob3_3_0, out uint ob3_3_1, out uint ob3_3_2, out uint ob3_3_3);
+                        MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, v3_0, v3_1, v3_2, v3_3, ob3_3_0, ob3_3_1, exchange);
+                        MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, v3_0, v3_1, v3_2, v3_3, ob3_3_2, ob3_3_3, exchange);
+                        if (pass != FastPass)
+                        {
+                            // Sᵀ and dPᵀ have read Q_i and dO_i (every warp, after the barrier); dK and dV read them
+                            // rewritten.
+                            Group.Barrier();
+                            TcRewriteRows(tile.SubView(TcBwdQTile / 4), TcBwdBlockQ, tid, false);
+                            TcRewriteRows(tile.SubView(TcBwdDoTile / 4), TcBwdBlockQ, tid, pass == PoisonPass);
+                            Group.Barrier();
+                        }
 
-                    // dSᵀ_ji = Pᵀ_ji (dPᵀ_ji − D_i) (line 15), in the dPᵀ accumulators.
-                    {
-                        float delta0 = deltaTile[0 + 2 * quad], delta1 = deltaTile[1 + 2 * quad];
-                        dp0_0 = TcDs(s0_0, dp0_0 - delta0, check); dp0_1 = TcDs(s0_1, dp0_1 - delta1, check);
-                        dp0_2 = TcDs(s0_2, dp0_2 - delta0, check); dp0_3 = TcDs(s0_3, dp0_3 - delta1, check);
-                    }
-                    {
-                        float delta0 = deltaTile[8 + 2 * quad], delta1 = deltaTile[9 + 2 * quad];
-                        dp1_0 = TcDs(s1_0, dp1_0 - delta0, check); dp1_1 = TcDs(s1_1, dp1_1 - delta1, check);
-                        dp1_2 = TcDs(s1_2, dp1_2 - delta0, check); dp1_3 = TcDs(s1_3, dp1_3 - delta1, check);
-                    }
-                    {
-                        float delta0 = deltaTile[16 + 2 * quad], delta1 = deltaTile[17 + 2 * quad];
-                        dp2_0 = TcDs(s2_0, dp2_0 - delta0, check); dp2_1 = TcDs(s2_1, dp2_1 - delta1, check);
-                        dp2_2 = TcDs(s2_2, dp2_2 - delta0, check); dp2_3 = TcDs(s2_3, dp2_3 - delta1, check);
-                    }
-                    {
-                        float delta0 = deltaTile[24 + 2 * quad], delta1 = deltaTile[25 + 2 * quad];
-                        dp3_0 = TcDs(s3_0, dp3_0 - delta0, check); dp3_1 = TcDs(s3_1, dp3_1 - delta1, check);
-                        dp3_2 = TcDs(s3_2, dp3_2 - delta0, check); dp3_3 = TcDs(s3_3, dp3_3 - delta1, check);
-                    }
-                    {
-                        float delta0 = deltaTile[32 + 2 * quad], delta1 = deltaTile[33 + 2 * quad];
-                        dp4_0 = TcDs(s4_0, dp4_0 - delta0, check); dp4_1 = TcDs(s4_1, dp4_1 - delta1, check);
-                        dp4_2 = TcDs(s4_2, dp4_2 - delta0, check); dp4_3 = TcDs(s4_3, dp4_3 - delta1, check);
-                    }
-                    {
-                        float delta0 = deltaTile[40 + 2 * quad], delta1 = deltaTile[41 + 2 * quad];
-                        dp5_0 = TcDs(s5_0, dp5_0 - delta0, check); dp5_1 = TcDs(s5_1, dp5_1 - delta1, check);
-                        dp5_2 = TcDs(s5_2, dp5_2 - delta0, check); dp5_3 = TcDs(s5_3, dp5_3 - delta1, check);
-                    }
-                    {
-                        float delta0 = deltaTile[48 + 2 * quad], delta1 = deltaTile[49 + 2 * quad];
-                        dp6_0 = TcDs(s6_0, dp6_0 - delta0, check); dp6_1 = TcDs(s6_1, dp6_1 - delta1, check);
-                        dp6_2 = TcDs(s6_2, dp6_2 - delta0, check); dp6_3 = TcDs(s6_3, dp6_3 - delta1, check);
-                    }
-                    {
-                        float delta0 = deltaTile[56 + 2 * quad], delta1 = deltaTile[57 + 2 * quad];
-                        dp7_0 = TcDs(s7_0, dp7_0 - delta0, check); dp7_1 = TcDs(s7_1, dp7_1 - delta1, check);
-                        dp7_2 = TcDs(s7_2, dp7_2 - delta0, check); dp7_3 = TcDs(s7_3, dp7_3 - delta1, check);
-                    }
+                        // dSᵀ_ji = Pᵀ_ji (dPᵀ_ji − D_i) (line 15), in the dPᵀ accumulators.
+                        {
+                            float delta0 = deltaTile[0 + 2 * quad], delta1 = deltaTile[1 + 2 * quad];
+                            dp0_0 = TcDs(s0_0, dp0_0 - delta0, check); dp0_1 = TcDs(s0_1, dp0_1 - delta1, check);
+                            dp0_2 = TcDs(s0_2, dp0_2 - delta0, check); dp0_3 = TcDs(s0_3, dp0_3 - delta1, check);
+                        }
+                        {
+                            float delta0 = deltaTile[8 + 2 * quad], delta1 = deltaTile[9 + 2 * quad];
+                            dp1_0 = TcDs(s1_0, dp1_0 - delta0, check); dp1_1 = TcDs(s1_1, dp1_1 - delta1, check);
+                            dp1_2 = TcDs(s1_2, dp1_2 - delta0, check); dp1_3 = TcDs(s1_3, dp1_3 - delta1, check);
+                        }
+                        {
+                            float delta0 = deltaTile[16 + 2 * quad], delta1 = deltaTile[17 + 2 * quad];
+                            dp2_0 = TcDs(s2_0, dp2_0 - delta0, check); dp2_1 = TcDs(s2_1, dp2_1 - delta1, check);
+                            dp2_2 = TcDs(s2_2, dp2_2 - delta0, check); dp2_3 = TcDs(s2_3, dp2_3 - delta1, check);
+                        }
+                        {
+                            float delta0 = deltaTile[24 + 2 * quad], delta1 = deltaTile[25 + 2 * quad];
+                            dp3_0 = TcDs(s3_0, dp3_0 - delta0, check); dp3_1 = TcDs(s3_1, dp3_1 - delta1, check);
+                            dp3_2 = TcDs(s3_2, dp3_2 - delta0, check); dp3_3 = TcDs(s3_3, dp3_3 - delta1, check);
+                        }
+                        {
+                            float delta0 = deltaTile[32 + 2 * quad], delta1 = deltaTile[33 + 2 * quad];
+                            dp4_0 = TcDs(s4_0, dp4_0 - delta0, check); dp4_1 = TcDs(s4_1, dp4_1 - delta1, check);
+                            dp4_2 = TcDs(s4_2, dp4_2 - delta0, check); dp4_3 = TcDs(s4_3, dp4_3 - delta1, check);
+                        }
+                        {
+                            float delta0 = deltaTile[40 + 2 * quad], delta1 = deltaTile[41 + 2 * quad];
+                            dp5_0 = TcDs(s5_0, dp5_0 - delta0, check); dp5_1 = TcDs(s5_1, dp5_1 - delta1, check);
+                            dp5_2 = TcDs(s5_2, dp5_2 - delta0, check); dp5_3 = TcDs(s5_3, dp5_3 - delta1, check);
+                        }
+                        {
+                            float delta0 = deltaTile[48 + 2 * quad], delta1 = deltaTile[49 + 2 * quad];
+                            dp6_0 = TcDs(s6_0, dp6_0 - delta0, check); dp6_1 = TcDs(s6_1, dp6_1 - delta1, check);
+                            dp6_2 = TcDs(s6_2, dp6_2 - delta0, check); dp6_3 = TcDs(s6_3, dp6_3 - delta1, check);
+                        }
+                        {
+                            float delta0 = deltaTile[56 + 2 * quad], delta1 = deltaTile[57 + 2 * quad];
+                            dp7_0 = TcDs(s7_0, dp7_0 - delta0, check); dp7_1 = TcDs(s7_1, dp7_1 - delta1, check);
+                            dp7_2 = TcDs(s7_2, dp7_2 - delta0, check); dp7_3 = TcDs(s7_3, dp7_3 - delta1, check);
+                        }
+                        if (pass == PoisonPass)
+                        {
+                            s0_0 = Indicator(s0_0); s0_1 = Indicator(s0_1); s0_2 = Indicator(s0_2); s0_3 = Indicator(s0_3);
+                            s1_0 = Indicator(s1_0); s1_1 = Indicator(s1_1); s1_2 = Indicator(s1_2); s1_3 = Indicator(s1_3);
+                            s2_0 = Indicator(s2_0); s2_1 = Indicator(s2_1); s2_2 = Indicator(s2_2); s2_3 = Indicator(s2_3);
+                            s3_0 = Indicator(s3_0); s3_1 = Indicator(s3_1); s3_2 = Indicator(s3_2); s3_3 = Indicator(s3_3);
+                            s4_0 = Indicator(s4_0); s4_1 = Indicator(s4_1); s4_2 = Indicator(s4_2); s4_3 = Indicator(s4_3);
+                            s5_0 = Indicator(s5_0); s5_1 = Indicator(s5_1); s5_2 = Indicator(s5_2); s5_3 = Indicator(s5_3);
+                            s6_0 = Indicator(s6_0); s6_1 = Indicator(s6_1); s6_2 = Indicator(s6_2); s6_3 = Indicator(s6_3);
+                            s7_0 = Indicator(s7_0); s7_1 = Indicator(s7_1); s7_2 = Indicator(s7_2); s7_3 = Indicator(s7_3);
+                        }
 
-                    // dV_j += Pᵀ_ji dO_i and dK_j += dSᵀ_ji Q_i (lines 12 and 17): the accumulators become A fragments.
-                    uint p0_0 = PackHalf2(s0_0, s0_1), p0_1 = PackHalf2(s0_2, s0_3);
-                    uint p0_2 = PackHalf2(s1_0, s1_1), p0_3 = PackHalf2(s1_2, s1_3);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 0, 8, 0, 0, 8, out uint dob0_0_0, out uint dob0_0_1, out uint dob0_0_2, out uint dob0_0_3);
-                    MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p0_0, p0_1, p0_2, p0_3, dob0_0_0, dob0_0_1, exchange);
-                    MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p0_0, p0_1, p0_2, p0_3, dob0_0_2, dob0_0_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 16, 8, 0, 0, 8, out uint dob0_1_0, out uint dob0_1_1, out uint dob0_1_2, out uint dob0_1_3);
-                    MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p0_0, p0_1, p0_2, p0_3, dob0_1_0, dob0_1_1, exchange);
-                    MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p0_0, p0_1, p0_2, p0_3, dob0_1_2, dob0_1_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 32, 8, 0, 0, 8, out uint dob0_2_0, out uint dob0_2_1, out uint dob0_2_2, out uint dob0_2_3);
-                    MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p0_0, p0_1, p0_2, p0_3, dob0_2_0, dob0_2_1, exchange);
-                    MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p0_0, p0_1, p0_2, p0_3, dob0_2_2, dob0_2_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 48, 8, 0, 0, 8, out uint dob0_3_0, out uint dob0_3_1, out uint dob0_3_2, out uint dob0_3_3);
-                    MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p0_0, p0_1, p0_2, p0_3, dob0_3_0, dob0_3_1, exchange);
-                    MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p0_0, p0_1, p0_2, p0_3, dob0_3_2, dob0_3_3, exchange);
-                    uint ds0_0 = PackHalf2(dp0_0, dp0_1), ds0_1 = PackHalf2(dp0_2, dp0_3);
-                    uint ds0_2 = PackHalf2(dp1_0, dp1_1), ds0_3 = PackHalf2(dp1_2, dp1_3);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 0, 8, 0, 0, 8, out uint qtb0_0_0, out uint qtb0_0_1, out uint qtb0_0_2, out uint qtb0_0_3);
-                    MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_0_0, qtb0_0_1, exchange);
-                    MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_0_2, qtb0_0_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 16, 8, 0, 0, 8, out uint qtb0_1_0, out uint qtb0_1_1, out uint qtb0_1_2, out uint qtb0_1_3);
-                    MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_1_0, qtb0_1_1, exchange);
-                    MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_1_2, qtb0_1_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 32, 8, 0, 0, 8, out uint qtb0_2_0, out uint qtb0_2_1, out uint qtb0_2_2, out uint qtb0_2_3);
-                    MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_2_0, qtb0_2_1, exchange);
-                    MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_2_2, qtb0_2_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 48, 8, 0, 0, 8, out uint qtb0_3_0, out uint qtb0_3_1, out uint qtb0_3_2, out uint qtb0_3_3);
-                    MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_3_0, qtb0_3_1, exchange);
-                    MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_3_2, qtb0_3_3, exchange);
-                    uint p1_0 = PackHalf2(s2_0, s2_1), p1_1 = PackHalf2(s2_2, s2_3);
-                    uint p1_2 = PackHalf2(s3_0, s3_1), p1_3 = PackHalf2(s3_2, s3_3);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 0, 8, 0, 0, 8, out uint dob1_0_0, out uint dob1_0_1, out uint dob1_0_2, out uint dob1_0_3);
-                    MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p1_0, p1_1, p1_2, p1_3, dob1_0_0, dob1_0_1, exchange);
-                    MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p1_0, p1_1, p1_2, p1_3, dob1_0_2, dob1_0_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 16, 8, 0, 0, 8, out uint dob1_1_0, out uint dob1_1_1, out uint dob1_1_2, out uint dob1_1_3);
-                    MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p1_0, p1_1, p1_2, p1_3, dob1_1_0, dob1_1_1, exchange);
-                    MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p1_0, p1_1, p1_2, p1_3, dob1_1_2, dob1_1_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 32, 8, 0, 0, 8, out uint dob1_2_0, out uint dob1_2_1, out uint dob1_2_2, out uint dob1_2_3);
-                    MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p1_0, p1_1, p1_2, p1_3, dob1_2_0, dob1_2_1, exchange);
-                    MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p1_0, p1_1, p1_2, p1_3, dob1_2_2, dob1_2_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 48, 8, 0, 0, 8, out uint dob1_3_0, out uint dob1_3_1, out uint dob1_3_2, out uint dob1_3_3);
-                    MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p1_0, p1_1, p1_2, p1_3, dob1_3_0, dob1_3_1, exchange);
-                    MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p1_0, p1_1, p1_2, p1_3, dob1_3_2, dob1_3_3, exchange);
-                    uint ds1_0 = PackHalf2(dp2_0, dp2_1), ds1_1 = PackHalf2(dp2_2, dp2_3);
-                    uint ds1_2 = PackHalf2(dp3_0, dp3_1), ds1_3 = PackHalf2(dp3_2, dp3_3);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 0, 8, 0, 0, 8, out uint qtb1_0_0, out uint qtb1_0_1, out uint qtb1_0_2, out uint qtb1_0_3);
-                    MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_0_0, qtb1_0_1, exchange);
-                    MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_0_2, qtb1_0_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 16, 8, 0, 0, 8, out uint qtb1_1_0, out uint qtb1_1_1, out uint qtb1_1_2, out uint qtb1_1_3);
-                    MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_1_0, qtb1_1_1, exchange);
-                    MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_1_2, qtb1_1_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 32, 8, 0, 0, 8, out uint qtb1_2_0, out uint qtb1_2_1, out uint qtb1_2_2, out uint qtb1_2_3);
-                    MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_2_0, qtb1_2_1, exchange);
-                    MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_2_2, qtb1_2_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 48, 8, 0, 0, 8, out uint qtb1_3_0, out uint qtb1_3_1, out uint qtb1_3_2, out uint qtb1_3_3);
-                    MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_3_0, qtb1_3_1, exchange);
-                    MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_3_2, qtb1_3_3, exchange);
-                    uint p2_0 = PackHalf2(s4_0, s4_1), p2_1 = PackHalf2(s4_2, s4_3);
-                    uint p2_2 = PackHalf2(s5_0, s5_1), p2_3 = PackHalf2(s5_2, s5_3);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 0, 8, 0, 0, 8, out uint dob2_0_0, out uint dob2_0_1, out uint dob2_0_2, out uint dob2_0_3);
-                    MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p2_0, p2_1, p2_2, p2_3, dob2_0_0, dob2_0_1, exchange);
-                    MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p2_0, p2_1, p2_2, p2_3, dob2_0_2, dob2_0_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 16, 8, 0, 0, 8, out uint dob2_1_0, out uint dob2_1_1, out uint dob2_1_2, out uint dob2_1_3);
-                    MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p2_0, p2_1, p2_2, p2_3, dob2_1_0, dob2_1_1, exchange);
-                    MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p2_0, p2_1, p2_2, p2_3, dob2_1_2, dob2_1_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 32, 8, 0, 0, 8, out uint dob2_2_0, out uint dob2_2_1, out uint dob2_2_2, out uint dob2_2_3);
-                    MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p2_0, p2_1, p2_2, p2_3, dob2_2_0, dob2_2_1, exchange);
-                    MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p2_0, p2_1, p2_2, p2_3, dob2_2_2, dob2_2_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 48, 8, 0, 0, 8, out uint dob2_3_0, out uint dob2_3_1, out uint dob2_3_2, out uint dob2_3_3);
-                    MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p2_0, p2_1, p2_2, p2_3, dob2_3_0, dob2_3_1, exchange);
-                    MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p2_0, p2_1, p2_2, p2_3, dob2_3_2, dob2_3_3, exchange);
-                    uint ds2_0 = PackHalf2(dp4_0, dp4_1), ds2_1 = PackHalf2(dp4_2, dp4_3);
-                    uint ds2_2 = PackHalf2(dp5_0, dp5_1), ds2_3 = PackHalf2(dp5_2, dp5_3);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 0, 8, 0, 0, 8, out uint qtb2_0_0, out uint qtb2_0_1, out uint qtb2_0_2, out uint qtb2_0_3);
-                    MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_0_0, qtb2_0_1, exchange);
-                    MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_0_2, qtb2_0_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 16, 8, 0, 0, 8, out uint qtb2_1_0, out uint qtb2_1_1, out uint qtb2_1_2, out uint qtb2_1_3);
-                    MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_1_0, qtb2_1_1, exchange);
-                    MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_1_2, qtb2_1_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 32, 8, 0, 0, 8, out uint qtb2_2_0, out uint qtb2_2_1, out uint qtb2_2_2, out uint qtb2_2_3);
-                    MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_2_0, qtb2_2_1, exchange);
-                    MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_2_2, qtb2_2_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 48, 8, 0, 0, 8, out uint qtb2_3_0, out uint qtb2_3_1, out uint qtb2_3_2, out uint qtb2_3_3);
-                    MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_3_0, qtb2_3_1, exchange);
-                    MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_3_2, qtb2_3_3, exchange);
-                    uint p3_0 = PackHalf2(s6_0, s6_1), p3_1 = PackHalf2(s6_2, s6_3);
-                    uint p3_2 = PackHalf2(s7_0, s7_1), p3_3 = PackHalf2(s7_2, s7_3);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 0, 8, 0, 0, 8, out uint dob3_0_0, out uint dob3_0_1, out uint dob3_0_2, out uint dob3_0_3);
-                    MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p3_0, p3_1, p3_2, p3_3, dob3_0_0, dob3_0_1, exchange);
-                    MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p3_0, p3_1, p3_2, p3_3, dob3_0_2, dob3_0_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 16, 8, 0, 0, 8, out uint dob3_1_0, out uint dob3_1_1, out uint dob3_1_2, out uint dob3_1_3);
-                    MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p3_0, p3_1, p3_2, p3_3, dob3_1_0, dob3_1_1, exchange);
-                    MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p3_0, p3_1, p3_2, p3_3, dob3_1_2, dob3_1_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 32, 8, 0, 0, 8, out uint dob3_2_0, out uint dob3_2_1, out uint dob3_2_2, out uint dob3_2_3);
-                    MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p3_0, p3_1, p3_2, p3_3, dob3_2_0, dob3_2_1, exchange);
-                    MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p3_0, p3_1, p3_2, p3_3, dob3_2_2, dob3_2_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 48, 8, 0, 0, 8, out uint dob3_3_0, out uint dob3_3_1, out uint dob3_3_2, out uint dob3_3_3);
-                    MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p3_0, p3_1, p3_2, p3_3, dob3_3_0, dob3_3_1, exchange);
-                    MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p3_0, p3_1, p3_2, p3_3, dob3_3_2, dob3_3_3, exchange);
-                    uint ds3_0 = PackHalf2(dp6_0, dp6_1), ds3_1 = PackHalf2(dp6_2, dp6_3);
-                    uint ds3_2 = PackHalf2(dp7_0, dp7_1), ds3_3 = PackHalf2(dp7_2, dp7_3);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 0, 8, 0, 0, 8, out uint qtb3_0_0, out uint qtb3_0_1, out uint qtb3_0_2, out uint qtb3_0_3);
-                    MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_0_0, qtb3_0_1, exchange);
-                    MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_0_2, qtb3_0_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 16, 8, 0, 0, 8, out uint qtb3_1_0, out uint qtb3_1_1, out uint qtb3_1_2, out uint qtb3_1_3);
-                    MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_1_0, qtb3_1_1, exchange);
-                    MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_1_2, qtb3_1_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 32, 8, 0, 0, 8, out uint qtb3_2_0, out uint qtb3_2_1, out uint qtb3_2_2, out uint qtb3_2_3);
-                    MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_2_0, qtb3_2_1, exchange);
-                    MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_2_2, qtb3_2_3, exchange);
-                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 48, 8, 0, 0, 8, out uint qtb3_3_0, out uint qtb3_3_1, out uint qtb3_3_2, out uint qtb3_3_3);
-                    MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_3_0, qtb3_3_1, exchange);
-                    MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_3_2, qtb3_3_3, exchange);
-                    Group.Barrier();
+                        // dV_j += Pᵀ_ji dO_i and dK_j += dSᵀ_ji Q_i (lines 12 and 17): the accumulators become A fragments.
+                        uint p0_0 = PackHalf2(s0_0, s0_1), p0_1 = PackHalf2(s0_2, s0_3);
+                        uint p0_2 = PackHalf2(s1_0, s1_1), p0_3 = PackHalf2(s1_2, s1_3);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 0, 8, 0, 0, 8, out uint dob0_0_0, out uint dob0_0_1, out uint dob0_0_2, out uint dob0_0_3);
+                        MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p0_0, p0_1, p0_2, p0_3, dob0_0_0, dob0_0_1, exchange);
+                        MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p0_0, p0_1, p0_2, p0_3, dob0_0_2, dob0_0_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 16, 8, 0, 0, 8, out uint dob0_1_0, out uint dob0_1_1, out uint dob0_1_2, out uint dob0_1_3);
+                        MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p0_0, p0_1, p0_2, p0_3, dob0_1_0, dob0_1_1, exchange);
+                        MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p0_0, p0_1, p0_2, p0_3, dob0_1_2, dob0_1_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 32, 8, 0, 0, 8, out uint dob0_2_0, out uint dob0_2_1, out uint dob0_2_2, out uint dob0_2_3);
+                        MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p0_0, p0_1, p0_2, p0_3, dob0_2_0, dob0_2_1, exchange);
+                        MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p0_0, p0_1, p0_2, p0_3, dob0_2_2, dob0_2_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 0, 48, 8, 0, 0, 8, out uint dob0_3_0, out uint dob0_3_1, out uint dob0_3_2, out uint dob0_3_3);
+                        MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p0_0, p0_1, p0_2, p0_3, dob0_3_0, dob0_3_1, exchange);
+                        MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p0_0, p0_1, p0_2, p0_3, dob0_3_2, dob0_3_3, exchange);
+                        uint ds0_0 = PackHalf2(dp0_0, dp0_1), ds0_1 = PackHalf2(dp0_2, dp0_3);
+                        uint ds0_2 = PackHalf2(dp1_0, dp1_1), ds0_3 = PackHalf2(dp1_2, dp1_3);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 0, 8, 0, 0, 8, out uint qtb0_0_0, out uint qtb0_0_1, out uint qtb0_0_2, out uint qtb0_0_3);
+                        MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_0_0, qtb0_0_1, exchange);
+                        MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_0_2, qtb0_0_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 16, 8, 0, 0, 8, out uint qtb0_1_0, out uint qtb0_1_1, out uint qtb0_1_2, out uint qtb0_1_3);
+                        MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_1_0, qtb0_1_1, exchange);
+                        MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_1_2, qtb0_1_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 32, 8, 0, 0, 8, out uint qtb0_2_0, out uint qtb0_2_1, out uint qtb0_2_2, out uint qtb0_2_3);
+                        MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_2_0, qtb0_2_1, exchange);
+                        MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_2_2, qtb0_2_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 0, 48, 8, 0, 0, 8, out uint qtb0_3_0, out uint qtb0_3_1, out uint qtb0_3_2, out uint qtb0_3_3);
+                        MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_3_0, qtb0_3_1, exchange);
+                        MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds0_0, ds0_1, ds0_2, ds0_3, qtb0_3_2, qtb0_3_3, exchange);
+                        uint p1_0 = PackHalf2(s2_0, s2_1), p1_1 = PackHalf2(s2_2, s2_3);
+                        uint p1_2 = PackHalf2(s3_0, s3_1), p1_3 = PackHalf2(s3_2, s3_3);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 0, 8, 0, 0, 8, out uint dob1_0_0, out uint dob1_0_1, out uint dob1_0_2, out uint dob1_0_3);
+                        MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p1_0, p1_1, p1_2, p1_3, dob1_0_0, dob1_0_1, exchange);
+                        MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p1_0, p1_1, p1_2, p1_3, dob1_0_2, dob1_0_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 16, 8, 0, 0, 8, out uint dob1_1_0, out uint dob1_1_1, out uint dob1_1_2, out uint dob1_1_3);
+                        MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p1_0, p1_1, p1_2, p1_3, dob1_1_0, dob1_1_1, exchange);
+                        MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p1_0, p1_1, p1_2, p1_3, dob1_1_2, dob1_1_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 32, 8, 0, 0, 8, out uint dob1_2_0, out uint dob1_2_1, out uint dob1_2_2, out uint dob1_2_3);
+                        MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p1_0, p1_1, p1_2, p1_3, dob1_2_0, dob1_2_1, exchange);
+                        MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p1_0, p1_1, p1_2, p1_3, dob1_2_2, dob1_2_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 16, 48, 8, 0, 0, 8, out uint dob1_3_0, out uint dob1_3_1, out uint dob1_3_2, out uint dob1_3_3);
+                        MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p1_0, p1_1, p1_2, p1_3, dob1_3_0, dob1_3_1, exchange);
+                        MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p1_0, p1_1, p1_2, p1_3, dob1_3_2, dob1_3_3, exchange);
+                        uint ds1_0 = PackHalf2(dp2_0, dp2_1), ds1_1 = PackHalf2(dp2_2, dp2_3);
+                        uint ds1_2 = PackHalf2(dp3_0, dp3_1), ds1_3 = PackHalf2(dp3_2, dp3_3);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 0, 8, 0, 0, 8, out uint qtb1_0_0, out uint qtb1_0_1, out uint qtb1_0_2, out uint qtb1_0_3);
+                        MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_0_0, qtb1_0_1, exchange);
+                        MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_0_2, qtb1_0_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 16, 8, 0, 0, 8, out uint qtb1_1_0, out uint qtb1_1_1, out uint qtb1_1_2, out uint qtb1_1_3);
+                        MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_1_0, qtb1_1_1, exchange);
+                        MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_1_2, qtb1_1_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 32, 8, 0, 0, 8, out uint qtb1_2_0, out uint qtb1_2_1, out uint qtb1_2_2, out uint qtb1_2_3);
+                        MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_2_0, qtb1_2_1, exchange);
+                        MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_2_2, qtb1_2_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 16, 48, 8, 0, 0, 8, out uint qtb1_3_0, out uint qtb1_3_1, out uint qtb1_3_2, out uint qtb1_3_3);
+                        MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_3_0, qtb1_3_1, exchange);
+                        MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds1_0, ds1_1, ds1_2, ds1_3, qtb1_3_2, qtb1_3_3, exchange);
+                        uint p2_0 = PackHalf2(s4_0, s4_1), p2_1 = PackHalf2(s4_2, s4_3);
+                        uint p2_2 = PackHalf2(s5_0, s5_1), p2_3 = PackHalf2(s5_2, s5_3);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 0, 8, 0, 0, 8, out uint dob2_0_0, out uint dob2_0_1, out uint dob2_0_2, out uint dob2_0_3);
+                        MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p2_0, p2_1, p2_2, p2_3, dob2_0_0, dob2_0_1, exchange);
+                        MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p2_0, p2_1, p2_2, p2_3, dob2_0_2, dob2_0_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 16, 8, 0, 0, 8, out uint dob2_1_0, out uint dob2_1_1, out uint dob2_1_2, out uint dob2_1_3);
+                        MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p2_0, p2_1, p2_2, p2_3, dob2_1_0, dob2_1_1, exchange);
+                        MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p2_0, p2_1, p2_2, p2_3, dob2_1_2, dob2_1_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 32, 8, 0, 0, 8, out uint dob2_2_0, out uint dob2_2_1, out uint dob2_2_2, out uint dob2_2_3);
+                        MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p2_0, p2_1, p2_2, p2_3, dob2_2_0, dob2_2_1, exchange);
+                        MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p2_0, p2_1, p2_2, p2_3, dob2_2_2, dob2_2_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 32, 48, 8, 0, 0, 8, out uint dob2_3_0, out uint dob2_3_1, out uint dob2_3_2, out uint dob2_3_3);
+                        MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p2_0, p2_1, p2_2, p2_3, dob2_3_0, dob2_3_1, exchange);
+                        MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p2_0, p2_1, p2_2, p2_3, dob2_3_2, dob2_3_3, exchange);
+                        uint ds2_0 = PackHalf2(dp4_0, dp4_1), ds2_1 = PackHalf2(dp4_2, dp4_3);
+                        uint ds2_2 = PackHalf2(dp5_0, dp5_1), ds2_3 = PackHalf2(dp5_2, dp5_3);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 0, 8, 0, 0, 8, out uint qtb2_0_0, out uint qtb2_0_1, out uint qtb2_0_2, out uint qtb2_0_3);
+                        MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_0_0, qtb2_0_1, exchange);
+                        MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_0_2, qtb2_0_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 16, 8, 0, 0, 8, out uint qtb2_1_0, out uint qtb2_1_1, out uint qtb2_1_2, out uint qtb2_1_3);
+                        MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_1_0, qtb2_1_1, exchange);
+                        MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_1_2, qtb2_1_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 32, 8, 0, 0, 8, out uint qtb2_2_0, out uint qtb2_2_1, out uint qtb2_2_2, out uint qtb2_2_3);
+                        MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_2_0, qtb2_2_1, exchange);
+                        MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_2_2, qtb2_2_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 32, 48, 8, 0, 0, 8, out uint qtb2_3_0, out uint qtb2_3_1, out uint qtb2_3_2, out uint qtb2_3_3);
+                        MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_3_0, qtb2_3_1, exchange);
+                        MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds2_0, ds2_1, ds2_2, ds2_3, qtb2_3_2, qtb2_3_3, exchange);
+                        uint p3_0 = PackHalf2(s6_0, s6_1), p3_1 = PackHalf2(s6_2, s6_3);
+                        uint p3_2 = PackHalf2(s7_0, s7_1), p3_3 = PackHalf2(s7_2, s7_3);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 0, 8, 0, 0, 8, out uint dob3_0_0, out uint dob3_0_1, out uint dob3_0_2, out uint dob3_0_3);
+                        MmaM16N8K16(ref dv0_0, ref dv0_1, ref dv0_2, ref dv0_3, p3_0, p3_1, p3_2, p3_3, dob3_0_0, dob3_0_1, exchange);
+                        MmaM16N8K16(ref dv1_0, ref dv1_1, ref dv1_2, ref dv1_3, p3_0, p3_1, p3_2, p3_3, dob3_0_2, dob3_0_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 16, 8, 0, 0, 8, out uint dob3_1_0, out uint dob3_1_1, out uint dob3_1_2, out uint dob3_1_3);
+                        MmaM16N8K16(ref dv2_0, ref dv2_1, ref dv2_2, ref dv2_3, p3_0, p3_1, p3_2, p3_3, dob3_1_0, dob3_1_1, exchange);
+                        MmaM16N8K16(ref dv3_0, ref dv3_1, ref dv3_2, ref dv3_3, p3_0, p3_1, p3_2, p3_3, dob3_1_2, dob3_1_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 32, 8, 0, 0, 8, out uint dob3_2_0, out uint dob3_2_1, out uint dob3_2_2, out uint dob3_2_3);
+                        MmaM16N8K16(ref dv4_0, ref dv4_1, ref dv4_2, ref dv4_3, p3_0, p3_1, p3_2, p3_3, dob3_2_0, dob3_2_1, exchange);
+                        MmaM16N8K16(ref dv5_0, ref dv5_1, ref dv5_2, ref dv5_3, p3_0, p3_1, p3_2, p3_3, dob3_2_2, dob3_2_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdDoTile, TcRow, 48, 48, 8, 0, 0, 8, out uint dob3_3_0, out uint dob3_3_1, out uint dob3_3_2, out uint dob3_3_3);
+                        MmaM16N8K16(ref dv6_0, ref dv6_1, ref dv6_2, ref dv6_3, p3_0, p3_1, p3_2, p3_3, dob3_3_0, dob3_3_1, exchange);
+                        MmaM16N8K16(ref dv7_0, ref dv7_1, ref dv7_2, ref dv7_3, p3_0, p3_1, p3_2, p3_3, dob3_3_2, dob3_3_3, exchange);
+                        uint ds3_0 = PackHalf2(dp6_0, dp6_1), ds3_1 = PackHalf2(dp6_2, dp6_3);
+                        uint ds3_2 = PackHalf2(dp7_0, dp7_1), ds3_3 = PackHalf2(dp7_2, dp7_3);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 0, 8, 0, 0, 8, out uint qtb3_0_0, out uint qtb3_0_1, out uint qtb3_0_2, out uint qtb3_0_3);
+                        MmaM16N8K16(ref dk0_0, ref dk0_1, ref dk0_2, ref dk0_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_0_0, qtb3_0_1, exchange);
+                        MmaM16N8K16(ref dk1_0, ref dk1_1, ref dk1_2, ref dk1_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_0_2, qtb3_0_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 16, 8, 0, 0, 8, out uint qtb3_1_0, out uint qtb3_1_1, out uint qtb3_1_2, out uint qtb3_1_3);
+                        MmaM16N8K16(ref dk2_0, ref dk2_1, ref dk2_2, ref dk2_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_1_0, qtb3_1_1, exchange);
+                        MmaM16N8K16(ref dk3_0, ref dk3_1, ref dk3_2, ref dk3_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_1_2, qtb3_1_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 32, 8, 0, 0, 8, out uint qtb3_2_0, out uint qtb3_2_1, out uint qtb3_2_2, out uint qtb3_2_3);
+                        MmaM16N8K16(ref dk4_0, ref dk4_1, ref dk4_2, ref dk4_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_2_0, qtb3_2_1, exchange);
+                        MmaM16N8K16(ref dk5_0, ref dk5_1, ref dk5_2, ref dk5_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_2_2, qtb3_2_3, exchange);
+                        LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdQTile, TcRow, 48, 48, 8, 0, 0, 8, out uint qtb3_3_0, out uint qtb3_3_1, out uint qtb3_3_2, out uint qtb3_3_3);
+                        MmaM16N8K16(ref dk6_0, ref dk6_1, ref dk6_2, ref dk6_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_3_0, qtb3_3_1, exchange);
+                        MmaM16N8K16(ref dk7_0, ref dk7_1, ref dk7_2, ref dk7_3, ds3_0, ds3_1, ds3_2, ds3_3, qtb3_3_2, qtb3_3_3, exchange);
+                        Group.Barrier();
+                    }
                 }
-            }
 
-            // dK_j (times the softmax scale: S = scale · Q Kᵀ + bias) and dV_j, written once.
-            var dKOut = a.dK.Cast<uint>();
-            var dVOut = a.dV.Cast<uint>();
-            if (key0 < a.Mkv)
-            {
-                long offset = ((((long)b * a.Mkv + key0) * a.Hkv + hk) * HeadDim + 2 * quad) >> 1;
-                dKOut[offset + 0] = PackHalf2(dk0_0 * a.Scale, dk0_1 * a.Scale);
-                dVOut[offset + 0] = PackHalf2(dv0_0, dv0_1);
-                dKOut[offset + 4] = PackHalf2(dk1_0 * a.Scale, dk1_1 * a.Scale);
-                dVOut[offset + 4] = PackHalf2(dv1_0, dv1_1);
-                dKOut[offset + 8] = PackHalf2(dk2_0 * a.Scale, dk2_1 * a.Scale);
-                dVOut[offset + 8] = PackHalf2(dv2_0, dv2_1);
-                dKOut[offset + 12] = PackHalf2(dk3_0 * a.Scale, dk3_1 * a.Scale);
-                dVOut[offset + 12] = PackHalf2(dv3_0, dv3_1);
-                dKOut[offset + 16] = PackHalf2(dk4_0 * a.Scale, dk4_1 * a.Scale);
-                dVOut[offset + 16] = PackHalf2(dv4_0, dv4_1);
-                dKOut[offset + 20] = PackHalf2(dk5_0 * a.Scale, dk5_1 * a.Scale);
-                dVOut[offset + 20] = PackHalf2(dv5_0, dv5_1);
-                dKOut[offset + 24] = PackHalf2(dk6_0 * a.Scale, dk6_1 * a.Scale);
-                dVOut[offset + 24] = PackHalf2(dv6_0, dv6_1);
-                dKOut[offset + 28] = PackHalf2(dk7_0 * a.Scale, dk7_1 * a.Scale);
-                dVOut[offset + 28] = PackHalf2(dv7_0, dv7_1);
-            }
-            if (key1 < a.Mkv)
-            {
-                long offset = ((((long)b * a.Mkv + key1) * a.Hkv + hk) * HeadDim + 2 * quad) >> 1;
-                dKOut[offset + 0] = PackHalf2(dk0_2 * a.Scale, dk0_3 * a.Scale);
-                dVOut[offset + 0] = PackHalf2(dv0_2, dv0_3);
-                dKOut[offset + 4] = PackHalf2(dk1_2 * a.Scale, dk1_3 * a.Scale);
-                dVOut[offset + 4] = PackHalf2(dv1_2, dv1_3);
-                dKOut[offset + 8] = PackHalf2(dk2_2 * a.Scale, dk2_3 * a.Scale);
-                dVOut[offset + 8] = PackHalf2(dv2_2, dv2_3);
-                dKOut[offset + 12] = PackHalf2(dk3_2 * a.Scale, dk3_3 * a.Scale);
-                dVOut[offset + 12] = PackHalf2(dv3_2, dv3_3);
-                dKOut[offset + 16] = PackHalf2(dk4_2 * a.Scale, dk4_3 * a.Scale);
-                dVOut[offset + 16] = PackHalf2(dv4_2, dv4_3);
-                dKOut[offset + 20] = PackHalf2(dk5_2 * a.Scale, dk5_3 * a.Scale);
-                dVOut[offset + 20] = PackHalf2(dv5_2, dv5_3);
-                dKOut[offset + 24] = PackHalf2(dk6_2 * a.Scale, dk6_3 * a.Scale);
-                dVOut[offset + 24] = PackHalf2(dv6_2, dv6_3);
-                dKOut[offset + 28] = PackHalf2(dk7_2 * a.Scale, dk7_3 * a.Scale);
-                dVOut[offset + 28] = PackHalf2(dv7_2, dv7_3);
+                // dK_j (times the softmax scale: S = scale · Q Kᵀ + bias) and dV_j, written once a pass; the poison
+                // pass writes NaN into dV where its count is not 0 instead. nanProbe sums what this thread writes.
+                var dKOut = a.dK.Cast<uint>();
+                var dVOut = a.dV.Cast<uint>();
+                float nanProbe = 0f;
+                if (key0 < a.Mkv)
+                {
+                    long offset = ((((long)b * a.Mkv + key0) * a.Hkv + hk) * HeadDim + 2 * quad) >> 1;
+                    if (pass == PoisonPass)
+                    {
+                        dVOut[offset + 0] = PoisonHalf2(dVOut[offset + 0], dv0_0, dv0_1);
+                        dVOut[offset + 4] = PoisonHalf2(dVOut[offset + 4], dv1_0, dv1_1);
+                        dVOut[offset + 8] = PoisonHalf2(dVOut[offset + 8], dv2_0, dv2_1);
+                        dVOut[offset + 12] = PoisonHalf2(dVOut[offset + 12], dv3_0, dv3_1);
+                        dVOut[offset + 16] = PoisonHalf2(dVOut[offset + 16], dv4_0, dv4_1);
+                        dVOut[offset + 20] = PoisonHalf2(dVOut[offset + 20], dv5_0, dv5_1);
+                        dVOut[offset + 24] = PoisonHalf2(dVOut[offset + 24], dv6_0, dv6_1);
+                        dVOut[offset + 28] = PoisonHalf2(dVOut[offset + 28], dv7_0, dv7_1);
+                    }
+                    else
+                    {
+                        dKOut[offset + 0] = PackHalf2(dk0_0 * a.Scale, dk0_1 * a.Scale);
+                        dVOut[offset + 0] = PackHalf2(dv0_0, dv0_1);
+                        nanProbe += dk0_0 + dk0_1 + dv0_0 + dv0_1;
+                        dKOut[offset + 4] = PackHalf2(dk1_0 * a.Scale, dk1_1 * a.Scale);
+                        dVOut[offset + 4] = PackHalf2(dv1_0, dv1_1);
+                        nanProbe += dk1_0 + dk1_1 + dv1_0 + dv1_1;
+                        dKOut[offset + 8] = PackHalf2(dk2_0 * a.Scale, dk2_1 * a.Scale);
+                        dVOut[offset + 8] = PackHalf2(dv2_0, dv2_1);
+                        nanProbe += dk2_0 + dk2_1 + dv2_0 + dv2_1;
+                        dKOut[offset + 12] = PackHalf2(dk3_0 * a.Scale, dk3_1 * a.Scale);
+                        dVOut[offset + 12] = PackHalf2(dv3_0, dv3_1);
+                        nanProbe += dk3_0 + dk3_1 + dv3_0 + dv3_1;
+                        dKOut[offset + 16] = PackHalf2(dk4_0 * a.Scale, dk4_1 * a.Scale);
+                        dVOut[offset + 16] = PackHalf2(dv4_0, dv4_1);
+                        nanProbe += dk4_0 + dk4_1 + dv4_0 + dv4_1;
+                        dKOut[offset + 20] = PackHalf2(dk5_0 * a.Scale, dk5_1 * a.Scale);
+                        dVOut[offset + 20] = PackHalf2(dv5_0, dv5_1);
+                        nanProbe += dk5_0 + dk5_1 + dv5_0 + dv5_1;
+                        dKOut[offset + 24] = PackHalf2(dk6_0 * a.Scale, dk6_1 * a.Scale);
+                        dVOut[offset + 24] = PackHalf2(dv6_0, dv6_1);
+                        nanProbe += dk6_0 + dk6_1 + dv6_0 + dv6_1;
+                        dKOut[offset + 28] = PackHalf2(dk7_0 * a.Scale, dk7_1 * a.Scale);
+                        dVOut[offset + 28] = PackHalf2(dv7_0, dv7_1);
+                        nanProbe += dk7_0 + dk7_1 + dv7_0 + dv7_1;
+                    }
+                }
+                if (key1 < a.Mkv)
+                {
+                    long offset = ((((long)b * a.Mkv + key1) * a.Hkv + hk) * HeadDim + 2 * quad) >> 1;
+                    if (pass == PoisonPass)
+                    {
+                        dVOut[offset + 0] = PoisonHalf2(dVOut[offset + 0], dv0_2, dv0_3);
+                        dVOut[offset + 4] = PoisonHalf2(dVOut[offset + 4], dv1_2, dv1_3);
+                        dVOut[offset + 8] = PoisonHalf2(dVOut[offset + 8], dv2_2, dv2_3);
+                        dVOut[offset + 12] = PoisonHalf2(dVOut[offset + 12], dv3_2, dv3_3);
+                        dVOut[offset + 16] = PoisonHalf2(dVOut[offset + 16], dv4_2, dv4_3);
+                        dVOut[offset + 20] = PoisonHalf2(dVOut[offset + 20], dv5_2, dv5_3);
+                        dVOut[offset + 24] = PoisonHalf2(dVOut[offset + 24], dv6_2, dv6_3);
+                        dVOut[offset + 28] = PoisonHalf2(dVOut[offset + 28], dv7_2, dv7_3);
+                    }
+                    else
+                    {
+                        dKOut[offset + 0] = PackHalf2(dk0_2 * a.Scale, dk0_3 * a.Scale);
+                        dVOut[offset + 0] = PackHalf2(dv0_2, dv0_3);
+                        nanProbe += dk0_2 + dk0_3 + dv0_2 + dv0_3;
+                        dKOut[offset + 4] = PackHalf2(dk1_2 * a.Scale, dk1_3 * a.Scale);
+                        dVOut[offset + 4] = PackHalf2(dv1_2, dv1_3);
+                        nanProbe += dk1_2 + dk1_3 + dv1_2 + dv1_3;
+                        dKOut[offset + 8] = PackHalf2(dk2_2 * a.Scale, dk2_3 * a.Scale);
+                        dVOut[offset + 8] = PackHalf2(dv2_2, dv2_3);
+                        nanProbe += dk2_2 + dk2_3 + dv2_2 + dv2_3;
+                        dKOut[offset + 12] = PackHalf2(dk3_2 * a.Scale, dk3_3 * a.Scale);
+                        dVOut[offset + 12] = PackHalf2(dv3_2, dv3_3);
+                        nanProbe += dk3_2 + dk3_3 + dv3_2 + dv3_3;
+                        dKOut[offset + 16] = PackHalf2(dk4_2 * a.Scale, dk4_3 * a.Scale);
+                        dVOut[offset + 16] = PackHalf2(dv4_2, dv4_3);
+                        nanProbe += dk4_2 + dk4_3 + dv4_2 + dv4_3;
+                        dKOut[offset + 20] = PackHalf2(dk5_2 * a.Scale, dk5_3 * a.Scale);
+                        dVOut[offset + 20] = PackHalf2(dv5_2, dv5_3);
+                        nanProbe += dk5_2 + dk5_3 + dv5_2 + dv5_3;
+                        dKOut[offset + 24] = PackHalf2(dk6_2 * a.Scale, dk6_3 * a.Scale);
+                        dVOut[offset + 24] = PackHalf2(dv6_2, dv6_3);
+                        nanProbe += dk6_2 + dk6_3 + dv6_2 + dv6_3;
+                        dKOut[offset + 28] = PackHalf2(dk7_2 * a.Scale, dk7_3 * a.Scale);
+                        dVOut[offset + 28] = PackHalf2(dv7_2, dv7_3);
+                        nanProbe += dk7_2 + dk7_3 + dv7_2 + dv7_3;
+                    }
+                }
+                if (pass == PoisonPass || pass == FastPass && !Group.BarrierOr(float.IsNaN(nanProbe)))
+                    return;
             }
         }
 
@@ -1034,274 +1208,307 @@ partial class Kernels
             uint o3_2 = TcWord(dOGlobal, qRow0, 28), o3_3 = TcWord(dOGlobal, qRow1, 28);
             float lse0 = TcLse(a, b, h, row0), lse1 = TcLse(a, b, h, row1);
             float delta0 = TcDelta(a, b, h, row0), delta1 = TcDelta(a, b, h, row1);
-            float dq0_0 = 0f, dq0_1 = 0f, dq0_2 = 0f, dq0_3 = 0f;
-            float dq1_0 = 0f, dq1_1 = 0f, dq1_2 = 0f, dq1_3 = 0f;
-            float dq2_0 = 0f, dq2_1 = 0f, dq2_2 = 0f, dq2_3 = 0f;
-            float dq3_0 = 0f, dq3_1 = 0f, dq3_2 = 0f, dq3_3 = 0f;
-            float dq4_0 = 0f, dq4_1 = 0f, dq4_2 = 0f, dq4_3 = 0f;
-            float dq5_0 = 0f, dq5_1 = 0f, dq5_2 = 0f, dq5_3 = 0f;
-            float dq6_0 = 0f, dq6_1 = 0f, dq6_2 = 0f, dq6_3 = 0f;
-            float dq7_0 = 0f, dq7_1 = 0f, dq7_2 = 0f, dq7_3 = 0f;
-
             KvRange(a, firstRow, lastRow, out int kvBegin, out int kvEnd);
-            for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBwdBlockKv)
+
+            // Every group runs the fast pass. One whose dQ holds a NaN runs its rows again: a non-finite K element
+            // times the 0 of a masked dS gives NaN in rows that cannot see it. S reads K as it is; dQ += dS K then
+            // reads it with its non-finite elements zeroed (SanitizePass: dQ of every row exact, a key's NaN reaching
+            // the rows that see it through dS; docs/RELIABILITY.md).
+            for (int pass = FastPass; ; pass++)
             {
-                // Stage K_j and V_j row-major (Algorithm 2, line 6); ldmatrix transposes K for dQ += dS K.
-                TcLoadRows(tile.SubView(TcBwdKTile / 4), k, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
-                TcLoadRows(tile.SubView(TcBwdKvVTile / 4), v, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
-                Group.Barrier();
+                float dq0_0 = 0f, dq0_1 = 0f, dq0_2 = 0f, dq0_3 = 0f;
+                float dq1_0 = 0f, dq1_1 = 0f, dq1_2 = 0f, dq1_3 = 0f;
+                float dq2_0 = 0f, dq2_1 = 0f, dq2_2 = 0f, dq2_3 = 0f;
+                float dq3_0 = 0f, dq3_1 = 0f, dq3_2 = 0f, dq3_3 = 0f;
+                float dq4_0 = 0f, dq4_1 = 0f, dq4_2 = 0f, dq4_3 = 0f;
+                float dq5_0 = 0f, dq5_1 = 0f, dq5_2 = 0f, dq5_3 = 0f;
+                float dq6_0 = 0f, dq6_1 = 0f, dq6_2 = 0f, dq6_3 = 0f;
+                float dq7_0 = 0f, dq7_1 = 0f, dq7_2 = 0f, dq7_3 = 0f;
+                for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBwdBlockKv)
+                {
+                    // Stage K_j and V_j row-major (Algorithm 2, line 6); ldmatrix transposes K for dQ += dS K.
+                    TcLoadRows(tile.SubView(TcBwdKTile / 4), k, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
+                    TcLoadRows(tile.SubView(TcBwdKvVTile / 4), v, b, n0, TcBwdBlockKv, a.Mkv, a.Hkv, hk, tid);
+                    Group.Barrier();
 
-                // S_ij = Q_i K_jᵀ and P_ij = 2^(score − Lse_i) (lines 10-11).
-                float s0_0 = 0f, s0_1 = 0f, s0_2 = 0f, s0_3 = 0f;
-                float s1_0 = 0f, s1_1 = 0f, s1_2 = 0f, s1_3 = 0f;
-                float s2_0 = 0f, s2_1 = 0f, s2_2 = 0f, s2_3 = 0f;
-                float s3_0 = 0f, s3_1 = 0f, s3_2 = 0f, s3_3 = 0f;
-                float s4_0 = 0f, s4_1 = 0f, s4_2 = 0f, s4_3 = 0f;
-                float s5_0 = 0f, s5_1 = 0f, s5_2 = 0f, s5_3 = 0f;
-                float s6_0 = 0f, s6_1 = 0f, s6_2 = 0f, s6_3 = 0f;
-                float s7_0 = 0f, s7_1 = 0f, s7_2 = 0f, s7_3 = 0f;
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 0, 0, 8, 8, 0, out uint kb0_0_0, out uint kb0_0_1, out uint kb0_0_2, out uint kb0_0_3);
-                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q0_0, q0_1, q0_2, q0_3, kb0_0_0, kb0_0_1, exchange);
-                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q0_0, q0_1, q0_2, q0_3, kb0_0_2, kb0_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 0, 0, 8, 8, 0, out uint kb1_0_0, out uint kb1_0_1, out uint kb1_0_2, out uint kb1_0_3);
-                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q0_0, q0_1, q0_2, q0_3, kb1_0_0, kb1_0_1, exchange);
-                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q0_0, q0_1, q0_2, q0_3, kb1_0_2, kb1_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 0, 0, 8, 8, 0, out uint kb2_0_0, out uint kb2_0_1, out uint kb2_0_2, out uint kb2_0_3);
-                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q0_0, q0_1, q0_2, q0_3, kb2_0_0, kb2_0_1, exchange);
-                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q0_0, q0_1, q0_2, q0_3, kb2_0_2, kb2_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 0, 0, 8, 8, 0, out uint kb3_0_0, out uint kb3_0_1, out uint kb3_0_2, out uint kb3_0_3);
-                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q0_0, q0_1, q0_2, q0_3, kb3_0_0, kb3_0_1, exchange);
-                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q0_0, q0_1, q0_2, q0_3, kb3_0_2, kb3_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 16, 0, 8, 8, 0, out uint kb0_1_0, out uint kb0_1_1, out uint kb0_1_2, out uint kb0_1_3);
-                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q1_0, q1_1, q1_2, q1_3, kb0_1_0, kb0_1_1, exchange);
-                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q1_0, q1_1, q1_2, q1_3, kb0_1_2, kb0_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 16, 0, 8, 8, 0, out uint kb1_1_0, out uint kb1_1_1, out uint kb1_1_2, out uint kb1_1_3);
-                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q1_0, q1_1, q1_2, q1_3, kb1_1_0, kb1_1_1, exchange);
-                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q1_0, q1_1, q1_2, q1_3, kb1_1_2, kb1_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 16, 0, 8, 8, 0, out uint kb2_1_0, out uint kb2_1_1, out uint kb2_1_2, out uint kb2_1_3);
-                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q1_0, q1_1, q1_2, q1_3, kb2_1_0, kb2_1_1, exchange);
-                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q1_0, q1_1, q1_2, q1_3, kb2_1_2, kb2_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 16, 0, 8, 8, 0, out uint kb3_1_0, out uint kb3_1_1, out uint kb3_1_2, out uint kb3_1_3);
-                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q1_0, q1_1, q1_2, q1_3, kb3_1_0, kb3_1_1, exchange);
-                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q1_0, q1_1, q1_2, q1_3, kb3_1_2, kb3_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 32, 0, 8, 8, 0, out uint kb0_2_0, out uint kb0_2_1, out uint kb0_2_2, out uint kb0_2_3);
-                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q2_0, q2_1, q2_2, q2_3, kb0_2_0, kb0_2_1, exchange);
-                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q2_0, q2_1, q2_2, q2_3, kb0_2_2, kb0_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 32, 0, 8, 8, 0, out uint kb1_2_0, out uint kb1_2_1, out uint kb1_2_2, out uint kb1_2_3);
-                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q2_0, q2_1, q2_2, q2_3, kb1_2_0, kb1_2_1, exchange);
-                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q2_0, q2_1, q2_2, q2_3, kb1_2_2, kb1_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 32, 0, 8, 8, 0, out uint kb2_2_0, out uint kb2_2_1, out uint kb2_2_2, out uint kb2_2_3);
-                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q2_0, q2_1, q2_2, q2_3, kb2_2_0, kb2_2_1, exchange);
-                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q2_0, q2_1, q2_2, q2_3, kb2_2_2, kb2_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 32, 0, 8, 8, 0, out uint kb3_2_0, out uint kb3_2_1, out uint kb3_2_2, out uint kb3_2_3);
-                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q2_0, q2_1, q2_2, q2_3, kb3_2_0, kb3_2_1, exchange);
-                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q2_0, q2_1, q2_2, q2_3, kb3_2_2, kb3_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 48, 0, 8, 8, 0, out uint kb0_3_0, out uint kb0_3_1, out uint kb0_3_2, out uint kb0_3_3);
-                MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q3_0, q3_1, q3_2, q3_3, kb0_3_0, kb0_3_1, exchange);
-                MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q3_0, q3_1, q3_2, q3_3, kb0_3_2, kb0_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 48, 0, 8, 8, 0, out uint kb1_3_0, out uint kb1_3_1, out uint kb1_3_2, out uint kb1_3_3);
-                MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q3_0, q3_1, q3_2, q3_3, kb1_3_0, kb1_3_1, exchange);
-                MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q3_0, q3_1, q3_2, q3_3, kb1_3_2, kb1_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 48, 0, 8, 8, 0, out uint kb2_3_0, out uint kb2_3_1, out uint kb2_3_2, out uint kb2_3_3);
-                MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q3_0, q3_1, q3_2, q3_3, kb2_3_0, kb2_3_1, exchange);
-                MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q3_0, q3_1, q3_2, q3_3, kb2_3_2, kb2_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 48, 0, 8, 8, 0, out uint kb3_3_0, out uint kb3_3_1, out uint kb3_3_2, out uint kb3_3_3);
-                MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q3_0, q3_1, q3_2, q3_3, kb3_3_0, kb3_3_1, exchange);
-                MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q3_0, q3_1, q3_2, q3_3, kb3_3_2, kb3_3_3, exchange);
-                bool check = TcTileNeedsMask(a, firstRow, TcBlockM, n0, TcBwdBlockKv, kvEnd);
-                int column = n0 + 2 * quad;
-                s0_0 = TcProbability(TcScore(a, b, h, s0_0, row0, column + 0, kvEnd, check), lse0, check);
-                s0_1 = TcProbability(TcScore(a, b, h, s0_1, row0, column + 1, kvEnd, check), lse0, check);
-                s0_2 = TcProbability(TcScore(a, b, h, s0_2, row1, column + 0, kvEnd, check), lse1, check);
-                s0_3 = TcProbability(TcScore(a, b, h, s0_3, row1, column + 1, kvEnd, check), lse1, check);
-                s1_0 = TcProbability(TcScore(a, b, h, s1_0, row0, column + 8, kvEnd, check), lse0, check);
-                s1_1 = TcProbability(TcScore(a, b, h, s1_1, row0, column + 9, kvEnd, check), lse0, check);
-                s1_2 = TcProbability(TcScore(a, b, h, s1_2, row1, column + 8, kvEnd, check), lse1, check);
-                s1_3 = TcProbability(TcScore(a, b, h, s1_3, row1, column + 9, kvEnd, check), lse1, check);
-                s2_0 = TcProbability(TcScore(a, b, h, s2_0, row0, column + 16, kvEnd, check), lse0, check);
-                s2_1 = TcProbability(TcScore(a, b, h, s2_1, row0, column + 17, kvEnd, check), lse0, check);
-                s2_2 = TcProbability(TcScore(a, b, h, s2_2, row1, column + 16, kvEnd, check), lse1, check);
-                s2_3 = TcProbability(TcScore(a, b, h, s2_3, row1, column + 17, kvEnd, check), lse1, check);
-                s3_0 = TcProbability(TcScore(a, b, h, s3_0, row0, column + 24, kvEnd, check), lse0, check);
-                s3_1 = TcProbability(TcScore(a, b, h, s3_1, row0, column + 25, kvEnd, check), lse0, check);
-                s3_2 = TcProbability(TcScore(a, b, h, s3_2, row1, column + 24, kvEnd, check), lse1, check);
-                s3_3 = TcProbability(TcScore(a, b, h, s3_3, row1, column + 25, kvEnd, check), lse1, check);
-                s4_0 = TcProbability(TcScore(a, b, h, s4_0, row0, column + 32, kvEnd, check), lse0, check);
-                s4_1 = TcProbability(TcScore(a, b, h, s4_1, row0, column + 33, kvEnd, check), lse0, check);
-                s4_2 = TcProbability(TcScore(a, b, h, s4_2, row1, column + 32, kvEnd, check), lse1, check);
-                s4_3 = TcProbability(TcScore(a, b, h, s4_3, row1, column + 33, kvEnd, check), lse1, check);
-                s5_0 = TcProbability(TcScore(a, b, h, s5_0, row0, column + 40, kvEnd, check), lse0, check);
-                s5_1 = TcProbability(TcScore(a, b, h, s5_1, row0, column + 41, kvEnd, check), lse0, check);
-                s5_2 = TcProbability(TcScore(a, b, h, s5_2, row1, column + 40, kvEnd, check), lse1, check);
-                s5_3 = TcProbability(TcScore(a, b, h, s5_3, row1, column + 41, kvEnd, check), lse1, check);
-                s6_0 = TcProbability(TcScore(a, b, h, s6_0, row0, column + 48, kvEnd, check), lse0, check);
-                s6_1 = TcProbability(TcScore(a, b, h, s6_1, row0, column + 49, kvEnd, check), lse0, check);
-                s6_2 = TcProbability(TcScore(a, b, h, s6_2, row1, column + 48, kvEnd, check), lse1, check);
-                s6_3 = TcProbability(TcScore(a, b, h, s6_3, row1, column + 49, kvEnd, check), lse1, check);
-                s7_0 = TcProbability(TcScore(a, b, h, s7_0, row0, column + 56, kvEnd, check), lse0, check);
-                s7_1 = TcProbability(TcScore(a, b, h, s7_1, row0, column + 57, kvEnd, check), lse0, check);
-                s7_2 = TcProbability(TcScore(a, b, h, s7_2, row1, column + 56, kvEnd, check), lse1, check);
-                s7_3 = TcProbability(TcScore(a, b, h, s7_3, row1, column + 57, kvEnd, check), lse1, check);
+                    // S_ij = Q_i K_jᵀ and P_ij = 2^(score − Lse_i) (lines 10-11).
+                    float s0_0 = 0f, s0_1 = 0f, s0_2 = 0f, s0_3 = 0f;
+                    float s1_0 = 0f, s1_1 = 0f, s1_2 = 0f, s1_3 = 0f;
+                    float s2_0 = 0f, s2_1 = 0f, s2_2 = 0f, s2_3 = 0f;
+                    float s3_0 = 0f, s3_1 = 0f, s3_2 = 0f, s3_3 = 0f;
+                    float s4_0 = 0f, s4_1 = 0f, s4_2 = 0f, s4_3 = 0f;
+                    float s5_0 = 0f, s5_1 = 0f, s5_2 = 0f, s5_3 = 0f;
+                    float s6_0 = 0f, s6_1 = 0f, s6_2 = 0f, s6_3 = 0f;
+                    float s7_0 = 0f, s7_1 = 0f, s7_2 = 0f, s7_3 = 0f;
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 0, 0, 8, 8, 0, out uint kb0_0_0, out uint kb0_0_1, out uint kb0_0_2, out uint kb0_0_3);
+                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q0_0, q0_1, q0_2, q0_3, kb0_0_0, kb0_0_1, exchange);
+                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q0_0, q0_1, q0_2, q0_3, kb0_0_2, kb0_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 0, 0, 8, 8, 0, out uint kb1_0_0, out uint kb1_0_1, out uint kb1_0_2, out uint kb1_0_3);
+                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q0_0, q0_1, q0_2, q0_3, kb1_0_0, kb1_0_1, exchange);
+                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q0_0, q0_1, q0_2, q0_3, kb1_0_2, kb1_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 0, 0, 8, 8, 0, out uint kb2_0_0, out uint kb2_0_1, out uint kb2_0_2, out uint kb2_0_3);
+                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q0_0, q0_1, q0_2, q0_3, kb2_0_0, kb2_0_1, exchange);
+                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q0_0, q0_1, q0_2, q0_3, kb2_0_2, kb2_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 0, 0, 8, 8, 0, out uint kb3_0_0, out uint kb3_0_1, out uint kb3_0_2, out uint kb3_0_3);
+                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q0_0, q0_1, q0_2, q0_3, kb3_0_0, kb3_0_1, exchange);
+                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q0_0, q0_1, q0_2, q0_3, kb3_0_2, kb3_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 16, 0, 8, 8, 0, out uint kb0_1_0, out uint kb0_1_1, out uint kb0_1_2, out uint kb0_1_3);
+                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q1_0, q1_1, q1_2, q1_3, kb0_1_0, kb0_1_1, exchange);
+                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q1_0, q1_1, q1_2, q1_3, kb0_1_2, kb0_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 16, 0, 8, 8, 0, out uint kb1_1_0, out uint kb1_1_1, out uint kb1_1_2, out uint kb1_1_3);
+                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q1_0, q1_1, q1_2, q1_3, kb1_1_0, kb1_1_1, exchange);
+                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q1_0, q1_1, q1_2, q1_3, kb1_1_2, kb1_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 16, 0, 8, 8, 0, out uint kb2_1_0, out uint kb2_1_1, out uint kb2_1_2, out uint kb2_1_3);
+                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q1_0, q1_1, q1_2, q1_3, kb2_1_0, kb2_1_1, exchange);
+                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q1_0, q1_1, q1_2, q1_3, kb2_1_2, kb2_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 16, 0, 8, 8, 0, out uint kb3_1_0, out uint kb3_1_1, out uint kb3_1_2, out uint kb3_1_3);
+                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q1_0, q1_1, q1_2, q1_3, kb3_1_0, kb3_1_1, exchange);
+                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q1_0, q1_1, q1_2, q1_3, kb3_1_2, kb3_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 32, 0, 8, 8, 0, out uint kb0_2_0, out uint kb0_2_1, out uint kb0_2_2, out uint kb0_2_3);
+                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q2_0, q2_1, q2_2, q2_3, kb0_2_0, kb0_2_1, exchange);
+                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q2_0, q2_1, q2_2, q2_3, kb0_2_2, kb0_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 32, 0, 8, 8, 0, out uint kb1_2_0, out uint kb1_2_1, out uint kb1_2_2, out uint kb1_2_3);
+                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q2_0, q2_1, q2_2, q2_3, kb1_2_0, kb1_2_1, exchange);
+                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q2_0, q2_1, q2_2, q2_3, kb1_2_2, kb1_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 32, 0, 8, 8, 0, out uint kb2_2_0, out uint kb2_2_1, out uint kb2_2_2, out uint kb2_2_3);
+                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q2_0, q2_1, q2_2, q2_3, kb2_2_0, kb2_2_1, exchange);
+                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q2_0, q2_1, q2_2, q2_3, kb2_2_2, kb2_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 32, 0, 8, 8, 0, out uint kb3_2_0, out uint kb3_2_1, out uint kb3_2_2, out uint kb3_2_3);
+                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q2_0, q2_1, q2_2, q2_3, kb3_2_0, kb3_2_1, exchange);
+                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q2_0, q2_1, q2_2, q2_3, kb3_2_2, kb3_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 48, 0, 8, 8, 0, out uint kb0_3_0, out uint kb0_3_1, out uint kb0_3_2, out uint kb0_3_3);
+                    MmaM16N8K16(ref s0_0, ref s0_1, ref s0_2, ref s0_3, q3_0, q3_1, q3_2, q3_3, kb0_3_0, kb0_3_1, exchange);
+                    MmaM16N8K16(ref s1_0, ref s1_1, ref s1_2, ref s1_3, q3_0, q3_1, q3_2, q3_3, kb0_3_2, kb0_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 48, 0, 8, 8, 0, out uint kb1_3_0, out uint kb1_3_1, out uint kb1_3_2, out uint kb1_3_3);
+                    MmaM16N8K16(ref s2_0, ref s2_1, ref s2_2, ref s2_3, q3_0, q3_1, q3_2, q3_3, kb1_3_0, kb1_3_1, exchange);
+                    MmaM16N8K16(ref s3_0, ref s3_1, ref s3_2, ref s3_3, q3_0, q3_1, q3_2, q3_3, kb1_3_2, kb1_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 48, 0, 8, 8, 0, out uint kb2_3_0, out uint kb2_3_1, out uint kb2_3_2, out uint kb2_3_3);
+                    MmaM16N8K16(ref s4_0, ref s4_1, ref s4_2, ref s4_3, q3_0, q3_1, q3_2, q3_3, kb2_3_0, kb2_3_1, exchange);
+                    MmaM16N8K16(ref s5_0, ref s5_1, ref s5_2, ref s5_3, q3_0, q3_1, q3_2, q3_3, kb2_3_2, kb2_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 48, 0, 8, 8, 0, out uint kb3_3_0, out uint kb3_3_1, out uint kb3_3_2, out uint kb3_3_3);
+                    MmaM16N8K16(ref s6_0, ref s6_1, ref s6_2, ref s6_3, q3_0, q3_1, q3_2, q3_3, kb3_3_0, kb3_3_1, exchange);
+                    MmaM16N8K16(ref s7_0, ref s7_1, ref s7_2, ref s7_3, q3_0, q3_1, q3_2, q3_3, kb3_3_2, kb3_3_3, exchange);
+                    bool check = TcTileNeedsMask(a, firstRow, TcBlockM, n0, TcBwdBlockKv, kvEnd);
+                    int column = n0 + 2 * quad;
+                    s0_0 = TcProbability(TcScore(a, b, h, s0_0, row0, column + 0, kvEnd, check), lse0, check);
+                    s0_1 = TcProbability(TcScore(a, b, h, s0_1, row0, column + 1, kvEnd, check), lse0, check);
+                    s0_2 = TcProbability(TcScore(a, b, h, s0_2, row1, column + 0, kvEnd, check), lse1, check);
+                    s0_3 = TcProbability(TcScore(a, b, h, s0_3, row1, column + 1, kvEnd, check), lse1, check);
+                    s1_0 = TcProbability(TcScore(a, b, h, s1_0, row0, column + 8, kvEnd, check), lse0, check);
+                    s1_1 = TcProbability(TcScore(a, b, h, s1_1, row0, column + 9, kvEnd, check), lse0, check);
+                    s1_2 = TcProbability(TcScore(a, b, h, s1_2, row1, column + 8, kvEnd, check), lse1, check);
+                    s1_3 = TcProbability(TcScore(a, b, h, s1_3, row1, column + 9, kvEnd, check), lse1, check);
+                    s2_0 = TcProbability(TcScore(a, b, h, s2_0, row0, column + 16, kvEnd, check), lse0, check);
+                    s2_1 = TcProbability(TcScore(a, b, h, s2_1, row0, column + 17, kvEnd, check), lse0, check);
+                    s2_2 = TcProbability(TcScore(a, b, h, s2_2, row1, column + 16, kvEnd, check), lse1, check);
+                    s2_3 = TcProbability(TcScore(a, b, h, s2_3, row1, column + 17, kvEnd, check), lse1, check);
+                    s3_0 = TcProbability(TcScore(a, b, h, s3_0, row0, column + 24, kvEnd, check), lse0, check);
+                    s3_1 = TcProbability(TcScore(a, b, h, s3_1, row0, column + 25, kvEnd, check), lse0, check);
+                    s3_2 = TcProbability(TcScore(a, b, h, s3_2, row1, column + 24, kvEnd, check), lse1, check);
+                    s3_3 = TcProbability(TcScore(a, b, h, s3_3, row1, column + 25, kvEnd, check), lse1, check);
+                    s4_0 = TcProbability(TcScore(a, b, h, s4_0, row0, column + 32, kvEnd, check), lse0, check);
+                    s4_1 = TcProbability(TcScore(a, b, h, s4_1, row0, column + 33, kvEnd, check), lse0, check);
+                    s4_2 = TcProbability(TcScore(a, b, h, s4_2, row1, column + 32, kvEnd, check), lse1, check);
+                    s4_3 = TcProbability(TcScore(a, b, h, s4_3, row1, column + 33, kvEnd, check), lse1, check);
+                    s5_0 = TcProbability(TcScore(a, b, h, s5_0, row0, column + 40, kvEnd, check), lse0, check);
+                    s5_1 = TcProbability(TcScore(a, b, h, s5_1, row0, column + 41, kvEnd, check), lse0, check);
+                    s5_2 = TcProbability(TcScore(a, b, h, s5_2, row1, column + 40, kvEnd, check), lse1, check);
+                    s5_3 = TcProbability(TcScore(a, b, h, s5_3, row1, column + 41, kvEnd, check), lse1, check);
+                    s6_0 = TcProbability(TcScore(a, b, h, s6_0, row0, column + 48, kvEnd, check), lse0, check);
+                    s6_1 = TcProbability(TcScore(a, b, h, s6_1, row0, column + 49, kvEnd, check), lse0, check);
+                    s6_2 = TcProbability(TcScore(a, b, h, s6_2, row1, column + 48, kvEnd, check), lse1, check);
+                    s6_3 = TcProbability(TcScore(a, b, h, s6_3, row1, column + 49, kvEnd, check), lse1, check);
+                    s7_0 = TcProbability(TcScore(a, b, h, s7_0, row0, column + 56, kvEnd, check), lse0, check);
+                    s7_1 = TcProbability(TcScore(a, b, h, s7_1, row0, column + 57, kvEnd, check), lse0, check);
+                    s7_2 = TcProbability(TcScore(a, b, h, s7_2, row1, column + 56, kvEnd, check), lse1, check);
+                    s7_3 = TcProbability(TcScore(a, b, h, s7_3, row1, column + 57, kvEnd, check), lse1, check);
 
-                // dP_ij = dO_i V_jᵀ (line 14), then dS_ij = P_ij (dP_ij − D_i) (line 15) in its accumulators.
-                float dp0_0 = 0f, dp0_1 = 0f, dp0_2 = 0f, dp0_3 = 0f;
-                float dp1_0 = 0f, dp1_1 = 0f, dp1_2 = 0f, dp1_3 = 0f;
-                float dp2_0 = 0f, dp2_1 = 0f, dp2_2 = 0f, dp2_3 = 0f;
-                float dp3_0 = 0f, dp3_1 = 0f, dp3_2 = 0f, dp3_3 = 0f;
-                float dp4_0 = 0f, dp4_1 = 0f, dp4_2 = 0f, dp4_3 = 0f;
-                float dp5_0 = 0f, dp5_1 = 0f, dp5_2 = 0f, dp5_3 = 0f;
-                float dp6_0 = 0f, dp6_1 = 0f, dp6_2 = 0f, dp6_3 = 0f;
-                float dp7_0 = 0f, dp7_1 = 0f, dp7_2 = 0f, dp7_3 = 0f;
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 0, 0, 8, 8, 0, out uint vb0_0_0, out uint vb0_0_1, out uint vb0_0_2, out uint vb0_0_3);
-                MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o0_0, o0_1, o0_2, o0_3, vb0_0_0, vb0_0_1, exchange);
-                MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o0_0, o0_1, o0_2, o0_3, vb0_0_2, vb0_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 0, 0, 8, 8, 0, out uint vb1_0_0, out uint vb1_0_1, out uint vb1_0_2, out uint vb1_0_3);
-                MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o0_0, o0_1, o0_2, o0_3, vb1_0_0, vb1_0_1, exchange);
-                MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o0_0, o0_1, o0_2, o0_3, vb1_0_2, vb1_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 32, 0, 0, 8, 8, 0, out uint vb2_0_0, out uint vb2_0_1, out uint vb2_0_2, out uint vb2_0_3);
-                MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o0_0, o0_1, o0_2, o0_3, vb2_0_0, vb2_0_1, exchange);
-                MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o0_0, o0_1, o0_2, o0_3, vb2_0_2, vb2_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 48, 0, 0, 8, 8, 0, out uint vb3_0_0, out uint vb3_0_1, out uint vb3_0_2, out uint vb3_0_3);
-                MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o0_0, o0_1, o0_2, o0_3, vb3_0_0, vb3_0_1, exchange);
-                MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o0_0, o0_1, o0_2, o0_3, vb3_0_2, vb3_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 16, 0, 8, 8, 0, out uint vb0_1_0, out uint vb0_1_1, out uint vb0_1_2, out uint vb0_1_3);
-                MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o1_0, o1_1, o1_2, o1_3, vb0_1_0, vb0_1_1, exchange);
-                MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o1_0, o1_1, o1_2, o1_3, vb0_1_2, vb0_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 16, 0, 8, 8, 0, out uint vb1_1_0, out uint vb1_1_1, out uint vb1_1_2, out uint vb1_1_3);
-                MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o1_0, o1_1, o1_2, o1_3, vb1_1_0, vb1_1_1, exchange);
-                MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o1_0, o1_1, o1_2, o1_3, vb1_1_2, vb1_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 32, 16, 0, 8, 8, 0, out uint vb2_1_0, out uint vb2_1_1, out uint vb2_1_2, out uint vb2_1_3);
-                MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o1_0, o1_1, o1_2, o1_3, vb2_1_0, vb2_1_1, exchange);
-                MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o1_0, o1_1, o1_2, o1_3, vb2_1_2, vb2_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 48, 16, 0, 8, 8, 0, out uint vb3_1_0, out uint vb3_1_1, out uint vb3_1_2, out uint vb3_1_3);
-                MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o1_0, o1_1, o1_2, o1_3, vb3_1_0, vb3_1_1, exchange);
-                MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o1_0, o1_1, o1_2, o1_3, vb3_1_2, vb3_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 32, 0, 8, 8, 0, out uint vb0_2_0, out uint vb0_2_1, out uint vb0_2_2, out uint vb0_2_3);
-                MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o2_0, o2_1, o2_2, o2_3, vb0_2_0, vb0_2_1, exchange);
-                MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o2_0, o2_1, o2_2, o2_3, vb0_2_2, vb0_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 32, 0, 8, 8, 0, out uint vb1_2_0, out uint vb1_2_1, out uint vb1_2_2, out uint vb1_2_3);
-                MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o2_0, o2_1, o2_2, o2_3, vb1_2_0, vb1_2_1, exchange);
-                MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o2_0, o2_1, o2_2, o2_3, vb1_2_2, vb1_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 32, 32, 0, 8, 8, 0, out uint vb2_2_0, out uint vb2_2_1, out uint vb2_2_2, out uint vb2_2_3);
-                MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o2_0, o2_1, o2_2, o2_3, vb2_2_0, vb2_2_1, exchange);
-                MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o2_0, o2_1, o2_2, o2_3, vb2_2_2, vb2_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 48, 32, 0, 8, 8, 0, out uint vb3_2_0, out uint vb3_2_1, out uint vb3_2_2, out uint vb3_2_3);
-                MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o2_0, o2_1, o2_2, o2_3, vb3_2_0, vb3_2_1, exchange);
-                MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o2_0, o2_1, o2_2, o2_3, vb3_2_2, vb3_2_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 48, 0, 8, 8, 0, out uint vb0_3_0, out uint vb0_3_1, out uint vb0_3_2, out uint vb0_3_3);
-                MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o3_0, o3_1, o3_2, o3_3, vb0_3_0, vb0_3_1, exchange);
-                MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o3_0, o3_1, o3_2, o3_3, vb0_3_2, vb0_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 48, 0, 8, 8, 0, out uint vb1_3_0, out uint vb1_3_1, out uint vb1_3_2, out uint vb1_3_3);
-                MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o3_0, o3_1, o3_2, o3_3, vb1_3_0, vb1_3_1, exchange);
-                MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o3_0, o3_1, o3_2, o3_3, vb1_3_2, vb1_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 32, 48, 0, 8, 8, 0, out uint vb2_3_0, out uint vb2_3_1, out uint vb2_3_2, out uint vb2_3_3);
-                MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o3_0, o3_1, o3_2, o3_3, vb2_3_0, vb2_3_1, exchange);
-                MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o3_0, o3_1, o3_2, o3_3, vb2_3_2, vb2_3_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 48, 48, 0, 8, 8, 0, out uint vb3_3_0, out uint vb3_3_1, out uint vb3_3_2, out uint vb3_3_3);
-                MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o3_0, o3_1, o3_2, o3_3, vb3_3_0, vb3_3_1, exchange);
-                MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o3_0, o3_1, o3_2, o3_3, vb3_3_2, vb3_3_3, exchange);
-                dp0_0 = TcDs(s0_0, dp0_0 - delta0, check); dp0_1 = TcDs(s0_1, dp0_1 - delta0, check);
-                dp0_2 = TcDs(s0_2, dp0_2 - delta1, check); dp0_3 = TcDs(s0_3, dp0_3 - delta1, check);
-                dp1_0 = TcDs(s1_0, dp1_0 - delta0, check); dp1_1 = TcDs(s1_1, dp1_1 - delta0, check);
-                dp1_2 = TcDs(s1_2, dp1_2 - delta1, check); dp1_3 = TcDs(s1_3, dp1_3 - delta1, check);
-                dp2_0 = TcDs(s2_0, dp2_0 - delta0, check); dp2_1 = TcDs(s2_1, dp2_1 - delta0, check);
-                dp2_2 = TcDs(s2_2, dp2_2 - delta1, check); dp2_3 = TcDs(s2_3, dp2_3 - delta1, check);
-                dp3_0 = TcDs(s3_0, dp3_0 - delta0, check); dp3_1 = TcDs(s3_1, dp3_1 - delta0, check);
-                dp3_2 = TcDs(s3_2, dp3_2 - delta1, check); dp3_3 = TcDs(s3_3, dp3_3 - delta1, check);
-                dp4_0 = TcDs(s4_0, dp4_0 - delta0, check); dp4_1 = TcDs(s4_1, dp4_1 - delta0, check);
-                dp4_2 = TcDs(s4_2, dp4_2 - delta1, check); dp4_3 = TcDs(s4_3, dp4_3 - delta1, check);
-                dp5_0 = TcDs(s5_0, dp5_0 - delta0, check); dp5_1 = TcDs(s5_1, dp5_1 - delta0, check);
-                dp5_2 = TcDs(s5_2, dp5_2 - delta1, check); dp5_3 = TcDs(s5_3, dp5_3 - delta1, check);
-                dp6_0 = TcDs(s6_0, dp6_0 - delta0, check); dp6_1 = TcDs(s6_1, dp6_1 - delta0, check);
-                dp6_2 = TcDs(s6_2, dp6_2 - delta1, check); dp6_3 = TcDs(s6_3, dp6_3 - delta1, check);
-                dp7_0 = TcDs(s7_0, dp7_0 - delta0, check); dp7_1 = TcDs(s7_1, dp7_1 - delta0, check);
-                dp7_2 = TcDs(s7_2, dp7_2 - delta1, check); dp7_3 = TcDs(s7_3, dp7_3 - delta1, check);
+                    // dP_ij = dO_i V_jᵀ (line 14), then dS_ij = P_ij (dP_ij − D_i) (line 15) in its accumulators.
+                    float dp0_0 = 0f, dp0_1 = 0f, dp0_2 = 0f, dp0_3 = 0f;
+                    float dp1_0 = 0f, dp1_1 = 0f, dp1_2 = 0f, dp1_3 = 0f;
+                    float dp2_0 = 0f, dp2_1 = 0f, dp2_2 = 0f, dp2_3 = 0f;
+                    float dp3_0 = 0f, dp3_1 = 0f, dp3_2 = 0f, dp3_3 = 0f;
+                    float dp4_0 = 0f, dp4_1 = 0f, dp4_2 = 0f, dp4_3 = 0f;
+                    float dp5_0 = 0f, dp5_1 = 0f, dp5_2 = 0f, dp5_3 = 0f;
+                    float dp6_0 = 0f, dp6_1 = 0f, dp6_2 = 0f, dp6_3 = 0f;
+                    float dp7_0 = 0f, dp7_1 = 0f, dp7_2 = 0f, dp7_3 = 0f;
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 0, 0, 8, 8, 0, out uint vb0_0_0, out uint vb0_0_1, out uint vb0_0_2, out uint vb0_0_3);
+                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o0_0, o0_1, o0_2, o0_3, vb0_0_0, vb0_0_1, exchange);
+                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o0_0, o0_1, o0_2, o0_3, vb0_0_2, vb0_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 0, 0, 8, 8, 0, out uint vb1_0_0, out uint vb1_0_1, out uint vb1_0_2, out uint vb1_0_3);
+                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o0_0, o0_1, o0_2, o0_3, vb1_0_0, vb1_0_1, exchange);
+                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o0_0, o0_1, o0_2, o0_3, vb1_0_2, vb1_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 32, 0, 0, 8, 8, 0, out uint vb2_0_0, out uint vb2_0_1, out uint vb2_0_2, out uint vb2_0_3);
+                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o0_0, o0_1, o0_2, o0_3, vb2_0_0, vb2_0_1, exchange);
+                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o0_0, o0_1, o0_2, o0_3, vb2_0_2, vb2_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 48, 0, 0, 8, 8, 0, out uint vb3_0_0, out uint vb3_0_1, out uint vb3_0_2, out uint vb3_0_3);
+                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o0_0, o0_1, o0_2, o0_3, vb3_0_0, vb3_0_1, exchange);
+                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o0_0, o0_1, o0_2, o0_3, vb3_0_2, vb3_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 16, 0, 8, 8, 0, out uint vb0_1_0, out uint vb0_1_1, out uint vb0_1_2, out uint vb0_1_3);
+                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o1_0, o1_1, o1_2, o1_3, vb0_1_0, vb0_1_1, exchange);
+                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o1_0, o1_1, o1_2, o1_3, vb0_1_2, vb0_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 16, 0, 8, 8, 0, out uint vb1_1_0, out uint vb1_1_1, out uint vb1_1_2, out uint vb1_1_3);
+                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o1_0, o1_1, o1_2, o1_3, vb1_1_0, vb1_1_1, exchange);
+                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o1_0, o1_1, o1_2, o1_3, vb1_1_2, vb1_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 32, 16, 0, 8, 8, 0, out uint vb2_1_0, out uint vb2_1_1, out uint vb2_1_2, out uint vb2_1_3);
+                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o1_0, o1_1, o1_2, o1_3, vb2_1_0, vb2_1_1, exchange);
+                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o1_0, o1_1, o1_2, o1_3, vb2_1_2, vb2_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 48, 16, 0, 8, 8, 0, out uint vb3_1_0, out uint vb3_1_1, out uint vb3_1_2, out uint vb3_1_3);
+                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o1_0, o1_1, o1_2, o1_3, vb3_1_0, vb3_1_1, exchange);
+                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o1_0, o1_1, o1_2, o1_3, vb3_1_2, vb3_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 32, 0, 8, 8, 0, out uint vb0_2_0, out uint vb0_2_1, out uint vb0_2_2, out uint vb0_2_3);
+                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o2_0, o2_1, o2_2, o2_3, vb0_2_0, vb0_2_1, exchange);
+                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o2_0, o2_1, o2_2, o2_3, vb0_2_2, vb0_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 32, 0, 8, 8, 0, out uint vb1_2_0, out uint vb1_2_1, out uint vb1_2_2, out uint vb1_2_3);
+                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o2_0, o2_1, o2_2, o2_3, vb1_2_0, vb1_2_1, exchange);
+                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o2_0, o2_1, o2_2, o2_3, vb1_2_2, vb1_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 32, 32, 0, 8, 8, 0, out uint vb2_2_0, out uint vb2_2_1, out uint vb2_2_2, out uint vb2_2_3);
+                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o2_0, o2_1, o2_2, o2_3, vb2_2_0, vb2_2_1, exchange);
+                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o2_0, o2_1, o2_2, o2_3, vb2_2_2, vb2_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 48, 32, 0, 8, 8, 0, out uint vb3_2_0, out uint vb3_2_1, out uint vb3_2_2, out uint vb3_2_3);
+                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o2_0, o2_1, o2_2, o2_3, vb3_2_0, vb3_2_1, exchange);
+                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o2_0, o2_1, o2_2, o2_3, vb3_2_2, vb3_2_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 0, 48, 0, 8, 8, 0, out uint vb0_3_0, out uint vb0_3_1, out uint vb0_3_2, out uint vb0_3_3);
+                    MmaM16N8K16(ref dp0_0, ref dp0_1, ref dp0_2, ref dp0_3, o3_0, o3_1, o3_2, o3_3, vb0_3_0, vb0_3_1, exchange);
+                    MmaM16N8K16(ref dp1_0, ref dp1_1, ref dp1_2, ref dp1_3, o3_0, o3_1, o3_2, o3_3, vb0_3_2, vb0_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 16, 48, 0, 8, 8, 0, out uint vb1_3_0, out uint vb1_3_1, out uint vb1_3_2, out uint vb1_3_3);
+                    MmaM16N8K16(ref dp2_0, ref dp2_1, ref dp2_2, ref dp2_3, o3_0, o3_1, o3_2, o3_3, vb1_3_0, vb1_3_1, exchange);
+                    MmaM16N8K16(ref dp3_0, ref dp3_1, ref dp3_2, ref dp3_3, o3_0, o3_1, o3_2, o3_3, vb1_3_2, vb1_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 32, 48, 0, 8, 8, 0, out uint vb2_3_0, out uint vb2_3_1, out uint vb2_3_2, out uint vb2_3_3);
+                    MmaM16N8K16(ref dp4_0, ref dp4_1, ref dp4_2, ref dp4_3, o3_0, o3_1, o3_2, o3_3, vb2_3_0, vb2_3_1, exchange);
+                    MmaM16N8K16(ref dp5_0, ref dp5_1, ref dp5_2, ref dp5_3, o3_0, o3_1, o3_2, o3_3, vb2_3_2, vb2_3_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcBwdKvVTile, TcRow, 48, 48, 0, 8, 8, 0, out uint vb3_3_0, out uint vb3_3_1, out uint vb3_3_2, out uint vb3_3_3);
+                    MmaM16N8K16(ref dp6_0, ref dp6_1, ref dp6_2, ref dp6_3, o3_0, o3_1, o3_2, o3_3, vb3_3_0, vb3_3_1, exchange);
+                    MmaM16N8K16(ref dp7_0, ref dp7_1, ref dp7_2, ref dp7_3, o3_0, o3_1, o3_2, o3_3, vb3_3_2, vb3_3_3, exchange);
+                    dp0_0 = TcDs(s0_0, dp0_0 - delta0, check); dp0_1 = TcDs(s0_1, dp0_1 - delta0, check);
+                    dp0_2 = TcDs(s0_2, dp0_2 - delta1, check); dp0_3 = TcDs(s0_3, dp0_3 - delta1, check);
+                    dp1_0 = TcDs(s1_0, dp1_0 - delta0, check); dp1_1 = TcDs(s1_1, dp1_1 - delta0, check);
+                    dp1_2 = TcDs(s1_2, dp1_2 - delta1, check); dp1_3 = TcDs(s1_3, dp1_3 - delta1, check);
+                    dp2_0 = TcDs(s2_0, dp2_0 - delta0, check); dp2_1 = TcDs(s2_1, dp2_1 - delta0, check);
+                    dp2_2 = TcDs(s2_2, dp2_2 - delta1, check); dp2_3 = TcDs(s2_3, dp2_3 - delta1, check);
+                    dp3_0 = TcDs(s3_0, dp3_0 - delta0, check); dp3_1 = TcDs(s3_1, dp3_1 - delta0, check);
+                    dp3_2 = TcDs(s3_2, dp3_2 - delta1, check); dp3_3 = TcDs(s3_3, dp3_3 - delta1, check);
+                    dp4_0 = TcDs(s4_0, dp4_0 - delta0, check); dp4_1 = TcDs(s4_1, dp4_1 - delta0, check);
+                    dp4_2 = TcDs(s4_2, dp4_2 - delta1, check); dp4_3 = TcDs(s4_3, dp4_3 - delta1, check);
+                    dp5_0 = TcDs(s5_0, dp5_0 - delta0, check); dp5_1 = TcDs(s5_1, dp5_1 - delta0, check);
+                    dp5_2 = TcDs(s5_2, dp5_2 - delta1, check); dp5_3 = TcDs(s5_3, dp5_3 - delta1, check);
+                    dp6_0 = TcDs(s6_0, dp6_0 - delta0, check); dp6_1 = TcDs(s6_1, dp6_1 - delta0, check);
+                    dp6_2 = TcDs(s6_2, dp6_2 - delta1, check); dp6_3 = TcDs(s6_3, dp6_3 - delta1, check);
+                    dp7_0 = TcDs(s7_0, dp7_0 - delta0, check); dp7_1 = TcDs(s7_1, dp7_1 - delta0, check);
+                    dp7_2 = TcDs(s7_2, dp7_2 - delta1, check); dp7_3 = TcDs(s7_3, dp7_3 - delta1, check);
+                    if (pass != FastPass)
+                    {
+                        // S has read K_j (every warp, after the barrier); dQ reads it rewritten.
+                        Group.Barrier();
+                        TcRewriteRows(tile.SubView(TcBwdKTile / 4), TcBwdBlockKv, tid, false);
+                        Group.Barrier();
+                    }
 
-                // dQ_i += dS_ij K_j (line 16): the dS accumulators become A fragments, K_jᵀ gives pairs along the keys.
-                uint ds0_0 = PackHalf2(dp0_0, dp0_1), ds0_1 = PackHalf2(dp0_2, dp0_3);
-                uint ds0_2 = PackHalf2(dp1_0, dp1_1), ds0_3 = PackHalf2(dp1_2, dp1_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 0, 8, 0, 0, 8, out uint ktb0_0_0, out uint ktb0_0_1, out uint ktb0_0_2, out uint ktb0_0_3);
-                MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_0_0, ktb0_0_1, exchange);
-                MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_0_2, ktb0_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 16, 8, 0, 0, 8, out uint ktb0_1_0, out uint ktb0_1_1, out uint ktb0_1_2, out uint ktb0_1_3);
-                MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_1_0, ktb0_1_1, exchange);
-                MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_1_2, ktb0_1_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 32, 8, 0, 0, 8, out uint ktb0_2_0, out uint ktb0_2_1, out uint ktb0_2_2, out uint ktb0_2_3);
-                MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_2_0, ktb0_2_1, exchange);
-                MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_2_2, ktb0_2_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 48, 8, 0, 0, 8, out uint ktb0_3_0, out uint ktb0_3_1, out uint ktb0_3_2, out uint ktb0_3_3);
-                MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_3_0, ktb0_3_1, exchange);
-                MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_3_2, ktb0_3_3, exchange);
-                uint ds1_0 = PackHalf2(dp2_0, dp2_1), ds1_1 = PackHalf2(dp2_2, dp2_3);
-                uint ds1_2 = PackHalf2(dp3_0, dp3_1), ds1_3 = PackHalf2(dp3_2, dp3_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 0, 8, 0, 0, 8, out uint ktb1_0_0, out uint ktb1_0_1, out uint ktb1_0_2, out uint ktb1_0_3);
-                MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_0_0, ktb1_0_1, exchange);
-                MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_0_2, ktb1_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 16, 8, 0, 0, 8, out uint ktb1_1_0, out uint ktb1_1_1, out uint ktb1_1_2, out uint ktb1_1_3);
-                MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_1_0, ktb1_1_1, exchange);
-                MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_1_2, ktb1_1_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 32, 8, 0, 0, 8, out uint ktb1_2_0, out uint ktb1_2_1, out uint ktb1_2_2, out uint ktb1_2_3);
-                MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_2_0, ktb1_2_1, exchange);
-                MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_2_2, ktb1_2_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 48, 8, 0, 0, 8, out uint ktb1_3_0, out uint ktb1_3_1, out uint ktb1_3_2, out uint ktb1_3_3);
-                MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_3_0, ktb1_3_1, exchange);
-                MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_3_2, ktb1_3_3, exchange);
-                uint ds2_0 = PackHalf2(dp4_0, dp4_1), ds2_1 = PackHalf2(dp4_2, dp4_3);
-                uint ds2_2 = PackHalf2(dp5_0, dp5_1), ds2_3 = PackHalf2(dp5_2, dp5_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 0, 8, 0, 0, 8, out uint ktb2_0_0, out uint ktb2_0_1, out uint ktb2_0_2, out uint ktb2_0_3);
-                MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_0_0, ktb2_0_1, exchange);
-                MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_0_2, ktb2_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 16, 8, 0, 0, 8, out uint ktb2_1_0, out uint ktb2_1_1, out uint ktb2_1_2, out uint ktb2_1_3);
-                MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_1_0, ktb2_1_1, exchange);
-                MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_1_2, ktb2_1_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 32, 8, 0, 0, 8, out uint ktb2_2_0, out uint ktb2_2_1, out uint ktb2_2_2, out uint ktb2_2_3);
-                MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_2_0, ktb2_2_1, exchange);
-                MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_2_2, ktb2_2_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 48, 8, 0, 0, 8, out uint ktb2_3_0, out uint ktb2_3_1, out uint ktb2_3_2, out uint ktb2_3_3);
-                MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_3_0, ktb2_3_1, exchange);
-                MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_3_2, ktb2_3_3, exchange);
-                uint ds3_0 = PackHalf2(dp6_0, dp6_1), ds3_1 = PackHalf2(dp6_2, dp6_3);
-                uint ds3_2 = PackHalf2(dp7_0, dp7_1), ds3_3 = PackHalf2(dp7_2, dp7_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 0, 8, 0, 0, 8, out uint ktb3_0_0, out uint ktb3_0_1, out uint ktb3_0_2, out uint ktb3_0_3);
-                MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_0_0, ktb3_0_1, exchange);
-                MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_0_2, ktb3_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 16, 8, 0, 0, 8, out uint ktb3_1_0, out uint ktb3_1_1, out uint ktb3_1_2, out uint ktb3_1_3);
-                MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_1_0, ktb3_1_1, exchange);
-                MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_1_2, ktb3_1_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 32, 8, 0, 0, 8, out uint ktb3_2_0, out uint ktb3_2_1, out uint ktb3_2_2, out uint ktb3_2_3);
-                MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_2_0, ktb3_2_1, exchange);
-                MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_2_2, ktb3_2_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 48, 8, 0, 0, 8, out uint ktb3_3_0, out uint ktb3_3_1, out uint ktb3_3_2, out uint ktb3_3_3);
-                MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_3_0, ktb3_3_1, exchange);
-                MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_3_2, ktb3_3_3, exchange);
-                Group.Barrier();
-            }
+                    // dQ_i += dS_ij K_j (line 16): the dS accumulators become A fragments, K_jᵀ gives pairs along the keys.
+                    uint ds0_0 = PackHalf2(dp0_0, dp0_1), ds0_1 = PackHalf2(dp0_2, dp0_3);
+                    uint ds0_2 = PackHalf2(dp1_0, dp1_1), ds0_3 = PackHalf2(dp1_2, dp1_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 0, 8, 0, 0, 8, out uint ktb0_0_0, out uint ktb0_0_1, out uint ktb0_0_2, out uint ktb0_0_3);
+                    MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_0_0, ktb0_0_1, exchange);
+                    MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_0_2, ktb0_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 16, 8, 0, 0, 8, out uint ktb0_1_0, out uint ktb0_1_1, out uint ktb0_1_2, out uint ktb0_1_3);
+                    MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_1_0, ktb0_1_1, exchange);
+                    MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_1_2, ktb0_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 32, 8, 0, 0, 8, out uint ktb0_2_0, out uint ktb0_2_1, out uint ktb0_2_2, out uint ktb0_2_3);
+                    MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_2_0, ktb0_2_1, exchange);
+                    MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_2_2, ktb0_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 0, 48, 8, 0, 0, 8, out uint ktb0_3_0, out uint ktb0_3_1, out uint ktb0_3_2, out uint ktb0_3_3);
+                    MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_3_0, ktb0_3_1, exchange);
+                    MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds0_0, ds0_1, ds0_2, ds0_3, ktb0_3_2, ktb0_3_3, exchange);
+                    uint ds1_0 = PackHalf2(dp2_0, dp2_1), ds1_1 = PackHalf2(dp2_2, dp2_3);
+                    uint ds1_2 = PackHalf2(dp3_0, dp3_1), ds1_3 = PackHalf2(dp3_2, dp3_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 0, 8, 0, 0, 8, out uint ktb1_0_0, out uint ktb1_0_1, out uint ktb1_0_2, out uint ktb1_0_3);
+                    MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_0_0, ktb1_0_1, exchange);
+                    MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_0_2, ktb1_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 16, 8, 0, 0, 8, out uint ktb1_1_0, out uint ktb1_1_1, out uint ktb1_1_2, out uint ktb1_1_3);
+                    MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_1_0, ktb1_1_1, exchange);
+                    MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_1_2, ktb1_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 32, 8, 0, 0, 8, out uint ktb1_2_0, out uint ktb1_2_1, out uint ktb1_2_2, out uint ktb1_2_3);
+                    MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_2_0, ktb1_2_1, exchange);
+                    MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_2_2, ktb1_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 16, 48, 8, 0, 0, 8, out uint ktb1_3_0, out uint ktb1_3_1, out uint ktb1_3_2, out uint ktb1_3_3);
+                    MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_3_0, ktb1_3_1, exchange);
+                    MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds1_0, ds1_1, ds1_2, ds1_3, ktb1_3_2, ktb1_3_3, exchange);
+                    uint ds2_0 = PackHalf2(dp4_0, dp4_1), ds2_1 = PackHalf2(dp4_2, dp4_3);
+                    uint ds2_2 = PackHalf2(dp5_0, dp5_1), ds2_3 = PackHalf2(dp5_2, dp5_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 0, 8, 0, 0, 8, out uint ktb2_0_0, out uint ktb2_0_1, out uint ktb2_0_2, out uint ktb2_0_3);
+                    MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_0_0, ktb2_0_1, exchange);
+                    MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_0_2, ktb2_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 16, 8, 0, 0, 8, out uint ktb2_1_0, out uint ktb2_1_1, out uint ktb2_1_2, out uint ktb2_1_3);
+                    MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_1_0, ktb2_1_1, exchange);
+                    MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_1_2, ktb2_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 32, 8, 0, 0, 8, out uint ktb2_2_0, out uint ktb2_2_1, out uint ktb2_2_2, out uint ktb2_2_3);
+                    MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_2_0, ktb2_2_1, exchange);
+                    MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_2_2, ktb2_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 32, 48, 8, 0, 0, 8, out uint ktb2_3_0, out uint ktb2_3_1, out uint ktb2_3_2, out uint ktb2_3_3);
+                    MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_3_0, ktb2_3_1, exchange);
+                    MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds2_0, ds2_1, ds2_2, ds2_3, ktb2_3_2, ktb2_3_3, exchange);
+                    uint ds3_0 = PackHalf2(dp6_0, dp6_1), ds3_1 = PackHalf2(dp6_2, dp6_3);
+                    uint ds3_2 = PackHalf2(dp7_0, dp7_1), ds3_3 = PackHalf2(dp7_2, dp7_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 0, 8, 0, 0, 8, out uint ktb3_0_0, out uint ktb3_0_1, out uint ktb3_0_2, out uint ktb3_0_3);
+                    MmaM16N8K16(ref dq0_0, ref dq0_1, ref dq0_2, ref dq0_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_0_0, ktb3_0_1, exchange);
+                    MmaM16N8K16(ref dq1_0, ref dq1_1, ref dq1_2, ref dq1_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_0_2, ktb3_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 16, 8, 0, 0, 8, out uint ktb3_1_0, out uint ktb3_1_1, out uint ktb3_1_2, out uint ktb3_1_3);
+                    MmaM16N8K16(ref dq2_0, ref dq2_1, ref dq2_2, ref dq2_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_1_0, ktb3_1_1, exchange);
+                    MmaM16N8K16(ref dq3_0, ref dq3_1, ref dq3_2, ref dq3_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_1_2, ktb3_1_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 32, 8, 0, 0, 8, out uint ktb3_2_0, out uint ktb3_2_1, out uint ktb3_2_2, out uint ktb3_2_3);
+                    MmaM16N8K16(ref dq4_0, ref dq4_1, ref dq4_2, ref dq4_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_2_0, ktb3_2_1, exchange);
+                    MmaM16N8K16(ref dq5_0, ref dq5_1, ref dq5_2, ref dq5_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_2_2, ktb3_2_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcBwdKTile, TcRow, 48, 48, 8, 0, 0, 8, out uint ktb3_3_0, out uint ktb3_3_1, out uint ktb3_3_2, out uint ktb3_3_3);
+                    MmaM16N8K16(ref dq6_0, ref dq6_1, ref dq6_2, ref dq6_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_3_0, ktb3_3_1, exchange);
+                    MmaM16N8K16(ref dq7_0, ref dq7_1, ref dq7_2, ref dq7_3, ds3_0, ds3_1, ds3_2, ds3_3, ktb3_3_2, ktb3_3_3, exchange);
+                    Group.Barrier();
+                }
 
-            // dQ_i times the softmax scale, written once.
-            var dQOut = a.dQ.Cast<uint>();
-            if (row0 < a.Mq)
-            {
-                long offset = ((((long)b * a.Mq + row0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
-                dQOut[offset + 0] = PackHalf2(dq0_0 * a.Scale, dq0_1 * a.Scale);
-                dQOut[offset + 4] = PackHalf2(dq1_0 * a.Scale, dq1_1 * a.Scale);
-                dQOut[offset + 8] = PackHalf2(dq2_0 * a.Scale, dq2_1 * a.Scale);
-                dQOut[offset + 12] = PackHalf2(dq3_0 * a.Scale, dq3_1 * a.Scale);
-                dQOut[offset + 16] = PackHalf2(dq4_0 * a.Scale, dq4_1 * a.Scale);
-                dQOut[offset + 20] = PackHalf2(dq5_0 * a.Scale, dq5_1 * a.Scale);
-                dQOut[offset + 24] = PackHalf2(dq6_0 * a.Scale, dq6_1 * a.Scale);
-                dQOut[offset + 28] = PackHalf2(dq7_0 * a.Scale, dq7_1 * a.Scale);
-            }
-            if (row1 < a.Mq)
-            {
-                long offset = ((((long)b * a.Mq + row1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
-                dQOut[offset + 0] = PackHalf2(dq0_2 * a.Scale, dq0_3 * a.Scale);
-                dQOut[offset + 4] = PackHalf2(dq1_2 * a.Scale, dq1_3 * a.Scale);
-                dQOut[offset + 8] = PackHalf2(dq2_2 * a.Scale, dq2_3 * a.Scale);
-                dQOut[offset + 12] = PackHalf2(dq3_2 * a.Scale, dq3_3 * a.Scale);
-                dQOut[offset + 16] = PackHalf2(dq4_2 * a.Scale, dq4_3 * a.Scale);
-                dQOut[offset + 20] = PackHalf2(dq5_2 * a.Scale, dq5_3 * a.Scale);
-                dQOut[offset + 24] = PackHalf2(dq6_2 * a.Scale, dq6_3 * a.Scale);
-                dQOut[offset + 28] = PackHalf2(dq7_2 * a.Scale, dq7_3 * a.Scale);
+                // dQ_i times the softmax scale, written once a pass. nanProbe sums what this thread writes.
+                var dQOut = a.dQ.Cast<uint>();
+                float nanProbe = 0f;
+                if (row0 < a.Mq)
+                {
+                    long offset = ((((long)b * a.Mq + row0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                    dQOut[offset + 0] = PackHalf2(dq0_0 * a.Scale, dq0_1 * a.Scale);
+                    nanProbe += dq0_0 + dq0_1;
+                    dQOut[offset + 4] = PackHalf2(dq1_0 * a.Scale, dq1_1 * a.Scale);
+                    nanProbe += dq1_0 + dq1_1;
+                    dQOut[offset + 8] = PackHalf2(dq2_0 * a.Scale, dq2_1 * a.Scale);
+                    nanProbe += dq2_0 + dq2_1;
+                    dQOut[offset + 12] = PackHalf2(dq3_0 * a.Scale, dq3_1 * a.Scale);
+                    nanProbe += dq3_0 + dq3_1;
+                    dQOut[offset + 16] = PackHalf2(dq4_0 * a.Scale, dq4_1 * a.Scale);
+                    nanProbe += dq4_0 + dq4_1;
+                    dQOut[offset + 20] = PackHalf2(dq5_0 * a.Scale, dq5_1 * a.Scale);
+                    nanProbe += dq5_0 + dq5_1;
+                    dQOut[offset + 24] = PackHalf2(dq6_0 * a.Scale, dq6_1 * a.Scale);
+                    nanProbe += dq6_0 + dq6_1;
+                    dQOut[offset + 28] = PackHalf2(dq7_0 * a.Scale, dq7_1 * a.Scale);
+                    nanProbe += dq7_0 + dq7_1;
+                }
+                if (row1 < a.Mq)
+                {
+                    long offset = ((((long)b * a.Mq + row1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                    dQOut[offset + 0] = PackHalf2(dq0_2 * a.Scale, dq0_3 * a.Scale);
+                    nanProbe += dq0_2 + dq0_3;
+                    dQOut[offset + 4] = PackHalf2(dq1_2 * a.Scale, dq1_3 * a.Scale);
+                    nanProbe += dq1_2 + dq1_3;
+                    dQOut[offset + 8] = PackHalf2(dq2_2 * a.Scale, dq2_3 * a.Scale);
+                    nanProbe += dq2_2 + dq2_3;
+                    dQOut[offset + 12] = PackHalf2(dq3_2 * a.Scale, dq3_3 * a.Scale);
+                    nanProbe += dq3_2 + dq3_3;
+                    dQOut[offset + 16] = PackHalf2(dq4_2 * a.Scale, dq4_3 * a.Scale);
+                    nanProbe += dq4_2 + dq4_3;
+                    dQOut[offset + 20] = PackHalf2(dq5_2 * a.Scale, dq5_3 * a.Scale);
+                    nanProbe += dq5_2 + dq5_3;
+                    dQOut[offset + 24] = PackHalf2(dq6_2 * a.Scale, dq6_3 * a.Scale);
+                    nanProbe += dq6_2 + dq6_3;
+                    dQOut[offset + 28] = PackHalf2(dq7_2 * a.Scale, dq7_3 * a.Scale);
+                    nanProbe += dq7_2 + dq7_3;
+                }
+                if (pass == SanitizePass || !Group.BarrierOr(float.IsNaN(nanProbe)))
+                    return;
             }
         }
     }

@@ -116,248 +116,310 @@ partial class Kernels
             var vSource = a.V.Cast<ulong>();
             KvRange(a, firstRow, lastRow, out int kvBegin, out int kvEnd);
 
-            // Q through the tile memory (plain loads and stores); this warp's query rows become A fragments.
-            TcLoadRows(tile, a.Q.Cast<ulong>(), b, firstRow, TcFwdBlockM, a.Mq, a.Hq, h, tid);
-            Group.Barrier();
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 0, 8, 0, 0, 8, out uint q0_0_0, out uint q0_0_1, out uint q0_0_2, out uint q0_0_3);
-            LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 16, 8, 0, 0, 8, out uint q0_1_0, out uint q0_1_1, out uint q0_1_2, out uint q0_1_3);
-            Group.Barrier();
-            TcLoadRows(tile, kSource, b, kvBegin, TcBlockN, a.Mkv, a.Hkv, hk, tid);
-            Group.Barrier();
-            float o0_0_0 = 0f, o0_0_1 = 0f, o0_0_2 = 0f, o0_0_3 = 0f;
-            float o0_1_0 = 0f, o0_1_1 = 0f, o0_1_2 = 0f, o0_1_3 = 0f;
-            float o0_2_0 = 0f, o0_2_1 = 0f, o0_2_2 = 0f, o0_2_3 = 0f;
-            float o0_3_0 = 0f, o0_3_1 = 0f, o0_3_2 = 0f, o0_3_3 = 0f;
-            float rowMax0_0 = float.NegativeInfinity, rowMax0_1 = float.NegativeInfinity;
-            float rowSum0_0 = 0f, rowSum0_1 = 0f;
-
-            for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBlockN)
+            // Every group runs the fast pass. One whose O holds a NaN computes its tile again: a non-finite V entry
+            // times the 0 of a masked P gives NaN in rows that cannot see it. V's non-finite elements are zeroed
+            // (SanitizePass: O and the LSE of every row exact), then P ≠ 0 and V's non-finite elements as 0/1
+            // indicators (PoisonPass) write NaN into O where their product is not 0: the rows that see a non-finite V
+            // entry (docs/RELIABILITY.md).
+            for (int pass = FastPass; ; pass++)
             {
-                // K_j is in shared memory; V_j's loads fly during S = Q K_jᵀ.
-                ulong stage0 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 0 * TcThreads);
-                ulong stage1 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 1 * TcThreads);
-                ulong stage2 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 2 * TcThreads);
-                ulong stage3 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 3 * TcThreads);
-
-                // S_ij = Q_i K_jᵀ (TcWarpRows × TcBlockN per warp); one ldmatrix.x4 gives the B fragments of two 8-key n-tiles.
-                float s0_0_0 = 0f, s0_0_1 = 0f, s0_0_2 = 0f, s0_0_3 = 0f;
-                float s0_1_0 = 0f, s0_1_1 = 0f, s0_1_2 = 0f, s0_1_3 = 0f;
-                float s0_2_0 = 0f, s0_2_1 = 0f, s0_2_2 = 0f, s0_2_3 = 0f;
-                float s0_3_0 = 0f, s0_3_1 = 0f, s0_3_2 = 0f, s0_3_3 = 0f;
-                float s0_4_0 = 0f, s0_4_1 = 0f, s0_4_2 = 0f, s0_4_3 = 0f;
-                float s0_5_0 = 0f, s0_5_1 = 0f, s0_5_2 = 0f, s0_5_3 = 0f;
-                float s0_6_0 = 0f, s0_6_1 = 0f, s0_6_2 = 0f, s0_6_3 = 0f;
-                float s0_7_0 = 0f, s0_7_1 = 0f, s0_7_2 = 0f, s0_7_3 = 0f;
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 0, 0, 8, 8, 0, out uint k0_0_0, out uint k0_0_1, out uint k0_0_2, out uint k0_0_3);
-                MmaM16N8K16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k0_0_0, k0_0_1, exchange);
-                MmaM16N8K16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k0_0_2, k0_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 0, 0, 8, 8, 0, out uint k1_0_0, out uint k1_0_1, out uint k1_0_2, out uint k1_0_3);
-                MmaM16N8K16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k1_0_0, k1_0_1, exchange);
-                MmaM16N8K16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k1_0_2, k1_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 0, 0, 8, 8, 0, out uint k2_0_0, out uint k2_0_1, out uint k2_0_2, out uint k2_0_3);
-                MmaM16N8K16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k2_0_0, k2_0_1, exchange);
-                MmaM16N8K16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k2_0_2, k2_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 0, 0, 8, 8, 0, out uint k3_0_0, out uint k3_0_1, out uint k3_0_2, out uint k3_0_3);
-                MmaM16N8K16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k3_0_0, k3_0_1, exchange);
-                MmaM16N8K16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k3_0_2, k3_0_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 16, 0, 8, 8, 0, out uint k0_1_0, out uint k0_1_1, out uint k0_1_2, out uint k0_1_3);
-                MmaM16N8K16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k0_1_0, k0_1_1, exchange);
-                MmaM16N8K16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k0_1_2, k0_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 16, 0, 8, 8, 0, out uint k1_1_0, out uint k1_1_1, out uint k1_1_2, out uint k1_1_3);
-                MmaM16N8K16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k1_1_0, k1_1_1, exchange);
-                MmaM16N8K16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k1_1_2, k1_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 16, 0, 8, 8, 0, out uint k2_1_0, out uint k2_1_1, out uint k2_1_2, out uint k2_1_3);
-                MmaM16N8K16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k2_1_0, k2_1_1, exchange);
-                MmaM16N8K16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k2_1_2, k2_1_3, exchange);
-                LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 16, 0, 8, 8, 0, out uint k3_1_0, out uint k3_1_1, out uint k3_1_2, out uint k3_1_3);
-                MmaM16N8K16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k3_1_0, k3_1_1, exchange);
-                MmaM16N8K16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k3_1_2, k3_1_3, exchange);
-
-                // Scale, bias and mask into the base-2 domain.
-                bool check = TcTileNeedsMask(a, firstRow, TcFwdBlockM, n0, TcBlockN, kvEnd);
-                int column = n0 + 2 * quad;
-                s0_0_0 = TcScore(a, b, h, s0_0_0, row0_0, column + 0, kvEnd, check);
-                s0_0_1 = TcScore(a, b, h, s0_0_1, row0_0, column + 1, kvEnd, check);
-                s0_0_2 = TcScore(a, b, h, s0_0_2, row0_1, column + 0, kvEnd, check);
-                s0_0_3 = TcScore(a, b, h, s0_0_3, row0_1, column + 1, kvEnd, check);
-                s0_1_0 = TcScore(a, b, h, s0_1_0, row0_0, column + 8, kvEnd, check);
-                s0_1_1 = TcScore(a, b, h, s0_1_1, row0_0, column + 9, kvEnd, check);
-                s0_1_2 = TcScore(a, b, h, s0_1_2, row0_1, column + 8, kvEnd, check);
-                s0_1_3 = TcScore(a, b, h, s0_1_3, row0_1, column + 9, kvEnd, check);
-                s0_2_0 = TcScore(a, b, h, s0_2_0, row0_0, column + 16, kvEnd, check);
-                s0_2_1 = TcScore(a, b, h, s0_2_1, row0_0, column + 17, kvEnd, check);
-                s0_2_2 = TcScore(a, b, h, s0_2_2, row0_1, column + 16, kvEnd, check);
-                s0_2_3 = TcScore(a, b, h, s0_2_3, row0_1, column + 17, kvEnd, check);
-                s0_3_0 = TcScore(a, b, h, s0_3_0, row0_0, column + 24, kvEnd, check);
-                s0_3_1 = TcScore(a, b, h, s0_3_1, row0_0, column + 25, kvEnd, check);
-                s0_3_2 = TcScore(a, b, h, s0_3_2, row0_1, column + 24, kvEnd, check);
-                s0_3_3 = TcScore(a, b, h, s0_3_3, row0_1, column + 25, kvEnd, check);
-                s0_4_0 = TcScore(a, b, h, s0_4_0, row0_0, column + 32, kvEnd, check);
-                s0_4_1 = TcScore(a, b, h, s0_4_1, row0_0, column + 33, kvEnd, check);
-                s0_4_2 = TcScore(a, b, h, s0_4_2, row0_1, column + 32, kvEnd, check);
-                s0_4_3 = TcScore(a, b, h, s0_4_3, row0_1, column + 33, kvEnd, check);
-                s0_5_0 = TcScore(a, b, h, s0_5_0, row0_0, column + 40, kvEnd, check);
-                s0_5_1 = TcScore(a, b, h, s0_5_1, row0_0, column + 41, kvEnd, check);
-                s0_5_2 = TcScore(a, b, h, s0_5_2, row0_1, column + 40, kvEnd, check);
-                s0_5_3 = TcScore(a, b, h, s0_5_3, row0_1, column + 41, kvEnd, check);
-                s0_6_0 = TcScore(a, b, h, s0_6_0, row0_0, column + 48, kvEnd, check);
-                s0_6_1 = TcScore(a, b, h, s0_6_1, row0_0, column + 49, kvEnd, check);
-                s0_6_2 = TcScore(a, b, h, s0_6_2, row0_1, column + 48, kvEnd, check);
-                s0_6_3 = TcScore(a, b, h, s0_6_3, row0_1, column + 49, kvEnd, check);
-                s0_7_0 = TcScore(a, b, h, s0_7_0, row0_0, column + 56, kvEnd, check);
-                s0_7_1 = TcScore(a, b, h, s0_7_1, row0_0, column + 57, kvEnd, check);
-                s0_7_2 = TcScore(a, b, h, s0_7_2, row0_1, column + 56, kvEnd, check);
-                s0_7_3 = TcScore(a, b, h, s0_7_3, row0_1, column + 57, kvEnd, check);
-
-                // V_j into its tile (every warp finished O += P V_j-1 before the last barrier); K_j+1's loads fly during the
-                // softmax and O += P V_j (after the last tile they are loaded and never used; rows past Mkv are zeros).
-                TcStageStore(tile, TcVTile, tid + 0 * TcThreads, stage0);
-                TcStageStore(tile, TcVTile, tid + 1 * TcThreads, stage1);
-                TcStageStore(tile, TcVTile, tid + 2 * TcThreads, stage2);
-                TcStageStore(tile, TcVTile, tid + 3 * TcThreads, stage3);
-                stage0 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 0 * TcThreads);
-                stage1 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 1 * TcThreads);
-                stage2 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 2 * TcThreads);
-                stage3 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 3 * TcThreads);
+                // Q through the tile memory (plain loads and stores); this warp's query rows become A fragments.
+                TcLoadRows(tile, a.Q.Cast<ulong>(), b, firstRow, TcFwdBlockM, a.Mq, a.Hq, h, tid);
                 Group.Barrier();
-
-                // Online softmax of m-tile 0 (Algorithm 1, lines 9-10): the tile's row maxima across the quad of lanes sharing a row.
-                float tileMax0_0 = rowMax0_0, tileMax0_1 = rowMax0_1;
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_0_0, s0_0_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_0_2, s0_0_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_1_0, s0_1_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_1_2, s0_1_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_2_0, s0_2_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_2_2, s0_2_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_3_0, s0_3_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_3_2, s0_3_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_4_0, s0_4_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_4_2, s0_4_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_5_0, s0_5_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_5_2, s0_5_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_6_0, s0_6_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_6_2, s0_6_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_7_0, s0_7_1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_7_2, s0_7_3));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 1));
-                tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 2));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 1));
-                tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 2));
-                // A row that has seen no key yet keeps max −∞; subtracting 0 then keeps every exponent −∞ → 0.
-                float base0_0 = tileMax0_0 == float.NegativeInfinity ? 0f : tileMax0_0;
-                float base0_1 = tileMax0_1 == float.NegativeInfinity ? 0f : tileMax0_1;
-                float correction0_0 = Exp2(rowMax0_0 - base0_0), correction0_1 = Exp2(rowMax0_1 - base0_1);
-                rowMax0_0 = tileMax0_0;
-                rowMax0_1 = tileMax0_1;
-                rowSum0_0 *= correction0_0;
-                rowSum0_1 *= correction0_1;
-                o0_0_0 *= correction0_0; o0_0_1 *= correction0_0; o0_0_2 *= correction0_1; o0_0_3 *= correction0_1;
-                o0_1_0 *= correction0_0; o0_1_1 *= correction0_0; o0_1_2 *= correction0_1; o0_1_3 *= correction0_1;
-                o0_2_0 *= correction0_0; o0_2_1 *= correction0_0; o0_2_2 *= correction0_1; o0_2_3 *= correction0_1;
-                o0_3_0 *= correction0_0; o0_3_1 *= correction0_0; o0_3_2 *= correction0_1; o0_3_3 *= correction0_1;
-                s0_0_0 = Exp2(s0_0_0 - base0_0); s0_0_1 = Exp2(s0_0_1 - base0_0);
-                s0_0_2 = Exp2(s0_0_2 - base0_1); s0_0_3 = Exp2(s0_0_3 - base0_1);
-                rowSum0_0 += s0_0_0 + s0_0_1;
-                rowSum0_1 += s0_0_2 + s0_0_3;
-                s0_1_0 = Exp2(s0_1_0 - base0_0); s0_1_1 = Exp2(s0_1_1 - base0_0);
-                s0_1_2 = Exp2(s0_1_2 - base0_1); s0_1_3 = Exp2(s0_1_3 - base0_1);
-                rowSum0_0 += s0_1_0 + s0_1_1;
-                rowSum0_1 += s0_1_2 + s0_1_3;
-                s0_2_0 = Exp2(s0_2_0 - base0_0); s0_2_1 = Exp2(s0_2_1 - base0_0);
-                s0_2_2 = Exp2(s0_2_2 - base0_1); s0_2_3 = Exp2(s0_2_3 - base0_1);
-                rowSum0_0 += s0_2_0 + s0_2_1;
-                rowSum0_1 += s0_2_2 + s0_2_3;
-                s0_3_0 = Exp2(s0_3_0 - base0_0); s0_3_1 = Exp2(s0_3_1 - base0_0);
-                s0_3_2 = Exp2(s0_3_2 - base0_1); s0_3_3 = Exp2(s0_3_3 - base0_1);
-                rowSum0_0 += s0_3_0 + s0_3_1;
-                rowSum0_1 += s0_3_2 + s0_3_3;
-                s0_4_0 = Exp2(s0_4_0 - base0_0); s0_4_1 = Exp2(s0_4_1 - base0_0);
-                s0_4_2 = Exp2(s0_4_2 - base0_1); s0_4_3 = Exp2(s0_4_3 - base0_1);
-                rowSum0_0 += s0_4_0 + s0_4_1;
-                rowSum0_1 += s0_4_2 + s0_4_3;
-                s0_5_0 = Exp2(s0_5_0 - base0_0); s0_5_1 = Exp2(s0_5_1 - base0_0);
-                s0_5_2 = Exp2(s0_5_2 - base0_1); s0_5_3 = Exp2(s0_5_3 - base0_1);
-                rowSum0_0 += s0_5_0 + s0_5_1;
-                rowSum0_1 += s0_5_2 + s0_5_3;
-                s0_6_0 = Exp2(s0_6_0 - base0_0); s0_6_1 = Exp2(s0_6_1 - base0_0);
-                s0_6_2 = Exp2(s0_6_2 - base0_1); s0_6_3 = Exp2(s0_6_3 - base0_1);
-                rowSum0_0 += s0_6_0 + s0_6_1;
-                rowSum0_1 += s0_6_2 + s0_6_3;
-                s0_7_0 = Exp2(s0_7_0 - base0_0); s0_7_1 = Exp2(s0_7_1 - base0_0);
-                s0_7_2 = Exp2(s0_7_2 - base0_1); s0_7_3 = Exp2(s0_7_3 - base0_1);
-                rowSum0_0 += s0_7_0 + s0_7_1;
-                rowSum0_1 += s0_7_2 + s0_7_3;
-
-                // O_i += P_ij V_j: the S accumulators become A fragments of P in registers; one ldmatrix.x4.trans gives the B
-                // fragments of two 8-column d-tiles of V.
-                uint p0_0_0 = PackHalf2(s0_0_0, s0_0_1), p0_0_1 = PackHalf2(s0_0_2, s0_0_3);
-                uint p0_0_2 = PackHalf2(s0_1_0, s0_1_1), p0_0_3 = PackHalf2(s0_1_2, s0_1_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 0, 8, 0, 0, 8, out uint v0_0_0, out uint v0_0_1, out uint v0_0_2, out uint v0_0_3);
-                MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_0_0, v0_0_1, exchange);
-                MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_0_2, v0_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 16, 8, 0, 0, 8, out uint v0_1_0, out uint v0_1_1, out uint v0_1_2, out uint v0_1_3);
-                MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_1_0, v0_1_1, exchange);
-                MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_1_2, v0_1_3, exchange);
-                uint p0_1_0 = PackHalf2(s0_2_0, s0_2_1), p0_1_1 = PackHalf2(s0_2_2, s0_2_3);
-                uint p0_1_2 = PackHalf2(s0_3_0, s0_3_1), p0_1_3 = PackHalf2(s0_3_2, s0_3_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 0, 8, 0, 0, 8, out uint v1_0_0, out uint v1_0_1, out uint v1_0_2, out uint v1_0_3);
-                MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_0_0, v1_0_1, exchange);
-                MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_0_2, v1_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 16, 8, 0, 0, 8, out uint v1_1_0, out uint v1_1_1, out uint v1_1_2, out uint v1_1_3);
-                MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_1_0, v1_1_1, exchange);
-                MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_1_2, v1_1_3, exchange);
-                uint p0_2_0 = PackHalf2(s0_4_0, s0_4_1), p0_2_1 = PackHalf2(s0_4_2, s0_4_3);
-                uint p0_2_2 = PackHalf2(s0_5_0, s0_5_1), p0_2_3 = PackHalf2(s0_5_2, s0_5_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 0, 8, 0, 0, 8, out uint v2_0_0, out uint v2_0_1, out uint v2_0_2, out uint v2_0_3);
-                MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_0_0, v2_0_1, exchange);
-                MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_0_2, v2_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 16, 8, 0, 0, 8, out uint v2_1_0, out uint v2_1_1, out uint v2_1_2, out uint v2_1_3);
-                MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_1_0, v2_1_1, exchange);
-                MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_1_2, v2_1_3, exchange);
-                uint p0_3_0 = PackHalf2(s0_6_0, s0_6_1), p0_3_1 = PackHalf2(s0_6_2, s0_6_3);
-                uint p0_3_2 = PackHalf2(s0_7_0, s0_7_1), p0_3_3 = PackHalf2(s0_7_2, s0_7_3);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 0, 8, 0, 0, 8, out uint v3_0_0, out uint v3_0_1, out uint v3_0_2, out uint v3_0_3);
-                MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_0_0, v3_0_1, exchange);
-                MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_0_2, v3_0_3, exchange);
-                LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 16, 8, 0, 0, 8, out uint v3_1_0, out uint v3_1_1, out uint v3_1_2, out uint v3_1_3);
-                MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_1_0, v3_1_1, exchange);
-                MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_1_2, v3_1_3, exchange);
-
-                // K_j+1 into its tile (every warp finished S = Q K_jᵀ before the barrier above).
-                TcStageStore(tile, TcKTile, tid + 0 * TcThreads, stage0);
-                TcStageStore(tile, TcKTile, tid + 1 * TcThreads, stage1);
-                TcStageStore(tile, TcKTile, tid + 2 * TcThreads, stage2);
-                TcStageStore(tile, TcKTile, tid + 3 * TcThreads, stage3);
+                LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 0, 8, 0, 0, 8, out uint q0_0_0, out uint q0_0_1, out uint q0_0_2, out uint q0_0_3);
+                LoadMatrixX4(tileWords, sharedBase, 0, TcRow, warp * TcWarpRows + 0, 16, 8, 0, 0, 8, out uint q0_1_0, out uint q0_1_1, out uint q0_1_2, out uint q0_1_3);
                 Group.Barrier();
-            }
+                TcLoadRows(tile, kSource, b, kvBegin, TcBlockN, a.Mkv, a.Hkv, hk, tid);
+                Group.Barrier();
+                float o0_0_0 = 0f, o0_0_1 = 0f, o0_0_2 = 0f, o0_0_3 = 0f;
+                float o0_1_0 = 0f, o0_1_1 = 0f, o0_1_2 = 0f, o0_1_3 = 0f;
+                float o0_2_0 = 0f, o0_2_1 = 0f, o0_2_2 = 0f, o0_2_3 = 0f;
+                float o0_3_0 = 0f, o0_3_1 = 0f, o0_3_2 = 0f, o0_3_3 = 0f;
+                float rowMax0_0 = float.NegativeInfinity, rowMax0_1 = float.NegativeInfinity;
+                float rowSum0_0 = 0f, rowSum0_1 = 0f;
 
-            // O_i = acc / RowSum, Lse_i = RowMax · ln 2 + ln RowSum; a row that saw no key gets O = 0, Lse = −∞.
-            var o = a.O.Cast<uint>();
-            rowSum0_0 += Warp.ShuffleXor(rowSum0_0, 1);
-            rowSum0_0 += Warp.ShuffleXor(rowSum0_0, 2);
-            if (row0_0 < a.Mq)
-            {
-                float inverse = rowSum0_0 > 0f ? 1f / rowSum0_0 : 0f;
-                long offset = ((((long)b * a.Mq + row0_0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
-                o[offset + 0] = PackHalf2(o0_0_0 * inverse, o0_0_1 * inverse);
-                o[offset + 4] = PackHalf2(o0_1_0 * inverse, o0_1_1 * inverse);
-                o[offset + 8] = PackHalf2(o0_2_0 * inverse, o0_2_1 * inverse);
-                o[offset + 12] = PackHalf2(o0_3_0 * inverse, o0_3_1 * inverse);
-                if (quad == 0)
-                    a.Lse[((long)b * a.Hq + h) * a.Mq + row0_0] = rowSum0_0 > 0f || float.IsNaN(rowSum0_0) ? rowMax0_0 * 0.6931471805599453f + System.MathF.Log(rowSum0_0) : float.NegativeInfinity;
-            }
-            rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 1);
-            rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 2);
-            if (row0_1 < a.Mq)
-            {
-                float inverse = rowSum0_1 > 0f ? 1f / rowSum0_1 : 0f;
-                long offset = ((((long)b * a.Mq + row0_1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
-                o[offset + 0] = PackHalf2(o0_0_2 * inverse, o0_0_3 * inverse);
-                o[offset + 4] = PackHalf2(o0_1_2 * inverse, o0_1_3 * inverse);
-                o[offset + 8] = PackHalf2(o0_2_2 * inverse, o0_2_3 * inverse);
-                o[offset + 12] = PackHalf2(o0_3_2 * inverse, o0_3_3 * inverse);
-                if (quad == 0)
-                    a.Lse[((long)b * a.Hq + h) * a.Mq + row0_1] = rowSum0_1 > 0f || float.IsNaN(rowSum0_1) ? rowMax0_1 * 0.6931471805599453f + System.MathF.Log(rowSum0_1) : float.NegativeInfinity;
+                for (int n0 = kvBegin; n0 < kvEnd; n0 += TcBlockN)
+                {
+                    // K_j is in shared memory; V_j's loads fly during S = Q K_jᵀ.
+                    ulong stage0 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 0 * TcThreads);
+                    ulong stage1 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 1 * TcThreads);
+                    ulong stage2 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 2 * TcThreads);
+                    ulong stage3 = TcStageLoad(vSource, b, n0, a.Mkv, a.Hkv, hk, tid + 3 * TcThreads);
+                    if (pass != FastPass)
+                    {
+                        // A later pass rewrites V_j as it arrives (where few registers are live).
+                        stage0 = RewriteNonFiniteHalf4(stage0, pass == PoisonPass);
+                        stage1 = RewriteNonFiniteHalf4(stage1, pass == PoisonPass);
+                        stage2 = RewriteNonFiniteHalf4(stage2, pass == PoisonPass);
+                        stage3 = RewriteNonFiniteHalf4(stage3, pass == PoisonPass);
+                    }
+
+                    // S_ij = Q_i K_jᵀ (TcWarpRows × TcBlockN per warp); one ldmatrix.x4 gives the B fragments of two 8-key n-tiles.
+                    float s0_0_0 = 0f, s0_0_1 = 0f, s0_0_2 = 0f, s0_0_3 = 0f;
+                    float s0_1_0 = 0f, s0_1_1 = 0f, s0_1_2 = 0f, s0_1_3 = 0f;
+                    float s0_2_0 = 0f, s0_2_1 = 0f, s0_2_2 = 0f, s0_2_3 = 0f;
+                    float s0_3_0 = 0f, s0_3_1 = 0f, s0_3_2 = 0f, s0_3_3 = 0f;
+                    float s0_4_0 = 0f, s0_4_1 = 0f, s0_4_2 = 0f, s0_4_3 = 0f;
+                    float s0_5_0 = 0f, s0_5_1 = 0f, s0_5_2 = 0f, s0_5_3 = 0f;
+                    float s0_6_0 = 0f, s0_6_1 = 0f, s0_6_2 = 0f, s0_6_3 = 0f;
+                    float s0_7_0 = 0f, s0_7_1 = 0f, s0_7_2 = 0f, s0_7_3 = 0f;
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 0, 0, 8, 8, 0, out uint k0_0_0, out uint k0_0_1, out uint k0_0_2, out uint k0_0_3);
+                    MmaM16N8K16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k0_0_0, k0_0_1, exchange);
+                    MmaM16N8K16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k0_0_2, k0_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 0, 0, 8, 8, 0, out uint k1_0_0, out uint k1_0_1, out uint k1_0_2, out uint k1_0_3);
+                    MmaM16N8K16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k1_0_0, k1_0_1, exchange);
+                    MmaM16N8K16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k1_0_2, k1_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 0, 0, 8, 8, 0, out uint k2_0_0, out uint k2_0_1, out uint k2_0_2, out uint k2_0_3);
+                    MmaM16N8K16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k2_0_0, k2_0_1, exchange);
+                    MmaM16N8K16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k2_0_2, k2_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 0, 0, 8, 8, 0, out uint k3_0_0, out uint k3_0_1, out uint k3_0_2, out uint k3_0_3);
+                    MmaM16N8K16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k3_0_0, k3_0_1, exchange);
+                    MmaM16N8K16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_0_0, q0_0_1, q0_0_2, q0_0_3, k3_0_2, k3_0_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 0, 16, 0, 8, 8, 0, out uint k0_1_0, out uint k0_1_1, out uint k0_1_2, out uint k0_1_3);
+                    MmaM16N8K16(ref s0_0_0, ref s0_0_1, ref s0_0_2, ref s0_0_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k0_1_0, k0_1_1, exchange);
+                    MmaM16N8K16(ref s0_1_0, ref s0_1_1, ref s0_1_2, ref s0_1_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k0_1_2, k0_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 16, 16, 0, 8, 8, 0, out uint k1_1_0, out uint k1_1_1, out uint k1_1_2, out uint k1_1_3);
+                    MmaM16N8K16(ref s0_2_0, ref s0_2_1, ref s0_2_2, ref s0_2_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k1_1_0, k1_1_1, exchange);
+                    MmaM16N8K16(ref s0_3_0, ref s0_3_1, ref s0_3_2, ref s0_3_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k1_1_2, k1_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 32, 16, 0, 8, 8, 0, out uint k2_1_0, out uint k2_1_1, out uint k2_1_2, out uint k2_1_3);
+                    MmaM16N8K16(ref s0_4_0, ref s0_4_1, ref s0_4_2, ref s0_4_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k2_1_0, k2_1_1, exchange);
+                    MmaM16N8K16(ref s0_5_0, ref s0_5_1, ref s0_5_2, ref s0_5_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k2_1_2, k2_1_3, exchange);
+                    LoadMatrixX4(tileWords, sharedBase, TcKTile, TcRow, 48, 16, 0, 8, 8, 0, out uint k3_1_0, out uint k3_1_1, out uint k3_1_2, out uint k3_1_3);
+                    MmaM16N8K16(ref s0_6_0, ref s0_6_1, ref s0_6_2, ref s0_6_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k3_1_0, k3_1_1, exchange);
+                    MmaM16N8K16(ref s0_7_0, ref s0_7_1, ref s0_7_2, ref s0_7_3, q0_1_0, q0_1_1, q0_1_2, q0_1_3, k3_1_2, k3_1_3, exchange);
+
+                    // Scale, bias and mask into the base-2 domain.
+                    bool check = TcTileNeedsMask(a, firstRow, TcFwdBlockM, n0, TcBlockN, kvEnd);
+                    int column = n0 + 2 * quad;
+                    s0_0_0 = TcScore(a, b, h, s0_0_0, row0_0, column + 0, kvEnd, check);
+                    s0_0_1 = TcScore(a, b, h, s0_0_1, row0_0, column + 1, kvEnd, check);
+                    s0_0_2 = TcScore(a, b, h, s0_0_2, row0_1, column + 0, kvEnd, check);
+                    s0_0_3 = TcScore(a, b, h, s0_0_3, row0_1, column + 1, kvEnd, check);
+                    s0_1_0 = TcScore(a, b, h, s0_1_0, row0_0, column + 8, kvEnd, check);
+                    s0_1_1 = TcScore(a, b, h, s0_1_1, row0_0, column + 9, kvEnd, check);
+                    s0_1_2 = TcScore(a, b, h, s0_1_2, row0_1, column + 8, kvEnd, check);
+                    s0_1_3 = TcScore(a, b, h, s0_1_3, row0_1, column + 9, kvEnd, check);
+                    s0_2_0 = TcScore(a, b, h, s0_2_0, row0_0, column + 16, kvEnd, check);
+                    s0_2_1 = TcScore(a, b, h, s0_2_1, row0_0, column + 17, kvEnd, check);
+                    s0_2_2 = TcScore(a, b, h, s0_2_2, row0_1, column + 16, kvEnd, check);
+                    s0_2_3 = TcScore(a, b, h, s0_2_3, row0_1, column + 17, kvEnd, check);
+                    s0_3_0 = TcScore(a, b, h, s0_3_0, row0_0, column + 24, kvEnd, check);
+                    s0_3_1 = TcScore(a, b, h, s0_3_1, row0_0, column + 25, kvEnd, check);
+                    s0_3_2 = TcScore(a, b, h, s0_3_2, row0_1, column + 24, kvEnd, check);
+                    s0_3_3 = TcScore(a, b, h, s0_3_3, row0_1, column + 25, kvEnd, check);
+                    s0_4_0 = TcScore(a, b, h, s0_4_0, row0_0, column + 32, kvEnd, check);
+                    s0_4_1 = TcScore(a, b, h, s0_4_1, row0_0, column + 33, kvEnd, check);
+                    s0_4_2 = TcScore(a, b, h, s0_4_2, row0_1, column + 32, kvEnd, check);
+                    s0_4_3 = TcScore(a, b, h, s0_4_3, row0_1, column + 33, kvEnd, check);
+                    s0_5_0 = TcScore(a, b, h, s0_5_0, row0_0, column + 40, kvEnd, check);
+                    s0_5_1 = TcScore(a, b, h, s0_5_1, row0_0, column + 41, kvEnd, check);
+                    s0_5_2 = TcScore(a, b, h, s0_5_2, row0_1, column + 40, kvEnd, check);
+                    s0_5_3 = TcScore(a, b, h, s0_5_3, row0_1, column + 41, kvEnd, check);
+                    s0_6_0 = TcScore(a, b, h, s0_6_0, row0_0, column + 48, kvEnd, check);
+                    s0_6_1 = TcScore(a, b, h, s0_6_1, row0_0, column + 49, kvEnd, check);
+                    s0_6_2 = TcScore(a, b, h, s0_6_2, row0_1, column + 48, kvEnd, check);
+                    s0_6_3 = TcScore(a, b, h, s0_6_3, row0_1, column + 49, kvEnd, check);
+                    s0_7_0 = TcScore(a, b, h, s0_7_0, row0_0, column + 56, kvEnd, check);
+                    s0_7_1 = TcScore(a, b, h, s0_7_1, row0_0, column + 57, kvEnd, check);
+                    s0_7_2 = TcScore(a, b, h, s0_7_2, row0_1, column + 56, kvEnd, check);
+                    s0_7_3 = TcScore(a, b, h, s0_7_3, row0_1, column + 57, kvEnd, check);
+
+                    // V_j into its tile (every warp finished O += P V_j-1 before the last barrier); K_j+1's loads fly during the
+                    // softmax and O += P V_j (after the last tile they are loaded and never used; rows past Mkv are zeros).
+                    TcStageStore(tile, TcVTile, tid + 0 * TcThreads, stage0);
+                    TcStageStore(tile, TcVTile, tid + 1 * TcThreads, stage1);
+                    TcStageStore(tile, TcVTile, tid + 2 * TcThreads, stage2);
+                    TcStageStore(tile, TcVTile, tid + 3 * TcThreads, stage3);
+                    stage0 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 0 * TcThreads);
+                    stage1 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 1 * TcThreads);
+                    stage2 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 2 * TcThreads);
+                    stage3 = TcStageLoad(kSource, b, n0 + TcBlockN, a.Mkv, a.Hkv, hk, tid + 3 * TcThreads);
+                    Group.Barrier();
+
+                    // Online softmax of m-tile 0 (Algorithm 1, lines 9-10): the tile's row maxima across the quad of lanes sharing a row.
+                    float tileMax0_0 = rowMax0_0, tileMax0_1 = rowMax0_1;
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_0_0, s0_0_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_0_2, s0_0_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_1_0, s0_1_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_1_2, s0_1_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_2_0, s0_2_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_2_2, s0_2_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_3_0, s0_3_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_3_2, s0_3_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_4_0, s0_4_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_4_2, s0_4_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_5_0, s0_5_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_5_2, s0_5_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_6_0, s0_6_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_6_2, s0_6_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, KernelMath.MaxNaN(s0_7_0, s0_7_1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, KernelMath.MaxNaN(s0_7_2, s0_7_3));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 1));
+                    tileMax0_0 = KernelMath.MaxNaN(tileMax0_0, Warp.ShuffleXor(tileMax0_0, 2));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 1));
+                    tileMax0_1 = KernelMath.MaxNaN(tileMax0_1, Warp.ShuffleXor(tileMax0_1, 2));
+                    // A row that has seen no key yet keeps max −∞; subtracting 0 then keeps every exponent −∞ → 0.
+                    float base0_0 = tileMax0_0 == float.NegativeInfinity ? 0f : tileMax0_0;
+                    float base0_1 = tileMax0_1 == float.NegativeInfinity ? 0f : tileMax0_1;
+                    float correction0_0 = Exp2(rowMax0_0 - base0_0), correction0_1 = Exp2(rowMax0_1 - base0_1);
+                    rowMax0_0 = tileMax0_0;
+                    rowMax0_1 = tileMax0_1;
+                    rowSum0_0 *= correction0_0;
+                    rowSum0_1 *= correction0_1;
+                    o0_0_0 *= correction0_0; o0_0_1 *= correction0_0; o0_0_2 *= correction0_1; o0_0_3 *= correction0_1;
+                    o0_1_0 *= correction0_0; o0_1_1 *= correction0_0; o0_1_2 *= correction0_1; o0_1_3 *= correction0_1;
+                    o0_2_0 *= correction0_0; o0_2_1 *= correction0_0; o0_2_2 *= correction0_1; o0_2_3 *= correction0_1;
+                    o0_3_0 *= correction0_0; o0_3_1 *= correction0_0; o0_3_2 *= correction0_1; o0_3_3 *= correction0_1;
+                    s0_0_0 = Exp2(s0_0_0 - base0_0); s0_0_1 = Exp2(s0_0_1 - base0_0);
+                    s0_0_2 = Exp2(s0_0_2 - base0_1); s0_0_3 = Exp2(s0_0_3 - base0_1);
+                    rowSum0_0 += s0_0_0 + s0_0_1;
+                    rowSum0_1 += s0_0_2 + s0_0_3;
+                    s0_1_0 = Exp2(s0_1_0 - base0_0); s0_1_1 = Exp2(s0_1_1 - base0_0);
+                    s0_1_2 = Exp2(s0_1_2 - base0_1); s0_1_3 = Exp2(s0_1_3 - base0_1);
+                    rowSum0_0 += s0_1_0 + s0_1_1;
+                    rowSum0_1 += s0_1_2 + s0_1_3;
+                    s0_2_0 = Exp2(s0_2_0 - base0_0); s0_2_1 = Exp2(s0_2_1 - base0_0);
+                    s0_2_2 = Exp2(s0_2_2 - base0_1); s0_2_3 = Exp2(s0_2_3 - base0_1);
+                    rowSum0_0 += s0_2_0 + s0_2_1;
+                    rowSum0_1 += s0_2_2 + s0_2_3;
+                    s0_3_0 = Exp2(s0_3_0 - base0_0); s0_3_1 = Exp2(s0_3_1 - base0_0);
+                    s0_3_2 = Exp2(s0_3_2 - base0_1); s0_3_3 = Exp2(s0_3_3 - base0_1);
+                    rowSum0_0 += s0_3_0 + s0_3_1;
+                    rowSum0_1 += s0_3_2 + s0_3_3;
+                    s0_4_0 = Exp2(s0_4_0 - base0_0); s0_4_1 = Exp2(s0_4_1 - base0_0);
+                    s0_4_2 = Exp2(s0_4_2 - base0_1); s0_4_3 = Exp2(s0_4_3 - base0_1);
+                    rowSum0_0 += s0_4_0 + s0_4_1;
+                    rowSum0_1 += s0_4_2 + s0_4_3;
+                    s0_5_0 = Exp2(s0_5_0 - base0_0); s0_5_1 = Exp2(s0_5_1 - base0_0);
+                    s0_5_2 = Exp2(s0_5_2 - base0_1); s0_5_3 = Exp2(s0_5_3 - base0_1);
+                    rowSum0_0 += s0_5_0 + s0_5_1;
+                    rowSum0_1 += s0_5_2 + s0_5_3;
+                    s0_6_0 = Exp2(s0_6_0 - base0_0); s0_6_1 = Exp2(s0_6_1 - base0_0);
+                    s0_6_2 = Exp2(s0_6_2 - base0_1); s0_6_3 = Exp2(s0_6_3 - base0_1);
+                    rowSum0_0 += s0_6_0 + s0_6_1;
+                    rowSum0_1 += s0_6_2 + s0_6_3;
+                    s0_7_0 = Exp2(s0_7_0 - base0_0); s0_7_1 = Exp2(s0_7_1 - base0_0);
+                    s0_7_2 = Exp2(s0_7_2 - base0_1); s0_7_3 = Exp2(s0_7_3 - base0_1);
+                    rowSum0_0 += s0_7_0 + s0_7_1;
+                    rowSum0_1 += s0_7_2 + s0_7_3;
+                    if (pass == PoisonPass)
+                    {
+                        s0_0_0 = Indicator(s0_0_0); s0_0_1 = Indicator(s0_0_1); s0_0_2 = Indicator(s0_0_2); s0_0_3 = Indicator(s0_0_3);
+                        s0_1_0 = Indicator(s0_1_0); s0_1_1 = Indicator(s0_1_1); s0_1_2 = Indicator(s0_1_2); s0_1_3 = Indicator(s0_1_3);
+                        s0_2_0 = Indicator(s0_2_0); s0_2_1 = Indicator(s0_2_1); s0_2_2 = Indicator(s0_2_2); s0_2_3 = Indicator(s0_2_3);
+                        s0_3_0 = Indicator(s0_3_0); s0_3_1 = Indicator(s0_3_1); s0_3_2 = Indicator(s0_3_2); s0_3_3 = Indicator(s0_3_3);
+                        s0_4_0 = Indicator(s0_4_0); s0_4_1 = Indicator(s0_4_1); s0_4_2 = Indicator(s0_4_2); s0_4_3 = Indicator(s0_4_3);
+                        s0_5_0 = Indicator(s0_5_0); s0_5_1 = Indicator(s0_5_1); s0_5_2 = Indicator(s0_5_2); s0_5_3 = Indicator(s0_5_3);
+                        s0_6_0 = Indicator(s0_6_0); s0_6_1 = Indicator(s0_6_1); s0_6_2 = Indicator(s0_6_2); s0_6_3 = Indicator(s0_6_3);
+                        s0_7_0 = Indicator(s0_7_0); s0_7_1 = Indicator(s0_7_1); s0_7_2 = Indicator(s0_7_2); s0_7_3 = Indicator(s0_7_3);
+                    }
+
+                    // O_i += P_ij V_j: the S accumulators become A fragments of P in registers; one ldmatrix.x4.trans gives the B
+                    // fragments of two 8-column d-tiles of V.
+                    uint p0_0_0 = PackHalf2(s0_0_0, s0_0_1), p0_0_1 = PackHalf2(s0_0_2, s0_0_3);
+                    uint p0_0_2 = PackHalf2(s0_1_0, s0_1_1), p0_0_3 = PackHalf2(s0_1_2, s0_1_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 0, 8, 0, 0, 8, out uint v0_0_0, out uint v0_0_1, out uint v0_0_2, out uint v0_0_3);
+                    MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_0_0, v0_0_1, exchange);
+                    MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_0_2, v0_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 0, 16, 8, 0, 0, 8, out uint v0_1_0, out uint v0_1_1, out uint v0_1_2, out uint v0_1_3);
+                    MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_1_0, v0_1_1, exchange);
+                    MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_0_0, p0_0_1, p0_0_2, p0_0_3, v0_1_2, v0_1_3, exchange);
+                    uint p0_1_0 = PackHalf2(s0_2_0, s0_2_1), p0_1_1 = PackHalf2(s0_2_2, s0_2_3);
+                    uint p0_1_2 = PackHalf2(s0_3_0, s0_3_1), p0_1_3 = PackHalf2(s0_3_2, s0_3_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 0, 8, 0, 0, 8, out uint v1_0_0, out uint v1_0_1, out uint v1_0_2, out uint v1_0_3);
+                    MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_0_0, v1_0_1, exchange);
+                    MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_0_2, v1_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 16, 16, 8, 0, 0, 8, out uint v1_1_0, out uint v1_1_1, out uint v1_1_2, out uint v1_1_3);
+                    MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_1_0, v1_1_1, exchange);
+                    MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_1_0, p0_1_1, p0_1_2, p0_1_3, v1_1_2, v1_1_3, exchange);
+                    uint p0_2_0 = PackHalf2(s0_4_0, s0_4_1), p0_2_1 = PackHalf2(s0_4_2, s0_4_3);
+                    uint p0_2_2 = PackHalf2(s0_5_0, s0_5_1), p0_2_3 = PackHalf2(s0_5_2, s0_5_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 0, 8, 0, 0, 8, out uint v2_0_0, out uint v2_0_1, out uint v2_0_2, out uint v2_0_3);
+                    MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_0_0, v2_0_1, exchange);
+                    MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_0_2, v2_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 32, 16, 8, 0, 0, 8, out uint v2_1_0, out uint v2_1_1, out uint v2_1_2, out uint v2_1_3);
+                    MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_1_0, v2_1_1, exchange);
+                    MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_2_0, p0_2_1, p0_2_2, p0_2_3, v2_1_2, v2_1_3, exchange);
+                    uint p0_3_0 = PackHalf2(s0_6_0, s0_6_1), p0_3_1 = PackHalf2(s0_6_2, s0_6_3);
+                    uint p0_3_2 = PackHalf2(s0_7_0, s0_7_1), p0_3_3 = PackHalf2(s0_7_2, s0_7_3);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 0, 8, 0, 0, 8, out uint v3_0_0, out uint v3_0_1, out uint v3_0_2, out uint v3_0_3);
+                    MmaM16N8K16(ref o0_0_0, ref o0_0_1, ref o0_0_2, ref o0_0_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_0_0, v3_0_1, exchange);
+                    MmaM16N8K16(ref o0_1_0, ref o0_1_1, ref o0_1_2, ref o0_1_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_0_2, v3_0_3, exchange);
+                    LoadMatrixX4Transposed(tileWords, sharedBase, TcVTile, TcRow, 48, 16, 8, 0, 0, 8, out uint v3_1_0, out uint v3_1_1, out uint v3_1_2, out uint v3_1_3);
+                    MmaM16N8K16(ref o0_2_0, ref o0_2_1, ref o0_2_2, ref o0_2_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_1_0, v3_1_1, exchange);
+                    MmaM16N8K16(ref o0_3_0, ref o0_3_1, ref o0_3_2, ref o0_3_3, p0_3_0, p0_3_1, p0_3_2, p0_3_3, v3_1_2, v3_1_3, exchange);
+
+                    // K_j+1 into its tile (every warp finished S = Q K_jᵀ before the barrier above).
+                    TcStageStore(tile, TcKTile, tid + 0 * TcThreads, stage0);
+                    TcStageStore(tile, TcKTile, tid + 1 * TcThreads, stage1);
+                    TcStageStore(tile, TcKTile, tid + 2 * TcThreads, stage2);
+                    TcStageStore(tile, TcKTile, tid + 3 * TcThreads, stage3);
+                    Group.Barrier();
+                }
+
+                // The poison pass: NaN into O where its count is not 0.
+                if (pass == PoisonPass)
+                {
+                    var poisoned = a.O.Cast<uint>();
+                    if (row0_0 < a.Mq)
+                    {
+                        long offset = ((((long)b * a.Mq + row0_0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                        poisoned[offset + 0] = PoisonHalf2(poisoned[offset + 0], o0_0_0, o0_0_1);
+                        poisoned[offset + 4] = PoisonHalf2(poisoned[offset + 4], o0_1_0, o0_1_1);
+                        poisoned[offset + 8] = PoisonHalf2(poisoned[offset + 8], o0_2_0, o0_2_1);
+                        poisoned[offset + 12] = PoisonHalf2(poisoned[offset + 12], o0_3_0, o0_3_1);
+                    }
+                    if (row0_1 < a.Mq)
+                    {
+                        long offset = ((((long)b * a.Mq + row0_1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                        poisoned[offset + 0] = PoisonHalf2(poisoned[offset + 0], o0_0_2, o0_0_3);
+                        poisoned[offset + 4] = PoisonHalf2(poisoned[offset + 4], o0_1_2, o0_1_3);
+                        poisoned[offset + 8] = PoisonHalf2(poisoned[offset + 8], o0_2_2, o0_2_3);
+                        poisoned[offset + 12] = PoisonHalf2(poisoned[offset + 12], o0_3_2, o0_3_3);
+                    }
+                    return;
+                }
+
+                // O_i = acc / RowSum, Lse_i = RowMax · ln 2 + ln RowSum; a row that saw no key gets O = 0, Lse = −∞.
+                // nanProbe sums what this thread writes.
+                var o = a.O.Cast<uint>();
+                float nanProbe = 0f;
+                rowSum0_0 += Warp.ShuffleXor(rowSum0_0, 1);
+                rowSum0_0 += Warp.ShuffleXor(rowSum0_0, 2);
+                if (row0_0 < a.Mq)
+                {
+                    float inverse = rowSum0_0 > 0f ? 1f / rowSum0_0 : 0f;
+                    long offset = ((((long)b * a.Mq + row0_0) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                    o[offset + 0] = PackHalf2(o0_0_0 * inverse, o0_0_1 * inverse);
+                    nanProbe += o0_0_0 + o0_0_1;
+                    o[offset + 4] = PackHalf2(o0_1_0 * inverse, o0_1_1 * inverse);
+                    nanProbe += o0_1_0 + o0_1_1;
+                    o[offset + 8] = PackHalf2(o0_2_0 * inverse, o0_2_1 * inverse);
+                    nanProbe += o0_2_0 + o0_2_1;
+                    o[offset + 12] = PackHalf2(o0_3_0 * inverse, o0_3_1 * inverse);
+                    nanProbe += o0_3_0 + o0_3_1;
+                    if (quad == 0)
+                        a.Lse[((long)b * a.Hq + h) * a.Mq + row0_0] = rowSum0_0 > 0f || float.IsNaN(rowSum0_0) ? rowMax0_0 * 0.6931471805599453f + System.MathF.Log(rowSum0_0) : float.NegativeInfinity;
+                }
+                rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 1);
+                rowSum0_1 += Warp.ShuffleXor(rowSum0_1, 2);
+                if (row0_1 < a.Mq)
+                {
+                    float inverse = rowSum0_1 > 0f ? 1f / rowSum0_1 : 0f;
+                    long offset = ((((long)b * a.Mq + row0_1) * a.Hq + h) * HeadDim + 2 * quad) >> 1;
+                    o[offset + 0] = PackHalf2(o0_0_2 * inverse, o0_0_3 * inverse);
+                    nanProbe += o0_0_2 + o0_0_3;
+                    o[offset + 4] = PackHalf2(o0_1_2 * inverse, o0_1_3 * inverse);
+                    nanProbe += o0_1_2 + o0_1_3;
+                    o[offset + 8] = PackHalf2(o0_2_2 * inverse, o0_2_3 * inverse);
+                    nanProbe += o0_2_2 + o0_2_3;
+                    o[offset + 12] = PackHalf2(o0_3_2 * inverse, o0_3_3 * inverse);
+                    nanProbe += o0_3_2 + o0_3_3;
+                    if (quad == 0)
+                        a.Lse[((long)b * a.Hq + h) * a.Mq + row0_1] = rowSum0_1 > 0f || float.IsNaN(rowSum0_1) ? rowMax0_1 * 0.6931471805599453f + System.MathF.Log(rowSum0_1) : float.NegativeInfinity;
+                }
+                if (pass == FastPass && !Group.BarrierOr(float.IsNaN(nanProbe)))
+                    return;
             }
         }
     }

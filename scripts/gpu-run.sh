@@ -91,7 +91,7 @@ for step in "$@"; do
     reliability)
       # docs/RELIABILITY.md on the device: past 2^31 K/V elements, the non-finite matrix, bad inputs, 200 create/run/dispose
       # rounds (the sm_90a kernels where a variant has them); then the non-finite matrix again on ILGPU's mma.sync kernels.
-      # PASS / KNOWN (a documented limit, with its size) / FAIL lines; RELIABILITY_ARGS adds options (e.g. "--rounds 50").
+      # PASS / FAIL lines; RELIABILITY_ARGS adds options (e.g. "--rounds 50").
       "$bin" reliability --large ${RELIABILITY_ARGS:-} 2>&1 | tee "$out/reliability.log"
       status=$((status | PIPESTATUS[0]))
       echo "== XFORMERS_BACKEND=ilgpu" | tee -a "$out/reliability.log"

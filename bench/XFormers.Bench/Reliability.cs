@@ -11,11 +11,12 @@ using Half = ILGPU.Half;
 namespace XFormers.Bench
 {
     /// <summary>
-    /// The device side of issue 13 (docs/RELIABILITY.md), one line per case: PASS or FAIL, each with its numbers. <c>large</c>: one attention call over more than 2^31 K/V elements against
-    /// fp64; <c>nonfinite</c>: NaN and infinity in q, k, v, a tensor bias and dO reach exactly the outputs and gradients
-    /// the fp64 reference makes non-finite, on each kernel family this process runs; <c>badinput</c>: bad arguments throw
-    /// the documented exception before any launch, and the context still works after them; <c>leak</c>: create / run /
-    /// dispose rounds keep process and device memory flat.
+    /// The device side of issue 13 (docs/RELIABILITY.md), one line per case: PASS or FAIL, each with its numbers.
+    /// <c>large</c>: one attention call over more than 2^31 K/V elements against fp64; <c>nonfinite</c>: NaN and
+    /// infinity in q, k, v, a tensor bias and dO reach exactly the outputs and gradients the fp64 reference makes
+    /// non-finite, on each kernel family this process runs; <c>badinput</c>: bad arguments throw the documented exception
+    /// before any launch, and the context still works after them; <c>leak</c>: create / run / dispose rounds keep process
+    /// and device memory flat.
     /// </summary>
     internal static class Reliability
     {

@@ -61,9 +61,9 @@ partial class Kernels
         }
 
         /// <summary>
-        /// The first <paramref name="rows"/> rows of a row-major tile (TcRow halves a row) rewritten for a later pass
-        /// (TensorCore.FastPass): non-finite elements zeroed, or with <paramref name="indicators"/> 0/1 indicators of
-        /// them.
+        /// The first <paramref name="rows"/> rows of a row-major tile (TcRow halves a row) rewritten for a later pass:
+        /// non-finite elements zeroed (TensorCore.SanitizePass), or with <paramref name="indicators"/> 0/1 indicators of
+        /// them (TensorCore.PoisonPass).
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void TcRewriteRows(ArrayView<ulong> tile, int rows, int tid, bool indicators)

@@ -273,6 +273,7 @@ namespace XFormers.Bench
         {
             Directory.CreateDirectory(dir);
             using var context = Context.Create(b => b.Cuda().Optimize(OptimizationLevel.O2).Inlining(InliningMode.Aggressive).EnableAlgorithms());
+            KernelIntrinsics.Register(context);
             using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
             var jobs = AttentionRegistry.Variants
                 .Where(k => Matches(k.Variant.Name, filter))

@@ -5,6 +5,7 @@ using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
+using XFormers.Kernels;
 
 namespace XFormers
 {
@@ -129,6 +130,7 @@ namespace XFormers
             if (preference != AcceleratorPreference.Cpu)
             {
                 var context = Context.Create(builder => builder.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2).Inlining(InliningMode.Aggressive));
+                KernelIntrinsics.Register(context);
                 var cuda = context.GetCudaDevices();
                 if (cuda.Count > 0)
                     return new XFormersContext(context, cuda[0].CreateCudaAccelerator(context));
@@ -151,6 +153,7 @@ namespace XFormers
             int groups = Math.Max(1, parallelGroups ?? Environment.ProcessorCount);
             var device = new CPUDevice(numThreadsPerWarp: threadsPerWarp, numWarpsPerMultiprocessor: CpuMaxGroupSize / threadsPerWarp, numMultiprocessors: groups);
             var context = Context.Create(builder => builder.CPU(device).Inlining(InliningMode.Aggressive));
+            KernelIntrinsics.Register(context);
             return new XFormersContext(context, context.CreateCPUAccelerator(0));
         }
 

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
+using ILGPU.IR.Intrinsics;
 using Half = ILGPU.Half;
 
 namespace XFormers.Kernels
@@ -27,12 +28,13 @@ namespace XFormers.Kernels
         /// arithmetic, because ILGPU.Half's own cast truncates on the host.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Half ToHalf(float value)
-        {
-            if (ILGPU.Runtime.Cuda.CudaAsm.IsSupported)
-                return (Half)value;
-            return (Half)HalfBitsToFloat(RoundToHalfBits(value));
-        }
+        [IntrinsicImplementation]
+        public static Half ToHalf(float value) => ILGPU.Runtime.Cuda.CudaAsm.IsSupported ? ToHalfPtx(value) : ToHalfCpu(value);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Half ToHalfPtx(float value) => (Half)value;
+
+        private static Half ToHalfCpu(float value) => (Half)HalfBitsToFloat(RoundToHalfBits(value));
 
         /// <summary>
         /// The float with the value of these binary16 bits. Casting that exact value to Half is exact both in

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
+using ILGPU.IR.Intrinsics;
 using ILGPU.Runtime.Cuda;
 
 namespace XFormers.Kernels
@@ -41,37 +42,42 @@ namespace XFormers.Kernels
             Mma(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1, exchange, bfloat16: true);
 
         /// <summary>
-        /// mma.sync.aligned.m16n8k16.row.col.f32 (PTX ISA 9.7.14.5.8) with fp16 or bf16 inputs. Both callers pass
-        /// <paramref name="bfloat16"/> as a constant, so one branch is left once ILGPU inlines them; the instruction
-        /// itself must be a literal (ILGPU reads it while it builds the kernel), hence one EmitRef per input type.
+        /// mma.sync.aligned.m16n8k16.row.col.f32 (PTX ISA 9.7.14.5.8) with fp16 or bf16 inputs, or its scalar twin. Both callers
+        /// pass <paramref name="bfloat16"/> as a constant, so one branch is left once ILGPU inlines them.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        [IntrinsicImplementation]
         private static void Mma(
             ref float d0, ref float d1, ref float d2, ref float d3,
             uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, ArrayView<uint> exchange, bool bfloat16)
         {
             if (CudaAsm.IsSupported)
+                MmaPtx(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1, exchange, bfloat16);
+            else
+                MmaCpu(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1, exchange, bfloat16);
+        }
+
+        /// <summary>The instruction must be a literal (ILGPU reads it while it builds the kernel), hence one EmitRef per input type.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void MmaPtx(
+            ref float d0, ref float d1, ref float d2, ref float d3,
+            uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, ArrayView<uint> exchange, bool bfloat16)
+        {
+            Ref<float> c0 = d0, c1 = d1, c2 = d2, c3 = d3;
+            Input<uint> x0 = a0, x1 = a1, x2 = a2, x3 = a3, y0 = b0, y1 = b1;
+            if (bfloat16)
             {
-                Ref<float> c0 = d0, c1 = d1, c2 = d2, c3 = d3;
-                Input<uint> x0 = a0, x1 = a1, x2 = a2, x3 = a3, y0 = b0, y1 = b1;
-                if (bfloat16)
-                {
-                    CudaAsm.EmitRef(
-                        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};",
-                        ref c0, ref c1, ref c2, ref c3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
-                }
-                else
-                {
-                    CudaAsm.EmitRef(
-                        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};",
-                        ref c0, ref c1, ref c2, ref c3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
-                }
-                (d0, d1, d2, d3) = (c0.Value, c1.Value, c2.Value, c3.Value);
+                CudaAsm.EmitRef(
+                    "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};",
+                    ref c0, ref c1, ref c2, ref c3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
             }
             else
             {
-                MmaTwin(ref d0, ref d1, ref d2, ref d3, a0, a1, a2, a3, b0, b1, exchange, bfloat16);
+                CudaAsm.EmitRef(
+                    "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};",
+                    ref c0, ref c1, ref c2, ref c3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
             }
+            (d0, d1, d2, d3) = (c0.Value, c1.Value, c2.Value, c3.Value);
         }
 
         /// <summary>
@@ -80,15 +86,17 @@ namespace XFormers.Kernels
         /// index views instead.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static uint DynamicSharedBase()
+        [IntrinsicImplementation]
+        public static uint DynamicSharedBase() => CudaAsm.IsSupported ? DynamicSharedBasePtx() : DynamicSharedBaseCpu();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static uint DynamicSharedBasePtx()
         {
-            if (CudaAsm.IsSupported)
-            {
-                CudaAsm.Emit("mov.u32 %0, __dyn_shared_alloca;", out uint address);
-                return address;
-            }
-            return 0;
+            CudaAsm.Emit("mov.u32 %0, __dyn_shared_alloca;", out uint address);
+            return address;
         }
+
+        private static uint DynamicSharedBaseCpu() => 0;
 
         /// <summary>
         /// Four 8×8 matrices of 16-bit elements from a row-major shared tile (<paramref name="pitch"/> halves a row, starting at half
@@ -117,6 +125,7 @@ namespace XFormers.Kernels
 
         /// <summary>Both ldmatrix forms; <paramref name="transposed"/> is a constant at every call, so each kernel keeps one.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        [IntrinsicImplementation]
         private static void LoadMatrices(
             ArrayView<uint> shared, uint sharedBase, int tileHalf, int pitch, int row, int column,
             int rowStep1, int columnStep1, int rowStep2, int columnStep2, bool transposed,
@@ -124,19 +133,43 @@ namespace XFormers.Kernels
         {
             if (CudaAsm.IsSupported)
             {
-                // Lane 8i + r gives the address of row r of matrix i.
-                int lane = Warp.LaneIdx, i = lane >> 3;
-                int r = row + (i & 1) * rowStep1 + (i >> 1) * rowStep2 + (lane & 7);
-                int c = column + (i & 1) * columnStep1 + (i >> 1) * columnStep2;
-                Output<uint> x0 = default, x1 = default, x2 = default, x3 = default;
-                Input<uint> address = sharedBase + 2u * (uint)(tileHalf + r * pitch + c);
-                if (transposed)
-                    CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];", ref x0, ref x1, ref x2, ref x3, ref address);
-                else
-                    CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];", ref x0, ref x1, ref x2, ref x3, ref address);
-                (r0, r1, r2, r3) = (x0.Value, x1.Value, x2.Value, x3.Value);
+                LoadMatricesPtx(
+                    shared, sharedBase, tileHalf, pitch, row, column, rowStep1, columnStep1, rowStep2, columnStep2, transposed,
+                    out r0, out r1, out r2, out r3);
             }
-            else if (transposed)
+            else
+            {
+                LoadMatricesCpu(
+                    shared, sharedBase, tileHalf, pitch, row, column, rowStep1, columnStep1, rowStep2, columnStep2, transposed,
+                    out r0, out r1, out r2, out r3);
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void LoadMatricesPtx(
+            ArrayView<uint> shared, uint sharedBase, int tileHalf, int pitch, int row, int column,
+            int rowStep1, int columnStep1, int rowStep2, int columnStep2, bool transposed,
+            out uint r0, out uint r1, out uint r2, out uint r3)
+        {
+            // Lane 8i + r gives the address of row r of matrix i.
+            int lane = Warp.LaneIdx, i = lane >> 3;
+            int r = row + (i & 1) * rowStep1 + (i >> 1) * rowStep2 + (lane & 7);
+            int c = column + (i & 1) * columnStep1 + (i >> 1) * columnStep2;
+            Output<uint> x0 = default, x1 = default, x2 = default, x3 = default;
+            Input<uint> address = sharedBase + 2u * (uint)(tileHalf + r * pitch + c);
+            if (transposed)
+                CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];", ref x0, ref x1, ref x2, ref x3, ref address);
+            else
+                CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];", ref x0, ref x1, ref x2, ref x3, ref address);
+            (r0, r1, r2, r3) = (x0.Value, x1.Value, x2.Value, x3.Value);
+        }
+
+        private static void LoadMatricesCpu(
+            ArrayView<uint> shared, uint sharedBase, int tileHalf, int pitch, int row, int column,
+            int rowStep1, int columnStep1, int rowStep2, int columnStep2, bool transposed,
+            out uint r0, out uint r1, out uint r2, out uint r3)
+        {
+            if (transposed)
             {
                 int lane = Warp.LaneIdx, g = lane >> 2, c = 2 * (lane & 3);
                 int first = tileHalf + (row + c) * pitch + column + g;
@@ -164,45 +197,51 @@ namespace XFormers.Kernels
 
         /// <summary>2^x (<c>ex2.approx.ftz.f32</c>: 2 ulp, subnormals flushed; 2^-∞ = 0).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static float Exp2(float x)
+        [IntrinsicImplementation]
+        public static float Exp2(float x) => CudaAsm.IsSupported ? Exp2Ptx(x) : Exp2Cpu(x);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float Exp2Ptx(float x)
         {
-            if (CudaAsm.IsSupported)
-            {
-                Output<float> result = default;
-                Input<float> input = x;
-                CudaAsm.EmitRef("ex2.approx.ftz.f32 %0, %1;", ref result, ref input);
-                return result.Value;
-            }
-            return System.MathF.Exp(x * 0.6931471805599453f);
+            Output<float> result = default;
+            Input<float> input = x;
+            CudaAsm.EmitRef("ex2.approx.ftz.f32 %0, %1;", ref result, ref input);
+            return result.Value;
         }
+
+        private static float Exp2Cpu(float x) => System.MathF.Exp(x * 0.6931471805599453f);
 
         /// <summary>Two floats rounded to fp16 (nearest even) in one register: <paramref name="low"/> in bits 0–15.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static uint PackHalf2(float low, float high)
+        [IntrinsicImplementation]
+        public static uint PackHalf2(float low, float high) => CudaAsm.IsSupported ? PackHalf2Ptx(low, high) : PackHalf2Cpu(low, high);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static uint PackHalf2Ptx(float low, float high)
         {
-            if (CudaAsm.IsSupported)
-            {
-                Output<uint> result = default;
-                Input<float> lo = low, hi = high;
-                CudaAsm.EmitRef("cvt.rn.f16x2.f32 %0, %1, %2;", ref result, ref hi, ref lo);
-                return result.Value;
-            }
-            return Interop.FloatAsInt(ElementMath.ToHalf(low)) | ((uint)Interop.FloatAsInt(ElementMath.ToHalf(high)) << 16);
+            Output<uint> result = default;
+            Input<float> lo = low, hi = high;
+            CudaAsm.EmitRef("cvt.rn.f16x2.f32 %0, %1, %2;", ref result, ref hi, ref lo);
+            return result.Value;
         }
+
+        private static uint PackHalf2Cpu(float low, float high) => Interop.FloatAsInt(ElementMath.ToHalf(low)) | ((uint)Interop.FloatAsInt(ElementMath.ToHalf(high)) << 16);
 
         /// <summary>Two floats rounded to bf16 (nearest even) in one register: <paramref name="low"/> in bits 0–15.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static uint PackBFloat162(float low, float high)
+        [IntrinsicImplementation]
+        public static uint PackBFloat162(float low, float high) => CudaAsm.IsSupported ? PackBFloat162Ptx(low, high) : PackBFloat162Cpu(low, high);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static uint PackBFloat162Ptx(float low, float high)
         {
-            if (CudaAsm.IsSupported)
-            {
-                Output<uint> result = default;
-                Input<float> lo = low, hi = high;
-                CudaAsm.EmitRef("cvt.rn.bf16x2.f32 %0, %1, %2;", ref result, ref hi, ref lo);
-                return result.Value;
-            }
-            return ElementMath.ToBFloat16(low).RawValue | ((uint)ElementMath.ToBFloat16(high).RawValue << 16);
+            Output<uint> result = default;
+            Input<float> lo = low, hi = high;
+            CudaAsm.EmitRef("cvt.rn.bf16x2.f32 %0, %1, %2;", ref result, ref hi, ref lo);
+            return result.Value;
         }
+
+        private static uint PackBFloat162Cpu(float low, float high) => ElementMath.ToBFloat16(low).RawValue | ((uint)ElementMath.ToBFloat16(high).RawValue << 16);
 
         /// <summary>
         /// The passes of a generated tensor-core kernel. Every group runs the first. A group that finds a NaN in the outputs it
@@ -293,7 +332,7 @@ namespace XFormers.Kernels
         /// The scalar twin of mma.sync: every lane writes its A and B registers to its warp's part of
         /// <paramref name="exchange"/>, and after a warp barrier reads the two A rows and two B columns it needs.
         /// </summary>
-        private static void MmaTwin(
+        private static void MmaCpu(
             ref float d0, ref float d1, ref float d2, ref float d3,
             uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, ArrayView<uint> exchange, bool bfloat16)
         {

@@ -102,6 +102,7 @@ public sealed class TrainingPtxTests
     private static string CompileToPtx(EntryPointDescription entry, string name)
     {
         using var context = Context.Create(builder => builder.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O2).Inlining(InliningMode.Aggressive));
+        KernelIntrinsics.Register(context);
         using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
         var ptx = ((PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty)).PTXAssembly;
         if (Environment.GetEnvironmentVariable("XFORMERS_PTX_DUMP") is { Length: > 0 } dump)

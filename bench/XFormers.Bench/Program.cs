@@ -282,8 +282,8 @@ namespace XFormers.Bench
                     AttentionKernel<float> f => f.KernelMethods(),
                     AttentionKernel<ILGPU.Half> h => h.KernelMethods(),
                     AttentionKernel<BFloat16> b => b.KernelMethods(),
-                    _ => Enumerable.Empty<(string, System.Reflection.MethodInfo)>(),
-                }).Select(m => (Variant: kernel.Variant.Name.Split('.').Last(), m.Item1, m.Item2)))
+                    _ => Enumerable.Empty<(string, System.Reflection.MethodInfo, KernelSpecialization)>(),
+                }).Select(m => (Variant: kernel.Variant.Name.Split('.').Last(), m.Item1, m.Item2, m.Item3)))
                 .ToArray();
             // The sm_90a forward modules are PTX already (written by the generator): ptxas -arch=sm_90a takes them as they are.
             foreach (var kernel in AttentionRegistry.Variants.Where(k => Matches(k.Variant.Name, filter)))
@@ -315,11 +315,11 @@ namespace XFormers.Bench
                 return 0;
             // The decode kernel's instances (fp16/bf16 × head dim × rows a key/value head), named decode.*.
             if (Matches("decode", filter))
-                jobs = jobs.Concat(DecodeAttention.KernelMethods().Select(m => ("decode", m.Name, m.Method))).ToArray();
+                jobs = jobs.Concat(DecodeAttention.KernelMethods().Select(m => ("decode", m.Name, m.Method, KernelSpecialization.Empty))).ToArray();
             // ILGPU's compiler is thread-safe: the kernels compile in parallel, one core each.
             System.Threading.Tasks.Parallel.ForEach(jobs, job =>
             {
-                var compiled = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(job.Item3), KernelSpecialization.Empty);
+                var compiled = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(job.Item3), job.Item4);
                 string file = Path.Combine(dir, $"{job.Variant}.{job.Item2}.ptx");
                 File.WriteAllText(file, compiled.PTXAssembly);
                 Console.WriteLine($"{file}: {compiled.PTXAssembly.Length} chars");

@@ -225,24 +225,25 @@ namespace XFormers
 
         public override System.Reflection.Assembly DeclaringAssembly => forward.Method.Module.Assembly;
 
-        /// <summary>The kernel methods by name, for tools that compile them on their own (PTX listings).</summary>
-        internal IEnumerable<(string Name, System.Reflection.MethodInfo Method)> KernelMethods()
+        /// <summary>The kernel methods by name, with what they are compiled with, for tools that compile them on their own (PTX listings).</summary>
+        internal IEnumerable<(string Name, System.Reflection.MethodInfo Method, KernelSpecialization Specialization)> KernelMethods()
         {
-            yield return (nameof(forward), forward.Method);
+            var none = KernelSpecialization.Empty;
+            yield return (nameof(forward), forward.Method, none);
             if (tensorCore is not null)
-                yield return ("tensorCoreForward", tensorCore.Forward.Method);
+                yield return ("tensorCoreForward", tensorCore.Forward.Method, none);
             if (tensorCore?.BackwardDelta is not null)
-                yield return ("tensorCoreBackwardDelta", tensorCore.BackwardDelta.Method);
+                yield return ("tensorCoreBackwardDelta", tensorCore.BackwardDelta.Method, none);
             if (tensorCore?.BackwardKv is not null)
-                yield return ("tensorCoreBackwardKv", tensorCore.BackwardKv.Method);
+                yield return ("tensorCoreBackwardKv", tensorCore.BackwardKv.Method, none);
             if (tensorCore?.BackwardQ is not null)
-                yield return ("tensorCoreBackwardQ", tensorCore.BackwardQ.Method);
+                yield return ("tensorCoreBackwardQ", tensorCore.BackwardQ.Method, BackwardQSpecialization(tensorCore));
             if (backwardDelta is not null)
-                yield return (nameof(backwardDelta), backwardDelta.Method);
+                yield return (nameof(backwardDelta), backwardDelta.Method, none);
             if (backwardKv is not null)
-                yield return (nameof(backwardKv), backwardKv.Method);
+                yield return (nameof(backwardKv), backwardKv.Method, none);
             if (backwardQ is not null)
-                yield return (nameof(backwardQ), backwardQ.Method);
+                yield return (nameof(backwardQ), backwardQ.Method, none);
         }
 
         internal void LaunchForward(Accelerator accelerator, in AttentionArgs<T> args)
@@ -297,7 +298,7 @@ namespace XFormers
                     new KernelConfig(new Index3D(DivUp(args.Mkv, tc.BlockM) * tc.BackwardKvSlices, args.Hkv, args.Batch), threads, Dynamic(tc.BackwardKvSharedBytes)),
                     args);
                 LaunchObserver?.Invoke("dK/dV");
-                Launcher(accelerator, tcQ)(
+                Launcher(accelerator, tcQ, BackwardQSpecialization(tc))(
                     new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM) * tc.BackwardQSlices, args.Hq, args.Batch), threads, Dynamic(tc.BackwardQSharedBytes)),
                     args);
                 LaunchObserver?.Invoke("dQ");
@@ -419,6 +420,17 @@ namespace XFormers
         /// <summary>Compiles a kernel (once per accelerator, on first use; <see cref="KernelCache"/>) and returns its launcher.</summary>
         private static Action<KernelConfig, AttentionArgs<T>> Launcher(Accelerator accelerator, Action<AttentionArgs<T>> kernel) =>
             KernelCache.GetOrAdd(accelerator, kernel, static (acc, k) => acc.LoadStreamKernel(k));
+
+        /// <summary>As <see cref="Launcher(Accelerator, Action{AttentionArgs{T}})"/>, compiled with <paramref name="specialization"/>.</summary>
+        private static Action<KernelConfig, AttentionArgs<T>> Launcher(
+            Accelerator accelerator, Action<AttentionArgs<T>> kernel, KernelSpecialization specialization) =>
+            KernelCache.GetOrAdd(accelerator, kernel, (acc, k) => acc.LoadStreamKernel(k, specialization));
+
+        /// <summary>The dQ tensor-core kernel's occupancy bound (<see cref="TensorCoreKernels{T}.BackwardQGroupsPerMultiprocessor"/>).</summary>
+        private static KernelSpecialization BackwardQSpecialization(TensorCoreKernels<T> tc) =>
+            tc.BackwardQGroupsPerMultiprocessor > 0
+                ? new KernelSpecialization(tc.Threads, tc.BackwardQGroupsPerMultiprocessor)
+                : KernelSpecialization.Empty;
 
         private static int DivUp(int a, int b) => (a + b - 1) / b;
     }

@@ -26,6 +26,12 @@ namespace XFormers.Kernels
 
         /// <summary>Groups per row tile of the dQ pass, each writing one slice of dQ's columns.</summary>
         public int BackwardQSlices { get; init; } = 1;
+
+        /// <summary>
+        /// Groups the dQ kernel is compiled to hold on a multiprocessor at once (ptxas's <c>.minnctapersm</c>, with
+        /// <c>.maxntid</c> <see cref="Threads"/>), which bounds its registers; 0 leaves the allocation to ptxas.
+        /// </summary>
+        public int BackwardQGroupsPerMultiprocessor { get; init; }
     }
 
     /// <summary>When <see cref="AttentionKernel{T}"/> runs a variant's tensor-core kernels instead of its SIMT ones.</summary>

@@ -43,7 +43,10 @@ partial class Kernels
 
         /// <summary>The tensor-core kernels, picked by AttentionKernel on CUDA (a property: no static-initializer order across files).</summary>
         private static global::XFormers.Kernels.TensorCoreKernels<global::ILGPU.Half> TensorCoreKernels =>
-            new(TensorCoreForward, TcFwdBlockM, TcBlockM, TcThreads, TcForwardSharedBytes, TensorCoreBackwardDelta, TcDeltaRows, TensorCoreBackwardKv, TcBackwardKvSharedBytes, TensorCoreBackwardQ, TcBackwardQSharedBytes);
+            new(TensorCoreForward, TcFwdBlockM, TcBlockM, TcThreads, TcForwardSharedBytes, TensorCoreBackwardDelta, TcDeltaRows, TensorCoreBackwardKv, TcBackwardKvSharedBytes, TensorCoreBackwardQ, TcBackwardQSharedBytes)
+            {
+                BackwardQGroupsPerMultiprocessor = 3,
+            };
 
         /// <summary>
         /// Rows [first, first + rows) of head <paramref name="head"/> of a [B, M, H, K] tensor into a row-major tile

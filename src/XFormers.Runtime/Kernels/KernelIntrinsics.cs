@@ -6,6 +6,7 @@ using ILGPU;
 using ILGPU.Backends;
 using ILGPU.Backends.IL;
 using ILGPU.Backends.PTX;
+using ILGPU.IR;
 using ILGPU.IR.Intrinsics;
 
 namespace XFormers.Kernels
@@ -32,16 +33,12 @@ namespace XFormers.Kernels
 
         /// <summary>
         /// Registers every helper's forms with <paramref name="context"/>; call it before creating an accelerator or a
-        /// backend. A kernel that calls a helper does not compile on a context without them. ILGPU 1.5.3 keeps a context's
-        /// intrinsic manager internal (its own ILGPU.Algorithms registers through it the same way), so it is read by
-        /// reflection.
+        /// backend. A kernel that calls a helper does not compile on a context without them.
         /// </summary>
         public static void Register(Context context)
         {
             ArgumentNullException.ThrowIfNull(context);
-            var property = typeof(Context).GetProperty("IntrinsicManager", BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public);
-            if (property?.GetValue(context) is not IntrinsicImplementationManager manager)
-                throw new InvalidOperationException("This ILGPU has no Context.IntrinsicManager; the kernels' helpers cannot be registered.");
+            var manager = context.GetIntrinsicManager();
             foreach (var (helper, ptx, cpu) in Helpers)
             {
                 manager.RegisterMethod(helper, new PTXIntrinsic(ptx, IntrinsicImplementationMode.Redirect));

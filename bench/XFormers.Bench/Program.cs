@@ -208,12 +208,23 @@ namespace XFormers.Bench
 
         /// <summary>
         /// Time from this process's start to the first forward result of the selected stock variants (one each, B1 H8
-        /// M1024): the sm_90a module comes from the driver's JIT cache when warm, through its JIT when cold.
+        /// M1024): the sm_90a module comes from the driver's JIT cache when warm, through its JIT when cold. A part of
+        /// <paramref name="filter"/> that is a variant's whole name selects that variant alone (Causal_None_F16_64, not
+        /// also BlockDiagonalCausal_None_F16_64); block-diagonal variants, which need seqlens, are skipped.
         /// </summary>
         private static int FirstResult(XFormersContext context, string filter)
         {
-            foreach (var kernel in AttentionRegistry.Variants.Where(k => Matches(k.Variant.Name, filter)))
+            static string ShortName(AttentionKernel k) => k.Variant.Name.Split('.').Last();
+            var parts = filter.Split(',');
+            var exact = AttentionRegistry.Variants.Where(k => parts.Contains(ShortName(k), StringComparer.OrdinalIgnoreCase)).ToArray();
+            var selected = exact.Length > 0 ? exact : AttentionRegistry.Variants.Where(k => Matches(k.Variant.Name, filter)).ToArray();
+            foreach (var kernel in selected)
             {
+                if (kernel.Variant.Mask.IsBlockDiagonal())
+                {
+                    Console.WriteLine($"first-result {ShortName(kernel)}: skipped (a block-diagonal mask needs seqlens)");
+                    continue;
+                }
                 var watch = System.Diagnostics.Stopwatch.StartNew();
                 var c = new Case(1, 1024, 1024, 8, 8, kernel.Variant.HeadDim, kernel.Variant.Mask, kernel.Variant.Bias);
                 double seconds;

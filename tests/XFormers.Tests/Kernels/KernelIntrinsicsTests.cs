@@ -68,6 +68,26 @@ public class KernelIntrinsicsTests
         chain.ShouldContain("NotSupportedIntrinsicException", customMessage: chain);
     }
 
+    /// <summary>
+    /// A whole tensor-core kernel as the CUDA context compiles it: no twin left (the mma twin's warp barriers and shared
+    /// exchange), and about a third of the 2.0 MB it was while the twins were inlined.
+    /// </summary>
+    [Fact]
+    public void TheHeadDim64ForwardKernelHoldsNoTwin()
+    {
+        var kernel = (AttentionKernel<ILGPU.Half>)AttentionRegistry.Variants
+            .Single(k => k.Variant.Name == "XFormers.StockVariants." + nameof(StockVariants.None_None_F16_64));
+        var forward = kernel.KernelMethods().Single(m => m.Name == "tensorCoreForward");
+
+        string ptx = Compile(
+            EntryPointDescription.FromExplicitlyGroupedKernel(forward.Method), forward.Specialization, register: true);
+
+        Count(ptx, "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32").ShouldBe(128);
+        Count(ptx, "ldmatrix.sync.aligned.m8n8.x4").ShouldBe(40);
+        Count(ptx, "bar.warp.sync").ShouldBe(0);
+        ptx.Length.ShouldBeLessThan(800_000);
+    }
+
     private static IEnumerable<Exception> Chain(Exception? error)
     {
         for (; error is not null; error = error.InnerException)
@@ -78,16 +98,21 @@ public class KernelIntrinsicsTests
 
     private static string CompileHelpersKernel(bool register)
     {
+        var method = typeof(KernelIntrinsicsTests).GetMethod(
+            nameof(HelpersKernel), System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)!;
+        return Compile(EntryPointDescription.FromExplicitlyGroupedKernel(method), KernelSpecialization.Empty, register);
+    }
+
+    /// <summary>PTX for sm_90 from a context with the options of a CUDA one (no GPU needed).</summary>
+    private static string Compile(EntryPointDescription entry, KernelSpecialization specialization, bool register)
+    {
         using var context = Context.Create(
             builder => builder.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O2).Inlining(InliningMode.Aggressive));
         if (register)
             KernelIntrinsics.Register(context);
         using var backend = new PTXBackend(
             context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
-        var method = typeof(KernelIntrinsicsTests).GetMethod(
-            nameof(HelpersKernel), System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)!;
-        var entry = EntryPointDescription.FromExplicitlyGroupedKernel(method);
-        return ((PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty)).PTXAssembly;
+        return ((PTXCompiledKernel)backend.Compile(entry, specialization)).PTXAssembly;
     }
 
     /// <summary>Every redirected helper once, on values the compiler cannot fold.</summary>

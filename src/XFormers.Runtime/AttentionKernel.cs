@@ -127,6 +127,8 @@ namespace XFormers
         private readonly Hopper.HopperForwardModule? hopperForward;
         private readonly Hopper.HopperBackwardModule? hopperBackward;
         private readonly Action<AttentionArgs<T>>? blockClasses;
+        /// <summary>Compiles one of this variant's kernels with <see cref="Specialization"/> (one delegate: no allocation per launch).</summary>
+        private readonly Func<Accelerator, Action<AttentionArgs<T>>, Action<KernelConfig, AttentionArgs<T>>> load;
 
         /// <summary>Wraps the generated kernel methods (the backward ones are null when Backward = false).</summary>
         public AttentionKernel(
@@ -157,6 +159,7 @@ namespace XFormers
             this.tensorCore = tensorCore;
             this.hopperForward = hopperForward;
             this.hopperBackward = hopperBackward;
+            load = (accelerator, kernel) => accelerator.LoadStreamKernel(kernel, Specialization(kernel));
         }
 
         /// <summary>The forward as an sm_90a PTX module (fp16/bf16 variants with HeadDim a multiple of 64 up to 256), else null.</summary>
@@ -228,22 +231,22 @@ namespace XFormers
         /// <summary>The kernel methods by name, with what they are compiled with, for tools that compile them on their own (PTX listings).</summary>
         internal IEnumerable<(string Name, System.Reflection.MethodInfo Method, KernelSpecialization Specialization)> KernelMethods()
         {
-            var none = KernelSpecialization.Empty;
-            yield return (nameof(forward), forward.Method, none);
-            if (tensorCore is not null)
-                yield return ("tensorCoreForward", tensorCore.Forward.Method, none);
-            if (tensorCore?.BackwardDelta is not null)
-                yield return ("tensorCoreBackwardDelta", tensorCore.BackwardDelta.Method, none);
-            if (tensorCore?.BackwardKv is not null)
-                yield return ("tensorCoreBackwardKv", tensorCore.BackwardKv.Method, none);
-            if (tensorCore?.BackwardQ is not null)
-                yield return ("tensorCoreBackwardQ", tensorCore.BackwardQ.Method, BackwardQSpecialization(tensorCore));
-            if (backwardDelta is not null)
-                yield return (nameof(backwardDelta), backwardDelta.Method, none);
-            if (backwardKv is not null)
-                yield return (nameof(backwardKv), backwardKv.Method, none);
-            if (backwardQ is not null)
-                yield return (nameof(backwardQ), backwardQ.Method, none);
+            var kernels = new (string, Action<AttentionArgs<T>>?)[]
+            {
+                (nameof(forward), forward),
+                ("tensorCoreForward", tensorCore?.Forward),
+                ("tensorCoreBackwardDelta", tensorCore?.BackwardDelta),
+                ("tensorCoreBackwardKv", tensorCore?.BackwardKv),
+                ("tensorCoreBackwardQ", tensorCore?.BackwardQ),
+                (nameof(backwardDelta), backwardDelta),
+                (nameof(backwardKv), backwardKv),
+                (nameof(backwardQ), backwardQ),
+            };
+            foreach (var (name, kernel) in kernels)
+            {
+                if (kernel is not null)
+                    yield return (name, kernel.Method, Specialization(kernel));
+            }
         }
 
         internal void LaunchForward(Accelerator accelerator, in AttentionArgs<T> args)
@@ -298,7 +301,7 @@ namespace XFormers
                     new KernelConfig(new Index3D(DivUp(args.Mkv, tc.BlockM) * tc.BackwardKvSlices, args.Hkv, args.Batch), threads, Dynamic(tc.BackwardKvSharedBytes)),
                     args);
                 LaunchObserver?.Invoke("dK/dV");
-                Launcher(accelerator, tcQ, BackwardQSpecialization(tc))(
+                Launcher(accelerator, tcQ)(
                     new KernelConfig(new Index3D(DivUp(args.Mq, tc.BlockM) * tc.BackwardQSlices, args.Hq, args.Batch), threads, Dynamic(tc.BackwardQSharedBytes)),
                     args);
                 LaunchObserver?.Invoke("dQ");
@@ -418,17 +421,15 @@ namespace XFormers
         private static SharedMemoryConfig Dynamic(int bytes) => SharedMemoryConfig.RequestDynamic<ulong>(bytes / sizeof(ulong));
 
         /// <summary>Compiles a kernel (once per accelerator, on first use; <see cref="KernelCache"/>) and returns its launcher.</summary>
-        private static Action<KernelConfig, AttentionArgs<T>> Launcher(Accelerator accelerator, Action<AttentionArgs<T>> kernel) =>
-            KernelCache.GetOrAdd(accelerator, kernel, static (acc, k) => acc.LoadStreamKernel(k));
+        private Action<KernelConfig, AttentionArgs<T>> Launcher(Accelerator accelerator, Action<AttentionArgs<T>> kernel) =>
+            KernelCache.GetOrAdd(accelerator, kernel, load);
 
-        /// <summary>As <see cref="Launcher(Accelerator, Action{AttentionArgs{T}})"/>, compiled with <paramref name="specialization"/>.</summary>
-        private static Action<KernelConfig, AttentionArgs<T>> Launcher(
-            Accelerator accelerator, Action<AttentionArgs<T>> kernel, KernelSpecialization specialization) =>
-            KernelCache.GetOrAdd(accelerator, kernel, (acc, k) => acc.LoadStreamKernel(k, specialization));
-
-        /// <summary>The dQ tensor-core kernel's occupancy bound (<see cref="TensorCoreKernels{T}.BackwardQGroupsPerMultiprocessor"/>).</summary>
-        private static KernelSpecialization BackwardQSpecialization(TensorCoreKernels<T> tc) =>
-            tc.BackwardQGroupsPerMultiprocessor > 0
+        /// <summary>
+        /// What <paramref name="kernel"/> is compiled with: the dQ tensor-core kernel's occupancy bound
+        /// (<see cref="TensorCoreKernels{T}.BackwardQGroupsPerMultiprocessor"/>), nothing for the others.
+        /// </summary>
+        private KernelSpecialization Specialization(Action<AttentionArgs<T>> kernel) =>
+            tensorCore is { BackwardQGroupsPerMultiprocessor: > 0 } tc && kernel == tc.BackwardQ
                 ? new KernelSpecialization(tc.Threads, tc.BackwardQGroupsPerMultiprocessor)
                 : KernelSpecialization.Empty;
 

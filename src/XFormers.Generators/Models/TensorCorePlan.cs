@@ -38,8 +38,8 @@ namespace XFormers.Generators.Models
         /// <summary>
         /// Groups the dQ kernel is compiled to hold on a multiprocessor (0: as ptxas allocates). Up to HeadDim 64 it needs
         /// fewer than 170 registers, which lets three groups of 128 threads share a multiprocessor; ptxas, left alone,
-        /// allocated 177 (two groups) once the non-finite passes were in, and the dQ pass of fp16 B4 H16 M4096 K64 took
-        /// 8.4 ms instead of 6.6 on the H200 (docs/PERF.md).
+        /// allocated 177 (two groups) once the helpers' CPU twins were out of the PTX, and the dQ pass of fp16 B4 H16
+        /// M4096 K64 took 8.4 ms instead of 6.6 on the H200 (docs/PERF.md).
         /// </summary>
         public int BackwardQGroupsPerMultiprocessor => HeadDim <= 64 ? 3 : 0;
         /// <summary>Halves per shared row of a tile: <see cref="SharedMemoryLayout.TensorCoreRow"/>.</summary>
